@@ -1,0 +1,61 @@
+"""Exceptions a user of the engine can meet, each naming what was wrong."""
+
+from __future__ import annotations
+
+
+class DmemuError(Exception):
+    """Base class of every error dmemu raises on purpose."""
+
+
+class DefinitionError(DmemuError):
+    """A protocol definition is inconsistent (raised when the protocol class is created)."""
+
+
+class ParameterError(DmemuError):
+    """A get or set named a parameter that cannot be used that way."""
+
+
+class UnknownParameterError(ParameterError, KeyError):
+    """No parameter or table has that id or name."""
+
+    def __str__(self) -> str:  # KeyError would quote the message
+        return str(self.args[0])
+
+
+class ReadOnlyParameterError(ParameterError):
+    """A user tried to set a read parameter; only write parameters are set by users."""
+
+
+class InvalidValueError(ParameterError, ValueError):
+    """A value does not fit the parameter's measurement type (type, range or discrete)."""
+
+
+class UnknownRowError(ParameterError, KeyError):
+    """A table has no row with that primary key."""
+
+    def __str__(self) -> str:
+        return str(self.args[0])
+
+
+class ElementError(DmemuError):
+    """An element cannot do what was asked in its current state."""
+
+
+class ElementNotFoundError(ElementError, LookupError):
+    """No element in the DataMiner System has that name or id pair."""
+
+
+class ElementStateError(ElementError):
+    """The element is not in a state that allows the operation (e.g. a set on a stopped element)."""
+
+
+class DuplicateElementError(ElementError):
+    """An element with that name or id pair already exists."""
+
+
+class QActionLoopError(DmemuError):
+    """A chain of QActions triggering each other did not settle."""
+
+
+class StateFileError(DmemuError):
+    """A state file cannot be read or written; the message names the file."""
