@@ -1,0 +1,1 @@
+"""The connectors, one module each (filled by the connector issues)."""

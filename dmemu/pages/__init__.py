@@ -1,0 +1,1 @@
+"""How an element is shown: page model and renderers (filled by the pages issue)."""

@@ -1,0 +1,87 @@
+"""The engine: protocol definitions, elements, the QAction API, the DataMiner System, time,
+HTTP connections and storage. Everything a connector or a test harness needs is here."""
+
+from .clock import Clock, RealClock, VirtualClock
+from .definitions import (
+    Column,
+    DisplayKey,
+    HttpConnection,
+    Page,
+    Parameter,
+    Protocol,
+    QAction,
+    Table,
+    Timer,
+)
+from .dms import DataMinerSystem, ElementRef
+from .element import Element, ElementState, TableView
+from .errors import (
+    DefinitionError,
+    DmemuError,
+    DuplicateElementError,
+    ElementError,
+    ElementNotFoundError,
+    ElementStateError,
+    InvalidValueError,
+    ParameterError,
+    QActionLoopError,
+    ReadOnlyParameterError,
+    StateFileError,
+    UnknownParameterError,
+    UnknownRowError,
+)
+from .http import BYPASS_PROXY, NO_RETRIES, Connection, ElementSession, RetryPolicy, build_session
+from .logs import LogEntry, LogLevel, LogType
+from .measurement import Button, Discrete, Number, PageButton, String
+from .qaction import QActionProtocol, SetStatus
+from .testing import expect
+
+__all__ = [
+    "BYPASS_PROXY",
+    "NO_RETRIES",
+    "Button",
+    "Clock",
+    "Column",
+    "Connection",
+    "DataMinerSystem",
+    "DefinitionError",
+    "Discrete",
+    "DisplayKey",
+    "DmemuError",
+    "DuplicateElementError",
+    "Element",
+    "ElementError",
+    "ElementNotFoundError",
+    "ElementRef",
+    "ElementSession",
+    "ElementState",
+    "ElementStateError",
+    "HttpConnection",
+    "InvalidValueError",
+    "LogEntry",
+    "LogLevel",
+    "LogType",
+    "Number",
+    "Page",
+    "PageButton",
+    "Parameter",
+    "ParameterError",
+    "Protocol",
+    "QAction",
+    "QActionLoopError",
+    "QActionProtocol",
+    "ReadOnlyParameterError",
+    "RealClock",
+    "RetryPolicy",
+    "SetStatus",
+    "StateFileError",
+    "String",
+    "Table",
+    "TableView",
+    "Timer",
+    "UnknownParameterError",
+    "UnknownRowError",
+    "VirtualClock",
+    "build_session",
+    "expect",
+]

@@ -1,0 +1,327 @@
+"""Time for a DataMiner System: one clock, real or virtual, driving one timer scheduler.
+
+The scheduler is built on `schedule` (its fluent ``every(n).seconds.do(fn)`` jobs, tags and
+cancellation), bridged where `schedule` cannot give what a DMS needs:
+
+* `schedule` reads ``datetime.now()`` itself: here every job asks the injected clock.
+* `schedule` times the next run from when a job *ends*, so a slow job drifts: here the next
+  due time is the previous due time plus the interval (missed firings are skipped, once).
+* `schedule` scans every job on each ``run_pending``: here due jobs sit in a heap, so a virtual
+  clock jumps from one due time to the next at a cost that grows with firings only.
+
+Callbacks due at the same instant form a *tick*; tick listeners (the DMS's batched save) run
+after each tick.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import heapq
+import itertools
+import threading
+import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+import schedule
+
+_UNIT_SECONDS = {"seconds": 1.0, "minutes": 60.0, "hours": 3600.0, "days": 86400.0, "weeks": 604800.0}
+DEFAULT_VIRTUAL_START = dt.datetime(2026, 1, 1, tzinfo=dt.timezone.utc)
+
+
+class TimerJob(schedule.Job):
+    """A `schedule.Job` whose time comes from the scheduler's clock, on a fixed cadence."""
+
+    scheduler: TimerScheduler
+
+    def __init__(self, interval: float, scheduler: TimerScheduler) -> None:
+        self.due = 0.0  # epoch seconds of the next firing
+        self.cancelled = False
+        super().__init__(interval, scheduler)  # type: ignore[arg-type]
+
+    @property
+    def period(self) -> float:
+        return float(self.interval) * _UNIT_SECONDS[self.unit or "seconds"]
+
+    # `schedule` keeps next_run as a naive local datetime; it is derived from `due` here.
+    @property  # type: ignore[override]
+    def next_run(self) -> dt.datetime | None:
+        if not self.due:
+            return None
+        return dt.datetime.fromtimestamp(self.due)
+
+    @next_run.setter
+    def next_run(self, value: dt.datetime | None) -> None:
+        if value is not None:
+            self.due = value.timestamp()
+
+    @property
+    def should_run(self) -> bool:
+        return not self.cancelled and self.scheduler.clock.now() >= self.due
+
+    def _schedule_next_run(self) -> None:
+        if self.at_time is not None or self.start_day is not None or self.latest is not None:
+            raise schedule.ScheduleValueError("DMS timers are plain intervals: no at(), to() or weekdays")
+        self.due = self.scheduler.clock.now() + self.period
+
+    def do(self, job_func: Callable[..., Any], *args: Any, **kwargs: Any) -> TimerJob:
+        super().do(job_func, *args, **kwargs)
+        self.scheduler.push(self)
+        return self
+
+    def advance_due(self, now: float) -> None:
+        """Next firing on the fixed cadence; firings already missed are skipped."""
+        period = self.period
+        due = self.due + period
+        if due <= now:
+            due += period * (int((now - due) // period) + 1)
+        self.due = due
+
+
+class TimerScheduler(schedule.Scheduler):
+    """A `schedule.Scheduler` ordered by a heap of due times on an injected clock."""
+
+    def __init__(self, clock: Clock) -> None:
+        super().__init__()
+        self.clock = clock
+        self._heap: list[tuple[float, int, TimerJob]] = []
+        self._sequence = itertools.count()
+        self._lock = threading.Lock()
+
+    def every(self, interval: float = 1) -> TimerJob:  # type: ignore[override]
+        return TimerJob(interval, self)
+
+    def push(self, job: TimerJob) -> None:
+        with self._lock:
+            heapq.heappush(self._heap, (job.due, next(self._sequence), job))
+        self.clock.wake()
+
+    def cancel_job(self, job: schedule.Job) -> None:
+        if isinstance(job, TimerJob):
+            job.cancelled = True  # dropped lazily when it reaches the top of the heap
+        super().cancel_job(job)
+
+    def clear(self, tag: Any = None) -> None:
+        for job in self.get_jobs(tag):
+            self.cancel_job(job)
+
+    @property
+    def next_due(self) -> float | None:
+        """Epoch seconds of the earliest live job, or None when nothing is scheduled."""
+        heap = self._heap
+        with self._lock:
+            while heap and heap[0][2].cancelled:
+                heapq.heappop(heap)
+            return heap[0][0] if heap else None
+
+    def get_next_run(self, tag: Any = None) -> dt.datetime | None:
+        if tag is not None:
+            return super().get_next_run(tag)
+        due = self.next_due
+        return None if due is None else dt.datetime.fromtimestamp(due)
+
+    next_run = property(get_next_run)
+
+    @property
+    def idle_seconds(self) -> float | None:
+        due = self.next_due
+        return None if due is None else due - self.clock.now()
+
+    def pop_due(self, now: float) -> list[TimerJob]:
+        """Remove and return the jobs due at or before `now`, rescheduled on their cadence."""
+        heap = self._heap
+        fired: list[TimerJob] = []
+        with self._lock:
+            while heap and heap[0][0] <= now:
+                _, sequence, job = heapq.heappop(heap)
+                if job.cancelled:
+                    continue
+                fired.append(job)
+                job.advance_due(now)
+                heapq.heappush(heap, (job.due, sequence, job))
+        return fired
+
+    def run_pending(self) -> None:
+        for job in self.pop_due(self.clock.now()):
+            self.clock.dispatch(job.job_func)
+
+
+class Clock:
+    """The time of one DataMiner System and the scheduler its timers run on."""
+
+    def __init__(self) -> None:
+        self.scheduler = TimerScheduler(self)
+        self._tick_listeners: list[Callable[[], None]] = []
+
+    def now(self) -> float:
+        """Seconds since the epoch."""
+        raise NotImplementedError
+
+    def datetime(self) -> dt.datetime:
+        """The current time as an aware UTC datetime."""
+        return dt.datetime.fromtimestamp(self.now(), dt.timezone.utc)
+
+    def every(self, seconds: float, callback: Callable[[], Any], *, tag: Any = None) -> TimerJob:
+        """Call `callback` every `seconds`, the first time one interval from now."""
+        job = self.scheduler.every(seconds).seconds
+        if tag is not None:
+            job.tag(tag)
+        return job.do(callback)
+
+    def cancel(self, job: TimerJob) -> None:
+        self.scheduler.cancel_job(job)
+
+    def add_tick_listener(self, listener: Callable[[], None]) -> None:
+        """Run `listener` after every tick (the timers due at one instant)."""
+        self._tick_listeners.append(listener)
+
+    def remove_tick_listener(self, listener: Callable[[], None]) -> None:
+        if listener in self._tick_listeners:
+            self._tick_listeners.remove(listener)
+
+    def _end_tick(self) -> None:
+        for listener in tuple(self._tick_listeners):
+            listener()
+
+    def dispatch(self, callback: Callable[[], Any]) -> None:
+        """Run a due callback (inline here; a real clock may hand it to a worker)."""
+        callback()
+
+    def wake(self) -> None:
+        """A job was added: a clock waiting for the next due time should look again."""
+
+
+class VirtualClock(Clock):
+    """Simulated time: `advance` fires every due timer in time order without sleeping."""
+
+    def __init__(self, start: dt.datetime | float = DEFAULT_VIRTUAL_START) -> None:
+        super().__init__()
+        self._now = start.timestamp() if isinstance(start, dt.datetime) else float(start)
+
+    def now(self) -> float:
+        return self._now
+
+    def advance(self, seconds: float) -> int:
+        """Move time forward by `seconds`, firing what falls due; returns the number of firings."""
+        if seconds < 0:
+            raise ValueError(f"cannot advance a clock by {seconds} seconds: time does not go back")
+        return self._run_to(self._now + seconds)
+
+    def run_until(
+        self,
+        until: dt.datetime | float | Callable[[], bool],
+        *,
+        timeout: float = 365 * 86400.0,
+    ) -> int:
+        """Advance to a time (datetime or epoch seconds), or until a predicate holds.
+
+        With a predicate, time moves one due time at a time and stops as soon as it is true;
+        `timeout` (virtual seconds) bounds the search and raises TimeoutError if reached.
+        """
+        if not callable(until):
+            target = until.timestamp() if isinstance(until, dt.datetime) else float(until)
+            return self._run_to(max(target, self._now))
+        deadline = self._now + timeout
+        fired = 0
+        while not until():
+            due = self.scheduler.next_due
+            if due is None or due > deadline:
+                self._now = max(self._now, deadline)
+                raise TimeoutError(f"condition not met within {timeout:g} virtual seconds")
+            fired += self._run_to(due)
+        return fired
+
+    def _run_to(self, target: float) -> int:
+        fired = 0
+        scheduler = self.scheduler
+        while True:
+            due = scheduler.next_due
+            if due is None or due > target:
+                break
+            if due > self._now:
+                self._now = due
+            jobs = scheduler.pop_due(self._now)
+            for job in jobs:
+                job.job_func()
+            fired += len(jobs)
+            self._end_tick()
+        self._now = target
+        return fired
+
+
+class RealClock(Clock):
+    """Wall-clock time; `start()` runs due timers on a background thread, handing each to a
+    small worker pool so one slow element cannot hold up the others."""
+
+    def __init__(self, workers: int = 8) -> None:
+        super().__init__()
+        self._workers = workers
+        self._pool: ThreadPoolExecutor | None = None
+        self._thread: threading.Thread | None = None
+        self._stopping = threading.Event()
+        self._changed = threading.Condition()
+
+    def now(self) -> float:
+        return time.time()
+
+    def dispatch(self, callback: Callable[[], Any]) -> None:
+        if self._pool is None:
+            callback()
+        else:
+            self._pool.submit(callback)
+
+    def wake(self) -> None:
+        with self._changed:
+            self._changed.notify_all()
+
+    def start(self) -> None:
+        """Fire timers in the background until `stop()`."""
+        if self._thread is not None:
+            return
+        self._stopping.clear()
+        self._pool = ThreadPoolExecutor(max_workers=self._workers, thread_name_prefix="dmemu-element")
+        self._thread = threading.Thread(target=self._loop, name="dmemu-clock", daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        thread, pool = self._thread, self._pool
+        if thread is None:
+            return
+        self._stopping.set()
+        self.wake()
+        thread.join()
+        if pool is not None:
+            pool.shutdown(wait=True)
+        self._thread = self._pool = None
+
+    def advance(self, seconds: float) -> int:
+        """Block for `seconds` of wall-clock time, running due timers on this thread."""
+        deadline = time.time() + seconds
+        fired = 0
+        while True:
+            jobs = self.scheduler.pop_due(time.time())
+            for job in jobs:
+                job.job_func()
+            if jobs:
+                fired += len(jobs)
+                self._end_tick()
+            due = self.scheduler.next_due
+            remaining = deadline - time.time()
+            if remaining <= 0:
+                return fired
+            with self._changed:
+                self._changed.wait(remaining if due is None else max(0.0, min(remaining, due - time.time())))
+
+    def _loop(self) -> None:
+        while not self._stopping.is_set():
+            jobs = self.scheduler.pop_due(time.time())
+            for job in jobs:
+                self.dispatch(job.job_func)
+            if jobs:
+                self._end_tick()
+            due = self.scheduler.next_due
+            with self._changed:
+                if self._stopping.is_set():
+                    break
+                self._changed.wait(None if due is None else max(0.0, due - time.time()))

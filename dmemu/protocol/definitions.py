@@ -1,0 +1,379 @@
+"""Declarative protocol definitions, checked when the protocol class is created.
+
+A connector is a subclass of `Protocol` whose class attributes are data::
+
+    class TinyPoller(Protocol):
+        name = "Tiny Poller"
+        pages = (Page("General"),)
+        parameters = (Parameter(10, "Item Count", type=Number(0, 1000), page="General"),)
+        tables = (Table(1000, "Items", columns=(Column(1001, "ID", key=True),), page="General"),)
+        timers = (Timer(1, seconds=60, qactions=(100,)),)
+        qactions = (QAction(100, poll_items),)
+
+Any inconsistency (a duplicate id, a trigger on an unknown parameter, a table without a key
+column, a placement on a page that does not exist, ...) raises `DefinitionError` naming the
+culprit, at import time rather than at run time.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from typing import Any, ClassVar
+
+import attrs
+
+from .errors import DefinitionError, UnknownParameterError
+from .measurement import Button, Checker, Discrete, Measurement, Number, PageButton, String
+
+
+@attrs.frozen
+class Parameter:
+    """A numbered parameter. ``write=True`` makes it settable by users and other elements."""
+
+    id: int
+    name: str
+    type: Measurement = String()
+    write: bool = False
+    description: str = ""
+    default: Any = None
+    save: bool = False
+    page: str | None = None
+
+    @property
+    def label(self) -> str:
+        return f"parameter {self.id} {self.name!r}"
+
+    @property
+    def secret(self) -> bool:
+        return isinstance(self.type, String) and self.type.secret
+
+
+@attrs.frozen
+class Column:
+    """A table column: its own parameter id, a name and a type. One column per table is the key."""
+
+    id: int
+    name: str
+    type: Measurement = String()
+    key: bool = False
+    write: bool = False
+    description: str = ""
+
+
+@attrs.frozen
+class DisplayKey:
+    """A readable row label built from columns (DataMiner's "naming"), e.g. ``DisplayKey(("Name",))``."""
+
+    columns: tuple[int | str, ...] = attrs.field(converter=tuple)
+    separator: str = " - "
+
+
+@attrs.frozen
+class Table:
+    """A table parameter: rows keyed by the string value of its key column."""
+
+    id: int
+    name: str
+    columns: tuple[Column, ...] = attrs.field(converter=tuple)
+    description: str = ""
+    save: bool = False
+    page: str | None = None
+    display_key: DisplayKey | None = None
+
+    @property
+    def label(self) -> str:
+        return f"table {self.id} {self.name!r}"
+
+
+@attrs.frozen
+class Page:
+    """A page of the element card; ``parent`` makes it a sub-page opened by a page button."""
+
+    name: str
+    order: int = 0
+    parent: str | None = None
+
+
+@attrs.frozen
+class Timer:
+    """Every ``seconds``, queue ``qactions`` on the element (once at start-up too when ``at_startup``)."""
+
+    id: int
+    seconds: float
+    qactions: tuple[int, ...] = attrs.field(converter=tuple)
+    at_startup: bool = True
+    name: str = ""
+
+
+@attrs.frozen
+class QAction:
+    """Plain Python run with the `protocol` facade when a trigger parameter is set.
+
+    ``row=True`` makes it row-level: it runs once per changed row of its trigger columns and
+    ``protocol.row_key`` tells which. ``after_startup=True`` runs it when the element starts.
+    """
+
+    id: int
+    function: Callable[[Any], Any]
+    triggers: tuple[int, ...] = attrs.field(default=(), converter=tuple)
+    row: bool = False
+    after_startup: bool = False
+    name: str = ""
+
+    @property
+    def label(self) -> str:
+        return f"QAction {self.id} {self.name or self.function.__name__!r}"
+
+
+@attrs.frozen
+class HttpConnection:
+    """The protocol talks HTTP: the element is created with host, port and bus address."""
+
+    default_port: int = 443
+    credentials: bool = False
+
+
+@attrs.frozen
+class TableModel:
+    """A table definition with its lookups prepared for the runtime."""
+
+    table: Table
+    key_index: int
+    column_index: dict[int | str, int]
+    checkers: tuple[Checker, ...]
+
+    @property
+    def width(self) -> int:
+        return len(self.table.columns)
+
+    def column_position(self, column: int | str) -> int:
+        """Index (0-based) of a column given by parameter id, name or 1-based position."""
+        index = self.column_index.get(column)
+        if index is not None:
+            return index
+        if type(column) is int and 1 <= column <= self.width:
+            return column - 1
+        names = ", ".join(f"{c.id} {c.name!r}" for c in self.table.columns)
+        raise UnknownParameterError(f"{self.table.label} has no column {column!r}; columns: {names}")
+
+
+class ProtocolModel:
+    """Everything the runtime looks up, built once from a protocol's declarations."""
+
+    def __init__(self, protocol: type[Protocol]) -> None:
+        self.name: str = protocol.name
+        self.parameters: dict[int, Parameter] = {p.id: p for p in protocol.parameters}
+        self.tables: dict[int, TableModel] = {}
+        self.pages: dict[str, Page] = {page.name: page for page in protocol.pages}
+        self.timers: tuple[Timer, ...] = tuple(protocol.timers)
+        self.qactions: dict[int, QAction] = {q.id: q for q in protocol.qactions}
+        self.by_name: dict[str, int] = {}
+        self.checkers: dict[int, Checker] = {p.id: p.type.checker(p.label) for p in protocol.parameters}
+        self.column_owner: dict[int, tuple[int, int]] = {}  # column pid -> (table id, index)
+        for table in protocol.tables:
+            key_index = next(i for i, c in enumerate(table.columns) if c.key)
+            index: dict[int | str, int] = {}
+            for position, column in enumerate(table.columns):
+                index[column.id] = index[column.name] = position
+                self.column_owner[column.id] = (table.id, position)
+            checkers = tuple(c.type.checker(f"{table.label} column {c.id} {c.name!r}") for c in table.columns)
+            self.tables[table.id] = TableModel(table, key_index, index, checkers)
+        for item in (*protocol.parameters, *protocol.tables):
+            self.by_name[item.name] = item.id
+        self.triggers: dict[int, tuple[QAction, ...]] = {}
+        for qaction in protocol.qactions:
+            for pid in qaction.triggers:
+                self.triggers[pid] = (*self.triggers.get(pid, ()), qaction)
+        self.startup_qactions = tuple(q for q in protocol.qactions if q.after_startup)
+        self.saved_parameters = frozenset(p.id for p in protocol.parameters if p.save and not _momentary(p))
+        self.saved_tables = frozenset(t.id for t in protocol.tables if t.save)
+        self.secret_parameters = frozenset(p.id for p in protocol.parameters if p.secret)
+        self.writable: dict[int | str, Parameter] = {}
+        for p in protocol.parameters:
+            if p.write:
+                self.writable[p.id] = self.writable[p.name] = p
+
+    def resolve(self, ref: int | str) -> int:
+        """The id of a parameter or table given by id or name."""
+        if ref in self.parameters or ref in self.tables:
+            return ref  # type: ignore[return-value]
+        pid = self.by_name.get(ref) if isinstance(ref, str) else None
+        if pid is None:
+            raise UnknownParameterError(f"{self.name}: no parameter or table {ref!r}")
+        return pid
+
+    def table(self, ref: int | str) -> TableModel:
+        pid = self.resolve(ref)
+        model = self.tables.get(pid)
+        if model is None:
+            raise UnknownParameterError(f"{self.name}: {self.parameters[pid].label} is not a table")
+        return model
+
+
+def _momentary(parameter: Parameter) -> bool:
+    return isinstance(parameter.type, (Button, PageButton))
+
+
+class Protocol:
+    """Base class of every connector; subclasses declare their parts as class attributes."""
+
+    name: ClassVar[str] = ""
+    version: ClassVar[str] = "1.0.0.1"
+    description: ClassVar[str] = ""
+    connection: ClassVar[HttpConnection | None] = None
+    pages: ClassVar[tuple[Page, ...]] = ()
+    parameters: ClassVar[tuple[Parameter, ...]] = ()
+    tables: ClassVar[tuple[Table, ...]] = ()
+    timers: ClassVar[tuple[Timer, ...]] = ()
+    qactions: ClassVar[tuple[QAction, ...]] = ()
+    model: ClassVar[ProtocolModel]
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        for attribute in ("pages", "parameters", "tables", "timers", "qactions"):
+            setattr(cls, attribute, tuple(getattr(cls, attribute)))
+        _check_definition(cls)
+        cls.model = ProtocolModel(cls)
+        PROTOCOLS[protocol_path(cls)] = cls
+
+
+PROTOCOLS: dict[str, type[Protocol]] = {}
+"""Every protocol class defined in this process, by `protocol_path`."""
+
+
+def protocol_path(protocol: type[Protocol]) -> str:
+    """``module:QualifiedName``: how a saved element finds its protocol again."""
+    return f"{protocol.__module__}:{protocol.__qualname__}"
+
+
+def _check_definition(cls: type[Protocol]) -> None:
+    where = f"protocol {cls.__qualname__}"
+    if not cls.name or not isinstance(cls.name, str):
+        raise DefinitionError(f"{where}: `name` must be a non-empty string")
+    where = f"protocol {cls.name!r}"
+
+    def fail(message: str) -> None:
+        raise DefinitionError(f"{where}: {message}")
+
+    _expect_types(fail, "pages", cls.pages, Page)
+    _expect_types(fail, "parameters", cls.parameters, Parameter)
+    _expect_types(fail, "tables", cls.tables, Table)
+    _expect_types(fail, "timers", cls.timers, Timer)
+    _expect_types(fail, "qactions", cls.qactions, QAction)
+
+    page_names = _unique(fail, "page name", (p.name for p in cls.pages))
+    for page in cls.pages:
+        if page.parent is not None and page.parent not in page_names:
+            fail(f"page {page.name!r} has parent page {page.parent!r}, which does not exist")
+
+    ids: dict[int, str] = {}
+
+    def claim(pid: int, what: str) -> None:
+        if type(pid) is not int or pid <= 0:
+            fail(f"{what} has id {pid!r}; ids are positive integers")
+        if pid in ids:
+            fail(f"duplicate id {pid}: {ids[pid]} and {what}")
+        ids[pid] = what
+
+    for parameter in cls.parameters:
+        claim(parameter.id, parameter.label)
+        _check_placement(fail, parameter.label, parameter.page, page_names)
+        if isinstance(parameter.type, PageButton) and parameter.type.page not in page_names:
+            fail(f"{parameter.label} is a page button to page {parameter.type.page!r}, which does not exist")
+        if parameter.default is not None and not _momentary(parameter):
+            try:
+                parameter.type.checker(parameter.label)(parameter.default)
+            except ValueError as error:
+                fail(f"default does not fit: {error}")
+        if isinstance(parameter.type, Button) and not parameter.write:
+            fail(f"{parameter.label} is a button, so it must be a write parameter")
+
+    for table in cls.tables:
+        claim(table.id, table.label)
+        _check_placement(fail, table.label, table.page, page_names)
+        if not table.columns:
+            fail(f"{table.label} has no columns")
+        keys = [c for c in table.columns if c.key]
+        if len(keys) != 1:
+            fail(f"{table.label} needs exactly one key column, found {len(keys)}")
+        if not isinstance(keys[0].type, String):
+            fail(f"{table.label} key column {keys[0].id} {keys[0].name!r} must be a String column")
+        _unique(fail, f"column name in {table.label}", (c.name for c in table.columns))
+        for column in table.columns:
+            claim(column.id, f"column {column.id} {column.name!r} of {table.label}")
+        if table.display_key is not None:
+            known = {c.id for c in table.columns} | {c.name for c in table.columns}
+            for ref in table.display_key.columns:
+                if ref not in known:
+                    fail(f"{table.label} display key names unknown column {ref!r}")
+
+    _unique(fail, "parameter or table name", (item.name for item in (*cls.parameters, *cls.tables)))
+
+    columns = {c.id for t in cls.tables for c in t.columns}
+    _unique(fail, "QAction id", (q.id for q in cls.qactions))
+    for qaction in cls.qactions:
+        if not callable(qaction.function):
+            fail(f"QAction {qaction.id} function {qaction.function!r} is not callable")
+        if not qaction.triggers and not qaction.after_startup and not _timer_runs(cls.timers, qaction.id):
+            fail(f"{qaction.label} has no trigger, is not run after startup and no timer runs it")
+        for pid in qaction.triggers:
+            if pid not in ids:
+                fail(f"{qaction.label} is triggered by parameter {pid}, which does not exist")
+            if qaction.row and pid not in columns:
+                fail(f"{qaction.label} is row-level but its trigger {pid} is not a table column")
+
+    qaction_ids = {q.id for q in cls.qactions}
+    _unique(fail, "timer id", (t.id for t in cls.timers))
+    for timer in cls.timers:
+        if not isinstance(timer.seconds, (int, float)) or timer.seconds <= 0:
+            fail(f"timer {timer.id} has interval {timer.seconds!r}; it must be a positive number of seconds")
+        if not timer.qactions:
+            fail(f"timer {timer.id} runs no QAction")
+        for qid in timer.qactions:
+            if qid not in qaction_ids:
+                fail(f"timer {timer.id} runs QAction {qid}, which does not exist")
+
+    if cls.connection is not None and not isinstance(cls.connection, HttpConnection):
+        fail(f"`connection` must be an HttpConnection, not {cls.connection!r}")
+
+
+def _timer_runs(timers: Iterable[Timer], qaction_id: int) -> bool:
+    return any(qaction_id in timer.qactions for timer in timers)
+
+
+def _expect_types(fail: Callable[[str], None], attribute: str, items: Iterable[Any], kind: type) -> None:
+    for item in items:
+        if not isinstance(item, kind):
+            fail(f"`{attribute}` holds {item!r}, which is not a {kind.__name__}")
+
+
+def _check_placement(fail: Callable[[str], None], label: str, page: str | None, pages: set[str]) -> None:
+    if page is not None and page not in pages:
+        fail(f"{label} is placed on page {page!r}, which does not exist")
+
+
+def _unique(fail: Callable[[str], None], what: str, values: Iterable[Any]) -> set[Any]:
+    seen: set[Any] = set()
+    for value in values:
+        if value in seen:
+            fail(f"duplicate {what} {value!r}")
+        seen.add(value)
+    return seen
+
+
+__all__ = [
+    "Button",
+    "Column",
+    "Discrete",
+    "DisplayKey",
+    "HttpConnection",
+    "Number",
+    "Page",
+    "PageButton",
+    "Parameter",
+    "Protocol",
+    "QAction",
+    "String",
+    "Table",
+    "Timer",
+]

@@ -1,0 +1,269 @@
+"""The DataMiner System: hosts elements on agents, shares one clock, saves state in batches."""
+
+from __future__ import annotations
+
+import importlib
+import logging
+import os
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+from .clock import Clock, RealClock
+from .definitions import PROTOCOLS, Protocol, protocol_path
+from .element import Element, ElementState
+from .errors import (
+    DmemuError,
+    DuplicateElementError,
+    ElementNotFoundError,
+    ElementStateError,
+    StateFileError,
+)
+from .http import Connection
+from .logs import LogType
+from .storage import ElementStore, RegistryStore
+
+ElementRef = str | tuple[int, int] | Element
+"""An element by name, by (agent id, element id), or itself."""
+
+_logger = logging.getLogger("dmemu.dms")
+
+
+class DataMinerSystem:
+    """Elements, their clock and their state directory.
+
+    ``DataMinerSystem(state_dir)`` runs on the wall clock; pass ``clock=VirtualClock()`` for
+    tests. Elements found in `state_dir` are loaded again (active ones start), so a process
+    restart picks up where the last one saved. Changes are written after every clock tick, every
+    `autosave_seconds`, when an element stops and on `close()`.
+    """
+
+    def __init__(
+        self,
+        state_dir: str | os.PathLike[str],
+        clock: Clock | None = None,
+        *,
+        agent_ids: Iterable[int] = (1,),
+        protocols: Iterable[type[Protocol]] = (),
+        autosave_seconds: float = 5.0,
+    ) -> None:
+        self.state_dir = Path(state_dir)
+        self.clock = clock if clock is not None else RealClock()
+        self.agent_ids = tuple(agent_ids)
+        if not self.agent_ids:
+            raise ValueError("a DataMiner System needs at least one agent id")
+        self._elements: dict[tuple[int, int], Element] = {}
+        self._by_name: dict[str, Element] = {}
+        self._dirty_elements: set[Element] = set()
+        self._protocols = {protocol_path(p): p for p in protocols}
+        self._closed = False
+        try:
+            (self.state_dir / "elements").mkdir(parents=True, exist_ok=True)
+        except OSError as error:
+            raise StateFileError(f"cannot use state directory {self.state_dir}: {error.strerror or error}") from error
+        if not os.access(self.state_dir, os.W_OK):
+            raise StateFileError(f"state directory {self.state_dir} is not writable")
+        self._registry = RegistryStore(self.state_dir / "dms.json")
+        self._load()
+        self.clock.add_tick_listener(self._flush_quietly)
+        self._autosave = self.clock.every(autosave_seconds, self._flush_quietly, tag=self)
+
+    # -- elements ---------------------------------------------------------------------------
+
+    @property
+    def elements(self) -> list[Element]:
+        return list(self._elements.values())
+
+    def create_element(
+        self,
+        protocol: type[Protocol],
+        name: str,
+        *,
+        connection: Connection | None = None,
+        agent_id: int | None = None,
+        element_id: int | None = None,
+        start: bool = True,
+    ) -> Element:
+        """A new element of `protocol`; it starts (after-startup QActions, timers) unless ``start=False``."""
+        self._check_open()
+        if not isinstance(protocol, type) or not issubclass(protocol, Protocol):
+            raise TypeError(f"{protocol!r} is not a Protocol class")
+        if not isinstance(name, str) or not name.strip():
+            raise ValueError(f"element name {name!r} must be a non-empty string")
+        if name in self._by_name:
+            raise DuplicateElementError(f"an element named {name!r} already exists")
+        agent_id = self.agent_ids[0] if agent_id is None else agent_id
+        if agent_id not in self.agent_ids:
+            raise ValueError(f"agent {agent_id} is not part of this DMS (agents: {list(self.agent_ids)})")
+        if element_id is None:
+            element_id = 1 + max((eid for aid, eid in self._elements if aid == agent_id), default=0)
+        if (agent_id, element_id) in self._elements:
+            raise DuplicateElementError(f"element id {agent_id}/{element_id} is taken by {self._elements[agent_id, element_id].name!r}")
+        if connection is None:
+            spec = protocol.connection
+            connection = Connection(port=spec.default_port if spec else None)
+        store = ElementStore(self._element_path(agent_id, element_id))
+        store.delete()  # a leftover file from an element that once had these ids
+        element = Element(self, protocol, name, agent_id, element_id, connection, store)
+        self._register(element)
+        self._save_registry()
+        if start:
+            element.start()
+        return element
+
+    def find(self, ref: ElementRef) -> Element | None:
+        if isinstance(ref, Element):
+            return ref if self._elements.get(ref.ids) is ref else None
+        if isinstance(ref, str):
+            return self._by_name.get(ref)
+        if isinstance(ref, tuple) and len(ref) == 2:
+            return self._elements.get((int(ref[0]), int(ref[1])))
+        raise TypeError(f"an element is named by its name or (agent id, element id), not {ref!r}")
+
+    def element(self, ref: ElementRef) -> Element:
+        element = self.find(ref)
+        if element is None:
+            known = ", ".join(f"{e.name!r} ({e.agent_id}/{e.element_id})" for e in self._elements.values()) or "none"
+            raise ElementNotFoundError(f"no element {ref!r} in this DMS; elements: {known}")
+        return element
+
+    def stop_element(self, ref: ElementRef) -> None:
+        self.element(ref).stop()
+
+    def delete_element(self, ref: ElementRef) -> None:
+        """Stop the element and remove it with its saved state."""
+        element = self.element(ref)
+        element.stop()
+        del self._elements[element.ids]
+        del self._by_name[element.name]
+        self._dirty_elements.discard(element)
+        element._store.delete()
+        self._save_registry()
+
+    # -- between elements -------------------------------------------------------------------
+
+    def get_parameter(self, ref: ElementRef, parameter: int | str) -> Any:
+        """A parameter of any element, by element name or ids and parameter id or name."""
+        return self.element(ref).get(parameter)
+
+    def set_parameter(self, ref: ElementRef, parameter: int | str, value: Any, *, _depth: int = 0) -> None:
+        """Set a write parameter of any element; its QActions run on that element's queue."""
+        target = self.element(ref)
+        if target.state is not ElementState.ACTIVE:
+            raise ElementStateError(f"element {target.name!r} is {target.state.value}; it cannot take a set")
+        target._set_write(parameter, value, depth=_depth, wait=False)
+
+    # -- persistence ------------------------------------------------------------------------
+
+    def flush(self) -> list[StateFileError]:
+        """Save every element whose saved values changed; answers the errors (each also logged)."""
+        errors: list[StateFileError] = []
+        while self._dirty_elements:
+            element = self._dirty_elements.pop()
+            try:
+                element.save()
+            except StateFileError as error:
+                errors.append(error)
+                element.log(str(error), LogType.ERROR)
+        for element in {e for e in self._elements.values() if e._dirty}:
+            self._dirty_elements.add(element)  # failed saves are retried on the next batch
+        return errors
+
+    def _flush_quietly(self) -> None:
+        if self._dirty_elements:
+            self.flush()
+
+    def close(self) -> None:
+        """Save everything and let go of the clock; elements keep their state for the next DMS."""
+        if self._closed:
+            return
+        self._closed = True
+        self.clock.cancel(self._autosave)
+        self.clock.remove_tick_listener(self._flush_quietly)
+        for element in self._elements.values():
+            element._cancel_timers()
+            element._queue.run_exclusive(element.close_connection)
+            if element._dirty:
+                self._dirty_elements.add(element)
+        errors = self.flush()
+        if errors:
+            raise errors[0]
+
+    def __enter__(self) -> DataMinerSystem:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        return f"<DataMinerSystem {str(self.state_dir)!r}: {len(self._elements)} elements>"
+
+    # -- internals --------------------------------------------------------------------------
+
+    def _check_open(self) -> None:
+        if self._closed:
+            raise DmemuError("this DataMinerSystem is closed")
+
+    def _element_path(self, agent_id: int, element_id: int) -> Path:
+        return self.state_dir / "elements" / f"{agent_id}-{element_id}.json"
+
+    def _register(self, element: Element) -> None:
+        self._elements[element.ids] = element
+        self._by_name[element.name] = element
+
+    def _element_state_changed(self, element: Element) -> None:
+        if not self._closed and self.find(element) is element:
+            self._save_registry()
+
+    def _save_registry(self) -> None:
+        self._registry.save(
+            {
+                "name": e.name,
+                "agent_id": e.agent_id,
+                "element_id": e.element_id,
+                "protocol": protocol_path(e.protocol),
+                "state": e.state.value,
+                "connection": e.connection.to_record(),
+            }
+            for e in self._elements.values()
+        )
+
+    def _resolve_protocol(self, path: str) -> type[Protocol]:
+        protocol = self._protocols.get(path) or PROTOCOLS.get(path)
+        if protocol is not None:
+            return protocol
+        module_name, _, qualname = path.partition(":")
+        try:
+            target: Any = importlib.import_module(module_name)
+            for part in qualname.split("."):
+                target = getattr(target, part)
+        except (ImportError, AttributeError) as error:
+            raise StateFileError(
+                f"state file {self._registry.path} names protocol {path!r}, which cannot be imported ({error}); "
+                "pass it with DataMinerSystem(..., protocols=[...])"
+            ) from error
+        return target
+
+    def _load(self) -> None:
+        records = self._registry.load()
+        loaded: list[tuple[Element, str]] = []
+        for record in records:
+            protocol = self._resolve_protocol(record["protocol"])
+            agent_id, element_id = int(record["agent_id"]), int(record["element_id"])
+            if agent_id not in self.agent_ids:
+                self.agent_ids = (*self.agent_ids, agent_id)
+            try:
+                connection = Connection.from_record(record["connection"])
+            except TypeError as error:
+                raise StateFileError(f"state file {self._registry.path}: bad connection for {record['name']!r}: {error}") from error
+            element = Element(
+                self, protocol, record["name"], agent_id, element_id, connection, ElementStore(self._element_path(agent_id, element_id))
+            )
+            self._register(element)
+            loaded.append((element, record["state"]))
+        # Start only once every element exists, so start-up QActions can reach each other.
+        for element, state in loaded:
+            if state == ElementState.ACTIVE.value:
+                element.start()
+            elif state == ElementState.PAUSED.value:
+                element._restore_paused()

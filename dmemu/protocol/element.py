@@ -1,0 +1,417 @@
+"""An element: a running instance of a protocol, with its values, tables, timers and queue."""
+
+from __future__ import annotations
+
+import enum
+import logging
+import traceback
+from collections import deque
+from collections.abc import Iterator, Sequence
+from functools import partial
+from typing import TYPE_CHECKING, Any
+
+from .clock import TimerJob
+from .definitions import Protocol, QAction, TableModel, Timer
+from .errors import (
+    ElementStateError,
+    InvalidValueError,
+    QActionLoopError,
+    ReadOnlyParameterError,
+)
+from .http import Connection, ElementSession, build_session
+from .logs import LogEntry, LogLevel, LogType
+from .measurement import Button
+from .qaction import QActionProtocol
+from .queue import WorkQueue
+from .storage import ElementSnapshot, ElementStore
+from .tables import TableData
+
+if TYPE_CHECKING:
+    from .dms import DataMinerSystem
+
+_logger = logging.getLogger("dmemu.element")
+
+MAX_CHAIN_DEPTH = 200
+"""QActions triggering QActions deeper than this are a loop: the chain is stopped and logged."""
+
+MAX_LOG_ENTRIES = 5000
+
+
+class ElementState(enum.Enum):
+    ACTIVE = "Active"
+    PAUSED = "Paused"
+    STOPPED = "Stopped"
+
+
+class Element:
+    """An instance of a protocol in a DataMiner System. Create it with `DataMinerSystem.create_element`."""
+
+    def __init__(
+        self,
+        dms: DataMinerSystem,
+        protocol: type[Protocol],
+        name: str,
+        agent_id: int,
+        element_id: int,
+        connection: Connection,
+        store: ElementStore,
+    ) -> None:
+        self.dms = dms
+        self.protocol = protocol
+        self.name = name
+        self.agent_id = agent_id
+        self.element_id = element_id
+        self.connection = connection
+        self.log_level = LogLevel.NO_LOGGING
+        self.log_entries: deque[LogEntry] = deque(maxlen=MAX_LOG_ENTRIES)
+        self._model = protocol.model
+        self._store = store
+        self._state = ElementState.STOPPED
+        self._queue = WorkQueue()
+        self._jobs: list[TimerJob] = []
+        self._queued_timers: set[int] = set()
+        self._session: ElementSession | None = None
+        self._dirty = False
+        self._needs_startup = False
+        self._values: dict[int, Any] = {}
+        self._tables: dict[int, TableData] = {}
+        self._reset_volatile(ElementSnapshot())
+        self._restore(store.load())
+        self._facade = QActionProtocol(self)
+
+    # -- identity ---------------------------------------------------------------------------
+
+    @property
+    def ids(self) -> tuple[int, int]:
+        """(DataMiner agent id, element id)."""
+        return (self.agent_id, self.element_id)
+
+    @property
+    def state(self) -> ElementState:
+        return self._state
+
+    def __repr__(self) -> str:
+        return f"<Element {self.name!r} {self.agent_id}/{self.element_id} {self.protocol.name!r} {self._state.value}>"
+
+    # -- user API: values -------------------------------------------------------------------
+
+    def get(self, ref: int | str) -> Any:
+        """The value of a parameter by id or name (a table gives its `TableView`)."""
+        pid = self._model.resolve(ref)
+        if pid in self._tables:
+            return TableView(self, self._tables[pid])
+        return self._values[pid]
+
+    def set(self, ref: int | str, value: Any, *, wait: bool = True) -> None:
+        """Set a write parameter as a user would, then run the QActions it triggers.
+
+        A wrong type, an out-of-range value or an unknown discrete raises `InvalidValueError`
+        naming the parameter and what it allows; nothing changes then.
+        """
+        self._set_write(ref, value, depth=0, wait=wait)
+
+    def set_cell(self, table: int | str, key: str, column: int | str, value: Any, *, wait: bool = True) -> None:
+        """Set a cell of a write column as a user would, then run the QActions it triggers."""
+        data = self._table(table)
+        index = data.model.column_position(column)
+        spec = data.model.table.columns[index]
+        if not spec.write:
+            raise ReadOnlyParameterError(f"{data.label} column {spec.id} {spec.name!r} is read-only; users set write columns only")
+        if value is not None:
+            value = data.model.checkers[index](value)
+        data.get(key)  # an unknown row raises before anything is queued
+        if self._state is not ElementState.ACTIVE:
+            raise ElementStateError(f"element {self.name!r} is {self._state.value}: start it before setting {spec.name!r}")
+        self._queue.run(self._apply_cell, data, key, index, value, 0, wait=wait)
+
+    def table(self, ref: int | str) -> TableView:
+        """A live, read-only view of a table by id or name."""
+        return TableView(self, self._table(ref))
+
+    def logs(self, type: LogType | None = None) -> list[LogEntry]:
+        """Log entries kept for this element, optionally of one type."""
+        return [entry for entry in self.log_entries if type is None or entry.type is type]
+
+    @property
+    def http(self) -> ElementSession:
+        """The element's HTTP connection, built from its connection settings on first use."""
+        if self._session is None:
+            connection_spec = self.protocol.connection
+            self._session = build_session(
+                self.connection, default_port=connection_spec.default_port if connection_spec else 443
+            )
+        return self._session
+
+    # -- user API: lifecycle ----------------------------------------------------------------
+
+    def start(self) -> None:
+        """Activate: a stopped element starts afresh (saved values kept, after-startup QActions run);
+        a paused one resumes its timers."""
+        if self._state is ElementState.ACTIVE:
+            return
+        fresh = self._state is ElementState.STOPPED or self._needs_startup
+        self._needs_startup = False
+        if fresh:
+            self._queue.run_exclusive(lambda: self._reset_volatile(self._snapshot_saved()))
+        self._state = ElementState.ACTIVE
+        self._schedule_timers()
+        self.dms._element_state_changed(self)
+        if fresh:
+            for qaction in self._model.startup_qactions:
+                self._queue.run(self._run_qaction, qaction, None, None, 0)
+            for timer in self.protocol.timers:
+                if timer.at_startup:
+                    self._on_timer(timer)
+
+    def pause(self) -> None:
+        """Stop timers but keep everything; `start()` resumes."""
+        if self._state is not ElementState.ACTIVE:
+            return
+        self._cancel_timers()
+        self._state = ElementState.PAUSED
+        self.dms._element_state_changed(self)
+
+    def stop(self) -> None:
+        """Stop timers, close the connection and save. Values not marked `save` are reset on the next start."""
+        if self._state is ElementState.STOPPED:
+            return
+        self._cancel_timers()
+        self._state = ElementState.STOPPED
+        self._queue.run_exclusive(self.close_connection)
+        self.save()
+        self.dms._element_state_changed(self)
+
+    def restart(self) -> None:
+        self.stop()
+        self.start()
+
+    def save(self) -> None:
+        """Write the `save` parameters and tables now if they changed (normally done per tick)."""
+        snapshot = self._queue.run_exclusive(self._take_snapshot)
+        if snapshot is not None:
+            parameters, tables = snapshot
+            try:
+                self._store.save(parameters, tables)
+            except Exception:
+                self._dirty = True  # try again next batch; the previous snapshot stays on disk
+                raise
+
+    def close_connection(self) -> None:
+        if self._session is not None:
+            self._session.close()
+            self._session = None
+
+    # -- internals used by the QAction facade and the DMS -----------------------------------
+
+    def _table(self, ref: int | str) -> TableData:
+        return self._tables[self._model.table(ref).table.id]
+
+    def _set_write(self, ref: int | str, value: Any, *, depth: int, wait: bool) -> None:
+        parameter = self._model.writable.get(ref)
+        if parameter is None:
+            raise self._not_settable(ref)
+        value = self._model.checkers[parameter.id](value)
+        if self._state is not ElementState.ACTIVE:
+            raise ElementStateError(f"element {self.name!r} is {self._state.value}: start it before setting {parameter.label}")
+        self._queue.run(self._apply_set, parameter.id, value, depth, wait=wait)
+
+    def _restore_paused(self) -> None:
+        """Loaded as Paused: nothing runs until `start()`, which then starts afresh."""
+        self._state = ElementState.PAUSED
+        self._needs_startup = True
+
+    def _not_settable(self, ref: Any) -> Exception:
+        pid = self._model.resolve(ref)  # raises UnknownParameterError
+        if pid in self._tables:
+            return ReadOnlyParameterError(f"{self._model.tables[pid].table.label} is a table: users set cells of write columns with set_cell")
+        return ReadOnlyParameterError(f"{self._model.parameters[pid].label} is a read parameter; users set write parameters only")
+
+    def _apply_set(self, pid: int, value: Any, depth: int) -> None:
+        if not isinstance(self._model.parameters[pid].type, Button):
+            self._values[pid] = value
+            if pid in self._model.saved_parameters:
+                self._mark_dirty()
+        qactions = self._model.triggers.get(pid)
+        if qactions:
+            self._queue_triggered(qactions, pid, None, depth)
+
+    def _apply_cell(self, data: TableData, key: str, index: int, value: Any, depth: int) -> None:
+        data.set_cell(key, index, value)
+        if data.model.table.id in self._model.saved_tables:
+            self._mark_dirty()
+        column_id = data.model.table.columns[index].id
+        qactions = self._model.triggers.get(column_id)
+        if qactions:
+            self._queue_triggered(qactions, column_id, key, depth)
+
+    def _queue_triggered(self, qactions: Sequence[QAction], pid: int, row_key: str | None, depth: int) -> None:
+        if depth >= MAX_CHAIN_DEPTH:
+            chain = ", ".join(q.label for q in qactions)
+            error = QActionLoopError(
+                f"element {self.name!r}: QAction chain stopped after {depth} triggers in a row "
+                f"(parameter {pid} would run {chain} again); check for QActions that set each other's triggers"
+            )
+            self.log(str(error), LogType.ERROR)
+            return
+        run = self._run_qaction
+        for qaction in qactions:
+            self._queue.run(run, qaction, pid, row_key if qaction.row else None, depth + 1)
+
+    def _run_qaction(self, qaction: QAction, trigger: int | None, row_key: str | None, depth: int) -> None:
+        facade = self._facade
+        facade._enter(trigger, row_key, depth)
+        try:
+            qaction.function(facade)
+        except Exception as error:  # a QAction failing is logged, as DataMiner does; the element runs on
+            where = traceback.extract_tb(error.__traceback__)[-1]
+            self.log(
+                f"{qaction.label} failed: {type(error).__name__}: {error} ({where.filename}:{where.lineno})",
+                LogType.ERROR,
+            )
+
+    def _on_timer(self, timer: Timer) -> None:
+        # A timer's work already waiting on the queue is not queued twice.
+        if self._state is ElementState.ACTIVE and timer.id not in self._queued_timers:
+            self._queued_timers.add(timer.id)
+            self._queue.run(self._run_timer, timer)
+
+    def _run_timer(self, timer: Timer) -> None:
+        self._queued_timers.discard(timer.id)
+        if self._state is not ElementState.ACTIVE:
+            return
+        qactions = self._model.qactions
+        for qid in timer.qactions:
+            self._run_qaction(qactions[qid], None, None, 0)
+
+    def _schedule_timers(self) -> None:
+        clock = self.dms.clock
+        self._jobs = [clock.every(timer.seconds, partial(self._on_timer, timer), tag=self) for timer in self.protocol.timers]
+
+    def _cancel_timers(self) -> None:
+        for job in self._jobs:
+            self.dms.clock.cancel(job)
+        self._jobs = []
+
+    def _mark_dirty(self) -> None:
+        if not self._dirty:
+            self._dirty = True
+            self.dms._dirty_elements.add(self)
+
+    def _take_snapshot(self) -> tuple[dict[int, Any], dict[int, list[Any]]] | None:
+        if not self._dirty:
+            return None
+        self._dirty = False
+        snapshot = self._snapshot_saved()
+        return snapshot.parameters, snapshot.tables
+
+    def _snapshot_saved(self) -> ElementSnapshot:
+        # Rows are immutable tuples, so shallow copies are a consistent snapshot.
+        return ElementSnapshot(
+            parameters={pid: self._values[pid] for pid in self._model.saved_parameters},
+            tables={tid: list(self._tables[tid].rows.values()) for tid in self._model.saved_tables},
+        )
+
+    def _reset_volatile(self, saved: ElementSnapshot) -> None:
+        """Defaults everywhere, then the saved values: what a (re)started element holds."""
+        self._values = {pid: p.default for pid, p in self._model.parameters.items()}
+        self._values.update(saved.parameters)
+        self._tables = {tid: TableData(model) for tid, model in self._model.tables.items()}
+        for tid, rows in saved.tables.items():
+            self._tables[tid].restore(rows)
+
+    def _restore(self, snapshot: ElementSnapshot) -> None:
+        """Values from the state file, each checked against the current protocol definition."""
+        model = self._model
+        for pid, value in snapshot.parameters.items():
+            if pid not in model.saved_parameters:
+                continue  # the protocol no longer saves it
+            try:
+                self._values[pid] = value if value is None else model.checkers[pid](value)
+            except InvalidValueError as error:
+                self.log(f"saved value ignored, default kept: {error}", LogType.ERROR)
+        for tid, rows in snapshot.tables.items():
+            if tid not in model.saved_tables:
+                continue
+            try:
+                self._tables[tid].restore(rows)
+            except InvalidValueError as error:
+                self.log(f"saved rows ignored: {error}", LogType.ERROR)
+
+    def log(self, message: str, type: LogType = LogType.INFORMATION, level: LogLevel = LogLevel.NO_LOGGING) -> None:
+        """Keep a log line when its level is within the element's log level; secrets are masked."""
+        if level > self.log_level:
+            return
+        message = self._mask_secrets(message)
+        self.log_entries.append(LogEntry(self.dms.clock.now(), type, LogLevel(level), message))
+        _logger.log(logging.ERROR if type is LogType.ERROR else logging.INFO, "%s: %s", self.name, message)
+
+    def _mask_secrets(self, message: str) -> str:
+        secrets = [self._values.get(pid) for pid in self._model.secret_parameters]
+        secrets.append(self.connection.password)
+        for secret in secrets:
+            if isinstance(secret, str) and secret:
+                message = message.replace(secret, "********")
+        return message
+
+
+class TableView:
+    """A read-only view of a table, live: it always shows the current rows."""
+
+    def __init__(self, element: Element, data: TableData) -> None:
+        self._element = element
+        self._data = data
+        self.model: TableModel = data.model
+
+    @property
+    def id(self) -> int:
+        return self.model.table.id
+
+    @property
+    def name(self) -> str:
+        return self.model.table.name
+
+    @property
+    def columns(self) -> list[str]:
+        return [column.name for column in self.model.table.columns]
+
+    def keys(self) -> list[str]:
+        return list(self._data.rows)
+
+    def __len__(self) -> int:
+        return len(self._data.rows)
+
+    def __contains__(self, key: object) -> bool:
+        return key in self._data.rows
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(list(self._data.rows))
+
+    def row(self, key: str) -> dict[str, Any]:
+        """The row as {column name: value}; an unknown key raises `UnknownRowError`."""
+        return dict(zip(self.columns, self._data.get(key)))
+
+    def rows(self) -> list[dict[str, Any]]:
+        names = self.columns
+        return [dict(zip(names, row)) for row in list(self._data.rows.values())]
+
+    def cell(self, key: str, column: int | str) -> Any:
+        return self._data.get(key)[self.model.column_position(column)]
+
+    def column(self, column: int | str) -> dict[str, Any]:
+        """{key: value} of one column."""
+        index = self.model.column_position(column)
+        return {key: row[index] for key, row in list(self._data.rows.items())}
+
+    def display_key(self, key: str) -> str:
+        """The row's readable label (its display key), or the primary key when none is defined."""
+        spec = self.model.table.display_key
+        if spec is None:
+            self._data.get(key)
+            return key
+        row = self._data.get(key)
+        return spec.separator.join(str(row[self.model.column_position(c)] or "") for c in spec.columns)
+
+    def __repr__(self) -> str:
+        return f"<TableView {self.id} {self.name!r}: {len(self)} rows>"
+
+

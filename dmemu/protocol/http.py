@@ -1,0 +1,127 @@
+"""An element's HTTP connection: a `requests.Session` built from its connection settings.
+
+Every call has a timeout, retries follow an explicit policy, ``BypassProxy`` ignores proxy
+settings from the environment, and credentials go in basic auth, never in a repr or a log.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+from urllib.parse import urljoin
+
+import attrs
+import requests
+from requests.adapters import HTTPAdapter
+from urllib3.util.retry import Retry
+
+BYPASS_PROXY = "BypassProxy"
+IDEMPOTENT_METHODS = frozenset({"GET", "HEAD", "PUT", "DELETE", "OPTIONS"})
+
+
+@attrs.frozen
+class RetryPolicy:
+    """When a failed call is tried again. POST and PATCH are not retried unless listed."""
+
+    attempts: int = 2  # retries after the first try
+    backoff_seconds: float = 0.5  # doubled after each retry
+    statuses: frozenset[int] = attrs.field(default=frozenset({429, 502, 503, 504}), converter=frozenset)
+    methods: frozenset[str] = attrs.field(default=IDEMPOTENT_METHODS, converter=frozenset)
+    respect_retry_after: bool = True
+
+    def to_urllib3(self) -> Retry:
+        return Retry(
+            total=self.attempts,
+            connect=self.attempts,
+            read=self.attempts,
+            status=self.attempts,
+            other=0,
+            redirect=3,
+            allowed_methods=self.methods,
+            status_forcelist=self.statuses,
+            backoff_factor=self.backoff_seconds,
+            respect_retry_after_header=self.respect_retry_after,
+            raise_on_status=False,  # the last answer is returned; the caller reads its status
+        )
+
+
+NO_RETRIES = RetryPolicy(attempts=0)
+
+
+@attrs.frozen
+class Connection:
+    """How an element reaches its device: host, port, bus address and optional credentials."""
+
+    host: str = "127.0.0.1"
+    port: int | None = None
+    bus_address: str = ""
+    username: str | None = None
+    password: str | None = attrs.field(default=None, repr=False)
+    scheme: str | None = None  # http or https; by default https on port 443, http otherwise
+    timeout: float = 30.0
+    retry: RetryPolicy = RetryPolicy()
+
+    @property
+    def bypass_proxy(self) -> bool:
+        return self.bus_address.strip().lower() == BYPASS_PROXY.lower()
+
+    def base_url(self, default_port: int = 443) -> str:
+        port = self.port if self.port is not None else default_port
+        scheme = self.scheme or ("https" if port == 443 else "http")
+        host = self.host if "://" not in self.host else self.host.split("://", 1)[1]
+        host = host.rstrip("/")
+        return f"{scheme}://{host}:{port}"
+
+    def to_record(self) -> dict[str, Any]:
+        """The settings as plain data for the DMS registry (the password included: it is state)."""
+        record = attrs.asdict(self, recurse=False)
+        record["retry"] = {
+            "attempts": self.retry.attempts,
+            "backoff_seconds": self.retry.backoff_seconds,
+            "statuses": sorted(self.retry.statuses),
+            "methods": sorted(self.retry.methods),
+            "respect_retry_after": self.retry.respect_retry_after,
+        }
+        return record
+
+    @classmethod
+    def from_record(cls, record: dict[str, Any]) -> Connection:
+        fields = dict(record)
+        fields["retry"] = RetryPolicy(**fields.get("retry", {}))
+        return cls(**fields)
+
+
+class ElementSession(requests.Session):
+    """A session whose relative URLs start at the element's base URL and whose calls time out."""
+
+    def __init__(self, base_url: str, timeout: float) -> None:
+        super().__init__()
+        self.base_url = base_url.rstrip("/") + "/"
+        self.timeout = timeout
+
+    def request(self, method: str, url: str, *args: Any, **kwargs: Any) -> requests.Response:  # type: ignore[override]
+        kwargs.setdefault("timeout", self.timeout)
+        return super().request(method, urljoin(self.base_url, url), *args, **kwargs)
+
+    def __repr__(self) -> str:
+        return f"<ElementSession {self.base_url}>"
+
+
+def build_session(
+    connection: Connection,
+    *,
+    default_port: int = 443,
+    auth: tuple[str, str] | None = None,
+) -> ElementSession:
+    """A session for `connection`: base URL, timeout, retry policy, proxy choice, basic auth."""
+    session = ElementSession(connection.base_url(default_port), connection.timeout)
+    if connection.bypass_proxy:
+        session.trust_env = False  # no proxies (nor netrc, nor CA bundle) from the environment
+        session.proxies.clear()
+    adapter = HTTPAdapter(max_retries=connection.retry.to_urllib3())
+    session.mount("http://", adapter)
+    session.mount("https://", adapter)
+    if auth is None and connection.username:
+        auth = (connection.username, connection.password or "")
+    if auth is not None:
+        session.auth = auth
+    return session

@@ -1,0 +1,219 @@
+"""The `protocol` object a QAction receives: DataMiner's SLProtocol, in Python.
+
+Semantics follow the real API: a parameter set answers with a status instead of raising, and
+fires the QActions triggered on that parameter even when the value does not change; `add_row`
+does nothing for an existing key; in `set_row` a None cell keeps the old value; `get_row` of a
+missing key is a row of Nones; `fill_array` replaces a table, `fill_array_no_delete` upserts.
+Columns are named by parameter id, name, or 1-based position.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Iterable, Sequence
+from typing import TYPE_CHECKING, Any
+
+from .errors import DmemuError, InvalidValueError, UnknownParameterError
+from .logs import LogLevel, LogType
+from .tables import RowInput, TableData
+
+if TYPE_CHECKING:
+    from .dms import ElementRef
+    from .element import Element
+    from .http import ElementSession
+
+
+class SetStatus(enum.Enum):
+    OK = "ok"
+    UNKNOWN_PARAMETER = "unknown parameter"
+    INVALID_VALUE = "invalid value"
+    FAILED = "failed"
+
+    def __bool__(self) -> bool:
+        return self is SetStatus.OK
+
+
+class QActionProtocol:
+    """What a QAction can do with its element (one per element; QActions never overlap)."""
+
+    def __init__(self, element: Element) -> None:
+        self.element = element
+        self._trigger: int | None = None
+        self._row_key: str | None = None
+        self._depth = 0
+
+    def _enter(self, trigger: int | None, row_key: str | None, depth: int) -> None:
+        self._trigger, self._row_key, self._depth = trigger, row_key, depth
+
+    # -- context ----------------------------------------------------------------------------
+
+    @property
+    def trigger_parameter(self) -> int | None:
+        """GetTriggerParameter: the parameter whose set started this QAction (None for timers/startup)."""
+        return self._trigger
+
+    @property
+    def row_key(self) -> str | None:
+        """RowKey: the row whose cell started a row-level QAction."""
+        return self._row_key
+
+    @property
+    def element_name(self) -> str:
+        return self.element.name
+
+    @property
+    def http(self) -> ElementSession:
+        """The element's HTTP connection (base URL, timeout, retries, proxy, auth)."""
+        return self.element.http
+
+    def now(self) -> float:
+        """The DMS clock, in epoch seconds (virtual in tests)."""
+        return self.element.dms.clock.now()
+
+    def log(self, message: str, type: LogType | None = None, level: LogLevel | int = 0) -> None:
+        """Log(message, type, level)."""
+        self.element.log(message, type or LogType.INFORMATION, LogLevel(level))
+
+    # -- parameters -------------------------------------------------------------------------
+
+    def get_parameter(self, ref: int | str) -> Any:
+        return self.element._values[self.element._model.resolve(ref)]
+
+    def get_parameters(self, refs: Iterable[int | str]) -> list[Any]:
+        return [self.get_parameter(ref) for ref in refs]
+
+    def set_parameter(self, ref: int | str, value: Any) -> SetStatus:
+        """SetParameter: store, then queue the QActions it triggers. Answers a status."""
+        element = self.element
+        model = element._model
+        try:
+            pid = model.resolve(ref)
+            if pid in model.tables:
+                raise UnknownParameterError(f"{model.tables[pid].table.label} is a table: use fill_array or set_row")
+            if value is not None:
+                value = model.checkers[pid](value)
+        except UnknownParameterError as error:
+            element.log(f"set_parameter({ref!r}) refused: {error}", LogType.ERROR)
+            return SetStatus.UNKNOWN_PARAMETER
+        except InvalidValueError as error:
+            element.log(f"set_parameter({ref!r}) refused: {error}", LogType.ERROR)
+            return SetStatus.INVALID_VALUE
+        element._apply_set(pid, value, self._depth)
+        return SetStatus.OK
+
+    def set_parameters(self, values: dict[int | str, Any]) -> SetStatus:
+        """SetParameters: every value is set; the first failure is answered."""
+        statuses = [self.set_parameter(ref, value) for ref, value in values.items()]
+        return next((s for s in statuses if s is not SetStatus.OK), SetStatus.OK)
+
+    # -- other elements ----------------------------------------------------------------------
+
+    def get_element_parameter(self, element: ElementRef, ref: int | str) -> Any:
+        """Read a parameter of another element in the DMS, by its name or (agent id, element id)."""
+        return self.element.dms.get_parameter(element, ref)
+
+    def set_element_parameter(self, element: ElementRef, ref: int | str, value: Any) -> SetStatus:
+        """Set a write parameter of another element; its QActions run on its own queue."""
+        try:
+            self.element.dms.set_parameter(element, ref, value, _depth=self._depth)
+        except DmemuError as error:
+            self.element.log(f"set on element {element!r} parameter {ref!r} refused: {error}", LogType.ERROR)
+            return SetStatus.FAILED
+        return SetStatus.OK
+
+    # -- cells and rows ---------------------------------------------------------------------
+
+    def _data(self, table: int | str) -> TableData:
+        return self.element._table(table)
+
+    def _table_changed(self, data: TableData) -> None:
+        if data.model.table.id in self.element._model.saved_tables:
+            self.element._mark_dirty()
+
+    def get_cell(self, table: int | str, key: str, column: int | str) -> Any:
+        """GetParameterIndexByKey: None when the row does not exist."""
+        data = self._data(table)
+        row = data.rows.get(key)
+        return None if row is None else row[data.model.column_position(column)]
+
+    def set_cell(self, table: int | str, key: str, column: int | str, value: Any) -> SetStatus:
+        """SetParameterIndexByKey: fires the QActions triggered on that column (with the row key)."""
+        data = self._data(table)
+        try:
+            index = data.model.column_position(column)
+            if key not in data.rows:
+                raise UnknownParameterError(f"{data.label} has no row {key!r}")
+            self.element._apply_cell(data, key, index, value, self._depth)
+        except UnknownParameterError as error:
+            self.element.log(f"set_cell refused: {error}", LogType.ERROR)
+            return SetStatus.UNKNOWN_PARAMETER
+        except InvalidValueError as error:
+            self.element.log(f"set_cell refused: {error}", LogType.ERROR)
+            return SetStatus.INVALID_VALUE
+        return SetStatus.OK
+
+    def add_row(self, table: int | str, row: RowInput) -> bool:
+        """AddRow: True when added; an existing key is left as it is (False)."""
+        data = self._data(table)
+        added = data.add(row)
+        if added:
+            self._table_changed(data)
+        return added
+
+    def set_row(self, table: int | str, key: str, row: RowInput) -> bool:
+        """SetRow: None cells keep their value, a short row updates the leading columns.
+        False when the key does not exist."""
+        data = self._data(table)
+        updated = data.update(key, row)
+        if updated:
+            self._table_changed(data)
+        return updated
+
+    def delete_row(self, table: int | str, key: str | Iterable[str]) -> int:
+        """DeleteRow: remove one key or several; answers how many rows went."""
+        data = self._data(table)
+        keys = [key] if isinstance(key, str) else list(key)
+        removed = sum(data.rows.pop(k, None) is not None for k in keys)
+        if removed:
+            self._table_changed(data)
+        return removed
+
+    def get_row(self, table: int | str, key: str) -> list[Any]:
+        """GetRow: the cells in column order, or a row of Nones when the key does not exist."""
+        data = self._data(table)
+        row = data.rows.get(key)
+        return [None] * data.model.width if row is None else list(row)
+
+    def get_keys(self, table: int | str) -> list[str]:
+        return list(self._data(table).rows)
+
+    def exists(self, table: int | str, key: str) -> bool:
+        return key in self._data(table).rows
+
+    def row_count(self, table: int | str) -> int:
+        return len(self._data(table).rows)
+
+    def get_column(self, table: int | str, column: int | str) -> dict[str, Any]:
+        """One column as {key: value}."""
+        data = self._data(table)
+        index = data.model.column_position(column)
+        return {key: row[index] for key, row in data.rows.items()}
+
+    def fill_array(self, table: int | str, rows: Iterable[Sequence[Any]]) -> None:
+        """FillArray: the table becomes exactly `rows` (cells in column order, key included)."""
+        data = self._data(table)
+        data.fill(rows)
+        self._table_changed(data)
+
+    def fill_array_no_delete(self, table: int | str, rows: Iterable[Sequence[Any]]) -> None:
+        """FillArrayNoDelete: add new rows and update existing ones; other rows stay."""
+        data = self._data(table)
+        data.fill_no_delete(rows)
+        self._table_changed(data)
+
+    def clear_table(self, table: int | str) -> None:
+        data = self._data(table)
+        data.rows = {}
+        self._table_changed(data)
+
+

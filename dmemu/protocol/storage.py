@@ -1,0 +1,155 @@
+"""Snapshots on disk: tinydb documents written atomically, in batches.
+
+tinydb rewrites its whole file on every write and writes in place, so a crash mid-write
+breaks the file. Here live state stays in memory and a snapshot is written once per batch
+through `AtomicJSONStorage`: serialise, write a temporary file, fsync, `os.replace`, fsync the
+directory. A kill at any instant leaves either the previous snapshot or the new one.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+from typing import Any
+
+import attrs
+from tinydb import TinyDB
+from tinydb.storages import Storage
+
+from .errors import StateFileError
+
+
+class AtomicJSONStorage(Storage):
+    """A tinydb storage that never leaves a half-written file and never reads one silently."""
+
+    def __init__(self, path: str | os.PathLike[str]) -> None:
+        self.path = Path(path)
+
+    @property
+    def temporary_path(self) -> Path:
+        return self.path.with_name(f".{self.path.name}.tmp")
+
+    def read(self) -> dict[str, dict[str, Any]] | None:
+        try:
+            data = self.path.read_bytes()
+        except FileNotFoundError:
+            return None
+        except OSError as error:
+            raise StateFileError(f"cannot read state file {self.path}: {error.strerror or error}") from error
+        try:
+            document = json.loads(data)
+        except (ValueError, UnicodeDecodeError) as error:
+            raise StateFileError(f"state file {self.path} is corrupt: {error}") from error
+        if not isinstance(document, dict) or not all(isinstance(t, dict) for t in document.values()):
+            raise StateFileError(f"state file {self.path} is not a tinydb document (top level must map tables)")
+        return document
+
+    def write(self, data: Mapping[str, Mapping[str, Any]]) -> None:
+        try:
+            payload = json.dumps(data, separators=(",", ":"), allow_nan=False).encode()
+        except (TypeError, ValueError) as error:
+            raise StateFileError(f"cannot save state file {self.path}: {error}; the previous snapshot is kept") from error
+        temporary = self.temporary_path
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            descriptor = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+            try:
+                view = memoryview(payload)
+                while view:
+                    view = view[os.write(descriptor, view) :]
+                os.fsync(descriptor)
+            finally:
+                os.close(descriptor)
+            os.replace(temporary, self.path)
+            _fsync_directory(self.path.parent)
+        except OSError as error:
+            raise StateFileError(f"cannot save state file {self.path}: {error.strerror or error}") from error
+
+    def close(self) -> None:
+        """Nothing stays open between reads and writes."""
+
+
+def _fsync_directory(directory: Path) -> None:
+    # The rename is durable only once the directory entry is on disk.
+    descriptor = os.open(directory, os.O_RDONLY)
+    try:
+        os.fsync(descriptor)
+    finally:
+        os.close(descriptor)
+
+
+def open_database(path: Path) -> TinyDB:
+    """A TinyDB over an atomic storage, for reading snapshots with tinydb's query API."""
+    return TinyDB(path, storage=AtomicJSONStorage)
+
+
+@attrs.define
+class ElementSnapshot:
+    """What an element saves: `save` parameter values and `save` table rows."""
+
+    parameters: dict[int, Any] = attrs.Factory(dict)
+    tables: dict[int, list[list[Any]]] = attrs.Factory(dict)
+
+
+class ElementStore:
+    """The state file of one element: tinydb tables ``parameters`` and ``tables``."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._storage = AtomicJSONStorage(path)
+
+    def load(self) -> ElementSnapshot:
+        if not self.path.exists():
+            return ElementSnapshot()
+        with open_database(self.path) as database:
+            parameter_docs = database.table("parameters").all()
+            table_docs = database.table("tables").all()
+        snapshot = ElementSnapshot()
+        try:
+            for document in parameter_docs:
+                snapshot.parameters.update((int(pid), value) for pid, value in document["values"].items())
+            for document in table_docs:
+                snapshot.tables[int(document["id"])] = list(document["rows"])
+        except (KeyError, TypeError, ValueError) as error:
+            raise StateFileError(f"state file {self.path} has an unexpected layout: {error!r}") from error
+        return snapshot
+
+    def save(self, parameters: Mapping[int, Any], tables: Mapping[int, Iterable[Any]]) -> None:
+        self._storage.write(
+            {
+                "parameters": {"1": {"values": {str(pid): value for pid, value in parameters.items()}}},
+                "tables": {
+                    str(position): {"id": table_id, "rows": rows}
+                    for position, (table_id, rows) in enumerate(tables.items(), start=1)
+                },
+            }
+        )
+
+    def delete(self) -> None:
+        for path in (self.path, self._storage.temporary_path):
+            path.unlink(missing_ok=True)
+
+
+class RegistryStore:
+    """The DMS's own file: which elements exist, their protocol, ids, connection and state."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._storage = AtomicJSONStorage(path)
+
+    def load(self) -> list[dict[str, Any]]:
+        if not self.path.exists():
+            return []
+        with open_database(self.path) as database:
+            records = database.table("elements").all()
+        required = {"name", "agent_id", "element_id", "protocol", "state", "connection"}
+        for record in records:
+            missing = required - record.keys()
+            if missing:
+                raise StateFileError(f"state file {self.path}: an element record lacks {sorted(missing)}")
+        return [dict(record) for record in records]
+
+    def save(self, records: Iterable[Mapping[str, Any]]) -> None:
+        self._storage.write({"elements": {str(i): dict(r) for i, r in enumerate(records, start=1)}})

@@ -1,0 +1,191 @@
+"""Table rows in memory: a dict from primary key to an immutable tuple of cells.
+
+Rows are tuples so a snapshot for saving is a shallow copy, and bulk fills validate with
+C-level passes (`map`, `set`) instead of a Python loop per cell.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from itertools import chain
+from operator import itemgetter
+from typing import Any
+
+from .definitions import TableModel
+from .errors import InvalidValueError, UnknownRowError
+from .measurement import Button, Discrete, Number, String
+
+Row = tuple[Any, ...]
+RowInput = Sequence[Any] | Mapping[int | str, Any]
+
+_SCALARS = frozenset({str, int, float, bool, type(None)})
+
+
+def _column_types(model: TableModel) -> list[tuple[int, frozenset[type]]]:
+    """Columns whose cells must be of specific Python types, for bulk checks."""
+    checks = []
+    for index, column in enumerate(model.table.columns):
+        kind = column.type
+        if isinstance(kind, Number):
+            checks.append((index, frozenset({int, float, type(None)})))
+        elif isinstance(kind, String):
+            checks.append((index, frozenset({str, type(None)})))
+        elif isinstance(kind, Button):
+            checks.append((index, frozenset({int, type(None)})))
+    return checks
+
+
+class TableData:
+    """The rows of one table, with the checks its definition asks for."""
+
+    def __init__(self, model: TableModel) -> None:
+        self.model = model
+        self.rows: dict[str, Row] = {}
+        self._key_index = model.key_index
+        self._width = model.width
+        self._typed_columns = _column_types(model)
+        self._discrete_columns = [
+            (index, frozenset(column.type.values) | {None})
+            for index, column in enumerate(model.table.columns)
+            if isinstance(column.type, Discrete)
+        ]
+
+    @property
+    def label(self) -> str:
+        return self.model.table.label
+
+    # -- single rows -------------------------------------------------------------------------
+
+    def row_from_input(self, row: RowInput) -> list[Any]:
+        """A full-width list from a sequence or a {column: value} mapping.
+
+        Missing trailing cells (or unnamed columns of a mapping) are None; each given cell is
+        checked against its column type.
+        """
+        width = self._width
+        if isinstance(row, Mapping):
+            cells: list[Any] = [None] * width
+            for column, value in row.items():
+                cells[self.model.column_position(column)] = value
+        elif isinstance(row, (list, tuple)):
+            if len(row) > width:
+                raise InvalidValueError(f"{self.label}: a row has {len(row)} cells; the table has {width} columns")
+            cells = list(row)
+            cells.extend([None] * (width - len(cells)))
+        else:
+            raise InvalidValueError(f"{self.label}: a row must be a list, tuple or mapping, not {type(row).__name__}")
+        checkers = self.model.checkers
+        for index, value in enumerate(cells):
+            if value is not None:
+                cells[index] = checkers[index](value)
+        return cells
+
+    def key_of(self, cells: Sequence[Any]) -> str:
+        key = cells[self._key_index]
+        if type(key) is not str or not key:
+            raise InvalidValueError(f"{self.label}: primary key {key!r} must be a non-empty string")
+        return key
+
+    def get(self, key: str) -> Row:
+        row = self.rows.get(key)
+        if row is None:
+            raise UnknownRowError(f"{self.label} has no row {key!r}")
+        return row
+
+    def add(self, row: RowInput) -> bool:
+        cells = self.row_from_input(row)
+        key = self.key_of(cells)
+        if key in self.rows:
+            return False
+        self.rows[key] = tuple(cells)
+        return True
+
+    def update(self, key: str, row: RowInput) -> bool:
+        """SetRow: a None cell keeps the old value; False when the key does not exist."""
+        old = self.rows.get(key)
+        if old is None:
+            return False
+        cells = self.row_from_input(row)
+        new_key = cells[self._key_index]
+        if new_key is not None and new_key != key:
+            raise InvalidValueError(f"{self.label}: row {key!r} cannot change its key to {new_key!r}")
+        self.rows[key] = tuple(old[i] if value is None else value for i, value in enumerate(cells))
+        return True
+
+    def set_cell(self, key: str, index: int, value: Any) -> None:
+        old = self.get(key)
+        if index == self._key_index and value != key:
+            raise InvalidValueError(f"{self.label}: the key of row {key!r} cannot change")
+        if value is not None:
+            value = self.model.checkers[index](value)
+        cells = list(old)
+        cells[index] = value
+        self.rows[key] = tuple(cells)
+
+    # -- bulk --------------------------------------------------------------------------------
+
+    def bulk_rows(self, rows: Iterable[Sequence[Any]]) -> dict[str, Row]:
+        """Checked rows keyed by primary key (a later duplicate key wins)."""
+        rows = [row if type(row) is tuple else tuple(row) for row in rows]
+        if not rows:
+            return {}
+        width = self._width
+        if set(map(len, rows)) != {width}:
+            rows = [self._pad(position, row) for position, row in enumerate(rows)]
+        keys = list(map(itemgetter(self._key_index), rows))
+        if set(map(type, keys)) != {str} or "" in keys:
+            self._raise_first_bad(rows)
+        if not _SCALARS.issuperset(map(type, chain.from_iterable(rows))):
+            self._raise_first_bad(rows)
+        for index, allowed in self._typed_columns:
+            if not allowed.issuperset(map(type, map(itemgetter(index), rows))):
+                self._raise_first_bad(rows)
+        for index, allowed in self._discrete_columns:
+            if not allowed.issuperset(map(itemgetter(index), rows)):
+                self._raise_first_bad(rows)
+        return dict(zip(keys, rows))
+
+    def _pad(self, position: int, row: Row) -> Row:
+        width = self._width
+        if len(row) > width:
+            raise InvalidValueError(f"{self.label}: row {position} has {len(row)} cells; the table has {width} columns")
+        return row + (None,) * (width - len(row))
+
+    def _raise_first_bad(self, rows: list[Row]) -> None:
+        """Slow path, only on bad input: name the first offending row and column."""
+        columns = self.model.table.columns
+        allowed_types = dict(self._typed_columns)
+        allowed_values = dict(self._discrete_columns)
+        for position, row in enumerate(rows):
+            try:
+                self.key_of(row)
+            except InvalidValueError as error:
+                raise InvalidValueError(f"{self.label}: row {position}: {error}") from None
+            for index, value in enumerate(row):
+                if type(value) not in _SCALARS or type(value) not in allowed_types.get(index, _SCALARS):
+                    problem = f"{value!r} is a {type(value).__name__}; allowed: {columns[index].type.allowed()}"
+                elif value not in allowed_values.get(index, (value,)):
+                    problem = f"{value!r} is not one of the allowed values: {columns[index].type.allowed()}"
+                else:
+                    continue
+                column = columns[index]
+                raise InvalidValueError(f"{self.label}: row {position}, column {column.id} {column.name!r}: {problem}")
+        raise AssertionError("bulk check failed but no bad cell was found")  # pragma: no cover
+
+    def fill(self, rows: Iterable[Sequence[Any]]) -> None:
+        """FillArray: the table becomes exactly these rows."""
+        self.rows = self.bulk_rows(rows)
+
+    def fill_no_delete(self, rows: Iterable[Sequence[Any]]) -> None:
+        """FillArrayNoDelete: add new rows, update existing ones (a None cell keeps the old value)."""
+        current = self.rows
+        for key, row in self.bulk_rows(rows).items():
+            old = current.get(key)
+            if old is None or None not in row:
+                current[key] = row
+            else:
+                current[key] = tuple(o if n is None else n for o, n in zip(old, row))
+
+    def restore(self, rows: Iterable[Sequence[Any]]) -> None:
+        """Rows from a snapshot, held to the same checks as a fill."""
+        self.rows = self.bulk_rows(rows)

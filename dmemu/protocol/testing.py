@@ -1,0 +1,167 @@
+"""Assertions on element state for users' tests, in the spirit of Skyline's unit-testing framework.
+
+Arrange through the real API, act (set a parameter, advance the clock), then assert on the
+resulting state::
+
+    expect(element).parameter("Item Count").equals(3)
+    expect(element).table("Items").has_keys(["a", "b", "c"])
+    expect(element).table("Items").row("a").matches({"Name": "Alpha"})
+    expect(element).table("Items").row("a").cell("Name").equals("Alpha")
+
+Failures raise `AssertionError` with a message that shows the actual state.
+"""
+
+from __future__ import annotations
+
+import difflib
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+from .element import Element, TableView
+from .logs import LogType
+
+_SHOWN_KEYS = 10
+
+
+def expect(element: Element) -> ElementAssertions:
+    """Start an assertion on an element."""
+    return ElementAssertions(element)
+
+
+def _describe(element: Element) -> str:
+    return f"element {element.name!r}"
+
+
+class ElementAssertions:
+    def __init__(self, element: Element) -> None:
+        self.element = element
+
+    def parameter(self, ref: int | str) -> ValueAssertion:
+        value = self.element.get(ref)
+        pid = self.element.protocol.model.resolve(ref)
+        name = self.element.protocol.model.parameters[pid].name
+        return ValueAssertion(value, f"{_describe(self.element)} parameter {pid} {name!r}")
+
+    def table(self, ref: int | str) -> TableAssertions:
+        return TableAssertions(self.element, self.element.table(ref))
+
+    def state(self, expected: Any) -> ElementAssertions:
+        if self.element.state != expected and self.element.state.value != expected:
+            raise AssertionError(f"{_describe(self.element)} is {self.element.state.value}, expected {expected}")
+        return self
+
+    def logged(self, fragment: str, type: LogType | None = None) -> ElementAssertions:
+        """Some log entry (of `type`, if given) contains `fragment`."""
+        entries = self.element.logs(type)
+        if not any(fragment in entry.message for entry in entries):
+            last = "\n  ".join(entry.message for entry in list(entries)[-5:]) or "(no entries)"
+            kind = f" {type.value}" if type else ""
+            raise AssertionError(f"{_describe(self.element)} has no{kind} log entry containing {fragment!r}; last entries:\n  {last}")
+        return self
+
+    def no_errors(self) -> ElementAssertions:
+        errors = self.element.logs(LogType.ERROR)
+        if errors:
+            shown = "\n  ".join(entry.message for entry in errors[-5:])
+            raise AssertionError(f"{_describe(self.element)} logged {len(errors)} errors:\n  {shown}")
+        return self
+
+
+class ValueAssertion:
+    def __init__(self, value: Any, what: str) -> None:
+        self.value = value
+        self.what = what
+
+    def equals(self, expected: Any) -> ValueAssertion:
+        if self.value != expected:
+            raise AssertionError(f"{self.what} is {self.value!r}, expected {expected!r}")
+        return self
+
+    def satisfies(self, predicate: Any, description: str = "") -> ValueAssertion:
+        if not predicate(self.value):
+            raise AssertionError(f"{self.what} is {self.value!r}, which does not satisfy {description or predicate!r}")
+        return self
+
+
+class TableAssertions:
+    def __init__(self, element: Element, table: TableView) -> None:
+        self.element = element
+        self.table = table
+        self.what = f"{_describe(element)} table {table.id} {table.name!r}"
+
+    def row_count(self, expected: int) -> TableAssertions:
+        if len(self.table) != expected:
+            raise AssertionError(f"{self.what} has {len(self.table)} rows, expected {expected}{self._sample()}")
+        return self
+
+    def is_empty(self) -> TableAssertions:
+        return self.row_count(0)
+
+    def has_keys(self, expected: Iterable[str], *, only: bool = True) -> TableAssertions:
+        """The table holds these keys (and, with ``only``, nothing else)."""
+        wanted = set(expected)
+        actual = set(self.table.keys())
+        missing = sorted(wanted - actual)
+        extra = sorted(actual - wanted) if only else []
+        if missing or extra:
+            parts = []
+            if missing:
+                parts.append(f"missing {_short(missing)}")
+            if extra:
+                parts.append(f"unexpected {_short(extra)}")
+            raise AssertionError(f"{self.what}: {'; '.join(parts)}")
+        return self
+
+    def has_no_row(self, key: str) -> TableAssertions:
+        if key in self.table:
+            raise AssertionError(f"{self.what} has row {key!r}, expected none: {self.table.row(key)}")
+        return self
+
+    def row(self, key: str) -> RowAssertions:
+        if key not in self.table:
+            near = difflib.get_close_matches(key, self.table.keys(), n=3)
+            hint = f"; similar keys: {near}" if near else ""
+            raise AssertionError(f"{self.what} has no row {key!r} ({len(self.table)} rows{hint}){self._sample()}")
+        return RowAssertions(self.table, key, f"{self.what} row {key!r}")
+
+    def equals(self, expected: Mapping[str, Mapping[str, Any]]) -> TableAssertions:
+        """Every row, by key, matches the expected cells (and the table has no other rows)."""
+        self.has_keys(expected.keys())
+        for key, cells in expected.items():
+            self.row(key).matches(cells)
+        return self
+
+    def _sample(self) -> str:
+        keys = self.table.keys()
+        if not keys:
+            return ""
+        return f"; keys: {_short(keys)}"
+
+
+class RowAssertions:
+    def __init__(self, table: TableView, key: str, what: str) -> None:
+        self.table = table
+        self.key = key
+        self.what = what
+
+    def matches(self, expected: Mapping[int | str, Any]) -> RowAssertions:
+        """The named cells (by column id or name) hold these values; other cells are not checked."""
+        row = self.table.row(self.key)
+        wrong = []
+        for column, value in expected.items():
+            name = self.table.columns[self.table.model.column_position(column)]
+            if row[name] != value:
+                wrong.append(f"{name!r} is {row[name]!r}, expected {value!r}")
+        if wrong:
+            raise AssertionError(f"{self.what}: {'; '.join(wrong)}\n  row: {row}")
+        return self
+
+    def cell(self, column: int | str) -> ValueAssertion:
+        name = self.table.columns[self.table.model.column_position(column)]
+        return ValueAssertion(self.table.cell(self.key, column), f"{self.what} column {name!r}")
+
+
+def _short(keys: list[str]) -> str:
+    shown = ", ".join(repr(k) for k in keys[:_SHOWN_KEYS])
+    more = f" and {len(keys) - _SHOWN_KEYS} more" if len(keys) > _SHOWN_KEYS else ""
+    return f"[{shown}{more}]"
