@@ -26,6 +26,8 @@ from typing import Any
 
 import schedule
 
+heappop, heappush = heapq.heappop, heapq.heappush
+
 _UNIT_SECONDS = {"seconds": 1.0, "minutes": 60.0, "hours": 3600.0, "days": 86400.0, "weeks": 604800.0}
 DEFAULT_VIRTUAL_START = dt.datetime(2026, 1, 1, tzinfo=dt.timezone.utc)
 
@@ -37,6 +39,7 @@ class TimerJob(schedule.Job):
 
     def __init__(self, interval: float, scheduler: TimerScheduler) -> None:
         self.due = 0.0  # epoch seconds of the next firing
+        self.cadence = 0.0  # seconds between firings, fixed when the job is scheduled
         self.cancelled = False
         super().__init__(interval, scheduler)  # type: ignore[arg-type]
 
@@ -66,16 +69,17 @@ class TimerJob(schedule.Job):
         self.due = self.scheduler.clock.now() + self.period
 
     def do(self, job_func: Callable[..., Any], *args: Any, **kwargs: Any) -> TimerJob:
+        self.cadence = self.period  # fixed from here on; read on every firing
         super().do(job_func, *args, **kwargs)
         self.scheduler.push(self)
         return self
 
     def advance_due(self, now: float) -> None:
         """Next firing on the fixed cadence; firings already missed are skipped."""
-        period = self.period
-        due = self.due + period
+        cadence = self.cadence
+        due = self.due + cadence
         if due <= now:
-            due += period * (int((now - due) // period) + 1)
+            due += cadence * (int((now - due) // cadence) + 1)
         self.due = due
 
 
@@ -134,12 +138,17 @@ class TimerScheduler(schedule.Scheduler):
         fired: list[TimerJob] = []
         with self._lock:
             while heap and heap[0][0] <= now:
-                _, sequence, job = heapq.heappop(heap)
+                _, sequence, job = heappop(heap)
                 if job.cancelled:
                     continue
                 fired.append(job)
-                job.advance_due(now)
-                heapq.heappush(heap, (job.due, sequence, job))
+                due = job.due + job.cadence
+                if due <= now:  # late (a real clock that was busy): skip missed firings
+                    job.due = due
+                    job.advance_due(now)
+                    due = job.due
+                job.due = due
+                heappush(heap, (due, sequence, job))
         return fired
 
     def run_pending(self) -> None:

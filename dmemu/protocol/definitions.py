@@ -185,7 +185,8 @@ class ProtocolModel:
             for pid in qaction.triggers:
                 self.triggers[pid] = (*self.triggers.get(pid, ()), qaction)
         self.startup_qactions = tuple(q for q in protocol.qactions if q.after_startup)
-        self.saved_parameters = frozenset(p.id for p in protocol.parameters if p.save and not _momentary(p))
+        self.momentary_parameters = frozenset(p.id for p in protocol.parameters if _momentary(p))
+        self.saved_parameters = frozenset(p.id for p in protocol.parameters if p.save) - self.momentary_parameters
         self.saved_tables = frozenset(t.id for t in protocol.tables if t.save)
         self.secret_parameters = frozenset(p.id for p in protocol.parameters if p.secret)
         self.writable: dict[int | str, Parameter] = {}

@@ -151,7 +151,7 @@ class DataMinerSystem:
         target = self.element(ref)
         if target.state is not ElementState.ACTIVE:
             raise ElementStateError(f"element {target.name!r} is {target.state.value}; it cannot take a set")
-        target._set_write(parameter, value, depth=_depth, wait=False)
+        target.set(parameter, value, wait=False, _depth=_depth)
 
     # -- persistence ------------------------------------------------------------------------
 

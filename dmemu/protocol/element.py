@@ -20,7 +20,6 @@ from .errors import (
 )
 from .http import Connection, ElementSession, build_session
 from .logs import LogEntry, LogLevel, LogType
-from .measurement import Button
 from .qaction import QActionProtocol
 from .queue import WorkQueue
 from .storage import ElementSnapshot, ElementStore
@@ -102,13 +101,19 @@ class Element:
             return TableView(self, self._tables[pid])
         return self._values[pid]
 
-    def set(self, ref: int | str, value: Any, *, wait: bool = True) -> None:
+    def set(self, ref: int | str, value: Any, *, wait: bool = True, _depth: int = 0) -> None:
         """Set a write parameter as a user would, then run the QActions it triggers.
 
         A wrong type, an out-of-range value or an unknown discrete raises `InvalidValueError`
         naming the parameter and what it allows; nothing changes then.
         """
-        self._set_write(ref, value, depth=0, wait=wait)
+        parameter = self._model.writable.get(ref)
+        if parameter is None:
+            raise self._not_settable(ref)
+        value = self._model.checkers[parameter.id](value)
+        if self._state is not ElementState.ACTIVE:
+            raise ElementStateError(f"element {self.name!r} is {self._state.value}: start it before setting {parameter.label}")
+        self._queue.run(self._apply_set, parameter.id, value, _depth, wait=wait)
 
     def set_cell(self, table: int | str, key: str, column: int | str, value: Any, *, wait: bool = True) -> None:
         """Set a cell of a write column as a user would, then run the QActions it triggers."""
@@ -206,15 +211,6 @@ class Element:
     def _table(self, ref: int | str) -> TableData:
         return self._tables[self._model.table(ref).table.id]
 
-    def _set_write(self, ref: int | str, value: Any, *, depth: int, wait: bool) -> None:
-        parameter = self._model.writable.get(ref)
-        if parameter is None:
-            raise self._not_settable(ref)
-        value = self._model.checkers[parameter.id](value)
-        if self._state is not ElementState.ACTIVE:
-            raise ElementStateError(f"element {self.name!r} is {self._state.value}: start it before setting {parameter.label}")
-        self._queue.run(self._apply_set, parameter.id, value, depth, wait=wait)
-
     def _restore_paused(self) -> None:
         """Loaded as Paused: nothing runs until `start()`, which then starts afresh."""
         self._state = ElementState.PAUSED
@@ -227,11 +223,12 @@ class Element:
         return ReadOnlyParameterError(f"{self._model.parameters[pid].label} is a read parameter; users set write parameters only")
 
     def _apply_set(self, pid: int, value: Any, depth: int) -> None:
-        if not isinstance(self._model.parameters[pid].type, Button):
+        model = self._model
+        if pid not in model.momentary_parameters:
             self._values[pid] = value
-            if pid in self._model.saved_parameters:
+            if pid in model.saved_parameters:
                 self._mark_dirty()
-        qactions = self._model.triggers.get(pid)
+        qactions = model.triggers.get(pid)
         if qactions:
             self._queue_triggered(qactions, pid, None, depth)
 
@@ -259,7 +256,7 @@ class Element:
 
     def _run_qaction(self, qaction: QAction, trigger: int | None, row_key: str | None, depth: int) -> None:
         facade = self._facade
-        facade._enter(trigger, row_key, depth)
+        facade._trigger, facade._row_key, facade._depth = trigger, row_key, depth
         try:
             qaction.function(facade)
         except Exception as error:  # a QAction failing is logged, as DataMiner does; the element runs on

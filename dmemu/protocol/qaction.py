@@ -42,9 +42,6 @@ class QActionProtocol:
         self._row_key: str | None = None
         self._depth = 0
 
-    def _enter(self, trigger: int | None, row_key: str | None, depth: int) -> None:
-        self._trigger, self._row_key, self._depth = trigger, row_key, depth
-
     # -- context ----------------------------------------------------------------------------
 
     @property

@@ -16,6 +16,7 @@ from functools import partial
 from typing import Any, TypeVar
 
 T = TypeVar("T")
+_get_ident = threading.get_ident
 
 
 class WorkQueue:
@@ -27,7 +28,7 @@ class WorkQueue:
     @property
     def in_worker(self) -> bool:
         """True when called from the thread that is running this queue's items."""
-        return self._owner == threading.get_ident()
+        return self._owner == _get_ident()
 
     def run(self, function: Callable[..., Any], *args: Any, wait: bool = False) -> None:
         """Run ``function(*args)`` on the queue: now when idle, otherwise after the queued items.
@@ -35,15 +36,17 @@ class WorkQueue:
         With `wait`, a caller on another thread blocks until the item has run. Exceptions from
         an item that runs at once propagate to the caller; queued items handle their own.
         """
-        if not self.pending and self._lock.acquire(blocking=False):
-            self._owner = threading.get_ident()
+        pending = self.pending
+        if not pending and self._lock.acquire(False):
+            self._owner = _get_ident()
             try:
                 function(*args)
-                self._run_pending()
+                if pending:
+                    self._run_pending()
             finally:
                 self._owner = 0
                 self._lock.release()
-            if self.pending:
+            if pending:
                 self.drain()
             return
         if wait and not self.in_worker:
@@ -67,7 +70,7 @@ class WorkQueue:
         if self.in_worker:
             return function()
         with self._lock:
-            self._owner = threading.get_ident()
+            self._owner = _get_ident()
             try:
                 result = function()
             finally:
@@ -81,7 +84,7 @@ class WorkQueue:
         while pending:
             if not self._lock.acquire(blocking=False):
                 return  # the owner sees our items before it lets go
-            self._owner = threading.get_ident()
+            self._owner = _get_ident()
             try:
                 self._run_pending()
             finally:
