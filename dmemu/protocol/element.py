@@ -260,7 +260,7 @@ class Element:
         try:
             qaction.function(facade)
         except Exception as error:  # a QAction failing is logged, as DataMiner does; the element runs on
-            where = traceback.extract_tb(error.__traceback__)[-1]
+            where = _qaction_frame(qaction, error)
             self.log(
                 f"{qaction.label} failed: {type(error).__name__}: {error} ({where.filename}:{where.lineno})",
                 LogType.ERROR,
@@ -349,6 +349,14 @@ class Element:
             if isinstance(secret, str) and secret:
                 message = message.replace(secret, "********")
         return message
+
+
+def _qaction_frame(qaction: QAction, error: Exception) -> traceback.FrameSummary:
+    """Where in the connector's own code the QAction failed (else the innermost frame)."""
+    frames = traceback.extract_tb(error.__traceback__)
+    own_file = getattr(getattr(qaction.function, "__code__", None), "co_filename", None)
+    own = [frame for frame in frames if frame.filename == own_file]
+    return (own or frames)[-1]
 
 
 class TableView:

@@ -6,12 +6,14 @@ settings from the environment, and credentials go in basic auth, never in a repr
 
 from __future__ import annotations
 
+import ipaddress
 from typing import Any
 from urllib.parse import urljoin
 
 import attrs
 import requests
 from requests.adapters import HTTPAdapter
+from urllib3.exceptions import ReadTimeoutError
 from urllib3.util.retry import Retry
 
 BYPASS_PROXY = "BypassProxy"
@@ -66,10 +68,15 @@ class Connection:
 
     def base_url(self, default_port: int = 443) -> str:
         port = self.port if self.port is not None else default_port
-        scheme = self.scheme or ("https" if port == 443 else "http")
-        host = self.host if "://" not in self.host else self.host.split("://", 1)[1]
+        host_scheme, _, host = self.host.rpartition("://")  # a scheme written in the host counts
+        scheme = self.scheme or host_scheme or ("https" if port == 443 else "http")
         host = host.rstrip("/")
-        return f"{scheme}://{host}:{port}"
+        try:
+            if ipaddress.ip_address(host).version == 6:
+                host = f"[{host}]"  # an IPv6 literal is bracketed in a URL
+        except ValueError:
+            pass  # a name, or already bracketed
+        return f"{scheme.lower()}://{host}:{port}"
 
     def to_record(self) -> dict[str, Any]:
         """The settings as plain data for the DMS registry (the password included: it is state)."""
@@ -106,6 +113,24 @@ class ElementSession(requests.Session):
         return f"<ElementSession {self.base_url}>"
 
 
+class _ElementAdapter(HTTPAdapter):
+    """An adapter that reports a read timeout as `requests.ReadTimeout`.
+
+    Once urllib3 counts a read timeout against a `Retry` (a GET with read retries left, or
+    none left), it raises MaxRetryError, which requests turns into a plain ConnectionError.
+    Callers catching `requests.Timeout` would miss it; this puts the timeout back.
+    """
+
+    def send(self, request: requests.PreparedRequest, *args: Any, **kwargs: Any) -> requests.Response:  # type: ignore[override]
+        try:
+            return super().send(request, *args, **kwargs)
+        except requests.ConnectionError as error:
+            cause = error.args[0] if error.args else None
+            if isinstance(getattr(cause, "reason", None), ReadTimeoutError):
+                raise requests.ReadTimeout(cause, request=request) from error
+            raise
+
+
 def build_session(
     connection: Connection,
     *,
@@ -117,7 +142,7 @@ def build_session(
     if connection.bypass_proxy:
         session.trust_env = False  # no proxies (nor netrc, nor CA bundle) from the environment
         session.proxies.clear()
-    adapter = HTTPAdapter(max_retries=connection.retry.to_urllib3())
+    adapter = _ElementAdapter(max_retries=connection.retry.to_urllib3())
     session.mount("http://", adapter)
     session.mount("https://", adapter)
     if auth is None and connection.username:

@@ -35,6 +35,10 @@ def _column_types(model: TableModel) -> list[tuple[int, frozenset[type]]]:
     return checks
 
 
+def _key_problem(key: Any) -> str:
+    return f"primary key {key!r} must be a non-empty string"
+
+
 class TableData:
     """The rows of one table, with the checks its definition asks for."""
 
@@ -83,7 +87,7 @@ class TableData:
     def key_of(self, cells: Sequence[Any]) -> str:
         key = cells[self._key_index]
         if type(key) is not str or not key:
-            raise InvalidValueError(f"{self.label}: primary key {key!r} must be a non-empty string")
+            raise InvalidValueError(f"{self.label}: {_key_problem(key)}")
         return key
 
     def get(self, key: str) -> Row:
@@ -157,10 +161,9 @@ class TableData:
         allowed_types = dict(self._typed_columns)
         allowed_values = dict(self._discrete_columns)
         for position, row in enumerate(rows):
-            try:
-                self.key_of(row)
-            except InvalidValueError as error:
-                raise InvalidValueError(f"{self.label}: row {position}: {error}") from None
+            key = row[self._key_index]
+            if type(key) is not str or not key:
+                raise InvalidValueError(f"{self.label}: row {position}: {_key_problem(key)}")
             for index, value in enumerate(row):
                 if type(value) not in _SCALARS or type(value) not in allowed_types.get(index, _SCALARS):
                     problem = f"{value!r} is a {type(value).__name__}; allowed: {columns[index].type.allowed()}"

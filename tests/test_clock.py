@@ -1,0 +1,138 @@
+"""One clock per DMS: a virtual clock jumps from due time to due time; cadence never drifts."""
+
+from __future__ import annotations
+
+import datetime as dt
+import threading
+
+import pytest
+import schedule
+
+from dmemu.protocol import RealClock, VirtualClock
+from dmemu.protocol.clock import TimerScheduler
+
+START = dt.datetime(2026, 1, 1, tzinfo=dt.timezone.utc)
+
+
+def test_virtual_clock_starts_where_told_and_only_moves_forward() -> None:
+    clock = VirtualClock(START)
+    assert clock.now() == START.timestamp()
+    assert clock.datetime() == START
+    clock.advance(90)
+    assert clock.datetime() == START + dt.timedelta(seconds=90)
+    with pytest.raises(ValueError, match="does not go back"):
+        clock.advance(-1)
+
+
+def test_timers_fire_in_time_order_at_their_due_times() -> None:
+    clock = VirtualClock(0)
+    fired: list[tuple[float, str]] = []
+    clock.every(30, lambda: fired.append((clock.now(), "fast")))
+    clock.every(70, lambda: fired.append((clock.now(), "slow")))
+    assert clock.advance(150) == 7
+    assert fired == [(30, "fast"), (60, "fast"), (70, "slow"), (90, "fast"), (120, "fast"), (140, "slow"), (150, "fast")]
+    assert clock.now() == 150
+
+
+def test_cost_grows_with_firings_not_with_elapsed_time() -> None:
+    clock = VirtualClock(0)
+    fired = []
+    clock.every(86400, lambda: fired.append(clock.now()))
+    ten_years = 10 * 365 * 86400
+    # A per-second loop would need 315 million steps here; jumping needs 3650.
+    assert clock.advance(ten_years) == 3650
+    assert fired[-1] == ten_years
+
+
+def test_tick_listeners_run_once_after_each_instant() -> None:
+    clock = VirtualClock(0)
+    log: list[str] = []
+    clock.every(10, lambda: log.append("a"))
+    clock.every(10, lambda: log.append("b"))
+    clock.add_tick_listener(lambda: log.append("tick"))
+    clock.advance(20)
+    assert log == ["a", "b", "tick", "a", "b", "tick"]
+
+
+def test_run_until_a_time_or_a_condition() -> None:
+    clock = VirtualClock(START)
+    count = []
+    clock.every(60, lambda: count.append(1))
+    clock.run_until(START + dt.timedelta(minutes=10))
+    assert len(count) == 10
+    clock.run_until(lambda: len(count) >= 15)
+    assert len(count) == 15
+    assert clock.datetime() == START + dt.timedelta(minutes=15)
+    with pytest.raises(TimeoutError, match="within 120 virtual seconds"):
+        clock.run_until(lambda: False, timeout=120)
+
+
+def test_a_timer_cancelled_never_fires_again() -> None:
+    clock = VirtualClock(0)
+    fired = []
+    job = clock.every(10, lambda: fired.append(clock.now()))
+    clock.advance(25)
+    clock.cancel(job)
+    clock.advance(100)
+    assert fired == [10, 20]
+
+
+def test_fixed_cadence_skips_missed_firings_without_drift() -> None:
+    """A late scheduler (a busy real clock) keeps the grid: due times stay multiples of the interval."""
+    clock = VirtualClock(0)
+    job = clock.every(10, lambda: None)
+    jobs = clock.scheduler.pop_due(37.5)  # woke up late: 10, 20, 30 were due
+    assert jobs == [job]
+    assert job.due == 40
+    assert clock.scheduler.pop_due(40) == [job]
+    assert job.due == 50
+
+
+def test_the_scheduler_is_a_schedule_scheduler_on_the_injected_clock() -> None:
+    clock = VirtualClock(START)
+    scheduler = clock.scheduler
+    assert isinstance(scheduler, schedule.Scheduler)
+    calls = []
+    job = scheduler.every(2).minutes.do(calls.append, "ran")
+    assert scheduler.get_jobs() == [job]
+    assert scheduler.idle_seconds == 120
+    assert scheduler.next_run == dt.datetime.fromtimestamp(START.timestamp() + 120)
+    clock.advance(240)
+    assert calls == ["ran", "ran"]
+    scheduler.clear()
+    assert scheduler.next_due is None
+    with pytest.raises(schedule.ScheduleValueError, match="plain intervals"):
+        scheduler.every().day.at("10:00").do(calls.append, "never")
+
+
+def test_a_scheduler_without_jobs_is_idle() -> None:
+    scheduler = TimerScheduler(VirtualClock(0))
+    assert scheduler.next_run is None
+    assert scheduler.idle_seconds is None
+
+
+def test_real_clock_fires_timers_in_the_background() -> None:
+    clock = RealClock()
+    done = threading.Event()
+    firings: list[float] = []
+
+    def fire() -> None:
+        firings.append(clock.now())
+        if len(firings) == 3:
+            done.set()
+
+    clock.every(0.02, fire)
+    clock.start()
+    try:
+        assert done.wait(5), "the real clock did not fire its timer"
+    finally:
+        clock.stop()
+    gaps = [later - earlier for earlier, later in zip(firings, firings[1:])]
+    assert all(gap > 0 for gap in gaps)
+
+
+def test_real_clock_advance_blocks_and_fires_due_timers() -> None:
+    clock = RealClock()
+    firings = []
+    clock.every(0.01, lambda: firings.append(1))
+    assert clock.advance(0.05) == len(firings) >= 3
