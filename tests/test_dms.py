@@ -1,0 +1,159 @@
+"""The DataMiner System hosts elements, finds them, and lets them reach each other."""
+
+from __future__ import annotations
+
+import pytest
+
+from dmemu.protocol import (
+    Connection,
+    DataMinerSystem,
+    DmemuError,
+    DuplicateElementError,
+    ElementNotFoundError,
+    ElementState,
+    ElementStateError,
+    HttpConnection,
+    LogType,
+    Number,
+    Parameter,
+    Protocol,
+    QAction,
+    SetStatus,
+    String,
+    StateFileError,
+    expect,
+)
+
+REQUESTS: list[tuple[str, object]] = []
+
+
+def ask_gateway(protocol):
+    """Telenet-style request: set a parameter on another element and say where to answer."""
+    status = protocol.set_element_parameter(
+        protocol.get_parameter("Gateway"), "Request", f"{protocol.element.agent_id}/{protocol.element.element_id}/20:ping"
+    )
+    REQUESTS.append(("sent", status))
+
+
+def answer_request(protocol):
+    reply_to, _, body = protocol.get_parameter("Request").partition(":")
+    agent, element, parameter = (int(part) for part in reply_to.split("/"))
+    protocol.set_element_parameter((agent, element), parameter, f"pong to {body}")
+
+
+class Client(Protocol):
+    name = "Ticket Client Test"
+    parameters = (
+        Parameter(10, "Gateway", type=String(), write=True, default="Gateway"),
+        Parameter(11, "Send", type=Number(), write=True),
+        Parameter(20, "Response", type=String(), write=True, default=""),
+    )
+    qactions = (QAction(1, ask_gateway, triggers=(11,)),)
+
+
+class Gateway(Protocol):
+    name = "Ticket Gateway Test"
+    connection = HttpConnection(default_port=8443)
+    parameters = (Parameter(30, "Request", type=String(), write=True, default=""),)
+    qactions = (QAction(1, answer_request, triggers=(30,)),)
+
+
+@pytest.fixture(autouse=True)
+def clear_requests():
+    REQUESTS.clear()
+
+
+def test_create_and_find_by_name_or_id_pair(dms):
+    gateway = dms.create_element(Gateway, "Gateway")
+    client = dms.create_element(Client, "Client 1")
+    assert (gateway.ids, client.ids) == ((1, 1), (1, 2))
+    assert dms.element("Client 1") is client
+    assert dms.element((1, 2)) is client
+    assert dms.find("nobody") is None
+    assert dms.elements == [gateway, client]
+    assert gateway.connection.port == 8443  # the protocol's default port
+    with pytest.raises(ElementNotFoundError, match=r"no element 'nobody' in this DMS; elements: 'Gateway' \(1/1\), 'Client 1' \(1/2\)"):
+        dms.element("nobody")
+
+
+def test_names_and_ids_are_unique(dms):
+    dms.create_element(Client, "Client 1", element_id=7)
+    with pytest.raises(DuplicateElementError, match="named 'Client 1'"):
+        dms.create_element(Client, "Client 1")
+    with pytest.raises(DuplicateElementError, match="1/7 is taken by 'Client 1'"):
+        dms.create_element(Client, "Client 2", element_id=7)
+    with pytest.raises(ValueError, match="non-empty"):
+        dms.create_element(Client, "  ")
+    with pytest.raises(TypeError, match="not a Protocol class"):
+        dms.create_element(object, "Wrong")  # type: ignore[arg-type]
+
+
+def test_several_agents_each_with_their_own_element_ids(state_dir, clock):
+    with DataMinerSystem(state_dir, clock, agent_ids=(346, 347)) as dms:
+        a = dms.create_element(Client, "On 346")
+        b = dms.create_element(Client, "On 347", agent_id=347)
+        c = dms.create_element(Client, "Also on 347", agent_id=347)
+        assert (a.ids, b.ids, c.ids) == ((346, 1), (347, 1), (347, 2))
+        with pytest.raises(ValueError, match="agent 9 is not part of this DMS"):
+            dms.create_element(Client, "Lost", agent_id=9)
+
+
+def test_request_and_reply_between_elements(dms):
+    dms.create_element(Gateway, "Gateway")
+    client = dms.create_element(Client, "Client 1")
+    client.set("Send", 1)
+    assert REQUESTS == [("sent", SetStatus.OK)]
+    assert client.get("Response") == "pong to ping"
+
+
+def test_a_request_to_a_missing_or_stopped_element_gets_an_error_status(dms):
+    gateway = dms.create_element(Gateway, "Gateway")
+    client = dms.create_element(Client, "Client 1")
+    gateway.stop()
+    client.set("Send", 1)
+    client.set("Gateway", "Nobody")
+    client.set("Send", 1)
+    assert REQUESTS == [("sent", SetStatus.FAILED), ("sent", SetStatus.FAILED)]
+    expect(client).logged("'Gateway' is Stopped", LogType.ERROR).logged("no element 'Nobody'", LogType.ERROR)
+
+
+def test_get_and_set_another_elements_parameter_from_the_dms(dms):
+    dms.create_element(Client, "Client 1")
+    dms.set_parameter("Client 1", "Response", "hello")
+    assert dms.get_parameter((1, 1), 20) == "hello"
+
+
+def test_stop_and_delete(dms, state_dir):
+    client = dms.create_element(Client, "Client 1")
+    dms.stop_element("Client 1")
+    assert client.state is ElementState.STOPPED
+    with pytest.raises(ElementStateError):
+        dms.set_parameter("Client 1", "Response", "x")
+    client.start()
+    client.set("Response", "kept?")
+    dms.delete_element((1, 1))
+    assert dms.find("Client 1") is None
+    assert not (state_dir / "elements" / "1-1.json").exists()
+    again = dms.create_element(Client, "Client 1")
+    assert again.ids == (1, 1) and again.get("Response") == ""
+
+
+def test_a_closed_dms_refuses_new_elements(state_dir, clock):
+    dms = DataMinerSystem(state_dir, clock)
+    dms.close()
+    with pytest.raises(DmemuError, match="closed"):
+        dms.create_element(Client, "Late")
+
+
+def test_a_state_directory_that_is_a_file_is_named(tmp_path, clock):
+    occupied = tmp_path / "occupied"
+    occupied.write_text("not a directory")
+    with pytest.raises(StateFileError, match="cannot use state directory .*occupied"):
+        DataMinerSystem(occupied, clock)
+
+
+def test_connection_settings_are_kept_per_element(dms):
+    connection = Connection(host="10.0.0.5", port=8080, bus_address="BypassProxy", username="u", password="p")
+    element = dms.create_element(Client, "Client 1", connection=connection)
+    assert element.connection == connection
+    assert element.http.base_url == "http://10.0.0.5:8080/"
