@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import threading
+
 import pytest
 
 from dmemu.protocol import (
@@ -18,9 +20,12 @@ from dmemu.protocol import (
     Parameter,
     Protocol,
     QAction,
+    RealClock,
     SetStatus,
     String,
     StateFileError,
+    Timer,
+    VirtualClock,
     expect,
 )
 
@@ -157,3 +162,36 @@ def test_connection_settings_are_kept_per_element(dms):
     element = dms.create_element(Client, "Client 1", connection=connection)
     assert element.connection == connection
     assert element.http.base_url == "http://10.0.0.5:8080/"
+
+
+WALL_CLOCK_TICKS = threading.Event()
+
+
+def count_tick(protocol):
+    count = protocol.get_parameter("Ticks") + 1
+    protocol.set_parameter("Ticks", count)
+    if count == 3:
+        WALL_CLOCK_TICKS.set()
+
+
+class Ticker(Protocol):
+    name = "Wall Clock Ticker"
+    parameters = (Parameter(1, "Ticks", type=Number(), default=0, save=True),)
+    timers = (Timer(1, seconds=0.02, qactions=(1,), at_startup=False),)
+    qactions = (QAction(1, count_tick),)
+
+
+def test_on_the_wall_clock_the_dms_fires_timers_in_the_background_until_closed(state_dir):
+    WALL_CLOCK_TICKS.clear()
+    dms = DataMinerSystem(state_dir)
+    try:
+        assert isinstance(dms.clock, RealClock) and dms.clock.running
+        ticker = dms.create_element(Ticker, "Ticker")
+        assert WALL_CLOCK_TICKS.wait(5), "no timer fired on the wall clock"
+    finally:
+        dms.close()
+    assert not dms.clock.running
+    ticks = ticker.get("Ticks")
+    assert ticks >= 3
+    with DataMinerSystem(state_dir, VirtualClock()) as reopened:
+        assert reopened.element("Ticker").get("Ticks") == ticks  # saved on close

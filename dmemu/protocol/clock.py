@@ -284,8 +284,16 @@ class RealClock(Clock):
         with self._changed:
             self._changed.notify_all()
 
+    @property
+    def running(self) -> bool:
+        return self._thread is not None
+
     def start(self) -> None:
-        """Fire timers in the background until `stop()`."""
+        """Fire timers in the background until `stop()`.
+
+        Due callbacks go to worker threads, so there is no single end of a tick here: batched
+        work such as saving runs on its own timer instead of as a tick listener.
+        """
         if self._thread is not None:
             return
         self._stopping.clear()
@@ -324,11 +332,8 @@ class RealClock(Clock):
 
     def _loop(self) -> None:
         while not self._stopping.is_set():
-            jobs = self.scheduler.pop_due(time.time())
-            for job in jobs:
+            for job in self.scheduler.pop_due(time.time()):
                 self.dispatch(job.job_func)
-            if jobs:
-                self._end_tick()
             due = self.scheduler.next_due
             with self._changed:
                 if self._stopping.is_set():

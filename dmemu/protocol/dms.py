@@ -32,10 +32,10 @@ _logger = logging.getLogger("dmemu.dms")
 class DataMinerSystem:
     """Elements, their clock and their state directory.
 
-    ``DataMinerSystem(state_dir)`` runs on the wall clock; pass ``clock=VirtualClock()`` for
-    tests. Elements found in `state_dir` are loaded again (active ones start), so a process
-    restart picks up where the last one saved. Changes are written after every clock tick, every
-    `autosave_seconds`, when an element stops and on `close()`.
+    ``DataMinerSystem(state_dir)`` runs on the wall clock, firing timers in the background until
+    `close()`; pass ``clock=VirtualClock()`` for tests and drive time with ``clock.advance``. Elements found in `state_dir` are loaded again (active ones start), so a process
+    restart picks up where the last one saved. Changes are written in batches: after every tick of
+    a virtual clock, every `autosave_seconds`, when an element stops and on `close()`.
     """
 
     def __init__(
@@ -67,6 +67,10 @@ class DataMinerSystem:
         self._load()
         self.clock.add_tick_listener(self._flush_quietly)
         self._autosave = self.clock.every(autosave_seconds, self._flush_quietly, tag=self)
+        # On the wall clock the DMS runs its timers itself, like a real one.
+        self._owns_clock = isinstance(self.clock, RealClock) and not self.clock.running
+        if self._owns_clock:
+            self.clock.start()
 
     # -- elements ---------------------------------------------------------------------------
 
@@ -178,6 +182,8 @@ class DataMinerSystem:
         if self._closed:
             return
         self._closed = True
+        if self._owns_clock:
+            self.clock.stop()  # lets running QActions finish first
         self.clock.cancel(self._autosave)
         self.clock.remove_tick_listener(self._flush_quietly)
         for element in self._elements.values():
