@@ -9,7 +9,6 @@ import pytest
 
 from dmemu.protocol import (
     Button,
-    Column,
     DataMinerSystem,
     Discrete,
     ElementState,
@@ -23,7 +22,6 @@ from dmemu.protocol import (
     QAction,
     ReadOnlyParameterError,
     String,
-    Table,
     Timer,
     UnknownParameterError,
     VirtualClock,

@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import os
 from collections.abc import Iterable, Mapping
+from itertools import chain
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +20,20 @@ from tinydb import TinyDB
 from tinydb.storages import Storage
 
 from .errors import StateFileError
+
+_JSON_SCALARS = frozenset({str, int, float, bool, type(None)})
+
+_ELEMENT_STATES = frozenset({"Active", "Paused", "Stopped"})
+"""The values of `element.ElementState` (not imported: element.py imports this module)."""
+
+_RECORD_TYPES: dict[str, tuple[type, ...]] = {
+    "name": (str,),
+    "agent_id": (int,),
+    "element_id": (int,),
+    "protocol": (str,),
+    "state": (str,),
+    "connection": (dict,),
+}
 
 
 class AtomicJSONStorage(Storage):
@@ -44,6 +59,15 @@ class AtomicJSONStorage(Storage):
             raise StateFileError(f"state file {self.path} is corrupt: {error}") from error
         if not isinstance(document, dict) or not all(isinstance(t, dict) for t in document.values()):
             raise StateFileError(f"state file {self.path} is not a tinydb document (top level must map tables)")
+        for name, table in document.items():
+            for doc_id, record in table.items():
+                # tinydb turns document ids into ints and documents into dicts; anything else
+                # would fail later inside tinydb with an error that does not name the file.
+                if not _is_document_id(doc_id) or not isinstance(record, dict):
+                    raise StateFileError(
+                        f"state file {self.path} is not a tinydb document: table {name!r} holds "
+                        f"{doc_id!r}: {type(record).__name__} (documents are objects under integer ids)"
+                    )
         return document
 
     def write(self, data: Mapping[str, Mapping[str, Any]]) -> None:
@@ -69,6 +93,14 @@ class AtomicJSONStorage(Storage):
 
     def close(self) -> None:
         """Nothing stays open between reads and writes."""
+
+
+def _is_document_id(doc_id: str) -> bool:
+    try:
+        int(doc_id)
+    except ValueError:
+        return False
+    return True
 
 
 def _fsync_directory(directory: Path) -> None:
@@ -109,9 +141,18 @@ class ElementStore:
         snapshot = ElementSnapshot()
         try:
             for document in parameter_docs:
-                snapshot.parameters.update((int(pid), value) for pid, value in document["values"].items())
+                values = document["values"]
+                if not isinstance(values, dict):
+                    raise TypeError(f"parameter values are a {type(values).__name__}, not an object")
+                snapshot.parameters.update((int(pid), value) for pid, value in values.items())
             for document in table_docs:
-                snapshot.tables[int(document["id"])] = list(document["rows"])
+                table_id, rows = int(document["id"]), document["rows"]
+                # The engine only ever writes rows of scalar cells; anything else is damage.
+                if not isinstance(rows, list) or not all(type(row) is list for row in rows):
+                    raise TypeError(f"rows of table {table_id} are not a list of rows")
+                if not _JSON_SCALARS.issuperset(map(type, chain.from_iterable(rows))):
+                    raise TypeError(f"a row of table {table_id} holds a cell that is not a scalar")
+                snapshot.tables[table_id] = list(rows)
         except (KeyError, TypeError, ValueError) as error:
             raise StateFileError(f"state file {self.path} has an unexpected layout: {error!r}") from error
         return snapshot
@@ -149,6 +190,17 @@ class RegistryStore:
             missing = required - record.keys()
             if missing:
                 raise StateFileError(f"state file {self.path}: an element record lacks {sorted(missing)}")
+            for field, kinds in _RECORD_TYPES.items():
+                if type(record[field]) not in kinds:
+                    raise StateFileError(
+                        f"state file {self.path}: element record {record.get('name')!r} has "
+                        f"{field} {record[field]!r}, which is not of type {kinds[0].__name__}"
+                    )
+            if record["state"] not in _ELEMENT_STATES:
+                raise StateFileError(
+                    f"state file {self.path}: element record {record['name']!r} has state {record['state']!r}; "
+                    f"expected one of {sorted(_ELEMENT_STATES)}"
+                )
         return [dict(record) for record in records]
 
     def save(self, records: Iterable[Mapping[str, Any]]) -> None:
