@@ -58,7 +58,7 @@ class Client(Protocol):
 
 class Gateway(Protocol):
     name = "Ticket Gateway Test"
-    connection = HttpConnection(default_port=8443)
+    connection = HttpConnection(default_port=8443, credentials=True)
     parameters = (Parameter(30, "Request", type=String(), write=True, default=""),)
     qactions = (QAction(1, answer_request, triggers=(30,)),)
 
@@ -159,9 +159,15 @@ def test_a_state_directory_that_is_a_file_is_named(tmp_path, clock):
 
 def test_connection_settings_are_kept_per_element(dms):
     connection = Connection(host="10.0.0.5", port=8080, bus_address="BypassProxy", username="u", password="p")
-    element = dms.create_element(Client, "Client 1", connection=connection)
+    element = dms.create_element(Gateway, "Gateway", connection=connection)
     assert element.connection == connection
     assert element.http.base_url == "http://10.0.0.5:8080/"
+    assert element.http.auth == ("u", "p")
+
+
+def test_credentials_only_where_the_protocol_asks_for_them(dms):
+    with pytest.raises(ValueError, match="'Ticket Client Test' takes no credentials"):
+        dms.create_element(Client, "Client 1", connection=Connection(username="u", password="p"))
 
 
 WALL_CLOCK_TICKS = threading.Event()

@@ -103,9 +103,11 @@ class DataMinerSystem:
             element_id = 1 + max((eid for aid, eid in self._elements if aid == agent_id), default=0)
         if (agent_id, element_id) in self._elements:
             raise DuplicateElementError(f"element id {agent_id}/{element_id} is taken by {self._elements[agent_id, element_id].name!r}")
+        spec = protocol.connection
         if connection is None:
-            spec = protocol.connection
             connection = Connection(port=spec.default_port if spec else None)
+        elif (connection.username or connection.password) and not (spec and spec.credentials):
+            raise ValueError(f"protocol {protocol.name!r} takes no credentials on its connection; leave username and password out")
         store = ElementStore(self._element_path(agent_id, element_id))
         store.delete()  # a leftover file from an element that once had these ids
         element = Element(self, protocol, name, agent_id, element_id, connection, store)
