@@ -187,6 +187,8 @@ class ProtocolModel:
         self.startup_qactions = tuple(q for q in protocol.qactions if q.after_startup)
         self.momentary_parameters = frozenset(p.id for p in protocol.parameters if _momentary(p))
         self.saved_parameters = frozenset(p.id for p in protocol.parameters if p.save) - self.momentary_parameters
+        # Parameters whose set only stores a value: no QAction to run, nothing momentary.
+        self.plain_parameters = frozenset(self.parameters) - self.momentary_parameters - self.triggers.keys()
         self.saved_tables = frozenset(t.id for t in protocol.tables if t.save)
         self.secret_parameters = frozenset(p.id for p in protocol.parameters if p.secret)
         self.writable: dict[int | str, Parameter] = {}

@@ -57,6 +57,7 @@ class DataMinerSystem:
         self._dirty_elements: set[Element] = set()
         self._protocols = {protocol_path(p): p for p in protocols}
         self._closed = False
+        self._registry_dirty = False
         try:
             (self.state_dir / "elements").mkdir(parents=True, exist_ok=True)
         except OSError as error:
@@ -112,7 +113,6 @@ class DataMinerSystem:
         store.delete()  # a leftover file from an element that once had these ids
         element = Element(self, protocol, name, agent_id, element_id, connection, store)
         self._register(element)
-        self._save_registry()
         if start:
             element.start()
         return element
@@ -144,7 +144,7 @@ class DataMinerSystem:
         del self._by_name[element.name]
         self._dirty_elements.discard(element)
         element._store.delete()
-        self._save_registry()
+        self._save_registry()  # at once: the registry must not name an element whose file is gone
 
     # -- between elements -------------------------------------------------------------------
 
@@ -162,8 +162,17 @@ class DataMinerSystem:
     # -- persistence ------------------------------------------------------------------------
 
     def flush(self) -> list[StateFileError]:
-        """Save every element whose saved values changed; answers the errors (each also logged)."""
+        """Save the element list and every element whose saved values changed; answers the errors
+        (each also logged)."""
         errors: list[StateFileError] = []
+        if self._registry_dirty:
+            self._registry_dirty = False
+            try:
+                self._save_registry()
+            except StateFileError as error:
+                self._registry_dirty = True
+                errors.append(error)
+                _logger.error("%s", error)
         while self._dirty_elements:
             element = self._dirty_elements.pop()
             try:
@@ -176,7 +185,7 @@ class DataMinerSystem:
         return errors
 
     def _flush_quietly(self) -> None:
-        if self._dirty_elements:
+        if self._dirty_elements or self._registry_dirty:
             self.flush()
 
     def close(self) -> None:
@@ -218,10 +227,11 @@ class DataMinerSystem:
     def _register(self, element: Element) -> None:
         self._elements[element.ids] = element
         self._by_name[element.name] = element
+        self._registry_dirty = True
 
     def _element_state_changed(self, element: Element) -> None:
-        if not self._closed and self.find(element) is element:
-            self._save_registry()
+        if self.find(element) is element:
+            self._registry_dirty = True  # written with the next batch
 
     def _save_registry(self) -> None:
         self._registry.save(

@@ -42,6 +42,9 @@ class ElementState(enum.Enum):
     STOPPED = "Stopped"
 
 
+_ACTIVE = ElementState.ACTIVE  # a module constant: enum attribute lookups are slow in hot paths
+
+
 class Element:
     """An instance of a protocol in a DataMiner System. Create it with `DataMinerSystem.create_element`."""
 
@@ -110,10 +113,21 @@ class Element:
         parameter = self._model.writable.get(ref)
         if parameter is None:
             raise self._not_settable(ref)
-        value = self._model.checkers[parameter.id](value)
-        if self._state is not ElementState.ACTIVE:
+        pid = parameter.id
+        value = self._model.checkers[pid](value)
+        if self._state is not _ACTIVE:
             raise ElementStateError(f"element {self.name!r} is {self._state.value}: start it before setting {parameter.label}")
-        self._queue.run(self._apply_set, parameter.id, value, _depth, wait=wait)
+        queue = self._queue
+        if pid in self._model.plain_parameters and not queue.pending and queue.try_enter():
+            # Nothing to trigger and the queue is idle: store under the queue's lock, no work item.
+            try:
+                self._values[pid] = value
+                if pid in self._model.saved_parameters:
+                    self._mark_dirty()
+            finally:
+                queue.leave()
+            return
+        queue.run(self._apply_set, pid, value, _depth, wait=wait)
 
     def set_cell(self, table: int | str, key: str, column: int | str, value: Any, *, wait: bool = True) -> None:
         """Set a cell of a write column as a user would, then run the QActions it triggers."""
@@ -125,7 +139,7 @@ class Element:
         if value is not None:
             value = data.model.checkers[index](value)
         data.get(key)  # an unknown row raises before anything is queued
-        if self._state is not ElementState.ACTIVE:
+        if self._state is not _ACTIVE:
             raise ElementStateError(f"element {self.name!r} is {self._state.value}: start it before setting {spec.name!r}")
         self._queue.run(self._apply_cell, data, key, index, value, 0, wait=wait)
 
@@ -152,7 +166,7 @@ class Element:
     def start(self) -> None:
         """Activate: a stopped element starts afresh (saved values kept, after-startup QActions run);
         a paused one resumes its timers."""
-        if self._state is ElementState.ACTIVE:
+        if self._state is _ACTIVE:
             return
         fresh = self._state is ElementState.STOPPED or self._needs_startup
         self._needs_startup = False
@@ -170,7 +184,7 @@ class Element:
 
     def pause(self) -> None:
         """Stop timers but keep everything; `start()` resumes."""
-        if self._state is not ElementState.ACTIVE:
+        if self._state is not _ACTIVE:
             return
         self._cancel_timers()
         self._state = ElementState.PAUSED
@@ -268,13 +282,13 @@ class Element:
 
     def _on_timer(self, timer: Timer) -> None:
         # A timer's work already waiting on the queue is not queued twice.
-        if self._state is ElementState.ACTIVE and timer.id not in self._queued_timers:
+        if self._state is _ACTIVE and timer.id not in self._queued_timers:
             self._queued_timers.add(timer.id)
             self._queue.run(self._run_timer, timer)
 
     def _run_timer(self, timer: Timer) -> None:
         self._queued_timers.discard(timer.id)
-        if self._state is not ElementState.ACTIVE:
+        if self._state is not _ACTIVE:
             return
         qactions = self._model.qactions
         for qid in timer.qactions:

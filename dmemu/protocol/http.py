@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import ipaddress
 from typing import Any
-from urllib.parse import urljoin
+from urllib.parse import urljoin, urlsplit
 
 import attrs
 import requests
@@ -25,10 +25,13 @@ class RetryPolicy:
     """When a failed call is tried again. POST and PATCH are not retried unless listed."""
 
     attempts: int = 2  # retries after the first try
-    backoff_seconds: float = 0.5  # doubled after each retry
+    # urllib3's exponential backoff: no wait before the first retry, then 2x, 4x ... this value.
+    backoff_seconds: float = 0.5
     statuses: frozenset[int] = attrs.field(default=frozenset({429, 502, 503, 504}), converter=frozenset)
     methods: frozenset[str] = attrs.field(default=IDEMPOTENT_METHODS, converter=frozenset)
     respect_retry_after: bool = True
+    # A device asking for a longer Retry-After would hold the element's queue that long.
+    max_retry_after_seconds: int = 60
 
     def to_urllib3(self) -> Retry:
         return Retry(
@@ -42,6 +45,7 @@ class RetryPolicy:
             status_forcelist=self.statuses,
             backoff_factor=self.backoff_seconds,
             respect_retry_after_header=self.respect_retry_after,
+            retry_after_max=self.max_retry_after_seconds,
             raise_on_status=False,  # the last answer is returned; the caller reads its status
         )
 
@@ -81,13 +85,9 @@ class Connection:
     def to_record(self) -> dict[str, Any]:
         """The settings as plain data for the DMS registry (the password included: it is state)."""
         record = attrs.asdict(self, recurse=False)
-        record["retry"] = {
-            "attempts": self.retry.attempts,
-            "backoff_seconds": self.retry.backoff_seconds,
-            "statuses": sorted(self.retry.statuses),
-            "methods": sorted(self.retry.methods),
-            "respect_retry_after": self.retry.respect_retry_after,
-        }
+        record["retry"] = attrs.asdict(
+            self.retry, value_serializer=lambda _, __, value: sorted(value) if isinstance(value, frozenset) else value
+        )
         return record
 
     @classmethod
@@ -107,10 +107,17 @@ class ElementSession(requests.Session):
 
     def request(self, method: str, url: str, *args: Any, **kwargs: Any) -> requests.Response:  # type: ignore[override]
         kwargs.setdefault("timeout", self.timeout)
-        return super().request(method, urljoin(self.base_url, url), *args, **kwargs)
+        url = urljoin(self.base_url, url)
+        if "auth" not in kwargs and urlsplit(url).netloc != urlsplit(self.base_url).netloc:
+            kwargs["auth"] = _no_auth  # the element's credentials are for its own device only
+        return super().request(method, url, *args, **kwargs)
 
     def __repr__(self) -> str:
         return f"<ElementSession {self.base_url}>"
+
+
+def _no_auth(request: requests.PreparedRequest) -> requests.PreparedRequest:
+    return request
 
 
 class _ElementAdapter(HTTPAdapter):

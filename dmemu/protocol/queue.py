@@ -65,6 +65,15 @@ class WorkQueue:
         self.pending.append(partial(function, *args) if args else function)
         self.drain()
 
+    def try_enter(self) -> bool:
+        """Take the queue for a moment if it is idle (the caller must `leave()`); False if busy."""
+        return self._lock.acquire(False)
+
+    def leave(self) -> None:
+        self._lock.release()
+        if self.pending:
+            self.drain()  # items queued by other threads while we held the lock
+
     def run_exclusive(self, function: Callable[[], T]) -> T:
         """Run `function` while no item runs (waiting for the current one), and return its result."""
         if self.in_worker:

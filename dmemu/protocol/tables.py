@@ -7,7 +7,6 @@ C-level passes (`map`, `set`) instead of a Python loop per cell.
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
-from itertools import chain
 from operator import itemgetter
 from typing import Any
 
@@ -22,7 +21,7 @@ _SCALARS = frozenset({str, int, float, bool, type(None)})
 
 
 def _column_types(model: TableModel) -> list[tuple[int, frozenset[type]]]:
-    """Columns whose cells must be of specific Python types, for bulk checks."""
+    """The Python types each non-discrete column accepts, for bulk checks (discretes check values)."""
     checks = []
     for index, column in enumerate(model.table.columns):
         kind = column.type
@@ -32,6 +31,8 @@ def _column_types(model: TableModel) -> list[tuple[int, frozenset[type]]]:
             checks.append((index, frozenset({str, type(None)})))
         elif isinstance(kind, Button):
             checks.append((index, frozenset({int, type(None)})))
+        elif not isinstance(kind, Discrete):
+            checks.append((index, _SCALARS))
     return checks
 
 
@@ -138,8 +139,6 @@ class TableData:
             rows = [self._pad(position, row) for position, row in enumerate(rows)]
         keys = list(map(itemgetter(self._key_index), rows))
         if set(map(type, keys)) != {str} or "" in keys:
-            self._raise_first_bad(rows)
-        if not _SCALARS.issuperset(map(type, chain.from_iterable(rows))):
             self._raise_first_bad(rows)
         for index, allowed in self._typed_columns:
             if not allowed.issuperset(map(type, map(itemgetter(index), rows))):
