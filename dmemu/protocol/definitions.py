@@ -169,13 +169,11 @@ class ProtocolModel:
         self.qactions: dict[int, QAction] = {q.id: q for q in protocol.qactions}
         self.by_name: dict[str, int] = {}
         self.checkers: dict[int, Checker] = {p.id: p.type.checker(p.label) for p in protocol.parameters}
-        self.column_owner: dict[int, tuple[int, int]] = {}  # column pid -> (table id, index)
         for table in protocol.tables:
             key_index = next(i for i, c in enumerate(table.columns) if c.key)
             index: dict[int | str, int] = {}
             for position, column in enumerate(table.columns):
                 index[column.id] = index[column.name] = position
-                self.column_owner[column.id] = (table.id, position)
             checkers = tuple(c.type.checker(f"{table.label} column {c.id} {c.name!r}") for c in table.columns)
             self.tables[table.id] = TableModel(table, key_index, index, checkers)
         for item in (*protocol.parameters, *protocol.tables):
@@ -184,17 +182,22 @@ class ProtocolModel:
         for qaction in protocol.qactions:
             for pid in qaction.triggers:
                 self.triggers[pid] = (*self.triggers.get(pid, ()), qaction)
+        self.writable: dict[int | str, Parameter] = {}
+        for p in protocol.parameters:
+            if p.write:
+                self.writable[p.id] = self.writable[p.name] = p
         self.startup_qactions = tuple(q for q in protocol.qactions if q.after_startup)
         self.momentary_parameters = frozenset(p.id for p in protocol.parameters if _momentary(p))
         self.saved_parameters = frozenset(p.id for p in protocol.parameters if p.save) - self.momentary_parameters
         # Parameters whose set only stores a value: no QAction to run, nothing momentary.
         self.plain_parameters = frozenset(self.parameters) - self.momentary_parameters - self.triggers.keys()
+        # What a user's set needs, in one lookup: (parameter, checker, plain, saved).
+        self.write_targets: dict[int | str, tuple[Parameter, Checker, bool, bool]] = {
+            ref: (p, self.checkers[p.id], p.id in self.plain_parameters, p.id in self.saved_parameters)
+            for ref, p in self.writable.items()
+        }
         self.saved_tables = frozenset(t.id for t in protocol.tables if t.save)
         self.secret_parameters = frozenset(p.id for p in protocol.parameters if p.secret)
-        self.writable: dict[int | str, Parameter] = {}
-        for p in protocol.parameters:
-            if p.write:
-                self.writable[p.id] = self.writable[p.name] = p
 
     def resolve(self, ref: int | str) -> int:
         """The id of a parameter or table given by id or name."""

@@ -67,6 +67,7 @@ class Element:
         self.log_level = LogLevel.NO_LOGGING
         self.log_entries: deque[LogEntry] = deque(maxlen=MAX_LOG_ENTRIES)
         self._model = protocol.model
+        self._write_targets = protocol.model.write_targets
         self._store = store
         self._state = ElementState.STOPPED
         self._queue = WorkQueue()
@@ -110,22 +111,25 @@ class Element:
         A wrong type, an out-of-range value or an unknown discrete raises `InvalidValueError`
         naming the parameter and what it allows; nothing changes then.
         """
-        parameter = self._model.writable.get(ref)
-        if parameter is None:
+        target = self._write_targets.get(ref)
+        if target is None:
             raise self._not_settable(ref)
-        pid = parameter.id
-        value = self._model.checkers[pid](value)
+        parameter, check, plain, saved = target
+        value = check(value)
         if self._state is not _ACTIVE:
             raise ElementStateError(f"element {self.name!r} is {self._state.value}: start it before setting {parameter.label}")
+        pid = parameter.id
         queue = self._queue
-        if pid in self._model.plain_parameters and not queue.pending and queue.try_enter():
+        if plain and not queue.pending and queue.lock.acquire(False):
             # Nothing to trigger and the queue is idle: store under the queue's lock, no work item.
             try:
                 self._values[pid] = value
-                if pid in self._model.saved_parameters:
+                if saved:
                     self._mark_dirty()
             finally:
-                queue.leave()
+                queue.lock.release()
+            if queue.pending:
+                queue.drain()  # work other threads queued while we held the lock
             return
         queue.run(self._apply_set, pid, value, _depth, wait=wait)
 

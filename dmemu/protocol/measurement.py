@@ -44,6 +44,16 @@ class Number:
     def checker(self, label: str) -> Checker:
         low, high, allowed = self.minimum, self.maximum, self.allowed()
 
+        if low is None and high is None:
+
+            def check_unbounded(value: Any) -> Any:
+                kind = type(value)
+                if (kind is not int and kind is not float) or value != value:
+                    raise InvalidValueError(f"{label}: {value!r} is not a number; allowed: {allowed}")
+                return value
+
+            return check_unbounded
+
         def check(value: Any) -> Any:
             kind = type(value)
             if kind is not int and kind is not float:

@@ -22,7 +22,7 @@ _get_ident = threading.get_ident
 class WorkQueue:
     def __init__(self) -> None:
         self.pending: deque[Callable[[], Any]] = deque()
-        self._lock = threading.Lock()
+        self.lock = threading.Lock()  # held while an item runs; a caller may hold it for a plain store
         self._owner = 0  # thread id of the drainer, 0 when idle
 
     @property
@@ -37,7 +37,7 @@ class WorkQueue:
         an item that runs at once propagate to the caller; queued items handle their own.
         """
         pending = self.pending
-        if not pending and self._lock.acquire(False):
+        if not pending and self.lock.acquire(False):
             self._owner = _get_ident()
             try:
                 function(*args)
@@ -45,7 +45,7 @@ class WorkQueue:
                     self._run_pending()
             finally:
                 self._owner = 0
-                self._lock.release()
+                self.lock.release()
             if pending:
                 self.drain()
             return
@@ -65,20 +65,11 @@ class WorkQueue:
         self.pending.append(partial(function, *args) if args else function)
         self.drain()
 
-    def try_enter(self) -> bool:
-        """Take the queue for a moment if it is idle (the caller must `leave()`); False if busy."""
-        return self._lock.acquire(False)
-
-    def leave(self) -> None:
-        self._lock.release()
-        if self.pending:
-            self.drain()  # items queued by other threads while we held the lock
-
     def run_exclusive(self, function: Callable[[], T]) -> T:
         """Run `function` while no item runs (waiting for the current one), and return its result."""
         if self.in_worker:
             return function()
-        with self._lock:
+        with self.lock:
             self._owner = _get_ident()
             try:
                 result = function()
@@ -91,14 +82,14 @@ class WorkQueue:
         """Run queued items unless another thread is already doing so."""
         pending = self.pending
         while pending:
-            if not self._lock.acquire(blocking=False):
+            if not self.lock.acquire(blocking=False):
                 return  # the owner sees our items before it lets go
             self._owner = _get_ident()
             try:
                 self._run_pending()
             finally:
                 self._owner = 0
-                self._lock.release()
+                self.lock.release()
 
     def _run_pending(self) -> None:
         pending = self.pending
