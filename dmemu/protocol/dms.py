@@ -165,14 +165,11 @@ class DataMinerSystem:
         """Save the element list and every element whose saved values changed; answers the errors
         (each also logged)."""
         errors: list[StateFileError] = []
-        if self._registry_dirty:
-            self._registry_dirty = False
-            try:
-                self._save_registry()
-            except StateFileError as error:
-                self._registry_dirty = True
-                errors.append(error)
-                _logger.error("%s", error)
+        try:
+            self._write_registry_if_dirty()
+        except StateFileError as error:
+            errors.append(error)
+            _logger.error("%s", error)
         while self._dirty_elements:
             element = self._dirty_elements.pop()
             try:
@@ -229,9 +226,21 @@ class DataMinerSystem:
         self._by_name[element.name] = element
         self._registry_dirty = True
 
-    def _element_state_changed(self, element: Element) -> None:
+    def _element_state_changed(self, element: Element, *, write_now: bool = False) -> None:
+        """Starts are written with the next batch; stops and pauses at once, as a user expects."""
         if self.find(element) is element:
-            self._registry_dirty = True  # written with the next batch
+            self._registry_dirty = True
+            if write_now:
+                self._write_registry_if_dirty()
+
+    def _write_registry_if_dirty(self) -> None:
+        if self._registry_dirty:
+            self._registry_dirty = False
+            try:
+                self._save_registry()
+            except StateFileError:
+                self._registry_dirty = True
+                raise
 
     def _save_registry(self) -> None:
         self._registry.save(

@@ -192,7 +192,7 @@ class Element:
             return
         self._cancel_timers()
         self._state = ElementState.PAUSED
-        self.dms._element_state_changed(self)
+        self.dms._element_state_changed(self, write_now=True)
 
     def stop(self) -> None:
         """Stop timers, close the connection and save. Values not marked `save` are reset on the next start."""
@@ -201,8 +201,8 @@ class Element:
         self._cancel_timers()
         self._state = ElementState.STOPPED
         self._queue.run_exclusive(self.close_connection)
+        self.dms._element_state_changed(self, write_now=True)
         self.save()
-        self.dms._element_state_changed(self)
 
     def restart(self) -> None:
         self.stop()
@@ -214,6 +214,7 @@ class Element:
         if snapshot is not None:
             parameters, tables = snapshot
             try:
+                self.dms._write_registry_if_dirty()  # never an element file the registry does not name
                 self._store.save(parameters, tables)
             except Exception:
                 self._dirty = True  # try again next batch; the previous snapshot stays on disk

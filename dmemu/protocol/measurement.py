@@ -16,6 +16,7 @@ import attrs
 from .errors import InvalidValueError
 
 Checker = Callable[[Any], Any]
+_INFINITY = math.inf  # NaN fails `-inf < value < inf` too
 
 
 def _type_name(value: object) -> str:
@@ -41,26 +42,26 @@ class Number:
         units = f" {self.units}" if self.units else ""
         return f"a number from {low} to {high}{units}"
 
+    def problem(self, value: Any) -> str | None:
+        """What is wrong with `value` for this number, or None when it fits."""
+        if type(value) is not int and type(value) is not float:
+            return f"{value!r} is a {_type_name(value)}"
+        if not -_INFINITY < value < _INFINITY:
+            return f"{value!r} is not a finite number"
+        if (self.minimum is not None and value < self.minimum) or (self.maximum is not None and value > self.maximum):
+            return f"{value!r} is out of range"
+        return None
+
     def checker(self, label: str) -> Checker:
-        low, high, allowed = self.minimum, self.maximum, self.allowed()
-
-        if low is None and high is None:
-
-            def check_unbounded(value: Any) -> Any:
-                kind = type(value)
-                if (kind is not int and kind is not float) or value != value:
-                    raise InvalidValueError(f"{label}: {value!r} is not a number; allowed: {allowed}")
-                return value
-
-            return check_unbounded
+        low = -_INFINITY if self.minimum is None else self.minimum
+        high = _INFINITY if self.maximum is None else self.maximum
 
         def check(value: Any) -> Any:
             kind = type(value)
-            if kind is not int and kind is not float:
-                raise InvalidValueError(f"{label}: {value!r} is a {_type_name(value)}; allowed: {allowed}")
-            if (low is not None and value < low) or (high is not None and value > high) or value != value:
-                raise InvalidValueError(f"{label}: {value!r} is out of range; allowed: {allowed}")
-            return value
+            # `value - value == 0` rules out NaN and inf, which JSON state files cannot hold.
+            if (kind is int or kind is float) and low <= value <= high and value - value == 0:
+                return value
+            raise InvalidValueError(f"{label}: {self.problem(value)}; allowed: {self.allowed()}")
 
         return check
 

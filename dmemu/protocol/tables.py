@@ -6,8 +6,10 @@ C-level passes (`map`, `set`) instead of a Python loop per cell.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable, Mapping, Sequence
-from operator import itemgetter
+from functools import partial
+from operator import is_not, itemgetter
 from typing import Any
 
 from .definitions import TableModel
@@ -18,6 +20,8 @@ Row = tuple[Any, ...]
 RowInput = Sequence[Any] | Mapping[int | str, Any]
 
 _SCALARS = frozenset({str, int, float, bool, type(None)})
+_INFINITY = math.inf
+_is_not_none = partial(is_not, None)
 
 
 def _column_types(model: TableModel) -> list[tuple[int, frozenset[type]]]:
@@ -49,6 +53,16 @@ class TableData:
         self._key_index = model.key_index
         self._width = model.width
         self._typed_columns = _column_types(model)
+        # Number columns whose values are checked in bulk: every one may hold NaN or inf.
+        self._number_columns = [
+            (
+                index,
+                -_INFINITY if column.type.minimum is None else column.type.minimum,
+                _INFINITY if column.type.maximum is None else column.type.maximum,
+            )
+            for index, column in enumerate(model.table.columns)
+            if isinstance(column.type, Number)
+        ]
         self._discrete_columns = [
             (index, frozenset(column.type.values) | {None})
             for index, column in enumerate(model.table.columns)
@@ -146,6 +160,13 @@ class TableData:
         for index, allowed in self._discrete_columns:
             if not allowed.issuperset(map(itemgetter(index), rows)):
                 self._raise_first_bad(rows)
+        for index, low, high in self._number_columns:
+            # min/max over the column; NaN and inf sort unreliably, so `sum` reveals them
+            values = list(filter(_is_not_none, map(itemgetter(index), rows)))
+            if values and not (
+                -_INFINITY < sum(values) < _INFINITY and min(values) >= low and max(values) <= high
+            ):
+                self._raise_first_bad(rows)
         return dict(zip(keys, rows))
 
     def _pad(self, position: int, row: Row) -> Row:
@@ -155,7 +176,10 @@ class TableData:
         return row + (None,) * (width - len(row))
 
     def _raise_first_bad(self, rows: list[Row]) -> None:
-        """Slow path, only on bad input: name the first offending row and column."""
+        """Slow path, only on suspect input: name the first offending row and column.
+
+        It may find nothing: a column of huge but finite numbers can sum to infinity.
+        """
         columns = self.model.table.columns
         allowed_types = dict(self._typed_columns)
         allowed_values = dict(self._discrete_columns)
@@ -164,15 +188,16 @@ class TableData:
             if type(key) is not str or not key:
                 raise InvalidValueError(f"{self.label}: row {position}: {_key_problem(key)}")
             for index, value in enumerate(row):
+                column = columns[index]
                 if type(value) not in _SCALARS or type(value) not in allowed_types.get(index, _SCALARS):
-                    problem = f"{value!r} is a {type(value).__name__}; allowed: {columns[index].type.allowed()}"
+                    problem = f"{value!r} is a {type(value).__name__}; allowed: {column.type.allowed()}"
                 elif value not in allowed_values.get(index, (value,)):
-                    problem = f"{value!r} is not one of the allowed values: {columns[index].type.allowed()}"
+                    problem = f"{value!r} is not one of the allowed values: {column.type.allowed()}"
+                elif value is not None and isinstance(column.type, Number) and column.type.problem(value):
+                    problem = f"{column.type.problem(value)}; allowed: {column.type.allowed()}"
                 else:
                     continue
-                column = columns[index]
                 raise InvalidValueError(f"{self.label}: row {position}, column {column.id} {column.name!r}: {problem}")
-        raise AssertionError("bulk check failed but no bad cell was found")  # pragma: no cover
 
     def fill(self, rows: Iterable[Sequence[Any]]) -> None:
         """FillArray: the table becomes exactly these rows."""

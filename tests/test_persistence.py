@@ -1,0 +1,1058 @@
+"""Persistence of the engine: state directory, restarts, batched atomic writes, corrupt files.
+
+The rules under test (from the issue):
+
+* A DataMiner System has a state directory; `save` parameters and tables survive an element
+  restart and a process restart, through tinydb.
+* Writes are batched (at the end of a tick and on stop), never one per set.
+* Every write is atomic (temp file, fsync, rename), so a kill at any instant leaves the last
+  complete snapshot.
+* A corrupt or unreadable state file gives an error naming the file, never a silent empty state.
+
+No test sleeps: child processes are driven by blocking reads of their pipes, and a watchdog
+only kills a child that stops answering so a broken engine fails the test instead of hanging it.
+"""
+
+from __future__ import annotations
+
+import errno
+import json
+import math
+import os
+import subprocess
+import sys
+import threading
+import uuid
+from collections import Counter
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from tinydb import Query, TinyDB
+
+import dmemu.protocol.storage as storage
+from dmemu.protocol import (
+    Button,
+    Column,
+    Connection,
+    DataMinerSystem,
+    Discrete,
+    Element,
+    ElementState,
+    ElementStateError,
+    HttpConnection,
+    InvalidValueError,
+    LogType,
+    Number,
+    Parameter,
+    Protocol,
+    QAction,
+    RetryPolicy,
+    StateFileError,
+    String,
+    Table,
+    Timer,
+    VirtualClock,
+)
+from dmemu.protocol.storage import AtomicJSONStorage, ElementStore, RegistryStore
+
+CHILD_TIMEOUT = 60.0  # seconds before the watchdog kills a child that stopped answering
+
+# -- protocols used in this process ------------------------------------------------------------
+
+SETPOINT, LABEL, SAVED_READING, LIVE_READING, START_COUNT, MODE, SITE, OFFSET = 10, 11, 12, 13, 14, 15, 16, 17
+FILL, TRY_BAD, FILL_NON_FINITE = 20, 21, 22
+SAVED_ITEMS, LIVE_ITEMS = 1000, 2000
+
+
+def fill_tables(protocol: Any) -> None:
+    """QAction 100: fill both tables and both read parameters (one saved, one not)."""
+    base = protocol.get_parameter("Setpoint")
+    protocol.fill_array("Saved Items", [[f"k{i}", f"item {i} é☃", base + i * 1.5] for i in range(3)])
+    protocol.fill_array("Live Items", [["x", "volatile row"]])
+    protocol.set_parameter("Saved Reading", base * 2)
+    protocol.set_parameter("Live Reading", 7)
+
+
+def count_start(protocol: Any) -> None:
+    """QAction 101, after startup: proves a (re)started element ran its start-up QActions."""
+    protocol.set_parameter("Start Count", protocol.get_parameter("Start Count") + 1)
+
+
+def try_bad_values(protocol: Any) -> None:
+    """QAction 102: every way a QAction could push a value JSON cannot hold into saved state."""
+    bad = object()
+    attempts: dict[str, Callable[[], Any]] = {
+        "fill_array": lambda: protocol.fill_array("Saved Items", [["ok", "fine", 1], ["bad", bad, 2]]),
+        "fill_array_no_delete": lambda: protocol.fill_array_no_delete("Saved Items", [["bad", "x", bad]]),
+        "add_row": lambda: protocol.add_row("Saved Items", ["bad", bad, 1]),
+        "set_row": lambda: protocol.set_row("Saved Items", "k0", [None, bad]),
+    }
+    for name, attempt in attempts.items():
+        try:
+            attempt()
+        except InvalidValueError as error:
+            protocol.log(f"{name} refused: {error}")
+        else:
+            protocol.log(f"{name} ACCEPTED")
+    protocol.log(f"set_parameter status: {protocol.set_parameter('Saved Reading', bad).value}")
+    protocol.log(f"set_cell status: {protocol.set_cell('Saved Items', 'k0', 'Name', bad).value}")
+
+
+def fill_non_finite(protocol: Any) -> None:
+    """QAction 103: NaN and infinity are floats, but not JSON (the storage writes strict JSON)."""
+    try:
+        protocol.fill_array("Saved Items", [["nan", "not a number", math.nan], ["inf", "infinite", math.inf]])
+    except InvalidValueError as error:
+        protocol.log(f"non-finite refused: {error}")
+
+
+class Keeper(Protocol):
+    name = "Persistence Keeper"
+    connection = HttpConnection(default_port=8080, credentials=True)
+    parameters = (
+        Parameter(SETPOINT, "Setpoint", type=Number(0, 1_000_000), write=True, save=True, default=0),
+        Parameter(LABEL, "Label", type=String(), write=True, default="unnamed"),
+        Parameter(SAVED_READING, "Saved Reading", type=Number(), save=True, default=0),
+        Parameter(LIVE_READING, "Live Reading", type=Number(), default=-1),
+        Parameter(START_COUNT, "Start Count", type=Number(0), save=True, default=0),
+        Parameter(MODE, "Mode", type=Discrete({0: "Off", 1: "On"}), write=True, save=True, default=0),
+        Parameter(SITE, "Site", type=String(), write=True, save=True, default=""),
+        Parameter(OFFSET, "Offset", type=Number(), write=True, save=True, default=0),
+        Parameter(FILL, "Fill", type=Button(), write=True),
+        Parameter(TRY_BAD, "Try Bad Values", type=Button(), write=True),
+        Parameter(FILL_NON_FINITE, "Fill Non Finite", type=Button(), write=True),
+    )
+    tables = (
+        Table(SAVED_ITEMS, "Saved Items", save=True, columns=(
+            Column(1001, "ID", key=True), Column(1002, "Name"), Column(1003, "Value", type=Number()),
+        )),
+        Table(LIVE_ITEMS, "Live Items", columns=(Column(2001, "ID", key=True), Column(2002, "Name"))),
+    )
+    qactions = (
+        QAction(100, fill_tables, triggers=(FILL,)),
+        QAction(101, count_start, after_startup=True),
+        QAction(102, try_bad_values, triggers=(TRY_BAD,)),
+        QAction(103, fill_non_finite, triggers=(FILL_NON_FINITE,)),
+    )
+
+
+def tick(protocol: Any) -> None:
+    """QAction 200, every second: several changes to saved state within one tick."""
+    count = protocol.get_parameter("Ticks") + 1
+    for step in range(3):
+        protocol.set_parameter("Ticks", count)
+        protocol.fill_array("History", [[f"t{i}", count * 10 + step] for i in range(5)])
+
+
+class Ticker(Protocol):
+    name = "Persistence Ticker"
+    parameters = (Parameter(30, "Ticks", type=Number(0), save=True, default=0),)
+    tables = (Table(3000, "History", save=True, columns=(Column(3001, "ID", key=True), Column(3002, "N", type=Number()))),)
+    timers = (Timer(1, seconds=1, qactions=(200,)),)
+    qactions = (QAction(200, tick),)
+
+
+# -- helpers ---------------------------------------------------------------------------------
+
+
+def element_path(state_dir: Path, element: Element) -> Path:
+    return state_dir / "elements" / f"{element.agent_id}-{element.element_id}.json"
+
+
+def saved_on_disk(state_dir: Path, element: Element) -> storage.ElementSnapshot:
+    return ElementStore(element_path(state_dir, element)).load()
+
+
+def error_messages(element: Element) -> list[str]:
+    return [entry.message for entry in element.logs(LogType.ERROR)]
+
+
+@pytest.fixture
+def writes(monkeypatch: pytest.MonkeyPatch) -> list[Path]:
+    """Every completed state-file write, by path, in order."""
+    done: list[Path] = []
+    original = AtomicJSONStorage.write
+
+    def counting_write(self: AtomicJSONStorage, data: Any) -> None:
+        original(self, data)
+        done.append(self.path)
+
+    monkeypatch.setattr(AtomicJSONStorage, "write", counting_write)
+    return done
+
+
+# -- restarts --------------------------------------------------------------------------------
+
+
+def test_saved_values_survive_element_restart_and_the_rest_is_reset(dms: DataMinerSystem, state_dir: Path) -> None:
+    element = dms.create_element(Keeper, "Keeper")
+    assert element.get(START_COUNT) == 1
+    element.set(SETPOINT, 40)
+    element.set(LABEL, "changed")
+    element.set(MODE, "On")
+    element.set(SITE, "Zürich ☃")
+    element.set(FILL, 1)
+    saved_rows = element.table(SAVED_ITEMS).rows()
+    assert len(saved_rows) == 3 and len(element.table(LIVE_ITEMS)) == 1
+    assert (element.get(SAVED_READING), element.get(LIVE_READING)) == (80, 7)
+
+    element.stop()
+    # Stopping saves at once, without waiting for a tick.
+    on_disk = saved_on_disk(state_dir, element)
+    assert on_disk.parameters == {SETPOINT: 40, SAVED_READING: 80, START_COUNT: 1, MODE: 1, SITE: "Zürich ☃", OFFSET: 0}
+    assert [row[0] for row in on_disk.tables[SAVED_ITEMS]] == ["k0", "k1", "k2"]
+    assert LIVE_ITEMS not in on_disk.tables and LIVE_READING not in on_disk.parameters
+
+    element.start()
+    assert element.state is ElementState.ACTIVE
+    assert element.get(START_COUNT) == 2  # the after-startup QAction ran on the saved count
+    assert (element.get(SETPOINT), element.get(MODE), element.get(SITE), element.get(SAVED_READING)) == (40, 1, "Zürich ☃", 80)
+    assert element.table(SAVED_ITEMS).rows() == saved_rows
+    assert element.get(LABEL) == "unnamed"  # not saved: back to its default
+    assert element.get(LIVE_READING) == -1
+    assert len(element.table(LIVE_ITEMS)) == 0  # not saved: empty
+
+    element.set(SETPOINT, 41)
+    element.set(LABEL, "again")
+    element.restart()
+    assert element.get(START_COUNT) == 3
+    assert element.get(SETPOINT) == 41
+    assert element.get(LABEL) == "unnamed"
+    assert saved_on_disk(state_dir, element).parameters[SETPOINT] == 41
+
+
+def test_everything_survives_a_process_restart_in_the_same_interpreter(state_dir: Path) -> None:
+    connection = Connection(
+        host="10.1.2.3",
+        port=8443,
+        bus_address="BypassProxy",
+        username="admin",
+        password="pa55-wörd",
+        scheme="https",
+        timeout=12.5,
+        retry=RetryPolicy(attempts=4, backoff_seconds=0.25, statuses={500, 503}, methods={"GET", "POST"}),
+    )
+    clock = VirtualClock()
+    first = DataMinerSystem(state_dir, clock, agent_ids=(1, 7))
+    alpha = first.create_element(Keeper, "Alpha", connection=connection, agent_id=7, element_id=42)
+    alpha.set(SETPOINT, 1234.5)
+    alpha.set(LABEL, "volatile")
+    alpha.set(FILL, 1)
+    alpha_rows = alpha.table(SAVED_ITEMS).rows()
+    beta = first.create_element(Keeper, "Beta")
+    beta.set(SETPOINT, 2)
+    beta.pause()
+    gamma = first.create_element(Keeper, "Gamma")
+    gamma.set(SETPOINT, 3)
+    gamma.stop()
+    ids = {e.name: e.ids for e in first.elements}
+    first.close()  # no tick ever happened: close must write what changed
+
+    clock = VirtualClock()
+    with DataMinerSystem(state_dir, clock) as second:
+        assert {e.name: e.ids for e in second.elements} == ids
+        alpha, beta, gamma = (second.element(name) for name in ("Alpha", "Beta", "Gamma"))
+        assert second.element((7, 42)) is alpha
+        assert 7 in second.agent_ids
+
+        assert alpha.connection == connection
+        assert alpha.connection.password == "pa55-wörd"
+        assert alpha.protocol is Keeper
+
+        assert alpha.state is ElementState.ACTIVE
+        assert alpha.get(START_COUNT) == 2  # started again: its after-startup QAction ran
+        assert alpha.get(SETPOINT) == 1234.5
+        assert alpha.get(SAVED_READING) == 2469
+        assert alpha.table(SAVED_ITEMS).rows() == alpha_rows
+        assert alpha.get(LABEL) == "unnamed" and alpha.get(LIVE_READING) == -1
+        assert len(alpha.table(LIVE_ITEMS)) == 0
+
+        assert beta.state is ElementState.PAUSED
+        assert gamma.state is ElementState.STOPPED
+        clock.advance(60)
+        assert (beta.get(START_COUNT), beta.get(SETPOINT)) == (1, 2)  # nothing ran while paused
+        assert (gamma.get(START_COUNT), gamma.get(SETPOINT)) == (1, 3)
+        with pytest.raises(ElementStateError):
+            beta.set(SETPOINT, 9)
+        beta.start()
+        gamma.start()
+        assert (beta.get(START_COUNT), gamma.get(START_COUNT)) == (2, 2)
+        assert (beta.get(SETPOINT), gamma.get(SETPOINT)) == (2, 3)
+
+
+# -- real processes --------------------------------------------------------------------------
+
+PROTOCOL_MODULE = '''
+"""Protocols for child processes (importable by module name in both processes)."""
+
+from dmemu.protocol import Button, Column, HttpConnection, Number, Parameter, Protocol, QAction, String, Table
+
+ROWS = 50_000
+
+
+def fill_rows(protocol):
+    protocol.fill_array("Rows", [[f"{i:05d}", 0, f"payload-{i:05d}"] for i in range(ROWS)])
+
+
+class Bulk(Protocol):
+    name = "Bulk Saver"
+    parameters = (
+        Parameter(10, "Generation", type=Number(0), write=True, save=True, default=0),
+        Parameter(11, "Fill Rows", type=Button(), write=True),
+    )
+    tables = (
+        Table(100, "Rows", save=True, columns=(
+            Column(101, "Key", key=True), Column(102, "Counter", type=Number(0), write=True), Column(103, "Payload"),
+        )),
+    )
+    qactions = (QAction(1, fill_rows, triggers=(11,)),)
+
+
+def fill_items(protocol):
+    protocol.fill_array("Items", [["a", "first", 1], ["b", "second", 2.5]])
+    protocol.fill_array("Scratch", [["s", "gone after restart"]])
+
+
+def count_start(protocol):
+    protocol.set_parameter("Start Count", protocol.get_parameter("Start Count") + 1)
+
+
+class Remote(Protocol):
+    name = "Remote Keeper"
+    connection = HttpConnection(default_port=8443, credentials=True)
+    parameters = (
+        Parameter(10, "Setpoint", type=Number(0, 10_000), write=True, save=True, default=0),
+        Parameter(11, "Label", type=String(), write=True, default="unnamed"),
+        Parameter(14, "Start Count", type=Number(0), save=True, default=0),
+        Parameter(20, "Fill", type=Button(), write=True),
+    )
+    tables = (
+        Table(1000, "Items", save=True, columns=(
+            Column(1001, "ID", key=True), Column(1002, "Name"), Column(1003, "Value", type=Number()),
+        )),
+        Table(2000, "Scratch", columns=(Column(2001, "ID", key=True), Column(2002, "Note"))),
+    )
+    qactions = (QAction(1, fill_items, triggers=(20,)), QAction(2, count_start, after_startup=True))
+'''
+
+REMOTE_CHILD = '''
+import sys
+
+from dmemu.protocol import Connection, DataMinerSystem, RetryPolicy, VirtualClock
+from {module} import Remote
+
+dms = DataMinerSystem(sys.argv[1], VirtualClock(), agent_ids=(1, 7))
+alpha = dms.create_element(Remote, "Alpha", agent_id=7, element_id=42, connection=Connection(
+    host="device.example", port=9443, bus_address="BypassProxy", username="admin", password="s3cret-ü",
+    timeout=12.5, retry=RetryPolicy(attempts=4, statuses={{500, 503}}),
+))
+alpha.set("Setpoint", 1234.5)
+alpha.set("Label", "volatile")
+alpha.set("Fill", 1)
+beta = dms.create_element(Remote, "Beta")
+beta.set("Setpoint", 2)
+beta.pause()
+gamma = dms.create_element(Remote, "Gamma")
+gamma.set("Setpoint", 3)
+gamma.stop()
+dms.close()
+print("done", flush=True)
+'''
+
+SAVER_CHILD = '''
+"""Save a 50,000-row table over and over; optionally hold inside one write until killed.
+
+argv: state_dir, mode, n. Modes: "after" (just save; the parent kills after n saves), "write"
+(write half the temporary file), "fsync-file" (temporary file written, not synced),
+"replace" (synced, not renamed), "fsync-dir" (renamed, directory not synced): in those the
+n-th save of this process prints "in-write" and waits on stdin for the parent's SIGKILL.
+"registry" holds inside the rename of dms.json while the element is being paused.
+"""
+import os
+import sys
+
+from dmemu.protocol import DataMinerSystem, VirtualClock
+from {module} import Bulk
+
+state_dir, mode, n = sys.argv[1], sys.argv[2], int(sys.argv[3])
+real_write, real_fsync, real_replace = os.write, os.fsync, os.replace
+armed = False
+fsyncs = 0
+
+
+def hold(where):
+    print("in-write", where, flush=True)
+    sys.stdin.readline()  # the parent kills this process while it waits here
+    os._exit(3)
+
+
+def write(fd, data):
+    if armed and mode == "write":
+        real_write(fd, bytes(data[: len(data) // 2]))
+        hold(mode)
+    return real_write(fd, data)
+
+
+def fsync(fd):
+    global fsyncs
+    if armed:
+        fsyncs += 1
+        if (mode, fsyncs) in (("fsync-file", 1), ("fsync-dir", 2)):
+            hold(mode)
+    return real_fsync(fd)
+
+
+def replace(source, target):
+    if armed and (mode == "replace" or (mode == "registry" and os.path.basename(target) == "dms.json")):
+        hold(mode)
+    return real_replace(source, target)
+
+
+os.write, os.fsync, os.replace = write, fsync, replace
+
+dms = DataMinerSystem(state_dir, VirtualClock())
+element = dms.find("Bulk")
+if element is None:
+    element = dms.create_element(Bulk, "Bulk")
+    dms.flush()  # a creation is written with the next batch: write it now
+if len(element.table("Rows")) == 0:
+    element.set("Fill Rows", 1)
+generation = element.get("Generation")
+print("ready", generation, flush=True)
+if mode == "registry":
+    armed = True
+    element.pause()  # a pause is written to the element list at once
+    print("registry saved without holding", flush=True)
+    os._exit(4)
+saves = 0
+while saves < 500:
+    generation += 1
+    element.set("Generation", generation)
+    element.set_cell("Rows", "00000", "Counter", generation)
+    element.set_cell("Rows", "49999", "Counter", generation)
+    saves += 1
+    armed = mode != "after" and saves == n
+    element.save()
+    armed = False
+    print("saved", generation, flush=True)
+os._exit(5)
+'''
+
+BULK_ROWS = 50_000
+
+
+@pytest.fixture
+def child_module(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[str, dict[str, str]]]:
+    """A protocol module importable here and in child processes: (module name, child env)."""
+    name = f"persist_protocols_{uuid.uuid4().hex[:12]}"
+    (tmp_path / f"{name}.py").write_text(PROTOCOL_MODULE, encoding="utf-8")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (str(tmp_path), env.get("PYTHONPATH", "")) if p)
+    env["PYTHONIOENCODING"] = "utf-8"
+    yield name, env
+    sys.modules.pop(name, None)
+
+
+def test_values_survive_a_real_process_restart(
+    tmp_path: Path, state_dir: Path, child_module: tuple[str, dict[str, str]]
+) -> None:
+    module, env = child_module
+    script = tmp_path / "remote_child.py"
+    script.write_text(REMOTE_CHILD.format(module=module), encoding="utf-8")
+    done = subprocess.run(
+        [sys.executable, str(script), str(state_dir)],
+        env=env, cwd=tmp_path, capture_output=True, text=True, timeout=CHILD_TIMEOUT,
+    )
+    assert done.returncode == 0 and done.stdout == "done\n", done.stderr
+
+    remote = __import__(module).Remote
+    clock = VirtualClock()
+    with DataMinerSystem(state_dir, clock) as dms:
+        assert {e.name: e.ids for e in dms.elements} == {"Alpha": (7, 42), "Beta": (1, 1), "Gamma": (1, 2)}
+        alpha = dms.element("Alpha")
+        assert alpha.protocol is remote
+        assert alpha.connection == Connection(
+            host="device.example", port=9443, bus_address="BypassProxy", username="admin", password="s3cret-ü",
+            timeout=12.5, retry=RetryPolicy(attempts=4, statuses={500, 503}),
+        )
+        assert alpha.connection.password == "s3cret-ü"
+        assert alpha.state is ElementState.ACTIVE
+        assert alpha.get("Start Count") == 2  # once in the child, once here
+        assert alpha.get("Setpoint") == 1234.5
+        assert alpha.table("Items").rows() == [
+            {"ID": "a", "Name": "first", "Value": 1},
+            {"ID": "b", "Name": "second", "Value": 2.5},
+        ]
+        assert alpha.get("Label") == "unnamed"
+        assert len(alpha.table("Scratch")) == 0
+
+        beta, gamma = dms.element("Beta"), dms.element("Gamma")
+        assert (beta.state, beta.get("Setpoint"), beta.get("Start Count")) == (ElementState.PAUSED, 2, 1)
+        assert (gamma.state, gamma.get("Setpoint"), gamma.get("Start Count")) == (ElementState.STOPPED, 3, 1)
+        beta.start()
+        assert beta.get("Start Count") == 2
+
+
+class Saver:
+    """Runs SAVER_CHILD and kills it with SIGKILL at a chosen moment."""
+
+    def __init__(self, tmp_path: Path, state_dir: Path, module: str, env: dict[str, str]) -> None:
+        self.script = tmp_path / "saver_child.py"
+        self.script.write_text(SAVER_CHILD.format(module=module), encoding="utf-8")
+        self.state_dir = state_dir
+        self.env = env
+        self.cwd = tmp_path
+        self.stderr = tmp_path / "saver_child.err"
+
+    def run(self, mode: str, n: int) -> tuple[int, int, str]:
+        """(generation loaded at start, last generation the child reported saved, hold point)."""
+        with open(self.stderr, "wb") as errors:
+            child = subprocess.Popen(
+                [sys.executable, str(self.script), str(self.state_dir), mode, str(n)],
+                stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=errors,
+                env=self.env, cwd=self.cwd, text=True,
+            )
+        watchdog = threading.Timer(CHILD_TIMEOUT, child.kill)
+        watchdog.start()
+        try:
+            assert child.stdout is not None
+            first = child.stdout.readline().split()
+            assert first[:1] == ["ready"], self.failure(first)
+            loaded = last_saved = int(first[1])
+            held = ""
+            completed = 0
+            while True:
+                line = child.stdout.readline()
+                words = line.split()
+                if words[:1] == ["saved"]:
+                    last_saved = int(words[1])
+                    completed += 1
+                    if mode == "after" and completed == n:
+                        break
+                elif words[:1] == ["in-write"]:
+                    held = words[1]
+                    break
+                else:
+                    raise AssertionError(self.failure(line))
+            child.kill()
+            rest = child.stdout.read()  # lines printed between our last read and the kill
+            assert child.wait() == -9, self.failure("not killed")
+        finally:
+            watchdog.cancel()
+            if child.poll() is None:
+                child.kill()
+                child.wait()
+            for pipe in (child.stdin, child.stdout):
+                if pipe is not None:
+                    pipe.close()
+        for line in rest.splitlines():
+            words = line.split()
+            assert words[:1] == ["saved"], self.failure(line)
+            last_saved = int(words[1])
+        return loaded, last_saved, held
+
+    def failure(self, what: object) -> str:
+        return f"child said {what!r}; stderr:\n{self.stderr.read_text(errors='replace')}"
+
+
+def assert_complete_snapshot(path: Path, allowed: set[int]) -> int:
+    """The file loads and holds one whole save: its generation everywhere, every row intact."""
+    snapshot = ElementStore(path).load()
+    generation = snapshot.parameters[10]
+    assert generation in allowed
+    rows = snapshot.tables[100]
+    assert len(rows) == BULK_ROWS
+    assert rows[0] == ["00000", generation, "payload-00000"]
+    assert rows[-1] == ["49999", generation, "payload-49999"]
+    assert [row[0] for row in rows] == [f"{i:05d}" for i in range(BULK_ROWS)]
+    assert all(row[1] == 0 and row[2] == f"payload-{row[0]}" for row in rows[1:-1])
+    return generation
+
+
+@pytest.fixture
+def saver(tmp_path: Path, state_dir: Path, child_module: tuple[str, dict[str, str]]) -> Saver:
+    module, env = child_module
+    return Saver(tmp_path, state_dir, module, env)
+
+
+@pytest.mark.parametrize(
+    ("hold_in", "expect_new"),
+    [("write", False), ("fsync-file", False), ("replace", False), ("fsync-dir", True)],
+)
+def test_process_killed_inside_a_write_leaves_the_previous_or_the_new_snapshot(
+    saver: Saver, state_dir: Path, hold_in: str, expect_new: bool
+) -> None:
+    path = state_dir / "elements" / "1-1.json"
+    loaded, last_saved, held = saver.run(hold_in, 3)  # killed inside its 3rd save
+    assert (loaded, last_saved, held) == (0, 2, hold_in)
+    before_kill = 3 if expect_new else 2
+    assert assert_complete_snapshot(path, {before_kill}) == before_kill
+    if not expect_new:
+        assert path.with_name(".1-1.json.tmp").exists()  # the interrupted write was under way
+
+    # The next process starts from exactly that snapshot, past any leftover temporary file.
+    loaded, last_saved, _ = saver.run("after", 1)
+    assert loaded == before_kill
+    assert assert_complete_snapshot(path, {last_saved, last_saved + 1}) >= before_kill + 1
+
+
+def test_process_killed_after_completed_saves_never_leaves_a_broken_file(
+    saver: Saver, state_dir: Path, child_module: tuple[str, dict[str, str]]
+) -> None:
+    path = state_dir / "elements" / "1-1.json"
+    # Killed inside the very first save: nothing was ever complete, so there is no file,
+    # and the DMS registry (the child flushed it right after creating the element) still loads.
+    assert saver.run("fsync-file", 1) == (0, 0, "fsync-file")
+    assert not path.exists()
+    assert ElementStore(path).load() == storage.ElementSnapshot()
+    assert [r["name"] for r in RegistryStore(state_dir / "dms.json").load()] == ["Bulk"]
+
+    generation = 0
+    for completed in (1, 2, 3, 1, 5):
+        # Killed just after the child reported `completed` saves: while it is writing the next.
+        loaded, last_saved, _ = saver.run("after", completed)
+        assert loaded == generation
+        assert last_saved >= loaded + completed
+        generation = assert_complete_snapshot(path, {last_saved, last_saved + 1})
+
+    # A kill inside the registry's own write leaves its previous state (Active).
+    assert saver.run("registry", 0) == (generation, generation, "registry")
+    assert [r["state"] for r in RegistryStore(state_dir / "dms.json").load()] == ["Active"]
+
+    module, _ = child_module
+    with DataMinerSystem(state_dir, VirtualClock()) as dms:
+        element = dms.element("Bulk")
+        assert element.protocol is __import__(module).Bulk
+        assert element.state is ElementState.ACTIVE
+        assert element.get("Generation") == generation
+        assert len(element.table("Rows")) == BULK_ROWS
+        assert element.table("Rows").cell("49999", "Counter") == generation
+
+
+# Both tests below abandon a DMS without closing it: for the files this is the same as a kill,
+# since every write is synchronous. The element list must be on disk before an element file it
+# names, and a stop must be on disk when stop() returns.
+def test_an_element_saved_before_any_tick_is_there_after_a_kill(state_dir: Path) -> None:
+    first = DataMinerSystem(state_dir, VirtualClock())
+    element = first.create_element(Keeper, "Keeper")
+    element.set(SETPOINT, 5)
+    element.save()  # documented as: write now
+    assert saved_on_disk(state_dir, element).parameters[SETPOINT] == 5
+    # killed here
+    with DataMinerSystem(state_dir, VirtualClock()) as second:
+        assert second.element("Keeper").get(SETPOINT) == 5
+
+
+def test_a_kill_right_after_stop_leaves_the_element_stopped(state_dir: Path) -> None:
+    clock = VirtualClock()
+    first = DataMinerSystem(state_dir, clock)
+    element = first.create_element(Keeper, "Keeper")
+    clock.advance(5)
+    element.set(SETPOINT, 5)
+    element.stop()  # the issue: writes happen at the end of a tick and on stop
+    # killed here
+    with DataMinerSystem(state_dir, VirtualClock()) as second:
+        again = second.element("Keeper")
+        assert (again.state, again.get(SETPOINT), again.get(START_COUNT)) == (ElementState.STOPPED, 5, 1)
+
+
+# -- batching --------------------------------------------------------------------------------
+
+
+def test_many_sets_write_nothing_until_the_end_of_a_tick(state_dir: Path, clock: VirtualClock, writes: list[Path]) -> None:
+    registry = state_dir / "dms.json"
+    with DataMinerSystem(state_dir, clock, autosave_seconds=5) as dms:
+        element = dms.create_element(Keeper, "Keeper")
+        path = element_path(state_dir, element)
+        writes.clear()  # creating may or may not have written the registry at once
+        for value in range(1000):
+            element.set(SETPOINT, value)
+        element.set(FILL, 1)  # a QAction changing a saved table and a saved read parameter
+        assert writes == []
+        assert not path.exists()
+
+        clock.advance(4)  # no timer due: no tick, no write
+        assert writes == []
+        clock.advance(1)  # the autosave tick: the element once (and the registry at most once)
+        assert Counter(writes)[path] == 1 and Counter(writes)[registry] <= 1 and len(set(writes)) == len(writes)
+        assert saved_on_disk(state_dir, element).parameters[SETPOINT] == 999
+        assert len(saved_on_disk(state_dir, element).tables[SAVED_ITEMS]) == 3
+        writes.clear()
+
+        clock.advance(60)  # nothing changed: nothing written
+        assert writes == []
+
+        element.set(SETPOINT, 5)
+        element.set(LABEL, "not saved")
+        assert writes == []
+    assert writes == [path]  # close wrote the pending change, once
+    assert ElementStore(path).load().parameters[SETPOINT] == 5
+
+
+def test_a_set_of_an_unsaved_parameter_makes_no_write(dms: DataMinerSystem, clock: VirtualClock, writes: list[Path]) -> None:
+    element = dms.create_element(Keeper, "Keeper")
+    clock.advance(5)
+    writes.clear()
+    for value in range(100):
+        element.set(LABEL, f"label {value}")
+    clock.advance(60)
+    assert writes == []
+    element.stop()
+    clock.advance(5)
+    assert writes == [dms.state_dir / "dms.json"]  # only the state change, in the registry
+
+
+def test_one_write_per_dirty_element_per_tick(dms: DataMinerSystem, state_dir: Path, clock: VirtualClock, writes: list[Path]) -> None:
+    first = dms.create_element(Ticker, "Ticker 1")
+    second = dms.create_element(Ticker, "Ticker 2")
+    keeper = dms.create_element(Keeper, "Keeper")  # dirty once, from its start-up QAction
+    writes.clear()
+
+    fired = clock.advance(10)  # ten ticks; the autosave falls in the same ticks as the timers
+    assert fired == 2 * 10 + 2
+    per_file = Counter(writes)
+    assert per_file.pop(state_dir / "dms.json", 0) <= 1  # three new elements: one registry write at most
+    assert per_file == {element_path(state_dir, first): 10, element_path(state_dir, second): 10, element_path(state_dir, keeper): 1}
+    snapshot = saved_on_disk(state_dir, first)
+    assert snapshot.parameters == {30: 11}  # one run at start-up and ten on the timer
+    assert snapshot.tables[3000][0] == ["t0", 112]  # the last of three fills in the last tick
+
+
+def test_stop_and_close_each_write_once(dms: DataMinerSystem, state_dir: Path, writes: list[Path]) -> None:
+    stopping = dms.create_element(Keeper, "Stopping")
+    closing = dms.create_element(Keeper, "Closing")
+    idle = dms.create_element(Keeper, "Idle")
+    dms.flush()
+    writes.clear()
+    for value in range(500):
+        stopping.set(SETPOINT, value)
+        closing.set(SETPOINT, value + 1)
+    assert writes == []
+
+    registry = state_dir / "dms.json"
+    stopping.stop()
+    assert [w for w in writes if w != registry] == [element_path(state_dir, stopping)]
+    assert saved_on_disk(state_dir, stopping).parameters[SETPOINT] == 499
+    stopped_registry_writes = writes.count(registry)
+    writes.clear()
+
+    dms.close()
+    # The idle element was clean: not rewritten. The registry is written once, at stop or here.
+    assert [w for w in writes if w != registry] == [element_path(state_dir, closing)]
+    assert stopped_registry_writes + writes.count(registry) == 1
+    assert saved_on_disk(state_dir, closing).parameters[SETPOINT] == 500
+    assert saved_on_disk(state_dir, idle).parameters[START_COUNT] == 1
+    states = {r["name"]: r["state"] for r in RegistryStore(registry).load()}
+    assert states == {"Stopping": "Stopped", "Closing": "Active", "Idle": "Active"}
+
+
+# -- atomic writes ---------------------------------------------------------------------------
+
+
+def test_a_write_goes_through_a_synced_temporary_file_and_a_rename(
+    dms: DataMinerSystem, state_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    element = dms.create_element(Keeper, "Keeper")
+    path = element_path(state_dir, element)
+    temporary = path.with_name(f".{path.name}.tmp")
+    element.set(SETPOINT, 11)
+    element.save()
+    element.set(SETPOINT, 12)
+    events: list[tuple[str, str]] = []
+    opened: dict[int, str] = {}
+    real_open, real_write, real_fsync, real_replace = os.open, os.write, os.fsync, os.replace
+
+    def recording_open(file: Any, flags: int, *args: Any, **kwargs: Any) -> int:
+        descriptor = real_open(file, flags, *args, **kwargs)
+        opened[descriptor] = str(file)
+        events.append(("open", str(file)))
+        return descriptor
+
+    def recording_write(descriptor: int, data: Any) -> int:
+        events.append(("write", opened.get(descriptor, "?")))
+        assert b'"10":11' in path.read_bytes()  # the previous snapshot stays in place while writing
+        return real_write(descriptor, data)
+
+    def recording_fsync(descriptor: int) -> None:
+        events.append(("fsync", opened.get(descriptor, "?")))
+        real_fsync(descriptor)
+
+    def recording_replace(source: Any, target: Any) -> None:
+        events.append(("replace", f"{source} -> {target}"))
+        real_replace(source, target)
+
+    monkeypatch.setattr(os, "open", recording_open)
+    monkeypatch.setattr(os, "write", recording_write)
+    monkeypatch.setattr(os, "fsync", recording_fsync)
+    monkeypatch.setattr(os, "replace", recording_replace)
+    element.save()
+    monkeypatch.undo()
+
+    assert events[0] == ("open", str(temporary))
+    assert set(events[1:-4]) == {("write", str(temporary))}
+    assert events[-4:] == [
+        ("fsync", str(temporary)),
+        ("replace", f"{temporary} -> {path}"),
+        ("open", str(path.parent)),
+        ("fsync", str(path.parent)),  # the rename itself is made durable
+    ]
+    assert not temporary.exists()
+    assert ElementStore(path).load().parameters[SETPOINT] == 12
+
+
+@pytest.mark.parametrize(
+    ("function", "failure"),
+    [
+        ("replace", OSError(errno.EXDEV, "Invalid cross-device link")),
+        ("fsync", OSError(errno.EIO, "Input/output error")),
+        ("write", OSError(errno.ENOSPC, "No space left on device")),
+        ("open", PermissionError(errno.EACCES, "Permission denied")),
+    ],
+)
+def test_a_failed_write_keeps_the_previous_snapshot_and_is_retried(
+    dms: DataMinerSystem, state_dir: Path, clock: VirtualClock, monkeypatch: pytest.MonkeyPatch, function: str, failure: OSError
+) -> None:
+    element = dms.create_element(Keeper, "Keeper")
+    path = element_path(state_dir, element)
+    element.set(SETPOINT, 1)
+    clock.advance(5)
+    previous = path.read_bytes()
+    element.set(SETPOINT, 2)
+
+    real = getattr(os, function)
+
+    def failing(*args: Any, **kwargs: Any) -> Any:
+        if str(args[0]).endswith(".tmp") or function in ("fsync", "write"):
+            raise failure
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(os, function, failing)
+    with pytest.raises(StateFileError) as raised:
+        element.save()
+    assert str(path) in str(raised.value)
+    assert failure.strerror in str(raised.value)
+    assert path.read_bytes() == previous
+
+    clock.advance(5)  # the tick's batch fails the same way: logged on the element, file kept
+    monkeypatch.undo()
+    assert any(str(path) in message for message in error_messages(element))
+    assert path.read_bytes() == previous
+    assert ElementStore(path).load().parameters[SETPOINT] == 1
+
+    clock.advance(5)  # the next batch writes the change that failed
+    assert ElementStore(path).load().parameters[SETPOINT] == 2
+
+
+def test_a_snapshot_json_cannot_hold_is_refused_before_touching_the_file(tmp_path: Path) -> None:
+    path = tmp_path / "elements" / "1-1.json"
+    store = ElementStore(path)
+    store.save({SETPOINT: 1}, {SAVED_ITEMS: [["a", "x", 1]]})
+    previous = path.read_bytes()
+    for bad in (object(), math.nan, {1, 2}):
+        with pytest.raises(StateFileError) as raised:
+            store.save({SETPOINT: bad}, {})
+        assert str(path) in str(raised.value)
+        assert path.read_bytes() == previous
+    assert not path.with_name(".1-1.json.tmp").exists()
+    assert store.load() == storage.ElementSnapshot({SETPOINT: 1}, {SAVED_ITEMS: [["a", "x", 1]]})
+
+
+# -- values JSON cannot hold -----------------------------------------------------------------
+
+
+def test_values_json_cannot_hold_never_get_into_saved_state(dms: DataMinerSystem, state_dir: Path, clock: VirtualClock) -> None:
+    element = dms.create_element(Keeper, "Keeper")
+    element.set(FILL, 1)
+    rows = element.table(SAVED_ITEMS).rows()
+    with pytest.raises(InvalidValueError):
+        element.set(SITE, object())
+    element.set(TRY_BAD, 1)
+
+    messages = [entry.message for entry in element.logs()]
+    assert not [m for m in messages if "ACCEPTED" in m]
+    refused = {}
+    for name in ("fill_array", "fill_array_no_delete", "add_row", "set_row"):
+        (refused[name],) = [m for m in messages if m.startswith(f"{name} refused: ")]
+        assert "table 1000 'Saved Items'" in refused[name], name
+    assert "row 1" in refused["fill_array"] and "1002 'Name'" in refused["fill_array"]
+    assert "set_parameter status: invalid value" in messages
+    assert "set_cell status: invalid value" in messages
+    assert element.table(SAVED_ITEMS).rows() == rows  # nothing half-applied
+
+    element.set(SETPOINT, 77)
+    clock.advance(5)
+    assert not [m for m in error_messages(element) if "state file" in m]
+    snapshot = saved_on_disk(state_dir, element)
+    assert snapshot.parameters[SETPOINT] == 77
+    assert [row[0] for row in snapshot.tables[SAVED_ITEMS]] == ["k0", "k1", "k2"]
+
+
+# NaN and inf cannot be held by a JSON state file: they are refused on the way in.
+def test_an_infinite_parameter_value_cannot_break_later_flushes(state_dir: Path, clock: VirtualClock) -> None:
+    with DataMinerSystem(state_dir, clock) as dms:  # closed inside the test: close re-raises the save error
+        element = dms.create_element(Keeper, "Keeper")
+        try:
+            element.set(OFFSET, math.inf)
+        except InvalidValueError:
+            pass
+        element.set(SETPOINT, 5)
+        clock.advance(5)
+        assert not [m for m in error_messages(element) if "state file" in m]
+        assert saved_on_disk(state_dir, element).parameters[SETPOINT] == 5
+
+
+def test_non_finite_cells_cannot_break_later_flushes(state_dir: Path, clock: VirtualClock) -> None:
+    with DataMinerSystem(state_dir, clock) as dms:  # closed inside the test: close re-raises the save error
+        element = dms.create_element(Keeper, "Keeper")
+        element.set(FILL_NON_FINITE, 1)
+        element.set(SETPOINT, 5)
+        clock.advance(5)
+        assert not [m for m in error_messages(element) if "state file" in m]
+        assert saved_on_disk(state_dir, element).parameters[SETPOINT] == 5
+
+
+# -- corrupt and unreadable state files ------------------------------------------------------
+
+
+def make_state(state_dir: Path) -> tuple[Path, Path]:
+    """A closed DMS with one saved element: (registry path, element path)."""
+    with DataMinerSystem(state_dir, VirtualClock()) as dms:
+        element = dms.create_element(Keeper, "Keeper")
+        element.set(SETPOINT, 3)
+        element.set(FILL, 1)
+        path = element_path(state_dir, element)
+    assert path.exists()
+    return state_dir / "dms.json", path
+
+
+ELEMENT_DAMAGE: dict[str, Callable[[bytes], bytes]] = {
+    "garbage bytes": lambda good: b"\x00\x9f\xff garbage \x00" * 10,
+    "truncated": lambda good: good[: len(good) // 2],
+    "empty": lambda good: b"",
+    "not utf-8": lambda good: good.replace(b"item", b"\xff\xfe"),
+    "a list": lambda good: b"[1, 2, 3]",
+    "null": lambda good: b"null",
+    "tables not objects": lambda good: b'{"parameters": [1, 2], "tables": {}}',
+    "document id not a number": lambda good: b'{"parameters": {"one": {"values": {}}}, "tables": {}}',
+    "document not an object": lambda good: b'{"parameters": {"1": 5}, "tables": {}}',
+    "values not an object": lambda good: b'{"parameters": {"1": {"values": [10, 20]}}, "tables": {}}',
+    "parameter id not a number": lambda good: b'{"parameters": {"1": {"values": {"ten": 1}}}, "tables": {}}',
+    "rows missing": lambda good: b'{"parameters": {}, "tables": {"1": {"id": 1000}}}',
+    "rows not a list": lambda good: b'{"parameters": {}, "tables": {"1": {"id": 1000, "rows": 5}}}',
+    "row not a list": lambda good: b'{"parameters": {}, "tables": {"1": {"id": 1000, "rows": [5]}}}',
+    "cell not a scalar": lambda good: b'{"parameters": {}, "tables": {"1": {"id": 1000, "rows": [["k", {"a": 1}, 1]]}}}',
+}
+
+
+@pytest.mark.parametrize("damage", list(ELEMENT_DAMAGE))
+def test_a_corrupt_element_file_is_an_error_naming_it(state_dir: Path, damage: str) -> None:
+    _, path = make_state(state_dir)
+    broken = ELEMENT_DAMAGE[damage](path.read_bytes())
+    path.write_bytes(broken)
+
+    with pytest.raises(StateFileError) as raised:
+        ElementStore(path).load()
+    assert str(path) in str(raised.value)
+    with pytest.raises(StateFileError) as raised:
+        DataMinerSystem(state_dir, VirtualClock())
+    assert str(path) in str(raised.value)
+    assert path.read_bytes() == broken  # nothing replaced it
+
+
+def edit_record(change: Callable[[dict[str, Any]], None]) -> Callable[[bytes], bytes]:
+    """Damage that keeps the file valid JSON and a tinydb document: one record field goes wrong."""
+
+    def damage(good: bytes) -> bytes:
+        document = json.loads(good)
+        change(document["elements"]["1"])
+        return json.dumps(document).encode()
+
+    return damage
+
+
+REGISTRY_DAMAGE: dict[str, Callable[[bytes], bytes]] = {
+    "garbage bytes": lambda good: bytes(range(256)),
+    "truncated": lambda good: good[: len(good) // 2],
+    "empty": lambda good: b"",
+    "a list": lambda good: b"[]",
+    "elements not an object": lambda good: b'{"elements": [1]}',
+    "record not an object": lambda good: b'{"elements": {"1": 5}}',
+    "record id not a number": lambda good: json.dumps({"elements": {"x": json.loads(good)["elements"]["1"]}}).encode(),
+    "record lacks fields": edit_record(lambda record: record.pop("element_id")),
+    "agent id not a number": edit_record(lambda record: record.update(agent_id="one")),
+    "name not a string": edit_record(lambda record: record.update(name=None)),
+    "unknown state": edit_record(lambda record: record.update(state="Running")),
+    "connection not an object": edit_record(lambda record: record.update(connection=[record["connection"]])),
+    "bad connection field": edit_record(lambda record: record["connection"].update(hostname="x")),
+    "protocol not importable": edit_record(lambda record: record.update(protocol="no_such_module_xyz:Keeper")),
+}
+
+
+@pytest.mark.parametrize("damage", list(REGISTRY_DAMAGE))
+def test_a_corrupt_registry_is_an_error_naming_it(state_dir: Path, damage: str) -> None:
+    path, element_file = make_state(state_dir)
+    good = path.read_bytes()
+    broken = REGISTRY_DAMAGE[damage](good)
+    assert broken != good
+    path.write_bytes(broken)
+    element_bytes = element_file.read_bytes()
+
+    with pytest.raises(StateFileError) as raised:
+        DataMinerSystem(state_dir, VirtualClock())
+    assert str(path) in str(raised.value)
+    assert path.read_bytes() == broken
+    assert element_file.read_bytes() == element_bytes
+
+
+@pytest.mark.parametrize("which", ["element", "registry"])
+@pytest.mark.parametrize("how", ["a directory in its place", "a read error"])
+def test_a_state_file_that_cannot_be_read_is_an_error_naming_it(
+    state_dir: Path, monkeypatch: pytest.MonkeyPatch, which: str, how: str
+) -> None:
+    """Runs as root too: a directory where the file should be, or a read that fails with EACCES."""
+    registry, element_file = make_state(state_dir)
+    path = registry if which == "registry" else element_file
+    if how == "a directory in its place":
+        path.unlink()
+        path.mkdir()
+    else:
+        real_read_bytes = Path.read_bytes
+
+        def read_bytes(self: Path) -> bytes:
+            if self == path:
+                raise PermissionError(errno.EACCES, "Permission denied", str(self))
+            return real_read_bytes(self)
+
+        monkeypatch.setattr(Path, "read_bytes", read_bytes)
+    with pytest.raises(StateFileError) as raised:
+        DataMinerSystem(state_dir, VirtualClock())
+    assert str(path) in str(raised.value)
+    monkeypatch.undo()
+    assert path.is_dir() if how == "a directory in its place" else path.exists()
+
+
+# -- the files are tinydb documents ----------------------------------------------------------
+
+
+def test_state_files_are_tinydb_documents(state_dir: Path) -> None:
+    registry, element_file = make_state(state_dir)
+    before = (registry.read_bytes(), element_file.read_bytes())
+
+    with TinyDB(element_file, access_mode="r") as database:
+        parameters = database.table("parameters").all()
+        assert len(parameters) == 1
+        assert parameters[0]["values"] == {"10": 3, "12": 6, "14": 1, "15": 0, "16": "", "17": 0}
+        (items,) = database.table("tables").search(Query().id == SAVED_ITEMS)
+        assert items["rows"] == [["k0", "item 0 é☃", 3], ["k1", "item 1 é☃", 4.5], ["k2", "item 2 é☃", 6.0]]
+        assert database.table("tables").search(Query().id == LIVE_ITEMS) == []
+
+    with TinyDB(registry, access_mode="r") as database:
+        (record,) = database.table("elements").search(Query().name == "Keeper")
+        assert (record["agent_id"], record["element_id"], record["state"]) == (1, 1, "Active")
+        assert record["protocol"].endswith(":Keeper")
+        assert record["connection"]["port"] == 8080
+
+    assert (registry.read_bytes(), element_file.read_bytes()) == before
