@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import pytest
 
 from dmemu.protocol import (
@@ -176,6 +178,9 @@ def test_fill_array_replaces_and_fill_array_no_delete_upserts(element):
     ]
     run(element, lambda p: p.fill_array("Items", [["e", "E"]]))  # short rows are padded
     assert element.table("Items").row("e") == {"ID": "e", "Name": "E", "Size": None, "State": None}
+    run(element, lambda p: p.fill_array("Items", [["f", None, None, None], ["g", "G", 100, 1], ["h", "H", 0.5, None]]))
+    assert element.table("Items").column("Size") == {"f": None, "g": 100, "h": 0.5}
+    expect(element).no_errors()
 
 
 @pytest.mark.parametrize(
@@ -187,6 +192,10 @@ def test_fill_array_replaces_and_fill_array_no_delete_upserts(element):
         ([["a", "A", 1, 5]], "column 1004 'State': 5 is not one of the allowed values"),
         ([["a", "A", 1, 0, "extra"]], "row 0 has 5 cells; the table has 4 columns"),
         ([["a", object(), 1, 0]], "column 1002 'Name'"),
+        ([["a", "A", 1, 0], ["b", "B", 101, 0]], "row 1, column 1003 'Size': 101 is out of range; allowed: a number from 0 to 100"),
+        ([["a", "A", math.nan, 0]], "row 0, column 1003 'Size': nan is not a finite number"),
+        ([["a", "A", None, 0], ["b", "B", -math.inf, 0]], "row 1, column 1003 'Size': -inf is not a finite number"),
+        ([["a", "A", None, 0], ["b", "B", "7", 0]], "row 1, column 1003 'Size': '7' is a str"),
     ],
 )
 def test_a_bad_fill_names_the_row_and_column_and_keeps_the_table(element, rows, message):

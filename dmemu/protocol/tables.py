@@ -20,6 +20,7 @@ Row = tuple[Any, ...]
 RowInput = Sequence[Any] | Mapping[int | str, Any]
 
 _SCALARS = frozenset({str, int, float, bool, type(None)})
+_NUMBER_TYPES = frozenset({int, float, bool, type(None)})  # in bulk fills a bool counts as a number
 _INFINITY = math.inf
 _is_not_none = partial(is_not, None)
 
@@ -30,7 +31,7 @@ def _column_types(model: TableModel) -> list[tuple[int, frozenset[type]]]:
     for index, column in enumerate(model.table.columns):
         kind = column.type
         if isinstance(kind, Number):
-            checks.append((index, frozenset({int, float, type(None)})))
+            checks.append((index, _NUMBER_TYPES))
         elif isinstance(kind, String):
             checks.append((index, frozenset({str, type(None)})))
         elif isinstance(kind, Button):
@@ -53,16 +54,13 @@ class TableData:
         self._key_index = model.key_index
         self._width = model.width
         self._typed_columns = _column_types(model)
-        # Number columns whose values are checked in bulk: every one may hold NaN or inf.
+        # Number columns are checked in bulk by value (finite, in range), which covers their type.
         self._number_columns = [
-            (
-                index,
-                -_INFINITY if column.type.minimum is None else column.type.minimum,
-                _INFINITY if column.type.maximum is None else column.type.maximum,
-            )
+            (index, column.type.minimum, column.type.maximum)
             for index, column in enumerate(model.table.columns)
             if isinstance(column.type, Number)
         ]
+        self._typed_columns = [(i, allowed) for i, allowed in self._typed_columns if allowed is not _NUMBER_TYPES]
         self._discrete_columns = [
             (index, frozenset(column.type.values) | {None})
             for index, column in enumerate(model.table.columns)
@@ -145,7 +143,7 @@ class TableData:
 
     def bulk_rows(self, rows: Iterable[Sequence[Any]]) -> dict[str, Row]:
         """Checked rows keyed by primary key (a later duplicate key wins)."""
-        rows = [row if type(row) is tuple else tuple(row) for row in rows]
+        rows = list(map(tuple, rows))  # a tuple stays the same object
         if not rows:
             return {}
         width = self._width
@@ -161,13 +159,33 @@ class TableData:
             if not allowed.issuperset(map(itemgetter(index), rows)):
                 self._raise_first_bad(rows)
         for index, low, high in self._number_columns:
-            # min/max over the column; NaN and inf sort unreliably, so `sum` reveals them
-            values = list(filter(_is_not_none, map(itemgetter(index), rows)))
-            if values and not (
-                -_INFINITY < sum(values) < _INFINITY and min(values) >= low and max(values) <= high
-            ):
+            if not self._numbers_fit(rows, index, low, high):
                 self._raise_first_bad(rows)
         return dict(zip(keys, rows))
+
+    @staticmethod
+    def _numbers_fit(rows: list[Row], index: int, low: float | None, high: float | None) -> bool:
+        """Every cell of a number column is empty or a finite number within the range.
+
+        One C-level `sum` proves the column numeric and finite (NaN and inf make the sum
+        non-finite; a string or None makes it raise); only empty cells or a range cost more.
+        """
+        column = itemgetter(index)
+        values: list[Any] | None = None
+        try:
+            total = sum(map(column, rows))
+        except TypeError:  # empty cells, or a cell that is no number
+            values = list(filter(_is_not_none, map(column, rows)))
+            if not _NUMBER_TYPES.issuperset(map(type, values)):
+                return False
+            total = sum(values)
+        if not -_INFINITY < total < _INFINITY:
+            return False  # NaN or inf somewhere (or a finite overflow, which the slow path lets pass)
+        if low is None and high is None:
+            return True
+        if values is None:
+            values = list(map(column, rows))
+        return not values or ((low is None or min(values) >= low) and (high is None or max(values) <= high))
 
     def _pad(self, position: int, row: Row) -> Row:
         width = self._width
@@ -193,7 +211,7 @@ class TableData:
                     problem = f"{value!r} is a {type(value).__name__}; allowed: {column.type.allowed()}"
                 elif value not in allowed_values.get(index, (value,)):
                     problem = f"{value!r} is not one of the allowed values: {column.type.allowed()}"
-                elif value is not None and isinstance(column.type, Number) and column.type.problem(value):
+                elif isinstance(column.type, Number) and type(value) not in (bool, type(None)) and column.type.problem(value):
                     problem = f"{column.type.problem(value)}; allowed: {column.type.allowed()}"
                 else:
                     continue
