@@ -1056,3 +1056,28 @@ def test_state_files_are_tinydb_documents(state_dir: Path) -> None:
         assert record["connection"]["port"] == 8080
 
     assert (registry.read_bytes(), element_file.read_bytes()) == before
+
+
+def versioned_protocol(maximum: int) -> type[Protocol]:
+    """The same protocol (same module:qualname) in two versions, the second with a narrower range."""
+    return type(
+        "Versioned",
+        (Protocol,),
+        {
+            "__module__": __name__,
+            "__qualname__": "Versioned",
+            "name": "Versioned",
+            "parameters": (Parameter(1, "Level", type=Number(0, maximum), write=True, save=True, default=0),),
+        },
+    )
+
+
+def test_a_saved_value_the_protocol_no_longer_accepts_is_logged_with_the_file(state_dir: Path) -> None:
+    wide, narrow = versioned_protocol(100), versioned_protocol(10)
+    with DataMinerSystem(state_dir, VirtualClock(), protocols=[wide]) as dms:
+        dms.create_element(wide, "Meter").set("Level", 50)
+    with DataMinerSystem(state_dir, VirtualClock(), protocols=[narrow]) as dms:
+        meter = dms.element("Meter")
+        assert meter.get("Level") == 0
+        message = meter.logs(LogType.ERROR)[0].message
+        assert str(element_path(state_dir, meter)) in message and "50 is out of range" in message

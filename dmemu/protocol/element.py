@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import enum
 import logging
+import threading
 import traceback
 from collections import deque
 from collections.abc import Iterator, Sequence
@@ -74,6 +75,7 @@ class Element:
         self._jobs: list[TimerJob] = []
         self._queued_timers: set[int] = set()
         self._session: ElementSession | None = None
+        self._session_lock = threading.Lock()
         self._dirty = False
         self._needs_startup = False
         self._values: dict[int, Any] = {}
@@ -158,12 +160,13 @@ class Element:
     @property
     def http(self) -> ElementSession:
         """The element's HTTP connection, built from its connection settings on first use."""
-        if self._session is None:
-            connection_spec = self.protocol.connection
-            self._session = build_session(
-                self.connection, default_port=connection_spec.default_port if connection_spec else 443
-            )
-        return self._session
+        with self._session_lock:  # a user's thread and a QAction may ask at the same time
+            if self._session is None:
+                connection_spec = self.protocol.connection
+                self._session = build_session(
+                    self.connection, default_port=connection_spec.default_port if connection_spec else 443
+                )
+            return self._session
 
     # -- user API: lifecycle ----------------------------------------------------------------
 
@@ -344,14 +347,14 @@ class Element:
             try:
                 self._values[pid] = value if value is None else model.checkers[pid](value)
             except InvalidValueError as error:
-                self.log(f"saved value ignored, default kept: {error}", LogType.ERROR)
+                self.log(f"{self._store.path}: saved value ignored, default kept: {error}", LogType.ERROR)
         for tid, rows in snapshot.tables.items():
             if tid not in model.saved_tables:
                 continue
             try:
                 self._tables[tid].restore(rows)
             except InvalidValueError as error:
-                self.log(f"saved rows ignored: {error}", LogType.ERROR)
+                self.log(f"{self._store.path}: saved rows ignored (the protocol no longer accepts them): {error}", LogType.ERROR)
 
     def log(self, message: str, type: LogType = LogType.INFORMATION, level: LogLevel = LogLevel.NO_LOGGING) -> None:
         """Keep a log line when its level is within the element's log level; secrets are masked."""
