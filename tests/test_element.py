@@ -208,6 +208,19 @@ def test_an_endless_qaction_chain_is_stopped_with_a_clear_error(dms, clock):
     assert len(element.logs(LogType.ERROR)) == 2
 
 
+def value_protocol(name: str, on_value) -> type[Protocol]:
+    """A protocol with one write parameter, "Value", whose set runs `on_value`."""
+    return type(
+        name,
+        (Protocol,),
+        {
+            "name": name,
+            "parameters": (Parameter(1, "Value", type=Number(), write=True),),
+            "qactions": (QAction(1, on_value, triggers=(1,)),),
+        },
+    )
+
+
 class TestQueue:
     def test_qactions_of_one_element_never_overlap_and_run_in_order(self, dms):
         started = threading.Event()
@@ -225,16 +238,7 @@ class TestQueue:
             order.append(f"end {protocol.get_parameter('Value')}")
             active.pop()
 
-        protocol = type(
-            "Slow",
-            (Protocol,),
-            {
-                "name": "Slow",
-                "parameters": (Parameter(1, "Value", type=Number(), write=True),),
-                "qactions": (QAction(1, slow, triggers=(1,)),),
-            },
-        )
-        element = dms.create_element(protocol, "Slow One")
+        element = dms.create_element(value_protocol("Slow", slow), "Slow One")
         worker = threading.Thread(target=element.set, args=("Value", 1))
         worker.start()
         assert started.wait(5)
@@ -256,16 +260,7 @@ class TestQueue:
                 release.wait(5)
             seen.append(value)
 
-        protocol = type(
-            "Waiting",
-            (Protocol,),
-            {
-                "name": "Waiting",
-                "parameters": (Parameter(1, "Value", type=Number(), write=True),),
-                "qactions": (QAction(1, record, triggers=(1,)),),
-            },
-        )
-        element = dms.create_element(protocol, "Waiter")
+        element = dms.create_element(value_protocol("Waiting", record), "Waiter")
         first = threading.Thread(target=element.set, args=("Value", 1))
         first.start()
         assert started.wait(5)

@@ -19,6 +19,7 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -27,7 +28,6 @@ import responses
 
 from dmemu.protocol import (
     NO_RETRIES,
-    Column,
     Connection,
     DataMinerSystem,
     Element,
@@ -38,8 +38,6 @@ from dmemu.protocol import (
     QAction,
     RetryPolicy,
     String,
-    Table,
-    Timer,
     VirtualClock,
     build_session,
 )
@@ -77,32 +75,6 @@ class HttpProbe(Protocol):
         QAction(10, fetch_path, triggers=(1,)),
         QAction(11, fail_with_password, triggers=(3,)),
     )
-
-
-def poll_items(protocol: Any) -> None:
-    """Every minute: GET /items and make the Items table exactly what the device answered."""
-    response = protocol.http.get("/items")
-    protocol.set_parameter("Last HTTP Status", response.status_code)
-    if response.status_code != 200:
-        protocol.log(f"GET /items answered {response.status_code}; table kept")
-        return
-    items = response.json()
-    protocol.fill_array("Items", [[item["id"], item["name"], item["value"]] for item in items])
-
-
-class ItemsPoller(Protocol):
-    name = "HTTP Items Poller"
-    connection = HttpConnection(default_port=80)
-    parameters = (Parameter(10, "Last HTTP Status", type=Number(0, 599)),)
-    tables = (
-        Table(
-            1000,
-            "Items",
-            columns=(Column(1001, "ID", key=True), Column(1002, "Name"), Column(1003, "Value", type=Number())),
-        ),
-    )
-    timers = (Timer(1, seconds=60, qactions=(100,), at_startup=False),)
-    qactions = (QAction(100, poll_items),)
 
 
 def add_element(
@@ -590,26 +562,26 @@ def test_connection_record_round_trips(tmp_path: Any, clock: VirtualClock) -> No
 # -- end to end: a QAction on a timer fills a table from the device ---------------------------
 
 
-def test_a_timer_qaction_fills_a_table_from_the_device(
-    dms: DataMinerSystem, clock: VirtualClock, server: LoopbackServer
+def test_the_example_poller_fills_its_table_from_the_device_on_its_timer(
+    dms: DataMinerSystem, clock: VirtualClock, server: LoopbackServer, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    monkeypatch.syspath_prepend(str(Path(__file__).resolve().parents[1] / "examples"))
+    from tiny_poller import TinyPoller
+
     server.reply(
         json_reply([{"id": "a", "name": "Alpha", "value": 1}, {"id": "b", "name": "Beta", "value": 2}]),
         json_reply([{"id": "b", "name": "Beta", "value": 20}, {"id": "c", "name": "Gamma", "value": 3}]),
     )
     server.script.default = Reply(503, b"busy")
-    element = add_element(dms, loopback(server, retry=NO_RETRIES), protocol=ItemsPoller)
+    element = add_element(dms, loopback(server, retry=NO_RETRIES), protocol=TinyPoller)
     items = element.table("Items")
-    assert len(items) == 0 and server.seen == []  # nothing is polled before the timer is due
-
-    clock.advance(59)
-    assert server.seen == []
-    clock.advance(1)
-    assert items.keys() == ["a", "b"]
+    assert items.keys() == ["a", "b"]  # polled once at start-up
     assert items.row("a") == {"ID": "a", "Name": "Alpha", "Value": 1}
     assert element.get("Last HTTP Status") == 200
 
-    clock.advance(60)
+    clock.advance(59)
+    assert len(server.seen) == 1  # not yet due
+    clock.advance(1)
     assert items.keys() == ["b", "c"]
     assert items.row("b")["Value"] == 20
 
