@@ -9,6 +9,7 @@ import pytest
 
 from dmemu.protocol import (
     Button,
+    Column,
     DataMinerSystem,
     Discrete,
     ElementState,
@@ -22,8 +23,10 @@ from dmemu.protocol import (
     QAction,
     ReadOnlyParameterError,
     String,
+    Table,
     Timer,
     UnknownParameterError,
+    UnknownRowError,
     VirtualClock,
     expect,
 )
@@ -221,89 +224,219 @@ def value_protocol(name: str, on_value) -> type[Protocol]:
     )
 
 
-class TestQueue:
-    def test_qactions_of_one_element_never_overlap_and_run_in_order(self, dms):
-        started = threading.Event()
-        release = threading.Event()
-        order: list[str] = []
-        active = []
+QUEUE_LOG: list[tuple[str, object]] = []
+HOLD_STARTED = threading.Event()
+HOLD_RELEASE = threading.Event()
+RUNNING: list[str] = []  # QActions running now; more than one is an overlap
+OVERLAPS: list[list[str]] = []
 
-        def slow(protocol):
-            active.append(1)
-            assert len(active) == 1, "two QActions of one element ran at once"
-            order.append(f"start {protocol.get_parameter('Value')}")
-            if protocol.get_parameter("Value") == 1:
-                started.set()
-                release.wait(5)
-            order.append(f"end {protocol.get_parameter('Value')}")
-            active.pop()
 
-        element = dms.create_element(value_protocol("Slow", slow), "Slow One")
-        worker = threading.Thread(target=element.set, args=("Value", 1))
-        worker.start()
-        assert started.wait(5)
-        element.set("Value", 2, wait=False)  # the queue is busy: this waits its turn
-        assert order == ["start 1"]
-        release.set()
-        worker.join(5)
-        assert order == ["start 1", "end 1", "start 2", "end 2"]
+def tracked(name):
+    """Wrap a QAction so the test can see whether two of one element ever run at once."""
 
-    def test_a_user_set_from_another_thread_waits_until_its_qactions_ran(self, dms):
-        started = threading.Event()
-        release = threading.Event()
-        seen = []
+    def run(protocol):
+        RUNNING.append(name)
+        if len(RUNNING) > 1:
+            OVERLAPS.append(list(RUNNING))
+        try:
+            globals()[name](protocol)
+        finally:
+            RUNNING.remove(name)
 
-        def record(protocol):
-            value = protocol.get_parameter("Value")
-            if value == 1:
-                started.set()
-                release.wait(5)
-            seen.append(value)
+    run.__name__ = name
+    return run
 
-        element = dms.create_element(value_protocol("Waiting", record), "Waiter")
-        first = threading.Thread(target=element.set, args=("Value", 1))
-        first.start()
-        assert started.wait(5)
-        second_done = threading.Event()
-        second = threading.Thread(target=lambda: (element.set("Value", 2), second_done.set()))
-        second.start()
+
+def hold(protocol):
+    HOLD_STARTED.set()
+    HOLD_RELEASE.wait(5)
+    QUEUE_LOG.append(("hold done", None))
+    protocol.delete_row("Slots", "doomed")
+
+
+def record_value(protocol):
+    value = protocol.get_parameter("Value")
+    QUEUE_LOG.append(("value", value))
+    protocol.set_parameter("Echo", value)
+
+
+def echo(protocol):
+    QUEUE_LOG.append(("echo", protocol.get_parameter("Echo")))
+
+
+def setup_slots(protocol):
+    protocol.fill_array("Slots", [["doomed", 0], ["kept", 0]])
+
+
+class QueueProbe(Protocol):
+    name = "Queue Probe"
+    parameters = (
+        Parameter(1, "Hold", type=Button(), write=True),
+        Parameter(2, "Value", type=Number(), write=True),
+        Parameter(3, "Echo", type=Number()),
+        Parameter(4, "Setup", type=Button(), write=True),
+        Parameter(5, "Plain", type=Number(), write=True),
+    )
+    tables = (Table(100, "Slots", columns=(Column(101, "Slot", key=True), Column(102, "State", type=Number(), write=True))),)
+    qactions = (
+        QAction(1, tracked("hold"), triggers=(1,)),
+        QAction(2, tracked("record_value"), triggers=(2,)),
+        QAction(3, tracked("echo"), triggers=(3,)),
+        QAction(4, setup_slots, triggers=(4,)),
+    )
+
+
+class HeldQueue:
+    """Keeps an element's queue busy (a QAction blocked on an event in another thread)."""
+
+    def __init__(self, element):
+        HOLD_STARTED.clear()
+        HOLD_RELEASE.clear()
+        self.thread = threading.Thread(target=element.set, args=("Hold", 1))
+        self.thread.start()
+        assert HOLD_STARTED.wait(5), "the holding QAction did not start"
+        self.element = element
+
+    def queued(self, count):
+        """Wait (busily, no sleeping) until `count` items are queued behind the held QAction."""
         deadline = time.monotonic() + 5
-        while not element._queue.pending and time.monotonic() < deadline:
-            pass  # until the second set has queued its work behind the running QAction
-        assert element._queue.pending and not second_done.is_set()
-        release.set()
-        second.join(5)
-        first.join(5)
-        assert seen == [1, 2]
+        while len(self.element._queue.pending) < count and time.monotonic() < deadline:
+            pass
+        assert len(self.element._queue.pending) >= count
+
+    def release(self):
+        HOLD_RELEASE.set()
+        self.thread.join(5)
+        assert not self.thread.is_alive()
+
+
+def in_thread(function, *args):
+    """Start `function(*args)` in a thread; answers (thread, outcome list filled when it returns)."""
+    outcome: list = []
+
+    def run():
+        try:
+            function(*args)
+            outcome.append(("returned", list(QUEUE_LOG)))
+        except Exception as error:  # the outcome is asserted by the test
+            outcome.append(("raised", error))
+
+    thread = threading.Thread(target=run)
+    thread.start()
+    return thread, outcome
+
+
+class TestQueue:
+    @pytest.fixture
+    def probe(self, dms):
+        QUEUE_LOG.clear()
+        OVERLAPS.clear()
+        element = dms.create_element(QueueProbe, "Probe")
+        element.set("Setup", 1)
+        return element
+
+    def test_qactions_of_one_element_never_overlap_and_run_in_order(self, probe):
+        held = HeldQueue(probe)
+        probe.set("Value", 1, wait=False)  # the queue is busy: this waits its turn
+        probe.set("Value", 2, wait=False)
+        assert QUEUE_LOG == []
+        held.release()
+        # Both sets are stored before the QActions they trigger run, and a QAction reads the
+        # parameter when it runs: each QAction of the chain runs once per set, in order.
+        assert QUEUE_LOG == [("hold done", None), ("value", 2), ("value", 2), ("echo", 2), ("echo", 2)]
+        assert OVERLAPS == []
+
+    def test_a_waiting_set_returns_after_its_whole_chain_ran(self, probe):
+        held = HeldQueue(probe)
+        thread, outcome = in_thread(probe.set, "Value", 7)
+        held.queued(1)
+        assert outcome == []  # blocked behind the running QAction
+        held.release()
+        thread.join(5)
+        assert outcome == [("returned", [("hold done", None), ("value", 7), ("echo", 7)])]
+
+    def test_a_queued_set_that_fails_raises_in_its_own_caller_and_the_queue_goes_on(self, probe):
+        held = HeldQueue(probe)
+        failing, failed = in_thread(probe.set_cell, "Slots", "doomed", "State", 1)
+        held.queued(1)
+        behind, went_on = in_thread(probe.set, "Value", 3)
+        held.queued(2)
+        held.release()  # the held QAction deletes row 'doomed' before the queued cell set runs
+        failing.join(5)
+        behind.join(5)
+        assert failed[0][0] == "raised" and isinstance(failed[0][1], UnknownRowError)
+        assert went_on[0][0] == "returned" and ("echo", 3) in went_on[0][1]
+        assert probe.table("Slots").keys() == ["kept"]
+
+    def test_a_queued_failure_nobody_waits_for_is_logged(self, probe):
+        held = HeldQueue(probe)
+        probe.set_cell("Slots", "doomed", "State", 1, wait=False)
+        probe.set("Value", 4, wait=False)
+        held.release()
+        expect(probe).logged("queued work failed: UnknownRowError", LogType.ERROR)
+        assert ("echo", 4) in QUEUE_LOG
+
+    def test_stop_drops_queued_work_and_answers_its_waiters(self, probe):
+        held = HeldQueue(probe)
+        probe.set("Value", 5, wait=False)
+        waiting, outcome = in_thread(probe.set, "Value", 6)
+        held.queued(2)
+        stopper = threading.Thread(target=probe.stop)
+        stopper.start()  # waits for the running QAction, then drops what is queued
+        held.release()
+        stopper.join(5)
+        waiting.join(5)
+        assert outcome[0][0] == "raised" and "stopped before this work ran" in str(outcome[0][1])
+        assert QUEUE_LOG == [("hold done", None)]
+
+    def test_a_plain_set_while_busy_waits_its_turn(self, probe):
+        held = HeldQueue(probe)
+        thread, outcome = in_thread(probe.set, "Plain", 9)
+        held.queued(1)
+        assert probe.get("Plain") is None
+        held.release()
+        thread.join(5)
+        assert probe.get("Plain") == 9
+
+    def test_elements_setting_each_other_from_qactions_on_two_threads_do_not_deadlock(self, dms):
+        both_running = threading.Barrier(2, timeout=5)
+
+        def poke_other(protocol):
+            if protocol.get_parameter("Value") == 1:
+                both_running.wait()  # both QActions run at once, on two threads
+                other = "Right" if protocol.element_name == "Left" else "Left"
+                protocol.element.dms.element(other).set("Value", 2)  # public API, waits by default
+
+        left = dms.create_element(value_protocol("Poker", poke_other), "Left")
+        right = dms.create_element(value_protocol("Poker", poke_other), "Right")
+        threads = [threading.Thread(target=element.set, args=("Value", 1)) for element in (left, right)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(5)
+        assert not any(thread.is_alive() for thread in threads), "deadlock"
+        assert (left.get("Value"), right.get("Value")) == (2, 2)
 
     def test_a_timer_already_queued_is_not_queued_twice(self, dms, clock):
-        started = threading.Event()
-        release = threading.Event()
-
-        def hold(protocol):
-            started.set()
-            release.wait(5)
+        def count(protocol):
+            protocol.set_parameter("Echo", (protocol.get_parameter("Echo") or 0) + 1)
 
         protocol = type(
             "Busy",
-            (Protocol,),
+            (QueueProbe,),
             {
                 "name": "Busy",
-                "parameters": (Parameter(1, "Hold", type=Button(), write=True), Parameter(2, "Ticks", type=Number(), default=0)),
-                "timers": (Timer(1, seconds=10, qactions=(2,), at_startup=False),),
-                "qactions": (QAction(1, hold, triggers=(1,)), QAction(2, tick)),
+                "timers": (Timer(1, seconds=10, qactions=(9,), at_startup=False),),
+                "qactions": (*QueueProbe.qactions[:1], QAction(9, count)),
             },
         )
         element = dms.create_element(protocol, "Busy One")
-        worker = threading.Thread(target=element.set, args=("Hold", 1))
-        worker.start()
-        assert started.wait(5)
+        held = HeldQueue(element)
         clock.advance(50)  # five firings while the queue is busy
-        release.set()
-        worker.join(5)
-        assert element.get("Ticks") == 1
+        held.release()
+        assert element.get("Echo") == 1
         clock.advance(10)
-        assert element.get("Ticks") == 2
+        assert element.get("Echo") == 2
 
 
 def test_elements_do_not_share_values(dms):

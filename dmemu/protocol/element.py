@@ -71,7 +71,7 @@ class Element:
         self._write_targets = protocol.model.write_targets
         self._store = store
         self._state = ElementState.STOPPED
-        self._queue = WorkQueue()
+        self._queue = WorkQueue(on_error=self._log_queued_error)
         self._jobs: list[TimerJob] = []
         self._queued_timers: set[int] = set()
         self._session: ElementSession | None = None
@@ -121,19 +121,11 @@ class Element:
         if self._state is not _ACTIVE:
             raise ElementStateError(f"element {self.name!r} is {self._state.value}: start it before setting {parameter.label}")
         pid = parameter.id
-        queue = self._queue
-        if plain and not queue.pending and queue.lock.acquire(False):
-            # Nothing to trigger and the queue is idle: store under the queue's lock, no work item.
-            try:
-                self._values[pid] = value
-                if saved:
-                    self._mark_dirty()
-            finally:
-                queue.lock.release()
-            if queue.pending:
-                queue.drain()  # work other threads queued while we held the lock
+        if plain and self._queue.try_store(self._values, pid, value):  # nothing to trigger
+            if saved:
+                self._mark_dirty()
             return
-        queue.run(self._apply_set, pid, value, _depth, wait=wait)
+        self._queue.run(self._apply_set, pid, value, _depth, wait=wait)
 
     def set_cell(self, table: int | str, key: str, column: int | str, value: Any, *, wait: bool = True) -> None:
         """Set a cell of a write column as a user would, then run the QActions it triggers."""
@@ -203,6 +195,8 @@ class Element:
             return
         self._cancel_timers()
         self._state = ElementState.STOPPED
+        self._queue.cancel(ElementStateError(f"element {self.name!r} stopped before this work ran"))
+        self._queued_timers.clear()
         self._queue.run_exclusive(self.close_connection)
         self.dms._element_state_changed(self, write_now=True)
         self.save()
@@ -222,6 +216,7 @@ class Element:
             except Exception:
                 self._dirty = True  # try again next batch; the previous snapshot stays on disk
                 raise
+
 
     def close_connection(self) -> None:
         if self._session is not None:
@@ -243,6 +238,9 @@ class Element:
         if pid in self._tables:
             return ReadOnlyParameterError(f"{self._model.tables[pid].table.label} is a table: users set cells of write columns with set_cell")
         return ReadOnlyParameterError(f"{self._model.parameters[pid].label} is a read parameter; users set write parameters only")
+
+    def _log_queued_error(self, error: Exception) -> None:
+        self.log(f"queued work failed: {type(error).__name__}: {error}", LogType.ERROR)
 
     def _apply_set(self, pid: int, value: Any, depth: int) -> None:
         model = self._model
@@ -277,6 +275,8 @@ class Element:
             self._queue.run(run, qaction, pid, row_key if qaction.row else None, depth + 1)
 
     def _run_qaction(self, qaction: QAction, trigger: int | None, row_key: str | None, depth: int) -> None:
+        if self._state is not _ACTIVE:
+            return  # queued before a pause or stop
         facade = self._facade
         facade._trigger, facade._row_key, facade._depth = trigger, row_key, depth
         try:
