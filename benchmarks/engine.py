@@ -66,7 +66,6 @@ ROW_COUNT = 100_000
 ELEMENT_COUNT = 1_000
 TIMER_SECONDS = (60, 300, 3600)
 VIRTUAL_DAY = 86_400.0
-AUTOSAVE_SECONDS = 3600.0
 
 TARGETS = {"set": 25.0, "fill_array": 3.0, "save": 1.5, "save vs json.dumps": 1.5, "virtual clock": 3.0}
 
@@ -165,9 +164,9 @@ def report(figure: str, what: str, baseline_name: str, baseline_seconds: float, 
 
 
 @contextmanager
-def temporary_dms(directory: Path, clock: VirtualClock, autosave_seconds: float = 5.0) -> Iterator[DataMinerSystem]:
+def temporary_dms(directory: Path, clock: VirtualClock) -> Iterator[DataMinerSystem]:
     """A DataMinerSystem keeping its state in `directory`; a virtual clock only moves when told."""
-    dms = DataMinerSystem(directory, clock, autosave_seconds=autosave_seconds)
+    dms = DataMinerSystem(directory, clock)
     try:
         yield dms
     finally:
@@ -332,10 +331,9 @@ def create_timer_elements(dms: DataMinerSystem, count: int) -> None:
 def bench_clock(directory: Path, scale: float, repeat: int) -> None:
     element_count = scaled(ELEMENT_COUNT, scale)
     clock = VirtualClock()
-    with temporary_dms(directory, clock, autosave_seconds=AUTOSAVE_SECONDS) as dms:
+    with temporary_dms(directory, clock) as dms:
         create_timer_elements(dms, element_count)
-        # The DMS's autosave is a timer too, so the baseline fires one as well.
-        intervals = [*TIMER_SECONDS * element_count, AUTOSAVE_SECONDS]
+        intervals = [*TIMER_SECONDS * element_count]
         baseline = FiringCounter(lambda: run_heap(intervals, VIRTUAL_DAY))
         engine = FiringCounter(lambda: clock.advance(VIRTUAL_DAY))
         baseline_seconds, engine_seconds = best_times([baseline, engine], repeat)

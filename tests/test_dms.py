@@ -201,3 +201,26 @@ def test_on_the_wall_clock_the_dms_fires_timers_in_the_background_until_closed(s
     assert ticks >= 3
     with DataMinerSystem(state_dir, VirtualClock()) as reopened:
         assert reopened.element("Ticker").get("Ticks") == ticks  # saved on close
+
+
+class Keeper(Protocol):
+    name = "Wall Clock Keeper"
+    parameters = (Parameter(1, "Setpoint", type=Number(), write=True, default=0, save=True),)
+
+
+def test_saving_on_the_wall_clock_while_the_user_works_loses_nothing(state_dir, caplog):
+    """The autosave runs on a worker thread while this thread creates, sets and deletes."""
+    dms = DataMinerSystem(state_dir, autosave_seconds=0.001)
+    try:
+        for number in range(150):
+            element = dms.create_element(Keeper, f"Keeper {number}")
+            element.set("Setpoint", number)
+            if number % 10 == 9:
+                dms.delete_element(f"Keeper {number - 5}")
+    finally:
+        dms.close()
+    assert [record.getMessage() for record in caplog.records if record.levelname == "ERROR"] == []
+    with DataMinerSystem(state_dir, VirtualClock()) as reopened:
+        values = {element.name: element.get("Setpoint") for element in reopened.elements}
+    deleted = {f"Keeper {number - 5}" for number in range(9, 150, 10)}
+    assert values == {f"Keeper {n}": n for n in range(150) if f"Keeper {n}" not in deleted}

@@ -664,7 +664,7 @@ def test_a_kill_right_after_stop_leaves_the_element_stopped(state_dir: Path) -> 
 
 def test_many_sets_write_nothing_until_the_end_of_a_tick(state_dir: Path, clock: VirtualClock, writes: list[Path]) -> None:
     registry = state_dir / "dms.json"
-    with DataMinerSystem(state_dir, clock, autosave_seconds=5) as dms:
+    with DataMinerSystem(state_dir, clock) as dms:
         element = dms.create_element(Keeper, "Keeper")
         path = element_path(state_dir, element)
         writes.clear()  # creating may or may not have written the registry at once
@@ -674,9 +674,7 @@ def test_many_sets_write_nothing_until_the_end_of_a_tick(state_dir: Path, clock:
         assert writes == []
         assert not path.exists()
 
-        clock.advance(4)  # no timer due: no tick, no write
-        assert writes == []
-        clock.advance(1)  # the autosave tick: the element once (and the registry at most once)
+        clock.advance(1)  # time passing ends a tick: the element once (and the registry at most once)
         assert Counter(writes)[path] == 1 and Counter(writes)[registry] <= 1 and len(set(writes)) == len(writes)
         assert saved_on_disk(state_dir, element).parameters[SETPOINT] == 999
         assert len(saved_on_disk(state_dir, element).tables[SAVED_ITEMS]) == 3
@@ -711,8 +709,8 @@ def test_one_write_per_dirty_element_per_tick(dms: DataMinerSystem, state_dir: P
     keeper = dms.create_element(Keeper, "Keeper")  # dirty once, from its start-up QAction
     writes.clear()
 
-    fired = clock.advance(10)  # ten ticks; the autosave falls in the same ticks as the timers
-    assert fired == 2 * 10 + 2
+    fired = clock.advance(10)  # ten ticks
+    assert fired == 2 * 10
     per_file = Counter(writes)
     assert per_file.pop(state_dir / "dms.json", 0) <= 1  # three new elements: one registry write at most
     assert per_file == {element_path(state_dir, first): 10, element_path(state_dir, second): 10, element_path(state_dir, keeper): 1}

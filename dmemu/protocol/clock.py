@@ -18,6 +18,7 @@ from __future__ import annotations
 import datetime as dt
 import heapq
 import itertools
+import logging
 import threading
 import time
 from collections.abc import Callable
@@ -27,6 +28,7 @@ from typing import Any
 import schedule
 
 heappop, heappush = heapq.heappop, heapq.heappush
+_logger = logging.getLogger("dmemu.clock")
 
 _UNIT_SECONDS = {"seconds": 1.0, "minutes": 60.0, "hours": 3600.0, "days": 86400.0, "weeks": 604800.0}
 DEFAULT_VIRTUAL_START = dt.datetime(2026, 1, 1, tzinfo=dt.timezone.utc)
@@ -159,6 +161,10 @@ class TimerScheduler(schedule.Scheduler):
 class Clock:
     """The time of one DataMiner System and the scheduler its timers run on."""
 
+    ticks_end_in_one_place: bool = True
+    """True when tick listeners run after the tick's work is done (batched saves can hang on
+    them); a clock handing work to threads has no such moment and needs a save timer."""
+
     def __init__(self) -> None:
         self.scheduler = TimerScheduler(self)
         self._tick_listeners: list[Callable[[], None]] = []
@@ -255,13 +261,25 @@ class VirtualClock(Clock):
                 job.job_func()
             fired += len(jobs)
             self._end_tick()
-        self._now = target
+        if self._now < target:
+            self._now = target
+            self._end_tick()  # time passed: what users changed since the last tick is batched too
         return fired
+
+
+def _logging_failures(callback: Callable[[], Any]) -> None:
+    # A worker pool keeps exceptions in futures nobody reads: say them.
+    try:
+        callback()
+    except Exception:
+        _logger.exception("a timer callback failed")
 
 
 class RealClock(Clock):
     """Wall-clock time; `start()` runs due timers on a background thread, handing each to a
     small worker pool so one slow element cannot hold up the others."""
+
+    ticks_end_in_one_place = False
 
     def __init__(self, workers: int = 8) -> None:
         super().__init__()
@@ -270,6 +288,7 @@ class RealClock(Clock):
         self._thread: threading.Thread | None = None
         self._stopping = threading.Event()
         self._changed = threading.Condition()
+        self._woken = False  # a job was added since the loop last looked at the schedule
 
     def now(self) -> float:
         return time.time()
@@ -278,11 +297,22 @@ class RealClock(Clock):
         if self._pool is None:
             callback()
         else:
-            self._pool.submit(callback)
+            self._pool.submit(_logging_failures, callback)
 
     def wake(self) -> None:
         with self._changed:
+            self._woken = True
             self._changed.notify_all()
+
+    def _wait_for_work(self, deadline: float | None = None) -> None:
+        """Sleep until the next due time (or `deadline`), unless a job was added meanwhile."""
+        with self._changed:
+            if not self._woken and not self._stopping.is_set():
+                due = self.scheduler.next_due
+                if deadline is not None:
+                    due = deadline if due is None else min(due, deadline)
+                self._changed.wait(None if due is None else max(0.0, due - time.time()))
+            self._woken = False
 
     @property
     def running(self) -> bool:
@@ -323,19 +353,12 @@ class RealClock(Clock):
             if jobs:
                 fired += len(jobs)
                 self._end_tick()
-            due = self.scheduler.next_due
-            remaining = deadline - time.time()
-            if remaining <= 0:
+            if time.time() >= deadline:
                 return fired
-            with self._changed:
-                self._changed.wait(remaining if due is None else max(0.0, min(remaining, due - time.time())))
+            self._wait_for_work(deadline)
 
     def _loop(self) -> None:
         while not self._stopping.is_set():
             for job in self.scheduler.pop_due(time.time()):
                 self.dispatch(job.job_func)
-            due = self.scheduler.next_due
-            with self._changed:
-                if self._stopping.is_set():
-                    break
-                self._changed.wait(None if due is None else max(0.0, due - time.time()))
+            self._wait_for_work()

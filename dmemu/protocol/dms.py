@@ -5,6 +5,7 @@ from __future__ import annotations
 import importlib
 import logging
 import os
+import threading
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
@@ -35,7 +36,8 @@ class DataMinerSystem:
     ``DataMinerSystem(state_dir)`` runs on the wall clock, firing timers in the background until
     `close()`; pass ``clock=VirtualClock()`` for tests and drive time with ``clock.advance``. Elements found in `state_dir` are loaded again (active ones start), so a process
     restart picks up where the last one saved. Changes are written in batches: after every tick of
-    a virtual clock, every `autosave_seconds`, when an element stops and on `close()`.
+    a virtual clock (every `autosave_seconds` on the wall clock), when an element stops and on
+    `close()`.
     """
 
     def __init__(
@@ -58,6 +60,7 @@ class DataMinerSystem:
         self._protocols = {protocol_path(p): p for p in protocols}
         self._closed = False
         self._registry_dirty = False
+        self._registry_lock = threading.Lock()
         try:
             (self.state_dir / "elements").mkdir(parents=True, exist_ok=True)
         except OSError as error:
@@ -67,7 +70,9 @@ class DataMinerSystem:
         self._registry = RegistryStore(self.state_dir / "dms.json")
         self._load()
         self.clock.add_tick_listener(self._flush_quietly)
-        self._autosave = self.clock.every(autosave_seconds, self._flush_quietly, tag=self)
+        self._autosave = (
+            None if self.clock.ticks_end_in_one_place else self.clock.every(autosave_seconds, self._flush_quietly, tag=self)
+        )
         # On the wall clock the DMS runs its timers itself, like a real one.
         self._owns_clock = isinstance(self.clock, RealClock) and not self.clock.running
         if self._owns_clock:
@@ -143,8 +148,9 @@ class DataMinerSystem:
         del self._elements[element.ids]
         del self._by_name[element.name]
         self._dirty_elements.discard(element)
-        element._store.delete()
-        self._save_registry()  # at once: the registry must not name an element whose file is gone
+        element._delete_state()
+        self._registry_dirty = True
+        self._write_registry_if_dirty()  # at once: the registry must not name an element whose file is gone
 
     # -- between elements -------------------------------------------------------------------
 
@@ -177,8 +183,9 @@ class DataMinerSystem:
             except StateFileError as error:
                 errors.append(error)
                 element.log(str(error), LogType.ERROR)
-        for element in {e for e in self._elements.values() if e._dirty}:
-            self._dirty_elements.add(element)  # failed saves are retried on the next batch
+        for element in list(self._elements.values()):
+            if element._dirty:
+                self._dirty_elements.add(element)  # failed saves are retried on the next batch
         return errors
 
     def _flush_quietly(self) -> None:
@@ -192,9 +199,10 @@ class DataMinerSystem:
         self._closed = True
         if self._owns_clock:
             self.clock.stop()  # lets running QActions finish first
-        self.clock.cancel(self._autosave)
+        if self._autosave is not None:
+            self.clock.cancel(self._autosave)
         self.clock.remove_tick_listener(self._flush_quietly)
-        for element in self._elements.values():
+        for element in list(self._elements.values()):
             element._cancel_timers()
             element._queue.run_exclusive(element.close_connection)
             if element._dirty:
@@ -234,13 +242,14 @@ class DataMinerSystem:
                 self._write_registry_if_dirty()
 
     def _write_registry_if_dirty(self) -> None:
-        if self._registry_dirty:
-            self._registry_dirty = False
-            try:
-                self._save_registry()
-            except StateFileError:
-                self._registry_dirty = True
-                raise
+        with self._registry_lock:  # the clock's autosave and a user's stop may write at once
+            if self._registry_dirty:
+                self._registry_dirty = False
+                try:
+                    self._save_registry()
+                except StateFileError:
+                    self._registry_dirty = True
+                    raise
 
     def _save_registry(self) -> None:
         self._registry.save(
@@ -252,7 +261,7 @@ class DataMinerSystem:
                 "state": e.state.value,
                 "connection": e.connection.to_record(),
             }
-            for e in self._elements.values()
+            for e in list(self._elements.values())
         )
 
     def _resolve_protocol(self, path: str) -> type[Protocol]:

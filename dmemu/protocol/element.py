@@ -76,6 +76,10 @@ class Element:
         self._queued_timers: set[int] = set()
         self._session: ElementSession | None = None
         self._session_lock = threading.Lock()
+        self._save_lock = threading.Lock()
+        self._snapshot_generation = 0
+        self._saved_generation = 0
+        self._deleted = False
         self._dirty = False
         self._needs_startup = False
         self._values: dict[int, Any] = {}
@@ -208,15 +212,27 @@ class Element:
     def save(self) -> None:
         """Write the `save` parameters and tables now if they changed (normally done per tick)."""
         snapshot = self._queue.run_exclusive(self._take_snapshot)
-        if snapshot is not None:
-            parameters, tables = snapshot
+        if snapshot is None:
+            return
+        generation, parameters, tables = snapshot
+        # Not held while taking the snapshot, so a QAction calling save() cannot deadlock with
+        # a flush; the generation keeps an older snapshot from overwriting a newer one.
+        with self._save_lock:
+            if generation <= self._saved_generation or self._deleted:
+                return
             try:
                 self.dms._write_registry_if_dirty()  # never an element file the registry does not name
                 self._store.save(parameters, tables)
             except Exception:
                 self._dirty = True  # try again next batch; the previous snapshot stays on disk
                 raise
+            self._saved_generation = generation
 
+    def _delete_state(self) -> None:
+        """Remove the state file for good; a save still under way elsewhere finishes first."""
+        with self._save_lock:
+            self._deleted = True
+            self._store.delete()
 
     def close_connection(self) -> None:
         if self._session is not None:
@@ -316,12 +332,13 @@ class Element:
             self._dirty = True
             self.dms._dirty_elements.add(self)
 
-    def _take_snapshot(self) -> tuple[dict[int, Any], dict[int, list[Any]]] | None:
+    def _take_snapshot(self) -> tuple[int, dict[int, Any], dict[int, list[Any]]] | None:
         if not self._dirty:
             return None
         self._dirty = False
+        self._snapshot_generation += 1
         snapshot = self._snapshot_saved()
-        return snapshot.parameters, snapshot.tables
+        return self._snapshot_generation, snapshot.parameters, snapshot.tables
 
     def _snapshot_saved(self) -> ElementSnapshot:
         # Rows are immutable tuples, so shallow copies are a consistent snapshot.

@@ -8,8 +8,10 @@ directory. A kill at any instant leaves either the previous snapshot or the new 
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+import threading
 from collections.abc import Iterable, Mapping
 from itertools import chain
 from pathlib import Path
@@ -75,6 +77,10 @@ class AtomicJSONStorage(Storage):
             payload = json.dumps(data, separators=(",", ":"), allow_nan=False).encode()
         except (TypeError, ValueError) as error:
             raise StateFileError(f"cannot save state file {self.path}: {error}; the previous snapshot is kept") from error
+        with _write_lock(self.path):  # one temporary file per path: one writer at a time
+            self._write_atomically(payload)
+
+    def _write_atomically(self, payload: bytes) -> None:
         temporary = self.temporary_path
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
@@ -89,10 +95,21 @@ class AtomicJSONStorage(Storage):
             os.replace(temporary, self.path)
             _fsync_directory(self.path.parent)
         except OSError as error:
+            with contextlib.suppress(OSError):
+                temporary.unlink(missing_ok=True)  # best effort: the next write truncates it anyway
             raise StateFileError(f"cannot save state file {self.path}: {error.strerror or error}") from error
 
     def close(self) -> None:
         """Nothing stays open between reads and writes."""
+
+
+_write_locks: dict[Path, threading.Lock] = {}
+_write_locks_guard = threading.Lock()
+
+
+def _write_lock(path: Path) -> threading.Lock:
+    with _write_locks_guard:
+        return _write_locks.setdefault(path.absolute(), threading.Lock())
 
 
 def _is_document_id(doc_id: str) -> bool:
