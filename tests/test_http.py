@@ -435,13 +435,13 @@ def test_each_status_of_the_policy_is_retried_without_a_retry_after(
 
 @pytest.mark.parametrize(("respect", "sleeps"), [(True, [7.0]), (False, [])])
 def test_retry_after_is_waited_for_only_when_the_policy_respects_it(
-    dms: DataMinerSystem, server: LoopbackServer, monkeypatch: pytest.MonkeyPatch, respect: bool, sleeps: list[float]
+    server: LoopbackServer, monkeypatch: pytest.MonkeyPatch, respect: bool, sleeps: list[float]
 ) -> None:
     waited: list[float] = []
-    monkeypatch.setattr(time, "sleep", waited.append)  # record the wait instead of waiting
+    monkeypatch.setattr(time, "sleep", waited.append)  # a session's default sleep is the wall clock's
     server.reply(Reply(503, b"busy", (("Retry-After", "7"),)), Reply(200, b"fine"))
     policy = RetryPolicy(attempts=2, backoff_seconds=0, respect_retry_after=respect)
-    http = add_element(dms, loopback(server, retry=policy)).http
+    http = build_session(loopback(server, retry=policy))
 
     assert http.get("/status").status_code == 200
     assert waited == sleeps
@@ -606,6 +606,16 @@ def test_the_elements_credentials_go_to_its_own_device_only():
     assert explicit and explicit != own
 
 
-def test_a_long_retry_after_is_capped_by_the_policy():
-    retry = RetryPolicy(max_retry_after_seconds=5).to_urllib3()
-    assert retry.retry_after_max == 5
+def test_a_long_retry_after_is_capped_and_waits_go_through_the_given_sleep(server: LoopbackServer) -> None:
+    waited: list[float] = []
+    server.reply(Reply(503, b"busy", (("Retry-After", "3600"),)), Reply(503, b"busy"), Reply(200, b"fine"))
+    policy = RetryPolicy(attempts=2, backoff_seconds=0.25, max_retry_after_seconds=5)
+    session = build_session(loopback(server, retry=policy), sleep=waited.append)
+    assert session.get("/capped").status_code == 200
+    assert waited == [5, 0.5]  # the capped Retry-After, then urllib3's backoff for a second retry
+
+
+def test_on_a_virtual_clock_retries_take_no_wall_time(dms: DataMinerSystem, server: LoopbackServer) -> None:
+    server.reply(Reply(503, b"busy", (("Retry-After", "30"),)), Reply(200, b"fine"))
+    http = add_element(dms, loopback(server, retry=RetryPolicy(attempts=1))).http
+    assert http.get("/later").status_code == 200  # time.sleep would fail this test

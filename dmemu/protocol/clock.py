@@ -203,6 +203,10 @@ class Clock:
         """Run a due callback (inline here; a real clock may hand it to a worker)."""
         callback()
 
+    def sleep(self, seconds: float) -> None:
+        """Wait inside a QAction (e.g. between HTTP retries)."""
+        raise NotImplementedError
+
     def wake(self) -> None:
         """A job was added: a clock waiting for the next due time should look again."""
 
@@ -216,6 +220,9 @@ class VirtualClock(Clock):
 
     def now(self) -> float:
         return self._now
+
+    def sleep(self, seconds: float) -> None:
+        """No wall time passes: virtual time only moves between ticks, never inside a QAction."""
 
     def advance(self, seconds: float) -> int:
         """Move time forward by `seconds`, firing what falls due; returns the number of firings."""
@@ -292,6 +299,9 @@ class RealClock(Clock):
 
     def now(self) -> float:
         return time.time()
+
+    def sleep(self, seconds: float) -> None:
+        time.sleep(seconds)
 
     def dispatch(self, callback: Callable[[], Any]) -> None:
         if self._pool is None:

@@ -160,7 +160,9 @@ class Element:
             if self._session is None:
                 connection_spec = self.protocol.connection
                 self._session = build_session(
-                    self.connection, default_port=connection_spec.default_port if connection_spec else 443
+                    self.connection,
+                    default_port=connection_spec.default_port if connection_spec else 443,
+                    sleep=self.dms.clock.sleep,
                 )
             return self._session
 

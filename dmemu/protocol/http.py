@@ -7,6 +7,8 @@ settings from the environment, and credentials go in basic auth, never in a repr
 from __future__ import annotations
 
 import ipaddress
+import time
+from collections.abc import Callable
 from typing import Any
 from urllib.parse import urljoin, urlsplit
 
@@ -31,10 +33,13 @@ class RetryPolicy:
     methods: frozenset[str] = attrs.field(default=IDEMPOTENT_METHODS, converter=frozenset)
     respect_retry_after: bool = True
     # A device asking for a longer Retry-After would hold the element's queue that long.
-    max_retry_after_seconds: int = 60
+    max_retry_after_seconds: float = 60
 
-    def to_urllib3(self) -> Retry:
-        return Retry(
+    def to_urllib3(self, sleep: Callable[[float], None] | None = None) -> Retry:
+        """The policy for urllib3; waits between attempts go through `sleep` (the DMS clock's)."""
+        return _ElementRetry(
+            sleep=sleep or _wall_clock_sleep,
+            max_retry_after=self.max_retry_after_seconds,
             total=self.attempts,
             connect=self.attempts,
             read=self.attempts,
@@ -45,12 +50,42 @@ class RetryPolicy:
             status_forcelist=self.statuses,
             backoff_factor=self.backoff_seconds,
             respect_retry_after_header=self.respect_retry_after,
-            retry_after_max=self.max_retry_after_seconds,
             raise_on_status=False,  # the last answer is returned; the caller reads its status
         )
 
 
 NO_RETRIES = RetryPolicy(attempts=0)
+
+
+def _wall_clock_sleep(seconds: float) -> None:
+    time.sleep(seconds)  # looked up at call time, so tests can replace time.sleep
+
+
+class _ElementRetry(Retry):
+    """urllib3's Retry, waiting through an injected sleep and capping a device's Retry-After."""
+
+    def __init__(self, *args: Any, sleep: Callable[[float], None] = _wall_clock_sleep, max_retry_after: float = 60, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._sleep = sleep
+        self._max_retry_after = max_retry_after
+
+    def new(self, **kwargs: Any) -> _ElementRetry:
+        # urllib3 makes a new Retry per attempt from its own parameters only.
+        return super().new(sleep=self._sleep, max_retry_after=self._max_retry_after, **kwargs)  # type: ignore[return-value]
+
+    def get_retry_after(self, response: Any) -> float | None:
+        seconds = super().get_retry_after(response)
+        return None if seconds is None else min(seconds, self._max_retry_after)
+
+    def sleep(self, response: Any = None) -> None:
+        if self.respect_retry_after_header and response is not None:
+            seconds = self.get_retry_after(response)
+            if seconds:
+                self._sleep(seconds)
+                return
+        backoff = self.get_backoff_time()
+        if backoff > 0:
+            self._sleep(backoff)
 
 
 @attrs.frozen
@@ -143,13 +178,16 @@ def build_session(
     *,
     default_port: int = 443,
     auth: tuple[str, str] | None = None,
+    sleep: Callable[[float], None] | None = None,
 ) -> ElementSession:
-    """A session for `connection`: base URL, timeout, retry policy, proxy choice, basic auth."""
+    """A session for `connection`: base URL, timeout, retry policy, proxy choice, basic auth.
+
+    Waits between retries go through `sleep` (a virtual clock's takes no wall time)."""
     session = ElementSession(connection.base_url(default_port), connection.timeout)
     if connection.bypass_proxy:
         session.trust_env = False  # no proxies (nor netrc, nor CA bundle) from the environment
         session.proxies.clear()
-    adapter = _ElementAdapter(max_retries=connection.retry.to_urllib3())
+    adapter = _ElementAdapter(max_retries=connection.retry.to_urllib3(sleep))
     session.mount("http://", adapter)
     session.mount("https://", adapter)
     if auth is None and connection.username:
