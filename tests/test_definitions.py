@@ -68,6 +68,7 @@ def test_a_complete_protocol_is_accepted_and_indexed() -> None:
         ({"qactions": (QAction(1, noop, triggers=(99,)),)}, "triggered by parameter 99, which does not exist"),
         ({"qactions": (QAction(1, noop, triggers=(10,)), QAction(1, noop, triggers=(10,))), "parameters": (Parameter(10, "A"),)}, "duplicate QAction id 1"),
         ({"qactions": (QAction(1, noop),)}, "has no trigger"),
+        ({"qactions": (QAction(1, noop, triggers=(1000,)),), "tables": (ITEMS,)}, "triggered by table 1000 'Items'; tables trigger nothing, their columns do"),
         ({"qactions": (QAction(1, noop, triggers=(10,), row=True),), "parameters": (Parameter(10, "A"),)}, "not a table column"),
         ({"tables": (Table(1000, "T", columns=(Column(1001, "A"), Column(1002, "B"))),)}, "needs exactly one key column, found 0"),
         ({"tables": (Table(1000, "T", columns=(Column(1001, "A", key=True), Column(1002, "B", key=True))),)}, "found 2"),
@@ -127,6 +128,8 @@ class TestMeasurementChecks:
         assert "0 (Disabled), 1 (Enabled)" in str(raised.value)
         with pytest.raises(InvalidValueError):
             check(True)  # a bool is not the discrete value 1
+        with pytest.raises(InvalidValueError):
+            check(1.0)  # nor is a float
         with pytest.raises(InvalidValueError):
             check([1])
 

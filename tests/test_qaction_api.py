@@ -101,9 +101,12 @@ def test_parameters_by_id_or_name_with_a_status_instead_of_an_exception(element)
         lambda p: p.set_parameters({"Count": 4, "Note": "ok"}),
         lambda p: p.get_parameters([2, "Note"]),
     )
-    assert results == [SetStatus.OK, 3, SetStatus.INVALID_VALUE, SetStatus.UNKNOWN_PARAMETER, SetStatus.UNKNOWN_PARAMETER, SetStatus.OK, [4, "ok"]]
+    assert results == [SetStatus.OK, 3, SetStatus.INVALID_VALUE, SetStatus.UNKNOWN_PARAMETER, SetStatus.NOT_SETTABLE, SetStatus.OK, [4, "ok"]]
     assert not SetStatus.INVALID_VALUE and SetStatus.OK
     expect(element).logged("parameter 2 'Count': 11 is out of range", LogType.ERROR)
+    expect(element).logged("table 1000 'Items' is a table: use fill_array or set_row", LogType.ERROR)
+    run(element, lambda p: p.get_parameter("Items"))
+    expect(element).logged("table 1000 'Items' is a table: read it with get_row", LogType.ERROR)
 
 
 def test_add_row_does_nothing_for_an_existing_key(element):
@@ -196,6 +199,8 @@ def test_fill_array_replaces_and_fill_array_no_delete_upserts(element):
         ([["a", "A", math.nan, 0]], "row 0, column 1003 'Size': nan is not a finite number"),
         ([["a", "A", None, 0], ["b", "B", -math.inf, 0]], "row 1, column 1003 'Size': -inf is not a finite number"),
         ([["a", "A", None, 0], ["b", "B", "7", 0]], "row 1, column 1003 'Size': '7' is a str"),
+        ([["a", "A", 1, True]], "row 0, column 1004 'State': True is a bool; allowed: 0 (Off), 1 (On)"),
+        ([["a", "A", 1, 1.0]], "row 0, column 1004 'State': 1.0 is a float"),
     ],
 )
 def test_a_bad_fill_names_the_row_and_column_and_keeps_the_table(element, rows, message):

@@ -48,6 +48,7 @@ def test_passing_assertions_chain(catalogue):
         (lambda e: expect(e).state("Stopped"), "element 'Catalogue' is Active, expected Stopped"),
         (lambda e: expect(e).logged("never said", LogType.ERROR), "has no Error log entry containing 'never said'"),
         (lambda e: expect(e).table("Items").row("item-1").cell("Size").equals(9), "row 'item-1' column 'Size' is 1, expected 9"),
+        (lambda e: expect(e).parameter("Items"), "table 1000 'Items' is a table; use expect(...).table('Items')"),
     ],
 )
 def test_failures_say_what_is_there(catalogue, check, message):

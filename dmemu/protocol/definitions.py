@@ -316,6 +316,7 @@ def _check_definition(cls: type[Protocol]) -> None:
     _unique(fail, "parameter or table name", (item.name for item in (*cls.parameters, *cls.tables)))
 
     columns = {c.id for t in cls.tables for c in t.columns}
+    table_ids = {t.id for t in cls.tables}
     _unique(fail, "QAction id", (q.id for q in cls.qactions))
     for qaction in cls.qactions:
         if not callable(qaction.function):
@@ -325,6 +326,8 @@ def _check_definition(cls: type[Protocol]) -> None:
         for pid in qaction.triggers:
             if pid not in ids:
                 fail(f"{qaction.label} is triggered by parameter {pid}, which does not exist")
+            if pid in table_ids:
+                fail(f"{qaction.label} is triggered by {ids[pid]}; tables trigger nothing, their columns do")
             if qaction.row and pid not in columns:
                 fail(f"{qaction.label} is row-level but its trigger {pid} is not a table column")
 

@@ -17,7 +17,6 @@ from .errors import (
     DmemuError,
     DuplicateElementError,
     ElementNotFoundError,
-    ElementStateError,
     StateFileError,
 )
 from .http import Connection
@@ -160,10 +159,7 @@ class DataMinerSystem:
 
     def set_parameter(self, ref: ElementRef, parameter: int | str, value: Any, *, _depth: int = 0) -> None:
         """Set a write parameter of any element; its QActions run on that element's queue."""
-        target = self.element(ref)
-        if target.state is not ElementState.ACTIVE:
-            raise ElementStateError(f"element {target.name!r} is {target.state.value}; it cannot take a set")
-        target.set(parameter, value, wait=False, _depth=_depth)
+        self.element(ref).set(parameter, value, wait=False, _depth=_depth)
 
     # -- persistence ------------------------------------------------------------------------
 

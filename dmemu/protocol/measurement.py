@@ -121,11 +121,12 @@ class Discrete:
     def checker(self, label: str) -> Checker:
         by_value = {value: value for value in self.values}
         by_name = {name: value for value, name in self.values.items()}
+        value_types = frozenset(map(type, self.values))  # True == 1 and 1.0 == 1, yet neither is 1
         allowed = self.allowed()
 
         def check(value: Any) -> Any:
             try:
-                if type(value) is not bool and value in by_value:
+                if type(value) in value_types and value in by_value:
                     return by_value[value]
                 if value in by_name:
                     return by_name[value]

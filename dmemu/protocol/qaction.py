@@ -26,6 +26,7 @@ if TYPE_CHECKING:
 class SetStatus(enum.Enum):
     OK = "ok"
     UNKNOWN_PARAMETER = "unknown parameter"
+    NOT_SETTABLE = "not a settable parameter"
     INVALID_VALUE = "invalid value"
     FAILED = "failed"
 
@@ -74,7 +75,11 @@ class QActionProtocol:
     # -- parameters -------------------------------------------------------------------------
 
     def get_parameter(self, ref: int | str) -> Any:
-        return self.element._values[self.element._model.resolve(ref)]
+        model = self.element._model
+        pid = model.resolve(ref)
+        if pid in model.tables:
+            raise UnknownParameterError(f"{model.tables[pid].table.label} is a table: read it with get_row, get_keys or get_column")
+        return self.element._values[pid]
 
     def get_parameters(self, refs: Iterable[int | str]) -> list[Any]:
         return [self.get_parameter(ref) for ref in refs]
@@ -86,7 +91,8 @@ class QActionProtocol:
         try:
             pid = model.resolve(ref)
             if pid in model.tables:
-                raise UnknownParameterError(f"{model.tables[pid].table.label} is a table: use fill_array or set_row")
+                element.log(f"set_parameter({ref!r}) refused: {model.tables[pid].table.label} is a table: use fill_array or set_row", LogType.ERROR)
+                return SetStatus.NOT_SETTABLE
             if value is not None:
                 value = model.checkers[pid](value)
         except UnknownParameterError as error:

@@ -12,6 +12,8 @@ from functools import partial
 from operator import is_not, itemgetter
 from typing import Any
 
+import attrs
+
 from .definitions import TableModel
 from .errors import InvalidValueError, UnknownRowError
 from .measurement import Button, Discrete, Number, String
@@ -25,20 +27,34 @@ _INFINITY = math.inf
 _is_not_none = partial(is_not, None)
 
 
-def _column_types(model: TableModel) -> list[tuple[int, frozenset[type]]]:
-    """The Python types each non-discrete column accepts, for bulk checks (discretes check values)."""
-    checks = []
-    for index, column in enumerate(model.table.columns):
-        kind = column.type
-        if isinstance(kind, Number):
-            checks.append((index, _NUMBER_TYPES))
-        elif isinstance(kind, String):
-            checks.append((index, frozenset({str, type(None)})))
-        elif isinstance(kind, Button):
-            checks.append((index, frozenset({int, type(None)})))
-        elif not isinstance(kind, Discrete):
-            checks.append((index, _SCALARS))
-    return checks
+@attrs.frozen
+class BulkChecks:
+    """How a bulk fill checks each column with C-level passes over the rows."""
+
+    # (index, types) of text-like columns: each cell's type must be one of these
+    typed: list[tuple[int, frozenset[type]]]
+    # (index, minimum, maximum) of number columns: checked by value, which covers the type
+    numbers: list[tuple[int, float | None, float | None]]
+    # (index, values, types) of discrete columns: by value and type (True == 1, yet is no 1)
+    discretes: list[tuple[int, frozenset[Any], frozenset[type]]]
+
+    @classmethod
+    def of(cls, model: TableModel) -> BulkChecks:
+        checks = cls([], [], [])
+        for index, column in enumerate(model.table.columns):
+            kind = column.type
+            if isinstance(kind, Number):
+                checks.numbers.append((index, kind.minimum, kind.maximum))
+            elif isinstance(kind, Discrete):
+                values = frozenset(kind.values) | {None}
+                checks.discretes.append((index, values, frozenset(map(type, values))))
+            elif isinstance(kind, String):
+                checks.typed.append((index, frozenset({str, type(None)})))
+            elif isinstance(kind, Button):
+                checks.typed.append((index, frozenset({int, type(None)})))
+            else:
+                checks.typed.append((index, _SCALARS))
+        return checks
 
 
 def _key_problem(key: Any) -> str:
@@ -53,19 +69,7 @@ class TableData:
         self.rows: dict[str, Row] = {}
         self._key_index = model.key_index
         self._width = model.width
-        self._typed_columns = _column_types(model)
-        # Number columns are checked in bulk by value (finite, in range), which covers their type.
-        self._number_columns = [
-            (index, column.type.minimum, column.type.maximum)
-            for index, column in enumerate(model.table.columns)
-            if isinstance(column.type, Number)
-        ]
-        self._typed_columns = [(i, allowed) for i, allowed in self._typed_columns if allowed is not _NUMBER_TYPES]
-        self._discrete_columns = [
-            (index, frozenset(column.type.values) | {None})
-            for index, column in enumerate(model.table.columns)
-            if isinstance(column.type, Discrete)
-        ]
+        self._checks = BulkChecks.of(model)
 
     @property
     def label(self) -> str:
@@ -152,13 +156,15 @@ class TableData:
         keys = list(map(itemgetter(self._key_index), rows))
         if set(map(type, keys)) != {str} or "" in keys:
             self._raise_first_bad(rows)
-        for index, allowed in self._typed_columns:
-            if not allowed.issuperset(map(type, map(itemgetter(index), rows))):
+        checks = self._checks
+        for index, types in checks.typed:
+            if not types.issuperset(map(type, map(itemgetter(index), rows))):
                 self._raise_first_bad(rows)
-        for index, allowed in self._discrete_columns:
-            if not allowed.issuperset(map(itemgetter(index), rows)):
+        for index, values, types in checks.discretes:
+            column = itemgetter(index)
+            if not (values.issuperset(map(column, rows)) and types.issuperset(map(type, map(column, rows)))):
                 self._raise_first_bad(rows)
-        for index, low, high in self._number_columns:
+        for index, low, high in checks.numbers:
             if not self._numbers_fit(rows, index, low, high):
                 self._raise_first_bad(rows)
         return dict(zip(keys, rows))
@@ -199,8 +205,9 @@ class TableData:
         It may find nothing: a column of huge but finite numbers can sum to infinity.
         """
         columns = self.model.table.columns
-        allowed_types = dict(self._typed_columns)
-        allowed_values = dict(self._discrete_columns)
+        allowed_types = dict(self._checks.typed)
+        allowed_types.update((index, types) for index, _, types in self._checks.discretes)
+        allowed_values = {index: values for index, values, _ in self._checks.discretes}
         for position, row in enumerate(rows):
             key = row[self._key_index]
             if type(key) is not str or not key:

@@ -37,9 +37,12 @@ class ElementAssertions:
         self.element = element
 
     def parameter(self, ref: int | str) -> ValueAssertion:
-        value = self.element.get(ref)
-        pid = self.element.protocol.model.resolve(ref)
-        name = self.element.protocol.model.parameters[pid].name
+        model = self.element.protocol.model
+        pid = model.resolve(ref)
+        if pid in model.tables:
+            raise AssertionError(f"{_describe(self.element)}: {model.tables[pid].table.label} is a table; use expect(...).table({ref!r})")
+        value = self.element.get(pid)
+        name = model.parameters[pid].name
         return ValueAssertion(value, f"{_describe(self.element)} parameter {pid} {name!r}")
 
     def table(self, ref: int | str) -> TableAssertions:
