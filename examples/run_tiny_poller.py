@@ -7,6 +7,8 @@ import json
 import sys
 import tempfile
 import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
@@ -34,19 +36,28 @@ class Device(BaseHTTPRequestHandler):
         pass
 
 
-def main() -> None:
+@contextmanager
+def running_device() -> Iterator[int]:
+    """The stand-in device on a free port of 127.0.0.1; gives the port."""
     device = ThreadingHTTPServer(("127.0.0.1", 0), Device)
     threading.Thread(target=device.serve_forever, daemon=True).start()
+    try:
+        yield device.server_address[1]
+    finally:
+        device.shutdown()
+        device.server_close()
+
+
+def main() -> None:
     clock = VirtualClock()
-    with tempfile.TemporaryDirectory() as state, DataMinerSystem(state, clock) as dms:
-        connection = Connection(host="127.0.0.1", port=device.server_address[1], bus_address=BYPASS_PROXY)
+    with running_device() as port, tempfile.TemporaryDirectory() as state, DataMinerSystem(state, clock) as dms:
+        connection = Connection(host="127.0.0.1", port=port, bus_address=BYPASS_PROXY)
         element = dms.create_element(TinyPoller, "Tiny Poller 1", connection=connection)
         clock.advance(120)  # two more polls, on virtual time
         items = element.table("Items")
         print(f"{element.name}: {element.get('Item Count')} items, last HTTP status {element.get('Last HTTP Status')}")
         for row in items.rows():
             print(f"  {row['ID']:<8} {row['Name']:<8} {row['Value']:>6}")
-    device.shutdown()
 
 
 if __name__ == "__main__":

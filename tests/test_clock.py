@@ -135,4 +135,7 @@ def test_real_clock_advance_blocks_and_fires_due_timers() -> None:
     clock = RealClock()
     firings = []
     clock.every(0.01, lambda: firings.append(1))
-    assert clock.advance(0.05) == len(firings) >= 3
+    before = clock.now()
+    # A loaded machine may skip missed firings (fixed cadence), so at least one is all that is sure.
+    assert clock.advance(0.05) == len(firings) >= 1
+    assert clock.now() - before >= 0.05
