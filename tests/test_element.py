@@ -453,3 +453,27 @@ def test_each_dms_clock_drives_only_its_elements(tmp_path):
         b = second.create_element(Thermostat, "B")
         first_clock.advance(120)
         assert (a.get("Poll Count"), b.get("Poll Count")) == (2, 0)
+
+
+def test_a_table_view_stays_live_across_a_restart(dms):
+    def fill(protocol):
+        protocol.fill_array("Rows", [[f"r{protocol.get_parameter('Value')}"]])
+
+    protocol = type(
+        "LiveView",
+        (Protocol,),
+        {
+            "name": "Live View",
+            "parameters": (Parameter(1, "Value", type=Number(), write=True),),
+            "tables": (Table(10, "Rows", columns=(Column(11, "Key", key=True),)),),
+            "qactions": (QAction(1, fill, triggers=(1,)),),
+        },
+    )
+    element = dms.create_element(protocol, "Live")
+    rows = element.table("Rows")
+    element.set("Value", 1)
+    assert rows.keys() == ["r1"]
+    element.restart()
+    assert rows.keys() == []  # not saved: empty after the restart, as the element shows
+    element.set("Value", 2)
+    assert rows.keys() == ["r2"]

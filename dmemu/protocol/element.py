@@ -115,7 +115,9 @@ class Element:
         """Set a write parameter as a user would, then run the QActions it triggers.
 
         A wrong type, an out-of-range value or an unknown discrete raises `InvalidValueError`
-        naming the parameter and what it allows; nothing changes then.
+        naming the parameter and what it allows; nothing changes then. The set goes through the
+        element's queue: with `wait` (the default) it returns once the QActions it triggered
+        have run; called from inside a QAction it never waits (it is queued behind it).
         """
         target = self._write_targets.get(ref)
         if target is None:
@@ -405,8 +407,12 @@ class TableView:
 
     def __init__(self, element: Element, data: TableData) -> None:
         self._element = element
-        self._data = data
         self.model: TableModel = data.model
+
+    @property
+    def _data(self) -> TableData:
+        # Looked up each time: a restart gives the element fresh tables.
+        return self._element._tables[self.model.table.id]
 
     @property
     def id(self) -> int:
