@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import threading
 import time
+from collections import deque
 
 import pytest
 
@@ -388,6 +389,7 @@ class TestQueue:
         waiting.join(5)
         assert outcome[0][0] == "raised" and "stopped before this work ran" in str(outcome[0][1])
         assert QUEUE_LOG == [("hold done", None)]
+        expect(probe).logged("stopped with 1 queued sets or QActions not run", LogType.ERROR)
 
     def test_a_plain_set_while_busy_waits_its_turn(self, probe):
         held = HeldQueue(probe)
@@ -416,6 +418,65 @@ class TestQueue:
             thread.join(5)
         assert not any(thread.is_alive() for thread in threads), "deadlock"
         assert (left.get("Value"), right.get("Value")) == (2, 2)
+
+    def test_elements_stopping_each_other_from_qactions_on_two_threads_do_not_deadlock(self, dms):
+        both_running = threading.Barrier(2, timeout=5)
+
+        def stop_other(protocol):
+            both_running.wait()
+            other = "Right" if protocol.element_name == "Left" else "Left"
+            protocol.element.dms.element(other).stop()  # the other is busy: its stop cannot wait
+
+        left = dms.create_element(value_protocol("Stopper", stop_other), "Left")
+        right = dms.create_element(value_protocol("Stopper", stop_other), "Right")
+        threads = [threading.Thread(target=element.set, args=("Value", 1)) for element in (left, right)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(5)
+        assert not any(thread.is_alive() for thread in threads), "deadlock"
+        assert (left.state, right.state) == (ElementState.STOPPED, ElementState.STOPPED)
+        assert left._queue.pending == deque() and right._queue.pending == deque()
+
+    def test_a_caller_runs_only_its_own_chain_and_hands_the_rest_to_the_clock(self, state_dir):
+        """On the wall clock, start() runs the at-startup timer here, but not timer work that
+        piles up meanwhile: that goes to the clock's workers, so start() returns."""
+        first_run = threading.Event()
+        release = threading.Event()
+        later_runs: list[int] = []
+        later_ran = threading.Event()
+
+        def poll(protocol):
+            if not first_run.is_set():
+                first_run.set()
+                release.wait(5)
+            else:
+                later_runs.append(threading.get_ident())
+                later_ran.set()
+
+        protocol = type(
+            "Piling",
+            (Protocol,),
+            {"name": "Piling", "timers": (Timer(1, seconds=0.01, qactions=(1,)),), "qactions": (QAction(1, poll),)},
+        )
+        dms = DataMinerSystem(state_dir)
+        try:
+            def release_once_work_piles_up():
+                assert first_run.wait(5)
+                element = dms.element("Piling One")
+                deadline = time.monotonic() + 5
+                while not element._queue.pending and time.monotonic() < deadline:
+                    pass  # a timer firing queued more work behind the running poll
+                release.set()
+
+            helper = threading.Thread(target=release_once_work_piles_up)
+            helper.start()
+            dms.create_element(protocol, "Piling One")  # runs the at-startup poll on this thread
+            helper.join(5)
+            assert later_ran.wait(5)
+            assert threading.get_ident() not in later_runs
+        finally:
+            dms.close()
 
     def test_a_timer_already_queued_is_not_queued_twice(self, dms, clock):
         def count(protocol):

@@ -179,6 +179,8 @@ class Clock:
 
     def every(self, seconds: float, callback: Callable[[], Any], *, tag: Any = None) -> TimerJob:
         """Call `callback` every `seconds`, the first time one interval from now."""
+        if not seconds > 0:
+            raise ValueError(f"a timer interval must be a positive number of seconds, not {seconds!r}")
         job = self.scheduler.every(seconds).seconds
         if tag is not None:
             job.tag(tag)
@@ -304,10 +306,14 @@ class RealClock(Clock):
         time.sleep(seconds)
 
     def dispatch(self, callback: Callable[[], Any]) -> None:
-        if self._pool is None:
-            callback()
-        else:
-            self._pool.submit(_logging_failures, callback)
+        pool = self._pool
+        if pool is not None:
+            try:
+                pool.submit(_logging_failures, callback)
+                return
+            except RuntimeError:  # the pool is shutting down: run it here
+                pass
+        _logging_failures(callback)
 
     def wake(self) -> None:
         with self._changed:
@@ -369,6 +375,9 @@ class RealClock(Clock):
 
     def _loop(self) -> None:
         while not self._stopping.is_set():
-            for job in self.scheduler.pop_due(time.time()):
-                self.dispatch(job.job_func)
+            try:
+                for job in self.scheduler.pop_due(time.time()):
+                    self.dispatch(job.job_func)
+            except Exception:  # the loop must outlive any one bad job
+                _logger.exception("the clock could not run due timers")
             self._wait_for_work()

@@ -33,10 +33,11 @@ class DataMinerSystem:
     """Elements, their clock and their state directory.
 
     ``DataMinerSystem(state_dir)`` runs on the wall clock, firing timers in the background until
-    `close()`; pass ``clock=VirtualClock()`` for tests and drive time with ``clock.advance``. Elements found in `state_dir` are loaded again (active ones start), so a process
-    restart picks up where the last one saved. Changes are written in batches: after every tick of
-    a virtual clock (every `autosave_seconds` on the wall clock), when an element stops and on
-    `close()`.
+    `close()`; pass ``clock=VirtualClock()`` for tests and drive time with ``clock.advance``.
+    Elements found in `state_dir` are loaded again (active ones start), so a process restart
+    picks up where the last one saved. Changes are written in batches: after every tick of a
+    virtual clock (every `autosave_seconds` on the wall clock), when an element stops or pauses,
+    and on `close()`.
     """
 
     def __init__(
@@ -53,6 +54,8 @@ class DataMinerSystem:
         self.agent_ids = tuple(agent_ids)
         if not self.agent_ids:
             raise ValueError("a DataMiner System needs at least one agent id")
+        if not autosave_seconds > 0:
+            raise ValueError(f"autosave_seconds must be a positive number of seconds, not {autosave_seconds!r}")
         self._elements: dict[tuple[int, int], Element] = {}
         self._by_name: dict[str, Element] = {}
         self._dirty_elements: set[Element] = set()
@@ -60,6 +63,7 @@ class DataMinerSystem:
         self._closed = False
         self._registry_dirty = False
         self._registry_lock = threading.Lock()
+        self._flush_lock = threading.Lock()
         try:
             (self.state_dir / "elements").mkdir(parents=True, exist_ok=True)
         except OSError as error:
@@ -166,6 +170,10 @@ class DataMinerSystem:
     def flush(self) -> list[StateFileError]:
         """Save the element list and every element whose saved values changed; answers the errors
         (each also logged)."""
+        with self._flush_lock:
+            return self._flush_locked()
+
+    def _flush_locked(self) -> list[StateFileError]:
         errors: list[StateFileError] = []
         try:
             self._write_registry_if_dirty()
@@ -173,7 +181,10 @@ class DataMinerSystem:
             errors.append(error)
             _logger.error("%s", error)
         while self._dirty_elements:
-            element = self._dirty_elements.pop()
+            try:
+                element = self._dirty_elements.pop()
+            except KeyError:  # emptied by another thread since the test
+                break
             try:
                 element.save()
             except StateFileError as error:
@@ -185,8 +196,12 @@ class DataMinerSystem:
         return errors
 
     def _flush_quietly(self) -> None:
-        if self._dirty_elements or self._registry_dirty:
-            self.flush()
+        """The batch at the end of a tick; skipped while another flush is still writing."""
+        if (self._dirty_elements or self._registry_dirty) and self._flush_lock.acquire(False):
+            try:
+                self._flush_locked()
+            finally:
+                self._flush_lock.release()
 
     def close(self) -> None:
         """Save everything and let go of the clock; elements keep their state for the next DMS."""
@@ -204,6 +219,8 @@ class DataMinerSystem:
             if element._dirty:
                 self._dirty_elements.add(element)
         errors = self.flush()
+        for element in list(self._elements.values()):
+            element._state = ElementState.STOPPED  # in memory only: the registry keeps their state
         if errors:
             raise errors[0]
 

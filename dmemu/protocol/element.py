@@ -71,7 +71,8 @@ class Element:
         self._write_targets = protocol.model.write_targets
         self._store = store
         self._state = ElementState.STOPPED
-        self._queue = WorkQueue(on_error=self._log_queued_error)
+        self._queue = WorkQueue(dispatch=dms.clock.dispatch, on_error=self._log_queued_error)
+        self._lifecycle_lock = threading.Lock()  # start/pause/stop: state and timer jobs together
         self._jobs: list[TimerJob] = []
         self._queued_timers: set[int] = set()
         self._session: ElementSession | None = None
@@ -173,14 +174,13 @@ class Element:
     def start(self) -> None:
         """Activate: a stopped element starts afresh (saved values kept, after-startup QActions run);
         a paused one resumes its timers."""
-        if self._state is _ACTIVE:
-            return
-        fresh = self._state is ElementState.STOPPED or self._needs_startup
-        self._needs_startup = False
-        if fresh:
-            self._queue.run_exclusive(lambda: self._reset_volatile(self._snapshot_saved()))
-        self._state = ElementState.ACTIVE
-        self._schedule_timers()
+        with self._lifecycle_lock:
+            if self._state is _ACTIVE:
+                return
+            fresh = self._state is ElementState.STOPPED or self._needs_startup
+            self._needs_startup = False
+            self._state = ElementState.ACTIVE
+            self._schedule_timers()
         self.dms._element_state_changed(self)
         if fresh:
             for qaction in self._model.startup_qactions:
@@ -191,21 +191,25 @@ class Element:
 
     def pause(self) -> None:
         """Stop timers but keep everything; `start()` resumes."""
-        if self._state is not _ACTIVE:
-            return
-        self._cancel_timers()
-        self._state = ElementState.PAUSED
+        with self._lifecycle_lock:
+            if self._state is not _ACTIVE:
+                return
+            self._cancel_timers()
+            self._state = ElementState.PAUSED
         self.dms._element_state_changed(self, write_now=True)
 
     def stop(self) -> None:
-        """Stop timers, close the connection and save. Values not marked `save` are reset on the next start."""
-        if self._state is ElementState.STOPPED:
-            return
-        self._cancel_timers()
-        self._state = ElementState.STOPPED
-        self._queue.cancel(ElementStateError(f"element {self.name!r} stopped before this work ran"))
-        self._queued_timers.clear()
-        self._queue.run_exclusive(self.close_connection)
+        """Stop timers, drop queued work, close the connection and save. Values not marked
+        `save` go back to their defaults."""
+        with self._lifecycle_lock:
+            if self._state is ElementState.STOPPED:
+                return
+            self._cancel_timers()
+            self._state = ElementState.STOPPED
+        dropped = self._queue.cancel(ElementStateError(f"element {self.name!r} stopped before this work ran"))
+        if dropped:
+            self.log(f"stopped with {dropped} queued sets or QActions not run", LogType.ERROR)
+        self._queue.run_exclusive(self._forget_volatile)
         self.dms._element_state_changed(self, write_now=True)
         self.save()
 
@@ -215,9 +219,10 @@ class Element:
 
     def save(self) -> None:
         """Write the `save` parameters and tables now if they changed (normally done per tick)."""
-        snapshot = self._queue.run_exclusive(self._take_snapshot)
+        snapshot = self._queue.run_exclusive(self._take_snapshot, or_first=False)
         if snapshot is None:
-            return
+            with self._save_lock:
+                return  # nothing new, or busy: once a write under way ends, the disk is current
         generation, parameters, tables = snapshot
         # Not held while taking the snapshot, so a QAction calling save() cannot deadlock with
         # a flush; the generation keeps an older snapshot from overwriting a newer one.
@@ -237,6 +242,12 @@ class Element:
         with self._save_lock:
             self._deleted = True
             self._store.delete()
+
+    def _forget_volatile(self) -> None:
+        """What a stop loses: the connection, queued timer work, values not marked `save`."""
+        self.close_connection()
+        self._queued_timers.clear()
+        self._reset_volatile(self._snapshot_saved())
 
     def close_connection(self) -> None:
         if self._session is not None:
@@ -323,6 +334,7 @@ class Element:
             self._run_qaction(qactions[qid], None, None, 0)
 
     def _schedule_timers(self) -> None:
+        self._cancel_timers()
         clock = self.dms.clock
         self._jobs = [clock.every(timer.seconds, partial(self._on_timer, timer), tag=self) for timer in self.protocol.timers]
 
@@ -352,10 +364,18 @@ class Element:
         )
 
     def _reset_volatile(self, saved: ElementSnapshot) -> None:
-        """Defaults everywhere, then the saved values: what a (re)started element holds."""
-        self._values = {pid: p.default for pid, p in self._model.parameters.items()}
+        """Defaults everywhere, then the saved values: what a stopped element holds.
+
+        The value dict and table objects are kept (only their contents change), so work that
+        looked them up before the reset still writes into the live element.
+        """
+        self._values.clear()
+        self._values.update((pid, p.default) for pid, p in self._model.parameters.items())
         self._values.update(saved.parameters)
-        self._tables = {tid: TableData(model) for tid, model in self._model.tables.items()}
+        for tid, model in self._model.tables.items():
+            if tid not in self._tables:
+                self._tables[tid] = TableData(model)
+            self._tables[tid].rows = {}
         for tid, rows in saved.tables.items():
             self._tables[tid].restore(rows)
 

@@ -1,18 +1,20 @@
 """One queue per element: work items run one at a time, in order, on whichever thread arrives.
 
-There is no thread per element. A caller that finds the queue idle runs its item at once (and
-then whatever that item queued); a caller that finds it busy appends and returns, and the
-thread that is draining runs the item. So QActions of one element never overlap, and a QAction
-that sets its own element's parameters queues the triggered QActions behind itself.
+There is no thread per element. A caller that finds the queue idle runs its item at once, and
+the work that item queued (its *chain*: the QActions its set triggered, transitively), then
+hands whatever else is queued to the clock's workers. A caller that finds the queue busy
+appends its item and, if it asked to, waits for the item's chain. So QActions of one element
+never overlap, a QAction that sets its own element's parameters queues the triggered QActions
+behind itself, and no caller is kept running other callers' work.
 
-A caller may wait for its item. It then waits for the item's whole *chain*: the item and
-everything it queued on this queue, transitively (the QActions its set triggered). A thread
-that is itself running some queue's items never waits, so elements that set each other's
-parameters from their QActions cannot deadlock.
+A thread that is running some queue's items never blocks on another queue: its waits are
+skipped and exclusive work it asks for is put first in line instead. So elements that act on
+each other from their QActions cannot deadlock.
 """
 
 from __future__ import annotations
 
+import itertools
 import threading
 from collections import deque
 from collections.abc import Callable
@@ -29,24 +31,47 @@ def _running_any_queue() -> bool:
 
 
 class _Chain:
-    """What a waiting caller waits for; only the draining thread counts it down."""
+    """An item and the items it queued; only the thread running them counts it down."""
 
     __slots__ = ("outstanding", "done", "error")
 
-    def __init__(self) -> None:
+    def __init__(self, waited: bool) -> None:
         self.outstanding = 1
-        self.done = threading.Event()
+        self.done = threading.Event() if waited else None
         self.error: BaseException | None = None
+
+    def finish_one(self) -> None:
+        self.outstanding -= 1
+        if self.outstanding <= 0 and self.done is not None:
+            self.done.set()
+
+    def fail(self, error: BaseException) -> None:
+        self.error = self.error or error
+        self.outstanding = 0
+        if self.done is not None:
+            self.done.set()
+
+
+Entry = tuple[int, "_Chain | None", Callable[[], Any]]
 
 
 class WorkQueue:
-    def __init__(self, on_error: Callable[[Exception], None]) -> None:
-        self.pending: deque[tuple[_Chain | None, Callable[[], Any]]] = deque()
+    """The queue of one element.
+
+    `dispatch` hands a callable to another thread (the clock's workers; a virtual clock runs it
+    at once); `on_error` hears what a queued item raised when no caller waits for it.
+    """
+
+    def __init__(self, dispatch: Callable[[Callable[[], Any]], None], on_error: Callable[[Exception], None]) -> None:
+        self.pending: deque[Entry] = deque()
         self.lock = threading.Lock()  # held while an item runs
         self._owner = 0  # thread id of the drainer, 0 when idle
         self._chain: _Chain | None = None  # the chain of the item running now
-        self._on_error = on_error  # for a queued item's exception that no caller waits for
-        self._cancel_error: Exception | None = None  # set by `cancel` while an item runs
+        self._sequence = itertools.count(1)
+        self._cancel_fence = 0  # items numbered below it were cancelled
+        self._cancel_error: Exception = RuntimeError("cancelled")
+        self._dispatch = dispatch
+        self._on_error = on_error
 
     @property
     def in_worker(self) -> bool:
@@ -62,7 +87,7 @@ class WorkQueue:
         mapping[key] = value
         lock.release()
         if self.pending:
-            self.drain()  # work other threads queued while we held the lock
+            self._hand_off()
         return True
 
     def run(self, function: Callable[..., Any], *args: Any, wait: bool = False) -> None:
@@ -70,103 +95,127 @@ class WorkQueue:
 
         An item that runs at once returns after its chain ran, and its exception reaches the
         caller. With `wait`, a caller that had to queue blocks until its chain ran and gets the
-        item's exception too; without, a queued item's exception goes to `on_error`.
+        item's exception too (a caller inside some queue's item never blocks); otherwise a
+        queued item's exception goes to `on_error`.
         """
         pending = self.pending
         if not pending and self.lock.acquire(False):
-            self._enter()
+            chain = _Chain(waited=False)
+            self._enter(chain)
             try:
                 function(*args)
             finally:
+                self._chain = None
+                chain.finish_one()
                 try:
-                    self._run_pending()
+                    if pending:
+                        self._run_pending(until=chain)
                 finally:
                     self._leave()
             if pending:
-                self.drain()
+                self._hand_off()
             return
         item = partial(function, *args) if args else function
         if self.in_worker:
             chain = self._chain  # queued by the running item: part of its chain
             if chain is not None:
                 chain.outstanding += 1
-            pending.append((chain, item))
+            pending.append((next(self._sequence), chain, item))
             return
         if wait and not _running_any_queue():
-            chain = _Chain()
-            pending.append((chain, item))
-            self.drain()
+            chain = _Chain(waited=True)
+            pending.append((next(self._sequence), chain, item))
+            self._drain(until=chain)
+            assert chain.done is not None
             chain.done.wait()
             if chain.error is not None:
                 raise chain.error
             return
-        pending.append((None, item))
-        self.drain()
+        pending.append((next(self._sequence), None, item))
+        self._hand_off()
 
-    def run_exclusive(self, function: Callable[[], T]) -> T:
-        """Run `function` while no item runs (waiting for the current one), and return its result."""
+    def run_exclusive(self, function: Callable[[], T], *, or_first: bool = True) -> T | None:
+        """Run `function` while no item runs, waiting for the current one, and return its result.
+
+        From inside another queue's item the caller cannot wait: if this queue is busy,
+        `function` is put first in line (``or_first``) or skipped, and None is returned.
+        """
         if self.in_worker:
             return function()
-        self.lock.acquire()
-        self._enter()
+        if _running_any_queue():
+            if not self.lock.acquire(False):
+                if or_first:
+                    self.pending.appendleft((next(self._sequence), None, function))
+                return None
+        else:
+            self.lock.acquire()
+        self._enter(None)
         try:
             result = function()
         finally:
             self._leave()
-        self.drain()  # items queued while we held the lock
+        if self.pending:
+            self._hand_off()  # items queued while we held the lock
         return result
 
-    def cancel(self, error: Exception) -> None:
-        """Drop every queued item, waiting for the running one; callers waiting get `error`."""
-        self._cancel_error = error  # a drainer stops at its next item
-        self.run_exclusive(lambda: self._discard_pending(error))
+    def cancel(self, error: Exception) -> int:
+        """Drop every item queued so far (the running one finishes); callers waiting for one get
+        `error`. Answers how many dropped items nobody was waiting for."""
+        self._cancel_error = error
+        self._cancel_fence = next(self._sequence)
+        unwaited = sum(1 for sequence, chain, _ in list(self.pending) if chain is None and sequence < self._cancel_fence)
+        if self.pending:
+            self._hand_off()  # whoever drains next drops them and answers their waiters
+        return unwaited
 
-    def _discard_pending(self, error: Exception) -> None:
-        self._cancel_error = None
-        while self.pending:
-            chain, _ = self.pending.popleft()
-            if chain is not None and not chain.done.is_set():
-                chain.error = chain.error or error
-                chain.done.set()
+    def _hand_off(self) -> None:
+        """Have queued items run on a worker (unless someone is already running them)."""
+        if not self.lock.locked():
+            self._dispatch(self._drain)
 
-    def drain(self) -> None:
-        """Run queued items unless another thread is already doing so."""
+    def _drain(self, until: _Chain | None = None) -> None:
+        """Run queued items unless another thread is already doing so; with `until`, only
+        until that chain is done, handing the rest off."""
         pending = self.pending
-        while pending and self._cancel_error is None:
+        while pending and (until is None or until.outstanding > 0):
             if not self.lock.acquire(False):
                 return  # the owner sees our items before it lets go
-            self._enter()
+            self._enter(None)
             try:
-                self._run_pending()
+                self._run_pending(until)
             finally:
                 self._leave()
+        if pending and until is not None:
+            self._hand_off()
 
-    def _enter(self) -> None:
+    def _enter(self, chain: _Chain | None) -> None:
         self._owner = _get_ident()
+        self._chain = chain
         _worker.depth = getattr(_worker, "depth", 0) + 1
 
     def _leave(self) -> None:
         _worker.depth -= 1
         self._owner = 0
+        self._chain = None
         self.lock.release()
 
-    def _run_pending(self) -> None:
+    def _run_pending(self, until: _Chain | None = None) -> None:
         pending = self.pending
-        while pending:
-            if self._cancel_error is not None:
-                return  # `cancel` is waiting for the lock to drop the rest
-            chain, item = pending.popleft()
+        while pending and (until is None or until.outstanding > 0):
+            sequence, chain, item = pending.popleft()
+            if sequence < self._cancel_fence:
+                if chain is not None:
+                    chain.fail(self._cancel_error)
+                continue
             self._chain = chain
             try:
                 item()
             except Exception as error:  # an item failing must not strand the ones behind it
-                if chain is not None and chain.error is None:
+                if chain is not None and chain.done is not None and chain.error is None:
                     chain.error = error
                 else:
                     self._on_error(error)
             finally:
                 self._chain = None
                 if chain is not None:
-                    chain.outstanding -= 1
-                    if chain.outstanding <= 0:
-                        chain.done.set()
+                    chain.finish_one()
