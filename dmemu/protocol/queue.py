@@ -23,11 +23,15 @@ from typing import Any, TypeVar
 
 T = TypeVar("T")
 _get_ident = threading.get_ident
-_worker = threading.local()  # `depth`: how many queues this thread is running items of
+class _WorkerState(threading.local):
+    depth = 0  # how many queues this thread is running items of (nested: A's item sets B)
+
+
+_worker = _WorkerState()
 
 
 def _running_any_queue() -> bool:
-    return getattr(_worker, "depth", 0) > 0
+    return _worker.depth > 0
 
 
 class _Chain:
@@ -72,6 +76,7 @@ class WorkQueue:
         self._cancel_error: Exception = RuntimeError("cancelled")
         self._dispatch = dispatch
         self._on_error = on_error
+        self._inline_chain = _Chain(waited=False)
 
     @property
     def in_worker(self) -> bool:
@@ -100,18 +105,22 @@ class WorkQueue:
         """
         pending = self.pending
         if not pending and self.lock.acquire(False):
-            chain = _Chain(waited=False)
-            self._enter(chain)
+            # `_enter`/`_leave` spelled out: this is every timer firing's path.
+            chain = self._inline_chain  # one inline run at a time per queue: reused, not allocated
+            chain.outstanding, chain.error = 1, None
+            self._owner, self._chain = _get_ident(), chain
+            _worker.depth += 1
             try:
                 function(*args)
             finally:
-                self._chain = None
-                chain.finish_one()
+                chain.outstanding -= 1
                 try:
                     if pending:
                         self._run_pending(until=chain)
                 finally:
-                    self._leave()
+                    _worker.depth -= 1
+                    self._owner, self._chain = 0, None
+                    self.lock.release()
             if pending:
                 self._hand_off()
             return
@@ -149,7 +158,7 @@ class WorkQueue:
                 return None
         else:
             self.lock.acquire()
-        self._enter(None)
+        self._enter()
         try:
             result = function()
         finally:
@@ -180,7 +189,7 @@ class WorkQueue:
         while pending and (until is None or until.outstanding > 0):
             if not self.lock.acquire(False):
                 return  # the owner sees our items before it lets go
-            self._enter(None)
+            self._enter()
             try:
                 self._run_pending(until)
             finally:
@@ -188,10 +197,9 @@ class WorkQueue:
         if pending and until is not None:
             self._hand_off()
 
-    def _enter(self, chain: _Chain | None) -> None:
+    def _enter(self) -> None:
         self._owner = _get_ident()
-        self._chain = chain
-        _worker.depth = getattr(_worker, "depth", 0) + 1
+        _worker.depth += 1
 
     def _leave(self) -> None:
         _worker.depth -= 1
