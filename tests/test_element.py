@@ -400,41 +400,35 @@ class TestQueue:
         thread.join(5)
         assert probe.get("Plain") == 9
 
-    def test_elements_setting_each_other_from_qactions_on_two_threads_do_not_deadlock(self, dms):
+    @staticmethod
+    def run_left_and_right_at_once(dms, name, act_on_other):
+        """Elements Left and Right, whose QActions run at once on two threads and each call
+        `act_on_other(the other element)`; fails if they deadlock."""
         both_running = threading.Barrier(2, timeout=5)
 
-        def poke_other(protocol):
+        def qaction(protocol):
             if protocol.get_parameter("Value") == 1:
-                both_running.wait()  # both QActions run at once, on two threads
+                both_running.wait()
                 other = "Right" if protocol.element_name == "Left" else "Left"
-                protocol.element.dms.element(other).set("Value", 2)  # public API, waits by default
+                act_on_other(protocol.element.dms.element(other))
 
-        left = dms.create_element(value_protocol("Poker", poke_other), "Left")
-        right = dms.create_element(value_protocol("Poker", poke_other), "Right")
+        left = dms.create_element(value_protocol(name, qaction), "Left")
+        right = dms.create_element(value_protocol(name, qaction), "Right")
         threads = [threading.Thread(target=element.set, args=("Value", 1)) for element in (left, right)]
         for thread in threads:
             thread.start()
         for thread in threads:
             thread.join(5)
         assert not any(thread.is_alive() for thread in threads), "deadlock"
+        return left, right
+
+    def test_elements_setting_each_other_from_qactions_on_two_threads_do_not_deadlock(self, dms):
+        # the public API, which waits by default: the other is busy, so this one cannot wait
+        left, right = self.run_left_and_right_at_once(dms, "Poker", lambda other: other.set("Value", 2))
         assert (left.get("Value"), right.get("Value")) == (2, 2)
 
     def test_elements_stopping_each_other_from_qactions_on_two_threads_do_not_deadlock(self, dms):
-        both_running = threading.Barrier(2, timeout=5)
-
-        def stop_other(protocol):
-            both_running.wait()
-            other = "Right" if protocol.element_name == "Left" else "Left"
-            protocol.element.dms.element(other).stop()  # the other is busy: its stop cannot wait
-
-        left = dms.create_element(value_protocol("Stopper", stop_other), "Left")
-        right = dms.create_element(value_protocol("Stopper", stop_other), "Right")
-        threads = [threading.Thread(target=element.set, args=("Value", 1)) for element in (left, right)]
-        for thread in threads:
-            thread.start()
-        for thread in threads:
-            thread.join(5)
-        assert not any(thread.is_alive() for thread in threads), "deadlock"
+        left, right = self.run_left_and_right_at_once(dms, "Stopper", lambda other: other.stop())
         assert (left.state, right.state) == (ElementState.STOPPED, ElementState.STOPPED)
         assert left._queue.pending == deque() and right._queue.pending == deque()
 
