@@ -532,3 +532,38 @@ def test_a_table_view_stays_live_across_a_restart(dms):
     assert rows.keys() == []  # not saved: empty after the restart, as the element shows
     element.set("Value", 2)
     assert rows.keys() == ["r2"]
+
+
+def test_a_chain_through_many_elements_is_not_limited_by_python_recursion(dms):
+    """Each element's QAction sets the next element: hops run nested only so deep, then queue."""
+    count = 190  # under the loop limit (200 hops), well past where nesting hit the recursion limit
+
+    def pass_on(protocol):
+        number = int(protocol.element_name.split()[-1])
+        if number + 1 < count:
+            protocol.set_element_parameter(f"Relay {number + 1}", "Value", protocol.get_parameter("Value"))
+
+    relays = [dms.create_element(value_protocol("Relay", pass_on), f"Relay {n}") for n in range(count)]
+    relays[0].set("Value", 42)
+    assert [relay.get("Value") for relay in relays] == [42] * count
+    assert not [entry for relay in relays for entry in relay.logs(LogType.ERROR)]
+
+
+def test_an_inline_item_that_raises_strands_nothing():
+    from dmemu.protocol.queue import WorkQueue
+
+    ran: list[str] = []
+    queue = WorkQueue(dispatch=lambda work: work(), on_error=lambda error: ran.append(f"error {error}"))
+    other_thread_item_queued = threading.Event()
+
+    def failing_item():
+        worker = threading.Thread(target=lambda: queue.run(ran.append, "other caller's item"))
+        worker.start()
+        worker.join(5)  # the queue is busy: the other caller's item waits in line
+        other_thread_item_queued.set()
+        raise RuntimeError("inline item failed")
+
+    with pytest.raises(RuntimeError, match="inline item failed"):
+        queue.run(failing_item)
+    assert other_thread_item_queued.is_set()
+    assert ran == ["other caller's item"] and not queue.pending

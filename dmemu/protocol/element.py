@@ -72,17 +72,19 @@ class Element:
         self._store = store
         self._state = ElementState.STOPPED
         self._queue = WorkQueue(dispatch=dms.clock.dispatch, on_error=self._log_queued_error)
-        self._lifecycle_lock = threading.Lock()  # start/pause/stop: state and timer jobs together
+        self._lifecycle_lock = threading.RLock()  # start/pause/stop: state and timer jobs together
         self._jobs: list[TimerJob] = []
         self._queued_timers: set[int] = set()
         self._session: ElementSession | None = None
         self._session_lock = threading.Lock()
-        self._save_lock = threading.Lock()
+        self._save_done = threading.Condition()  # held while writing; notified after each write
+        self._snapshots_unwritten = 0
         self._snapshot_generation = 0
         self._saved_generation = 0
         self._deleted = False
         self._dirty = False
         self._needs_startup = False
+        self._volatile_to_forget = False
         self._values: dict[int, Any] = {}
         self._tables: dict[int, TableData] = {}
         self._reset_volatile(ElementSnapshot())
@@ -132,7 +134,7 @@ class Element:
             if saved:
                 self._mark_dirty()
             return
-        self._queue.run(self._apply_set, pid, value, _depth, wait=wait)
+        self._queue.run(self._apply_user_set, pid, value, _depth, wait=wait)
 
     def set_cell(self, table: int | str, key: str, column: int | str, value: Any, *, wait: bool = True) -> None:
         """Set a cell of a write column as a user would, then run the QActions it triggers."""
@@ -146,7 +148,7 @@ class Element:
         data.get(key)  # an unknown row raises before anything is queued
         if self._state is not _ACTIVE:
             raise ElementStateError(f"element {self.name!r} is {self._state.value}: start it before setting {spec.name!r}")
-        self._queue.run(self._apply_cell, data, key, index, value, 0, wait=wait)
+        self._queue.run(self._apply_user_cell, data, key, index, value, 0, wait=wait)
 
     def table(self, ref: int | str) -> TableView:
         """A live, read-only view of a table by id or name."""
@@ -183,6 +185,7 @@ class Element:
             self._schedule_timers()
         self.dms._element_state_changed(self)
         if fresh:
+            self._queue.run(self._forget_volatile_once)  # a stop that could not do it yet
             for qaction in self._model.startup_qactions:
                 self._queue.run(self._run_qaction, qaction, None, None, 0)
             for timer in self.protocol.timers:
@@ -206,10 +209,11 @@ class Element:
                 return
             self._cancel_timers()
             self._state = ElementState.STOPPED
-        dropped = self._queue.cancel(ElementStateError(f"element {self.name!r} stopped before this work ran"))
+            dropped = self._queue.cancel(ElementStateError(f"element {self.name!r} stopped before this work ran"))
+            self._volatile_to_forget = True
         if dropped:
             self.log(f"stopped with {dropped} queued sets or QActions not run", LogType.ERROR)
-        self._queue.run_exclusive(self._forget_volatile)
+        self._queue.run_exclusive(self._forget_volatile_once)
         self.dms._element_state_changed(self, write_now=True)
         self.save()
 
@@ -220,34 +224,44 @@ class Element:
     def save(self) -> None:
         """Write the `save` parameters and tables now if they changed (normally done per tick)."""
         snapshot = self._queue.run_exclusive(self._take_snapshot, or_first=False)
-        if snapshot is None:
-            with self._save_lock:
-                return  # nothing new, or busy: once a write under way ends, the disk is current
-        generation, parameters, tables = snapshot
-        # Not held while taking the snapshot, so a QAction calling save() cannot deadlock with
-        # a flush; the generation keeps an older snapshot from overwriting a newer one.
-        with self._save_lock:
-            if generation <= self._saved_generation or self._deleted:
+        with self._save_done:
+            if snapshot is None:
+                # Nothing new here, but another thread may hold a snapshot it has not written
+                # yet: once it has, the disk is current.
+                self._save_done.wait_for(lambda: self._snapshots_unwritten == 0)
                 return
+            generation, parameters, tables = snapshot
+            # Not held while taking the snapshot, so a QAction calling save() cannot deadlock
+            # with a flush; the generation keeps an older snapshot from overwriting a newer one.
             try:
-                self.dms._write_registry_if_dirty()  # never an element file the registry does not name
-                self._store.save(parameters, tables)
+                if generation > self._saved_generation and not self._deleted:
+                    self.dms._write_registry_if_dirty()  # never an element file the registry does not name
+                    self._store.save(parameters, tables)
+                    self._saved_generation = generation
             except Exception:
                 self._dirty = True  # try again next batch; the previous snapshot stays on disk
                 raise
-            self._saved_generation = generation
+            finally:
+                self._snapshots_unwritten -= 1
+                self._save_done.notify_all()
 
     def _delete_state(self) -> None:
         """Remove the state file for good; a save still under way elsewhere finishes first."""
-        with self._save_lock:
+        with self._save_done:
             self._deleted = True
             self._store.delete()
 
-    def _forget_volatile(self) -> None:
-        """What a stop loses: the connection, queued timer work, values not marked `save`."""
-        self.close_connection()
-        self._queued_timers.clear()
-        self._reset_volatile(self._snapshot_saved())
+    def _forget_volatile_once(self) -> None:
+        """What a stop loses: the connection, queued timer work, values not marked `save`.
+
+        Runs on the queue, after the QAction running at the stop: at once, or first in line
+        when the stop came from another element's QAction, or before the next start's work.
+        """
+        if self._volatile_to_forget:
+            self._volatile_to_forget = False
+            self.close_connection()
+            self._queued_timers.clear()
+            self._reset_volatile(self._snapshot_saved())
 
     def close_connection(self) -> None:
         if self._session is not None:
@@ -272,6 +286,16 @@ class Element:
 
     def _log_queued_error(self, error: Exception) -> None:
         self.log(f"queued work failed: {type(error).__name__}: {error}", LogType.ERROR)
+
+    def _apply_user_set(self, pid: int, value: Any, depth: int) -> None:
+        if self._state is not _ACTIVE:  # queued just before a stop or pause
+            raise ElementStateError(f"element {self.name!r} is {self._state.value}: the set of parameter {pid} was not applied")
+        self._apply_set(pid, value, depth)
+
+    def _apply_user_cell(self, data: TableData, key: str, index: int, value: Any, depth: int) -> None:
+        if self._state is not _ACTIVE:  # queued just before a stop or pause
+            raise ElementStateError(f"element {self.name!r} is {self._state.value}: the cell set was not applied")
+        self._apply_cell(data, key, index, value, depth)
 
     def _apply_set(self, pid: int, value: Any, depth: int) -> None:
         model = self._model
@@ -353,6 +377,7 @@ class Element:
             return None
         self._dirty = False
         self._snapshot_generation += 1
+        self._snapshots_unwritten += 1
         snapshot = self._snapshot_saved()
         return self._snapshot_generation, snapshot.parameters, snapshot.tables
 

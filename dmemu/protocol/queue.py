@@ -25,13 +25,32 @@ T = TypeVar("T")
 _get_ident = threading.get_ident
 class _WorkerState(threading.local):
     depth = 0  # how many queues this thread is running items of (nested: A's item sets B)
+    handing_off = False  # this thread is handing off the queues below
+
+    def __init__(self) -> None:
+        # Queues with work to hand off once this thread's outermost item is done: handing off
+        # from inside an item could run that work nested (a virtual clock runs it at once).
+        self.deferred: list[WorkQueue] = []
 
 
 _worker = _WorkerState()
+_MAX_INLINE_NESTING = 16  # deeper element-to-element hops are queued, not run nested
 
 
 def _running_any_queue() -> bool:
     return _worker.depth > 0
+
+
+def _left_a_queue() -> None:
+    """Bookkeeping when this thread stops running a queue's item."""
+    _worker.depth -= 1
+    if _worker.depth == 0 and _worker.deferred and not _worker.handing_off:
+        _worker.handing_off = True
+        try:
+            while _worker.deferred:
+                _worker.deferred.pop(0)._hand_off()
+        finally:
+            _worker.handing_off = False
 
 
 class _Chain:
@@ -104,7 +123,7 @@ class WorkQueue:
         queued item's exception goes to `on_error`.
         """
         pending = self.pending
-        if not pending and self.lock.acquire(False):
+        if not pending and _worker.depth < _MAX_INLINE_NESTING and self.lock.acquire(False):
             # `_enter`/`_leave` spelled out: this is every timer firing's path.
             chain = self._inline_chain  # one inline run at a time per queue: reused, not allocated
             chain.outstanding, chain.error = 1, None
@@ -118,11 +137,13 @@ class WorkQueue:
                     if pending:
                         self._run_pending(until=chain)
                 finally:
-                    _worker.depth -= 1
                     self._owner, self._chain = 0, None
                     self.lock.release()
-            if pending:
-                self._hand_off()
+                    _left_a_queue()
+                    if pending:
+                        self._hand_off()  # even when the item raised: nothing may be stranded
+            if chain.error is not None:  # work of this chain was dropped by a stop
+                raise chain.error
             return
         item = partial(function, *args) if args else function
         if self.in_worker:
@@ -155,17 +176,17 @@ class WorkQueue:
             if not self.lock.acquire(False):
                 if or_first:
                     self.pending.appendleft((next(self._sequence), None, function))
+                    self._hand_off()  # in case the holder let go before we queued
                 return None
         else:
             self.lock.acquire()
         self._enter()
         try:
-            result = function()
+            return function()
         finally:
             self._leave()
-        if self.pending:
-            self._hand_off()  # items queued while we held the lock
-        return result
+            if self.pending:
+                self._hand_off()  # items queued while we held the lock
 
     def cancel(self, error: Exception) -> int:
         """Drop every item queued so far (the running one finishes); callers waiting for one get
@@ -179,7 +200,12 @@ class WorkQueue:
 
     def _hand_off(self) -> None:
         """Have queued items run on a worker (unless someone is already running them)."""
-        if not self.lock.locked():
+        if self.lock.locked():
+            return  # the owner sees the items before it lets go
+        if _worker.depth > 0:
+            if self not in _worker.deferred:
+                _worker.deferred.append(self)
+        else:
             self._dispatch(self._drain)
 
     def _drain(self, until: _Chain | None = None) -> None:
@@ -194,18 +220,18 @@ class WorkQueue:
                 self._run_pending(until)
             finally:
                 self._leave()
-        if pending and until is not None:
-            self._hand_off()
+                if pending and until is not None:
+                    self._hand_off()
 
     def _enter(self) -> None:
         self._owner = _get_ident()
         _worker.depth += 1
 
     def _leave(self) -> None:
-        _worker.depth -= 1
         self._owner = 0
         self._chain = None
         self.lock.release()
+        _left_a_queue()
 
     def _run_pending(self, until: _Chain | None = None) -> None:
         pending = self.pending
