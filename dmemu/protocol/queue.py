@@ -44,7 +44,13 @@ def _running_any_queue() -> bool:
 def _left_a_queue() -> None:
     """Bookkeeping when this thread stops running a queue's item."""
     _worker.depth -= 1
-    if _worker.depth == 0 and _worker.deferred and not _worker.handing_off:
+    if _worker.depth == 0 and _worker.deferred:
+        _hand_off_deferred()
+
+
+def _hand_off_deferred() -> None:
+    """This thread's outermost item is done: hand off what items queued elsewhere meanwhile."""
+    if not _worker.handing_off:
         _worker.handing_off = True
         try:
             while _worker.deferred:
@@ -123,12 +129,14 @@ class WorkQueue:
         queued item's exception goes to `on_error`.
         """
         pending = self.pending
-        if not pending and _worker.depth < _MAX_INLINE_NESTING and self.lock.acquire(False):
+        worker = _worker
+        depth = worker.depth
+        if not pending and depth < _MAX_INLINE_NESTING and self.lock.acquire(False):
             # `_enter`/`_leave` spelled out: this is every timer firing's path.
             chain = self._inline_chain  # one inline run at a time per queue: reused, not allocated
             chain.outstanding, chain.error = 1, None
             self._owner, self._chain = _get_ident(), chain
-            _worker.depth += 1
+            worker.depth = depth + 1
             try:
                 function(*args)
             finally:
@@ -139,7 +147,9 @@ class WorkQueue:
                 finally:
                     self._owner, self._chain = 0, None
                     self.lock.release()
-                    _left_a_queue()
+                    worker.depth = depth
+                    if not depth and worker.deferred:
+                        _hand_off_deferred()
                     if pending:
                         self._hand_off()  # even when the item raised: nothing may be stranded
             if chain.error is not None:  # work of this chain was dropped by a stop
