@@ -9,8 +9,8 @@ cancellation), bridged where `schedule` cannot give what a DMS needs:
 * `schedule` scans every job on each ``run_pending``: here due jobs sit in a heap, so a virtual
   clock jumps from one due time to the next at a cost that grows with firings only.
 
-Callbacks due at the same instant form a *tick*; tick listeners (the DMS's batched save) run
-after each tick.
+Callbacks due at the same instant form a *tick*; on a virtual clock, tick listeners (the DMS's
+batched save) run after each tick, and once more when `advance` has moved time past the last.
 """
 
 from __future__ import annotations
