@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+import threading
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -28,6 +29,37 @@ def _list_elements(args: argparse.Namespace) -> int:
     return 0
 
 
+def _simulate(args: argparse.Namespace) -> int:
+    from .simulators.inventory import InventorySpec
+    from .simulators.server import SES_PATHS, TMF_PATHS, Simulators
+
+    credentials = {api: (args.user, args.password) for api in ("tmf638", "tmf639", "tmf656", "tmf642")} if args.user else {}
+    spec = InventorySpec(services=args.services, carriers=args.carriers, resources=args.resources, seed=args.seed)
+    try:
+        simulators = Simulators(spec, credentials=credentials, port=args.port, seed=args.seed)
+    except OSError as error:
+        raise DmemuError(f"cannot listen on 127.0.0.1:{args.port}: {error.strerror or error}") from None
+    with simulators:
+        print(f"dmemu simulators on {simulators.base_url} (Ctrl-C stops them)")
+        for api, path in TMF_PATHS.items():
+            print(f"  {api} (TMF v4): {simulators.base_url}{path}")
+        for api, path in SES_PATHS.items():
+            print(f"  {api} (SES):    {simulators.base_url}{path}")
+        print(f"  faults and request log: {simulators.base_url}/_admin/faults, /_admin/requests", flush=True)
+        try:
+            threading.Event().wait()
+        except KeyboardInterrupt:
+            print("stopped")
+    return 0
+
+
+def _count(text: str) -> int:
+    value = int(text)
+    if not 0 <= value <= 1_000_000:
+        raise argparse.ArgumentTypeError(f"{value} is not between 0 and 1,000,000")
+    return value
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="dmemu", description="Emulated DataMiner-style elements.")
     parser.add_argument("--version", action="version", version=f"dmemu {__version__}")
@@ -35,6 +67,15 @@ def build_parser() -> argparse.ArgumentParser:
     elements = commands.add_parser("elements", help="list the elements saved in a state directory")
     elements.add_argument("--state", required=True, metavar="DIR", help="the DataMiner System's state directory")
     elements.set_defaults(run=_list_elements)
+    simulate = commands.add_parser("simulate", help="run the TMF638/639/656 simulators on 127.0.0.1 until interrupted")
+    simulate.add_argument("--port", type=int, default=0, help="port to listen on (default: a free one)")
+    simulate.add_argument("--services", type=_count, default=200)
+    simulate.add_argument("--carriers", type=_count, default=50)
+    simulate.add_argument("--resources", type=_count, default=300)
+    simulate.add_argument("--seed", type=int, default=1)
+    simulate.add_argument("--user", help="require HTTP basic auth with this user on every API")
+    simulate.add_argument("--password", default="", help="the password that goes with --user")
+    simulate.set_defaults(run=_simulate)
     return parser
 
 

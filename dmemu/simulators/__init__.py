@@ -1,1 +1,19 @@
-"""The remote systems the connectors talk to; imports nothing from protocol/ or elements/."""
+"""The remote systems the connectors talk to: TMF638/639/656 (v4 and SES paths) and SES TMF642
+on a loopback server, with a generated inventory and faults on demand. It imports nothing from
+dmemu.protocol or dmemu.elements: it is the other side of the wire."""
+
+from .faults import Fault, FaultPlan, RequestRecord
+from .inventory import Collection, Inventory, InventorySpec
+from .server import SES_PATHS, TMF_PATHS, Simulators
+
+__all__ = [
+    "SES_PATHS",
+    "TMF_PATHS",
+    "Collection",
+    "Fault",
+    "FaultPlan",
+    "Inventory",
+    "InventorySpec",
+    "RequestRecord",
+    "Simulators",
+]

@@ -1,0 +1,161 @@
+"""TMF656 service problems held by the simulator: create, merge-patch, delete, lifecycle.
+
+The lifecycle (REFERENCE §2) begins at "submitted", but the v4 schema's status enum has no such
+value, so a created problem is ``acknowledged`` (answers must validate) and then moves along
+
+    acknowledged -> rejected, inProgress, pending, held, cancelled
+    inProgress   -> pending, held, resolved, cancelled
+    pending      -> inProgress, held, cancelled
+    held         -> inProgress, pending, cancelled
+    resolved     -> closed, inProgress          (reopened)
+    rejected, cancelled, closed: final
+
+Every change stamps ``lastUpdate``; a status change also ``statusChangeDate`` (and the v3
+names ``timeChanged``/``timeRaised`` that older clients read), and ``resolved`` stamps
+``resolutionDate``.
+"""
+
+from __future__ import annotations
+
+import itertools
+import threading
+from collections.abc import Callable
+from typing import Any
+
+from .clock import iso_utc
+from .tmf import TmfError, bad_request, merge_patch, not_found
+
+TRANSITIONS: dict[str, frozenset[str]] = {
+    "acknowledged": frozenset({"rejected", "inProgress", "pending", "held", "cancelled"}),
+    "inProgress": frozenset({"pending", "held", "resolved", "cancelled"}),
+    "pending": frozenset({"inProgress", "held", "cancelled"}),
+    "held": frozenset({"inProgress", "pending", "cancelled"}),
+    "resolved": frozenset({"closed", "inProgress"}),
+    "rejected": frozenset(),
+    "cancelled": frozenset(),
+    "closed": frozenset(),
+}
+INITIAL_STATUS = "acknowledged"
+NOT_PATCHABLE = frozenset({"id", "href", "originatingSystem", "trackingRecord"})
+REQUIRED: dict[str, tuple[type, ...]] = {
+    "category": (str,),
+    "priority": (int,),
+    "description": (str,),
+    "reason": (str,),
+    "originatorParty": (dict,),
+}
+
+
+class ServiceProblems:
+    """The problems one simulator holds, in creation order; safe to use from many threads."""
+
+    def __init__(self, now: Callable[[], float]) -> None:
+        self._now = now
+        self._problems: dict[str, dict[str, Any]] = {}
+        self._ids = itertools.count(1)
+        self._lock = threading.Lock()
+
+    def __len__(self) -> int:
+        return len(self._problems)
+
+    def all(self) -> list[dict[str, Any]]:
+        with self._lock:
+            return [dict(problem) for problem in self._problems.values()]
+
+    def get(self, problem_id: str) -> dict[str, Any]:
+        with self._lock:
+            problem = self._problems.get(problem_id)
+            if problem is None:
+                raise not_found("service problem", problem_id)
+            return dict(problem)
+
+    def create(self, body: Any, *, href_base: str, incident: bool = False) -> dict[str, Any]:
+        """A new problem; with `incident` (SES), ServiceNow's incident number and link too."""
+        _check_create(body)
+        status = body.get("status", INITIAL_STATUS)
+        if status != INITIAL_STATUS:
+            raise bad_request(f"status {status!r}: a new service problem is {INITIAL_STATUS!r}")
+        stamp = iso_utc(self._now())
+        with self._lock:
+            number = next(self._ids)
+            problem_id = f"SP-{number:07d}"
+            problem = {
+                **body,
+                "id": problem_id,
+                "href": f"{href_base.rstrip('/')}/{problem_id}",
+                "status": INITIAL_STATUS,
+                "creationDate": stamp,
+                "lastUpdate": stamp,
+                "statusChangeDate": stamp,
+                "timeRaised": stamp,
+                "timeChanged": stamp,
+                "@type": body.get("@type", "ServiceProblem"),
+            }
+            if incident:
+                incident = f"INC{number:07d}"
+                problem["externalIdentifier"] = [
+                    *body.get("externalIdentifier", []),
+                    {"id": incident, "externalIdentifierType": "incidentNumber", "owner": "ServiceNow"},
+                    {
+                        "id": f"https://snow.example/nav_to.do?uri=incident.do?sysparm_query=number={incident}",
+                        "externalIdentifierType": "incidentLink",
+                        "owner": "ServiceNow",
+                    },
+                ]
+            self._problems[problem_id] = problem
+            return dict(problem)
+
+    def patch(self, problem_id: str, changes: Any) -> dict[str, Any]:
+        if not isinstance(changes, dict):
+            raise bad_request("a merge patch is a JSON object")
+        forbidden = sorted(NOT_PATCHABLE & changes.keys())
+        if forbidden:
+            raise bad_request(f"{', '.join(forbidden)} cannot be patched")
+        if "priority" in changes and not _is_priority(changes["priority"]):
+            raise bad_request(f"priority {changes['priority']!r} must be an integer from 1 to 10")
+        stamp = iso_utc(self._now())
+        with self._lock:
+            problem = self._problems.get(problem_id)
+            if problem is None:
+                raise not_found("service problem", problem_id)
+            new_status = changes.get("status", problem["status"])
+            if new_status != problem["status"]:
+                allowed = TRANSITIONS.get(problem["status"], frozenset())
+                if new_status not in TRANSITIONS:
+                    raise bad_request(f"status {new_status!r} is not a service problem status ({', '.join(TRANSITIONS)})")
+                if new_status not in allowed:
+                    raise TmfError(
+                        409, "Conflict",
+                        f"status cannot go from {problem['status']!r} to {new_status!r}; allowed: {sorted(allowed) or 'none (final)'}",
+                    )
+                problem["statusChangeDate"] = problem["timeChanged"] = stamp
+                if new_status == "resolved":
+                    problem["resolutionDate"] = stamp
+            merge_patch(problem, changes)
+            problem["lastUpdate"] = stamp
+            return dict(problem)
+
+    def delete(self, problem_id: str) -> None:
+        with self._lock:
+            if self._problems.pop(problem_id, None) is None:
+                raise not_found("service problem", problem_id)
+
+
+def _is_priority(value: Any) -> bool:
+    return type(value) is int and 1 <= value <= 10
+
+
+def _check_create(body: Any) -> None:
+    if not isinstance(body, dict):
+        raise bad_request("a service problem is a JSON object")
+    missing = [name for name in REQUIRED if name not in body]
+    if missing:
+        raise bad_request(f"missing required attributes: {', '.join(missing)}")
+    for name, kinds in REQUIRED.items():
+        if type(body[name]) not in kinds:
+            raise bad_request(f"{name} must be {' or '.join(k.__name__ for k in kinds)}, not {type(body[name]).__name__}")
+    if not _is_priority(body["priority"]):
+        raise bad_request(f"priority {body['priority']!r} must be an integer from 1 (highest) to 10")
+    forbidden = sorted({"id", "href"} & body.keys())
+    if forbidden:
+        raise bad_request(f"{', '.join(forbidden)} are set by the server")
