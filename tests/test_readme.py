@@ -17,7 +17,7 @@ def test_the_readme_snippets_run(tmp_path, monkeypatch, capsys):
     monkeypatch.chdir(tmp_path)  # the walk-through keeps its state in ./state/
     from run_tiny_poller import running_device
 
-    declaration, walk_through, user_test = python_snippets()
+    declaration, walk_through, user_test, simulators = python_snippets()
     with running_device() as device_port:
         namespace = {"device_port": device_port, "__name__": "readme"}
         exec(declaration, namespace)
@@ -29,3 +29,6 @@ def test_the_readme_snippets_run(tmp_path, monkeypatch, capsys):
 
         exec(user_test, namespace)
         namespace["test_poller_fills_its_table"](tmp_path / "user-test")
+
+    exec(simulators, {"__name__": "readme"})
+    assert capsys.readouterr().out == "206 550 [206]\n"

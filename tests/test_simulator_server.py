@@ -376,3 +376,26 @@ def test_dmemu_simulate_refuses_a_bad_size_and_a_port_in_use():
         port = taken.base_url.rsplit(":", 1)[1]
         busy = subprocess.run([console_script, "simulate", "--port", port], capture_output=True, text=True)
     assert busy.returncode == 2 and busy.stderr.count("\n") == 1 and f"cannot listen on 127.0.0.1:{port}" in busy.stderr
+
+
+def test_concurrent_clients_are_served_at_once(sim, http):
+    """A client held up by a slow answer does not hold up the others (one thread each)."""
+    import threading
+
+    sim.faults.add(Fault(api="tmf639", kind="status", status=200, latency=1.0, requests={1}))
+    slow_answered = threading.Event()
+
+    def slow_client():
+        with requests.Session() as own:
+            own.trust_env = False
+            own.get(sim.url("tmf639"), params={"limit": 1}, timeout=10)
+        slow_answered.set()
+
+    slow = threading.Thread(target=slow_client)
+    slow.start()
+    try:
+        fast = [http.get(sim.url("tmf638"), params={"limit": 5}, timeout=0.9).status_code for _ in range(5)]
+        assert fast == [206] * 5
+        assert not slow_answered.is_set()  # answered while the slow request was still waiting
+    finally:
+        slow.join(10)
