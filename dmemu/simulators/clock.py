@@ -1,4 +1,4 @@
-"""Time as the simulated systems tell it."""
+"""How the simulated systems write and read times."""
 
 from __future__ import annotations
 
@@ -10,10 +10,6 @@ SNOW_FORMAT = "%Y-%m-%d %H:%M:%S"  # ServiceNow's sys_updated_on, UTC, second pr
 def iso_utc(epoch: float) -> str:
     """ISO 8601 in UTC with a ``Z``, to the second: how the TMF APIs here write times."""
     return dt.datetime.fromtimestamp(int(epoch), dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
-def parse_iso(text: str) -> float:
-    return dt.datetime.fromisoformat(text.replace("Z", "+00:00")).timestamp()
 
 
 def parse_snow(text: str) -> float:

@@ -2,8 +2,9 @@
 
 A `Fault` matches requests of one API (or all), by request number (1-based, per API) or by
 list page (``offset // limit``), optionally with a probability that is reproducible from a
-seed. It answers a status (with ``Retry-After``), waits first, or breaks the answer:
-malformed JSON, a truncated body, or a connection dropped without an answer.
+seed. It answers a status (with ``Retry-After``), only waits (``latency``, then the real
+answer), or breaks the answer: malformed JSON, a truncated body, or a connection dropped
+without an answer. Any kind may wait first.
 """
 
 from __future__ import annotations
@@ -15,8 +16,8 @@ from typing import Any, Literal
 
 import attrs
 
-FaultKind = Literal["status", "malformed", "truncated", "drop"]
-KINDS: tuple[str, ...] = ("status", "malformed", "truncated", "drop")
+FaultKind = Literal["status", "latency", "malformed", "truncated", "drop"]
+KINDS: tuple[str, ...] = ("status", "latency", "malformed", "truncated", "drop")
 
 
 def _optional_frozenset(value: Iterable[int] | None) -> frozenset[int] | None:
@@ -45,7 +46,7 @@ class Fault:
         if self.latency < 0:
             raise ValueError(f"fault latency {self.latency} is negative")
 
-    def matches(self, api: str, method: str, number: int, page: int | None, seed: int) -> bool:
+    def matches(self, api: str, method: str, number: int, page: int | None, seed: str) -> bool:
         if self.api not in ("*", api) or (self.method is not None and self.method != method):
             return False
         if self.requests is not None and number not in self.requests:
@@ -53,7 +54,7 @@ class Fault:
         if self.pages is not None and page not in self.pages:
             return False
         if self.probability < 1.0:
-            return random.Random(f"{seed}:{api}:{number}").random() < self.probability
+            return random.Random(f"{seed}:{api}:{number}").random() < self.probability  # seed names the fault too
         return True
 
     @classmethod
@@ -114,7 +115,10 @@ class FaultPlan:
     def fault_for(self, api: str, method: str, number: int, page: int | None) -> Fault | None:
         with self._lock:
             faults = list(self._faults)
-        return next((f for f in faults if f.matches(api, method, number, page, self.seed)), None)
+        # Each fault draws on its own seed, so two probabilistic faults do not always coincide.
+        return next(
+            (f for index, f in enumerate(faults) if f.matches(api, method, number, page, f"{self.seed}:{index}")), None
+        )
 
     def record(self, record: RequestRecord) -> None:
         with self._lock:

@@ -111,6 +111,9 @@ class ServiceProblems:
         forbidden = sorted(NOT_PATCHABLE & changes.keys())
         if forbidden:
             raise bad_request(f"{', '.join(forbidden)} cannot be patched")
+        removed = sorted(name for name in REQUIRED if name in changes and changes[name] is None)
+        if removed:
+            raise bad_request(f"{', '.join(removed)} is required and cannot be removed")
         if "priority" in changes and not _is_priority(changes["priority"]):
             raise bad_request(f"priority {changes['priority']!r} must be an integer from 1 to 10")
         stamp = iso_utc(self._now())
@@ -119,7 +122,8 @@ class ServiceProblems:
             if problem is None:
                 raise not_found("service problem", problem_id)
             new_status = changes.get("status", problem["status"])
-            if new_status != problem["status"]:
+            status_changed = new_status != problem["status"]
+            if status_changed:
                 allowed = TRANSITIONS.get(problem["status"], frozenset())
                 if new_status not in TRANSITIONS:
                     raise bad_request(f"status {new_status!r} is not a service problem status ({', '.join(TRANSITIONS)})")
@@ -128,10 +132,12 @@ class ServiceProblems:
                         409, "Conflict",
                         f"status cannot go from {problem['status']!r} to {new_status!r}; allowed: {sorted(allowed) or 'none (final)'}",
                     )
+            merge_patch(problem, changes)
+            # Stamped after the merge: the server's times win over any a client sent.
+            if status_changed:
                 problem["statusChangeDate"] = problem["timeChanged"] = stamp
                 if new_status == "resolved":
                     problem["resolutionDate"] = stamp
-            merge_patch(problem, changes)
             problem["lastUpdate"] = stamp
             return dict(problem)
 

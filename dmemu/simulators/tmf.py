@@ -18,7 +18,6 @@ import attrs
 
 _COMPARE: dict[str, Callable[[Any, Any], bool]] = {"gt": operator.gt, "gte": operator.ge, "lt": operator.lt, "lte": operator.le}
 OPERATORS = tuple(_COMPARE)
-PAGING_PARAMETERS = frozenset({"offset", "limit", "fields"})
 
 
 class TmfError(Exception):
@@ -115,7 +114,9 @@ def merge_patch(target: dict[str, Any], patch: Mapping[str, Any]) -> None:
     for name, value in patch.items():
         if value is None:
             target.pop(name, None)
-        elif isinstance(value, dict) and isinstance(target.get(name), dict):
+        elif isinstance(value, dict):
+            if not isinstance(target.get(name), dict):
+                target[name] = {}  # RFC 7386: an object patch over a non-object starts empty
             merge_patch(target[name], value)
         else:
             target[name] = value
