@@ -127,6 +127,20 @@ def test_items_are_the_same_in_another_process() -> None:
     assert len(digests) == 1
 
 
+def test_json_text_of_items_is_what_json_dumps_writes_for_them() -> None:
+    """`json_slice` writes items without building dicts; it must match json.dumps of `at` byte for byte."""
+    clock = FakeClock(DEFAULT_START + 4.5 * DAY)
+    spec = attrs.evolve(REALISTIC, churn_per_day=0.3)  # changed, duplicated, id-less, arrived and removed items
+    inventory = Inventory(spec, clock, href_base='http://h\u00e9"st:1/a\\b/')  # an href that JSON has to escape
+    views = [*both(inventory), inventory.services.of_type("element"), inventory.resources.updated_since(clock.now - 2 * DAY)]
+    for collection in views:
+        size = len(collection)
+        expected = [json.dumps(collection.at(i), separators=(",", ":")) for i in range(size)]
+        assert collection.json_slice(0, size) == expected
+        for start, stop in ((-5, 3), (size - 2, size + 10), (37, 81), (85, 100), (10, 5)):  # 85..100 crosses kinds
+            assert collection.json_slice(start, stop) == expected[max(0, start) : max(0, min(stop, size))]
+
+
 # Sizes, order, paging -------------------------------------------------------------------------
 
 
@@ -358,19 +372,17 @@ def test_a_million_items_cost_next_to_nothing_until_asked_for() -> None:
     spec = InventorySpec(services=1_000_000, carriers=1_000_000, resources=1_000_000, duplicate_ids=10, empty_ids=10)
     tracemalloc.start()
     try:
-        began = time.perf_counter()
         inventory = Inventory(spec, FakeClock())
         services, resources = inventory.services, inventory.resources
         last_service = services.at(999_999)
         found = services.get("SVC-1000000"), services.get("CAR-1000000"), resources.get(resources.at(999_999)["id"])
-        elapsed = time.perf_counter() - began
         _, peak = tracemalloc.get_traced_memory()
     finally:
         tracemalloc.stop()
     assert len(services) == 2_000_020 and len(resources) == 1_000_020
     assert last_service["id"].startswith("SVC-") and all(found)
     assert found[0]["id"] == "SVC-1000000" and found[1]["@type"] == "element"
-    assert elapsed < 1.0 and peak < 2_000_000, (elapsed, peak)
+    assert peak < 2_000_000, peak  # nothing per item is held: memory, not time, shows it
 
 
 def test_a_million_changing_items_hold_only_small_arrays() -> None:

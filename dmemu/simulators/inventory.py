@@ -32,6 +32,9 @@ The model, briefly:
   only once a switch is on. ``updated_since`` regenerates the churn and arrival batches of the days
   in its window (they depend only on the day and the counts recorded for it), so its cost grows
   with the items changed, not with the collection.
+* **JSON text.** ``Collection.json_slice`` gives items as the text ``json.dumps(item,
+  separators=(",", ":"))`` would give, written without building the dicts: what a server sends
+  for a page (see `_Content`).
 * **hrefs.** ``Inventory(..., href_base="http://host:port")`` prefixes every href (items and the
   references inside them) with the server's base URL, making them absolute URIs; the default ""
   gives paths such as ``/tmf-api/serviceInventory/v4/service/SVC-0000001``. Items are fresh dicts,
@@ -47,6 +50,7 @@ import bisect
 import datetime as dt
 import functools
 import hashlib
+import json
 import math
 import random
 import re
@@ -54,6 +58,7 @@ import threading
 import time
 from array import array
 from collections.abc import Callable, Iterator, Sequence
+from json.encoder import encode_basestring_ascii as _json_str
 from typing import Any, NamedTuple, Protocol
 
 import attrs
@@ -97,19 +102,85 @@ class InventorySpec:
 # Small helpers
 
 
-def _rng(*parts: object) -> random.Random:
+_SEED_GENERATOR = random.Random.__base__.seed  # the Mersenne Twister's own seed (_random.Random.seed)
+_sha512 = hashlib.sha512
+
+
+class _Stream(random.Random):
+    """A `random.Random` seeded from a str exactly as ``random.Random(key)`` is, with cheaper draws.
+
+    ``below``, ``between`` and ``pick`` give what ``randrange(n)``, ``randrange(a, b)`` and
+    ``choice(seq)`` give (CPython's algorithm on ``getrandbits``, pinned here), without their
+    argument handling: an item draws a dozen numbers, and those checks cost more than the draws.
+    Seeding stays what it was (a Mersenne Twister seeded from the key's bytes and SHA-512), so
+    the items stay what they were; it is most of an item's cost.
+    """
+
+    gauss_next = None  # what Random.seed would set
+
+    def __init__(self, key: str | bytes) -> None:
+        data = key.encode() if isinstance(key, str) else key
+        # What Random.seed does with a str (version 2), handed straight to the generator's own seed.
+        _SEED_GENERATOR(self, int.from_bytes(data + _sha512(data).digest(), "big"))
+
+    # Each repeats the rejection loop rather than calling `below`: they run a dozen times an item.
+
+    def below(self, n: int) -> int:
+        """A number in range(n): ``randrange(n)``."""
+        if n <= 0:
+            raise ValueError(f"empty range below {n}")
+        bits = n.bit_length()
+        value = self.getrandbits(bits)
+        while value >= n:
+            value = self.getrandbits(bits)
+        return value
+
+    def between(self, low: int, high: int) -> int:
+        """A number in range(low, high): ``randrange(low, high)``."""
+        n = high - low
+        if n <= 0:
+            raise ValueError(f"empty range from {low} to {high}")
+        bits = n.bit_length()
+        value = self.getrandbits(bits)
+        while value >= n:
+            value = self.getrandbits(bits)
+        return low + value
+
+    def pick(self, values: Sequence[Any]) -> Any:
+        """One of `values`: ``choice(values)``."""
+        n = len(values)
+        if n <= 0:
+            raise IndexError("nothing to pick from")
+        bits = n.bit_length()
+        value = self.getrandbits(bits)
+        while value >= n:
+            value = self.getrandbits(bits)
+        return values[value]
+
+
+def _rng(*parts: object) -> _Stream:
     """A stream of its own per item or batch (never one global stream), so any of them is built alone."""
-    return random.Random(":".join(map(str, parts)))
+    return _Stream(":".join(map(str, parts)))
 
 
-def _hash_index(choices: int, *parts: object) -> int:
-    """A seeded pick without a Random: cheap enough for the identities other items refer to."""
-    digest = hashlib.blake2b(":".join(map(str, parts)).encode(), digest_size=8).digest()
-    return int.from_bytes(digest, "big") % choices
+_CLOCK_MINUTES = tuple(f"{hour:02d}:{minute:02d}:" for hour in range(24) for minute in range(60))
+_CLOCK_SECONDS = tuple(f"{second:02d}Z" for second in range(60))
+
+
+_ISO_DATES: dict[int, str] = {}  # day number -> "YYYY-MM-DDT": items' dates fall on a few thousand days
 
 
 def _iso(epoch: float) -> str:
-    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(epoch))
+    """ISO 8601 UTC to the second, e.g. ``2026-01-01T00:00:00Z`` (an item has several: the date part is cached)."""
+    if type(epoch) is not int:
+        return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(epoch))
+    day, second = divmod(epoch, DAY)
+    date = _ISO_DATES.get(day)
+    if date is None:
+        if len(_ISO_DATES) >= 20_000:
+            _ISO_DATES.clear()
+        date = _ISO_DATES[day] = time.strftime("%Y-%m-%dT", time.gmtime(day * DAY))
+    return date + _CLOCK_MINUTES[second // 60] + _CLOCK_SECONDS[second % 60]
 
 
 def _batch_size(expected: float, rng: random.Random) -> int:
@@ -118,13 +189,49 @@ def _batch_size(expected: float, rng: random.Random) -> int:
     return whole + (rng.random() < expected - whole)
 
 
-def _characteristics(pairs: Sequence[tuple[str, object]]) -> list[Item]:
-    def value_type(value: object) -> str:
-        if isinstance(value, bool):
-            return "boolean"
-        return "number" if isinstance(value, (int, float)) else "string"
+_VALUE_TYPES = {bool: "boolean", int: "number", float: "number", str: "string"}
 
-    return [{"name": name, "valueType": value_type(value), "value": value} for name, value in pairs]
+
+def _value_type(value: object) -> str:
+    found = _VALUE_TYPES.get(type(value))
+    if found is not None:
+        return found
+    if isinstance(value, bool):
+        return "boolean"
+    return "number" if isinstance(value, (int, float)) else "string"
+
+
+def _characteristics(pairs: Sequence[tuple[str, object]]) -> list[Item]:
+    return [{"name": name, "valueType": _value_type(value), "value": value} for name, value in pairs]
+
+
+# JSON text as the server writes it: json.dumps(..., separators=(",", ":")), ASCII only.
+
+_JSON_BOOL = {False: "false", True: "true"}
+
+
+def _dumps(value: object) -> str:
+    return json.dumps(value, separators=(",", ":"))
+
+
+def _float_json(value: float) -> str:
+    return float.__repr__(value) if math.isfinite(value) else _dumps(value)
+
+
+_SCALAR_JSON: dict[type, Callable[[Any], str]] = {str: _json_str, int: int.__repr__, float: _float_json, bool: _dumps}
+_CHARACTERISTIC_HEADS: dict[tuple[str, type], tuple[str, Callable[[Any], str]]] = {}  # per (name, value type): a few dozen
+
+
+def _characteristics_json(pairs: Sequence[tuple[str, object]]) -> str:
+    """The JSON text of `_characteristics(pairs)`."""
+    members = []
+    for name, value in pairs:
+        head = _CHARACTERISTIC_HEADS.get((name, type(value)))
+        if head is None:
+            text = f'{{"name":{_json_str(name)},"valueType":"{_value_type(value)}","value":'
+            head = _CHARACTERISTIC_HEADS[name, type(value)] = (text, _SCALAR_JSON.get(type(value), _dumps))
+        members.append(f"{head[0]}{head[1](value)}}}")
+    return f"[{','.join(members)}]"
 
 
 @attrs.frozen
@@ -144,7 +251,8 @@ class _Weighted:
         return cls(tuple(weights), tuple(cumulative))
 
     def draw(self, rng: random.Random) -> str:
-        return rng.choices(self.values, cum_weights=self.cum_weights)[0]
+        """What ``rng.choices(values, cum_weights=...)[0]`` gives, without its checks."""
+        return self.values[bisect.bisect(self.cum_weights, rng.random() * (self.cum_weights[-1] + 0.0), 0, len(self.values) - 1)]
 
 
 # --------------------------------------------------------------------------------------------
@@ -235,6 +343,7 @@ BANDS = {
     "Ku": _Band("Ku", 14000.0, 2300.0, 40.0, 36.0, 12, (1.0, 2.5, 5.0, 10.0, 27.5)),
     "Ka": _Band("Ka", 27500.0, 9800.0, 250.0, 230.0, 10, (5.0, 10.0, 30.0, 60.0, 150.0)),
 }
+_BAND_NAMES = tuple(BANDS)
 
 SERVICE_STATES = _Weighted.of(active=78, inactive=4, reserved=5, designed=3, feasibilityChecked=2, terminated=8)
 RESOURCE_STATUSES = _Weighted.of(available=70, reserved=8, standby=8, alarm=5, suspended=4, unknown=5)
@@ -242,6 +351,8 @@ _CHANGE_NOTES = (
     "capacity change", "re-pointed after maintenance", "firmware upgrade", "customer requested change",
     "migrated to new equipment", "configuration audit", "contract renewal", "fault repaired",
 )
+_STARTED_STATES = ("active", "inactive", "terminated")
+_ADMINISTRATIVE_STATES = {"suspended": "locked", "reserved": "locked", "unknown": "shutdown"}  # else "unlocked"
 _ELEMENT_TYPES = ("SCPC Carrier", "MCPC Carrier", "DVB-S2 Outroute", "TDMA Inroute")
 _MODULATIONS = ("QPSK 3/4", "8PSK 2/3", "8PSK 5/6", "16APSK 3/4", "32APSK 4/5")
 
@@ -374,11 +485,38 @@ class _Transponder:
     downlink_mhz: float
 
 
+class _Fixed(NamedTuple):
+    """A reference that depends only on a few constants (a customer and role, a teleport, an offering):
+    built and encoded once per inventory, handed out as a fresh copy or as its JSON text."""
+
+    item: Item
+    text: str
+
+    def fresh(self) -> Item:
+        return dict(self.item)  # references are flat: a shallow copy is a fresh one
+
+
+class _ServiceProfile(NamedTuple):
+    """What a service's customer and offering decide, built once per pair."""
+
+    customer: _Party
+    offering: _Offering
+    name: str  # the service's name up to its number
+    party: _Fixed  # the customer, as related party
+    specification: _Fixed
+
+
 class _Content:
     """Builds item bodies: everything but ``id``, ``href`` and ``lastUpdate``.
 
     References point at slots of the initial inventory, chosen arithmetically or from the item's
     own random stream, so building an item never builds another.
+
+    Each body method draws an item's values once and then assembles one of two forms: the dict,
+    or (``text=True``) the members of its JSON object exactly as ``json.dumps(item,
+    separators=(",", ":"))`` writes them between the braces, which a server can send without
+    building and encoding the dict. The two assemblers sit side by side and must agree byte for
+    byte (the tests compare them item by item).
     """
 
     def __init__(self, spec: InventorySpec, href_base: str) -> None:
@@ -388,7 +526,7 @@ class _Content:
         self._services = spec.services
         self.pattern = _ResourcePattern(spec.seed)
         self.resource_counts = {kind.name: self.pattern.count(i, spec.resources) for i, kind in enumerate(RESOURCE_TYPES)}
-        self._resource_characteristics: dict[str, Callable[[int, int, random.Random], list[tuple[str, object]]]] = {
+        self._resource_characteristics: dict[str, Callable[[int, int, _Stream], list[tuple[str, object]]]] = {
             "Satellite": self._satellite_characteristics,
             "Transponder": self._transponder_characteristics,
             "BandwidthSegment": self._segment_characteristics,
@@ -402,41 +540,86 @@ class _Content:
             "Circuit": self._circuit_characteristics,
             "Multicast": self._multicast_characteristics,
         }
+        # The JSON text of an href up to the id: add the id and the closing quote.
+        self._service_href_json = _json_str(f"{href_base}{SERVICE_PATH}/")[:-1]
+        self._resource_href_json = _json_str(f"{href_base}{RESOURCE_PATH}/")[:-1]
+        self._fixed_refs: dict[tuple[str, ...], _Fixed] = {}  # a few dozen at most: see _Fixed
+        self._service_profiles: list[_ServiceProfile | None] = [None] * (len(CUSTOMERS) * len(OFFERINGS))
 
     # References ------------------------------------------------------------------------------
 
     def _reference(self, path: str, ref_id: str, name: str, referred_type: str, **more: str) -> Item:
         return {"id": ref_id, "href": f"{self._href_base}{path}/{ref_id}", "name": name, **more, "@referredType": referred_type}
 
-    def _party(self, party: _Party, role: str) -> Item:
-        return self._reference(_ORGANIZATION_PATH, party.code, party.name, "Organization", role=role)
+    def _fixed(self, key: tuple[str, ...], build: Callable[[], Item]) -> _Fixed:
+        found = self._fixed_refs.get(key)
+        if found is None:
+            item = build()
+            found = self._fixed_refs[key] = _Fixed(item, _dumps(item))
+        return found
 
-    def _site(self, teleport: _Teleport, role: str) -> Item:
-        return self._reference(_SITE_PATH, f"SITE-{teleport.code}", teleport.name, "GeographicSite", role=role)
+    def _party(self, party: _Party, role: str) -> _Fixed:
+        return self._fixed(
+            ("party", party.code, role), lambda: self._reference(_ORGANIZATION_PATH, party.code, party.name, "Organization", role=role)
+        )
 
-    def _orbital_position(self, satellite: _Satellite) -> Item:
+    def _site(self, teleport: _Teleport, role: str) -> _Fixed:
+        return self._fixed(
+            ("site", teleport.code, role), lambda: self._reference(_SITE_PATH, f"SITE-{teleport.code}", teleport.name, "GeographicSite", role=role)
+        )
+
+    def _orbital_position(self, satellite: _Satellite) -> _Fixed:
         position = satellite.position.replace(".", "")
-        return self._reference(_SITE_PATH, f"ORBIT-{position}", f"{satellite.position} orbital position", "GeographicSite", role="orbitalPosition")
+        return self._fixed(
+            ("orbit", position),
+            lambda: self._reference(_SITE_PATH, f"ORBIT-{position}", f"{satellite.position} orbital position", "GeographicSite", role="orbitalPosition"),
+        )
+
+    def _specification(self, path: str, spec_id: str, name: str, referred_type: str, version: str) -> _Fixed:
+        return self._fixed(("specification", spec_id, name), lambda: self._reference(path, spec_id, name, referred_type, version=version))
 
     def resource_ref(self, type_name: str, slot: int) -> Item:
         number = self.pattern.number(_TYPE_INDEX[type_name], slot)
         return self._reference(RESOURCE_PATH, f"RES-{number:07d}", self.resource_name(type_name, slot), type_name)
 
+    def _resource_ref_json(self, type_name: str, slot: int) -> str:
+        ref_id = f"RES-{self.pattern.number(_TYPE_INDEX[type_name], slot):07d}"
+        name = _json_str(self.resource_name(type_name, slot))
+        return f'{{"id":"{ref_id}","href":{self._resource_href_json}{ref_id}","name":{name},"@referredType":"{type_name}"}}'
+
     def _service_ref(self, slot: int) -> Item:
         return self._reference(SERVICE_PATH, f"SVC-{_SEQUENTIAL.number(slot):07d}", self.service_identity(slot)[2], "Service")
 
-    def _pick(self, rng: random.Random, type_name: str) -> int | None:
+    def _service_ref_json(self, slot: int) -> str:
+        ref_id = f"SVC-{_SEQUENTIAL.number(slot):07d}"
+        name = _json_str(self.service_identity(slot)[2])
+        return f'{{"id":"{ref_id}","href":{self._service_href_json}{ref_id}","name":{name},"@referredType":"Service"}}'
+
+    def _pick(self, rng: _Stream, type_name: str) -> int | None:
         """A random slot of that resource type in the initial inventory, if it has any."""
         count = self.resource_counts[type_name]
-        return rng.randrange(count) if count else None
+        return rng.below(count) if count else None
 
     # Identities other items refer to: cheap, no Random --------------------------------------
 
+    def _service_profile(self, key: bytes) -> _ServiceProfile:
+        """A service's customer and offering, from its stream key by a seeded pick without a Random:
+        cheap enough for the identities other items refer to."""
+        pick = int.from_bytes(hashlib.blake2b(key, digest_size=8).digest(), "big") % len(self._service_profiles)
+        profile = self._service_profiles[pick]
+        if profile is None:
+            customer, offering = CUSTOMERS[pick % len(CUSTOMERS)], OFFERINGS[pick // len(CUSTOMERS)]
+            specification = self._specification(
+                _SERVICE_SPECIFICATION_PATH, f"SS-{offering.code}", offering.name, "ServiceSpecification", offering.version
+            )
+            profile = _ServiceProfile(customer, offering, f"{customer.name} {offering.name} ", self._party(customer, "customer"), specification)
+            self._service_profiles[pick] = profile
+        return profile
+
     def service_identity(self, slot: int) -> tuple[_Party, _Offering, str]:
         """(customer, offering, name) of a service."""
-        pick = _hash_index(len(CUSTOMERS) * len(OFFERINGS), self._seed, "service", slot)
-        customer, offering = CUSTOMERS[pick % len(CUSTOMERS)], OFFERINGS[pick // len(CUSTOMERS)]
-        return customer, offering, f"{customer.name} {offering.name} {slot + 1}"
+        profile = self._service_profile(f"{self._seed}:service:{slot}".encode())
+        return profile.customer, profile.offering, f"{profile.name}{slot + 1}"
 
     def _ancestor(self, type_name: str, slot: int, wanted: str) -> int | None:
         """The slot of the `wanted` type this resource sits in (following first parents), if any."""
@@ -491,87 +674,97 @@ class _Content:
 
     # Changeable fields -----------------------------------------------------------------------
 
-    def _variant_rng(self, rng: random.Random, kind: str, number: int, variant: _Variant) -> random.Random:
+    def _variant_rng(self, rng: _Stream, kind: str, number: int, variant: _Variant) -> _Stream:
         """The stream for the fields a change rewrites: the item's own for the original, else one per variant.
 
         Those fields are drawn last, so every variant shares the stable part of the item.
         """
-        if variant == _ORIGINAL:
+        if variant is _ORIGINAL or variant == _ORIGINAL:
             return rng
         return _rng(self._seed, kind, number, f"r{variant.revision}c{variant.copy}")  # the copy number tells extras apart
 
     @staticmethod
-    def _describe(description: str, variant: _Variant, rng: random.Random) -> str:
+    def _describe(description: str, variant: _Variant, rng: _Stream) -> str:
         if variant.revision:
-            return f"{description}; change {variant.revision}: {rng.choice(_CHANGE_NOTES)}"
+            return f"{description}; change {variant.revision}: {rng.pick(_CHANGE_NOTES)}"
         if variant.copy:
             return f"{description}; {'record without id' if variant.empty_id else 'duplicate record'} {variant.copy}"
         return description
 
     # Bodies ----------------------------------------------------------------------------------
 
-    def service(self, slot: int, variant: _Variant) -> Item:
-        rng = _rng(self._seed, "service", slot)
-        customer, offering, name = self.service_identity(slot)
-        started = self._start - rng.randrange(30 * DAY, 6 * YEAR)
-        created = started - rng.randrange(7 * DAY, 90 * DAY)
-        term = rng.choice((1, 2, 3, 5)) * YEAR
+    def service(self, slot: int, variant: _Variant, text: bool = False) -> Item | str:
+        key = f"{self._seed}:service:{slot}".encode()
+        rng = _Stream(key)
+        profile = self._service_profile(key)
+        customer, offering, name = profile.customer, profile.offering, f"{profile.name}{slot + 1}"
+        started = self._start - rng.between(30 * DAY, 6 * YEAR)
+        created = started - rng.between(7 * DAY, 90 * DAY)
+        term = rng.pick((1, 2, 3, 5)) * YEAR
         ends = started + term * (1 + (self._start - started) // term)  # contracts renew: the next end is ahead
-        cir = rng.randint(*offering.cir_mbps)
+        cir = rng.between(offering.cir_mbps[0], offering.cir_mbps[1] + 1)
         modem = self._pick(rng, "Modem")
-        teleport = rng.choice(TELEPORTS) if modem is None else self._teleport_of("Modem", modem)
-        supporting = [(name, self._pick(rng, name)) for name in ("Circuit", "BandwidthSegment")]
-        resources = [self.resource_ref(name, pick) for name, pick in (("Modem", modem), *supporting) if pick is not None]
+        teleport = rng.pick(TELEPORTS) if modem is None else self._teleport_of("Modem", modem)
+        circuit, segment = self._pick(rng, "Circuit"), self._pick(rng, "BandwidthSegment")
+        resources = [ref for ref in (("Modem", modem), ("Circuit", circuit), ("BandwidthSegment", segment)) if ref[1] is not None]
         characteristics = [
             ("CommittedInformationRateMbps", cir),
-            ("MaximumInformationRateMbps", cir * rng.choice((1, 2, 4))),
-            ("ServiceLevel", rng.choice(("Gold", "Silver", "Bronze"))),
-            ("ContractNumber", f"CTR-{customer.code[-4:]}-{rng.randrange(10**6):06d}"),
+            ("MaximumInformationRateMbps", cir * rng.pick((1, 2, 4))),
+            ("ServiceLevel", rng.pick(("Gold", "Silver", "Bronze"))),
+            ("ContractNumber", f"CTR-{customer.code[-4:]}-{rng.below(10**6):06d}"),
         ]
         changes = self._variant_rng(rng, "service", slot, variant)
         state = SERVICE_STATES.draw(changes)
-        description = f"{offering.name} for {customer.name}, {cir} Mbps CIR via {teleport.name}"
+        description = self._describe(f"{offering.name} for {customer.name}, {cir} Mbps CIR via {teleport.name}", variant, changes)
+        party, place, specification = profile.party, self._site(teleport, "teleport"), profile.specification
+        if text:
+            return (
+                f'"name":{_json_str(name)},"description":{_json_str(description)},"category":"CFS","@type":"CustomerFacingService",'
+                f'"serviceType":{_json_str(offering.name)},"state":"{state}","hasStarted":{_JSON_BOOL[state in _STARTED_STATES]},'
+                f'"isServiceEnabled":{_JSON_BOOL[state == "active"]},"serviceDate":"{_iso(created)}","startDate":"{_iso(started)}",'
+                f'"endDate":"{_iso(ends)}","relatedParty":[{party.text}],"place":[{place.text}],"serviceSpecification":{specification.text},'
+                f'"supportingResource":[{",".join([self._resource_ref_json(*resource) for resource in resources])}],'
+                f'"serviceCharacteristic":{_characteristics_json(characteristics)}'
+            )
         return {
             "name": name,
-            "description": self._describe(description, variant, changes),
+            "description": description,
             "category": "CFS",
             "@type": "CustomerFacingService",
             "serviceType": offering.name,
             "state": state,
-            "hasStarted": state in ("active", "inactive", "terminated"),
+            "hasStarted": state in _STARTED_STATES,
             "isServiceEnabled": state == "active",
             "serviceDate": _iso(created),
             "startDate": _iso(started),
             "endDate": _iso(ends),
-            "relatedParty": [self._party(customer, "customer")],
-            "place": [self._site(teleport, "teleport")],
-            "serviceSpecification": self._reference(
-                _SERVICE_SPECIFICATION_PATH, f"SS-{offering.code}", offering.name, "ServiceSpecification", version=offering.version
-            ),
-            "supportingResource": resources,
+            "relatedParty": [party.fresh()],
+            "place": [place.fresh()],
+            "serviceSpecification": specification.fresh(),
+            "supportingResource": [self.resource_ref(*resource) for resource in resources],
             "serviceCharacteristic": _characteristics(characteristics),
         }
 
-    def carrier(self, slot: int, variant: _Variant) -> Item:
-        rng = _rng(self._seed, "carrier", slot)
+    def carrier(self, slot: int, variant: _Variant, text: bool = False) -> Item | str:
+        rng = _Stream(f"{self._seed}:carrier:{slot}")
         transponder_slot = self._pick(rng, "Transponder")
         # Without transponder resources the carrier still needs a frequency plan: a notional transponder.
         transponder = self._transponder(slot if transponder_slot is None else transponder_slot)
         band = transponder.band
-        symbol_rate = rng.choice(band.symbol_rates_msps)
+        symbol_rate = rng.pick(band.symbol_rates_msps)
         room = max(0.0, (band.width_mhz - symbol_rate * 1.2) / 2)  # occupied bandwidth at roll-off 0.2
         uplink = round(transponder.uplink_mhz + rng.uniform(-room, room), 3)
-        services = sorted({rng.randrange(self._services) for _ in range(rng.randint(1, 3))}) if self._services else []
-        teleport = rng.choice(TELEPORTS)
-        created = self._start - rng.randrange(30 * DAY, 4 * YEAR)
-        element_type = rng.choice(_ELEMENT_TYPES)
+        services = sorted({rng.below(self._services) for _ in range(rng.between(1, 4))}) if self._services else []
+        teleport = rng.pick(TELEPORTS)
+        created = self._start - rng.between(30 * DAY, 4 * YEAR)
+        element_type = rng.pick(_ELEMENT_TYPES)
         satellite_short = transponder.satellite.name.replace(" ", "").replace("-", "")
         alias = f"{satellite_short}-{transponder.label}-{slot:05d}"
         resources = []
         if transponder_slot is not None:
             if self.resource_counts["Satellite"]:
-                resources.append(self.resource_ref("Satellite", transponder.satellite_slot))
-            resources.append(self.resource_ref("Transponder", transponder_slot))
+                resources.append(("Satellite", transponder.satellite_slot))
+            resources.append(("Transponder", transponder_slot))
         characteristics = [
             ("ElementType", element_type),
             ("UplinkAlias", f"UL-{alias}"),
@@ -579,86 +772,119 @@ class _Content:
             ("UplinkCenterFrequencyMHz", uplink),
             ("DownlinkCenterFrequencyMHz", round(uplink - band.translation_mhz, 3)),
             ("SymbolRateMsps", symbol_rate),
-            ("Modulation", rng.choice(_MODULATIONS)),
+            ("Modulation", rng.pick(_MODULATIONS)),
             ("Polarization", transponder.label[-1]),
         ]
         changes = self._variant_rng(rng, "carrier", slot, variant)
         state = SERVICE_STATES.draw(changes)
-        description = f"{element_type} on {self._satellite_name(transponder.satellite_slot)} {transponder.label}, uplinked from {teleport.name}"
-        parties = [self._party(self.service_identity(services[0])[0], "customer")] if services else [self._party(OPERATOR, "operator")]
+        satellite_name = self._satellite_name(transponder.satellite_slot)
+        description = self._describe(f"{element_type} on {satellite_name} {transponder.label}, uplinked from {teleport.name}", variant, changes)
+        began = created + rng.between(DAY, 30 * DAY)  # drawn after the changeable fields, as it always was
+        party = self._party(self.service_identity(services[0])[0], "customer") if services else self._party(OPERATOR, "operator")
+        place = self._site(teleport, "uplinkSite")
+        specification = self._specification(_SERVICE_SPECIFICATION_PATH, "SS-CARRIER", "Satellite Carrier", "ServiceSpecification", "1.0")
+        name = f"{satellite_name} {transponder.label} CXR {slot + 1}"
+        if text:
+            return (
+                f'"name":{_json_str(name)},"description":{_json_str(description)},"category":"RFS","@type":"element","serviceType":"Carrier",'
+                f'"state":"{state}","hasStarted":{_JSON_BOOL[state in _STARTED_STATES]},"isServiceEnabled":{_JSON_BOOL[state == "active"]},'
+                f'"serviceDate":"{_iso(created)}","startDate":"{_iso(began)}","relatedParty":[{party.text}],"place":[{place.text}],'
+                f'"serviceSpecification":{specification.text},'
+                f'"supportingResource":[{",".join([self._resource_ref_json(*resource) for resource in resources])}],'
+                f'"supportingService":[{",".join([self._service_ref_json(service) for service in services])}],'
+                f'"serviceCharacteristic":{_characteristics_json(characteristics)}'
+            )
         return {
-            "name": f"{self._satellite_name(transponder.satellite_slot)} {transponder.label} CXR {slot + 1}",
-            "description": self._describe(description, variant, changes),
+            "name": name,
+            "description": description,
             "category": "RFS",
             "@type": "element",
             "serviceType": "Carrier",
             "state": state,
-            "hasStarted": state in ("active", "inactive", "terminated"),
+            "hasStarted": state in _STARTED_STATES,
             "isServiceEnabled": state == "active",
             "serviceDate": _iso(created),
-            "startDate": _iso(created + rng.randrange(DAY, 30 * DAY)),
-            "relatedParty": parties,
-            "place": [self._site(teleport, "uplinkSite")],
-            "serviceSpecification": self._reference(
-                _SERVICE_SPECIFICATION_PATH, "SS-CARRIER", "Satellite Carrier", "ServiceSpecification", version="1.0"
-            ),
-            "supportingResource": resources,
+            "startDate": _iso(began),
+            "relatedParty": [party.fresh()],
+            "place": [place.fresh()],
+            "serviceSpecification": specification.fresh(),
+            "supportingResource": [self.resource_ref(*resource) for resource in resources],
             "supportingService": [self._service_ref(service) for service in services],
             "serviceCharacteristic": _characteristics(characteristics),
         }
 
-    def resource(self, type_index: int, slot: int, variant: _Variant) -> Item:
+    def resource(self, type_index: int, slot: int, variant: _Variant, text: bool = False) -> Item | str:
         kind = RESOURCE_TYPES[type_index]
         number = self.pattern.number(type_index, slot)
-        rng = _rng(self._seed, "resource", number)
-        model_index = rng.randrange(len(kind.models))
+        rng = _Stream(f"{self._seed}:resource:{number}")
+        model_index = rng.below(len(kind.models))
         model = kind.models[model_index]
-        started = self._start - rng.randrange(60 * DAY, 10 * YEAR)
+        started = self._start - rng.between(60 * DAY, 10 * YEAR)
         characteristics = self._resource_characteristics[kind.name](slot, number, rng)
         parties = [self._party(OPERATOR, "owner")]
         if kind.leased:
-            parties.append(self._party(rng.choice(CUSTOMERS), "user"))
+            parties.append(self._party(rng.pick(CUSTOMERS), "user"))
         if kind.in_orbit:
             satellite = self._ancestor(kind.name, slot, "Satellite")
             place = self._orbital_position(self._satellite(slot if satellite is None else satellite))
         else:
             place = self._site(self._teleport_of(kind.name, slot), "installationSite")
         relationships = [
-            {"relationshipType": relationship, "resource": self.resource_ref(parent, slot % self.resource_counts[parent])}
-            for parent, relationship in kind.parents
-            if self.resource_counts[parent]
+            (relationship, parent, slot % self.resource_counts[parent]) for parent, relationship in kind.parents if self.resource_counts[parent]
         ]
         changes = self._variant_rng(rng, "resource", number, variant)
         status = RESOURCE_STATUSES.draw(changes)
+        description = self._describe(f"{model} at {place.item['name']}", variant, changes)
+        usage = "idle" if status != "available" else changes.pick(("active", "busy"))
+        specification = self._specification(
+            _RESOURCE_SPECIFICATION_PATH, f"RS-{kind.abbreviation}-{model_index + 1:02d}", model, "ResourceSpecification", "1.0"
+        )
+        category, base_type = ("logical", "LogicalResource") if kind.logical else ("physical", "PhysicalResource")
+        operational = "disable" if status in ("alarm", "unknown", "suspended") else "enable"
+        administrative = _ADMINISTRATIVE_STATES.get(status, "unlocked")
+        if text:
+            related = [
+                f'{{"relationshipType":"{relationship}","resource":{self._resource_ref_json(parent, parent_slot)}}}'
+                for relationship, parent, parent_slot in relationships
+            ]
+            return (
+                f'"name":{_json_str(self.resource_name(kind.name, slot))},"description":{_json_str(description)},"category":"{category}",'
+                f'"@type":"{kind.name}","@baseType":"{base_type}","resourceVersion":"1.{variant.revision}","resourceStatus":"{status}",'
+                f'"operationalState":"{operational}","administrativeState":"{administrative}","usageState":"{usage}",'
+                f'"startOperatingDate":"{_iso(started)}","resourceSpecification":{specification.text},'
+                f'"resourceCharacteristic":{_characteristics_json(characteristics)},'
+                f'"relatedParty":[{",".join([party.text for party in parties])}],"place":{place.text},"resourceRelationship":[{",".join(related)}]'
+            )
         return {
             "name": self.resource_name(kind.name, slot),
-            "description": self._describe(f"{model} at {place['name']}", variant, changes),
-            "category": "logical" if kind.logical else "physical",
+            "description": description,
+            "category": category,
             "@type": kind.name,
-            "@baseType": "LogicalResource" if kind.logical else "PhysicalResource",
+            "@baseType": base_type,
             "resourceVersion": f"1.{variant.revision}",
             "resourceStatus": status,
-            "operationalState": "disable" if status in ("alarm", "unknown", "suspended") else "enable",
-            "administrativeState": {"suspended": "locked", "reserved": "locked", "unknown": "shutdown"}.get(status, "unlocked"),
-            "usageState": "idle" if status != "available" else changes.choice(("active", "busy")),
+            "operationalState": operational,
+            "administrativeState": administrative,
+            "usageState": usage,
             "startOperatingDate": _iso(started),
-            "resourceSpecification": self._reference(
-                _RESOURCE_SPECIFICATION_PATH, f"RS-{kind.abbreviation}-{model_index + 1:02d}", model, "ResourceSpecification", version="1.0"
-            ),
+            "resourceSpecification": specification.fresh(),
             "resourceCharacteristic": _characteristics(characteristics),
-            "relatedParty": parties,
-            "place": place,
-            "resourceRelationship": relationships,
+            "relatedParty": [party.fresh() for party in parties],
+            "place": place.fresh(),
+            "resourceRelationship": [
+                {"relationshipType": relationship, "resource": self.resource_ref(parent, parent_slot)}
+                for relationship, parent, parent_slot in relationships
+            ],
         }
 
     # Resource characteristics, one function per type: (slot, number, rng) -> (name, value) pairs
 
-    def _satellite_characteristics(self, slot: int, number: int, rng: random.Random) -> list[tuple[str, object]]:
+    def _satellite_characteristics(self, slot: int, number: int, rng: _Stream) -> list[tuple[str, object]]:
         satellite = self._satellite(slot)
         orbit = "MEO" if satellite.position == "MEO" else "GEO"
         return [("OrbitalPosition", satellite.position), ("OrbitType", orbit), ("Bands", ",".join(satellite.bands)), ("LaunchYear", satellite.launched)]
 
-    def _transponder_characteristics(self, slot: int, number: int, rng: random.Random) -> list[tuple[str, object]]:
+    def _transponder_characteristics(self, slot: int, number: int, rng: _Stream) -> list[tuple[str, object]]:
         transponder = self._transponder(slot)
         return [
             ("Band", transponder.band.name),
@@ -668,51 +894,51 @@ class _Content:
             ("DownlinkCenterFrequencyMHz", transponder.downlink_mhz),
         ]
 
-    def _segment_characteristics(self, slot: int, number: int, rng: random.Random) -> list[tuple[str, object]]:
+    def _segment_characteristics(self, slot: int, number: int, rng: _Stream) -> list[tuple[str, object]]:
         holder = self._ancestor("BandwidthSegment", slot, "Transponder")
         transponder = self._transponder(slot if holder is None else holder)
-        width = rng.choice((2.0, 4.5, 9.0, 18.0)) * (transponder.band.width_mhz / 36.0)
+        width = rng.pick((2.0, 4.5, 9.0, 18.0)) * (transponder.band.width_mhz / 36.0)
         low = transponder.downlink_mhz - transponder.band.width_mhz / 2
         start = round(low + rng.uniform(0.0, transponder.band.width_mhz - width), 3)
         return [("StartFrequencyMHz", start), ("StopFrequencyMHz", round(start + width, 3)), ("BandwidthMHz", round(width, 3))]
 
-    def _antenna_characteristics(self, slot: int, number: int, rng: random.Random) -> list[tuple[str, object]]:
+    def _antenna_characteristics(self, slot: int, number: int, rng: _Stream) -> list[tuple[str, object]]:
         return [
-            ("DiameterM", rng.choice((2.4, 3.7, 4.5, 6.3, 7.3, 9.3, 13.0))),
-            ("Band", rng.choice(tuple(BANDS))),
+            ("DiameterM", rng.pick((2.4, 3.7, 4.5, 6.3, 7.3, 9.3, 13.0))),
+            ("Band", rng.pick(_BAND_NAMES)),
             ("AzimuthDeg", round(rng.uniform(90.0, 270.0), 1)),
             ("ElevationDeg", round(rng.uniform(5.0, 60.0), 1)),
         ]
 
-    def _amplifier_characteristics(self, slot: int, number: int, rng: random.Random) -> list[tuple[str, object]]:
-        return [("AmplifierType", rng.choice(("BUC", "SSPA", "TWTA"))), ("OutputPowerW", rng.choice((25, 40, 100, 400, 750)))]
+    def _amplifier_characteristics(self, slot: int, number: int, rng: _Stream) -> list[tuple[str, object]]:
+        return [("AmplifierType", rng.pick(("BUC", "SSPA", "TWTA"))), ("OutputPowerW", rng.pick((25, 40, 100, 400, 750)))]
 
-    def _modem_characteristics(self, slot: int, number: int, rng: random.Random) -> list[tuple[str, object]]:
+    def _modem_characteristics(self, slot: int, number: int, rng: _Stream) -> list[tuple[str, object]]:
         site = TELEPORTS.index(self._teleport_of("Modem", slot))
         return [
-            ("SerialNumber", f"SN{rng.randrange(10**8):08d}"),
+            ("SerialNumber", f"SN{rng.below(10**8):08d}"),
             ("ManagementIp", f"10.{site}.{(number >> 8) & 255}.{number & 255}"),
-            ("FirmwareVersion", rng.choice(("4.1.2", "4.2.0", "5.0.1", "5.1.3"))),
+            ("FirmwareVersion", rng.pick(("4.1.2", "4.2.0", "5.0.1", "5.1.3"))),
         ]
 
-    def _slot_characteristics(self, slot: int, number: int, rng: random.Random) -> list[tuple[str, object]]:
+    def _slot_characteristics(self, slot: int, number: int, rng: _Stream) -> list[tuple[str, object]]:
         return [("SlotNumber", self._ordinal("Slot", slot))]
 
-    def _card_characteristics(self, slot: int, number: int, rng: random.Random) -> list[tuple[str, object]]:
-        return [("CardType", rng.choice(("Line card", "Transmit card", "Receive card", "Controller"))), ("SerialNumber", f"SN{rng.randrange(10**8):08d}")]
+    def _card_characteristics(self, slot: int, number: int, rng: _Stream) -> list[tuple[str, object]]:
+        return [("CardType", rng.pick(("Line card", "Transmit card", "Receive card", "Controller"))), ("SerialNumber", f"SN{rng.below(10**8):08d}")]
 
-    def _port_characteristics(self, slot: int, number: int, rng: random.Random) -> list[tuple[str, object]]:
-        return [("PortNumber", self._ordinal("Port", slot)), ("SpeedMbps", rng.choice((100, 1000, 10000))), ("Medium", rng.choice(("copper", "fiber")))]
+    def _port_characteristics(self, slot: int, number: int, rng: _Stream) -> list[tuple[str, object]]:
+        return [("PortNumber", self._ordinal("Port", slot)), ("SpeedMbps", rng.pick((100, 1000, 10000))), ("Medium", rng.pick(("copper", "fiber")))]
 
-    def _logical_port_characteristics(self, slot: int, number: int, rng: random.Random) -> list[tuple[str, object]]:
-        return [("VlanId", rng.randint(2, 4094)), ("Encapsulation", rng.choice(("802.1Q", "QinQ")))]
+    def _logical_port_characteristics(self, slot: int, number: int, rng: _Stream) -> list[tuple[str, object]]:
+        return [("VlanId", rng.between(2, 4095)), ("Encapsulation", rng.pick(("802.1Q", "QinQ")))]
 
-    def _circuit_characteristics(self, slot: int, number: int, rng: random.Random) -> list[tuple[str, object]]:
-        return [("CircuitId", f"CKT-{number:07d}"), ("CapacityMbps", rng.choice((10, 50, 100, 250, 1000))), ("Protection", rng.choice(("none", "1+1")))]
+    def _circuit_characteristics(self, slot: int, number: int, rng: _Stream) -> list[tuple[str, object]]:
+        return [("CircuitId", f"CKT-{number:07d}"), ("CapacityMbps", rng.pick((10, 50, 100, 250, 1000))), ("Protection", rng.pick(("none", "1+1")))]
 
-    def _multicast_characteristics(self, slot: int, number: int, rng: random.Random) -> list[tuple[str, object]]:
-        group = f"239.{rng.randrange(256)}.{rng.randrange(256)}.{rng.randrange(1, 255)}"
-        return [("GroupAddress", group), ("SourceAddress", f"10.200.{rng.randrange(256)}.{rng.randrange(1, 255)}"), ("BitrateMbps", rng.choice((2, 6, 12, 20)))]
+    def _multicast_characteristics(self, slot: int, number: int, rng: _Stream) -> list[tuple[str, object]]:
+        group = f"239.{rng.below(256)}.{rng.below(256)}.{rng.between(1, 255)}"
+        return [("GroupAddress", group), ("SourceAddress", f"10.200.{rng.below(256)}.{rng.between(1, 255)}"), ("BitrateMbps", rng.pick((2, 6, 12, 20)))]
 
 
 # --------------------------------------------------------------------------------------------
@@ -835,6 +1061,7 @@ class _Timeline:
         self.slots = base
         self.time = -math.inf
         self._rates = rates
+        self._changing = rates.active  # read on every request
         self._start = start
         self._stream = stream
         self._live: _LiveSet | None = None
@@ -867,7 +1094,7 @@ class _Timeline:
 
     def advance(self, now: float) -> None:
         self.time = now
-        if not self._rates.active:
+        if not self._changing:
             return
         while True:
             while self._applied < len(self._batch):
@@ -952,8 +1179,7 @@ class _Extra:
     time: int  # its lastUpdate; extras never change
 
 
-@attrs.frozen
-class _ItemState:
+class _ItemState(NamedTuple):
     slot: int
     variant: _Variant
     last_update: int
@@ -979,13 +1205,14 @@ class _Kind:
         stream: str,
         base: int,
         numbering: _Numbering,
-        body: Callable[[int, _Variant], Item],
+        body: Callable[[int, _Variant, bool], Item | str],  # (slot, variant, text): see _Content
         extras: list[_Extra],
     ) -> None:
         self.type_name = type_name
         self._spec = spec
         self._prefix = prefix
         self._href = href
+        self._href_json = _json_str(href + "/")[:-1]  # the href's JSON text up to the id
         self._stream = stream
         self._base = base
         self._numbering = numbering
@@ -1018,6 +1245,8 @@ class _Kind:
         return self.timeline.live_up_to(self._anchors[extra]) + extra
 
     def key_at(self, position: int) -> tuple[int, int]:
+        if not self._extras:
+            return self.timeline.select(position), 0
         before = bisect.bisect_right(range(len(self._extras)), position, key=self._extra_position)
         if before and self._extra_position(before - 1) == position:
             return self._anchors[before - 1], before
@@ -1066,16 +1295,24 @@ class _Kind:
             return _ItemState(slot, _Variant(copy=extra, empty_id=copy.empty_id), copy.time)
         revision, changed_at = self.timeline.history(slot)
         last_update = self._initial.of(slot) if changed_at is None else changed_at
-        return _ItemState(slot, _Variant(revision=revision), last_update)
+        return _ItemState(slot, _Variant(revision=revision) if revision else _ORIGINAL, last_update)
 
     # Building (no lock needed) ---------------------------------------------------------------
 
     def build(self, state: _ItemState) -> Item:
         item_id = "" if state.variant.empty_id else self.item_id(state.slot)
         item: Item = {"id": item_id, "href": f"{self._href}/{item_id}"}
-        item.update(self._body(state.slot, state.variant))
+        body = self._body(state.slot, state.variant, False)
+        assert isinstance(body, dict)
+        item.update(body)
         item["lastUpdate"] = _iso(state.last_update)
         return item
+
+    def build_json(self, state: _ItemState) -> str:
+        """The JSON text of `build`'s item, as ``json.dumps(item, separators=(",", ":"))`` writes it, without the dict."""
+        item_id = "" if state.variant.empty_id else self.item_id(state.slot)
+        body = self._body(state.slot, state.variant, True)
+        return f'{{"id":"{item_id}","href":{self._href_json}{item_id}",{body},"lastUpdate":"{_iso(state.last_update)}"}}'
 
 
 def _place_extras(spec: InventorySpec, collection: str, bases: Sequence[int]) -> list[list[_Extra]]:
@@ -1122,6 +1359,10 @@ class Collection(abc.ABC):
     def _key_at(self, index: int) -> _Key:
         """The key at a valid index (under the lock)."""
 
+    def _keys_between(self, start: int, stop: int) -> list[_Key]:
+        """The keys at indexes start..stop-1, clipped to the collection (under the lock)."""
+        return [self._key_at(index) for index in range(max(0, start), min(stop, len(self)))]
+
     @abc.abstractmethod
     def _first_key(self, item_id: str) -> _Key | None:
         """The key of the first item with that id (under the lock)."""
@@ -1144,6 +1385,16 @@ class Collection(abc.ABC):
             kind, slot, extra = self._key_at(index)
             state = kind.state(slot, extra)
         return kind.build(state)
+
+    def json_slice(self, start: int, stop: int) -> list[str]:
+        """The items at indexes start..stop-1 (clipped to the collection) as JSON text.
+
+        Each is exactly ``json.dumps(self.at(index), separators=(",", ":"))``, written without
+        building the dict: what a server sends for a page.
+        """
+        with self._lock:
+            states = [(kind, kind.state(slot, extra)) for kind, slot, extra in self._keys_between(start, stop)]
+        return [kind.build_json(state) for kind, state in states]
 
     def get(self, item_id: str) -> Item | None:
         with self._lock:
@@ -1178,6 +1429,14 @@ class _LiveCollection(Collection):
                 return (kind, *kind.key_at(index))
             index -= len(kind)
         raise IndexError(index)
+
+    def _keys_between(self, start: int, stop: int) -> list[_Key]:
+        keys: list[_Key] = []
+        for kind in self._kinds:  # start and stop count from this kind's first item
+            size = len(kind)
+            keys += [(kind, *kind.key_at(position)) for position in range(max(0, start), min(stop, size))]
+            start, stop = start - size, stop - size
+        return keys
 
     def _first_key(self, item_id: str) -> _Key | None:
         for kind in self._kinds:
