@@ -416,3 +416,70 @@ def test_concurrent_clients_are_served_at_once(sim, http):
         assert not slow_answered.is_set()  # answered while the slow request was still waiting
     finally:
         slow.join(10)
+
+
+class TestEditsAndRaces:
+    def test_concurrent_creates_get_distinct_ids_and_concurrent_patches_keep_both(self, sim):
+        import threading
+
+        url = sim.url("tmf639")
+        created: list[str] = []
+
+        def create_many():
+            with requests.Session() as own:
+                own.trust_env = False
+                for _ in range(20):
+                    answer = own.post(url, json={"name": "Modem"})
+                    assert answer.status_code == 201
+                    created.append(answer.json()["id"])
+
+        workers = [threading.Thread(target=create_many) for _ in range(4)]
+        for worker in workers:
+            worker.start()
+        for worker in workers:
+            worker.join(10)
+        assert len(created) == 80 == len(set(created))
+
+        target = created[0]
+
+        def patch(field: str):
+            with requests.Session() as own:
+                own.trust_env = False
+                own.patch(f"{url}/{target}", json={field: f"set {field}"}, headers=MERGE)
+
+        patchers = [threading.Thread(target=patch, args=(field,)) for field in ("description", "category")]
+        for patcher in patchers:
+            patcher.start()
+        for patcher in patchers:
+            patcher.join(10)
+        with requests.Session() as own:
+            own.trust_env = False
+            item = own.get(f"{url}/{target}").json()
+        assert (item["description"], item["category"]) == ("set description", "set category")
+
+    def test_an_id_can_be_used_again_after_a_delete(self, sim, http):
+        url = sim.url("tmf639")
+        assert http.post(url, json={"id": "R-1", "name": "first"}).status_code == 201
+        assert http.post(url, json={"id": "R-1", "name": "again"}).status_code == 409
+        assert http.delete(f"{url}/R-1").status_code == 204
+        assert http.post(url, json={"id": "R-1", "name": "second"}).status_code == 201
+        assert http.get(f"{url}/R-1").json()["name"] == "second"
+        assert [i["name"] for i in http.get(url, params={"id": "R-1"}).json()] == ["second"]
+
+    def test_edited_items_are_found_by_updated_days_ago(self, sim, http):
+        url = sim.url("tmf639", ses=True)
+        before = {i["id"] for i in http.get(url, params={"updatedDaysAgo": 0}).json()}
+        target = http.get(url, params={"limit": 1}).json()[0]["id"]
+        assert target not in before
+        http.patch(f"{url}/{target}", json={"resourceStatus": "reserved"}, headers=MERGE)
+        after = {i["id"] for i in http.get(url, params={"updatedDaysAgo": 0}).json()}
+        assert after == before | {target}
+
+    def test_a_bad_content_length_is_a_400(self, sim):
+        import socket
+
+        host, port = sim.base_url.removeprefix("http://").split(":")
+        with socket.create_connection((host, int(port)), timeout=5) as raw:
+            raw.sendall(b"POST " + sim.url("tmf656").removeprefix(sim.base_url).encode() + b" HTTP/1.1\r\nHost: x\r\nContent-Length: abc\r\n\r\n")
+            answer = raw.recv(65536).decode()
+        assert answer.startswith("HTTP/1.1 400") and "Content-Length 'abc' is not a length" in answer

@@ -12,7 +12,9 @@ for the client's delayed ACK (REFERENCE §5).
 from __future__ import annotations
 
 import base64
+import itertools
 import json
+import logging
 import socket
 import threading
 import time
@@ -43,6 +45,7 @@ INVENTORY_VENDOR_PARAMETERS = ("updatedDaysAgo", "status")
 SNOW_PARAMETER = "sysparm_query"
 MERGE_PATCH = "application/merge-patch+json"
 DAY = 86400.0
+_logger = logging.getLogger("dmemu.simulators")
 
 # What the v4 specs let a client create with (required) and change (Service_Update, Resource_Update).
 CREATE_REQUIRED = {"tmf638": ("state", "serviceSpecification"), "tmf639": ("name",)}
@@ -76,7 +79,8 @@ class InventoryStore:
         self._patched: dict[str, dict[str, Any]] = {}
         self._deleted: set[str] = set()
         self._created: list[dict[str, Any]] = []
-        self._lock = threading.Lock()
+        self._new_ids = itertools.count(1)
+        self._lock = threading.RLock()  # each change is looked up, checked and stored as one step
 
     @property
     def edited(self) -> bool:
@@ -84,34 +88,39 @@ class InventoryStore:
 
     def get(self, item_id: str) -> dict[str, Any]:
         with self._lock:
-            if item_id in self._deleted:
-                raise not_found("item", item_id)
-            item = self._patched.get(item_id) or next((c for c in self._created if c["id"] == item_id), None)
-        item = item or self._source().get(item_id)
+            item = self._find(item_id)
         if item is None:
             raise not_found("item", item_id)
         return item
+
+    def _find(self, item_id: str) -> dict[str, Any] | None:
+        if item_id in self._deleted:
+            return None
+        item = self._patched.get(item_id) or next((c for c in self._created if c["id"] == item_id), None)
+        return item or self._source().get(item_id)
 
     def listing(
         self, query: ListQuery, vendor: Mapping[str, str], status_filter: Callable[[dict[str, Any]], bool]
     ) -> tuple[int, list[dict[str, Any]] | EncodedItems]:
         """(total matches, the page) for a list query: items, or (a whole page of generated items) their JSON text."""
         collection = self._source()
+        edited = self.edited
         remaining = []
         for term in query.filters:
-            if term.path == ("@type",) and term.operator == "eq" and len(term.values) == 1:
+            if term.path == ("@type",) and term.operator == "eq" and len(term.values) == 1 and not edited:
                 collection = collection.of_type(term.values[0])  # served without a scan
             else:
                 remaining.append(term)
         if "updatedDaysAgo" in vendor:
             days = _days(vendor["updatedDaysAgo"])
             threshold = self._now() - (days + 1) * DAY
-            collection = collection.updated_since(threshold)
+            if not edited:  # edited items carry new times the generated view does not know
+                collection = collection.updated_since(threshold)
             remaining_threshold: str | None = iso_utc(threshold)
         else:
             remaining_threshold = None
         status_wanted = "status" in vendor
-        if not (remaining or status_wanted or self.edited):
+        if not (remaining or status_wanted or edited):
             total = len(collection)
             stop = total if query.limit is None else min(total, query.offset + query.limit)
             if query.fields is None:  # sent whole: encoded as they are built, never held as dicts
@@ -144,17 +153,15 @@ class InventoryStore:
         missing = [name for name in required if name not in body]
         if missing:
             raise bad_request(f"missing required attributes: {', '.join(missing)}")
-        item_id = str(body.get("id") or f"NEW-{len(self._created) + 1:07d}")
-        try:
-            self.get(item_id)
-        except TmfError:
-            pass
-        else:
-            raise TmfError(409, "Conflict", f"an item with id {item_id!r} exists")
-        item = {**body, "id": item_id, "href": f"{href_base}/{item_id}", "lastUpdate": iso_utc(self._now())}
         with self._lock:
+            item_id = str(body.get("id") or f"NEW-{next(self._new_ids):07d}")
+            if self._find(item_id) is not None:
+                raise TmfError(409, "Conflict", f"an item with id {item_id!r} exists")
+            item = {**body, "id": item_id, "href": f"{href_base}/{item_id}", "lastUpdate": iso_utc(self._now())}
+            self._deleted.discard(item_id)  # the id of a deleted item may be used again
+            self._created = [c for c in self._created if c["id"] != item_id]
             self._created.append(item)
-        return item
+            return item
 
     def patch(self, item_id: str, changes: Any) -> dict[str, Any]:
         if not isinstance(changes, dict):
@@ -162,20 +169,20 @@ class InventoryStore:
         forbidden = sorted(changes.keys() - self._patchable)
         if forbidden:
             raise bad_request(f"{', '.join(forbidden)} cannot be patched")
-        item = json.loads(json.dumps(self.get(item_id)))  # a deep copy to change
-        merge_patch(item, changes)
-        item["lastUpdate"] = iso_utc(self._now())
         with self._lock:
+            item = json.loads(json.dumps(self.get(item_id)))  # a deep copy to change
+            merge_patch(item, changes)
+            item["lastUpdate"] = iso_utc(self._now())
             created = next((i for i, c in enumerate(self._created) if c["id"] == item_id), None)
             if created is not None:
                 self._created[created] = item
             else:
                 self._patched[item_id] = item
-        return item
+            return item
 
     def delete(self, item_id: str) -> None:
-        self.get(item_id)
         with self._lock:
+            self.get(item_id)
             self._deleted.add(item_id)
 
 
@@ -308,7 +315,12 @@ class _Handler(BaseHTTPRequestHandler):
         parts = urlsplit(self.path)
         path = parts.path.rstrip("/") or "/"
         query = parse_qsl(parts.query, keep_blank_values=True)
-        body = self._read_body()
+        try:
+            body = self._read_body()
+        except TmfError as error:
+            self.close_connection = True  # the stream cannot be trusted past a bad length
+            self._send_error(error)
+            return
         if path.startswith("/_admin"):
             self._answer_admin(method, path, body)
             return
@@ -335,6 +347,10 @@ class _Handler(BaseHTTPRequestHandler):
             except TmfError as error:
                 status, payload = _error_answer(error, headers)
                 fault = None  # a refused request is answered whole
+            except Exception as error:  # a simulator bug still answers, as a TMF 500, and is logged
+                _logger.exception("simulator failed on %s %s", method, self.path)
+                status, payload = _error_answer(TmfError(500, "Internal Server Error", f"{type(error).__name__}: {error}"), headers)
+                fault = None
         # Logged before answering, so a client that has its answer finds it in the log.
         sim.faults.record(RequestRecord(number, api, method, self.path, status, fault.kind if fault else None))
         if status == 0:
@@ -343,7 +359,10 @@ class _Handler(BaseHTTPRequestHandler):
         self._send_json(status, payload, headers, fault)
 
     def _read_body(self) -> bytes:
-        length = int(self.headers.get("Content-Length") or 0)
+        text = self.headers.get("Content-Length") or "0"
+        if not text.isdigit():
+            raise bad_request(f"Content-Length {text!r} is not a length")
+        length = int(text)
         return self.rfile.read(length) if length else b""
 
     def _check_auth(self, api: str) -> None:
