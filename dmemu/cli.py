@@ -53,6 +53,13 @@ def _simulate(args: argparse.Namespace) -> int:
     return 0
 
 
+def _port(text: str) -> int:
+    value = int(text)
+    if not 0 <= value <= 65535:
+        raise argparse.ArgumentTypeError(f"{value} is not a TCP port (0 to 65535)")
+    return value
+
+
 def _count(text: str) -> int:
     value = int(text)
     if not 0 <= value <= 1_000_000:
@@ -68,7 +75,7 @@ def build_parser() -> argparse.ArgumentParser:
     elements.add_argument("--state", required=True, metavar="DIR", help="the DataMiner System's state directory")
     elements.set_defaults(run=_list_elements)
     simulate = commands.add_parser("simulate", help="run the TMF638/639/656 simulators on 127.0.0.1 until interrupted")
-    simulate.add_argument("--port", type=int, default=0, help="port to listen on (default: a free one)")
+    simulate.add_argument("--port", type=_port, default=0, help="port to listen on (default: a free one)")
     simulate.add_argument("--services", type=_count, default=200)
     simulate.add_argument("--carriers", type=_count, default=50)
     simulate.add_argument("--resources", type=_count, default=300)

@@ -389,6 +389,8 @@ def test_dmemu_simulate_refuses_a_bad_size_and_a_port_in_use():
     console_script = str(Path(sys.executable).parent / "dmemu")
     bad = subprocess.run([console_script, "simulate", "--services", "-5"], capture_output=True, text=True)
     assert bad.returncode == 2 and "-5 is not between 0 and 1,000,000" in bad.stderr
+    no_port = subprocess.run([console_script, "simulate", "--port", "70000"], capture_output=True, text=True)
+    assert no_port.returncode == 2 and "70000 is not a TCP port" in no_port.stderr
     with Simulators(InventorySpec(services=1, carriers=0, resources=0)) as taken:
         port = taken.base_url.rsplit(":", 1)[1]
         busy = subprocess.run([console_script, "simulate", "--port", port], capture_output=True, text=True)
@@ -483,3 +485,11 @@ class TestEditsAndRaces:
             raw.sendall(b"POST " + sim.url("tmf656").removeprefix(sim.base_url).encode() + b" HTTP/1.1\r\nHost: x\r\nContent-Length: abc\r\n\r\n")
             answer = raw.recv(65536).decode()
         assert answer.startswith("HTTP/1.1 400") and "Content-Length 'abc' is not a length" in answer
+
+
+def test_other_methods_get_a_json_405_with_allow(sim, http):
+    answer = http.put(sim.url("tmf638"), json={})
+    assert answer.status_code == 405 and answer.headers["Allow"] == "GET, POST, PATCH, DELETE"
+    assert "PUT is not supported" in error_body(answer)["message"]
+    head = http.head(sim.url("tmf638"))
+    assert head.status_code == 405 and head.headers["Allow"]

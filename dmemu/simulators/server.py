@@ -23,11 +23,22 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
+import attrs
+
 from .clock import iso_utc, parse_snow
 from .faults import Fault, FaultPlan, RequestRecord
-from .inventory import Collection, Inventory, InventorySpec
+from .inventory import DAY, Collection, Inventory, InventorySpec
 from .problems import ServiceProblems
-from .tmf import ListQuery, TmfError, bad_request, merge_patch, not_found, parse_list_query, select_fields
+from .tmf import (
+    ListQuery,
+    TmfError,
+    bad_request,
+    merge_patch,
+    non_negative_int,
+    not_found,
+    parse_list_query,
+    select_fields,
+)
 
 TMF_PATHS = {
     "tmf638": "/tmf-api/serviceInventory/v4/service",
@@ -44,7 +55,6 @@ SES_PATHS = {
 INVENTORY_VENDOR_PARAMETERS = ("updatedDaysAgo", "status")
 SNOW_PARAMETER = "sysparm_query"
 MERGE_PATCH = "application/merge-patch+json"
-DAY = 86400.0
 _logger = logging.getLogger("dmemu.simulators")
 
 # What the v4 specs let a client create with (required) and change (Service_Update, Resource_Update).
@@ -112,7 +122,7 @@ class InventoryStore:
             else:
                 remaining.append(term)
         if "updatedDaysAgo" in vendor:
-            days = _days(vendor["updatedDaysAgo"])
+            days = non_negative_int("updatedDaysAgo", vendor["updatedDaysAgo"])
             threshold = self._now() - (days + 1) * DAY
             if not edited:  # edited items carry new times the generated view does not know
                 collection = collection.updated_since(threshold)
@@ -184,16 +194,6 @@ class InventoryStore:
         with self._lock:
             self.get(item_id)
             self._deleted.add(item_id)
-
-
-def _days(value: str) -> int:
-    try:
-        days = int(value)
-    except ValueError:
-        raise bad_request(f"updatedDaysAgo={value!r} is not a whole number of days") from None
-    if days < 0:
-        raise bad_request(f"updatedDaysAgo={value!r} must not be negative")
-    return days
 
 
 def _service_active(item: dict[str, Any]) -> bool:
@@ -307,6 +307,23 @@ class _Handler(BaseHTTPRequestHandler):
 
     def do_DELETE(self) -> None:
         self._handle("DELETE")
+
+    def do_PUT(self) -> None:
+        self._refuse_method("PUT")
+
+    def do_HEAD(self) -> None:
+        self._refuse_method("HEAD")
+
+    def do_OPTIONS(self) -> None:
+        self._refuse_method("OPTIONS")
+
+    def _refuse_method(self, method: str) -> None:
+        """The TMF APIs here take GET, POST, PATCH and DELETE: anything else is a JSON 405."""
+        self._read_body()
+        error = TmfError(405, "Method Not Allowed", f"{method} is not supported; use GET, POST, PATCH or DELETE")
+        headers = {"Allow": "GET, POST, PATCH, DELETE"}
+        status, payload = _error_answer(error, headers)
+        self._send_json(status, None if method == "HEAD" else payload, headers, None)
 
     # -- dispatch ---------------------------------------------------------------------------
 
@@ -423,7 +440,7 @@ class _Handler(BaseHTTPRequestHandler):
                 sim.faults.clear()
                 self._send_json(204, None, {}, None)
             elif path == "/_admin/requests" and method == "GET":
-                self._send_json(200, [_record_json(r) for r in sim.faults.requests()], {}, None)
+                self._send_json(200, [attrs.asdict(r) for r in sim.faults.requests()], {}, None)
             else:
                 raise TmfError(404, "Not Found", f"no admin endpoint {method} {path}")
         except TmfError as error:
@@ -435,10 +452,6 @@ def _error_answer(error: TmfError, headers: dict[str, str]) -> tuple[int, dict[s
     if error.status == 401:
         headers["WWW-Authenticate"] = 'Basic realm="dmemu simulators"'
     return error.status, error.body()
-
-
-def _record_json(record: RequestRecord) -> dict[str, Any]:
-    return {"number": record.number, "api": record.api, "method": record.method, "path": record.path, "status": record.status, "fault": record.fault}
 
 
 def _route(path: str) -> tuple[str, str, str | None, bool] | None:

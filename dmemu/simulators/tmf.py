@@ -89,9 +89,9 @@ def parse_list_query(params: Iterable[tuple[str, str]], *, vendor: Iterable[str]
         if name in vendor_names:
             vendor_values[name] = value
         elif name == "offset":
-            offset = _non_negative_int(name, value)
+            offset = non_negative_int(name, value)
         elif name == "limit":
-            limit = _non_negative_int(name, value)
+            limit = non_negative_int(name, value)
         elif name == "fields":
             fields = tuple(part.strip() for part in value.split(",") if part.strip())
             if not fields:
@@ -122,7 +122,8 @@ def merge_patch(target: dict[str, Any], patch: Mapping[str, Any]) -> None:
             target[name] = value
 
 
-def _non_negative_int(name: str, value: str) -> int:
+def non_negative_int(name: str, value: str) -> int:
+    """A query parameter that counts something; 400 naming it otherwise."""
     try:
         number = int(value)
     except ValueError:
