@@ -127,6 +127,10 @@ class TestLists:
             ({"status": "2"}, "status='2'"),
             ({"fields": ","}, "fields: give at least one attribute name"),
             ({"a..b": "1"}, "is not an attribute path"),
+            ({"foo": "bar"}, "'foo' is not an attribute of this API"),
+            ({"state": "sleeping"}, "state=sleeping: not a state value"),
+            ({"state": "active,asleep"}, "state=asleep: not a state value"),
+            ({"fields": "name,colour"}, "fields: colour is not an attribute of this API"),
         ],
     )
     def test_a_malformed_query_is_a_400_with_a_tmf_error(self, sim, http, params, message):
@@ -260,6 +264,11 @@ class TestServiceProblems:
         assert [p["id"] for p in everything] == [first["id"], second["id"]]
         bad = http.get(sim.url("tmf656", ses=True), params={"sysparm_query": "sys_updated_on>=yesterday"})
         assert bad.status_code == 400 and "YYYY-MM-DD HH:MM:SS" in error_body(bad)["message"]
+        unsupported = http.get(sim.url("tmf656", ses=True), params={"sysparm_query": "priority=1"})
+        assert unsupported.status_code == 400 and "not supported" in error_body(unsupported)["message"]
+        on_v4 = http.get(sim.url("tmf656"), params={"sysparm_query": "u_source=dataminer"})
+        assert on_v4.status_code == 400  # a ServiceNow query is SES's, not TMF's
+        assert http.get(f"{sim.url('tmf656')}/{first['id']}", params={"fields": "status"}).json().keys() == {"id", "href", "status"}
 
     def test_ses_alarm_create(self, sim, http):
         response = http.post(sim.url("tmf642", ses=True), json={"alarmType": "communicationsAlarm", "perceivedSeverity": "critical"})
@@ -333,8 +342,9 @@ class TestFaults:
         assert http.get(sim.url("tmf656")).status_code == 429
         assert http.delete(f"{sim.base_url}/_admin/faults").status_code == 204
         assert http.get(sim.url("tmf656")).status_code == 200
+        assert http.get(f"{sim.base_url}/tmf-api/nothing/here").status_code == 404
         log = http.get(f"{sim.base_url}/_admin/requests").json()
-        assert [(r["api"], r["status"]) for r in log] == [("tmf656", 429), ("tmf656", 200)]
+        assert [(r["api"], r["status"]) for r in log] == [("tmf656", 429), ("tmf656", 200), ("unknown", 404)]
         bad = http.post(f"{sim.base_url}/_admin/faults", json={"kind": "explode"})
         assert bad.status_code == 400 and "explode" in error_body(bad)["message"]
 
@@ -496,3 +506,8 @@ def test_other_methods_get_a_json_405_with_allow(sim, http):
     assert "PUT is not supported" in error_body(answer)["message"]
     head = http.head(sim.url("tmf638"))
     assert head.status_code == 405 and head.headers["Allow"]
+
+
+def test_a_malformed_servicenow_query_is_a_400_even_with_nothing_stored(sim, http):
+    answer = http.get(sim.url("tmf656", ses=True), params={"sysparm_query": "sys_updated_on>=2026-13-01 00:00:00"})
+    assert answer.status_code == 400 and "wants YYYY-MM-DD HH:MM:SS" in error_body(answer)["message"]

@@ -55,7 +55,47 @@ SES_PATHS = {
 INVENTORY_VENDOR_PARAMETERS = ("updatedDaysAgo", "status")
 SNOW_PARAMETER = "sysparm_query"
 MERGE_PATCH = "application/merge-patch+json"
+UNKNOWN_API = "unknown"  # how the request log names requests to no API
 _logger = logging.getLogger("dmemu.simulators")
+
+# First-level attributes a list may filter on: the v4 definitions' properties, plus the
+# extensions served here ("@type" on services, "lastUpdate" on inventory, the v3 time names).
+FILTERABLE = {
+    "tmf638": frozenset({
+        "category", "description", "endDate", "feature", "hasStarted", "href", "id", "isBundle", "isServiceEnabled",
+        "isStateful", "name", "note", "place", "relatedEntity", "relatedParty", "serviceCharacteristic", "serviceDate",
+        "serviceOrderItem", "serviceRelationship", "serviceSpecification", "serviceType", "startDate", "startMode",
+        "state", "supportingResource", "supportingService", "@type", "@baseType", "@schemaLocation", "lastUpdate",
+    }),
+    "tmf639": frozenset({
+        "@baseType", "@schemaLocation", "@type", "activationFeature", "administrativeState", "attachment", "category",
+        "description", "endOperatingDate", "href", "id", "name", "note", "operationalState", "place", "relatedParty",
+        "resourceCharacteristic", "resourceRelationship", "resourceSpecification", "resourceStatus", "resourceVersion",
+        "startOperatingDate", "usageState", "lastUpdate",
+    }),
+    "tmf656": frozenset({
+        "@baseType", "@schemaLocation", "@type", "affectedLocation", "affectedNumberOfServices", "affectedResource",
+        "affectedService", "category", "characteristic", "creationDate", "description", "externalIdentifier",
+        "firstAlert", "href", "id", "impactImportanceFactor", "impactPattern", "lastUpdate", "name", "note",
+        "originatingSystem", "originatorParty", "parentProblem", "priority", "problemEscalation", "reason",
+        "relatedEntity", "relatedEvent", "relatedParty", "resolutionDate", "responsibleParty", "rootCauseResource",
+        "rootCauseService", "slaViolation", "status", "statusChangeDate", "statusChangeReason", "trackingRecord",
+        "troubleTicket", "underlyingAlarm", "underlyingProblem", "timeRaised", "timeChanged",
+    }),
+}
+# The v4 enumerations: a filter asking for a value outside them is a mistake, not an empty answer.
+ENUMERATIONS = {
+    "tmf638": {"state": frozenset({"feasibilityChecked", "designed", "reserved", "inactive", "active", "terminated"})},
+    "tmf639": {
+        "administrativeState": frozenset({"locked", "unlocked", "shutdown"}),
+        "operationalState": frozenset({"enable", "disable"}),
+        "resourceStatus": frozenset({"standby", "alarm", "available", "reserved", "unknown", "suspended"}),
+        "usageState": frozenset({"idle", "active", "busy"}),
+    },
+    "tmf656": {
+        "status": frozenset({"acknowledged", "rejected", "pending", "held", "inProgress", "resolved", "cancelled", "closed"})
+    },
+}
 
 # What the v4 specs let a client create with (required) and change (Service_Update, Resource_Update).
 CREATE_REQUIRED = {"tmf638": ("state", "serviceSpecification"), "tmf639": ("name",)}
@@ -194,6 +234,24 @@ class InventoryStore:
         with self._lock:
             self.get(item_id)
             self._deleted.add(item_id)
+
+
+def _check_filters(api: str, query: ListQuery) -> None:
+    """400 for a filter on an attribute the API does not have, or an enumerated value it never takes."""
+    known, enumerations = FILTERABLE[api], ENUMERATIONS[api]
+    for term in query.filters:
+        name = term.path[0]
+        if name not in known:
+            raise bad_request(f"{name!r} is not an attribute of this API; filter on one of: {', '.join(sorted(known))}")
+        allowed = enumerations.get(name)
+        if allowed is not None and len(term.path) == 1 and term.operator == "eq":
+            unknown = [value for value in term.values if value not in allowed]
+            if unknown:
+                raise bad_request(f"{name}={','.join(unknown)}: not a {name} value ({', '.join(sorted(allowed))})")
+    if query.fields is not None:
+        unknown_fields = [name for name in query.fields if name not in known]
+        if unknown_fields:
+            raise bad_request(f"fields: {', '.join(unknown_fields)} is not an attribute of this API")
 
 
 def _service_active(item: dict[str, Any]) -> bool:
@@ -342,7 +400,9 @@ class _Handler(BaseHTTPRequestHandler):
             self._answer_admin(method, path, body)
             return
         route = _route(path)
-        if route is None:
+        if route is None:  # logged too: a client calling a wrong path is worth seeing
+            number = sim.faults.next_number(UNKNOWN_API)
+            sim.faults.record(RequestRecord(number, UNKNOWN_API, method, self.path, 404, None))
             self._send_error(TmfError(404, "Not Found", f"no API at {path}"))
             return
         api, collection_path, item_id, ses = route
@@ -513,6 +573,7 @@ def _answer(
     if item_id is None:
         if method == "GET":
             list_query, vendor = parse_list_query(query, vendor=INVENTORY_VENDOR_PARAMETERS)
+            _check_filters(api, list_query)
             if "status" in vendor and vendor["status"] not in ("0", "1"):
                 raise bad_request(f"status={vendor['status']!r}: use 1 for active items only")
             if vendor.get("status") == "0":
@@ -550,9 +611,9 @@ def _answer_problems(
     if item_id is None:
         if method == "GET":
             list_query, vendor = parse_list_query(query, vendor=(SNOW_PARAMETER,) if ses else ())
-            matches = [p for p in problems.all() if list_query.matches(p)]
-            if SNOW_PARAMETER in vendor:
-                matches = [p for p in matches if _snow_matches(p, vendor[SNOW_PARAMETER])]
+            _check_filters("tmf656", list_query)
+            snow = _parse_snow_query(vendor[SNOW_PARAMETER]) if SNOW_PARAMETER in vendor else SnowQuery()
+            matches = [p for p in problems.all() if list_query.matches(p) and snow.matches(p)]
             stop = len(matches) if list_query.limit is None else list_query.offset + list_query.limit
             return _list_answer(list_query, len(matches), matches[list_query.offset : stop])
         if method == "POST":
@@ -560,7 +621,8 @@ def _answer_problems(
             return 201, problem, {"Location": problem["href"]}
         raise TmfError(405, "Method Not Allowed", f"{method} on a collection")
     if method == "GET":
-        return 200, problems.get(item_id), {}
+        fields = dict(query).get("fields")
+        return 200, select_fields(problems.get(item_id), tuple(fields.split(",")) if fields else None), {}
     if method == "PATCH":
         _require_merge_patch(headers)
         return 200, problems.patch(item_id, _json(body)), {}
@@ -570,22 +632,32 @@ def _answer_problems(
     raise TmfError(405, "Method Not Allowed", f"{method} on an item")
 
 
-def _snow_matches(problem: dict[str, Any], encoded_query: str) -> bool:
+@attrs.frozen
+class SnowQuery:
     """ServiceNow's encoded query as SES accepts it: ``u_source=<x>^sys_updated_on>=<time>``."""
+
+    source: str | None = None
+    updated_since: str | None = None  # ISO 8601, compared with lastUpdate
+
+    def matches(self, problem: Mapping[str, Any]) -> bool:
+        return (self.source is None or problem.get("originatingSystem") == self.source) and (
+            self.updated_since is None or problem["lastUpdate"] >= self.updated_since
+        )
+
+
+def _parse_snow_query(encoded_query: str) -> SnowQuery:
+    source = since = None
     for term in encoded_query.split("^"):
         if term.startswith("u_source="):
-            if problem.get("originatingSystem") != term[len("u_source=") :]:
-                return False
+            source = term[len("u_source=") :]
         elif term.startswith("sys_updated_on>="):
             try:
-                since = parse_snow(term[len("sys_updated_on>=") :])
+                since = iso_utc(parse_snow(term[len("sys_updated_on>=") :]))
             except ValueError:
                 raise bad_request(f"sysparm_query: {term!r} wants YYYY-MM-DD HH:MM:SS") from None
-            if problem["lastUpdate"] < iso_utc(since):
-                return False
         else:
             raise bad_request(f"sysparm_query: {term!r} is not supported (u_source=, sys_updated_on>=)")
-    return True
+    return SnowQuery(source, since)
 
 
 def _require_merge_patch(headers: Mapping[str, str]) -> None:
