@@ -172,6 +172,7 @@ class TestInventoryItems:
             ({"id": "x"}, {"Content-Type": "application/merge-patch+json"}, 400, "id cannot be patched"),
             ({"lastUpdate": "x"}, {"Content-Type": "application/merge-patch+json"}, 400, "lastUpdate cannot be patched"),
             ({"name": "x"}, {"Content-Type": "application/json"}, 415, "application/merge-patch+json"),
+            ({"state": "exploded"}, {"Content-Type": "application/merge-patch+json"}, 400, "state 'exploded' is not one of"),
         ],
     )
     def test_bad_patches(self, sim, http, body, headers, status, message):
@@ -179,10 +180,14 @@ class TestInventoryItems:
         response = http.patch(f"{sim.url('tmf638')}/{first['id']}", json=body, headers=headers)
         assert response.status_code == status and message in error_body(response)["message"]
 
-    def test_create_needs_the_required_attributes(self, sim, http):
+    def test_create_needs_the_required_attributes_with_spec_values(self, sim, http):
         response = http.post(sim.url("tmf638"), json={"name": "No state"})
         assert response.status_code == 400
         assert "state, serviceSpecification" in error_body(response)["message"]
+        bogus = http.post(sim.url("tmf638"), json={"state": "bogus", "serviceSpecification": {"id": "s"}})
+        assert bogus.status_code == 400 and "state 'bogus' is not one of" in error_body(bogus)["message"]
+        resource = http.post(sim.url("tmf639"), json={"name": "M", "resourceStatus": "exploded"})
+        assert resource.status_code == 400 and "resourceStatus 'exploded'" in error_body(resource)["message"]
 
 
 PROBLEM = {

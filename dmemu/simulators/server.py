@@ -122,10 +122,17 @@ class EncodedItems(list[str]):
 class InventoryStore:
     """A generated collection plus what clients created, patched or deleted over it."""
 
-    def __init__(self, source: Callable[[], Collection], now: Callable[[], float], patchable: frozenset[str]) -> None:
+    def __init__(
+        self,
+        source: Callable[[], Collection],
+        now: Callable[[], float],
+        patchable: frozenset[str],
+        enumerations: Mapping[str, frozenset[str]],
+    ) -> None:
         self._source = source
         self._now = now
         self._patchable = patchable
+        self._enumerations = enumerations
         self._patched: dict[str, dict[str, Any]] = {}
         self._deleted: set[str] = set()
         self._created: list[dict[str, Any]] = []
@@ -203,6 +210,7 @@ class InventoryStore:
         missing = [name for name in required if name not in body]
         if missing:
             raise bad_request(f"missing required attributes: {', '.join(missing)}")
+        self._check_values(body)
         with self._lock:
             item_id = str(body.get("id") or f"NEW-{next(self._new_ids):07d}")
             if self._find(item_id) is not None:
@@ -219,6 +227,7 @@ class InventoryStore:
         forbidden = sorted(changes.keys() - self._patchable)
         if forbidden:
             raise bad_request(f"{', '.join(forbidden)} cannot be patched")
+        self._check_values(changes)
         with self._lock:
             item = json.loads(json.dumps(self.get(item_id)))  # a deep copy to change
             merge_patch(item, changes)
@@ -234,6 +243,13 @@ class InventoryStore:
         with self._lock:
             self.get(item_id)
             self._deleted.add(item_id)
+
+    def _check_values(self, body: Mapping[str, Any]) -> None:
+        """Enumerated attributes take the spec's values (answers must stay valid)."""
+        for name, allowed in self._enumerations.items():
+            value = body.get(name)
+            if value is not None and value not in allowed:
+                raise bad_request(f"{name} {value!r} is not one of {', '.join(sorted(allowed))}")
 
 
 def _check_filters(api: str, query: ListQuery) -> None:
@@ -288,8 +304,8 @@ class Simulators:
         if unknown:
             raise ValueError(f"credentials for unknown APIs: {', '.join(sorted(unknown))}")
         self.faults = FaultPlan(seed)
-        self.services = InventoryStore(lambda: self.inventory.services, self.now, PATCHABLE["tmf638"])
-        self.resources = InventoryStore(lambda: self.inventory.resources, self.now, PATCHABLE["tmf639"])
+        self.services = InventoryStore(lambda: self.inventory.services, self.now, PATCHABLE["tmf638"], ENUMERATIONS["tmf638"])
+        self.resources = InventoryStore(lambda: self.inventory.resources, self.now, PATCHABLE["tmf639"], ENUMERATIONS["tmf639"])
         self.problems = ServiceProblems(self.now)
         self.alarms: list[dict[str, Any]] = []
         self._server = _Server((host, port), _Handler, self)
