@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 import threading
+import time
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -34,7 +35,19 @@ def _simulate(args: argparse.Namespace) -> int:
     from .simulators.server import SES_PATHS, TMF_PATHS, Simulators
 
     credentials = {api: (args.user, args.password) for api in ("tmf638", "tmf639", "tmf656", "tmf642")} if args.user else {}
-    spec = InventorySpec(services=args.services, carriers=args.carriers, resources=args.resources, seed=args.seed)
+    credentials.update(dict(args.credentials))
+    spec = InventorySpec(
+        services=args.services,
+        carriers=args.carriers,
+        resources=args.resources,
+        seed=args.seed,
+        duplicate_ids=args.duplicate_ids,
+        empty_ids=args.empty_ids,
+        churn_per_day=args.churn,
+        arrivals_per_day=args.arrivals,
+        removals_per_day=args.removals,
+        start=time.time(),  # the inventory's day 0 is now: changes happen from here on
+    )
     try:
         simulators = Simulators(spec, credentials=credentials, port=args.port, seed=args.seed)
     except OSError as error:
@@ -60,6 +73,21 @@ def _port(text: str) -> int:
     return value
 
 
+def _fraction(text: str) -> float:
+    value = float(text)
+    if not 0.0 <= value <= 1.0:
+        raise argparse.ArgumentTypeError(f"{value:g} is not a fraction between 0 and 1")
+    return value
+
+
+def _api_credentials(text: str) -> tuple[str, tuple[str, str]]:
+    api, _, login = text.partition("=")
+    user, colon, password = login.partition(":")
+    if api not in ("tmf638", "tmf639", "tmf656", "tmf642") or not colon or not user:
+        raise argparse.ArgumentTypeError(f"{text!r}: write API=USER:PASSWORD with API one of tmf638, tmf639, tmf656, tmf642")
+    return api, (user, password)
+
+
 def _count(text: str) -> int:
     value = int(text)
     if not 0 <= value <= 1_000_000:
@@ -82,6 +110,15 @@ def build_parser() -> argparse.ArgumentParser:
     simulate.add_argument("--seed", type=int, default=1)
     simulate.add_argument("--user", help="require HTTP basic auth with this user on every API")
     simulate.add_argument("--password", default="", help="the password that goes with --user")
+    simulate.add_argument(
+        "--credentials", type=_api_credentials, action="append", default=[], metavar="API=USER:PASSWORD",
+        help="basic auth for one API (repeatable), e.g. tmf639=inventory:secret",
+    )
+    simulate.add_argument("--duplicate-ids", type=_count, default=0, help="extra items repeating an existing id")
+    simulate.add_argument("--empty-ids", type=_count, default=0, help="extra items with an empty id")
+    simulate.add_argument("--churn", type=_fraction, default=0.0, help="fraction of items changed per day")
+    simulate.add_argument("--arrivals", type=_fraction, default=0.0, help="fraction of new items per day")
+    simulate.add_argument("--removals", type=_fraction, default=0.0, help="fraction of items removed per day")
     simulate.set_defaults(run=_simulate)
     return parser
 

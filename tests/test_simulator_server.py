@@ -378,7 +378,10 @@ def test_dmemu_simulate_serves_until_interrupted(http):
 
     console_script = Path(sys.executable).parent / "dmemu"
     process = subprocess.Popen(
-        [str(console_script), "simulate", "--services", "30", "--carriers", "5", "--resources", "10", "--user", "u", "--password", "p"],
+        [
+            str(console_script), "simulate", "--services", "30", "--carriers", "5", "--resources", "10",
+            "--user", "u", "--password", "p", "--credentials", "tmf639=inv:secret", "--duplicate-ids", "2", "--churn", "0.1",
+        ],
         stdout=subprocess.PIPE,
         text=True,
     )
@@ -390,6 +393,10 @@ def test_dmemu_simulate_serves_until_interrupted(http):
         assert http.get(tmf638).status_code == 401
         answer = http.get(tmf638, auth=("u", "p"), params={"@type": "element"})
         assert answer.status_code == 200 and len(answer.json()) == 5
+        assert http.get(tmf638, auth=("u", "p")).headers["X-Total-Count"] == "37"  # with the 2 duplicates
+        tmf639 = tmf638.replace("serviceInventory/v4/service", "resourceInventoryManagement/v4/resource")
+        assert http.get(tmf639, auth=("u", "p")).status_code == 401
+        assert http.get(tmf639, auth=("inv", "secret")).status_code == 200
         process.send_signal(signal.SIGINT)
         assert process.wait(10) == 0
     finally:
@@ -406,6 +413,10 @@ def test_dmemu_simulate_refuses_a_bad_size_and_a_port_in_use():
     assert bad.returncode == 2 and "-5 is not between 0 and 1,000,000" in bad.stderr
     no_port = subprocess.run([console_script, "simulate", "--port", "70000"], capture_output=True, text=True)
     assert no_port.returncode == 2 and "70000 is not a TCP port" in no_port.stderr
+    bad_login = subprocess.run([console_script, "simulate", "--credentials", "tmf999=u:p"], capture_output=True, text=True)
+    assert bad_login.returncode == 2 and "write API=USER:PASSWORD" in bad_login.stderr
+    too_much = subprocess.run([console_script, "simulate", "--churn", "1.5"], capture_output=True, text=True)
+    assert too_much.returncode == 2 and "1.5 is not a fraction" in too_much.stderr
     with Simulators(InventorySpec(services=1, carriers=0, resources=0)) as taken:
         port = taken.base_url.rsplit(":", 1)[1]
         busy = subprocess.run([console_script, "simulate", "--port", port], capture_output=True, text=True)
