@@ -63,9 +63,28 @@ from typing import Any, NamedTuple, Protocol
 
 import attrs
 
-__all__ = ["DAY", "DEFAULT_START", "RESOURCE_PATH", "RESOURCE_TYPES", "SERVICE_PATH", "Collection", "Inventory", "InventorySpec"]
+__all__ = ["DAY", "DEFAULT_START", "RESOURCE_PATH", "RESOURCE_TYPES", "SERVICE_PATH", "Collection", "Inventory", "InventorySpec", "iso_utc"]
 
 DAY = 86_400
+
+_CLOCK_MINUTES = tuple(f"{hour:02d}:{minute:02d}:" for hour in range(24) for minute in range(60))
+_CLOCK_SECONDS = tuple(f"{second:02d}Z" for second in range(60))
+_ISO_DATES: dict[int, str] = {}  # day number -> "YYYY-MM-DDT": generated items fall on a few thousand days
+
+
+def iso_utc(epoch: float) -> str:
+    """ISO 8601 in UTC with a ``Z``, to the second: how the TMF APIs here write times.
+
+    Items carry several each and pages carry thousands, so the date part is cached per day."""
+    day, second = divmod(int(epoch), DAY)
+    date = _ISO_DATES.get(day)
+    if date is None:
+        if len(_ISO_DATES) >= 20_000:
+            _ISO_DATES.clear()
+        date = _ISO_DATES[day] = time.strftime("%Y-%m-%dT", time.gmtime(day * DAY))
+    return date + _CLOCK_MINUTES[second // 60] + _CLOCK_SECONDS[second % 60]
+
+
 YEAR = 365 * DAY
 DEFAULT_START = dt.datetime(2026, 1, 1, tzinfo=dt.timezone.utc).timestamp()
 
@@ -161,26 +180,6 @@ class _Stream(random.Random):
 def _rng(*parts: object) -> _Stream:
     """A stream of its own per item or batch (never one global stream), so any of them is built alone."""
     return _Stream(":".join(map(str, parts)))
-
-
-_CLOCK_MINUTES = tuple(f"{hour:02d}:{minute:02d}:" for hour in range(24) for minute in range(60))
-_CLOCK_SECONDS = tuple(f"{second:02d}Z" for second in range(60))
-
-
-_ISO_DATES: dict[int, str] = {}  # day number -> "YYYY-MM-DDT": items' dates fall on a few thousand days
-
-
-def _iso(epoch: float) -> str:
-    """ISO 8601 UTC to the second, e.g. ``2026-01-01T00:00:00Z`` (an item has several: the date part is cached)."""
-    if type(epoch) is not int:
-        return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(epoch))
-    day, second = divmod(epoch, DAY)
-    date = _ISO_DATES.get(day)
-    if date is None:
-        if len(_ISO_DATES) >= 20_000:
-            _ISO_DATES.clear()
-        date = _ISO_DATES[day] = time.strftime("%Y-%m-%dT", time.gmtime(day * DAY))
-    return date + _CLOCK_MINUTES[second // 60] + _CLOCK_SECONDS[second % 60]
 
 
 def _batch_size(expected: float, rng: random.Random) -> int:
@@ -721,8 +720,8 @@ class _Content:
             return (
                 f'"name":{_json_str(name)},"description":{_json_str(description)},"category":"CFS","@type":"CustomerFacingService",'
                 f'"serviceType":{_json_str(offering.name)},"state":"{state}","hasStarted":{_JSON_BOOL[state in _STARTED_STATES]},'
-                f'"isServiceEnabled":{_JSON_BOOL[state == "active"]},"serviceDate":"{_iso(created)}","startDate":"{_iso(started)}",'
-                f'"endDate":"{_iso(ends)}","relatedParty":[{party.text}],"place":[{place.text}],"serviceSpecification":{specification.text},'
+                f'"isServiceEnabled":{_JSON_BOOL[state == "active"]},"serviceDate":"{iso_utc(created)}","startDate":"{iso_utc(started)}",'
+                f'"endDate":"{iso_utc(ends)}","relatedParty":[{party.text}],"place":[{place.text}],"serviceSpecification":{specification.text},'
                 f'"supportingResource":[{",".join([self._resource_ref_json(*resource) for resource in resources])}],'
                 f'"serviceCharacteristic":{_characteristics_json(characteristics)}'
             )
@@ -735,9 +734,9 @@ class _Content:
             "state": state,
             "hasStarted": state in _STARTED_STATES,
             "isServiceEnabled": state == "active",
-            "serviceDate": _iso(created),
-            "startDate": _iso(started),
-            "endDate": _iso(ends),
+            "serviceDate": iso_utc(created),
+            "startDate": iso_utc(started),
+            "endDate": iso_utc(ends),
             "relatedParty": [party.fresh()],
             "place": [place.fresh()],
             "serviceSpecification": specification.fresh(),
@@ -788,7 +787,7 @@ class _Content:
             return (
                 f'"name":{_json_str(name)},"description":{_json_str(description)},"category":"RFS","@type":"element","serviceType":"Carrier",'
                 f'"state":"{state}","hasStarted":{_JSON_BOOL[state in _STARTED_STATES]},"isServiceEnabled":{_JSON_BOOL[state == "active"]},'
-                f'"serviceDate":"{_iso(created)}","startDate":"{_iso(began)}","relatedParty":[{party.text}],"place":[{place.text}],'
+                f'"serviceDate":"{iso_utc(created)}","startDate":"{iso_utc(began)}","relatedParty":[{party.text}],"place":[{place.text}],'
                 f'"serviceSpecification":{specification.text},'
                 f'"supportingResource":[{",".join([self._resource_ref_json(*resource) for resource in resources])}],'
                 f'"supportingService":[{",".join([self._service_ref_json(service) for service in services])}],'
@@ -803,8 +802,8 @@ class _Content:
             "state": state,
             "hasStarted": state in _STARTED_STATES,
             "isServiceEnabled": state == "active",
-            "serviceDate": _iso(created),
-            "startDate": _iso(began),
+            "serviceDate": iso_utc(created),
+            "startDate": iso_utc(began),
             "relatedParty": [party.fresh()],
             "place": [place.fresh()],
             "serviceSpecification": specification.fresh(),
@@ -851,7 +850,7 @@ class _Content:
                 f'"name":{_json_str(self.resource_name(kind.name, slot))},"description":{_json_str(description)},"category":"{category}",'
                 f'"@type":"{kind.name}","@baseType":"{base_type}","resourceVersion":"1.{variant.revision}","resourceStatus":"{status}",'
                 f'"operationalState":"{operational}","administrativeState":"{administrative}","usageState":"{usage}",'
-                f'"startOperatingDate":"{_iso(started)}","resourceSpecification":{specification.text},'
+                f'"startOperatingDate":"{iso_utc(started)}","resourceSpecification":{specification.text},'
                 f'"resourceCharacteristic":{_characteristics_json(characteristics)},'
                 f'"relatedParty":[{",".join([party.text for party in parties])}],"place":{place.text},"resourceRelationship":[{",".join(related)}]'
             )
@@ -866,7 +865,7 @@ class _Content:
             "operationalState": operational,
             "administrativeState": administrative,
             "usageState": usage,
-            "startOperatingDate": _iso(started),
+            "startOperatingDate": iso_utc(started),
             "resourceSpecification": specification.fresh(),
             "resourceCharacteristic": _characteristics(characteristics),
             "relatedParty": [party.fresh() for party in parties],
@@ -1305,14 +1304,14 @@ class _Kind:
         body = self._body(state.slot, state.variant, False)
         assert isinstance(body, dict)
         item.update(body)
-        item["lastUpdate"] = _iso(state.last_update)
+        item["lastUpdate"] = iso_utc(state.last_update)
         return item
 
     def build_json(self, state: _ItemState) -> str:
         """The JSON text of `build`'s item, as ``json.dumps(item, separators=(",", ":"))`` writes it, without the dict."""
         item_id = "" if state.variant.empty_id else self.item_id(state.slot)
         body = self._body(state.slot, state.variant, True)
-        return f'{{"id":"{item_id}","href":{self._href_json}{item_id}",{body},"lastUpdate":"{_iso(state.last_update)}"}}'
+        return f'{{"id":"{item_id}","href":{self._href_json}{item_id}",{body},"lastUpdate":"{iso_utc(state.last_update)}"}}'
 
 
 def _place_extras(spec: InventorySpec, collection: str, bases: Sequence[int]) -> list[list[_Extra]]:

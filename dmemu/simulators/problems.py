@@ -22,7 +22,7 @@ import threading
 from collections.abc import Callable
 from typing import Any
 
-from .clock import iso_utc
+from .inventory import iso_utc
 from .tmf import TmfError, bad_request, merge_patch, not_found
 
 TRANSITIONS: dict[str, frozenset[str]] = {

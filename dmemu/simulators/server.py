@@ -25,9 +25,9 @@ from urllib.parse import parse_qsl, urlsplit
 
 import attrs
 
-from .clock import iso_utc, parse_snow
+from .clock import parse_snow
 from .faults import Fault, FaultPlan, RequestRecord
-from .inventory import DAY, Collection, Inventory, InventorySpec
+from .inventory import DAY, Collection, Inventory, InventorySpec, iso_utc
 from .problems import ServiceProblems
 from .tmf import (
     ListQuery,
