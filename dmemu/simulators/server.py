@@ -571,7 +571,6 @@ def _answer(
     headers: Mapping[str, str],
 ) -> tuple[int, Any, dict[str, str]]:
     """(status, JSON payload, extra headers) of one API request."""
-    href_base = collection_path
     if api == "tmf642":
         if method != "POST" or item_id is not None:
             raise TmfError(405, "Method Not Allowed", "the SES alarm API takes POST on its collection")
@@ -579,11 +578,11 @@ def _answer(
         if not isinstance(alarm, dict):
             raise bad_request("an alarm is a JSON object")
         alarm = {**alarm, "id": f"AL-{len(sim.alarms) + 1:07d}"}
-        alarm["href"] = f"{href_base}/{alarm['id']}"
+        alarm["href"] = f"{collection_path}/{alarm['id']}"
         sim.alarms.append(alarm)
         return 201, alarm, {"Location": alarm["href"]}
     if api == "tmf656":
-        return _answer_problems(sim, method, item_id, ses, query, body, headers, href_base)
+        return _answer_problems(sim, method, item_id, ses, query, body, headers, collection_path)
     store = sim.services if api == "tmf638" else sim.resources
     status_filter = _service_active if api == "tmf638" else _resource_available
     if item_id is None:
@@ -597,20 +596,10 @@ def _answer(
             total, page = store.listing(list_query, vendor, status_filter)
             return _list_answer(list_query, total, page)
         if method == "POST":
-            item = store.create(_json(body), href_base, CREATE_REQUIRED[api])
+            item = store.create(_json(body), collection_path, CREATE_REQUIRED[api])
             return 201, item, {"Location": item["href"]}
         raise TmfError(405, "Method Not Allowed", f"{method} on a collection")
-    if method == "GET":
-        fields = dict(query).get("fields")
-        item = store.get(item_id)
-        return 200, select_fields(item, tuple(fields.split(",")) if fields else None), {}
-    if method == "PATCH":
-        _require_merge_patch(headers)
-        return 200, store.patch(item_id, _json(body)), {}
-    if method == "DELETE":
-        store.delete(item_id)
-        return 204, None, {}
-    raise TmfError(405, "Method Not Allowed", f"{method} on an item")
+    return _answer_item(store, method, item_id, query, body, headers)
 
 
 def _answer_problems(
@@ -636,14 +625,26 @@ def _answer_problems(
             problem = problems.create(_json(body), href_base=href_base, incident=ses)
             return 201, problem, {"Location": problem["href"]}
         raise TmfError(405, "Method Not Allowed", f"{method} on a collection")
+    return _answer_item(problems, method, item_id, query, body, headers)
+
+
+def _answer_item(
+    store: InventoryStore | ServiceProblems,
+    method: str,
+    item_id: str,
+    query: list[tuple[str, str]],
+    body: bytes,
+    headers: Mapping[str, str],
+) -> tuple[int, Any, dict[str, str]]:
+    """Retrieve, merge-patch or delete one item of any API's store."""
     if method == "GET":
         fields = dict(query).get("fields")
-        return 200, select_fields(problems.get(item_id), tuple(fields.split(",")) if fields else None), {}
+        return 200, select_fields(store.get(item_id), tuple(fields.split(",")) if fields else None), {}
     if method == "PATCH":
         _require_merge_patch(headers)
-        return 200, problems.patch(item_id, _json(body)), {}
+        return 200, store.patch(item_id, _json(body)), {}
     if method == "DELETE":
-        problems.delete(item_id)
+        store.delete(item_id)
         return 204, None, {}
     raise TmfError(405, "Method Not Allowed", f"{method} on an item")
 
