@@ -122,6 +122,17 @@ def test_a_request_to_a_missing_or_stopped_element_gets_an_error_status(dms):
     expect(client).logged("'Gateway' is Stopped", LogType.ERROR).logged("no element 'Nobody'", LogType.ERROR)
 
 
+def test_a_qaction_reads_another_elements_parameter(dms):
+    def read_gateway(protocol):
+        protocol.set_parameter("Response", protocol.get_element_parameter("Gateway", "Request"))
+
+    dms.create_element(Gateway, "Gateway").set("Request", "hello from the gateway")
+    reader = type("Reader", (Client,), {"name": "Reader", "qactions": (QAction(1, read_gateway, triggers=(11,)),)})
+    client = dms.create_element(reader, "Reader 1")
+    client.set("Send", 1)
+    assert client.get("Response") == "hello from the gateway"
+
+
 def test_get_and_set_another_elements_parameter_from_the_dms(dms):
     dms.create_element(Client, "Client 1")
     dms.set_parameter("Client 1", "Response", "hello")

@@ -168,6 +168,7 @@ def test_delete_keys_exists_and_row_count(element):
         lambda p: p.get_column("Items", "Size"),
     )
     assert results == [1, 1, ["c"], (True, False), 1, {"c": 3}]
+    assert run(element, lambda p: p.clear_table("Items"), lambda p: p.row_count("Items")) == [None, 0]
 
 
 def test_fill_array_replaces_and_fill_array_no_delete_upserts(element):

@@ -300,6 +300,9 @@ class TestFaults:
         error_body(failed)
         assert http.get(sim.url("tmf638")).status_code == 200
         assert [(r.number, r.status, r.fault) for r in sim.requests("tmf638")] == [(1, 200, None), (2, 503, "status"), (3, 200, None)]
+        sim.faults.clear_log()  # a new phase of a test: numbering starts again
+        assert sim.requests() == []
+        assert [http.get(sim.url("tmf638")).status_code for _ in range(2)] == [200, 503]
 
     def test_a_fault_on_one_page(self, sim, http):
         sim.faults.add(Fault(api="tmf639", status=504, pages={1}))
