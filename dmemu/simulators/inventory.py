@@ -10,8 +10,9 @@ The model, briefly:
   a satellite); the number alone names the type. Within a kind an item is a *slot*: its position
   in the kind, which gives its number.
 * **Content.** An item is a pure function of the seed, its kind and number, and its variant (the
-  original, its n-th change, or a duplicate copy): ``random.Random(f"{seed}:{kind}:{number}")`` draws
-  it, so item i never needs items 0..i-1 and nothing is held per item until time changes it.
+  original, its n-th change, or a duplicate copy): random words hashed from ``f"{seed}:{kind}:{number}"``
+  draw it (`_words`, `_Stream`), so item i never needs items 0..i-1 and nothing is held per item
+  until time changes it. Daily batches draw from ``random.Random`` streams of their own.
   Cross-references are arithmetic (a Port sits in Card ``k % cards``, a Transponder on Satellite
   ``k % satellites``) and point at items of the initial inventory (they may dangle after removals,
   as real ones do).
@@ -50,10 +51,12 @@ import bisect
 import datetime as dt
 import functools
 import hashlib
+import itertools
 import json
 import math
 import random
 import re
+import struct
 import threading
 import time
 from array import array
@@ -67,22 +70,30 @@ __all__ = ["DAY", "DEFAULT_START", "RESOURCE_PATH", "RESOURCE_TYPES", "SERVICE_P
 
 DAY = 86_400
 
-_CLOCK_MINUTES = tuple(f"{hour:02d}:{minute:02d}:" for hour in range(24) for minute in range(60))
-_CLOCK_SECONDS = tuple(f"{second:02d}Z" for second in range(60))
 _ISO_DATES: dict[int, str] = {}  # day number -> "YYYY-MM-DDT": generated items fall on a few thousand days
+_CLOCK_TIMES: tuple[str, ...] = ()  # "HH:MM:SSZ" for each second of a day, made with the first date
 
 
 def iso_utc(epoch: float) -> str:
     """ISO 8601 in UTC with a ``Z``, to the second: how the TMF APIs here write times.
 
-    Items carry several each and pages carry thousands, so the date part is cached per day."""
+    Items carry several each and pages carry thousands, so both halves come from tables."""
     day, second = divmod(int(epoch), DAY)
     date = _ISO_DATES.get(day)
     if date is None:
-        if len(_ISO_DATES) >= 20_000:
-            _ISO_DATES.clear()
-        date = _ISO_DATES[day] = time.strftime("%Y-%m-%dT", time.gmtime(day * DAY))
-    return date + _CLOCK_MINUTES[second // 60] + _CLOCK_SECONDS[second % 60]
+        date = _iso_date(day)
+    return date + _CLOCK_TIMES[second]
+
+
+def _iso_date(day: int) -> str:
+    global _CLOCK_TIMES
+    if not _CLOCK_TIMES:
+        minutes = [f"{hour:02d}:{minute:02d}:" for hour in range(24) for minute in range(60)]
+        _CLOCK_TIMES = tuple(minute + f"{second:02d}Z" for minute in minutes for second in range(60))
+    if len(_ISO_DATES) >= 20_000:
+        _ISO_DATES.clear()
+    date = _ISO_DATES[day] = time.strftime("%Y-%m-%dT", time.gmtime(day * DAY))
+    return date
 
 
 YEAR = 365 * DAY
@@ -121,65 +132,71 @@ class InventorySpec:
 # Small helpers
 
 
-_SEED_GENERATOR = random.Random.__base__.seed  # the Mersenne Twister's own seed (_random.Random.seed)
-_sha512 = hashlib.sha512
+
+_blake2b = hashlib.blake2b
+_BLOCK = struct.Struct("<8Q")  # a BLAKE2b-512 digest as eight 64-bit words
+_TWO_TO_MINUS_53 = 2.0**-53
 
 
-class _Stream(random.Random):
-    """A `random.Random` seeded from a str exactly as ``random.Random(key)`` is, with cheaper draws.
+def _words(key: bytes, block: int = 0) -> tuple[int, ...]:
+    """Eight random 64-bit words, the same for the same key and block: the primitive under `_Stream`.
 
-    ``below``, ``between`` and ``pick`` give what ``randrange(n)``, ``randrange(a, b)`` and
-    ``choice(seq)`` give (CPython's algorithm on ``getrandbits``, pinned here), without their
-    argument handling: an item draws a dozen numbers, and those checks cost more than the draws.
-    Seeding stays what it was (a Mersenne Twister seeded from the key's bytes and SHA-512), so
-    the items stay what they were; it is most of an item's cost.
+    An item that draws a fixed set of numbers takes them straight from here (``word % n`` is
+    uniform to within n / 2**64); that is the cheapest way to draw in Python.
+    """
+    return _BLOCK.unpack(_blake2b(b"%d|%b" % (block, key) if block else key).digest())
+
+
+def _later_blocks(key: bytes) -> Iterator[int]:
+    for block in itertools.count(1):
+        yield from _words(key, block)
+
+
+class _Stream:
+    """An item's own random numbers: 64-bit words hashed from its key, a word a draw.
+
+    Seeding a Mersenne Twister costs more than writing a whole item, and an item needs about a
+    dozen numbers: a BLAKE2b digest of the key gives eight for a twentieth of that, and the same
+    key always gives the same numbers. A word reduced modulo n is uniform to within n / 2**64.
+    The blocks after the first are hashed only when an item draws that far.
     """
 
-    gauss_next = None  # what Random.seed would set
+    __slots__ = ("_word",)
 
     def __init__(self, key: str | bytes) -> None:
         data = key.encode() if isinstance(key, str) else key
-        # What Random.seed does with a str (version 2), handed straight to the generator's own seed.
-        _SEED_GENERATOR(self, int.from_bytes(data + _sha512(data).digest(), "big"))
-
-    # Each repeats the rejection loop rather than calling `below`: they run a dozen times an item.
+        self._word = itertools.chain(_words(data), _later_blocks(data)).__next__
 
     def below(self, n: int) -> int:
-        """A number in range(n): ``randrange(n)``."""
+        """A number in range(n)."""
         if n <= 0:
             raise ValueError(f"empty range below {n}")
-        bits = n.bit_length()
-        value = self.getrandbits(bits)
-        while value >= n:
-            value = self.getrandbits(bits)
-        return value
+        return self._word() % n
 
     def between(self, low: int, high: int) -> int:
-        """A number in range(low, high): ``randrange(low, high)``."""
-        n = high - low
-        if n <= 0:
+        """A number in range(low, high)."""
+        if high <= low:
             raise ValueError(f"empty range from {low} to {high}")
-        bits = n.bit_length()
-        value = self.getrandbits(bits)
-        while value >= n:
-            value = self.getrandbits(bits)
-        return low + value
+        return low + self._word() % (high - low)
 
     def pick(self, values: Sequence[Any]) -> Any:
-        """One of `values`: ``choice(values)``."""
-        n = len(values)
-        if n <= 0:
+        """One of `values`."""
+        if not values:
             raise IndexError("nothing to pick from")
-        bits = n.bit_length()
-        value = self.getrandbits(bits)
-        while value >= n:
-            value = self.getrandbits(bits)
-        return values[value]
+        return values[self._word() % len(values)]
+
+    def random(self) -> float:
+        """A float in [0, 1), with 53 random bits."""
+        return (self._word() >> 11) * _TWO_TO_MINUS_53
+
+    def uniform(self, low: float, high: float) -> float:
+        """A float between low and high."""
+        return low + (high - low) * self.random()
 
 
-def _rng(*parts: object) -> _Stream:
-    """A stream of its own per item or batch (never one global stream), so any of them is built alone."""
-    return _Stream(":".join(map(str, parts)))
+def _rng(*parts: object) -> random.Random:
+    """A stream of its own per batch (never one global stream), so any of them is built alone."""
+    return random.Random(":".join(map(str, parts)))
 
 
 def _batch_size(expected: float, rng: random.Random) -> int:
@@ -235,23 +252,20 @@ def _characteristics_json(pairs: Sequence[tuple[str, object]]) -> str:
 
 @attrs.frozen
 class _Weighted:
-    """A weighted choice among names, drawn with one random number."""
+    """A weighted choice among names, drawn with one pick: each name fills as many places as its weight."""
 
-    values: tuple[str, ...]
-    cum_weights: tuple[int, ...]
+    places: tuple[str, ...]
 
     @classmethod
     def of(cls, **weights: int) -> _Weighted:
-        running = 0
-        cumulative = []
-        for weight in weights.values():
-            running += weight
-            cumulative.append(running)
-        return cls(tuple(weights), tuple(cumulative))
+        return cls(tuple(name for name, weight in weights.items() for _ in range(weight)))
 
-    def draw(self, rng: random.Random) -> str:
-        """What ``rng.choices(values, cum_weights=...)[0]`` gives, without its checks."""
-        return self.values[bisect.bisect(self.cum_weights, rng.random() * (self.cum_weights[-1] + 0.0), 0, len(self.values) - 1)]
+    def draw(self, rng: _Stream) -> str:
+        return rng.pick(self.places)
+
+    def at(self, word: int) -> str:
+        """The name a random word picks."""
+        return self.places[word % len(self.places)]
 
 
 # --------------------------------------------------------------------------------------------
@@ -351,6 +365,13 @@ _CHANGE_NOTES = (
     "migrated to new equipment", "configuration audit", "contract renewal", "fault repaired",
 )
 _STARTED_STATES = ("active", "inactive", "terminated")
+_CONTRACT_YEARS = (1, 2, 3, 5)
+_MIR_MULTIPLIERS = (1, 2, 4)  # maximum information rate over committed
+_SERVICE_LEVELS = ("Gold", "Silver", "Bronze")
+_SERVICE_FLAGS_TEXT = {  # per state, its JSON members "hasStarted" and "isServiceEnabled"
+    state: f'"hasStarted":{_JSON_BOOL[state in _STARTED_STATES]},"isServiceEnabled":{_JSON_BOOL[state == "active"]}'
+    for state in SERVICE_STATES.places
+}
 _ADMINISTRATIVE_STATES = {"suspended": "locked", "reserved": "locked", "unknown": "shutdown"}  # else "unlocked"
 _ELEMENT_TYPES = ("SCPC Carrier", "MCPC Carrier", "DVB-S2 Outroute", "TDMA Inroute")
 _MODULATIONS = ("QPSK 3/4", "8PSK 2/3", "8PSK 5/6", "16APSK 3/4", "32APSK 4/5")
@@ -503,6 +524,7 @@ class _ServiceProfile(NamedTuple):
     name: str  # the service's name up to its number
     party: _Fixed  # the customer, as related party
     specification: _Fixed
+    type_text: str  # the JSON members from "category" to "serviceType", with their trailing comma
 
 
 class _Content:
@@ -563,6 +585,9 @@ class _Content:
         )
 
     def _site(self, teleport: _Teleport, role: str) -> _Fixed:
+        found = self._fixed_refs.get(("site", teleport.code, role))  # looked up first: every item has a site
+        if found is not None:
+            return found
         return self._fixed(
             ("site", teleport.code, role), lambda: self._reference(_SITE_PATH, f"SITE-{teleport.code}", teleport.name, "GeographicSite", role=role)
         )
@@ -599,25 +624,31 @@ class _Content:
         count = self.resource_counts[type_name]
         return rng.below(count) if count else None
 
-    # Identities other items refer to: cheap, no Random --------------------------------------
+    def _slot_of(self, type_name: str, word: int) -> int | None:
+        """The slot of that resource type in the initial inventory a random word picks, if it has any."""
+        count = self.resource_counts[type_name]
+        return word % count if count else None
 
-    def _service_profile(self, key: bytes) -> _ServiceProfile:
-        """A service's customer and offering, from its stream key by a seeded pick without a Random:
-        cheap enough for the identities other items refer to."""
-        pick = int.from_bytes(hashlib.blake2b(key, digest_size=8).digest(), "big") % len(self._service_profiles)
+    # Identities other items refer to: the first draw of the item's stream ------------------
+
+    def _service_profile(self, word: int) -> _ServiceProfile:
+        """A service's customer and offering: the first of its words picks them."""
+        pick = word % len(self._service_profiles)
         profile = self._service_profiles[pick]
         if profile is None:
             customer, offering = CUSTOMERS[pick % len(CUSTOMERS)], OFFERINGS[pick // len(CUSTOMERS)]
             specification = self._specification(
                 _SERVICE_SPECIFICATION_PATH, f"SS-{offering.code}", offering.name, "ServiceSpecification", offering.version
             )
-            profile = _ServiceProfile(customer, offering, f"{customer.name} {offering.name} ", self._party(customer, "customer"), specification)
+            type_text = f'"category":"CFS","@type":"CustomerFacingService","serviceType":{_json_str(offering.name)},'
+            party = self._party(customer, "customer")
+            profile = _ServiceProfile(customer, offering, f"{customer.name} {offering.name} ", party, specification, type_text)
             self._service_profiles[pick] = profile
         return profile
 
     def service_identity(self, slot: int) -> tuple[_Party, _Offering, str]:
         """(customer, offering, name) of a service."""
-        profile = self._service_profile(f"{self._seed}:service:{slot}".encode())
+        profile = self._service_profile(_words(b"%d:service:%d" % (self._seed, slot))[0])
         return profile.customer, profile.offering, f"{profile.name}{slot + 1}"
 
     def _ancestor(self, type_name: str, slot: int, wanted: str) -> int | None:
@@ -680,7 +711,11 @@ class _Content:
         """
         if variant is _ORIGINAL or variant == _ORIGINAL:
             return rng
-        return _rng(self._seed, kind, number, f"r{variant.revision}c{variant.copy}")  # the copy number tells extras apart
+        return self._variant_stream(kind, number, variant)
+
+    def _variant_stream(self, kind: str, number: int, variant: _Variant) -> _Stream:
+        """The stream of a changed or copied item's changeable fields (the copy number tells extras apart)."""
+        return _Stream(f"{self._seed}:{kind}:{number}:r{variant.revision}c{variant.copy}")
 
     @staticmethod
     def _describe(description: str, variant: _Variant, rng: _Stream) -> str:
@@ -693,37 +728,50 @@ class _Content:
     # Bodies ----------------------------------------------------------------------------------
 
     def service(self, slot: int, variant: _Variant, text: bool = False) -> Item | str:
-        key = f"{self._seed}:service:{slot}".encode()
-        rng = _Stream(key)
-        profile = self._service_profile(key)
+        # The most numerous kind draws its numbers straight from its eight words (see `_words`):
+        # profile, start, creation, term and contract details, CIR, modem, circuit, segment.
+        key = b"%d:service:%d" % (self._seed, slot)
+        w_profile, w_start, w_created, w_terms, w_cir, w_modem, w_circuit, w_segment = _words(key)
+        profile = self._service_profile(w_profile)
         customer, offering, name = profile.customer, profile.offering, f"{profile.name}{slot + 1}"
-        started = self._start - rng.between(30 * DAY, 6 * YEAR)
-        created = started - rng.between(7 * DAY, 90 * DAY)
-        term = rng.pick((1, 2, 3, 5)) * YEAR
+        started = self._start - (30 * DAY + w_start % (6 * YEAR - 30 * DAY))
+        created = started - (7 * DAY + w_created % (83 * DAY))
+        w_terms, term = divmod(w_terms, 4)
+        w_terms, multiplier = divmod(w_terms, 3)
+        w_terms, level = divmod(w_terms, 3)
+        term = _CONTRACT_YEARS[term] * YEAR
         ends = started + term * (1 + (self._start - started) // term)  # contracts renew: the next end is ahead
-        cir = rng.between(offering.cir_mbps[0], offering.cir_mbps[1] + 1)
-        modem = self._pick(rng, "Modem")
-        teleport = rng.pick(TELEPORTS) if modem is None else self._teleport_of("Modem", modem)
-        circuit, segment = self._pick(rng, "Circuit"), self._pick(rng, "BandwidthSegment")
+        low, high = offering.cir_mbps
+        cir = low + w_cir % (high + 1 - low)
+        modem, circuit, segment = self._slot_of("Modem", w_modem), self._slot_of("Circuit", w_circuit), self._slot_of("BandwidthSegment", w_segment)
+        teleport = TELEPORTS[w_modem % len(TELEPORTS)] if modem is None else self._teleport_of("Modem", modem)
         resources = [ref for ref in (("Modem", modem), ("Circuit", circuit), ("BandwidthSegment", segment)) if ref[1] is not None]
+        maximum, level, contract = cir * _MIR_MULTIPLIERS[multiplier], _SERVICE_LEVELS[level], f"CTR-{customer.code[-4:]}-{w_terms % 10**6:06d}"
         characteristics = [
             ("CommittedInformationRateMbps", cir),
-            ("MaximumInformationRateMbps", cir * rng.pick((1, 2, 4))),
-            ("ServiceLevel", rng.pick(("Gold", "Silver", "Bronze"))),
-            ("ContractNumber", f"CTR-{customer.code[-4:]}-{rng.below(10**6):06d}"),
+            ("MaximumInformationRateMbps", maximum),
+            ("ServiceLevel", level),
+            ("ContractNumber", contract),
         ]
-        changes = self._variant_rng(rng, "service", slot, variant)
-        state = SERVICE_STATES.draw(changes)
-        description = self._describe(f"{offering.name} for {customer.name}, {cir} Mbps CIR via {teleport.name}", variant, changes)
+        description = f"{offering.name} for {customer.name}, {cir} Mbps CIR via {teleport.name}"
+        if variant is _ORIGINAL or variant == _ORIGINAL:
+            state = SERVICE_STATES.at(w_terms // 10**6)
+        else:
+            changes = self._variant_stream("service", slot, variant)
+            state = SERVICE_STATES.draw(changes)
+            description = self._describe(description, variant, changes)
         party, place, specification = profile.party, self._site(teleport, "teleport"), profile.specification
         if text:
             return (
-                f'"name":{_json_str(name)},"description":{_json_str(description)},"category":"CFS","@type":"CustomerFacingService",'
-                f'"serviceType":{_json_str(offering.name)},"state":"{state}","hasStarted":{_JSON_BOOL[state in _STARTED_STATES]},'
-                f'"isServiceEnabled":{_JSON_BOOL[state == "active"]},"serviceDate":"{iso_utc(created)}","startDate":"{iso_utc(started)}",'
-                f'"endDate":"{iso_utc(ends)}","relatedParty":[{party.text}],"place":[{place.text}],"serviceSpecification":{specification.text},'
+                f'"name":{_json_str(name)},"description":{_json_str(description)},{profile.type_text}"state":"{state}",{_SERVICE_FLAGS_TEXT[state]},'
+                f'"serviceDate":"{iso_utc(created)}","startDate":"{iso_utc(started)}","endDate":"{iso_utc(ends)}",'
+                f'"relatedParty":[{party.text}],"place":[{place.text}],"serviceSpecification":{specification.text},'
                 f'"supportingResource":[{",".join([self._resource_ref_json(*resource) for resource in resources])}],'
-                f'"serviceCharacteristic":{_characteristics_json(characteristics)}'
+                # _characteristics_json(characteristics), spelled out: every service has these four
+                f'"serviceCharacteristic":[{{"name":"CommittedInformationRateMbps","valueType":"number","value":{cir}}},'
+                f'{{"name":"MaximumInformationRateMbps","valueType":"number","value":{maximum}}},'
+                f'{{"name":"ServiceLevel","valueType":"string","value":"{level}"}},'
+                f'{{"name":"ContractNumber","valueType":"string","value":"{contract}"}}]'
             )
         return {
             "name": name,
