@@ -6,7 +6,7 @@ import importlib
 import logging
 import os
 import threading
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -17,6 +17,7 @@ from .errors import (
     DmemuError,
     DuplicateElementError,
     ElementNotFoundError,
+    ReadOnlyParameterError,
     StateFileError,
 )
 from .http import Connection
@@ -95,12 +96,19 @@ class DataMinerSystem:
         connection: Connection | None = None,
         agent_id: int | None = None,
         element_id: int | None = None,
+        parameters: Mapping[int | str, Any] | None = None,
         start: bool = True,
     ) -> Element:
-        """A new element of `protocol`; it starts (after-startup QActions, timers) unless ``start=False``."""
+        """A new element of `protocol`; it starts (after-startup QActions, timers) unless ``start=False``.
+
+        `parameters` gives write parameters their first values (by id or name), as if they were
+        the defaults: no QAction runs for them, and the start-up work already sees them. A bad
+        one raises before anything is created.
+        """
         self._check_open()
         if not isinstance(protocol, type) or not issubclass(protocol, Protocol):
             raise TypeError(f"{protocol!r} is not a Protocol class")
+        initial = _initial_values(protocol, parameters or {})
         if not isinstance(name, str) or not name.strip():
             raise ValueError(f"element name {name!r} must be a non-empty string")
         if name in self._by_name:
@@ -120,6 +128,7 @@ class DataMinerSystem:
         store = ElementStore(self._element_path(agent_id, element_id))
         store.delete()  # a leftover file from an element that once had these ids
         element = Element(self, protocol, name, agent_id, element_id, connection, store)
+        element._set_initial(initial)
         self._register(element)
         if start:
             element.start()
@@ -316,3 +325,17 @@ class DataMinerSystem:
                 element.start()
             elif state == ElementState.PAUSED.value:
                 element._restore_paused()
+
+
+def _initial_values(protocol: type[Protocol], parameters: Mapping[int | str, Any]) -> dict[int, Any]:
+    """Checked first values of write parameters, by id."""
+    targets = protocol.model.write_targets
+    values: dict[int, Any] = {}
+    for ref, value in parameters.items():
+        target = targets.get(ref)
+        if target is None:
+            pid = protocol.model.resolve(ref)  # raises UnknownParameterError for a name or id it lacks
+            raise ReadOnlyParameterError(f"protocol {protocol.name!r}: parameter {pid} is not a write parameter, so it takes no first value")
+        parameter, check = target[0], target[1]
+        values[parameter.id] = check(value)
+    return values

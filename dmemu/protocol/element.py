@@ -7,7 +7,7 @@ import logging
 import threading
 import traceback
 from collections import deque
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from functools import partial
 from typing import TYPE_CHECKING, Any
 
@@ -108,10 +108,14 @@ class Element:
     # -- user API: values -------------------------------------------------------------------
 
     def get(self, ref: int | str) -> Any:
-        """The value of a parameter by id or name (a table gives its `TableView`)."""
+        """The value of a parameter by id or name (a table gives its `TableView`).
+
+        Passwords are write-only: they read as ``"********"`` once set (QActions see the value)."""
         pid = self._model.resolve(ref)
         if pid in self._tables:
             return TableView(self, self._tables[pid])
+        if pid in self._model.secret_parameters:
+            return self._model.parameters[pid].type.display(self._values[pid])
         return self._values[pid]
 
     def set(self, ref: int | str, value: Any, *, wait: bool = True, _depth: int = 0) -> None:
@@ -366,6 +370,12 @@ class Element:
         for job in self._jobs:
             self.dms.clock.cancel(job)
         self._jobs = []
+
+    def _set_initial(self, values: Mapping[int, Any]) -> None:
+        """First values given at creation (already checked): stored like defaults, saved with the element."""
+        self._values.update(values)
+        if any(pid in self._model.saved_parameters for pid in values):
+            self._mark_dirty()
 
     def _mark_dirty(self) -> None:
         if not self._dirty:

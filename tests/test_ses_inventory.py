@@ -1,0 +1,385 @@
+"""SES Inventory Management against the real simulator over loopback, on a virtual clock."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import requests
+
+from dmemu.elements.ses_inventory import (
+    COMPLETE,
+    INCOMPLETE,
+    SesInventoryManagement,
+    carrier_row,
+    resource_row,
+    service_row,
+)
+from dmemu.protocol import (
+    NO_RETRIES,
+    Connection,
+    DataMinerSystem,
+    Element,
+    InvalidValueError,
+    LogType,
+    VirtualClock,
+    expect,
+)
+from dmemu.simulators.faults import Fault
+from dmemu.simulators.inventory import DAY, InventorySpec
+from dmemu.simulators.server import SES_BASE, Simulators
+
+CREDENTIALS = {"tmf638": ("svc-user", "svc-secret-638"), "tmf639": ("res-user", "res-secret-639")}
+SPEC = InventorySpec(services=700, carriers=150, resources=500, seed=11)
+HOUR = 3600
+
+
+# --------------------------------------------------------------------------------------------
+# Fixtures and helpers
+
+
+@pytest.fixture
+def sim(clock: VirtualClock, request: pytest.FixtureRequest) -> Iterator[Simulators]:
+    spec = getattr(request, "param", SPEC)
+    with Simulators(spec, now=clock.now, credentials=CREDENTIALS) as simulators:
+        yield simulators
+
+
+def settings(sim: Simulators, **overrides: Any) -> dict[str, Any]:
+    values = {
+        "TMF 638 Username": CREDENTIALS["tmf638"][0],
+        "TMF 638 Password": CREDENTIALS["tmf638"][1],
+        "TMF 639 Endpoint": f"{sim.base_url}{SES_BASE}/tmf639",
+        "TMF 639 Username": CREDENTIALS["tmf639"][0],
+        "TMF 639 Password": CREDENTIALS["tmf639"][1],
+    }
+    values.update(overrides)
+    return values
+
+
+def connection(sim: Simulators, **overrides: Any) -> Connection:
+    port = int(sim.base_url.rsplit(":", 1)[1])
+    return Connection(host="127.0.0.1", port=port, bus_address="BypassProxy", **overrides)
+
+
+def create(dms: DataMinerSystem, sim: Simulators, name: str = "Inventory", conn: Connection | None = None, **overrides: Any) -> Element:
+    return dms.create_element(
+        SesInventoryManagement, name, connection=conn or connection(sim), parameters=settings(sim, **overrides)
+    )
+
+
+def upstream(sim: Simulators, api: str) -> list[dict]:
+    """Every item the simulator lists now (edits included), read over HTTP at its TMF v4 path."""
+    items: list[dict] = []
+    with requests.Session() as http:
+        http.trust_env = False
+        while True:
+            response = http.get(sim.url(api), params={"offset": len(items), "limit": 1000}, auth=CREDENTIALS[api])
+            response.raise_for_status()
+            page = response.json()
+            items += page
+            if len(items) >= int(response.headers["X-Total-Count"]) or not page:
+                return items
+
+
+def expected_tables(sim: Simulators, *, active_only: bool = True) -> dict[str, dict[str, list[str]]]:
+    """The rows each table should hold: the first item of each non-empty id, of the table's kind."""
+    tables: dict[str, dict[str, list[str]]] = {"Services": {}, "Carriers": {}, "Resources": {}}
+    for item in upstream(sim, "tmf638"):
+        carrier = item["@type"] == "element"
+        table, row = ("Carriers", carrier_row) if carrier else ("Services", service_row)
+        if item["id"] and item["id"] not in tables["Services"] and item["id"] not in tables["Carriers"]:
+            if not active_only or item["state"] == "active":
+                tables[table][item["id"]] = row(item)
+            else:
+                tables[table].setdefault(item["id"], None)  # taken: a later duplicate is not kept
+    for item in upstream(sim, "tmf639"):
+        if item["id"] and item["id"] not in tables["Resources"]:
+            keep = not active_only or item["resourceStatus"] == "available"
+            tables["Resources"][item["id"]] = resource_row(item) if keep else None
+    return {name: {key: row for key, row in rows.items() if row is not None} for name, rows in tables.items()}
+
+
+def assert_tables_match(element: Element, sim: Simulators, *, active_only: bool = True) -> None:
+    """Every table holds exactly the simulator's (active) items, each row built from that item."""
+    for table, expected in expected_tables(sim, active_only=active_only).items():
+        view = element.table(table)
+        assert sorted(view.keys()) == sorted(expected), f"{table}: keys differ"
+        for key, row in expected.items():
+            assert list(view.row(key).values()) == row, f"{table} row {key}"
+
+
+def progress(element: Element, name: str) -> dict[str, Any]:
+    return element.table("Cache Progress").row(name)
+
+
+def api_status(element: Element, name: str) -> dict[str, Any]:
+    return element.table("API Status").row(name)
+
+
+def requests_for(sim: Simulators, api: str) -> list[Any]:
+    return [r for r in sim.requests(api) if r.method == "GET"]
+
+
+# --------------------------------------------------------------------------------------------
+# Showing nested values
+
+
+class TestRows:
+    def test_a_service_row_shows_nested_values_readably(self) -> None:
+        item = {
+            "id": "SVC-1", "name": "Internet 1", "description": "d", "state": "active", "serviceType": "Managed Internet",
+            "startDate": "2025-01-01T00:00:00Z", "endDate": "2027-01-01T00:00:00Z", "lastUpdate": "2025-06-01T10:00:00Z",
+            "relatedParty": [{"id": "P1", "name": "Acme", "role": "customer"}, {"id": "P2", "name": "SES"}],
+            "place": [{"id": "S1", "name": "Betzdorf Teleport", "role": "teleport"}],
+            "serviceSpecification": {"id": "SS-1", "name": "Managed Internet", "version": "2.0"},
+            "supportingResource": [{"id": "RES-1", "name": "MDM-1"}, {"id": "RES-2"}],
+        }  # fmt: skip
+        assert service_row(item) == [
+            "SVC-1", "Internet 1", "d", "active", "Managed Internet", "2025-01-01T00:00:00Z", "2027-01-01T00:00:00Z",
+            "2025-06-01T10:00:00Z", "customer: Acme; SES", "teleport: Betzdorf Teleport", "Managed Internet v2.0", "MDM-1; RES-2",
+        ]  # fmt: skip
+
+    def test_missing_attributes_are_empty_cells_and_odd_values_are_shown_as_json(self) -> None:
+        row = service_row({"id": "SVC-2", "serviceSpecification": "plain", "relatedParty": {"name": "single"}})
+        assert row == ["SVC-2", "", "", "", "", "", "", "", "single", "", "plain", ""]
+        carrier = carrier_row({"id": "CAR-1", "@type": "element", "serviceCharacteristic": [
+            {"name": "SymbolRateMsps", "value": 2.5}, {"name": "Enabled", "value": True}, {"name": "Plan", "value": {"a": [1]}},
+        ]})  # fmt: skip
+        assert carrier[4] == "element"  # no serviceType: the @type shows
+        assert carrier[7] == 'SymbolRateMsps=2.5; Enabled=true; Plan={"a":[1]}'
+
+    def test_a_resource_row_takes_place_as_one_object_and_shows_relationships(self) -> None:
+        row = resource_row({
+            "id": "RES-9", "@type": "Port", "resourceStatus": "available",
+            "resourceSpecification": {"name": "10GE port"}, "place": {"name": "Betzdorf", "role": "installationSite"},
+            "resourceRelationship": [{"relationshipType": "isContainedIn", "resource": {"id": "RES-3", "name": "Card 3"}}],
+        })  # fmt: skip
+        assert row[4:6] == ["Port", "10GE port"]
+        assert row[8:] == ["installationSite: Betzdorf", "isContainedIn: Card 3"]
+
+
+# --------------------------------------------------------------------------------------------
+# Buildup, updates, restart
+
+
+class TestBuildup:
+    def test_the_start_up_buildup_reads_every_page_of_every_type(self, dms: DataMinerSystem, sim: Simulators) -> None:
+        element = create(dms, sim)
+        assert_tables_match(element, sim)
+        for name, listed in (("Services", SPEC.services + SPEC.carriers), ("Carriers", None), ("Resources", SPEC.resources)):
+            row = progress(element, name)
+            assert row["Cache State"] == COMPLETE and row["Result"] == "OK"
+            assert row["Pages Skipped"] == row["Empty IDs Skipped"] == row["Duplicate IDs Skipped"] == 0
+            if listed is not None:  # status=1: the server counts active items only
+                assert row["Pages Read"] == math.ceil(row["Items Read"] / 40)
+        assert element.get("Last Completed Buildup") == "2026-01-01T00:00:00Z"
+        assert element.get("Cache Phase") == 0
+        for api in ("TMF 638", "TMF 639"):
+            status = api_status(element, api)
+            assert status["Communication Status"] == 1 and status["Last Error"] == "" and status["Last HTTP Status"] in (200, 206)
+        expect(element).no_errors()
+
+    def test_requests_follow_the_help_page(self, dms: DataMinerSystem, sim: Simulators) -> None:
+        create(dms, sim)
+        services = requests_for(sim, "tmf638")
+        resources = requests_for(sim, "tmf639")
+        assert services and resources
+        assert all(r.path.startswith(f"{SES_BASE}/tmf638/service?") for r in services)
+        assert all(r.path.startswith(f"{SES_BASE}/tmf639/resource?") for r in resources)
+        assert all("limit=40" in r.path and "status=1" in r.path for r in services + resources)
+        carriers = [r for r in services if "%40type=element" in r.path]
+        assert carriers and len(carriers) < len(services)
+        assert all(r.status in (200, 206) for r in services + resources)  # the credentials were accepted
+
+    def test_records_per_page_and_active_items_only_are_honoured(self, dms: DataMinerSystem, sim: Simulators) -> None:
+        element = create(dms, sim, **{"Records Per Page": 250, "Active Items Only": 0})
+        assert all("limit=250" in r.path and "status" not in r.path for r in requests_for(sim, "tmf638"))
+        assert_tables_match(element, sim, active_only=False)
+        assert {row["Status"] for row in element.table("Services").rows()} > {"active"}
+
+    def test_bad_configuration_is_refused_with_a_clear_error(self, dms: DataMinerSystem, sim: Simulators) -> None:
+        element = create(dms, sim)
+        for value in (3599, 432001, "often", float("nan")):
+            with pytest.raises(InvalidValueError, match="Cache Update Frequency"):
+                element.set("Cache Update Frequency", value)
+        assert element.get("Cache Update Frequency") == 3600
+        with pytest.raises(InvalidValueError, match="Cache Update Frequency.*3600 to 432000"):
+            create(dms, sim, name="Other", **{"Cache Update Frequency": 60})
+        assert [e.name for e in dms.elements] == ["Inventory"]
+
+    def test_passwords_are_write_only(self, dms: DataMinerSystem, sim: Simulators) -> None:
+        element = create(dms, sim, **{"TMF 639 Password": "wrong-password-639"})
+        assert element.get("TMF 638 Password") == element.get("TMF 639 Password") == "********"
+        assert api_status(element, "TMF 639")["Communication Status"] == 2  # authentication failed
+        texts = [entry.message for entry in element.logs()] + [str(row) for row in element.table("API Status").rows()]
+        assert texts and not any("wrong-password-639" in text or "svc-secret-638" in text for text in texts)
+
+
+class TestPeriodicUpdates:
+    CHURNING = InventorySpec(services=500, carriers=100, resources=400, seed=5, churn_per_day=0.5, arrivals_per_day=0.08)
+
+    @pytest.mark.parametrize("sim", [CHURNING], indirect=True)
+    def test_updates_pick_up_changes_in_place(self, dms: DataMinerSystem, sim: Simulators, clock: VirtualClock) -> None:
+        element = create(dms, sim)
+        assert_tables_match(element, sim)
+        buildup_requests = len(sim.requests())
+        first_row = element.table("Services").row(element.table("Services").keys()[0])
+        clock.advance(HOUR + 60)
+        updates = [r for r in sim.requests()[buildup_requests:] if r.method == "GET"]
+        assert updates and all("updatedDaysAgo=0" in r.path and "status" not in r.path for r in updates)
+        assert_tables_match(element, sim)  # changed, arrived and no-longer-active items all applied
+        assert progress(element, "Services")["Last Update"] == "2026-01-01T01:00:00Z"
+        for _ in range(3):
+            clock.advance(HOUR)
+            assert_tables_match(element, sim)
+        assert element.table("Services").row(first_row["External ID"]) is not None
+        expect(element).no_errors()
+
+    @pytest.mark.parametrize("sim", [CHURNING], indirect=True)
+    def test_refresh_runs_an_update_at_once(self, dms: DataMinerSystem, sim: Simulators, clock: VirtualClock) -> None:
+        element = create(dms, sim)
+        clock.advance(600)  # changes happened, but no update is due yet
+        before = len(sim.requests())
+        element.set("Refresh Cache", 1)
+        assert any("updatedDaysAgo=0" in r.path for r in sim.requests()[before:])
+        assert_tables_match(element, sim)
+
+    def test_the_update_window_covers_the_time_since_the_last_good_update(
+        self, dms: DataMinerSystem, sim: Simulators, clock: VirtualClock
+    ) -> None:
+        element = create(dms, sim)
+        sim.faults.add(Fault(api="tmf639", status=500))
+        clock.advance(3 * DAY)  # 72 hourly cycles, each failing on resources
+        sim.faults.clear()
+        before = len(sim.requests())
+        clock.advance(HOUR)
+        windows = {r.path.split("updatedDaysAgo=")[1].split("&")[0] for r in sim.requests()[before:] if "updatedDaysAgo" in r.path}
+        assert windows == {"3"}  # 3 days and an hour since the buildup: 4 days asked for
+        assert element.get("Last Successful Update Start") == clock.now()  # the next window starts here
+        assert_tables_match(element, sim)
+
+    def test_a_new_frequency_counts_from_the_last_cycle(self, dms: DataMinerSystem, sim: Simulators, clock: VirtualClock) -> None:
+        element = create(dms, sim)
+        element.set("Cache Update Frequency", 7200)
+        assert element.get("Next Cache Update") == clock.now() + 7200
+        before = len(sim.requests())
+        clock.advance(HOUR + 60)
+        assert len(sim.requests()) == before  # the old hourly update no longer runs
+        clock.advance(HOUR)
+        assert len(sim.requests()) > before
+
+
+class TestRestart:
+    def test_tables_are_saved_and_shown_at_once_after_a_restart(
+        self, state_dir: Path, clock: VirtualClock, sim: Simulators
+    ) -> None:
+        with DataMinerSystem(state_dir, clock) as dms:
+            create(dms, sim)
+            counts = {name: len(dms.element("Inventory").table(name)) for name in ("Services", "Carriers", "Resources")}
+        sim.faults.add(Fault(status=503))  # the start-up buildup fails this time
+        with DataMinerSystem(state_dir, clock) as dms:
+            element = dms.element("Inventory")
+            assert {name: len(element.table(name)) for name in counts} == counts
+            assert progress(element, "Services")["Cache State"] == INCOMPLETE
+            assert element.get("TMF 638 Password") == "********"  # the configuration survived
+            sim.faults.clear()
+            clock.advance(HOUR + 60)  # the next cycle builds the cache again
+            assert progress(element, "Services")["Cache State"] == COMPLETE
+            assert_tables_match(element, sim)
+
+    def test_items_deleted_upstream_go_after_the_next_complete_buildup(
+        self, dms: DataMinerSystem, sim: Simulators, clock: VirtualClock
+    ) -> None:
+        element = create(dms, sim)
+        gone = element.table("Services").keys()[3]
+        sim.services.delete(gone)
+        clock.advance(HOUR + 60)
+        assert gone in element.table("Services")  # an update cannot know
+        element.set("Rebuild Cache", 1)
+        assert gone not in element.table("Services")
+        assert_tables_match(element, sim)
+        expect(element).logged("1 rows no longer listed upstream were removed")
+
+
+# --------------------------------------------------------------------------------------------
+# When things go wrong
+
+
+class TestFaults:
+    DIRTY = InventorySpec(services=300, carriers=60, resources=200, seed=3, duplicate_ids=4, empty_ids=3)
+
+    @pytest.mark.parametrize("sim", [DIRTY], indirect=True)
+    def test_empty_ids_are_skipped_and_counted_and_the_first_duplicate_is_kept(self, dms: DataMinerSystem, sim: Simulators) -> None:
+        element = create(dms, sim, **{"Active Items Only": 0})
+        assert_tables_match(element, sim, active_only=False)
+        services, resources = progress(element, "Services"), progress(element, "Resources")
+        # The services list carries the carriers too: both collections' extras show there.
+        assert services["Empty IDs Skipped"] == 3 and services["Duplicate IDs Skipped"] == 4
+        assert resources["Empty IDs Skipped"] == 3 and resources["Duplicate IDs Skipped"] == 4
+
+    def test_a_504_skips_one_page_and_the_next_cycle_fills_it(self, dms: DataMinerSystem, sim: Simulators, clock: VirtualClock) -> None:
+        sim.faults.add(Fault(api="tmf639", status=504, pages={2}))
+        element = create(dms, sim, conn=connection(sim, retry=NO_RETRIES))
+        resources = progress(element, "Resources")
+        assert resources["Pages Skipped"] == 1 and resources["Cache State"] == INCOMPLETE
+        assert resources["Pages Read"] == math.ceil(resources["Items Read"] / 40)
+        assert len(element.table("Resources")) == len(expected_tables(sim)["Resources"]) - 40
+        assert progress(element, "Services")["Cache State"] == COMPLETE
+        expect(element).logged("answered 504 Gateway Timeout; page skipped", LogType.ERROR)
+        sim.faults.clear()
+        clock.advance(HOUR + 60)
+        assert progress(element, "Resources")["Cache State"] == COMPLETE
+        assert_tables_match(element, sim)
+
+    def test_another_failure_moves_on_to_the_next_type_and_keeps_the_tables(self, dms: DataMinerSystem, sim: Simulators) -> None:
+        element = create(dms, sim, conn=connection(sim, retry=NO_RETRIES))
+        before = {name: element.table(name).rows() for name in ("Services", "Carriers", "Resources")}
+        sim.faults.add(Fault(api="tmf638", status=500, pages={3}))  # a services page in the middle
+        sim.faults.add(Fault(api="tmf639", status=502))
+        element.set("Rebuild Cache", 1)
+        assert progress(element, "Services")["Result"].startswith("Failed: TMF 638 service offset 120: 500 Internal Server Error")
+        assert progress(element, "Services")["Pages Read"] == 3
+        assert progress(element, "Carriers")["Cache State"] == COMPLETE  # moved on to the next type
+        assert progress(element, "Resources")["Result"].startswith("Failed: TMF 639 resource offset 0: 502")
+        assert {name: element.table(name).rows() for name in before} == before  # nothing wiped
+        status = api_status(element, "TMF 639")
+        assert status["Communication Status"] == 5 and status["Last HTTP Status"] == 502
+        assert status["Last Success"] == "2026-01-01T00:00:00Z"  # from the first buildup
+        assert element.get("Last Completed Buildup") == "2026-01-01T00:00:00Z"
+
+    @pytest.mark.parametrize(
+        ("fault", "status", "message"),
+        [
+            (Fault(api="tmf638", kind="malformed"), 6, "malformed JSON"),
+            (Fault(api="tmf638", kind="drop"), 4, "connection failed"),
+            (Fault(api="tmf638", kind="truncated"), 4, "connection failed"),
+            (Fault(api="tmf638", kind="latency", latency=0.5), 3, "no answer within 0.2 s"),
+        ],
+    )
+    def test_broken_answers_set_a_clear_status_and_never_crash(
+        self, dms: DataMinerSystem, sim: Simulators, clock: VirtualClock, fault: Fault, status: int, message: str
+    ) -> None:
+        element = create(dms, sim, conn=connection(sim, retry=NO_RETRIES, timeout=0.2))
+        rows = element.table("Services").rows()
+        sim.faults.add(fault)
+        element.set("Rebuild Cache", 1)
+        assert api_status(element, "TMF 638")["Communication Status"] == status
+        assert message in api_status(element, "TMF 638")["Last Error"]
+        expect(element).logged(message, LogType.ERROR)
+        assert element.table("Services").rows() == rows
+        assert progress(element, "Resources")["Cache State"] == COMPLETE
+        sim.faults.clear()
+        clock.advance(HOUR + 60)
+        assert api_status(element, "TMF 638")["Communication Status"] == 1
+
+    def test_wrong_credentials_show_as_an_authentication_failure(self, dms: DataMinerSystem, sim: Simulators) -> None:
+        element = create(dms, sim, **{"TMF 638 Username": "nobody"})
+        status = api_status(element, "TMF 638")
+        assert status["Communication Status"] == 2 and status["Last HTTP Status"] == 401
+        assert "check the TMF 638 username and password" in status["Last Error"]
+        assert len(element.table("Services")) == 0 and progress(element, "Services")["Cache State"] == INCOMPLETE
+        assert progress(element, "Resources")["Cache State"] == COMPLETE
