@@ -15,16 +15,19 @@ from dmemu.protocol import (
     ElementState,
     ElementStateError,
     HttpConnection,
+    InvalidValueError,
     LogType,
     Number,
     Parameter,
     Protocol,
     QAction,
+    ReadOnlyParameterError,
     RealClock,
     SetStatus,
     StateFileError,
     String,
     Timer,
+    UnknownParameterError,
     VirtualClock,
     expect,
 )
@@ -79,6 +82,47 @@ def test_create_and_find_by_name_or_id_pair(dms):
     assert gateway.connection.port == 8443  # the protocol's default port
     with pytest.raises(ElementNotFoundError, match=r"no element 'nobody' in this DMS; elements: 'Gateway' \(1/1\), 'Client 1' \(1/2\)"):
         dms.element("nobody")
+
+
+class Configured(Protocol):
+    name = "Configured Test"
+    parameters = (
+        Parameter(10, "Endpoint", type=String(), write=True, default="https://default", save=True),
+        Parameter(11, "Password", type=String(secret=True), write=True, default=""),
+        Parameter(12, "Seen At Startup", type=String(), default=""),
+        Parameter(13, "Changes", type=Number(), default=0),
+    )
+    qactions = (
+        QAction(1, lambda protocol: protocol.set_parameter("Seen At Startup", protocol.get_parameter("Endpoint")), after_startup=True),
+        QAction(2, lambda protocol: protocol.set_parameter("Changes", protocol.get_parameter("Changes") + 1), triggers=(10,)),
+    )
+
+
+def test_first_values_given_at_creation_are_seen_by_the_start_up_work(dms, state_dir, clock):
+    element = dms.create_element(Configured, "Configured", parameters={"Endpoint": "http://device", 11: "s3cret"})
+    assert element.get("Seen At Startup") == "http://device"
+    assert element.get("Changes") == 0  # like defaults: no QAction ran for them
+    dms.close()
+    with DataMinerSystem(state_dir, clock) as again:
+        assert again.element("Configured").get("Endpoint") == "http://device"  # saved with the element
+
+
+def test_bad_first_values_create_nothing(dms):
+    with pytest.raises(InvalidValueError, match="Endpoint"):
+        dms.create_element(Configured, "Configured", parameters={"Endpoint": 42})
+    with pytest.raises(ReadOnlyParameterError, match="parameter 12 is not a write parameter"):
+        dms.create_element(Configured, "Configured", parameters={"Seen At Startup": "x"})
+    with pytest.raises(UnknownParameterError, match="Nope"):
+        dms.create_element(Configured, "Configured", parameters={"Nope": "x"})
+    assert dms.elements == []
+
+
+def test_passwords_read_as_stars_but_qactions_see_them(dms):
+    element = dms.create_element(Configured, "Configured")
+    assert element.get("Password") == ""
+    element.set("Password", "s3cret")
+    assert element.get(11) == "********"
+    assert element._facade.get_parameter("Password") == "s3cret"
 
 
 def test_names_and_ids_are_unique(dms):

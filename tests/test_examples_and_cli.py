@@ -22,6 +22,20 @@ def test_tiny_poller_example_prints_its_table():
     assert [line.split()[0] for line in lines[1:]] == [f"item-{n}" for n in range(1, 6)]
 
 
+def test_inventory_example_builds_the_cache_and_follows_a_day_of_changes():
+    result = subprocess.run(
+        [sys.executable, str(ROOT / "examples" / "inventory.py"), "--services", "300", "--carriers", "60", "--resources", "200"],
+        capture_output=True, text=True, timeout=120, check=True,
+    )  # fmt: skip
+    lines = result.stdout.splitlines()
+    assert lines[0] == "SES Inventory: cache built at 2026-01-01T00:00:00Z"
+    assert [line.split()[0] for line in lines[1:4]] == ["Services", "Carriers", "Resources"]
+    assert all(line.endswith(": OK") for line in lines[1:4])
+    assert [line.split(":")[0] for line in lines if not line.startswith(" ")][1:4] == ["Services", "Carriers", "Resources"]
+    assert lines[-1].startswith("After a day: 72 update requests, last cycle 2026-01-02T00:00:00Z")
+    assert result.stderr == ""
+
+
 def test_cli_lists_the_elements_of_a_state_directory(tmp_path, capsys, monkeypatch):
     monkeypatch.syspath_prepend(str(ROOT / "examples"))
     from tiny_poller import TinyPoller
