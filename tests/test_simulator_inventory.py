@@ -229,6 +229,68 @@ def test_get_finds_a_duplicate_once_its_original_is_gone() -> None:
         assert services.get(item_id) == first_copy
 
 
+SPANNED = InventorySpec(
+    services=60, carriers=15, resources=90, seed=5, duplicate_ids=8, empty_ids=3,
+    churn_per_day=0.05, arrivals_per_day=0.02, removals_per_day=0.1,
+)  # fmt: skip
+
+
+@pytest.mark.parametrize(("collection", "type_name"), [("services", "element"), ("resources", "Modem")])
+def test_span_locates_every_id_with_its_duplicates_as_a_scan_would(collection: str, type_name: str) -> None:
+    clock = FakeClock(DEFAULT_START + 6 * DAY + 999)
+    whole = getattr(Inventory(SPANNED, clock), collection)
+    since = clock.now - 2 * DAY
+    everything = list(whole)
+
+    def recent(item: dict[str, Any]) -> bool:
+        return item["lastUpdate"] >= iso(since)
+
+    def typed(item: dict[str, Any]) -> bool:
+        return item["@type"] == type_name
+
+    views = [
+        (whole, lambda item: True, False),
+        (whole.of_type(type_name), typed, True),
+        (whole.updated_since(since), recent, False),
+        (whole.updated_since(DEFAULT_START - 800 * DAY), lambda item: True, False),  # a fixed list of every key
+        (whole.updated_since(since).of_type(type_name), lambda item: recent(item) and typed(item), True),
+    ]
+    ids = {item["id"] for item in everything if item["id"]}
+    assert any(sum(item["id"] == i for item in everything) > 1 for i in ids), "some id is duplicated"
+    for view, member, by_type in views:
+        members = [position for position, item in enumerate(everything) if member(item)]
+        assert [item["id"] for item in view] == [everything[p]["id"] for p in members]
+        for item_id in ids:
+            first = next(p for p, item in enumerate(everything) if item["id"] == item_id)
+            if by_type and not typed(everything[first]):
+                assert view.span(item_id) is None  # another kind: not in this view at all
+                continue
+            listed = [index for index, p in enumerate(members) if everything[p]["id"] == item_id]
+            if listed:
+                assert view.span(item_id) == (listed[0], len(listed))
+                assert listed == list(range(listed[0], listed[0] + len(listed)))  # consecutive
+            else:  # left out of this view: where it would be listed
+                assert view.span(item_id) == (sum(p < first for p in members), 0)
+    assert whole.span("") is None and whole.span("SVC-9999999") is None and whole.span("nonsense") is None
+
+
+def test_with_item_href_moves_only_the_items_own_hrefs() -> None:
+    clock = FakeClock(DEFAULT_START + 3 * DAY)
+    inventory = Inventory(SPANNED, clock, href_base="http://sim:1")
+    elsewhere = "http://sim:1/gstm/dataminer/tmf/api/v1/tmf638/service"
+    moved = inventory.services.with_item_href(elsewhere + "/")
+    plain = list(inventory.services)
+    assert [item["href"] for item in moved] == [f"{elsewhere}/{item['id']}" for item in plain]
+    assert [{**item, "href": original["href"]} for item, original in zip(moved, plain)] == plain
+    assert all(ref["href"].startswith("http://sim:1/tmf-api/") for item in moved for ref in item["supportingResource"])
+    assert moved.json_slice(0, 30) == [json.dumps(moved.at(i), separators=(",", ":")) for i in range(30)]
+    carrier = moved.of_type("element").at(0)
+    assert carrier["href"] == f"{elsewhere}/{carrier['id']}" == moved.get(carrier["id"])["href"]
+    recent = moved.updated_since(clock.now - DAY)
+    assert len(recent) and all(item["href"].startswith(elsewhere + "/") for item in recent)
+    assert inventory.services.at(0)["href"].startswith("http://sim:1/tmf-api/")  # the original view is unchanged
+
+
 # Types ----------------------------------------------------------------------------------------
 
 

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import pytest
 import requests
-from tmf_schemas import TMF638, TMF639, TMF639_HOTFIX, TMF656, assert_valid
+from tmf_schemas import TMF638, TMF639, TMF639_HOTFIX, TMF656, assert_valid, attribute_types, definitions
 
+from dmemu.simulators import schema
 from dmemu.simulators.inventory import InventorySpec
 from dmemu.simulators.server import Simulators
 
@@ -34,10 +35,11 @@ def test_every_service_and_carrier_validates(sim, http):
 
 
 def test_every_resource_validates(sim, http):
-    resources = http.get(sim.url("tmf639")).json()
-    assert len(resources) >= 200
-    for resource in resources:
-        assert_valid(TMF639, "Resource", resource)
+    for ses in (False, True):
+        resources = http.get(sim.url("tmf639", ses=ses)).json()
+        assert len(resources) >= 200
+        for resource in resources:
+            assert_valid(TMF639, "Resource", resource)
 
 
 def test_retrieved_and_field_selected_items_validate(sim, http):
@@ -92,3 +94,40 @@ def test_error_bodies_validate(sim, http):
     for answer in answers:
         assert answer.status_code in (400, 404)
         assert_valid(TMF656, "Error", answer.json())
+
+
+SPEC_FILES = {
+    "tmf638": (TMF638, "Service"),
+    "tmf639": (TMF639, "Resource"),
+    "tmf656": (TMF656, "ServiceProblem"),
+}
+
+
+@pytest.mark.parametrize("api", ["tmf638", "tmf639", "tmf656"])
+def test_the_simulators_tables_are_the_specs(api):
+    spec_file, entity = SPEC_FILES[api]
+    assert schema.ATTRIBUTE_TYPES[api] == attribute_types(spec_file, f"{entity}_Create", f"{entity}_Update")
+    assert schema.PATCHABLE[api] == set(definitions(spec_file)[f"{entity}_Update"]["properties"])
+    required = definitions(TMF639_HOTFIX if api == "tmf639" else spec_file)[f"{entity}_Create"]["required"]
+    assert schema.CREATE_REQUIRED[api] == tuple(required)
+    for name, values in schema.ENUMERATIONS[api].items():
+        enumeration = definitions(spec_file)[entity]["properties"][name]["$ref"].rsplit("/", 1)[1]
+        assert values == set(definitions(spec_file)[enumeration]["enum"]), name
+    assert set(definitions(spec_file)[entity]["properties"]) <= schema.FILTERABLE[api]
+
+
+FEATURE = {"name": "turbo", "isEnabled": True, "featureCharacteristic": [{"name": "boost", "value": 2}]}
+
+
+def test_a_resource_patched_with_a_feature_and_a_date_validates(sim, http):
+    resource = http.get(sim.url("tmf639"), params={"limit": 1}).json()[0]
+    patched = http.patch(
+        f"{sim.url('tmf639', ses=True)}/{resource['id']}",
+        json={"activationFeature": [FEATURE], "endOperatingDate": "2027-01-01T00:00:00Z", "description": None},
+        headers={"Content-Type": "application/merge-patch+json"},
+    )
+    assert patched.status_code == 200, patched.text
+    assert_valid(TMF639, "Resource", patched.json())
+    listed = http.get(sim.url("tmf639", ses=True), params={"offset": 0, "limit": 5}).json()
+    for item in listed:
+        assert_valid(TMF639, "Resource", item)

@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 import datetime as dt
+import json
+import re
+import socket
+import time
 
 import pytest
 import requests
 
-from dmemu.simulators.faults import Fault
-from dmemu.simulators.inventory import InventorySpec
+from dmemu.simulators.faults import Fault, RequestRecord
+from dmemu.simulators.inventory import RESOURCE_PATH, Collection, InventorySpec
 from dmemu.simulators.server import Simulators
 
 START = dt.datetime(2026, 3, 1, tzinfo=dt.timezone.utc).timestamp()
@@ -41,6 +45,21 @@ def http():
     with requests.Session() as session:
         session.trust_env = False  # loopback only, whatever the environment's proxies
         yield session
+
+
+def raw_answer(sim: Simulators, request: bytes, *, end_of_request: bool = False) -> str:
+    """The server's answer to bytes sent on a socket of our own, read until the server closes.
+
+    `end_of_request` also closes our side after sending, as a client that stops mid-body does."""
+    host, port = sim.base_url.removeprefix("http://").split(":")
+    with socket.create_connection((host, int(port)), timeout=5) as raw:
+        raw.sendall(request)
+        if end_of_request:
+            raw.shutdown(socket.SHUT_WR)
+        chunks = []
+        while chunk := raw.recv(65536):
+            chunks.append(chunk)
+    return b"".join(chunks).decode()
 
 
 def error_body(response: requests.Response) -> dict:
@@ -219,9 +238,9 @@ class TestServiceProblems:
         ("change", "message"),
         [
             ({"category": None}, "missing required attributes: category"),
-            ({"priority": "high"}, "priority must be int"),
+            ({"priority": "high"}, "priority must be an integer, not 'high'"),
             ({"priority": 11}, "priority 11 must be an integer from 1"),
-            ({"originatorParty": "me"}, "originatorParty must be dict"),
+            ({"originatorParty": "me"}, "originatorParty must be an object, not 'me'"),
             ({"description": None, "reason": None}, "missing required attributes: description, reason"),
             ({"id": "mine"}, "id are set by the server"),
         ],
@@ -250,8 +269,8 @@ class TestServiceProblems:
         assert forged["statusChangeDate"] == forged["lastUpdate"] != "1999-01-01T00:00:00Z"  # the server stamps
         emptied = http.patch(url, json={"category": None}, headers=MERGE)
         assert emptied.status_code == 400 and "category is required" in error_body(emptied)["message"]
-        nested = http.patch(url, json={"note": {"text": "x", "author": None}}, headers=MERGE).json()
-        assert nested["note"] == {"text": "x"}  # RFC 7386: nulls inside an object patch are removals
+        nested = http.patch(url, json={"impactPattern": {"description": "x", "id": None}}, headers=MERGE).json()
+        assert nested["impactPattern"] == {"description": "x"}  # RFC 7386: nulls inside an object patch are removals
         for field in ("id", "href", "originatingSystem", "trackingRecord"):
             response = http.patch(url, json={field: "x"}, headers=MERGE)
             assert response.status_code == 400 and f"{field} cannot be patched" in error_body(response)["message"]
@@ -507,15 +526,7 @@ class TestEditsAndRaces:
         assert after == before | {target}
 
     def test_a_bad_content_length_is_a_400(self, sim):
-        import socket
-
-        host, port = sim.base_url.removeprefix("http://").split(":")
-        with socket.create_connection((host, int(port)), timeout=5) as raw:
-            raw.sendall(b"POST " + sim.url("tmf656").removeprefix(sim.base_url).encode() + b" HTTP/1.1\r\nHost: x\r\nContent-Length: abc\r\n\r\n")
-            chunks = []
-            while chunk := raw.recv(65536):  # the server closes the connection after answering
-                chunks.append(chunk)
-            answer = b"".join(chunks).decode()
+        answer = raw_answer(sim, b"POST " + sim.url("tmf656").removeprefix(sim.base_url).encode() + b" HTTP/1.1\r\nHost: x\r\nContent-Length: abc\r\n\r\n")
         assert answer.startswith("HTTP/1.1 400") and "Content-Length 'abc' is not a length" in answer
 
 
@@ -530,3 +541,366 @@ def test_other_methods_get_a_json_405_with_allow(sim, http):
 def test_a_malformed_servicenow_query_is_a_400_even_with_nothing_stored(sim, http):
     answer = http.get(sim.url("tmf656", ses=True), params={"sysparm_query": "sys_updated_on>=2026-13-01 00:00:00"})
     assert answer.status_code == 400 and "wants YYYY-MM-DD HH:MM:SS" in error_body(answer)["message"]
+
+
+class TestFaultsPerRoute:
+    def test_target_and_paths_narrow_a_fault(self, sim, http):
+        sim.faults.add(Fault(api="tmf638", status=500, target="item"), Fault(api="tmf639", status=502, paths="ses"))
+        listed = http.get(sim.url("tmf638"), params={"limit": 1})
+        assert listed.status_code == 206
+        item_id = listed.json()[0]["id"]
+        assert http.get(f"{sim.url('tmf638')}/{item_id}").status_code == 500
+        assert http.get(f"{sim.url('tmf638', ses=True)}/{item_id}").status_code == 500
+        assert http.post(sim.url("tmf638"), json={"state": "active", "serviceSpecification": {"id": "s"}}).status_code == 201
+        assert http.get(sim.url("tmf639")).status_code == 200
+        assert http.get(sim.url("tmf639", ses=True)).status_code == 502
+        assert http.get(f"{sim.url('tmf639', ses=True)}/RES-0000001").status_code == 502
+        assert http.get(f"{sim.url('tmf639')}/RES-0000001").status_code == 200
+
+    def test_a_query_fault_hits_only_requests_with_those_values(self, sim, http):
+        sim.faults.add(
+            Fault(api="tmf638", status=504, query={"@type": "element"}),
+            Fault(api="tmf638", status=503, retry_after=1.5, query={"updatedDaysAgo": "0"}),
+        )
+        url = sim.url("tmf638", ses=True)
+        assert http.get(url, params={"@type": "element"}).status_code == 504
+        assert http.get(url, params={"limit": 5, "@type": "element"}).status_code == 504  # other parameters may come too
+        assert http.get(url, params={"@type": "CustomerFacingService"}).status_code == 200
+        assert http.get(url).status_code == 200
+        periodic = http.get(url, params={"updatedDaysAgo": 0})
+        assert periodic.status_code == 503 and periodic.headers["Retry-After"] == "2"  # whole seconds, rounded up
+        assert http.get(url, params={"updatedDaysAgo": 1}).status_code == 200
+
+    @pytest.mark.parametrize("status", [429, 503])
+    def test_a_throttling_status_sends_retry_after(self, sim, http, status):
+        sim.faults.add(Fault(api="tmf656", status=status, retry_after=30, method="POST"))
+        answer = http.post(sim.url("tmf656"), json=PROBLEM)
+        assert answer.status_code == status and answer.headers["Retry-After"] == "30"
+        assert error_body(answer)["code"] == str(status)
+        assert http.get(sim.url("tmf656")).status_code == 200  # only POST is faulted
+        sim.faults.clear()
+        sim.faults.add(Fault(api="tmf656", status=status))
+        assert "Retry-After" not in http.get(sim.url("tmf656")).headers  # none asked for
+
+    @pytest.mark.parametrize(
+        ("fields", "message"),
+        [
+            ({"api": "tmf999"}, "fault api 'tmf999' is not one of tmf638, tmf639, tmf656, tmf642, *"),
+            ({"method": "get"}, "fault method 'get' is not one of GET, POST, PATCH, DELETE or None"),
+            ({"target": "items"}, "fault target 'items' is not one of collection, item or None"),
+            ({"paths": "v4"}, "fault paths 'v4' is not one of tmf, ses or None"),
+            ({"query": {"limit": 40}}, "fault query parameters and values are strings, not 'limit': 40"),
+            ({"query": "limit=40"}, "fault query 'limit=40' is not a mapping"),
+            ({"requests": "12"}, "'12' is not a collection of request or page numbers"),
+            ({"pages": [1, -1]}, "whole numbers from 0, not -1"),
+            ({"retry_after": -1}, "fault retry_after -1 is negative"),
+        ],
+    )
+    def test_a_bad_fault_is_refused_naming_the_value(self, sim, http, fields, message):
+        with pytest.raises(ValueError, match=re.escape(message)):
+            Fault(**fields)
+        answer = http.post(f"{sim.base_url}/_admin/faults", json=fields)
+        assert answer.status_code == 400 and message in error_body(answer)["message"]
+        assert sim.faults.faults == []
+
+    def test_faults_round_trip_through_json_and_the_admin_endpoint(self, sim, http):
+        fault = Fault(
+            api="tmf639", kind="latency", latency=0.01, requests={3, 1}, pages={0}, method="GET", probability=0.5,
+            target="collection", paths="ses", query={"@type": "Modem"},
+        )  # fmt: skip
+        data = fault.to_json()
+        assert data["query"] == {"@type": "Modem"} and data["requests"] == [1, 3]
+        assert Fault.from_json(json.loads(json.dumps(data))) == fault
+        added = http.post(f"{sim.base_url}/_admin/faults", json=data)
+        assert added.status_code == 201 and added.json() == [data]
+        assert sim.faults.faults == [fault] and http.get(f"{sim.base_url}/_admin/faults").json() == [data]
+
+
+class TestRequestLog:
+    def test_the_log_keeps_query_headers_body_and_time_with_credentials_masked(self, now, http):
+        with Simulators(SPEC, now=now, credentials={"tmf639": ("inv", "s3cret")}) as sim:
+            before = time.time()
+            http.post(sim.url("tmf639"), params={"note": "a b"}, json={"name": "Modem"}, auth=("inv", "s3cret"), headers={"X-Trace": "t-1"})
+            (record,) = sim.requests("tmf639")
+            assert (record.number, record.method, record.status) == (1, "POST", 201)
+            assert record.query == {"note": "a b"} and record.headers["X-Trace"] == "t-1"
+            assert record.headers["Authorization"] == "Basic ***"
+            assert json.loads(record.body) == {"name": "Modem"}
+            assert before <= record.time <= time.time()
+            shown = http.get(f"{sim.base_url}/_admin/requests").json()
+            assert shown[0]["query"] == {"note": "a b"} and shown[0]["headers"]["Authorization"] == "Basic ***"
+            assert json.loads(shown[0]["body"]) == {"name": "Modem"} and shown[0]["time"] == record.time
+            assert "s3cret" not in json.dumps(shown) and "aW52OnMzY3JldA" not in json.dumps(shown)  # nor its base64
+
+    def test_a_large_body_is_logged_up_to_64_kib(self, sim, http):
+        answer = http.post(sim.url("tmf642", ses=True), json={"alarmType": "x", "specificProblem": "y" * 100_000})
+        assert answer.status_code == 201
+        (record,) = sim.requests("tmf642")
+        assert len(record.body) == 64 * 1024 and record.body.startswith('{"alarmType": "x"')
+
+    def test_the_admin_endpoint_filters_and_clears_the_log(self, sim, http):
+        http.get(sim.url("tmf638"), params={"limit": 1})
+        http.get(sim.url("tmf639"), params={"limit": 1})
+        only = http.get(f"{sim.base_url}/_admin/requests", params={"api": "tmf639"}).json()
+        assert [(r["api"], r["number"]) for r in only] == [("tmf639", 1)]
+        assert http.delete(f"{sim.base_url}/_admin/requests").status_code == 204
+        assert http.get(f"{sim.base_url}/_admin/requests").json() == [] and sim.requests() == []
+        http.get(sim.url("tmf639"), params={"limit": 1})
+        assert [r.number for r in sim.requests("tmf639")] == [1]  # numbering starts again
+
+    def test_records_built_the_old_way_still_work(self):
+        record = RequestRecord(1, "tmf638", "GET", "/x", 200, None)
+        assert (record.query, record.headers, record.body, record.time) == ({}, {}, "", 0.0)
+
+
+class TestHrefs:
+    @pytest.mark.parametrize("ses", [False, True])
+    def test_listed_retrieved_created_and_patched_items_agree_on_absolute_hrefs(self, sim, http, ses):
+        for api in ("tmf638", "tmf639"):
+            url = sim.url(api, ses=ses)
+            assert url.startswith("http://127.0.0.1:")
+            page = http.get(url, params={"limit": 3}).json()
+            assert [item["href"] for item in page] == [f"{url}/{item['id']}" for item in page]
+            assert [item["href"] for item in http.get(url, params={"limit": 3, "fields": "name"}).json()] == [item["href"] for item in page]
+            assert http.get(page[0]["href"]).json() == page[0]
+        services = http.get(sim.url("tmf638", ses=ses), params={"limit": 20}).json()
+        references = [ref["href"] for item in services for ref in item["supportingResource"]]
+        assert references and all(ref.startswith(sim.base_url + RESOURCE_PATH + "/") for ref in references)
+        assert http.get(references[0]).status_code == 200  # a reference leads to the item
+        url = sim.url("tmf638", ses=ses)
+        created = http.post(url, json={"state": "active", "serviceSpecification": {"id": "s"}})
+        item_id = created.json()["id"]
+        assert created.headers["Location"] == created.json()["href"] == f"{url}/{item_id}"
+        patched = http.patch(f"{url}/{item_id}", json={"name": "renamed"}, headers=MERGE).json()
+        assert patched["href"] == f"{url}/{item_id}"
+        assert http.get(url, params={"offset": 115, "limit": 5}).json() == [patched]  # an edited store's page
+        assert http.get(url, params={"id": item_id}).json() == [patched]  # a filtered list
+        other = sim.url("tmf638", ses=not ses)
+        assert http.get(f"{other}/{item_id}").json()["href"] == f"{other}/{item_id}"  # each path gives its own
+
+    def test_service_problems_and_alarms_carry_hrefs_of_the_path_asked(self, sim, http):
+        tmf, ses = sim.url("tmf656"), sim.url("tmf656", ses=True)
+        created = http.post(tmf, json=PROBLEM).json()
+        assert created["href"] == f"{tmf}/{created['id']}"
+        assert http.get(f"{ses}/{created['id']}").json()["href"] == f"{ses}/{created['id']}"
+        assert [p["href"] for p in http.get(ses).json()] == [f"{ses}/{created['id']}"]
+        patched = http.patch(f"{ses}/{created['id']}", json={"status": "inProgress"}, headers=MERGE).json()
+        assert patched["href"] == f"{ses}/{created['id']}"
+        assert sim.problems.get(created["id"])["href"] == f"{tmf}/{created['id']}"  # stored at the TMF v4 path
+        alarm = http.post(sim.url("tmf642", ses=True), json={"alarmType": "x"})
+        assert alarm.headers["Location"] == alarm.json()["href"] == f"{sim.url('tmf642', ses=True)}/AL-0000001"
+
+
+CHUNKED_PATH = "/gstm/dataminer/tmf/api/v1/tmf642/alarm"
+
+
+class TestChunkedBodies:
+    def test_chunked_creates_and_patches_are_read(self, sim, http):
+        url = sim.url("tmf639")
+        created = http.post(url, data=iter([b'{"name": ', b'"Chunked modem"}']), headers={"Content-Type": "application/json"})
+        assert created.status_code == 201 and created.json()["name"] == "Chunked modem"
+        assert sim.requests("tmf639")[-1].headers["Transfer-Encoding"] == "chunked"  # the client did send chunks
+        patched = http.patch(f"{url}/{created.json()['id']}", data=iter([b'{"description"', b"", b': "via chunks"}']), headers=MERGE)
+        assert patched.status_code == 200 and patched.json()["description"] == "via chunks"
+
+    def test_chunk_extensions_and_trailers_are_accepted(self, sim):
+        body = b'7;note=x\r\n{"a": 1\r\n1\r\n}\r\n0\r\nX-Checksum: 1\r\n\r\n'
+        answer = raw_answer(
+            sim, b"POST " + CHUNKED_PATH.encode() + b" HTTP/1.1\r\nHost: x\r\nConnection: close\r\nTransfer-Encoding: chunked\r\n\r\n" + body
+        )
+        assert answer.startswith("HTTP/1.1 201") and sim.alarms[0]["a"] == 1
+
+    @pytest.mark.parametrize(
+        ("body", "message"),
+        [
+            (b"zz\r\n{}\r\n0\r\n\r\n", "chunk size 'zz' is not a hexadecimal number"),
+            (b"-2\r\n{}\r\n0\r\n\r\n", "chunk size '-2' is not a hexadecimal number"),
+            (b"2\r\n{}XX0\r\n\r\n", "a chunk of 2 bytes is cut short or not followed by CRLF"),
+            (b"a\r\n{}", "a chunk of 10 bytes is cut short"),
+            (b"2\r\n{}\r\n", "a chunk-size line is missing"),
+            (b"2\r\n{}\r\n0\r\nX-Trailer: 1\r\n", "the trailer does not end with an empty line"),
+        ],
+    )
+    def test_a_malformed_chunked_body_is_a_400(self, sim, body, message):
+        answer = raw_answer(
+            sim, b"POST " + CHUNKED_PATH.encode() + b" HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n" + body, end_of_request=True
+        )
+        assert answer.startswith("HTTP/1.1 400") and message in answer
+        assert sim.alarms == []
+
+    def test_a_malformed_chunked_body_with_another_method_is_a_400_too(self, sim):
+        request = b"PUT " + CHUNKED_PATH.encode() + b" HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n"
+        answer = raw_answer(sim, request, end_of_request=True)
+        assert answer.startswith("HTTP/1.1 400") and "chunk size 'zz'" in answer
+
+
+EDITED = InventorySpec(
+    services=95, carriers=20, resources=60, seed=7, duplicate_ids=3, empty_ids=2,
+    churn_per_day=0.05, arrivals_per_day=0.02, removals_per_day=0.05,
+)  # fmt: skip
+EVERYTHING = {"lastUpdate.gte": "1970-01-01T00:00:00Z"}  # true of every item, but not a filter lists serve by position
+
+
+def read_pages(http: requests.Session, url: str, params: dict, size: int) -> list[dict]:
+    """Every page of a list, checking the counts of each answer."""
+    items: list[dict] = []
+    total = None
+    while True:
+        answer = http.get(url, params={**params, "offset": len(items), "limit": size})
+        assert total is None or answer.headers["X-Total-Count"] == total  # nothing changes while paging
+        total = answer.headers["X-Total-Count"]
+        page = answer.json()
+        assert answer.headers["X-Result-Count"] == str(len(page))
+        items += page
+        if len(page) < size:
+            assert len(items) == int(total)
+            return items
+
+
+class TestListsAfterEdits:
+    def test_paging_an_edited_store_shows_every_edit_in_its_place(self, http):
+        now = FakeTime(EDITED.start + 3 * 86400 + 100)
+        with Simulators(EDITED, now=now) as sim:
+            url = sim.url("tmf638", ses=True)
+            original = http.get(url).json()
+            ids = [item["id"] for item in original]
+            duplicated = next(i for i in ids if i and ids.count(i) > 1)
+            singles = [i for i in ids if i and ids.count(i) == 1]
+            deleted = {singles[0], singles[40], singles[-1]}
+            for item_id in deleted:
+                assert http.delete(f"{url}/{item_id}").status_code == 204
+            patched = {}
+            for item_id in (singles[6], singles[39], duplicated):
+                answer = http.patch(f"{url}/{item_id}", json={"description": f"patched {item_id}"}, headers=MERGE)
+                patched[item_id] = answer.json()
+            created = [
+                http.post(url, json={"state": "active", "serviceSpecification": {"id": "s"}, "@type": "element"}).json(),
+                http.post(url, json={"state": "designed", "serviceSpecification": {"id": "s"}}).json(),
+            ]
+            expected = [patched.get(item["id"], item) for item in original if item["id"] not in deleted] + created
+            assert sum(item["id"] == duplicated for item in expected) == ids.count(duplicated)  # every copy shows the patch
+            for size in (7, 40):
+                assert read_pages(http, url, {}, size) == expected
+            assert http.get(url, params={"offset": 0, "limit": 7}).status_code == 206
+            for params in ({}, {"@type": "element"}, {"updatedDaysAgo": "0"}, {"updatedDaysAgo": "0", "@type": "element"}, {"updatedDaysAgo": "2"}):
+                listed = http.get(url, params=params)
+                scanned = http.get(url, params={**params, **EVERYTHING}).json()
+                assert listed.json() == scanned, params
+                assert read_pages(http, url, params, 9) == scanned, params
+                assert listed.headers["X-Total-Count"] == str(len(scanned))
+            recent = {item["id"] for item in http.get(url, params={"updatedDaysAgo": "0"}).json()}
+            assert set(patched) | {item["id"] for item in created} <= recent and not deleted & recent
+
+    def test_a_filtered_list_is_scanned_once_and_follows_time_and_edits(self, http, monkeypatch):
+        scans = []
+        where = Collection.where
+        monkeypatch.setattr(Collection, "where", lambda view, predicate: scans.append(1) or where(view, predicate))
+        now = FakeTime(EDITED.start + 3 * 86400)
+        with Simulators(EDITED, now=now) as sim:
+            url = sim.url("tmf638", ses=True)
+
+            def active(params: dict) -> list[dict]:
+                return [item for item in http.get(url, params=params).json() if item["state"] == "active"]
+
+            for params in ({}, {"@type": "element"}):
+                assert read_pages(http, url, {**params, "status": "1"}, 7) == active(params), params
+            assert len(scans) == 2  # one scan per filter, however many pages
+            now.value += 86400  # a day of churn, arrivals and removals: the kept scans no longer hold
+            assert read_pages(http, url, {"status": "1"}, 7) == active({})
+            assert len(scans) == 3
+            first = active({})[0]
+            http.patch(f"{url}/{first['id']}", json={"state": "inactive"}, headers=MERGE)
+            assert first["id"] not in [item["id"] for item in read_pages(http, url, {"status": "1"}, 7)]
+
+    def test_a_resource_patched_into_another_type_is_listed_with_that_type(self, sim, http):
+        url = sim.url("tmf639")
+        modem = http.get(url, params={"@type": "Modem", "limit": 1}).json()[0]
+        everything = http.get(url).json()
+        http.patch(f"{url}/{modem['id']}", json={"@type": "Amplifier"}, headers=MERGE)
+        amplifiers = http.get(url, params={"@type": "Amplifier"}).json()
+        assert modem["id"] in [item["id"] for item in amplifiers]
+        assert modem["id"] not in [item["id"] for item in http.get(url, params={"@type": "Modem"}).json()]
+        assert [item["id"] for item in amplifiers] == [item["id"] for item in everything if item["@type"] == "Amplifier" or item["id"] == modem["id"]]
+
+    def test_paging_a_large_edited_store_costs_the_page_not_the_collection(self, http):
+        # 200,000 services: a list that rebuilt the collection per request would take seconds here.
+        with Simulators(InventorySpec(services=200_000, carriers=0, resources=0), now=FakeTime()) as sim:
+            url = sim.url("tmf638")
+            assert http.delete(f"{url}/SVC-0000002").status_code == 204
+            http.patch(f"{url}/SVC-0150001", json={"name": "patched"}, headers=MERGE)
+            created = http.post(url, json={"state": "active", "serviceSpecification": {"id": "s"}}).json()
+            page = http.get(url, params={"offset": 149_999, "limit": 3})
+            assert page.headers["X-Total-Count"] == "200000"
+            assert [(item["id"], item["name"] == "patched") for item in page.json()] == [
+                ("SVC-0150001", True), ("SVC-0150002", False), ("SVC-0150003", False),
+            ]  # fmt: skip
+            last = http.get(url, params={"offset": 199_998, "limit": 40}).json()
+            assert [item["id"] for item in last] == ["SVC-0200000", created["id"]]
+            recent = http.get(url, params={"updatedDaysAgo": "0", "limit": 5000}).json()
+            assert {"SVC-0150001", created["id"]} <= {item["id"] for item in recent}
+            assert "SVC-0000002" not in [item["id"] for item in http.get(url, params={"limit": 5}).json()]
+
+
+SERVICE = {"state": "active", "serviceSpecification": {"id": "spec-1"}}
+
+
+class TestBodyTypes:
+    @pytest.mark.parametrize(
+        ("api", "body", "message"),
+        [
+            ("tmf638", {**SERVICE, "isBundle": "yes"}, "isBundle must be a boolean, not 'yes'"),
+            ("tmf638", {**SERVICE, "startDate": "yesterday"}, "startDate must be a date-time string (RFC 3339"),
+            ("tmf638", {**SERVICE, "startDate": "2026-02-30T00:00:00Z"}, "not '2026-02-30T00:00:00Z'"),
+            ("tmf638", {**SERVICE, "endDate": "2026-03-01"}, "endDate must be a date-time string"),
+            ("tmf638", {**SERVICE, "relatedParty": {"id": "c"}}, "relatedParty must be an array of objects, not an object"),
+            ("tmf638", {**SERVICE, "supportingResource": ["RES-1"]}, "not an array holding non-objects"),
+            ("tmf638", {"state": "active", "serviceSpecification": "spec-1"}, "serviceSpecification must be an object, not 'spec-1'"),
+            ("tmf638", {**SERVICE, "name": None}, "name must be a string, not null"),
+            ("tmf638", {**SERVICE, "state": 1}, "state must be a string, not a number"),
+            ("tmf639", {"name": 5}, "name must be a string, not a number"),
+            ("tmf639", {"name": "M", "place": [{"id": "p"}]}, "place must be an object, not an array"),
+            ("tmf639", {"name": "M", "activationFeature": "on"}, "activationFeature must be an array of objects"),
+            ("tmf656", {**PROBLEM, "affectedNumberOfServices": 2.5}, "affectedNumberOfServices must be an integer, not a number"),
+            ("tmf656", {**PROBLEM, "priority": True}, "priority must be an integer, not a boolean"),
+            ("tmf656", {**PROBLEM, "affectedService": {"id": "SVC-1"}}, "affectedService must be an array of objects"),
+            ("tmf656", {**PROBLEM, "firstAlert": "alarm-1"}, "firstAlert must be an object"),
+        ],
+    )
+    def test_a_create_with_a_wrong_type_is_a_400_naming_the_attribute(self, sim, http, api, body, message):
+        answer = http.post(sim.url(api), json=body)
+        assert answer.status_code == 400 and message in error_body(answer)["message"]
+        assert http.get(sim.url(api)).headers["X-Total-Count"] == {"tmf638": "115", "tmf639": "60", "tmf656": "0"}[api]
+
+    @pytest.mark.parametrize(
+        ("api", "changes", "message"),
+        [
+            ("tmf638", {"hasStarted": "true"}, "hasStarted must be a boolean, not 'true'"),
+            ("tmf638", {"supportingService": [{"id": "SVC-1"}, 2]}, "supportingService must be an array of objects"),
+            ("tmf639", {"endOperatingDate": 1_700_000_000}, "endOperatingDate must be a date-time string (RFC 3339, such as 2026-01-31T12:00:00Z), not a number"),
+            ("tmf639", {"resourceSpecification": []}, "resourceSpecification must be an object, not an array"),
+            ("tmf656", {"statusChangeReason": 7}, "statusChangeReason must be a string, not a number"),
+            ("tmf656", {"responsibleParty": [{"id": "ops"}]}, "responsibleParty must be an object"),
+            ("tmf656", {"firstAlert": {"id": "a"}}, "firstAlert cannot be patched"),
+            ("tmf656", {"colour": "red"}, "colour cannot be patched"),
+            ("tmf638", {"@type": "element"}, "@type cannot be patched"),
+        ],
+    )
+    def test_a_patch_with_a_wrong_type_or_attribute_is_a_400(self, sim, http, api, changes, message):
+        item_id = http.post(sim.url("tmf656"), json=PROBLEM).json()["id"] if api == "tmf656" else http.get(sim.url(api), params={"limit": 1}).json()[0]["id"]
+        before = http.get(f"{sim.url(api)}/{item_id}").json()
+        answer = http.patch(f"{sim.url(api)}/{item_id}", json=changes, headers=MERGE)
+        assert answer.status_code == 400 and message in error_body(answer)["message"]
+        assert http.get(f"{sim.url(api)}/{item_id}").json() == before
+
+    def test_well_typed_patches_and_removals_are_taken(self, sim, http):
+        resource = http.get(sim.url("tmf639"), params={"limit": 1}).json()[0]
+        url = f"{sim.url('tmf639')}/{resource['id']}"
+        changed = http.patch(url, json={"activationFeature": [{"name": "turbo", "isEnabled": True}], "description": None}, headers=MERGE)
+        assert changed.status_code == 200, changed.text
+        assert changed.json()["activationFeature"] == [{"name": "turbo", "isEnabled": True}] and "description" not in changed.json()
+        service = http.get(sim.url("tmf638"), params={"limit": 1}).json()[0]
+        dated = http.patch(f"{sim.url('tmf638')}/{service['id']}", json={"startDate": "2026-03-01T10:00:00.5+01:00"}, headers=MERGE)
+        assert dated.status_code == 200 and dated.json()["startDate"] == "2026-03-01T10:00:00.5+01:00"
+        problem = http.post(sim.url("tmf656"), json={**PROBLEM, "firstAlert": {"id": "alarm-1", "@referredType": "Alarm"}}).json()
+        noted = http.patch(f"{sim.url('tmf656')}/{problem['id']}", json={"note": [{"text": "seen"}], "timeChanged": "2026-03-01T00:00:00Z"}, headers=MERGE)
+        assert noted.status_code == 200 and noted.json()["note"] == [{"text": "seen"}]

@@ -1,40 +1,84 @@
 """Faults on demand and the request log: what test harnesses use to rehearse bad days.
 
 A `Fault` matches requests of one API (or all), by request number (1-based, per API) or by
-list page (``offset // limit``), optionally with a probability that is reproducible from a
-seed. It answers a status (with ``Retry-After``), only waits (``latency``, then the real
-answer), or breaks the answer: malformed JSON, a truncated body, or a connection dropped
-without an answer. Any kind may wait first.
+list page (``offset // limit``), optionally narrowed to a route: a method, the collection or
+one item (``target``), the TMF v4 or the SES paths (``paths``), and query parameters with
+given values (``query={"@type": "element"}`` faults only the carrier pages). A probability
+makes it hit some of those, reproducibly from a seed. It answers a status (with
+``Retry-After`` when `retry_after` is set, in whole seconds), only waits (``latency``, then
+the real answer), or breaks the answer: malformed JSON, a truncated body, or a connection
+dropped without an answer. Any kind may wait first.
 """
 
 from __future__ import annotations
 
+import math
 import random
 import threading
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
+from types import MappingProxyType
 from typing import Any, Literal
 
 import attrs
 
 FaultKind = Literal["status", "latency", "malformed", "truncated", "drop"]
 KINDS: tuple[str, ...] = ("status", "latency", "malformed", "truncated", "drop")
+APIS: tuple[str, ...] = ("tmf638", "tmf639", "tmf656", "tmf642", "*")
+METHODS: tuple[str, ...] = ("GET", "POST", "PATCH", "DELETE")
+TARGETS: tuple[str, ...] = ("collection", "item")  # list or create, or one item
+PATH_FAMILIES: tuple[str, ...] = ("tmf", "ses")  # the TMF v4 paths, or SES's gstm paths
+BODY_LOG_LIMIT = 64 * 1024  # bytes of a request body the log keeps
+MASKED_HEADERS = ("authorization", "proxy-authorization")
 
 
 def _optional_frozenset(value: Iterable[int] | None) -> frozenset[int] | None:
-    return None if value is None else frozenset(value)
+    if value is None:
+        return None
+    if isinstance(value, (str, bytes, Mapping)) or not isinstance(value, Iterable):
+        raise ValueError(f"{value!r} is not a collection of request or page numbers")
+    numbers = frozenset(value)
+    wrong = sorted(repr(number) for number in numbers if type(number) is not int or number < 0)
+    if wrong:
+        raise ValueError(f"request and page numbers are whole numbers from 0, not {', '.join(wrong)}")
+    return numbers
+
+
+def _optional_query(value: Mapping[str, str] | None) -> Mapping[str, str] | None:
+    if value is None:
+        return None
+    if not isinstance(value, Mapping):
+        raise ValueError(f"fault query {value!r} is not a mapping of parameter names to values")
+    wrong = [f"{name!r}: {text!r}" for name, text in value.items() if not (isinstance(name, str) and isinstance(text, str))]
+    if wrong:
+        raise ValueError(f"fault query parameters and values are strings, not {', '.join(wrong)}")
+    return MappingProxyType(dict(value))  # read-only, as the fault is frozen
+
+
+def _one_of(what: str, allowed: tuple[str, ...], *, optional: bool = False) -> Any:
+    def check(instance: Any, attribute: attrs.Attribute[Any], value: Any) -> None:
+        if value is None and optional:
+            return
+        if value not in allowed:
+            raise ValueError(f"fault {what} {value!r} is not one of {', '.join(allowed)}{' or None' if optional else ''}")
+
+    return check
 
 
 @attrs.frozen
 class Fault:
-    api: str = "*"  # "tmf638", "tmf639", "tmf656", "tmf642" or "*"
+    api: str = attrs.field(default="*", validator=_one_of("api", APIS))
     kind: FaultKind = "status"
     status: int = 503
-    retry_after: float | None = None
+    retry_after: float | None = None  # seconds; sent as Retry-After (rounded up) with a status
     latency: float = 0.0  # seconds to wait before answering (or breaking the answer)
     requests: frozenset[int] | None = attrs.field(default=None, converter=_optional_frozenset)
     pages: frozenset[int] | None = attrs.field(default=None, converter=_optional_frozenset)
-    method: str | None = None
+    method: str | None = attrs.field(default=None, validator=_one_of("method", METHODS, optional=True))
     probability: float = 1.0
+    target: Literal["collection", "item"] | None = attrs.field(default=None, validator=_one_of("target", TARGETS, optional=True))
+    paths: Literal["tmf", "ses"] | None = attrs.field(default=None, validator=_one_of("paths", PATH_FAMILIES, optional=True))
+    # Compared, not hashed: a mapping has no hash, and equal faults still hash alike without it.
+    query: Mapping[str, str] | None = attrs.field(default=None, converter=_optional_query, hash=False)
 
     def __attrs_post_init__(self) -> None:
         if self.kind not in KINDS:
@@ -45,9 +89,29 @@ class Fault:
             raise ValueError(f"fault probability {self.probability} is not between 0 and 1")
         if self.latency < 0:
             raise ValueError(f"fault latency {self.latency} is negative")
+        if self.retry_after is not None and self.retry_after < 0:
+            raise ValueError(f"fault retry_after {self.retry_after} is negative")
 
-    def matches(self, api: str, method: str, number: int, page: int | None, seed: str) -> bool:
+    def matches(
+        self,
+        api: str,
+        method: str,
+        number: int,
+        page: int | None,
+        seed: str,
+        *,
+        target: str | None = None,
+        paths: str | None = None,
+        query: Mapping[str, Iterable[str]] | None = None,
+    ) -> bool:
+        """Whether this fault hits a request. `target`, `paths` and `query` (each parameter's
+        values) describe its route; a fault narrowed to a route the caller does not describe
+        does not hit."""
         if self.api not in ("*", api) or (self.method is not None and self.method != method):
+            return False
+        if (self.target is not None and self.target != target) or (self.paths is not None and self.paths != paths):
+            return False
+        if self.query is not None and not all(value in (query or {}).get(name, ()) for name, value in self.query.items()):
             return False
         if self.requests is not None and number not in self.requests:
             return False
@@ -67,11 +131,18 @@ class Fault:
         return cls(**data)
 
     def to_json(self) -> dict[str, Any]:
-        data = attrs.asdict(self)
+        data = attrs.asdict(self, recurse=False)
         for name in ("requests", "pages"):
             if data[name] is not None:
                 data[name] = sorted(data[name])
+        if data["query"] is not None:
+            data["query"] = dict(data["query"])
         return data
+
+    @property
+    def retry_after_header(self) -> str | None:
+        """The Retry-After value: delay-seconds is a whole number (RFC 9110), so rounded up."""
+        return None if self.retry_after is None else str(math.ceil(self.retry_after))
 
 
 @attrs.frozen
@@ -82,6 +153,25 @@ class RequestRecord:
     path: str  # with the query string
     status: int  # 0 when the connection was dropped
     fault: str | None
+    query: dict[str, str] = attrs.field(factory=dict, hash=False)  # the last value of each parameter
+    headers: dict[str, str] = attrs.field(factory=dict, hash=False)  # credentials masked (`masked_headers`)
+    body: str = ""  # as text, cut at BODY_LOG_LIMIT bytes
+    time: float = 0.0  # epoch seconds (wall clock) when the request came in
+
+
+def masked_headers(headers: Iterable[tuple[str, str]]) -> dict[str, str]:
+    """Request headers for the log: credentials keep their scheme only (``Basic ***``)."""
+    logged: dict[str, str] = {}
+    for name, value in headers:
+        if name.lower() in MASKED_HEADERS:
+            value = f"{value.split(' ', 1)[0]} ***" if value.strip() else "***"
+        logged[name] = value
+    return logged
+
+
+def logged_body(body: bytes) -> str:
+    """A request body as the log keeps it: its first BODY_LOG_LIMIT bytes as text (undecodable bytes replaced)."""
+    return body[:BODY_LOG_LIMIT].decode("utf-8", errors="replace")
 
 
 class FaultPlan:
@@ -112,12 +202,28 @@ class FaultPlan:
             self._counters[api] = number = self._counters.get(api, 0) + 1
             return number
 
-    def fault_for(self, api: str, method: str, number: int, page: int | None) -> Fault | None:
+    def fault_for(
+        self,
+        api: str,
+        method: str,
+        number: int,
+        page: int | None,
+        *,
+        target: str | None = None,
+        paths: str | None = None,
+        query: Mapping[str, Iterable[str]] | None = None,
+    ) -> Fault | None:
+        """The first fault that hits this request (see `Fault.matches`), or None."""
         with self._lock:
             faults = list(self._faults)
         # Each fault draws on its own seed, so two probabilistic faults do not always coincide.
         return next(
-            (f for index, f in enumerate(faults) if f.matches(api, method, number, page, f"{self.seed}:{index}")), None
+            (
+                f
+                for index, f in enumerate(faults)
+                if f.matches(api, method, number, page, f"{self.seed}:{index}", target=target, paths=paths, query=query)
+            ),
+            None,
         )
 
     def record(self, record: RequestRecord) -> None:

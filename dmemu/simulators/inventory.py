@@ -38,8 +38,9 @@ The model, briefly:
   for a page (see `_Content`).
 * **hrefs.** ``Inventory(..., href_base="http://host:port")`` prefixes every href (items and the
   references inside them) with the server's base URL, making them absolute URIs; the default ""
-  gives paths such as ``/tmf-api/serviceInventory/v4/service/SVC-0000001``. Items are fresh dicts,
-  so a server serving the SES paths may overwrite ``href`` itself.
+  gives paths such as ``/tmf-api/serviceInventory/v4/service/SVC-0000001``. A server that serves the
+  same items at another path (SES's) takes ``collection.with_item_href(url)``: the items' own hrefs
+  move there, the references inside them stay.
 * **Extension.** ``lastUpdate`` (ISO 8601 UTC, second precision, ``Z``) is a vendor extension:
   TMF638/639 v4 have no last-update field, SES adds its own and servers filter on it.
 """
@@ -48,6 +49,7 @@ from __future__ import annotations
 
 import abc
 import bisect
+import copy
 import datetime as dt
 import functools
 import hashlib
@@ -1122,6 +1124,11 @@ class _Timeline:
     def live_count(self) -> int:
         return self.slots if self._live is None else self._live.count
 
+    @property
+    def progress(self) -> tuple[int, int]:
+        """How far time went: (days begun, events of the last day applied). Equal progress, equal content."""
+        return len(self._days), self._applied
+
     def is_live(self, slot: int) -> bool:
         return 0 <= slot < self.slots and (self._live is None or slot in self._live)
 
@@ -1329,6 +1336,29 @@ class _Kind:
             extra += 1
         return None
 
+    def keys_of(self, item_id: str) -> list[tuple[int, int]]:
+        """Every position holding `item_id`, in listing order: the live item, then its duplicates.
+
+        They are listed one after the other: duplicates sit right after their anchor, before
+        any empty-id item anchored there."""
+        first = self.find(item_id) if item_id else None
+        if first is None:
+            return []
+        slot = first[0]
+        keys = [(slot, 0)] if self.timeline.is_live(slot) else []
+        extra = bisect.bisect_left(self._anchors, slot)
+        while extra < len(self._anchors) and self._anchors[extra] == slot:
+            if not self._extras[extra].empty_id:
+                keys.append((slot, extra + 1))
+            extra += 1
+        return keys
+
+    def position(self, slot: int, extra: int) -> int:
+        """Where the item at (slot, extra) is listed within the kind: the inverse of `key_at`."""
+        if extra:
+            return self._extra_position(extra - 1)
+        return self.timeline.live_up_to(slot) - 1 + bisect.bisect_left(self._anchors, slot)
+
     def changed_since(self, epoch: float) -> list[tuple[int, int]]:
         slots = set(self.timeline.changed_since(epoch))
         slots.update(slot for slot in self._initial.slots_since(epoch) if self.timeline.is_live(slot))
@@ -1346,20 +1376,24 @@ class _Kind:
 
     # Building (no lock needed) ---------------------------------------------------------------
 
-    def build(self, state: _ItemState) -> Item:
+    def build(self, state: _ItemState, href: str | None = None) -> Item:
+        """The item; `href`, when given, replaces the kind's collection URL in the item's own href."""
         item_id = "" if state.variant.empty_id else self.item_id(state.slot)
-        item: Item = {"id": item_id, "href": f"{self._href}/{item_id}"}
+        item: Item = {"id": item_id, "href": f"{self._href if href is None else href}/{item_id}"}
         body = self._body(state.slot, state.variant, False)
         assert isinstance(body, dict)
         item.update(body)
         item["lastUpdate"] = iso_utc(state.last_update)
         return item
 
-    def build_json(self, state: _ItemState) -> str:
-        """The JSON text of `build`'s item, as ``json.dumps(item, separators=(",", ":"))`` writes it, without the dict."""
+    def build_json(self, state: _ItemState, href_json: str | None = None) -> str:
+        """The JSON text of `build`'s item, as ``json.dumps(item, separators=(",", ":"))`` writes it, without the dict.
+
+        `href_json` is the JSON text of another collection URL plus "/", without its closing quote."""
         item_id = "" if state.variant.empty_id else self.item_id(state.slot)
         body = self._body(state.slot, state.variant, True)
-        return f'{{"id":"{item_id}","href":{self._href_json}{item_id}",{body},"lastUpdate":"{iso_utc(state.last_update)}"}}'
+        href_json = self._href_json if href_json is None else href_json
+        return f'{{"id":"{item_id}","href":{href_json}{item_id}",{body},"lastUpdate":"{iso_utc(state.last_update)}"}}'
 
 
 def _place_extras(spec: InventorySpec, collection: str, bases: Sequence[int]) -> list[list[_Extra]]:
@@ -1396,8 +1430,61 @@ class Collection(abc.ABC):
     as on a real server.
     """
 
+    _item_href: str | None = None  # set by `with_item_href`
+    _item_href_json: str | None = None
+    _kinds: tuple[_Kind, ...]
+
     def __init__(self, lock: threading.RLock) -> None:
         self._lock = lock
+
+    @property
+    def content_version(self) -> tuple[tuple[int, int], ...]:
+        """Equal for two views of the same kinds whenever their items are the same: a cache key."""
+        with self._lock:
+            return tuple(kind.timeline.progress for kind in self._kinds)
+
+    def where(self, predicate: Callable[[Item], bool]) -> Collection:
+        """The items `predicate` accepts, in the same order, as a fixed view.
+
+        One pass that builds every item: for filters the views cannot answer by arithmetic,
+        made once and then paged through at the cost of the page."""
+        with self._lock:
+            keys = list(self._keys())
+        accepted = []
+        for key in keys:
+            kind, slot, extra = key
+            with self._lock:
+                state = kind.state(slot, extra)
+            if predicate(kind.build(state, self._item_href)):
+                accepted.append(key)
+        return self._same_hrefs(_FixedCollection(accepted, self._kinds, self._lock))
+
+    def with_item_href(self, collection_url: str) -> Collection:
+        """The same view, each item's own href under `collection_url` (``<url>/<id>``).
+
+        For a server that serves the items at another path too (SES's): the references inside
+        items keep pointing where the inventory's `href_base` put them."""
+        view = copy.copy(self)
+        view._item_href = collection_url.rstrip("/")
+        view._item_href_json = _json_str(view._item_href + "/")[:-1]
+        return view
+
+    def _same_hrefs(self, view: Collection) -> Collection:
+        """`view` (derived from this one) with this one's item hrefs."""
+        return view if self._item_href is None else view.with_item_href(self._item_href)
+
+    def span(self, item_id: str) -> tuple[int, int] | None:
+        """Where the items with id `item_id` are listed in this view: (index of the first, how many).
+
+        They are consecutive (an original and its duplicates). A count of 0 means the inventory
+        has the item but this view leaves it out (an `updated_since` view: it was not updated
+        since); the index is then where it would be listed. None when none of this view's kinds
+        has a live item with that id."""
+        with self._lock:
+            return self._span(item_id)
+
+    @abc.abstractmethod
+    def _span(self, item_id: str) -> tuple[int, int] | None: ...
 
     @abc.abstractmethod
     def __len__(self) -> int: ...
@@ -1431,7 +1518,7 @@ class Collection(abc.ABC):
                 raise IndexError(f"index {index} outside a collection of {len(self)} items")
             kind, slot, extra = self._key_at(index)
             state = kind.state(slot, extra)
-        return kind.build(state)
+        return kind.build(state, self._item_href)
 
     def json_slice(self, start: int, stop: int) -> list[str]:
         """The items at indexes start..stop-1 (clipped to the collection) as JSON text.
@@ -1441,7 +1528,7 @@ class Collection(abc.ABC):
         """
         with self._lock:
             states = [(kind, kind.state(slot, extra)) for kind, slot, extra in self._keys_between(start, stop)]
-        return [kind.build_json(state) for kind, state in states]
+        return [kind.build_json(state, self._item_href_json) for kind, state in states]
 
     def get(self, item_id: str) -> Item | None:
         with self._lock:
@@ -1450,13 +1537,13 @@ class Collection(abc.ABC):
                 return None
             kind, slot, extra = key
             state = kind.state(slot, extra)
-        return kind.build(state)
+        return kind.build(state, self._item_href)
 
     def __iter__(self) -> Iterator[Item]:
         for kind, slot, extra in self._keys():
             with self._lock:
                 state = kind.state(slot, extra)
-            yield kind.build(state)
+            yield kind.build(state, self._item_href)
 
 
 class _LiveCollection(Collection):
@@ -1492,26 +1579,37 @@ class _LiveCollection(Collection):
                 return (kind, *found)
         return None
 
+    def _span(self, item_id: str) -> tuple[int, int] | None:
+        offset = 0
+        for kind in self._kinds:
+            keys = kind.keys_of(item_id)
+            if keys:
+                return offset + kind.position(*keys[0]), len(keys)
+            offset += len(kind)
+        return None
+
     def _keys(self) -> Iterator[_Key]:
         for kind in self._kinds:
             for slot, extra in kind.keys():
                 yield kind, slot, extra
 
     def of_type(self, type_name: str) -> Collection:
-        return _LiveCollection([kind for kind in self._kinds if kind.type_name == type_name], self._lock)
+        return self._same_hrefs(_LiveCollection([kind for kind in self._kinds if kind.type_name == type_name], self._lock))
 
     def updated_since(self, epoch: float) -> Collection:
         with self._lock:
             keys = [(kind, slot, extra) for kind in self._kinds for slot, extra in kind.changed_since(epoch)]
-        return _FixedCollection(keys, self._lock)
+        return self._same_hrefs(_FixedCollection(keys, self._kinds, self._lock))
 
 
 class _FixedCollection(Collection):
     """A fixed list of keys (what `updated_since` found); items are built with their content at access time."""
 
-    def __init__(self, keys: list[_Key], lock: threading.RLock) -> None:
+    def __init__(self, keys: list[_Key], kinds: Sequence[_Kind], lock: threading.RLock) -> None:
         super().__init__(lock)
-        self._key_list = keys
+        self._key_list = keys  # in listing order: by kind (in `kinds` order), slot, extra
+        self._kinds = tuple(kinds)
+        self._kind_order = {id(kind): index for index, kind in enumerate(self._kinds)}
         self._first_index: dict[str, int] | None = None
 
     def __len__(self) -> int:
@@ -1528,16 +1626,30 @@ class _FixedCollection(Collection):
         index = self._first_index.get(item_id)
         return None if index is None else self._key_list[index]
 
+    def _span(self, item_id: str) -> tuple[int, int] | None:
+        for kind in self._kinds:
+            keys = kind.keys_of(item_id)
+            if keys:
+                wanted = {(kind, slot, extra) for slot, extra in keys}
+                order = self._kind_order[id(kind)]
+                index = bisect.bisect_left(self._key_list, (order, *keys[0]), key=lambda key: (self._kind_order[id(key[0])], key[1], key[2]))
+                count = 0
+                while index + count < len(self._key_list) and self._key_list[index + count] in wanted:
+                    count += 1
+                return index, count
+        return None
+
     def _keys(self) -> Iterator[_Key]:
         return iter(self._key_list)
 
     def of_type(self, type_name: str) -> Collection:
-        return _FixedCollection([key for key in self._key_list if key[0].type_name == type_name], self._lock)
+        kinds = [kind for kind in self._kinds if kind.type_name == type_name]
+        return self._same_hrefs(_FixedCollection([key for key in self._key_list if key[0].type_name == type_name], kinds, self._lock))
 
     def updated_since(self, epoch: float) -> Collection:
         with self._lock:
             keys = [(kind, slot, extra) for kind, slot, extra in self._key_list if kind.state(slot, extra).last_update >= epoch]
-        return _FixedCollection(keys, self._lock)
+        return self._same_hrefs(_FixedCollection(keys, self._kinds, self._lock))
 
 
 # --------------------------------------------------------------------------------------------

@@ -13,6 +13,10 @@ value, so a created problem is ``acknowledged`` (answers must validate) and then
 Every change stamps ``lastUpdate``; a status change also ``statusChangeDate`` (and the v3
 names ``timeChanged``/``timeRaised`` that older clients read), and ``resolved`` stamps
 ``resolutionDate``.
+
+Creates and merge patches are checked against the v4 definitions (`schema`): the required
+attributes, the JSON types of the known ones, and (patches) only what ``ServiceProblem_Update``
+lists, plus the v3 ``timeChanged`` that v3 clients still send.
 """
 
 from __future__ import annotations
@@ -23,7 +27,8 @@ from collections.abc import Callable
 from typing import Any
 
 from .inventory import iso_utc
-from .tmf import TmfError, bad_request, merge_patch, not_found
+from .schema import CREATE_REQUIRED, PATCHABLE, check_attribute_types
+from .tmf import TmfError, bad_request, homed, merge_patch, not_found
 
 TRANSITIONS: dict[str, frozenset[str]] = {
     "acknowledged": frozenset({"rejected", "inProgress", "pending", "held", "cancelled"}),
@@ -36,21 +41,16 @@ TRANSITIONS: dict[str, frozenset[str]] = {
     "closed": frozenset(),
 }
 INITIAL_STATUS = "acknowledged"
-NOT_PATCHABLE = frozenset({"id", "href", "originatingSystem", "trackingRecord"})
-REQUIRED: dict[str, tuple[type, ...]] = {
-    "category": (str,),
-    "priority": (int,),
-    "description": (str,),
-    "reason": (str,),
-    "originatorParty": (dict,),
-}
+REQUIRED = CREATE_REQUIRED["tmf656"]
+PATCHABLE_PROBLEM = PATCHABLE["tmf656"] | {"timeChanged"}
 
 
 class ServiceProblems:
     """The problems one simulator holds, in creation order; safe to use from many threads."""
 
-    def __init__(self, now: Callable[[], float]) -> None:
+    def __init__(self, now: Callable[[], float], collection_url: str = "") -> None:
         self._now = now
+        self.collection_url = collection_url.rstrip("/")  # where stored problems' hrefs point
         self._problems: dict[str, dict[str, Any]] = {}
         self._ids = itertools.count(1)
         self._lock = threading.Lock()
@@ -58,19 +58,22 @@ class ServiceProblems:
     def __len__(self) -> int:
         return len(self._problems)
 
-    def all(self) -> list[dict[str, Any]]:
+    def all(self, collection_url: str | None = None) -> list[dict[str, Any]]:
+        """Every problem (copies), in creation order; hrefs under `collection_url` when given."""
         with self._lock:
-            return [dict(problem) for problem in self._problems.values()]
+            return [homed(problem, collection_url) for problem in self._problems.values()]
 
-    def get(self, problem_id: str) -> dict[str, Any]:
+    def get(self, problem_id: str, collection_url: str | None = None) -> dict[str, Any]:
         with self._lock:
             problem = self._problems.get(problem_id)
             if problem is None:
                 raise not_found("service problem", problem_id)
-            return dict(problem)
+            return homed(problem, collection_url)
 
-    def create(self, body: Any, *, href_base: str, incident: bool = False) -> dict[str, Any]:
-        """A new problem; with `incident` (SES), ServiceNow's incident number and link too."""
+    def create(self, body: Any, *, collection_url: str | None = None, incident: bool = False) -> dict[str, Any]:
+        """A new problem; with `incident` (SES), ServiceNow's incident number and link too.
+
+        The answer's href is under `collection_url` when given (the stored one under this store's)."""
         _check_create(body)
         status = body.get("status", INITIAL_STATUS)
         if status != INITIAL_STATUS:
@@ -82,7 +85,7 @@ class ServiceProblems:
             problem = {
                 **body,
                 "id": problem_id,
-                "href": f"{href_base.rstrip('/')}/{problem_id}",
+                "href": f"{self.collection_url}/{problem_id}",
                 "status": INITIAL_STATUS,
                 "creationDate": stamp,
                 "lastUpdate": stamp,
@@ -103,18 +106,19 @@ class ServiceProblems:
                     },
                 ]
             self._problems[problem_id] = problem
-            return dict(problem)
+            return homed(problem, collection_url)
 
-    def patch(self, problem_id: str, changes: Any) -> dict[str, Any]:
+    def patch(self, problem_id: str, changes: Any, collection_url: str | None = None) -> dict[str, Any]:
         if not isinstance(changes, dict):
             raise bad_request("a merge patch is a JSON object")
-        forbidden = sorted(NOT_PATCHABLE & changes.keys())
+        forbidden = sorted(changes.keys() - PATCHABLE_PROBLEM)
         if forbidden:
             raise bad_request(f"{', '.join(forbidden)} cannot be patched")
         removed = sorted(name for name in REQUIRED if name in changes and changes[name] is None)
         if removed:
             raise bad_request(f"{', '.join(removed)} is required and cannot be removed")
-        if "priority" in changes and not _is_priority(changes["priority"]):
+        check_attribute_types("tmf656", changes, merge_patch=True)
+        if changes.get("priority") is not None and not _is_priority(changes["priority"]):
             raise bad_request(f"priority {changes['priority']!r} must be an integer from 1 to 10")
         stamp = iso_utc(self._now())
         with self._lock:
@@ -139,7 +143,7 @@ class ServiceProblems:
                 if new_status == "resolved":
                     problem["resolutionDate"] = stamp
             problem["lastUpdate"] = stamp
-            return dict(problem)
+            return homed(problem, collection_url)
 
     def delete(self, problem_id: str) -> None:
         with self._lock:
@@ -157,9 +161,7 @@ def _check_create(body: Any) -> None:
     missing = [name for name in REQUIRED if name not in body]
     if missing:
         raise bad_request(f"missing required attributes: {', '.join(missing)}")
-    for name, kinds in REQUIRED.items():
-        if type(body[name]) not in kinds:
-            raise bad_request(f"{name} must be {' or '.join(k.__name__ for k in kinds)}, not {type(body[name]).__name__}")
+    check_attribute_types("tmf656", body)
     if not _is_priority(body["priority"]):
         raise bad_request(f"priority {body['priority']!r} must be an integer from 1 (highest) to 10")
     forbidden = sorted({"id", "href"} & body.keys())

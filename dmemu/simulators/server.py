@@ -5,6 +5,11 @@ One threaded server on 127.0.0.1 serves every API; `Simulators` starts it in-pro
     with Simulators(InventorySpec(services=500)) as sim:
         requests.get(sim.url("tmf638"), params={"limit": 40})
 
+This module is the HTTP side: routing, authentication, faults, the request log, bodies
+(``Content-Length`` or chunked) and answers. What the items are and how edits overlay them is
+in `store` and `problems`; what the specs allow, in `schema`. Hrefs are absolute and follow the
+path asked: an item read at an SES path has its href there.
+
 Accepted sockets get ``TCP_NODELAY``: without it, HTTP/1.1 keep-alive answers wait ~40 ms
 for the client's delayed ACK (REFERENCE §5).
 """
@@ -12,13 +17,12 @@ for the client's delayed ACK (REFERENCE §5).
 from __future__ import annotations
 
 import base64
-import itertools
 import json
 import logging
 import socket
 import threading
 import time
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Mapping
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
@@ -26,19 +30,12 @@ from urllib.parse import parse_qsl, urlsplit
 import attrs
 
 from .clock import parse_snow
-from .faults import Fault, FaultPlan, RequestRecord
-from .inventory import DAY, Collection, Inventory, InventorySpec, iso_utc
+from .faults import Fault, FaultPlan, RequestRecord, logged_body, masked_headers
+from .inventory import Inventory, InventorySpec, iso_utc
 from .problems import ServiceProblems
-from .tmf import (
-    ListQuery,
-    TmfError,
-    bad_request,
-    merge_patch,
-    non_negative_int,
-    not_found,
-    parse_list_query,
-    select_fields,
-)
+from .schema import CREATE_REQUIRED, ENUMERATIONS, FILTERABLE, PATCHABLE
+from .store import EncodedItems, InventoryStore
+from .tmf import ListQuery, TmfError, bad_request, parse_list_query, select_fields
 
 TMF_PATHS = {
     "tmf638": "/tmf-api/serviceInventory/v4/service",
@@ -57,199 +54,6 @@ SNOW_PARAMETER = "sysparm_query"
 MERGE_PATCH = "application/merge-patch+json"
 UNKNOWN_API = "unknown"  # how the request log names requests to no API
 _logger = logging.getLogger("dmemu.simulators")
-
-# First-level attributes a list may filter on: the v4 definitions' properties, plus the
-# extensions served here ("@type" on services, "lastUpdate" on inventory, the v3 time names).
-FILTERABLE = {
-    "tmf638": frozenset({
-        "category", "description", "endDate", "feature", "hasStarted", "href", "id", "isBundle", "isServiceEnabled",
-        "isStateful", "name", "note", "place", "relatedEntity", "relatedParty", "serviceCharacteristic", "serviceDate",
-        "serviceOrderItem", "serviceRelationship", "serviceSpecification", "serviceType", "startDate", "startMode",
-        "state", "supportingResource", "supportingService", "@type", "@baseType", "@schemaLocation", "lastUpdate",
-    }),
-    "tmf639": frozenset({
-        "@baseType", "@schemaLocation", "@type", "activationFeature", "administrativeState", "attachment", "category",
-        "description", "endOperatingDate", "href", "id", "name", "note", "operationalState", "place", "relatedParty",
-        "resourceCharacteristic", "resourceRelationship", "resourceSpecification", "resourceStatus", "resourceVersion",
-        "startOperatingDate", "usageState", "lastUpdate",
-    }),
-    "tmf656": frozenset({
-        "@baseType", "@schemaLocation", "@type", "affectedLocation", "affectedNumberOfServices", "affectedResource",
-        "affectedService", "category", "characteristic", "creationDate", "description", "externalIdentifier",
-        "firstAlert", "href", "id", "impactImportanceFactor", "impactPattern", "lastUpdate", "name", "note",
-        "originatingSystem", "originatorParty", "parentProblem", "priority", "problemEscalation", "reason",
-        "relatedEntity", "relatedEvent", "relatedParty", "resolutionDate", "responsibleParty", "rootCauseResource",
-        "rootCauseService", "slaViolation", "status", "statusChangeDate", "statusChangeReason", "trackingRecord",
-        "troubleTicket", "underlyingAlarm", "underlyingProblem", "timeRaised", "timeChanged",
-    }),
-}
-# The v4 enumerations: a filter asking for a value outside them is a mistake, not an empty answer.
-ENUMERATIONS = {
-    "tmf638": {"state": frozenset({"feasibilityChecked", "designed", "reserved", "inactive", "active", "terminated"})},
-    "tmf639": {
-        "administrativeState": frozenset({"locked", "unlocked", "shutdown"}),
-        "operationalState": frozenset({"enable", "disable"}),
-        "resourceStatus": frozenset({"standby", "alarm", "available", "reserved", "unknown", "suspended"}),
-        "usageState": frozenset({"idle", "active", "busy"}),
-    },
-    "tmf656": {
-        "status": frozenset({"acknowledged", "rejected", "pending", "held", "inProgress", "resolved", "cancelled", "closed"})
-    },
-}
-
-# What the v4 specs let a client create with (required) and change (Service_Update, Resource_Update).
-CREATE_REQUIRED = {"tmf638": ("state", "serviceSpecification"), "tmf639": ("name",)}
-PATCHABLE = {
-    "tmf638": frozenset({
-        "category", "description", "endDate", "hasStarted", "isBundle", "isServiceEnabled", "isStateful", "name",
-        "serviceType", "startDate", "startMode", "feature", "note", "place", "relatedEntity", "relatedParty",
-        "serviceCharacteristic", "serviceOrderItem", "serviceRelationship", "serviceSpecification", "state",
-        "supportingResource", "supportingService",
-    }),
-    "tmf639": frozenset({
-        "category", "description", "endOperatingDate", "name", "resourceVersion", "startOperatingDate",
-        "administrativeState", "attachment", "note", "operationalState", "place", "relatedParty",
-        "resourceCharacteristic", "resourceRelationship", "resourceSpecification", "resourceStatus", "usageState",
-        "@baseType", "@schemaLocation", "@type",
-    }),
-}
-
-
-class EncodedItems(list[str]):
-    """A page of items already encoded as compact JSON text: sent as the JSON array of them."""
-
-
-class InventoryStore:
-    """A generated collection plus what clients created, patched or deleted over it."""
-
-    def __init__(
-        self,
-        source: Callable[[], Collection],
-        now: Callable[[], float],
-        patchable: frozenset[str],
-        enumerations: Mapping[str, frozenset[str]],
-    ) -> None:
-        self._source = source
-        self._now = now
-        self._patchable = patchable
-        self._enumerations = enumerations
-        self._patched: dict[str, dict[str, Any]] = {}
-        self._deleted: set[str] = set()
-        self._created: list[dict[str, Any]] = []
-        self._new_ids = itertools.count(1)
-        self._lock = threading.RLock()  # each change is looked up, checked and stored as one step
-
-    @property
-    def edited(self) -> bool:
-        return bool(self._patched or self._deleted or self._created)
-
-    def get(self, item_id: str) -> dict[str, Any]:
-        with self._lock:
-            item = self._find(item_id)
-        if item is None:
-            raise not_found("item", item_id)
-        return item
-
-    def _find(self, item_id: str) -> dict[str, Any] | None:
-        if item_id in self._deleted:
-            return None
-        item = self._patched.get(item_id) or next((c for c in self._created if c["id"] == item_id), None)
-        return item or self._source().get(item_id)
-
-    def listing(
-        self, query: ListQuery, vendor: Mapping[str, str], status_filter: Callable[[dict[str, Any]], bool]
-    ) -> tuple[int, list[dict[str, Any]] | EncodedItems]:
-        """(total matches, the page) for a list query: items, or (a whole page of generated items) their JSON text."""
-        collection = self._source()
-        edited = self.edited
-        remaining = []
-        for term in query.filters:
-            if term.path == ("@type",) and term.operator == "eq" and len(term.values) == 1 and not edited:
-                collection = collection.of_type(term.values[0])  # served without a scan
-            else:
-                remaining.append(term)
-        if "updatedDaysAgo" in vendor:
-            days = non_negative_int("updatedDaysAgo", vendor["updatedDaysAgo"])
-            threshold = self._now() - (days + 1) * DAY
-            if not edited:  # edited items carry new times the generated view does not know
-                collection = collection.updated_since(threshold)
-            remaining_threshold: str | None = iso_utc(threshold)
-        else:
-            remaining_threshold = None
-        status_wanted = "status" in vendor
-        if not (remaining or status_wanted or edited):
-            total = len(collection)
-            stop = total if query.limit is None else min(total, query.offset + query.limit)
-            if query.fields is None:  # sent whole: encoded as they are built, never held as dicts
-                return total, EncodedItems(collection.json_slice(query.offset, stop))
-            return total, [collection.at(i) for i in range(query.offset, stop)]
-
-        def wanted(item: dict[str, Any]) -> bool:
-            return (
-                all(term.matches(item) for term in query.filters)
-                and (remaining_threshold is None or item.get("lastUpdate", "") >= remaining_threshold)
-                and (not status_wanted or status_filter(item))
-            )
-
-        matches = [item for item in self._overlay(collection) if wanted(item)]
-        stop = len(matches) if query.limit is None else query.offset + query.limit
-        return len(matches), matches[query.offset : stop]
-
-    def _overlay(self, collection: Collection) -> Iterator[dict[str, Any]]:
-        with self._lock:
-            patched, deleted, created = dict(self._patched), set(self._deleted), list(self._created)
-        for item in collection:
-            if item.get("id") in deleted:
-                continue
-            yield patched.get(item.get("id"), item)
-        yield from (item for item in created if item["id"] not in deleted)
-
-    def create(self, body: Any, href_base: str, required: tuple[str, ...]) -> dict[str, Any]:
-        if not isinstance(body, dict):
-            raise bad_request("the item is a JSON object")
-        missing = [name for name in required if name not in body]
-        if missing:
-            raise bad_request(f"missing required attributes: {', '.join(missing)}")
-        self._check_values(body)
-        with self._lock:
-            item_id = str(body.get("id") or f"NEW-{next(self._new_ids):07d}")
-            if self._find(item_id) is not None:
-                raise TmfError(409, "Conflict", f"an item with id {item_id!r} exists")
-            item = {**body, "id": item_id, "href": f"{href_base}/{item_id}", "lastUpdate": iso_utc(self._now())}
-            self._deleted.discard(item_id)  # the id of a deleted item may be used again
-            self._created = [c for c in self._created if c["id"] != item_id]
-            self._created.append(item)
-            return item
-
-    def patch(self, item_id: str, changes: Any) -> dict[str, Any]:
-        if not isinstance(changes, dict):
-            raise bad_request("a merge patch is a JSON object")
-        forbidden = sorted(changes.keys() - self._patchable)
-        if forbidden:
-            raise bad_request(f"{', '.join(forbidden)} cannot be patched")
-        self._check_values(changes)
-        with self._lock:
-            item = json.loads(json.dumps(self.get(item_id)))  # a deep copy to change
-            merge_patch(item, changes)
-            item["lastUpdate"] = iso_utc(self._now())
-            created = next((i for i, c in enumerate(self._created) if c["id"] == item_id), None)
-            if created is not None:
-                self._created[created] = item
-            else:
-                self._patched[item_id] = item
-            return item
-
-    def delete(self, item_id: str) -> None:
-        with self._lock:
-            self.get(item_id)
-            self._deleted.add(item_id)
-
-    def _check_values(self, body: Mapping[str, Any]) -> None:
-        """Enumerated attributes take the spec's values (answers must stay valid)."""
-        for name, allowed in self._enumerations.items():
-            value = body.get(name)
-            if value is not None and value not in allowed:
-                raise bad_request(f"{name} {value!r} is not one of {', '.join(sorted(allowed))}")
 
 
 def _check_filters(api: str, query: ListQuery) -> None:
@@ -298,18 +102,24 @@ class Simulators:
     ) -> None:
         self.spec = spec or InventorySpec()
         self.now = now or time.time
-        self.inventory = Inventory(self.spec, self.now)
         self.credentials = dict(credentials or {})
         unknown = set(self.credentials) - {*TMF_PATHS, *SES_PATHS}
         if unknown:
             raise ValueError(f"credentials for unknown APIs: {', '.join(sorted(unknown))}")
         self.faults = FaultPlan(seed)
-        self.services = InventoryStore(lambda: self.inventory.services, self.now, PATCHABLE["tmf638"], ENUMERATIONS["tmf638"])
-        self.resources = InventoryStore(lambda: self.inventory.resources, self.now, PATCHABLE["tmf639"], ENUMERATIONS["tmf639"])
-        self.problems = ServiceProblems(self.now)
-        self.alarms: list[dict[str, Any]] = []
         self._server = _Server((host, port), _Handler, self)
         self._thread: threading.Thread | None = None
+        # Bound first: hrefs are absolute, as TMF servers give them, so they need the port.
+        self.inventory = Inventory(self.spec, self.now, href_base=self.base_url)
+        self.services = self._inventory_store("tmf638", lambda: self.inventory.services)
+        self.resources = self._inventory_store("tmf639", lambda: self.inventory.resources)
+        self.problems = ServiceProblems(self.now, self.url("tmf656"))
+        self.alarms: list[dict[str, Any]] = []
+
+    def _inventory_store(self, api: str, source: Callable[[], Any]) -> InventoryStore:
+        return InventoryStore(
+            source, self.now, PATCHABLE[api], ENUMERATIONS[api], required=CREATE_REQUIRED[api], api=api, collection_url=self.url(api)
+        )
 
     @property
     def base_url(self) -> str:
@@ -325,9 +135,10 @@ class Simulators:
 
     def start(self) -> Simulators:
         if self._thread is None:
-            # A short poll interval: `stop()` waits for the serving loop to look up.
+            # A short poll interval: `stop()` waits for the serving loop to look up (an idle wake-up
+            # every 10 ms costs next to nothing; tests start and stop hundreds of servers).
             self._thread = threading.Thread(
-                target=self._server.serve_forever, kwargs={"poll_interval": 0.05}, name="dmemu-simulators", daemon=True
+                target=self._server.serve_forever, kwargs={"poll_interval": 0.01}, name="dmemu-simulators", daemon=True
             )
             self._thread.start()
         return self
@@ -393,7 +204,8 @@ class _Handler(BaseHTTPRequestHandler):
 
     def _refuse_method(self, method: str) -> None:
         """The TMF APIs here take GET, POST, PATCH and DELETE: anything else is a JSON 405."""
-        self._read_body()
+        if self._body_or_refusal() is None:
+            return
         error = TmfError(405, "Method Not Allowed", f"{method} is not supported; use GET, POST, PATCH or DELETE")
         headers = {"Allow": "GET, POST, PATCH, DELETE"}
         status, payload = _error_answer(error, headers)
@@ -403,40 +215,50 @@ class _Handler(BaseHTTPRequestHandler):
 
     def _handle(self, method: str) -> None:
         sim = self.server.simulators
+        arrived = time.time()
         parts = urlsplit(self.path)
         path = parts.path.rstrip("/") or "/"
         query = parse_qsl(parts.query, keep_blank_values=True)
-        try:
-            body = self._read_body()
-        except TmfError as error:
-            self.close_connection = True  # the stream cannot be trusted past a bad length
-            self._send_error(error)
+        body = self._body_or_refusal()
+        if body is None:
             return
         if path.startswith("/_admin"):
-            self._answer_admin(method, path, body)
+            self._answer_admin(method, path, query, body)
             return
+
+        def record(api: str, number: int, status: int, fault: Fault | None) -> None:
+            sim.faults.record(
+                RequestRecord(
+                    number, api, method, self.path, status, fault.kind if fault else None,
+                    query=dict(query), headers=masked_headers(self.headers.items()), body=logged_body(body), time=arrived,
+                )
+            )  # fmt: skip
+
         route = _route(path)
         if route is None:  # logged too: a client calling a wrong path is worth seeing
-            number = sim.faults.next_number(UNKNOWN_API)
-            sim.faults.record(RequestRecord(number, UNKNOWN_API, method, self.path, 404, None))
+            record(UNKNOWN_API, sim.faults.next_number(UNKNOWN_API), 404, None)
             self._send_error(TmfError(404, "Not Found", f"no API at {path}"))
             return
-        api, collection_path, item_id, ses = route
+        api, item_id, ses = route
         number = sim.faults.next_number(api)
-        fault = sim.faults.fault_for(api, method, number, _page(query))
+        fault = sim.faults.fault_for(
+            api, method, number, _page(query),
+            target="collection" if item_id is None else "item", paths="ses" if ses else "tmf", query=_values_by_name(query),
+        )  # fmt: skip
         if fault is not None and fault.latency:
             time.sleep(fault.latency)
         headers: dict[str, str] = {}
         if fault is not None and fault.kind == "drop":
             status, payload = 0, None
         elif fault is not None and fault.kind == "status":
-            if fault.retry_after is not None:
-                headers["Retry-After"] = f"{fault.retry_after:g}"
+            retry_after = fault.retry_after_header
+            if retry_after is not None:
+                headers["Retry-After"] = retry_after
             status, payload = _error_answer(TmfError(fault.status, "Simulated Fault", f"fault on request {number}"), headers)
         else:
             try:
                 self._check_auth(api)
-                status, payload, headers = _answer(sim, method, api, collection_path, item_id, ses, query, body, self.headers)
+                status, payload, headers = _answer(sim, method, api, item_id, ses, query, body, self.headers)
             except TmfError as error:
                 status, payload = _error_answer(error, headers)
                 fault = None  # a refused request is answered whole
@@ -445,13 +267,24 @@ class _Handler(BaseHTTPRequestHandler):
                 status, payload = _error_answer(TmfError(500, "Internal Server Error", f"{type(error).__name__}: {error}"), headers)
                 fault = None
         # Logged before answering, so a client that has its answer finds it in the log.
-        sim.faults.record(RequestRecord(number, api, method, self.path, status, fault.kind if fault else None))
+        record(api, number, status, fault)
         if status == 0:
             self.close_connection = True  # dropped: no answer at all
             return
         self._send_json(status, payload, headers, fault)
 
+    def _body_or_refusal(self) -> bytes | None:
+        """The request body, or None once a 400 went out for an unreadable one."""
+        try:
+            return self._read_body()
+        except TmfError as error:
+            self.close_connection = True  # the stream cannot be trusted past a bad length or chunk
+            self._send_error(error)
+            return None
+
     def _read_body(self) -> bytes:
+        if "chunked" in self.headers.get("Transfer-Encoding", "").lower():  # RFC 9112: chunked wins over a length
+            return _read_chunked(self.rfile)
         text = self.headers.get("Content-Length") or "0"
         if not text.isdigit():
             raise bad_request(f"Content-Length {text!r} is not a length")
@@ -497,7 +330,7 @@ class _Handler(BaseHTTPRequestHandler):
         status, payload = _error_answer(error, headers)
         return self._send_json(status, payload, headers, None)
 
-    def _answer_admin(self, method: str, path: str, body: bytes) -> None:
+    def _answer_admin(self, method: str, path: str, query: list[tuple[str, str]], body: bytes) -> None:
         sim = self.server.simulators
         try:
             if path == "/_admin/health" and method == "GET":
@@ -516,7 +349,11 @@ class _Handler(BaseHTTPRequestHandler):
                 sim.faults.clear()
                 self._send_json(204, None, {}, None)
             elif path == "/_admin/requests" and method == "GET":
-                self._send_json(200, [attrs.asdict(r) for r in sim.faults.requests()], {}, None)
+                api = dict(query).get("api")  # ?api=tmf638: that API's requests only
+                self._send_json(200, [attrs.asdict(r) for r in sim.faults.requests(api)], {}, None)
+            elif path == "/_admin/requests" and method == "DELETE":
+                sim.faults.clear_log()
+                self._send_json(204, None, {}, None)
             else:
                 raise TmfError(404, "Not Found", f"no admin endpoint {method} {path}")
         except TmfError as error:
@@ -530,17 +367,56 @@ def _error_answer(error: TmfError, headers: dict[str, str]) -> tuple[int, dict[s
     return error.status, error.body()
 
 
-def _route(path: str) -> tuple[str, str, str | None, bool] | None:
-    """(api, collection path, item id or None, SES path?) for a request path."""
+def _route(path: str) -> tuple[str, str | None, bool] | None:
+    """(api, item id or None, SES path?) for a request path."""
     for ses, paths in ((False, TMF_PATHS), (True, SES_PATHS)):
         for api, collection in paths.items():
             if path == collection:
-                return api, collection, None, ses
+                return api, None, ses
             if path.startswith(collection + "/"):
                 item_id = path[len(collection) + 1 :]
                 if item_id and "/" not in item_id:
-                    return api, collection, item_id, ses
+                    return api, item_id, ses
     return None
+
+
+def _values_by_name(query: list[tuple[str, str]]) -> dict[str, list[str]]:
+    values: dict[str, list[str]] = {}
+    for name, value in query:
+        values.setdefault(name, []).append(value)
+    return values
+
+
+MAX_CHUNK_LINE = 1024  # a chunk-size line longer than this is not one
+
+
+def _read_chunked(stream: Any) -> bytes:
+    """A chunked request body (RFC 9112 section 7.1): sizes in hex, each chunk followed by CRLF,
+    a last chunk of size 0, then trailer lines up to an empty one. 400 for anything else."""
+    body = bytearray()
+    while True:
+        line = stream.readline(MAX_CHUNK_LINE + 1)
+        if not line.endswith(b"\n") or len(line) > MAX_CHUNK_LINE:
+            raise bad_request("chunked body: a chunk-size line is missing or too long")
+        size_text = line.split(b";", 1)[0].strip()  # chunk extensions are ignored
+        try:
+            if not size_text or size_text.startswith((b"-", b"+", b"0x", b"0X")):
+                raise ValueError
+            size = int(size_text, 16)
+        except ValueError:
+            raise bad_request(f"chunked body: chunk size {size_text.decode('latin-1')!r} is not a hexadecimal number") from None
+        if size == 0:
+            break
+        chunk = stream.read(size)
+        if len(chunk) != size or stream.read(2) != b"\r\n":
+            raise bad_request(f"chunked body: a chunk of {size} bytes is cut short or not followed by CRLF")
+        body += chunk
+    while True:  # trailer fields, which nothing here reads
+        line = stream.readline(MAX_CHUNK_LINE + 1)
+        if not line.endswith(b"\n"):
+            raise bad_request("chunked body: the trailer does not end with an empty line")
+        if line in (b"\r\n", b"\n"):
+            return bytes(body)
 
 
 def _page(query: list[tuple[str, str]]) -> int | None:
@@ -563,7 +439,6 @@ def _answer(
     sim: Simulators,
     method: str,
     api: str,
-    collection_path: str,
     item_id: str | None,
     ses: bool,
     query: list[tuple[str, str]],
@@ -571,6 +446,7 @@ def _answer(
     headers: Mapping[str, str],
 ) -> tuple[int, Any, dict[str, str]]:
     """(status, JSON payload, extra headers) of one API request."""
+    collection_url = sim.url(api, ses=ses)  # where the answer's hrefs point: the path asked
     if api == "tmf642":
         if method != "POST" or item_id is not None:
             raise TmfError(405, "Method Not Allowed", "the SES alarm API takes POST on its collection")
@@ -578,11 +454,11 @@ def _answer(
         if not isinstance(alarm, dict):
             raise bad_request("an alarm is a JSON object")
         alarm = {**alarm, "id": f"AL-{len(sim.alarms) + 1:07d}"}
-        alarm["href"] = f"{collection_path}/{alarm['id']}"
+        alarm["href"] = f"{collection_url}/{alarm['id']}"
         sim.alarms.append(alarm)
         return 201, alarm, {"Location": alarm["href"]}
     if api == "tmf656":
-        return _answer_problems(sim, method, item_id, ses, query, body, headers, collection_path)
+        return _answer_problems(sim, method, item_id, ses, query, body, headers, collection_url)
     store = sim.services if api == "tmf638" else sim.resources
     status_filter = _service_active if api == "tmf638" else _resource_available
     if item_id is None:
@@ -593,13 +469,13 @@ def _answer(
                 raise bad_request(f"status={vendor['status']!r}: use 1 for active items only")
             if vendor.get("status") == "0":
                 vendor = {k: v for k, v in vendor.items() if k != "status"}
-            total, page = store.listing(list_query, vendor, status_filter)
+            total, page = store.listing(list_query, vendor, status_filter, collection_url)
             return _list_answer(list_query, total, page)
         if method == "POST":
-            item = store.create(_json(body), collection_path, CREATE_REQUIRED[api])
+            item = store.create(_json(body), collection_url)
             return 201, item, {"Location": item["href"]}
         raise TmfError(405, "Method Not Allowed", f"{method} on a collection")
-    return _answer_item(store, method, item_id, query, body, headers)
+    return _answer_item(store, method, item_id, query, body, headers, collection_url)
 
 
 def _answer_problems(
@@ -610,7 +486,7 @@ def _answer_problems(
     query: list[tuple[str, str]],
     body: bytes,
     headers: Mapping[str, str],
-    href_base: str,
+    collection_url: str,
 ) -> tuple[int, Any, dict[str, str]]:
     problems = sim.problems
     if item_id is None:
@@ -618,14 +494,14 @@ def _answer_problems(
             list_query, vendor = parse_list_query(query, vendor=(SNOW_PARAMETER,) if ses else ())
             _check_filters("tmf656", list_query)
             snow = _parse_snow_query(vendor[SNOW_PARAMETER]) if SNOW_PARAMETER in vendor else SnowQuery()
-            matches = [p for p in problems.all() if list_query.matches(p) and snow.matches(p)]
+            matches = [p for p in problems.all(collection_url) if list_query.matches(p) and snow.matches(p)]
             stop = len(matches) if list_query.limit is None else list_query.offset + list_query.limit
             return _list_answer(list_query, len(matches), matches[list_query.offset : stop])
         if method == "POST":
-            problem = problems.create(_json(body), href_base=href_base, incident=ses)
+            problem = problems.create(_json(body), collection_url=collection_url, incident=ses)
             return 201, problem, {"Location": problem["href"]}
         raise TmfError(405, "Method Not Allowed", f"{method} on a collection")
-    return _answer_item(problems, method, item_id, query, body, headers)
+    return _answer_item(problems, method, item_id, query, body, headers, collection_url)
 
 
 def _answer_item(
@@ -635,14 +511,15 @@ def _answer_item(
     query: list[tuple[str, str]],
     body: bytes,
     headers: Mapping[str, str],
+    collection_url: str,
 ) -> tuple[int, Any, dict[str, str]]:
     """Retrieve, merge-patch or delete one item of any API's store."""
     if method == "GET":
         fields = dict(query).get("fields")
-        return 200, select_fields(store.get(item_id), tuple(fields.split(",")) if fields else None), {}
+        return 200, select_fields(store.get(item_id, collection_url), tuple(fields.split(",")) if fields else None), {}
     if method == "PATCH":
         _require_merge_patch(headers)
-        return 200, store.patch(item_id, _json(body)), {}
+        return 200, store.patch(item_id, _json(body), collection_url), {}
     if method == "DELETE":
         store.delete(item_id)
         return 204, None, {}

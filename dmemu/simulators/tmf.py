@@ -109,6 +109,15 @@ def select_fields(item: Mapping[str, Any], fields: tuple[str, ...] | None) -> di
     return {name: value for name, value in item.items() if name in kept}
 
 
+def homed(item: Mapping[str, Any], collection_url: str | None) -> dict[str, Any]:
+    """A copy of a stored item to answer with: its href under `collection_url` (``<url>/<id>``) when given.
+
+    The same item is served at more than one path (TMF v4 and SES); each answer points where it was asked."""
+    if collection_url is None:
+        return dict(item)
+    return {**item, "href": f"{collection_url.rstrip('/')}/{item['id']}"}
+
+
 def merge_patch(target: dict[str, Any], patch: Mapping[str, Any]) -> None:
     """RFC 7386 merge patch, in place: null removes, objects merge, anything else replaces."""
     for name, value in patch.items():
