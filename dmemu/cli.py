@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 import threading
 import time
@@ -10,16 +11,25 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from . import __version__
+from .pages import (
+    DEFAULT_ROWS,
+    MIN_WIDTH,
+    elements_data,
+    find_page,
+    page_data,
+    pages_data,
+    render_elements,
+    render_page,
+    render_pages,
+)
+from .protocol import SavedElement, SavedSystem
 from .protocol.errors import DmemuError
-from .protocol.storage import RegistryStore
+from .protocol.saved import existing_registry
 
 
 def _list_elements(args: argparse.Namespace) -> int:
     state = Path(args.state)
-    registry = state / "dms.json"
-    if not registry.exists():
-        raise DmemuError(f"{state} holds no DataMiner System (no {registry.name})")
-    records = RegistryStore(registry).load()
+    records = existing_registry(state).load()
     if not records:
         print(f"{state}: no elements")
         return 0
@@ -28,6 +38,39 @@ def _list_elements(args: argparse.Namespace) -> int:
         ids = f"{record['agent_id']}/{record['element_id']}"
         print(f"{record['name']:<{width}}  {ids:<9}  {record['state']:<8}  {record['protocol']}")
     return 0
+
+
+def _show(args: argparse.Namespace) -> int:
+    """Saved state, read without running anything: the elements, an element's pages, or one page."""
+    system = SavedSystem(args.state)
+    output: str | dict[str, object]
+    if args.element is None:
+        output = elements_data(system.elements) if args.json else render_elements(system.elements, width=args.width)
+    else:
+        element = _saved_element(system, args.element)
+        for problem in element.problems:
+            print(f"dmemu: warning: {problem}", file=sys.stderr)
+        if args.page is None:
+            output = pages_data(element) if args.json else render_pages(element, width=args.width)
+        else:
+            page = find_page(element.protocol, args.page)
+            if args.json:
+                output = page_data(element, page, rows=args.rows)
+            else:
+                rows = DEFAULT_ROWS if args.rows is None else args.rows
+                output = render_page(element, page, rows=rows, width=args.width)
+    # Compact JSON: a page may hold a 100,000-row table, and programs (or jq) need no indentation.
+    print(json.dumps(output, ensure_ascii=False) if isinstance(output, dict) else output)
+    return 0
+
+
+def _saved_element(system: SavedSystem, text: str) -> SavedElement:
+    """An element by name, or by ``AGENT/ELEMENT`` ids as DataMiner users write them."""
+    element = system.find(text)
+    agent_id, slash, element_id = text.partition("/")
+    if element is None and slash and agent_id.isdigit() and element_id.isdigit():
+        element = system.find((int(agent_id), int(element_id)))
+    return element if element is not None else system.element(text)  # the error lists the elements
 
 
 def _simulate(args: argparse.Namespace) -> int:
@@ -88,6 +131,20 @@ def _api_credentials(text: str) -> tuple[str, tuple[str, str]]:
     return api, (user, password)
 
 
+def _rows(text: str) -> int:
+    value = int(text)
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"{value} is not a number of rows (0 shows all)")
+    return value
+
+
+def _width(text: str) -> int:
+    value = int(text)
+    if value < MIN_WIDTH:
+        raise argparse.ArgumentTypeError(f"a width of {value} is too narrow; at least {MIN_WIDTH}")
+    return value
+
+
 def _count(text: str) -> int:
     value = int(text)
     if not 0 <= value <= 1_000_000:
@@ -102,6 +159,19 @@ def build_parser() -> argparse.ArgumentParser:
     elements = commands.add_parser("elements", help="list the elements saved in a state directory")
     elements.add_argument("--state", required=True, metavar="DIR", help="the DataMiner System's state directory")
     elements.set_defaults(run=_list_elements)
+    show = commands.add_parser(
+        "show", help="show saved state without running anything: the elements, an element's pages, or one page"
+    )
+    show.add_argument("--state", required=True, metavar="DIR", help="the DataMiner System's state directory")
+    show.add_argument("element", nargs="?", metavar="ELEMENT", help="an element's name or AGENT/ELEMENT ids")
+    show.add_argument("page", nargs="?", metavar="PAGE", help="a page of the element")
+    show.add_argument("--json", action="store_true", help="print JSON for programs instead of text")
+    show.add_argument(
+        "--rows", type=_rows, metavar="N",
+        help=f"rows shown per table (default: {DEFAULT_ROWS} in text, all in JSON; 0: all)",
+    )  # fmt: skip
+    show.add_argument("--width", type=_width, metavar="N", help="text width (default: the terminal's)")
+    show.set_defaults(run=_show)
     simulate = commands.add_parser("simulate", help="run the TMF638/639/656 simulators on 127.0.0.1 until interrupted")
     simulate.add_argument("--port", type=_port, default=0, help="port to listen on (default: a free one)")
     simulate.add_argument("--services", type=_count, default=200)

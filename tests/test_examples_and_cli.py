@@ -2,13 +2,30 @@
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from dmemu import __version__
 from dmemu.cli import main
-from dmemu.protocol import DataMinerSystem, VirtualClock
+from dmemu.elements.ses_inventory import SesInventoryManagement
+from dmemu.protocol import (
+    Column,
+    DataMinerSystem,
+    Number,
+    Page,
+    PageButton,
+    Parameter,
+    Protocol,
+    QAction,
+    String,
+    Table,
+    VirtualClock,
+)
+from dmemu.protocol.definitions import protocol_path
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -62,3 +79,152 @@ def test_cli_version_through_the_console_script():
     console_script = Path(sys.executable).parent / "dmemu"  # installed next to this Python by pip
     result = subprocess.run([str(console_script), "--version"], capture_output=True, text=True, check=True)
     assert result.stdout.strip() == f"dmemu {__version__}"
+
+
+# -- dmemu show -------------------------------------------------------------------------------
+
+METER_SECRET = "m3ter-secret-not-for-eyes"
+SES_PASSWORDS = ("tmf638-Pa55-hidden", "tmf639-Pa55-hidden")
+
+
+def fill_readings(protocol):
+    protocol.fill_array("Readings", [[f"r-{n:03d}", n / 10] for n in range(protocol.get_parameter("Count"))])
+
+
+class Meter(Protocol):
+    name = "Meter"
+    pages = (Page("General"), Page("Readings", order=1), Page("Setup", order=2), Page("Access", parent="Setup"))
+    parameters = (
+        Parameter(1, "Count", Number(0, 10_000), write=True, save=True, default=0, page="Setup"),
+        Parameter(2, "Access Details", PageButton("Access"), page="Setup"),
+        Parameter(3, "Secret", String(secret=True), write=True, save=True, default="", page="Access"),
+        Parameter(4, "Model", String(), default="MX-1", page="General"),
+    )
+    tables = (
+        Table(100, "Readings", save=True, page="Readings", columns=(Column(101, "Key", key=True), Column(102, "Level", Number(units="V", decimals=1)))),
+    )  # fmt: skip
+    qactions = (QAction(1, fill_readings, triggers=(1,)),)
+
+
+@pytest.fixture
+def meter_state(tmp_path):
+    with DataMinerSystem(tmp_path, VirtualClock()) as dms:
+        dms.create_element(Meter, "Meter A", parameters={"Secret": METER_SECRET}).set("Count", 30)
+        dms.create_element(Meter, "Meter B", start=False)
+    return tmp_path
+
+
+def show(capsys, *args: str) -> str:
+    assert main(["show", *args]) == 0
+    captured = capsys.readouterr()
+    assert captured.err == ""
+    return captured.out
+
+
+def test_cli_show_lists_the_elements_the_pages_and_renders_a_page(meter_state, capsys):
+    state = str(meter_state)
+    assert show(capsys, "--state", state).splitlines() == ["Meter A  1/1  Active   Meter", "Meter B  1/2  Stopped  Meter"]
+    assert show(capsys, "--state", state, "Meter A", "--width", "80").splitlines() == [
+        "Meter A (1/1) | Meter | Active",
+        "=" * 30,
+        "",
+        "General   1 parameter",
+        "Readings  Readings: 30 rows",
+        "Setup     2 parameters",
+        "  Access  1 parameter",
+    ]
+    page = show(capsys, "--state", state, "Meter A", "Readings", "--rows", "3", "--width", "40").splitlines()
+    assert page == [
+        "Meter A (1/1) | Meter | Active",
+        "page Readings",
+        "=" * 30,
+        "",
+        "Readings: 30 rows",
+        "Key    Level",
+        "-----  -----",
+        "r-000  0.0 V",
+        "r-001  0.1 V",
+        "r-002  0.2 V",
+        "… and 27 more rows",
+    ]
+    by_ids = show(capsys, "--state", state, "1/2", "setup", "--width", "80").splitlines()
+    assert by_ids[0] == "Meter B (1/2) | Meter | Stopped | page Setup"
+    assert by_ids[-3:] == ["Access Details  [Access...]", "", "Sub-pages: Access"]
+
+
+def test_cli_show_json_for_programs(meter_state, capsys):
+    state = str(meter_state)
+    listing = json.loads(show(capsys, "--state", state, "--json"))
+    assert [(e["name"], e["agent_id"], e["element_id"], e["state"]) for e in listing["elements"]] == [
+        ("Meter A", 1, 1, "Active"), ("Meter B", 1, 2, "Stopped"),
+    ]  # fmt: skip
+    pages = json.loads(show(capsys, "--state", state, "Meter A", "--json"))
+    assert pages["pages"][1]["tables"] == [{"id": 100, "name": "Readings", "row_count": 30}]
+    (table,) = json.loads(show(capsys, "--state", state, "Meter A", "Readings", "--json"))["tables"]
+    assert table["row_count"] == 30 and len(table["rows"]) == 30 and table["rows"][4] == ["r-004", 0.4]
+    (table,) = json.loads(show(capsys, "--state", state, "Meter A", "Readings", "--json", "--rows", "2"))["tables"]
+    assert table["rows"] == [["r-000", 0.0], ["r-001", 0.1]]
+    (secret,) = json.loads(show(capsys, "--state", state, "Meter A", "Access", "--json"))["parameters"]
+    assert secret == {"id": 3, "name": "Secret", "value": "********", "display": "********", "secret": True}
+
+
+def test_cli_show_never_prints_a_password(meter_state, capsys):
+    assert METER_SECRET in (meter_state / "elements" / "1-1.json").read_text()  # it is there to leak
+    state = str(meter_state)
+    outputs = [show(capsys, "--state", state, *extra) for extra in ([], ["--json"])]
+    for page in ("", "General", "Readings", "Setup", "Access"):
+        for extra in ([], ["--json"], ["--width", "20"]):
+            outputs.append(show(capsys, "--state", state, "Meter A", *([page] if page else []), *extra))
+    assert all(METER_SECRET not in output for output in outputs)
+    assert "Secret  ********" in outputs[-3]
+
+
+def test_cli_show_ses_inventory_saved_without_running_it(tmp_path, capsys):
+    with DataMinerSystem(tmp_path, VirtualClock()) as dms:
+        dms.create_element(
+            SesInventoryManagement, "SES Inventory", start=False,
+            parameters={"TMF 638 Username": "svc", "TMF 638 Password": SES_PASSWORDS[0], "TMF 639 Password": SES_PASSWORDS[1]},
+        )  # fmt: skip
+    state = str(tmp_path)
+    assert show(capsys, "--state", state).split() == ["SES", "Inventory", "1/1", "Stopped", "SES", "Inventory", "Management"]
+    assert show(capsys, "--state", state, "SES Inventory", "--width", "100").splitlines()[3:] == [
+        "General        6 parameters, Cache Progress: 0 rows, API Status: 0 rows",
+        "Services       Services: 0 rows",
+        "Carriers       Carriers: 0 rows",
+        "Resources      Resources: 0 rows",
+        "Configuration  9 parameters",
+    ]
+    configuration = show(capsys, "--state", state, "SES Inventory", "Configuration", "--width", "100")
+    assert "TMF 638 Username        svc" in configuration.splitlines()
+    assert "TMF 638 Password        ********" in configuration.splitlines()
+    assert "Cache Update Frequency  3600 s" in configuration.splitlines()
+    assert "Active Items Only       Enabled" in configuration.splitlines()
+    data = show(capsys, "--state", state, "SES Inventory", "Configuration", "--json")
+    for output in (configuration, data, show(capsys, "--state", state, "SES Inventory", "Services")):
+        assert not any(password in output for password in SES_PASSWORDS)
+    assert "Cache Phase             Idle" in show(capsys, "--state", state, "SES Inventory", "General").splitlines()
+
+
+def show_error(capsys, *args: str) -> str:
+    assert main(["show", *args]) == 2
+    captured = capsys.readouterr()
+    assert captured.out == "" and captured.err.count("\n") == 1 and "Traceback" not in captured.err
+    return captured.err
+
+
+def test_cli_show_errors_are_one_line_naming_what_exists(meter_state, tmp_path, capsys):
+    state = str(meter_state)
+    assert "no element 'Meter C'" in show_error(capsys, "--state", state, "Meter C")
+    assert "elements: 'Meter A' (1/1), 'Meter B' (1/2)" in show_error(capsys, "--state", state, "9/9")
+    assert show_error(capsys, "--state", state, "Meter A", "Alarms") == (
+        "dmemu: protocol 'Meter' has no page 'Alarms'; pages: 'General', 'Readings', 'Setup', 'Access'\n"
+    )
+    assert "holds no DataMiner System" in show_error(capsys, "--state", str(tmp_path / "nowhere"))
+    (meter_state / "elements" / "1-2.json").write_text("{broken")
+    assert "1-2.json is corrupt" in show_error(capsys, "--state", state)
+    registry = meter_state / "dms.json"
+    registry.write_text(registry.read_text().replace(protocol_path(Meter), "gone_module:Meter"))
+    assert "names protocol 'gone_module:Meter', which cannot be imported" in show_error(capsys, "--state", state)
+    with pytest.raises(SystemExit) as exited:
+        main(["show", "--state", state, "--width", "5"])
+    assert exited.value.code == 2 and "too narrow" in capsys.readouterr().err

@@ -14,7 +14,7 @@ from .definitions import (
     Timer,
 )
 from .dms import DataMinerSystem, ElementRef
-from .element import Element, ElementState, TableView
+from .element import Element, ElementState, ReadableElement, TableView
 from .errors import (
     DefinitionError,
     DmemuError,
@@ -34,6 +34,7 @@ from .http import BYPASS_PROXY, NO_RETRIES, Connection, ElementSession, RetryPol
 from .logs import LogEntry, LogLevel, LogType
 from .measurement import Button, Discrete, Number, PageButton, String
 from .qaction import QActionProtocol, SetStatus
+from .saved import SavedElement, SavedSystem
 from .testing import expect
 
 __all__ = [
@@ -71,8 +72,11 @@ __all__ = [
     "QActionLoopError",
     "QActionProtocol",
     "ReadOnlyParameterError",
+    "ReadableElement",
     "RealClock",
     "RetryPolicy",
+    "SavedElement",
+    "SavedSystem",
     "SetStatus",
     "StateFileError",
     "String",

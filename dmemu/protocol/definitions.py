@@ -163,6 +163,7 @@ class ProtocolModel:
     def __init__(self, protocol: type[Protocol]) -> None:
         self.name: str = protocol.name
         self.parameters: dict[int, Parameter] = {p.id: p for p in protocol.parameters}
+        self.defaults: dict[int, Any] = {p.id: p.default for p in protocol.parameters}
         self.tables: dict[int, TableModel] = {}
         self.pages: dict[str, Page] = {page.name: page for page in protocol.pages}
         self.timers: tuple[Timer, ...] = tuple(protocol.timers)

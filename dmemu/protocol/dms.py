@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib
 import logging
 import os
 import threading
@@ -11,18 +10,18 @@ from pathlib import Path
 from typing import Any
 
 from .clock import Clock, RealClock
-from .definitions import PROTOCOLS, Protocol, protocol_path
-from .element import Element, ElementState
+from .definitions import Protocol, protocol_path
+from .element import Element, ElementState, element_not_found
 from .errors import (
     DmemuError,
     DuplicateElementError,
-    ElementNotFoundError,
     ReadOnlyParameterError,
     StateFileError,
 )
 from .http import Connection
 from .logs import LogType
-from .storage import ElementStore, RegistryStore
+from .saved import read_element_records
+from .storage import ELEMENTS_FOLDER, REGISTRY_FILE, ElementStore, RegistryStore, element_path
 
 ElementRef = str | tuple[int, int] | Element
 """An element by name, by (agent id, element id), or itself."""
@@ -60,18 +59,18 @@ class DataMinerSystem:
         self._elements: dict[tuple[int, int], Element] = {}
         self._by_name: dict[str, Element] = {}
         self._dirty_elements: set[Element] = set()
-        self._protocols = {protocol_path(p): p for p in protocols}
+        self._protocols = tuple(protocols)
         self._closed = False
         self._registry_dirty = False
         self._registry_lock = threading.Lock()
         self._flush_lock = threading.Lock()
         try:
-            (self.state_dir / "elements").mkdir(parents=True, exist_ok=True)
+            (self.state_dir / ELEMENTS_FOLDER).mkdir(parents=True, exist_ok=True)
         except OSError as error:
             raise StateFileError(f"cannot use state directory {self.state_dir}: {error.strerror or error}") from error
         if not os.access(self.state_dir, os.W_OK):
             raise StateFileError(f"state directory {self.state_dir} is not writable")
-        self._registry = RegistryStore(self.state_dir / "dms.json")
+        self._registry = RegistryStore(self.state_dir / REGISTRY_FILE)
         self._load()
         self.clock.add_tick_listener(self._flush_quietly)
         self._autosave = (
@@ -125,7 +124,7 @@ class DataMinerSystem:
             connection = Connection(port=spec.default_port if spec else None)
         elif (connection.username or connection.password) and not (spec and spec.credentials):
             raise ValueError(f"protocol {protocol.name!r} takes no credentials on its connection; leave username and password out")
-        store = ElementStore(self._element_path(agent_id, element_id))
+        store = ElementStore(element_path(self.state_dir, agent_id, element_id))
         store.delete()  # a leftover file from an element that once had these ids
         element = Element(self, protocol, name, agent_id, element_id, connection, store)
         element._set_initial(initial)
@@ -146,8 +145,7 @@ class DataMinerSystem:
     def element(self, ref: ElementRef) -> Element:
         element = self.find(ref)
         if element is None:
-            known = ", ".join(f"{e.name!r} ({e.agent_id}/{e.element_id})" for e in self._elements.values()) or "none"
-            raise ElementNotFoundError(f"no element {ref!r} in this DMS; elements: {known}")
+            raise element_not_found(ref, self._elements.values(), "this DMS")
         return element
 
     def stop_element(self, ref: ElementRef) -> None:
@@ -248,9 +246,6 @@ class DataMinerSystem:
         if self._closed:
             raise DmemuError("this DataMinerSystem is closed")
 
-    def _element_path(self, agent_id: int, element_id: int) -> Path:
-        return self.state_dir / "elements" / f"{agent_id}-{element_id}.json"
-
     def _register(self, element: Element) -> None:
         self._elements[element.ids] = element
         self._by_name[element.name] = element
@@ -286,44 +281,20 @@ class DataMinerSystem:
             for e in list(self._elements.values())
         )
 
-    def _resolve_protocol(self, path: str) -> type[Protocol]:
-        protocol = self._protocols.get(path) or PROTOCOLS.get(path)
-        if protocol is not None:
-            return protocol
-        module_name, _, qualname = path.partition(":")
-        try:
-            target: Any = importlib.import_module(module_name)
-            for part in qualname.split("."):
-                target = getattr(target, part)
-        except (ImportError, AttributeError) as error:
-            raise StateFileError(
-                f"state file {self._registry.path} names protocol {path!r}, which cannot be imported ({error}); "
-                "pass it with DataMinerSystem(..., protocols=[...])"
-            ) from error
-        return target
-
     def _load(self) -> None:
-        records = self._registry.load()
-        loaded: list[tuple[Element, str]] = []
-        for record in records:
-            protocol = self._resolve_protocol(record["protocol"])
-            agent_id, element_id = int(record["agent_id"]), int(record["element_id"])
-            if agent_id not in self.agent_ids:
-                self.agent_ids = (*self.agent_ids, agent_id)
-            try:
-                connection = Connection.from_record(record["connection"])
-            except TypeError as error:
-                raise StateFileError(f"state file {self._registry.path}: bad connection for {record['name']!r}: {error}") from error
-            element = Element(
-                self, protocol, record["name"], agent_id, element_id, connection, ElementStore(self._element_path(agent_id, element_id))
-            )
+        loaded: list[tuple[Element, ElementState]] = []
+        for record in read_element_records(self._registry, self._protocols):
+            if record.agent_id not in self.agent_ids:
+                self.agent_ids = (*self.agent_ids, record.agent_id)
+            store = ElementStore(element_path(self.state_dir, record.agent_id, record.element_id))
+            element = Element(self, record.protocol, record.name, record.agent_id, record.element_id, record.connection, store)
             self._register(element)
-            loaded.append((element, record["state"]))
+            loaded.append((element, record.state))
         # Start only once every element exists, so start-up QActions can reach each other.
         for element, state in loaded:
-            if state == ElementState.ACTIVE.value:
+            if state is ElementState.ACTIVE:
                 element.start()
-            elif state == ElementState.PAUSED.value:
+            elif state is ElementState.PAUSED:
                 element._restore_paused()
 
 

@@ -7,13 +7,15 @@ import logging
 import threading
 import traceback
 from collections import deque
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from functools import partial
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from .clock import TimerJob
-from .definitions import Protocol, QAction, TableModel, Timer
+from .definitions import Protocol, ProtocolModel, QAction, TableModel, Timer
 from .errors import (
+    ElementNotFoundError,
     ElementStateError,
     InvalidValueError,
     QActionLoopError,
@@ -46,7 +48,109 @@ class ElementState(enum.Enum):
 _ACTIVE = ElementState.ACTIVE  # a module constant: enum attribute lookups are slow in hot paths
 
 
-class Element:
+class ReadableElement:
+    """What an element is and holds, read the same way whether it runs (`Element`) or was read
+    from a state directory (`SavedElement`): its identity, `get` and `table`.
+
+    Subclasses set the attributes below; the values and tables are filled by `_reset_volatile`
+    and `_restore`, so a saved element holds exactly what a stopped live one would.
+    """
+
+    name: str
+    agent_id: int
+    element_id: int
+    protocol: type[Protocol]
+    connection: Connection
+    _model: ProtocolModel
+    _state: ElementState
+    _values: dict[int, Any]
+    _tables: dict[int, TableData]
+
+    @property
+    def ids(self) -> tuple[int, int]:
+        """(DataMiner agent id, element id)."""
+        return (self.agent_id, self.element_id)
+
+    @property
+    def state(self) -> ElementState:
+        return self._state
+
+    def __repr__(self) -> str:
+        return f"<{type(self).__name__} {self.name!r} {self.agent_id}/{self.element_id} {self.protocol.name!r} {self._state.value}>"
+
+    def get(self, ref: int | str) -> Any:
+        """The value of a parameter by id or name (a table gives its `TableView`).
+
+        Passwords are write-only: they read as ``"********"`` once set (QActions see the value)."""
+        pid = self._model.resolve(ref)
+        if pid in self._tables:
+            return TableView(self, self._tables[pid])
+        if pid in self._model.secret_parameters:
+            return self._model.parameters[pid].type.display(self._values[pid])
+        return self._values[pid]
+
+    def table(self, ref: int | str) -> TableView:
+        """A live, read-only view of a table by id or name."""
+        return TableView(self, self._table(ref))
+
+    def _table(self, ref: int | str) -> TableData:
+        return self._tables[self._model.table(ref).table.id]
+
+    def _reset_volatile(self, saved: ElementSnapshot) -> None:
+        """Defaults everywhere, then the saved values: what a stopped element holds.
+
+        The value dict and table objects are kept (only their contents change), so work that
+        looked them up before the reset still writes into the live element.
+        """
+        self._values.clear()
+        self._values.update(self._model.defaults)
+        self._values.update(saved.parameters)
+        for tid, model in self._model.tables.items():
+            if tid not in self._tables:
+                self._tables[tid] = TableData(model)
+            self._tables[tid].rows = {}
+        for tid, rows in saved.tables.items():
+            self._tables[tid].restore(rows)
+
+    def _restore(self, snapshot: ElementSnapshot, source: Path) -> list[str]:
+        """Values from a state file, each checked against the current protocol definition.
+
+        Answers what was ignored (the caller decides how to report it); the defaults stay there.
+        """
+        model = self._model
+        ignored: list[str] = []
+        for pid, value in snapshot.parameters.items():
+            if pid not in model.saved_parameters:
+                continue  # the protocol no longer saves it
+            try:
+                self._values[pid] = value if value is None else model.checkers[pid](value)
+            except InvalidValueError as error:
+                ignored.append(f"{source}: saved value ignored, default kept: {error}")
+        for tid, rows in snapshot.tables.items():
+            if tid not in model.saved_tables:
+                continue
+            try:
+                self._tables[tid].restore(rows)
+            except InvalidValueError as error:
+                ignored.append(f"{source}: saved rows ignored (the protocol no longer accepts them): {error}")
+        return ignored
+
+    def _mask_secrets(self, message: str) -> str:
+        secrets = [self._values.get(pid) for pid in self._model.secret_parameters]
+        secrets.append(self.connection.password)
+        for secret in secrets:
+            if isinstance(secret, str) and secret:
+                message = message.replace(secret, "********")
+        return message
+
+
+def element_not_found(ref: object, elements: Iterable[ReadableElement], where: str) -> ElementNotFoundError:
+    """The error for an element `ref` that is not among `elements`, listing those that are."""
+    known = ", ".join(f"{e.name!r} ({e.agent_id}/{e.element_id})" for e in elements) or "none"
+    return ElementNotFoundError(f"no element {ref!r} in {where}; elements: {known}")
+
+
+class Element(ReadableElement):
     """An instance of a protocol in a DataMiner System. Create it with `DataMinerSystem.create_element`."""
 
     def __init__(
@@ -88,35 +192,11 @@ class Element:
         self._values: dict[int, Any] = {}
         self._tables: dict[int, TableData] = {}
         self._reset_volatile(ElementSnapshot())
-        self._restore(store.load())
+        for problem in self._restore(store.load(), store.path):
+            self.log(problem, LogType.ERROR)
         self._facade = QActionProtocol(self)
 
-    # -- identity ---------------------------------------------------------------------------
-
-    @property
-    def ids(self) -> tuple[int, int]:
-        """(DataMiner agent id, element id)."""
-        return (self.agent_id, self.element_id)
-
-    @property
-    def state(self) -> ElementState:
-        return self._state
-
-    def __repr__(self) -> str:
-        return f"<Element {self.name!r} {self.agent_id}/{self.element_id} {self.protocol.name!r} {self._state.value}>"
-
-    # -- user API: values -------------------------------------------------------------------
-
-    def get(self, ref: int | str) -> Any:
-        """The value of a parameter by id or name (a table gives its `TableView`).
-
-        Passwords are write-only: they read as ``"********"`` once set (QActions see the value)."""
-        pid = self._model.resolve(ref)
-        if pid in self._tables:
-            return TableView(self, self._tables[pid])
-        if pid in self._model.secret_parameters:
-            return self._model.parameters[pid].type.display(self._values[pid])
-        return self._values[pid]
+    # -- user API: values (reading them is `ReadableElement`'s) ------------------------------
 
     def set(self, ref: int | str, value: Any, *, wait: bool = True, _depth: int = 0) -> None:
         """Set a write parameter as a user would, then run the QActions it triggers.
@@ -153,10 +233,6 @@ class Element:
         if self._state is not _ACTIVE:
             raise ElementStateError(f"element {self.name!r} is {self._state.value}: start it before setting {spec.name!r}")
         self._queue.run(self._apply_user_cell, data, key, index, value, 0, wait=wait)
-
-    def table(self, ref: int | str) -> TableView:
-        """A live, read-only view of a table by id or name."""
-        return TableView(self, self._table(ref))
 
     def logs(self, type: LogType | None = None) -> list[LogEntry]:
         """Log entries kept for this element, optionally of one type."""
@@ -273,9 +349,6 @@ class Element:
             self._session = None
 
     # -- internals used by the QAction facade and the DMS -----------------------------------
-
-    def _table(self, ref: int | str) -> TableData:
-        return self._tables[self._model.table(ref).table.id]
 
     def _restore_paused(self) -> None:
         """Loaded as Paused: nothing runs until `start()`, which then starts afresh."""
@@ -398,40 +471,6 @@ class Element:
             tables={tid: list(self._tables[tid].rows.values()) for tid in self._model.saved_tables},
         )
 
-    def _reset_volatile(self, saved: ElementSnapshot) -> None:
-        """Defaults everywhere, then the saved values: what a stopped element holds.
-
-        The value dict and table objects are kept (only their contents change), so work that
-        looked them up before the reset still writes into the live element.
-        """
-        self._values.clear()
-        self._values.update((pid, p.default) for pid, p in self._model.parameters.items())
-        self._values.update(saved.parameters)
-        for tid, model in self._model.tables.items():
-            if tid not in self._tables:
-                self._tables[tid] = TableData(model)
-            self._tables[tid].rows = {}
-        for tid, rows in saved.tables.items():
-            self._tables[tid].restore(rows)
-
-    def _restore(self, snapshot: ElementSnapshot) -> None:
-        """Values from the state file, each checked against the current protocol definition."""
-        model = self._model
-        for pid, value in snapshot.parameters.items():
-            if pid not in model.saved_parameters:
-                continue  # the protocol no longer saves it
-            try:
-                self._values[pid] = value if value is None else model.checkers[pid](value)
-            except InvalidValueError as error:
-                self.log(f"{self._store.path}: saved value ignored, default kept: {error}", LogType.ERROR)
-        for tid, rows in snapshot.tables.items():
-            if tid not in model.saved_tables:
-                continue
-            try:
-                self._tables[tid].restore(rows)
-            except InvalidValueError as error:
-                self.log(f"{self._store.path}: saved rows ignored (the protocol no longer accepts them): {error}", LogType.ERROR)
-
     def log(self, message: str, type: LogType = LogType.INFORMATION, level: LogLevel = LogLevel.NO_LOGGING) -> None:
         """Keep a log line when its level is within the element's log level; secrets are masked."""
         if level > self.log_level:
@@ -439,14 +478,6 @@ class Element:
         message = self._mask_secrets(message)
         self.log_entries.append(LogEntry(self.dms.clock.now(), type, LogLevel(level), message))
         _logger.log(logging.ERROR if type is LogType.ERROR else logging.INFO, "%s: %s", self.name, message)
-
-    def _mask_secrets(self, message: str) -> str:
-        secrets = [self._values.get(pid) for pid in self._model.secret_parameters]
-        secrets.append(self.connection.password)
-        for secret in secrets:
-            if isinstance(secret, str) and secret:
-                message = message.replace(secret, "********")
-        return message
 
 
 def _qaction_frame(qaction: QAction, error: Exception) -> traceback.FrameSummary:
@@ -460,7 +491,7 @@ def _qaction_frame(qaction: QAction, error: Exception) -> traceback.FrameSummary
 class TableView:
     """A read-only view of a table, live: it always shows the current rows."""
 
-    def __init__(self, element: Element, data: TableData) -> None:
+    def __init__(self, element: ReadableElement, data: TableData) -> None:
         self._element = element
         self.model: TableModel = data.model
 
@@ -500,6 +531,14 @@ class TableView:
     def rows(self) -> list[dict[str, Any]]:
         names = self.columns
         return [dict(zip(names, row)) for row in list(self._data.rows.values())]
+
+    def row_cells(self, limit: int | None = None) -> list[tuple[Any, ...]]:
+        """The rows as tuples of cells in column order, only the first `limit` when given.
+
+        Cheaper than `rows()` for showing a few rows of a large table: no dict per row.
+        """
+        rows = list(self._data.rows.values())  # one C-level copy: safe while a QAction adds rows
+        return rows if limit is None else rows[:limit]
 
     def cell(self, key: str, column: int | str) -> Any:
         return self._data.get(key)[self.model.column_position(column)]

@@ -28,6 +28,19 @@ _JSON_SCALARS = frozenset({str, int, float, bool, type(None)})
 _ELEMENT_STATES = frozenset({"Active", "Paused", "Stopped"})
 """The values of `element.ElementState` (not imported: element.py imports this module)."""
 
+REGISTRY_FILE = "dms.json"
+"""The DMS's own file in its state directory: which elements exist (see `RegistryStore`)."""
+
+
+ELEMENTS_FOLDER = "elements"
+"""The folder of the element state files in a DMS state directory."""
+
+
+def element_path(state_dir: Path, agent_id: int, element_id: int) -> Path:
+    """Where the state file of one element lives in a DMS state directory."""
+    return state_dir / ELEMENTS_FOLDER / f"{agent_id}-{element_id}.json"
+
+
 _RECORD_TYPES: dict[str, tuple[type, ...]] = {
     "name": (str,),
     "agent_id": (int,),
