@@ -288,7 +288,8 @@ class _Poller:
         except requests.Timeout:
             raise self._fail(entity, TIMEOUT, None, f"{where}: no answer within {self.protocol.http.timeout:g} s") from None
         except requests.RequestException as error:
-            raise self._fail(entity, CONNECTION_FAILED, None, f"{where}: connection failed: {_cut(str(error))}") from None
+            reason = getattr(error.args[0], "reason", None) if error.args else None  # what urllib3 saw underneath
+            raise self._fail(entity, CONNECTION_FAILED, None, f"{where}: connection failed: {_cut(str(reason or error))}") from None
         status = response.status_code
         if status == 504:
             self._status(entity.api, HTTP_ERROR, status, f"{where}: 504 Gateway Timeout; page skipped")
@@ -348,10 +349,10 @@ class _Poller:
                 seen.add(key)
                 if not entity.belongs(item):
                     continue
-                if rebuild or not self.active_only or entity.active(item):
+                if not self.active_only or entity.active(item):
                     rows.append(entity.row(item))
                 else:
-                    gone.append(key)  # an update telling that an item is no longer active
+                    gone.append(key)  # no longer active (an update), or a server that ignored status=1
             if rows:
                 protocol.fill_array_no_delete(table, rows)
             if gone:
