@@ -9,6 +9,7 @@ import threading
 import time
 from collections.abc import Sequence
 from pathlib import Path
+from typing import NoReturn
 
 from . import __version__
 from .pages import (
@@ -109,6 +110,26 @@ def _simulate(args: argparse.Namespace) -> int:
     return 0
 
 
+def _demo(args: argparse.Namespace) -> int:
+    from .demo import DemoSettings, run_demo
+
+    settings = DemoSettings(
+        services=args.services,
+        carriers=args.carriers,
+        resources=args.resources,
+        state=Path(args.state) if args.state else None,
+        real_time=args.real_time,
+        port=args.port,
+        seed=args.seed,
+        width=args.width,
+    )
+    try:
+        return run_demo(settings)
+    except KeyboardInterrupt:
+        print("dmemu: interrupted", file=sys.stderr)
+        return 130
+
+
 def _port(text: str) -> int:
     value = int(text)
     if not 0 <= value <= 65535:
@@ -152,8 +173,15 @@ def _count(text: str) -> int:
     return value
 
 
+class _Parser(argparse.ArgumentParser):
+    """Usage mistakes end like every other error here: one line, exit code 2."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"{self.prog}: {message} (see {self.prog} --help)\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="dmemu", description="Emulated DataMiner-style elements.")
+    parser = _Parser(prog="dmemu", description="Emulated DataMiner-style elements.")
     parser.add_argument("--version", action="version", version=f"dmemu {__version__}")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
     elements = commands.add_parser("elements", help="list the elements saved in a state directory")
@@ -172,6 +200,18 @@ def build_parser() -> argparse.ArgumentParser:
     )  # fmt: skip
     show.add_argument("--width", type=_width, metavar="N", help="text width (default: the terminal's)")
     show.set_defaults(run=_show)
+    demo = commands.add_parser(
+        "demo", help="run the simulators and every connector against them, then print each element's pages"
+    )
+    demo.add_argument("--services", type=_count, default=2000, help="customer-facing services (default: 2000)")
+    demo.add_argument("--carriers", type=_count, default=400, help="carriers (default: 400)")
+    demo.add_argument("--resources", type=_count, default=1500, help="resources (default: 1500)")
+    demo.add_argument("--state", metavar="DIR", help="keep the DataMiner System here (default: a temporary directory)")
+    demo.add_argument("--real-time", action="store_true", help="run on the wall clock and keep polling until Ctrl-C")
+    demo.add_argument("--port", type=_port, help="the simulators' port (default: a kept state's, else a free one)")
+    demo.add_argument("--seed", type=int, default=1, help="the generated inventory's seed")
+    demo.add_argument("--width", type=_width, metavar="N", help="text width (default: the terminal's)")
+    demo.set_defaults(run=_demo)
     simulate = commands.add_parser("simulate", help="run the TMF638/639/656 simulators on 127.0.0.1 until interrupted")
     simulate.add_argument("--port", type=_port, default=0, help="port to listen on (default: a free one)")
     simulate.add_argument("--services", type=_count, default=200)

@@ -98,12 +98,12 @@ class Configured(Protocol):
     )
 
 
-def test_first_values_given_at_creation_are_seen_by_the_start_up_work(dms, state_dir, clock):
+def test_first_values_given_at_creation_are_seen_by_the_start_up_work(dms, dmemu_state_dir, dmemu_clock):
     element = dms.create_element(Configured, "Configured", parameters={"Endpoint": "http://device", 11: "s3cret"})
     assert element.get("Seen At Startup") == "http://device"
     assert element.get("Changes") == 0  # like defaults: no QAction ran for them
     dms.close()
-    with DataMinerSystem(state_dir, clock) as again:
+    with DataMinerSystem(dmemu_state_dir, dmemu_clock) as again:
         assert again.element("Configured").get("Endpoint") == "http://device"  # saved with the element
 
 
@@ -137,8 +137,8 @@ def test_names_and_ids_are_unique(dms):
         dms.create_element(object, "Wrong")  # type: ignore[arg-type]
 
 
-def test_several_agents_each_with_their_own_element_ids(state_dir, clock):
-    with DataMinerSystem(state_dir, clock, agent_ids=(346, 347)) as dms:
+def test_several_agents_each_with_their_own_element_ids(dmemu_state_dir, dmemu_clock):
+    with DataMinerSystem(dmemu_state_dir, dmemu_clock, agent_ids=(346, 347)) as dms:
         a = dms.create_element(Client, "On 346")
         b = dms.create_element(Client, "On 347", agent_id=347)
         c = dms.create_element(Client, "Also on 347", agent_id=347)
@@ -183,7 +183,7 @@ def test_get_and_set_another_elements_parameter_from_the_dms(dms):
     assert dms.get_parameter((1, 1), 20) == "hello"
 
 
-def test_stop_and_delete(dms, state_dir):
+def test_stop_and_delete(dms, dmemu_state_dir):
     client = dms.create_element(Client, "Client 1")
     dms.stop_element("Client 1")
     assert client.state is ElementState.STOPPED
@@ -193,23 +193,23 @@ def test_stop_and_delete(dms, state_dir):
     client.set("Response", "kept?")
     dms.delete_element((1, 1))
     assert dms.find("Client 1") is None
-    assert not (state_dir / "elements" / "1-1.json").exists()
+    assert not (dmemu_state_dir / "elements" / "1-1.json").exists()
     again = dms.create_element(Client, "Client 1")
     assert again.ids == (1, 1) and again.get("Response") == ""
 
 
-def test_a_closed_dms_refuses_new_elements(state_dir, clock):
-    dms = DataMinerSystem(state_dir, clock)
+def test_a_closed_dms_refuses_new_elements(dmemu_state_dir, dmemu_clock):
+    dms = DataMinerSystem(dmemu_state_dir, dmemu_clock)
     dms.close()
     with pytest.raises(DmemuError, match="closed"):
         dms.create_element(Client, "Late")
 
 
-def test_a_state_directory_that_is_a_file_is_named(tmp_path, clock):
+def test_a_state_directory_that_is_a_file_is_named(tmp_path, dmemu_clock):
     occupied = tmp_path / "occupied"
     occupied.write_text("not a directory")
     with pytest.raises(StateFileError, match="cannot use state directory .*occupied"):
-        DataMinerSystem(occupied, clock)
+        DataMinerSystem(occupied, dmemu_clock)
 
 
 def test_connection_settings_are_kept_per_element(dms):
@@ -242,9 +242,9 @@ class Ticker(Protocol):
     qactions = (QAction(1, count_tick),)
 
 
-def test_on_the_wall_clock_the_dms_fires_timers_in_the_background_until_closed(state_dir):
+def test_on_the_wall_clock_the_dms_fires_timers_in_the_background_until_closed(dmemu_state_dir):
     WALL_CLOCK_TICKS.clear()
-    dms = DataMinerSystem(state_dir)
+    dms = DataMinerSystem(dmemu_state_dir)
     try:
         assert isinstance(dms.clock, RealClock) and dms.clock.running
         ticker = dms.create_element(Ticker, "Ticker")
@@ -254,7 +254,7 @@ def test_on_the_wall_clock_the_dms_fires_timers_in_the_background_until_closed(s
     assert not dms.clock.running
     ticks = ticker.get("Ticks")
     assert ticks >= 3
-    with DataMinerSystem(state_dir, VirtualClock()) as reopened:
+    with DataMinerSystem(dmemu_state_dir, VirtualClock()) as reopened:
         assert reopened.element("Ticker").get("Ticks") == ticks  # saved on close
 
 
@@ -263,9 +263,9 @@ class Keeper(Protocol):
     parameters = (Parameter(1, "Setpoint", type=Number(), write=True, default=0, save=True),)
 
 
-def test_saving_on_the_wall_clock_while_the_user_works_loses_nothing(state_dir, caplog):
+def test_saving_on_the_wall_clock_while_the_user_works_loses_nothing(dmemu_state_dir, caplog):
     """The autosave runs on a worker thread while this thread creates, sets and deletes."""
-    dms = DataMinerSystem(state_dir, autosave_seconds=0.001)
+    dms = DataMinerSystem(dmemu_state_dir, autosave_seconds=0.001)
     try:
         for number in range(150):
             element = dms.create_element(Keeper, f"Keeper {number}")
@@ -275,7 +275,7 @@ def test_saving_on_the_wall_clock_while_the_user_works_loses_nothing(state_dir, 
     finally:
         dms.close()
     assert [record.getMessage() for record in caplog.records if record.levelname == "ERROR"] == []
-    with DataMinerSystem(state_dir, VirtualClock()) as reopened:
+    with DataMinerSystem(dmemu_state_dir, VirtualClock()) as reopened:
         values = {element.name: element.get("Setpoint") for element in reopened.elements}
     deleted = {f"Keeper {number - 5}" for number in range(9, 150, 10)}
     assert values == {f"Keeper {n}": n for n in range(150) if f"Keeper {n}" not in deleted}

@@ -90,34 +90,34 @@ def thermostat(dms):
 
 
 class TestLifecycle:
-    def test_start_runs_after_startup_qactions_and_schedules_timers(self, thermostat, clock):
+    def test_start_runs_after_startup_qactions_and_schedules_timers(self, thermostat, dmemu_clock):
         assert thermostat.state is ElementState.ACTIVE
         assert RUNS == [("startup", None)]
         assert thermostat.get("Status") == "Up"
-        clock.advance(180)
+        dmemu_clock.advance(180)
         assert thermostat.get("Poll Count") == 3
 
-    def test_timers_fire_only_while_active(self, thermostat, clock):
+    def test_timers_fire_only_while_active(self, thermostat, dmemu_clock):
         thermostat.pause()
-        clock.advance(600)
+        dmemu_clock.advance(600)
         assert thermostat.get("Poll Count") == 0
         thermostat.start()  # resumes: no second start-up
-        clock.advance(60)
+        dmemu_clock.advance(60)
         assert thermostat.get("Poll Count") == 1
         assert [r for r in RUNS if r[0] == "startup"] == [("startup", None)]
         thermostat.stop()
-        clock.advance(600)
+        dmemu_clock.advance(600)
         assert thermostat.state is ElementState.STOPPED
 
-    def test_restart_starts_afresh(self, thermostat, clock):
-        clock.advance(120)
+    def test_restart_starts_afresh(self, thermostat, dmemu_clock):
+        dmemu_clock.advance(120)
         thermostat.restart()
         assert [r[0] for r in RUNS].count("startup") == 2
         assert thermostat.get("Poll Count") == 0  # not saved, so back to its default
 
-    def test_an_element_created_stopped_does_nothing_until_started(self, dms, clock):
+    def test_an_element_created_stopped_does_nothing_until_started(self, dms, dmemu_clock):
         element = dms.create_element(Thermostat, "Idle", start=False)
-        clock.advance(600)
+        dmemu_clock.advance(600)
         assert RUNS == []
         with pytest.raises(ElementStateError, match="'Idle' is Stopped"):
             element.set("Threshold", 10)
@@ -168,11 +168,11 @@ class TestUserSets:
         assert RUNS[1:] == [("refresh", 23), ("refresh", 23)]
         assert thermostat.get("Refresh") is None
 
-    def test_a_failing_qaction_is_logged_and_the_element_keeps_running(self, thermostat, clock):
+    def test_a_failing_qaction_is_logged_and_the_element_keeps_running(self, thermostat, dmemu_clock):
         thermostat.set("Break", 1)
         expect(thermostat).logged("QAction 5 'broken' failed: RuntimeError: device said no", LogType.ERROR)
         expect(thermostat).state(ElementState.ACTIVE)
-        clock.advance(60)
+        dmemu_clock.advance(60)
         assert thermostat.get("Poll Count") == 1
 
 
@@ -201,12 +201,12 @@ class PingPong(Protocol):
     qactions = (QAction(1, ping, triggers=(1,)), QAction(2, pong, triggers=(2,)), QAction(3, tick))
 
 
-def test_an_endless_qaction_chain_is_stopped_with_a_clear_error(dms, clock):
+def test_an_endless_qaction_chain_is_stopped_with_a_clear_error(dms, dmemu_clock):
     element = dms.create_element(PingPong, "Loop")
     element.set("Ping", 0)
     expect(element).logged("QAction chain stopped after 200 triggers", LogType.ERROR)
     assert 90 <= element.get("Ping") <= 110
-    clock.advance(30)
+    dmemu_clock.advance(30)
     assert element.get("Ticks") == 3  # still running
     element.set("Ping", 0)  # and a new chain starts afresh
     assert len(element.logs(LogType.ERROR)) == 2
@@ -432,7 +432,7 @@ class TestQueue:
         assert (left.state, right.state) == (ElementState.STOPPED, ElementState.STOPPED)
         assert left._queue.pending == deque() and right._queue.pending == deque()
 
-    def test_a_caller_runs_only_its_own_chain_and_hands_the_rest_to_the_clock(self, state_dir):
+    def test_a_caller_runs_only_its_own_chain_and_hands_the_rest_to_the_clock(self, dmemu_state_dir):
         """On the wall clock, start() runs the at-startup timer here, but not timer work that
         piles up meanwhile: that goes to the clock's workers, so start() returns."""
         first_run = threading.Event()
@@ -453,7 +453,7 @@ class TestQueue:
             (Protocol,),
             {"name": "Piling", "timers": (Timer(1, seconds=0.01, qactions=(1,)),), "qactions": (QAction(1, poll),)},
         )
-        dms = DataMinerSystem(state_dir)
+        dms = DataMinerSystem(dmemu_state_dir)
         try:
             def release_once_work_piles_up():
                 assert first_run.wait(5)
@@ -472,7 +472,7 @@ class TestQueue:
         finally:
             dms.close()
 
-    def test_a_timer_already_queued_is_not_queued_twice(self, dms, clock):
+    def test_a_timer_already_queued_is_not_queued_twice(self, dms, dmemu_clock):
         def count(protocol):
             protocol.set_parameter("Echo", (protocol.get_parameter("Echo") or 0) + 1)
 
@@ -487,10 +487,10 @@ class TestQueue:
         )
         element = dms.create_element(protocol, "Busy One")
         held = HeldQueue(element)
-        clock.advance(50)  # five firings while the queue is busy
+        dmemu_clock.advance(50)  # five firings while the queue is busy
         held.release()
         assert element.get("Echo") == 1
-        clock.advance(10)
+        dmemu_clock.advance(10)
         assert element.get("Echo") == 2
 
 

@@ -534,7 +534,7 @@ def test_the_password_is_masked_in_the_element_log(dms: DataMinerSystem, caplog:
     assert "dmemu" in caplog.text and PASSWORD not in caplog.text
 
 
-def test_connection_record_round_trips(tmp_path: Any, clock: VirtualClock) -> None:
+def test_connection_record_round_trips(tmp_path: Any, dmemu_clock: VirtualClock) -> None:
     policy = RetryPolicy(
         attempts=4, backoff_seconds=0.25, statuses={500, 503}, methods={"GET", "POST"}, respect_retry_after=False
     )
@@ -553,9 +553,9 @@ def test_connection_record_round_trips(tmp_path: Any, clock: VirtualClock) -> No
     assert Connection.from_record(json.loads(json.dumps(record))) == connection
     assert Connection.from_record(Connection().to_record()) == Connection()
 
-    with DataMinerSystem(tmp_path / "state", clock) as first:
+    with DataMinerSystem(tmp_path / "state", dmemu_clock) as first:
         first.create_element(HttpProbe, "kept", connection=connection)
-    with DataMinerSystem(tmp_path / "state", clock) as second:
+    with DataMinerSystem(tmp_path / "state", dmemu_clock) as second:
         assert second.element("kept").connection == connection
 
 
@@ -563,7 +563,7 @@ def test_connection_record_round_trips(tmp_path: Any, clock: VirtualClock) -> No
 
 
 def test_the_example_poller_fills_its_table_from_the_device_on_its_timer(
-    dms: DataMinerSystem, clock: VirtualClock, server: LoopbackServer, monkeypatch: pytest.MonkeyPatch
+    dms: DataMinerSystem, dmemu_clock: VirtualClock, server: LoopbackServer, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.syspath_prepend(str(Path(__file__).resolve().parents[1] / "examples"))
     from tiny_poller import TinyPoller
@@ -579,13 +579,13 @@ def test_the_example_poller_fills_its_table_from_the_device_on_its_timer(
     assert items.row("a") == {"ID": "a", "Name": "Alpha", "Value": 1}
     assert element.get("Last HTTP Status") == 200
 
-    clock.advance(59)
+    dmemu_clock.advance(59)
     assert len(server.seen) == 1  # not yet due
-    clock.advance(1)
+    dmemu_clock.advance(1)
     assert items.keys() == ["b", "c"]
     assert items.row("b")["Value"] == 20
 
-    clock.advance(60)  # the device is busy: the table is kept
+    dmemu_clock.advance(60)  # the device is busy: the table is kept
     assert items.keys() == ["b", "c"]
     assert element.get("Last HTTP Status") == 503
     assert any("answered 503; table kept" in entry.message for entry in element.logs())

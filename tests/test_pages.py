@@ -378,12 +378,12 @@ def every_output(element) -> str:
     return "\n".join(outputs)
 
 
-def test_no_password_appears_in_any_output_live_or_saved(rack, dms, state_dir):
+def test_no_password_appears_in_any_output_live_or_saved(rack, dms, dmemu_state_dir):
     dms.flush()
-    state_files = "".join(path.read_text() for path in state_dir.rglob("*.json"))
+    state_files = "".join(path.read_text() for path in dmemu_state_dir.rglob("*.json"))
     # The secrets are really there to leak: in the element's state and in the registry.
     assert PASSWORD in state_files and TOKEN in state_files and CONNECTION_PASSWORD in state_files
-    saved = SavedSystem(state_dir).element("Rack 1")
+    saved = SavedSystem(dmemu_state_dir).element("Rack 1")
     for element in (rack, saved):
         output = every_output(element) + render_elements([element]) + json.dumps(elements_data([element]))
         for secret in (PASSWORD, TOKEN, CONNECTION_PASSWORD):
@@ -394,9 +394,9 @@ def test_no_password_appears_in_any_output_live_or_saved(rack, dms, state_dir):
 # -- saved state ------------------------------------------------------------------------------
 
 
-def test_saved_state_renders_exactly_as_the_live_element(rack, dms, state_dir):
+def test_saved_state_renders_exactly_as_the_live_element(rack, dms, dmemu_state_dir):
     dms.flush()  # the DMS keeps running: reading its state needs nothing from it
-    saved = SavedSystem(state_dir).element("Rack 1")
+    saved = SavedSystem(dmemu_state_dir).element("Rack 1")
     assert saved.state is ElementState.ACTIVE
     for page in pages_of(RackMonitor):
         assert render_page(saved, page.name, width=70) == render_page(rack, page.name, width=70)
@@ -404,13 +404,13 @@ def test_saved_state_renders_exactly_as_the_live_element(rack, dms, state_dir):
     assert render_pages(saved, width=70) == render_pages(rack, width=70)
 
 
-def test_saved_elements_hold_saved_values_defaults_and_saved_tables(state_dir):
-    with DataMinerSystem(state_dir, VirtualClock()) as dms:
+def test_saved_elements_hold_saved_values_defaults_and_saved_tables(dmemu_state_dir):
+    with DataMinerSystem(dmemu_state_dir, VirtualClock()) as dms:
         rack = dms.create_element(RackMonitor, "Rack 1", parameters={"Username": "ops"})
         rack.set("Item Total", 3)
         dms.create_element(RackMonitor, "Rack 2", start=False)
         dms.create_element(RackMonitor, "Rack 3").pause()
-    system = SavedSystem(state_dir)
+    system = SavedSystem(dmemu_state_dir)
     assert [(e.name, e.ids, e.state) for e in system.elements] == [
         ("Rack 1", (1, 1), ElementState.ACTIVE), ("Rack 2", (1, 2), ElementState.STOPPED), ("Rack 3", (1, 3), ElementState.PAUSED),
     ]  # fmt: skip
@@ -423,67 +423,67 @@ def test_saved_elements_hold_saved_values_defaults_and_saved_tables(state_dir):
     assert system.element("Rack 2").table("Items").keys() == []
 
 
-def test_reading_saved_state_writes_nothing_and_runs_nothing(state_dir):
-    with DataMinerSystem(state_dir, VirtualClock()) as dms:
+def test_reading_saved_state_writes_nothing_and_runs_nothing(dmemu_state_dir):
+    with DataMinerSystem(dmemu_state_dir, VirtualClock()) as dms:
         dms.create_element(RackMonitor, "Rack 1").set("Item Total", 5)
     STARTS.clear()
-    before = {path: (path.stat().st_mtime_ns, path.read_bytes()) for path in state_dir.rglob("*") if path.is_file()}
-    system = SavedSystem(state_dir)
+    before = {path: (path.stat().st_mtime_ns, path.read_bytes()) for path in dmemu_state_dir.rglob("*") if path.is_file()}
+    system = SavedSystem(dmemu_state_dir)
     every_output(system.element("Rack 1"))
     assert STARTS == []  # an Active element read from disk is not started: no start-up QAction
     assert {
-        path: (path.stat().st_mtime_ns, path.read_bytes()) for path in state_dir.rglob("*") if path.is_file()
+        path: (path.stat().st_mtime_ns, path.read_bytes()) for path in dmemu_state_dir.rglob("*") if path.is_file()
     } == before
     assert not hasattr(system.element("Rack 1"), "http")  # nothing to open a connection with
 
 
-def test_a_saved_value_the_protocol_no_longer_accepts_shows_its_default_and_a_problem(state_dir):
-    with DataMinerSystem(state_dir, VirtualClock()) as dms:
+def test_a_saved_value_the_protocol_no_longer_accepts_shows_its_default_and_a_problem(dmemu_state_dir):
+    with DataMinerSystem(dmemu_state_dir, VirtualClock()) as dms:
         dms.create_element(RackMonitor, "Rack 1", start=False, parameters={"Item Total": 4})
-    path = state_dir / "elements" / "1-1.json"
+    path = dmemu_state_dir / "elements" / "1-1.json"
     document = json.loads(path.read_text())
     document["parameters"]["1"]["values"]["20"] = -3
     path.write_text(json.dumps(document))
-    saved = SavedSystem(state_dir).element("Rack 1")
+    saved = SavedSystem(dmemu_state_dir).element("Rack 1")
     assert saved.get("Item Total") == 0
     (problem,) = saved.problems
     assert str(path) in problem and "-3 is out of range" in problem
 
 
-def test_an_unknown_saved_element_lists_the_elements(state_dir):
-    with DataMinerSystem(state_dir, VirtualClock()) as dms:
+def test_an_unknown_saved_element_lists_the_elements(dmemu_state_dir):
+    with DataMinerSystem(dmemu_state_dir, VirtualClock()) as dms:
         dms.create_element(RackMonitor, "Rack 1", start=False)
     with pytest.raises(ElementNotFoundError, match=r"no element 'Rack 9' in .*; elements: 'Rack 1' \(1/1\)"):
-        SavedSystem(state_dir).element("Rack 9")
+        SavedSystem(dmemu_state_dir).element("Rack 9")
 
 
-def test_a_missing_or_corrupt_state_directory_is_a_state_file_error(tmp_path, state_dir):
+def test_a_missing_or_corrupt_state_directory_is_a_state_file_error(tmp_path, dmemu_state_dir):
     with pytest.raises(StateFileError, match="holds no DataMiner System"):
         SavedSystem(tmp_path / "nowhere")
     assert not (tmp_path / "nowhere").exists()  # reading did not create it
-    with DataMinerSystem(state_dir, VirtualClock()) as dms:
+    with DataMinerSystem(dmemu_state_dir, VirtualClock()) as dms:
         dms.create_element(RackMonitor, "Rack 1", start=False, parameters={"Item Total": 4})
-    element_file = state_dir / "elements" / "1-1.json"
+    element_file = dmemu_state_dir / "elements" / "1-1.json"
     element_file.write_text("{not json")
     with pytest.raises(StateFileError, match=r"1-1\.json is corrupt"):
-        SavedSystem(state_dir)
-    (state_dir / "dms.json").write_text("[]")
+        SavedSystem(dmemu_state_dir)
+    (dmemu_state_dir / "dms.json").write_text("[]")
     with pytest.raises(StateFileError, match=r"dms\.json is not a tinydb document"):
-        SavedSystem(state_dir)
+        SavedSystem(dmemu_state_dir)
 
 
-def test_a_protocol_that_cannot_be_imported_is_named(state_dir):
-    with DataMinerSystem(state_dir, VirtualClock()) as dms:
+def test_a_protocol_that_cannot_be_imported_is_named(dmemu_state_dir):
+    with DataMinerSystem(dmemu_state_dir, VirtualClock()) as dms:
         dms.create_element(RackMonitor, "Rack 1", start=False)
-    registry = state_dir / "dms.json"
+    registry = dmemu_state_dir / "dms.json"
     registry.write_text(registry.read_text().replace(protocol_path(RackMonitor), "no_such_module_here:RackMonitor"))
     with pytest.raises(
         StateFileError, match="names protocol 'no_such_module_here:RackMonitor', which cannot be imported"
     ):
-        SavedSystem(state_dir)
+        SavedSystem(dmemu_state_dir)
     registry.write_text(registry.read_text().replace("no_such_module_here:RackMonitor", "json:dumps"))
     with pytest.raises(StateFileError, match="'json:dumps', which is not a Protocol class"):
-        SavedSystem(state_dir)
+        SavedSystem(dmemu_state_dir)
 
 
 def fill_catalogue(protocol) -> None:

@@ -186,7 +186,9 @@ def writes(monkeypatch: pytest.MonkeyPatch) -> list[Path]:
 # -- restarts --------------------------------------------------------------------------------
 
 
-def test_saved_values_survive_element_restart_and_the_rest_is_reset(dms: DataMinerSystem, state_dir: Path) -> None:
+def test_saved_values_survive_element_restart_and_the_rest_is_reset(
+    dms: DataMinerSystem, dmemu_state_dir: Path
+) -> None:
     element = dms.create_element(Keeper, "Keeper")
     assert element.get(START_COUNT) == 1
     element.set(SETPOINT, 40)
@@ -200,7 +202,7 @@ def test_saved_values_survive_element_restart_and_the_rest_is_reset(dms: DataMin
 
     element.stop()
     # Stopping saves at once, without waiting for a tick.
-    on_disk = saved_on_disk(state_dir, element)
+    on_disk = saved_on_disk(dmemu_state_dir, element)
     assert on_disk.parameters == {SETPOINT: 40, SAVED_READING: 80, START_COUNT: 1, MODE: 1, SITE: "Zürich ☃", OFFSET: 0}
     assert [row[0] for row in on_disk.tables[SAVED_ITEMS]] == ["k0", "k1", "k2"]
     assert LIVE_ITEMS not in on_disk.tables and LIVE_READING not in on_disk.parameters
@@ -220,10 +222,10 @@ def test_saved_values_survive_element_restart_and_the_rest_is_reset(dms: DataMin
     assert element.get(START_COUNT) == 3
     assert element.get(SETPOINT) == 41
     assert element.get(LABEL) == "unnamed"
-    assert saved_on_disk(state_dir, element).parameters[SETPOINT] == 41
+    assert saved_on_disk(dmemu_state_dir, element).parameters[SETPOINT] == 41
 
 
-def test_everything_survives_a_process_restart_in_the_same_interpreter(state_dir: Path) -> None:
+def test_everything_survives_a_process_restart_in_the_same_interpreter(dmemu_state_dir: Path) -> None:
     connection = Connection(
         host="10.1.2.3",
         port=8443,
@@ -235,7 +237,7 @@ def test_everything_survives_a_process_restart_in_the_same_interpreter(state_dir
         retry=RetryPolicy(attempts=4, backoff_seconds=0.25, statuses={500, 503}, methods={"GET", "POST"}),
     )
     clock = VirtualClock()
-    first = DataMinerSystem(state_dir, clock, agent_ids=(1, 7))
+    first = DataMinerSystem(dmemu_state_dir, clock, agent_ids=(1, 7))
     alpha = first.create_element(Keeper, "Alpha", connection=connection, agent_id=7, element_id=42)
     alpha.set(SETPOINT, 1234.5)
     alpha.set(LABEL, "volatile")
@@ -251,7 +253,7 @@ def test_everything_survives_a_process_restart_in_the_same_interpreter(state_dir
     first.close()  # no tick ever happened: close must write what changed
 
     clock = VirtualClock()
-    with DataMinerSystem(state_dir, clock) as second:
+    with DataMinerSystem(dmemu_state_dir, clock) as second:
         assert {e.name: e.ids for e in second.elements} == ids
         alpha, beta, gamma = (second.element(name) for name in ("Alpha", "Beta", "Gamma"))
         assert second.element((7, 42)) is alpha
@@ -457,20 +459,20 @@ def child_module(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[tu
 
 
 def test_values_survive_a_real_process_restart(
-    tmp_path: Path, state_dir: Path, child_module: tuple[str, dict[str, str]]
+    tmp_path: Path, dmemu_state_dir: Path, child_module: tuple[str, dict[str, str]]
 ) -> None:
     module, env = child_module
     script = tmp_path / "remote_child.py"
     script.write_text(REMOTE_CHILD.format(module=module), encoding="utf-8")
     done = subprocess.run(
-        [sys.executable, str(script), str(state_dir)],
+        [sys.executable, str(script), str(dmemu_state_dir)],
         env=env, cwd=tmp_path, capture_output=True, text=True, timeout=CHILD_TIMEOUT,
     )
     assert done.returncode == 0 and done.stdout == "done\n", done.stderr
 
     remote = __import__(module).Remote
     clock = VirtualClock()
-    with DataMinerSystem(state_dir, clock) as dms:
+    with DataMinerSystem(dmemu_state_dir, clock) as dms:
         assert {e.name: e.ids for e in dms.elements} == {"Alpha": (7, 42), "Beta": (1, 1), "Gamma": (1, 2)}
         alpha = dms.element("Alpha")
         assert alpha.protocol is remote
@@ -573,9 +575,9 @@ def assert_complete_snapshot(path: Path, allowed: set[int]) -> int:
 
 
 @pytest.fixture
-def saver(tmp_path: Path, state_dir: Path, child_module: tuple[str, dict[str, str]]) -> Saver:
+def saver(tmp_path: Path, dmemu_state_dir: Path, child_module: tuple[str, dict[str, str]]) -> Saver:
     module, env = child_module
-    return Saver(tmp_path, state_dir, module, env)
+    return Saver(tmp_path, dmemu_state_dir, module, env)
 
 
 @pytest.mark.parametrize(
@@ -583,9 +585,9 @@ def saver(tmp_path: Path, state_dir: Path, child_module: tuple[str, dict[str, st
     [("write", False), ("fsync-file", False), ("replace", False), ("fsync-dir", True)],
 )
 def test_process_killed_inside_a_write_leaves_the_previous_or_the_new_snapshot(
-    saver: Saver, state_dir: Path, hold_in: str, expect_new: bool
+    saver: Saver, dmemu_state_dir: Path, hold_in: str, expect_new: bool
 ) -> None:
-    path = state_dir / "elements" / "1-1.json"
+    path = dmemu_state_dir / "elements" / "1-1.json"
     loaded, last_saved, held = saver.run(hold_in, 3)  # killed inside its 3rd save
     assert (loaded, last_saved, held) == (0, 2, hold_in)
     before_kill = 3 if expect_new else 2
@@ -600,15 +602,15 @@ def test_process_killed_inside_a_write_leaves_the_previous_or_the_new_snapshot(
 
 
 def test_process_killed_after_completed_saves_never_leaves_a_broken_file(
-    saver: Saver, state_dir: Path, child_module: tuple[str, dict[str, str]]
+    saver: Saver, dmemu_state_dir: Path, child_module: tuple[str, dict[str, str]]
 ) -> None:
-    path = state_dir / "elements" / "1-1.json"
+    path = dmemu_state_dir / "elements" / "1-1.json"
     # Killed inside the very first save: nothing was ever complete, so there is no file,
     # and the DMS registry (the child flushed it right after creating the element) still loads.
     assert saver.run("fsync-file", 1) == (0, 0, "fsync-file")
     assert not path.exists()
     assert ElementStore(path).load() == storage.ElementSnapshot()
-    assert [r["name"] for r in RegistryStore(state_dir / "dms.json").load()] == ["Bulk"]
+    assert [r["name"] for r in RegistryStore(dmemu_state_dir / "dms.json").load()] == ["Bulk"]
 
     generation = 0
     for completed in (1, 2, 3, 1, 5):
@@ -620,10 +622,10 @@ def test_process_killed_after_completed_saves_never_leaves_a_broken_file(
 
     # A kill inside the registry's own write leaves its previous state (Active).
     assert saver.run("registry", 0) == (generation, generation, "registry")
-    assert [r["state"] for r in RegistryStore(state_dir / "dms.json").load()] == ["Active"]
+    assert [r["state"] for r in RegistryStore(dmemu_state_dir / "dms.json").load()] == ["Active"]
 
     module, _ = child_module
-    with DataMinerSystem(state_dir, VirtualClock()) as dms:
+    with DataMinerSystem(dmemu_state_dir, VirtualClock()) as dms:
         element = dms.element("Bulk")
         assert element.protocol is __import__(module).Bulk
         assert element.state is ElementState.ACTIVE
@@ -635,26 +637,26 @@ def test_process_killed_after_completed_saves_never_leaves_a_broken_file(
 # Both tests below abandon a DMS without closing it: for the files this is the same as a kill,
 # since every write is synchronous. The element list must be on disk before an element file it
 # names, and a stop must be on disk when stop() returns.
-def test_an_element_saved_before_any_tick_is_there_after_a_kill(state_dir: Path) -> None:
-    first = DataMinerSystem(state_dir, VirtualClock())
+def test_an_element_saved_before_any_tick_is_there_after_a_kill(dmemu_state_dir: Path) -> None:
+    first = DataMinerSystem(dmemu_state_dir, VirtualClock())
     element = first.create_element(Keeper, "Keeper")
     element.set(SETPOINT, 5)
     element.save()  # documented as: write now
-    assert saved_on_disk(state_dir, element).parameters[SETPOINT] == 5
+    assert saved_on_disk(dmemu_state_dir, element).parameters[SETPOINT] == 5
     # killed here
-    with DataMinerSystem(state_dir, VirtualClock()) as second:
+    with DataMinerSystem(dmemu_state_dir, VirtualClock()) as second:
         assert second.element("Keeper").get(SETPOINT) == 5
 
 
-def test_a_kill_right_after_stop_leaves_the_element_stopped(state_dir: Path) -> None:
+def test_a_kill_right_after_stop_leaves_the_element_stopped(dmemu_state_dir: Path) -> None:
     clock = VirtualClock()
-    first = DataMinerSystem(state_dir, clock)
+    first = DataMinerSystem(dmemu_state_dir, clock)
     element = first.create_element(Keeper, "Keeper")
     clock.advance(5)
     element.set(SETPOINT, 5)
     element.stop()  # the issue: writes happen at the end of a tick and on stop
     # killed here
-    with DataMinerSystem(state_dir, VirtualClock()) as second:
+    with DataMinerSystem(dmemu_state_dir, VirtualClock()) as second:
         again = second.element("Keeper")
         assert (again.state, again.get(SETPOINT), again.get(START_COUNT)) == (ElementState.STOPPED, 5, 1)
 
@@ -662,11 +664,13 @@ def test_a_kill_right_after_stop_leaves_the_element_stopped(state_dir: Path) -> 
 # -- batching --------------------------------------------------------------------------------
 
 
-def test_many_sets_write_nothing_until_the_end_of_a_tick(state_dir: Path, clock: VirtualClock, writes: list[Path]) -> None:
-    registry = state_dir / "dms.json"
-    with DataMinerSystem(state_dir, clock) as dms:
+def test_many_sets_write_nothing_until_the_end_of_a_tick(
+    dmemu_state_dir: Path, dmemu_clock: VirtualClock, writes: list[Path]
+) -> None:
+    registry = dmemu_state_dir / "dms.json"
+    with DataMinerSystem(dmemu_state_dir, dmemu_clock) as dms:
         element = dms.create_element(Keeper, "Keeper")
-        path = element_path(state_dir, element)
+        path = element_path(dmemu_state_dir, element)
         writes.clear()  # creating may or may not have written the registry at once
         for value in range(1000):
             element.set(SETPOINT, value)
@@ -674,13 +678,13 @@ def test_many_sets_write_nothing_until_the_end_of_a_tick(state_dir: Path, clock:
         assert writes == []
         assert not path.exists()
 
-        clock.advance(1)  # time passing ends a tick: the element once (and the registry at most once)
+        dmemu_clock.advance(1)  # time passing ends a tick: the element once (and the registry at most once)
         assert Counter(writes)[path] == 1 and Counter(writes)[registry] <= 1 and len(set(writes)) == len(writes)
-        assert saved_on_disk(state_dir, element).parameters[SETPOINT] == 999
-        assert len(saved_on_disk(state_dir, element).tables[SAVED_ITEMS]) == 3
+        assert saved_on_disk(dmemu_state_dir, element).parameters[SETPOINT] == 999
+        assert len(saved_on_disk(dmemu_state_dir, element).tables[SAVED_ITEMS]) == 3
         writes.clear()
 
-        clock.advance(60)  # nothing changed: nothing written
+        dmemu_clock.advance(60)  # nothing changed: nothing written
         assert writes == []
 
         element.set(SETPOINT, 5)
@@ -690,36 +694,40 @@ def test_many_sets_write_nothing_until_the_end_of_a_tick(state_dir: Path, clock:
     assert ElementStore(path).load().parameters[SETPOINT] == 5
 
 
-def test_a_set_of_an_unsaved_parameter_makes_no_write(dms: DataMinerSystem, clock: VirtualClock, writes: list[Path]) -> None:
+def test_a_set_of_an_unsaved_parameter_makes_no_write(
+    dms: DataMinerSystem, dmemu_clock: VirtualClock, writes: list[Path]
+) -> None:
     element = dms.create_element(Keeper, "Keeper")
-    clock.advance(5)
+    dmemu_clock.advance(5)
     writes.clear()
     for value in range(100):
         element.set(LABEL, f"label {value}")
-    clock.advance(60)
+    dmemu_clock.advance(60)
     assert writes == []
     element.stop()
-    clock.advance(5)
+    dmemu_clock.advance(5)
     assert writes == [dms.state_dir / "dms.json"]  # only the state change, in the registry
 
 
-def test_one_write_per_dirty_element_per_tick(dms: DataMinerSystem, state_dir: Path, clock: VirtualClock, writes: list[Path]) -> None:
+def test_one_write_per_dirty_element_per_tick(
+    dms: DataMinerSystem, dmemu_state_dir: Path, dmemu_clock: VirtualClock, writes: list[Path]
+) -> None:
     first = dms.create_element(Ticker, "Ticker 1")
     second = dms.create_element(Ticker, "Ticker 2")
     keeper = dms.create_element(Keeper, "Keeper")  # dirty once, from its start-up QAction
     writes.clear()
 
-    fired = clock.advance(10)  # ten ticks
+    fired = dmemu_clock.advance(10)  # ten ticks
     assert fired == 2 * 10
     per_file = Counter(writes)
-    assert per_file.pop(state_dir / "dms.json", 0) <= 1  # three new elements: one registry write at most
-    assert per_file == {element_path(state_dir, first): 10, element_path(state_dir, second): 10, element_path(state_dir, keeper): 1}
-    snapshot = saved_on_disk(state_dir, first)
+    assert per_file.pop(dmemu_state_dir / "dms.json", 0) <= 1  # three new elements: one registry write at most
+    assert per_file == {element_path(dmemu_state_dir, first): 10, element_path(dmemu_state_dir, second): 10, element_path(dmemu_state_dir, keeper): 1}
+    snapshot = saved_on_disk(dmemu_state_dir, first)
     assert snapshot.parameters == {30: 11}  # one run at start-up and ten on the timer
     assert snapshot.tables[3000][0] == ["t0", 112]  # the last of three fills in the last tick
 
 
-def test_stop_and_close_each_write_once(dms: DataMinerSystem, state_dir: Path, writes: list[Path]) -> None:
+def test_stop_and_close_each_write_once(dms: DataMinerSystem, dmemu_state_dir: Path, writes: list[Path]) -> None:
     stopping = dms.create_element(Keeper, "Stopping")
     closing = dms.create_element(Keeper, "Closing")
     idle = dms.create_element(Keeper, "Idle")
@@ -730,19 +738,19 @@ def test_stop_and_close_each_write_once(dms: DataMinerSystem, state_dir: Path, w
         closing.set(SETPOINT, value + 1)
     assert writes == []
 
-    registry = state_dir / "dms.json"
+    registry = dmemu_state_dir / "dms.json"
     stopping.stop()
-    assert [w for w in writes if w != registry] == [element_path(state_dir, stopping)]
-    assert saved_on_disk(state_dir, stopping).parameters[SETPOINT] == 499
+    assert [w for w in writes if w != registry] == [element_path(dmemu_state_dir, stopping)]
+    assert saved_on_disk(dmemu_state_dir, stopping).parameters[SETPOINT] == 499
     stopped_registry_writes = writes.count(registry)
     writes.clear()
 
     dms.close()
     # The idle element was clean: not rewritten. The registry is written once, at stop or here.
-    assert [w for w in writes if w != registry] == [element_path(state_dir, closing)]
+    assert [w for w in writes if w != registry] == [element_path(dmemu_state_dir, closing)]
     assert stopped_registry_writes + writes.count(registry) == 1
-    assert saved_on_disk(state_dir, closing).parameters[SETPOINT] == 500
-    assert saved_on_disk(state_dir, idle).parameters[START_COUNT] == 1
+    assert saved_on_disk(dmemu_state_dir, closing).parameters[SETPOINT] == 500
+    assert saved_on_disk(dmemu_state_dir, idle).parameters[START_COUNT] == 1
     states = {r["name"]: r["state"] for r in RegistryStore(registry).load()}
     assert states == {"Stopping": "Stopped", "Closing": "Active", "Idle": "Active"}
 
@@ -751,10 +759,10 @@ def test_stop_and_close_each_write_once(dms: DataMinerSystem, state_dir: Path, w
 
 
 def test_a_write_goes_through_a_synced_temporary_file_and_a_rename(
-    dms: DataMinerSystem, state_dir: Path, monkeypatch: pytest.MonkeyPatch
+    dms: DataMinerSystem, dmemu_state_dir: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     element = dms.create_element(Keeper, "Keeper")
-    path = element_path(state_dir, element)
+    path = element_path(dmemu_state_dir, element)
     temporary = path.with_name(f".{path.name}.tmp")
     element.set(SETPOINT, 11)
     element.save()
@@ -811,12 +819,12 @@ def test_a_write_goes_through_a_synced_temporary_file_and_a_rename(
     ],
 )
 def test_a_failed_write_keeps_the_previous_snapshot_and_is_retried(
-    dms: DataMinerSystem, state_dir: Path, clock: VirtualClock, monkeypatch: pytest.MonkeyPatch, function: str, failure: OSError
+    dms: DataMinerSystem, dmemu_state_dir: Path, dmemu_clock: VirtualClock, monkeypatch: pytest.MonkeyPatch, function: str, failure: OSError
 ) -> None:
     element = dms.create_element(Keeper, "Keeper")
-    path = element_path(state_dir, element)
+    path = element_path(dmemu_state_dir, element)
     element.set(SETPOINT, 1)
-    clock.advance(5)
+    dmemu_clock.advance(5)
     previous = path.read_bytes()
     element.set(SETPOINT, 2)
 
@@ -834,13 +842,13 @@ def test_a_failed_write_keeps_the_previous_snapshot_and_is_retried(
     assert failure.strerror in str(raised.value)
     assert path.read_bytes() == previous
 
-    clock.advance(5)  # the tick's batch fails the same way: logged on the element, file kept
+    dmemu_clock.advance(5)  # the tick's batch fails the same way: logged on the element, file kept
     monkeypatch.undo()
     assert any(str(path) in message for message in error_messages(element))
     assert path.read_bytes() == previous
     assert ElementStore(path).load().parameters[SETPOINT] == 1
 
-    clock.advance(5)  # the next batch writes the change that failed
+    dmemu_clock.advance(5)  # the next batch writes the change that failed
     assert ElementStore(path).load().parameters[SETPOINT] == 2
 
 
@@ -861,7 +869,9 @@ def test_a_snapshot_json_cannot_hold_is_refused_before_touching_the_file(tmp_pat
 # -- values JSON cannot hold -----------------------------------------------------------------
 
 
-def test_values_json_cannot_hold_never_get_into_saved_state(dms: DataMinerSystem, state_dir: Path, clock: VirtualClock) -> None:
+def test_values_json_cannot_hold_never_get_into_saved_state(
+    dms: DataMinerSystem, dmemu_state_dir: Path, dmemu_clock: VirtualClock
+) -> None:
     element = dms.create_element(Keeper, "Keeper")
     element.set(FILL, 1)
     rows = element.table(SAVED_ITEMS).rows()
@@ -881,35 +891,37 @@ def test_values_json_cannot_hold_never_get_into_saved_state(dms: DataMinerSystem
     assert element.table(SAVED_ITEMS).rows() == rows  # nothing half-applied
 
     element.set(SETPOINT, 77)
-    clock.advance(5)
+    dmemu_clock.advance(5)
     assert not [m for m in error_messages(element) if "state file" in m]
-    snapshot = saved_on_disk(state_dir, element)
+    snapshot = saved_on_disk(dmemu_state_dir, element)
     assert snapshot.parameters[SETPOINT] == 77
     assert [row[0] for row in snapshot.tables[SAVED_ITEMS]] == ["k0", "k1", "k2"]
 
 
 # NaN and inf cannot be held by a JSON state file: they are refused on the way in.
-def test_an_infinite_parameter_value_cannot_break_later_flushes(state_dir: Path, clock: VirtualClock) -> None:
-    with DataMinerSystem(state_dir, clock) as dms:  # closed inside the test: close re-raises the save error
+def test_an_infinite_parameter_value_cannot_break_later_flushes(
+    dmemu_state_dir: Path, dmemu_clock: VirtualClock
+) -> None:
+    with DataMinerSystem(dmemu_state_dir, dmemu_clock) as dms:  # closed inside the test: close re-raises the save error
         element = dms.create_element(Keeper, "Keeper")
         try:
             element.set(OFFSET, math.inf)
         except InvalidValueError:
             pass
         element.set(SETPOINT, 5)
-        clock.advance(5)
+        dmemu_clock.advance(5)
         assert not [m for m in error_messages(element) if "state file" in m]
-        assert saved_on_disk(state_dir, element).parameters[SETPOINT] == 5
+        assert saved_on_disk(dmemu_state_dir, element).parameters[SETPOINT] == 5
 
 
-def test_non_finite_cells_cannot_break_later_flushes(state_dir: Path, clock: VirtualClock) -> None:
-    with DataMinerSystem(state_dir, clock) as dms:  # closed inside the test: close re-raises the save error
+def test_non_finite_cells_cannot_break_later_flushes(dmemu_state_dir: Path, dmemu_clock: VirtualClock) -> None:
+    with DataMinerSystem(dmemu_state_dir, dmemu_clock) as dms:  # closed inside the test: close re-raises the save error
         element = dms.create_element(Keeper, "Keeper")
         element.set(FILL_NON_FINITE, 1)
         element.set(SETPOINT, 5)
-        clock.advance(5)
+        dmemu_clock.advance(5)
         assert not [m for m in error_messages(element) if "state file" in m]
-        assert saved_on_disk(state_dir, element).parameters[SETPOINT] == 5
+        assert saved_on_disk(dmemu_state_dir, element).parameters[SETPOINT] == 5
 
 
 # -- corrupt and unreadable state files ------------------------------------------------------
@@ -946,8 +958,8 @@ ELEMENT_DAMAGE: dict[str, Callable[[bytes], bytes]] = {
 
 
 @pytest.mark.parametrize("damage", list(ELEMENT_DAMAGE))
-def test_a_corrupt_element_file_is_an_error_naming_it(state_dir: Path, damage: str) -> None:
-    _, path = make_state(state_dir)
+def test_a_corrupt_element_file_is_an_error_naming_it(dmemu_state_dir: Path, damage: str) -> None:
+    _, path = make_state(dmemu_state_dir)
     broken = ELEMENT_DAMAGE[damage](path.read_bytes())
     path.write_bytes(broken)
 
@@ -955,7 +967,7 @@ def test_a_corrupt_element_file_is_an_error_naming_it(state_dir: Path, damage: s
         ElementStore(path).load()
     assert str(path) in str(raised.value)
     with pytest.raises(StateFileError) as raised:
-        DataMinerSystem(state_dir, VirtualClock())
+        DataMinerSystem(dmemu_state_dir, VirtualClock())
     assert str(path) in str(raised.value)
     assert path.read_bytes() == broken  # nothing replaced it
 
@@ -990,8 +1002,8 @@ REGISTRY_DAMAGE: dict[str, Callable[[bytes], bytes]] = {
 
 
 @pytest.mark.parametrize("damage", list(REGISTRY_DAMAGE))
-def test_a_corrupt_registry_is_an_error_naming_it(state_dir: Path, damage: str) -> None:
-    path, element_file = make_state(state_dir)
+def test_a_corrupt_registry_is_an_error_naming_it(dmemu_state_dir: Path, damage: str) -> None:
+    path, element_file = make_state(dmemu_state_dir)
     good = path.read_bytes()
     broken = REGISTRY_DAMAGE[damage](good)
     assert broken != good
@@ -999,7 +1011,7 @@ def test_a_corrupt_registry_is_an_error_naming_it(state_dir: Path, damage: str) 
     element_bytes = element_file.read_bytes()
 
     with pytest.raises(StateFileError) as raised:
-        DataMinerSystem(state_dir, VirtualClock())
+        DataMinerSystem(dmemu_state_dir, VirtualClock())
     assert str(path) in str(raised.value)
     assert path.read_bytes() == broken
     assert element_file.read_bytes() == element_bytes
@@ -1008,10 +1020,10 @@ def test_a_corrupt_registry_is_an_error_naming_it(state_dir: Path, damage: str) 
 @pytest.mark.parametrize("which", ["element", "registry"])
 @pytest.mark.parametrize("how", ["a directory in its place", "a read error"])
 def test_a_state_file_that_cannot_be_read_is_an_error_naming_it(
-    state_dir: Path, monkeypatch: pytest.MonkeyPatch, which: str, how: str
+    dmemu_state_dir: Path, monkeypatch: pytest.MonkeyPatch, which: str, how: str
 ) -> None:
     """Runs as root too: a directory where the file should be, or a read that fails with EACCES."""
-    registry, element_file = make_state(state_dir)
+    registry, element_file = make_state(dmemu_state_dir)
     path = registry if which == "registry" else element_file
     if how == "a directory in its place":
         path.unlink()
@@ -1026,7 +1038,7 @@ def test_a_state_file_that_cannot_be_read_is_an_error_naming_it(
 
         monkeypatch.setattr(Path, "read_bytes", read_bytes)
     with pytest.raises(StateFileError) as raised:
-        DataMinerSystem(state_dir, VirtualClock())
+        DataMinerSystem(dmemu_state_dir, VirtualClock())
     assert str(path) in str(raised.value)
     monkeypatch.undo()
     assert path.is_dir() if how == "a directory in its place" else path.exists()
@@ -1035,8 +1047,8 @@ def test_a_state_file_that_cannot_be_read_is_an_error_naming_it(
 # -- the files are tinydb documents ----------------------------------------------------------
 
 
-def test_state_files_are_tinydb_documents(state_dir: Path) -> None:
-    registry, element_file = make_state(state_dir)
+def test_state_files_are_tinydb_documents(dmemu_state_dir: Path) -> None:
+    registry, element_file = make_state(dmemu_state_dir)
     before = (registry.read_bytes(), element_file.read_bytes())
 
     with TinyDB(element_file, access_mode="r") as database:
@@ -1070,12 +1082,12 @@ def versioned_protocol(maximum: int) -> type[Protocol]:
     )
 
 
-def test_a_saved_value_the_protocol_no_longer_accepts_is_logged_with_the_file(state_dir: Path) -> None:
+def test_a_saved_value_the_protocol_no_longer_accepts_is_logged_with_the_file(dmemu_state_dir: Path) -> None:
     wide, narrow = versioned_protocol(100), versioned_protocol(10)
-    with DataMinerSystem(state_dir, VirtualClock(), protocols=[wide]) as dms:
+    with DataMinerSystem(dmemu_state_dir, VirtualClock(), protocols=[wide]) as dms:
         dms.create_element(wide, "Meter").set("Level", 50)
-    with DataMinerSystem(state_dir, VirtualClock(), protocols=[narrow]) as dms:
+    with DataMinerSystem(dmemu_state_dir, VirtualClock(), protocols=[narrow]) as dms:
         meter = dms.element("Meter")
         assert meter.get("Level") == 0
         message = meter.logs(LogType.ERROR)[0].message
-        assert str(element_path(state_dir, meter)) in message and "50 is out of range" in message
+        assert str(element_path(dmemu_state_dir, meter)) in message and "50 is out of range" in message

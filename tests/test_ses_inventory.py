@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -36,16 +35,13 @@ CREDENTIALS = {"tmf638": ("svc-user", "svc-secret-638"), "tmf639": ("res-user", 
 SPEC = InventorySpec(services=700, carriers=150, resources=500, seed=11)
 HOUR = 3600
 
+# The plugin's `simulators` fixture serves SPEC behind these credentials; a test's own marker
+# replaces the spec only (markers merge keyword by keyword).
+pytestmark = pytest.mark.dmemu_simulators(spec=SPEC, credentials=CREDENTIALS)
+
 
 # --------------------------------------------------------------------------------------------
-# Fixtures and helpers
-
-
-@pytest.fixture
-def sim(clock: VirtualClock, request: pytest.FixtureRequest) -> Iterator[Simulators]:
-    spec = getattr(request, "param", SPEC)
-    with Simulators(spec, now=clock.now, credentials=CREDENTIALS) as simulators:
-        yield simulators
+# Helpers
 
 
 def settings(sim: Simulators, **overrides: Any) -> dict[str, Any]:
@@ -167,9 +163,11 @@ class TestRows:
 
 
 class TestBuildup:
-    def test_the_start_up_buildup_reads_every_page_of_every_type(self, dms: DataMinerSystem, sim: Simulators) -> None:
-        element = create(dms, sim)
-        assert_tables_match(element, sim)
+    def test_the_start_up_buildup_reads_every_page_of_every_type(
+        self, dms: DataMinerSystem, simulators: Simulators
+    ) -> None:
+        element = create(dms, simulators)
+        assert_tables_match(element, simulators)
         for name, listed in (("Services", SPEC.services + SPEC.carriers), ("Carriers", None), ("Resources", SPEC.resources)):
             row = progress(element, name)
             assert row["Cache State"] == COMPLETE and row["Result"] == "OK"
@@ -183,10 +181,10 @@ class TestBuildup:
             assert status["Communication Status"] == 1 and status["Last Error"] == "" and status["Last HTTP Status"] in (200, 206)
         expect(element).no_errors()
 
-    def test_requests_follow_the_help_page(self, dms: DataMinerSystem, sim: Simulators) -> None:
-        create(dms, sim)
-        services = requests_for(sim, "tmf638")
-        resources = requests_for(sim, "tmf639")
+    def test_requests_follow_the_help_page(self, dms: DataMinerSystem, simulators: Simulators) -> None:
+        create(dms, simulators)
+        services = requests_for(simulators, "tmf638")
+        resources = requests_for(simulators, "tmf639")
         assert services and resources
         assert all(r.path.startswith(f"{SES_BASE}/tmf638/service?") for r in services)
         assert all(r.path.startswith(f"{SES_BASE}/tmf639/resource?") for r in resources)
@@ -195,24 +193,28 @@ class TestBuildup:
         assert carriers and len(carriers) < len(services)
         assert all(r.status in (200, 206) for r in services + resources)  # the credentials were accepted
 
-    def test_records_per_page_and_active_items_only_are_honoured(self, dms: DataMinerSystem, sim: Simulators) -> None:
-        element = create(dms, sim, **{"Records Per Page": 250, "Active Items Only": 0})
-        assert all("limit=250" in r.path and "status" not in r.path for r in requests_for(sim, "tmf638"))
-        assert_tables_match(element, sim, active_only=False)
+    def test_records_per_page_and_active_items_only_are_honoured(
+        self, dms: DataMinerSystem, simulators: Simulators
+    ) -> None:
+        element = create(dms, simulators, **{"Records Per Page": 250, "Active Items Only": 0})
+        assert all("limit=250" in r.path and "status" not in r.path for r in requests_for(simulators, "tmf638"))
+        assert_tables_match(element, simulators, active_only=False)
         assert {row["Status"] for row in element.table("Services").rows()} > {"active"}
 
-    def test_bad_configuration_is_refused_with_a_clear_error(self, dms: DataMinerSystem, sim: Simulators) -> None:
-        element = create(dms, sim)
+    def test_bad_configuration_is_refused_with_a_clear_error(
+        self, dms: DataMinerSystem, simulators: Simulators
+    ) -> None:
+        element = create(dms, simulators)
         for value in (3599, 432001, "often", float("nan")):
             with pytest.raises(InvalidValueError, match="Cache Update Frequency"):
                 element.set("Cache Update Frequency", value)
         assert element.get("Cache Update Frequency") == 3600
         with pytest.raises(InvalidValueError, match="Cache Update Frequency.*3600 to 432000"):
-            create(dms, sim, name="Other", **{"Cache Update Frequency": 60})
+            create(dms, simulators, name="Other", **{"Cache Update Frequency": 60})
         assert [e.name for e in dms.elements] == ["Inventory"]
 
-    def test_passwords_are_write_only(self, dms: DataMinerSystem, sim: Simulators) -> None:
-        element = create(dms, sim, **{"TMF 639 Password": "wrong-password-639"})
+    def test_passwords_are_write_only(self, dms: DataMinerSystem, simulators: Simulators) -> None:
+        element = create(dms, simulators, **{"TMF 639 Password": "wrong-password-639"})
         assert element.get("TMF 638 Password") == element.get("TMF 639 Password") == "********"
         assert api_status(element, "TMF 639")["Communication Status"] == 2  # authentication failed
         texts = [entry.message for entry in element.logs()] + [str(row) for row in element.table("API Status").rows()]
@@ -222,86 +224,92 @@ class TestBuildup:
 class TestPeriodicUpdates:
     CHURNING = InventorySpec(services=500, carriers=100, resources=400, seed=5, churn_per_day=0.5, arrivals_per_day=0.08)
 
-    @pytest.mark.parametrize("sim", [CHURNING], indirect=True)
-    def test_updates_pick_up_changes_in_place(self, dms: DataMinerSystem, sim: Simulators, clock: VirtualClock) -> None:
-        element = create(dms, sim)
-        assert_tables_match(element, sim)
-        buildup_requests = len(sim.requests())
+    @pytest.mark.dmemu_simulators(spec=CHURNING)
+    def test_updates_pick_up_changes_in_place(
+        self, dms: DataMinerSystem, simulators: Simulators, dmemu_clock: VirtualClock
+    ) -> None:
+        element = create(dms, simulators)
+        assert_tables_match(element, simulators)
+        buildup_requests = len(simulators.requests())
         first_row = element.table("Services").row(element.table("Services").keys()[0])
-        clock.advance(HOUR + 60)
-        updates = [r for r in sim.requests()[buildup_requests:] if r.method == "GET"]
+        dmemu_clock.advance(HOUR + 60)
+        updates = [r for r in simulators.requests()[buildup_requests:] if r.method == "GET"]
         assert updates and all("updatedDaysAgo=0" in r.path and "status" not in r.path for r in updates)
-        assert_tables_match(element, sim)  # changed, arrived and no-longer-active items all applied
+        assert_tables_match(element, simulators)  # changed, arrived and no-longer-active items all applied
         assert progress(element, "Services")["Last Update"] == "2026-01-01T01:00:00Z"
         for _ in range(3):
-            clock.advance(HOUR)
-            assert_tables_match(element, sim)
+            dmemu_clock.advance(HOUR)
+            assert_tables_match(element, simulators)
         assert element.table("Services").row(first_row["External ID"]) is not None
         expect(element).no_errors()
 
-    @pytest.mark.parametrize("sim", [CHURNING], indirect=True)
-    def test_refresh_runs_an_update_at_once(self, dms: DataMinerSystem, sim: Simulators, clock: VirtualClock) -> None:
-        element = create(dms, sim)
-        clock.advance(600)  # changes happened, but no update is due yet
-        before = len(sim.requests())
+    @pytest.mark.dmemu_simulators(spec=CHURNING)
+    def test_refresh_runs_an_update_at_once(
+        self, dms: DataMinerSystem, simulators: Simulators, dmemu_clock: VirtualClock
+    ) -> None:
+        element = create(dms, simulators)
+        dmemu_clock.advance(600)  # changes happened, but no update is due yet
+        before = len(simulators.requests())
         element.set("Refresh Cache", 1)
-        assert any("updatedDaysAgo=0" in r.path for r in sim.requests()[before:])
-        assert_tables_match(element, sim)
+        assert any("updatedDaysAgo=0" in r.path for r in simulators.requests()[before:])
+        assert_tables_match(element, simulators)
 
     def test_the_update_window_covers_the_time_since_the_last_good_update(
-        self, dms: DataMinerSystem, sim: Simulators, clock: VirtualClock
+        self, dms: DataMinerSystem, simulators: Simulators, dmemu_clock: VirtualClock
     ) -> None:
-        element = create(dms, sim)
-        sim.faults.add(Fault(api="tmf639", status=500))
-        clock.advance(3 * DAY)  # 72 hourly cycles, each failing on resources
-        sim.faults.clear()
-        before = len(sim.requests())
-        clock.advance(HOUR)
-        windows = {r.path.split("updatedDaysAgo=")[1].split("&")[0] for r in sim.requests()[before:] if "updatedDaysAgo" in r.path}
+        element = create(dms, simulators)
+        simulators.faults.add(Fault(api="tmf639", status=500))
+        dmemu_clock.advance(3 * DAY)  # 72 hourly cycles, each failing on resources
+        simulators.faults.clear()
+        before = len(simulators.requests())
+        dmemu_clock.advance(HOUR)
+        windows = {r.path.split("updatedDaysAgo=")[1].split("&")[0] for r in simulators.requests()[before:] if "updatedDaysAgo" in r.path}
         assert windows == {"3"}  # 3 days and an hour since the buildup: 4 days asked for
-        assert element.get("Last Successful Update Start") == clock.now()  # the next window starts here
-        assert_tables_match(element, sim)
+        assert element.get("Last Successful Update Start") == dmemu_clock.now()  # the next window starts here
+        assert_tables_match(element, simulators)
 
-    def test_a_new_frequency_counts_from_the_last_cycle(self, dms: DataMinerSystem, sim: Simulators, clock: VirtualClock) -> None:
-        element = create(dms, sim)
+    def test_a_new_frequency_counts_from_the_last_cycle(
+        self, dms: DataMinerSystem, simulators: Simulators, dmemu_clock: VirtualClock
+    ) -> None:
+        element = create(dms, simulators)
         element.set("Cache Update Frequency", 7200)
-        assert element.get("Next Cache Update") == clock.now() + 7200
-        before = len(sim.requests())
-        clock.advance(HOUR + 60)
-        assert len(sim.requests()) == before  # the old hourly update no longer runs
-        clock.advance(HOUR)
-        assert len(sim.requests()) > before
+        assert element.get("Next Cache Update") == dmemu_clock.now() + 7200
+        before = len(simulators.requests())
+        dmemu_clock.advance(HOUR + 60)
+        assert len(simulators.requests()) == before  # the old hourly update no longer runs
+        dmemu_clock.advance(HOUR)
+        assert len(simulators.requests()) > before
 
 
 class TestRestart:
     def test_tables_are_saved_and_shown_at_once_after_a_restart(
-        self, state_dir: Path, clock: VirtualClock, sim: Simulators
+        self, dmemu_state_dir: Path, dmemu_clock: VirtualClock, simulators: Simulators
     ) -> None:
-        with DataMinerSystem(state_dir, clock) as dms:
-            create(dms, sim)
+        with DataMinerSystem(dmemu_state_dir, dmemu_clock) as dms:
+            create(dms, simulators)
             counts = {name: len(dms.element("Inventory").table(name)) for name in ("Services", "Carriers", "Resources")}
-        sim.faults.add(Fault(status=503))  # the start-up buildup fails this time
-        with DataMinerSystem(state_dir, clock) as dms:
+        simulators.faults.add(Fault(status=503))  # the start-up buildup fails this time
+        with DataMinerSystem(dmemu_state_dir, dmemu_clock) as dms:
             element = dms.element("Inventory")
             assert {name: len(element.table(name)) for name in counts} == counts
             assert progress(element, "Services")["Cache State"] == INCOMPLETE
             assert element.get("TMF 638 Password") == "********"  # the configuration survived
-            sim.faults.clear()
-            clock.advance(HOUR + 60)  # the next cycle builds the cache again
+            simulators.faults.clear()
+            dmemu_clock.advance(HOUR + 60)  # the next cycle builds the cache again
             assert progress(element, "Services")["Cache State"] == COMPLETE
-            assert_tables_match(element, sim)
+            assert_tables_match(element, simulators)
 
     def test_items_deleted_upstream_go_after_the_next_complete_buildup(
-        self, dms: DataMinerSystem, sim: Simulators, clock: VirtualClock
+        self, dms: DataMinerSystem, simulators: Simulators, dmemu_clock: VirtualClock
     ) -> None:
-        element = create(dms, sim)
+        element = create(dms, simulators)
         gone = element.table("Services").keys()[3]
-        sim.services.delete(gone)
-        clock.advance(HOUR + 60)
+        simulators.services.delete(gone)
+        dmemu_clock.advance(HOUR + 60)
         assert gone in element.table("Services")  # an update cannot know
         element.set("Rebuild Cache", 1)
         assert gone not in element.table("Services")
-        assert_tables_match(element, sim)
+        assert_tables_match(element, simulators)
         expect(element).logged("1 rows no longer listed upstream were removed")
 
 
@@ -312,34 +320,40 @@ class TestRestart:
 class TestFaults:
     DIRTY = InventorySpec(services=300, carriers=60, resources=200, seed=3, duplicate_ids=4, empty_ids=3)
 
-    @pytest.mark.parametrize("sim", [DIRTY], indirect=True)
-    def test_empty_ids_are_skipped_and_counted_and_the_first_duplicate_is_kept(self, dms: DataMinerSystem, sim: Simulators) -> None:
-        element = create(dms, sim, **{"Active Items Only": 0})
-        assert_tables_match(element, sim, active_only=False)
+    @pytest.mark.dmemu_simulators(spec=DIRTY)
+    def test_empty_ids_are_skipped_and_counted_and_the_first_duplicate_is_kept(
+        self, dms: DataMinerSystem, simulators: Simulators
+    ) -> None:
+        element = create(dms, simulators, **{"Active Items Only": 0})
+        assert_tables_match(element, simulators, active_only=False)
         services, resources = progress(element, "Services"), progress(element, "Resources")
         # The services list carries the carriers too: both collections' extras show there.
         assert services["Empty IDs Skipped"] == 3 and services["Duplicate IDs Skipped"] == 4
         assert resources["Empty IDs Skipped"] == 3 and resources["Duplicate IDs Skipped"] == 4
 
-    def test_a_504_skips_one_page_and_the_next_cycle_fills_it(self, dms: DataMinerSystem, sim: Simulators, clock: VirtualClock) -> None:
-        sim.faults.add(Fault(api="tmf639", status=504, pages={2}))
-        element = create(dms, sim, conn=connection(sim, retry=NO_RETRIES))
+    def test_a_504_skips_one_page_and_the_next_cycle_fills_it(
+        self, dms: DataMinerSystem, simulators: Simulators, dmemu_clock: VirtualClock
+    ) -> None:
+        simulators.faults.add(Fault(api="tmf639", status=504, pages={2}))
+        element = create(dms, simulators, conn=connection(simulators, retry=NO_RETRIES))
         resources = progress(element, "Resources")
         assert resources["Pages Skipped"] == 1 and resources["Cache State"] == INCOMPLETE
         assert resources["Pages Read"] == math.ceil(resources["Items Read"] / 40)
-        assert len(element.table("Resources")) == len(expected_tables(sim)["Resources"]) - 40
+        assert len(element.table("Resources")) == len(expected_tables(simulators)["Resources"]) - 40
         assert progress(element, "Services")["Cache State"] == COMPLETE
         expect(element).logged("answered 504 Gateway Timeout; page skipped", LogType.ERROR)
-        sim.faults.clear()
-        clock.advance(HOUR + 60)
+        simulators.faults.clear()
+        dmemu_clock.advance(HOUR + 60)
         assert progress(element, "Resources")["Cache State"] == COMPLETE
-        assert_tables_match(element, sim)
+        assert_tables_match(element, simulators)
 
-    def test_another_failure_moves_on_to_the_next_type_and_keeps_the_tables(self, dms: DataMinerSystem, sim: Simulators) -> None:
-        element = create(dms, sim, conn=connection(sim, retry=NO_RETRIES))
+    def test_another_failure_moves_on_to_the_next_type_and_keeps_the_tables(
+        self, dms: DataMinerSystem, simulators: Simulators
+    ) -> None:
+        element = create(dms, simulators, conn=connection(simulators, retry=NO_RETRIES))
         before = {name: element.table(name).rows() for name in ("Services", "Carriers", "Resources")}
-        sim.faults.add(Fault(api="tmf638", status=500, pages={3}))  # a services page in the middle
-        sim.faults.add(Fault(api="tmf639", status=502))
+        simulators.faults.add(Fault(api="tmf638", status=500, pages={3}))  # a services page in the middle
+        simulators.faults.add(Fault(api="tmf639", status=502))
         element.set("Rebuild Cache", 1)
         assert progress(element, "Services")["Result"].startswith("Failed: TMF 638 service offset 120: 500 Internal Server Error")
         assert progress(element, "Services")["Pages Read"] == 3
@@ -361,23 +375,25 @@ class TestFaults:
         ],
     )
     def test_broken_answers_set_a_clear_status_and_never_crash(
-        self, dms: DataMinerSystem, sim: Simulators, clock: VirtualClock, fault: Fault, status: int, message: str
+        self, dms: DataMinerSystem, simulators: Simulators, dmemu_clock: VirtualClock, fault: Fault, status: int, message: str
     ) -> None:
-        element = create(dms, sim, conn=connection(sim, retry=NO_RETRIES, timeout=0.2))
+        element = create(dms, simulators, conn=connection(simulators, retry=NO_RETRIES, timeout=0.2))
         rows = element.table("Services").rows()
-        sim.faults.add(fault)
+        simulators.faults.add(fault)
         element.set("Rebuild Cache", 1)
         assert api_status(element, "TMF 638")["Communication Status"] == status
         assert message in api_status(element, "TMF 638")["Last Error"]
         expect(element).logged(message, LogType.ERROR)
         assert element.table("Services").rows() == rows
         assert progress(element, "Resources")["Cache State"] == COMPLETE
-        sim.faults.clear()
-        clock.advance(HOUR + 60)
+        simulators.faults.clear()
+        dmemu_clock.advance(HOUR + 60)
         assert api_status(element, "TMF 638")["Communication Status"] == 1
 
-    def test_wrong_credentials_show_as_an_authentication_failure(self, dms: DataMinerSystem, sim: Simulators) -> None:
-        element = create(dms, sim, **{"TMF 638 Username": "nobody"})
+    def test_wrong_credentials_show_as_an_authentication_failure(
+        self, dms: DataMinerSystem, simulators: Simulators
+    ) -> None:
+        element = create(dms, simulators, **{"TMF 638 Username": "nobody"})
         status = api_status(element, "TMF 638")
         assert status["Communication Status"] == 2 and status["Last HTTP Status"] == 401
         assert "check the TMF 638 username and password" in status["Last Error"]

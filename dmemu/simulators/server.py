@@ -123,8 +123,12 @@ class Simulators:
 
     @property
     def base_url(self) -> str:
-        host, port = self._server.server_address[:2]
-        return f"http://{host}:{port}"
+        return f"http://{self._server.server_address[0]}:{self.port}"
+
+    @property
+    def port(self) -> int:
+        """The port the server listens on: the one asked for, or the free one the system chose for port 0."""
+        return self._server.server_address[1]
 
     def url(self, api: str, *, ses: bool = False) -> str:
         """The collection URL of an API, at its TMF v4 path or (``ses=True``) its SES path."""

@@ -1,0 +1,97 @@
+"""`dmemu demo`, the main job, run as a user runs it: the console script in a subprocess."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from dmemu.protocol import SavedSystem
+
+DMEMU = str(Path(sys.executable).parent / "dmemu")  # installed next to this Python by pip
+SMALL = ["--services", "150", "--carriers", "30", "--resources", "120", "--width", "120"]
+
+
+def demo(*args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([DMEMU, "demo", *SMALL, *args], capture_output=True, text=True, timeout=timeout)
+
+
+def test_the_demo_builds_the_cache_and_prints_every_page() -> None:
+    result = demo()
+    assert result.returncode == 0, result.stderr
+    assert result.stderr == ""  # no progress bar drawn when stderr is not a terminal
+    out = result.stdout
+    assert out.startswith("simulators on http://127.0.0.1:")
+    for page in ("General", "Services", "Carriers", "Resources", "Configuration"):
+        assert f"SES Inventory (1/1) | SES Inventory Management | Active | page {page}" in out
+    progress = [line.split() for line in out.splitlines() if line.split()[:2] in (["Services", "Complete"], ["Carriers", "Complete"], ["Resources", "Complete"])]
+    assert len(progress) == 3 and all(row[-1] == "OK" for row in progress)
+    assert "Last Completed Buildup  2026-01-01T00:00:00Z" in out
+    assert "demo-services" not in out and "demo-resources" not in out  # passwords are never printed
+    assert "TMF 638 Password" in out and "********" in out
+
+
+def test_a_kept_state_comes_back_with_its_tables(tmp_path: Path) -> None:
+    state = tmp_path / "kept"
+    first = demo("--state", str(state))
+    assert first.returncode == 0, first.stderr
+    saved = SavedSystem(state).element("SES Inventory")
+    port = saved.connection.port
+    rows = len(saved.table("Services"))
+    assert rows > 0
+    second = demo("--state", str(state))
+    assert second.returncode == 0, second.stderr
+    assert f"simulators on http://127.0.0.1:{port};" in second.stdout  # where the element expects them
+    assert f"Services: {rows:,} rows" in second.stdout
+    assert [element.name for element in SavedSystem(state).elements] == ["SES Inventory"]
+
+
+def test_user_errors_end_with_one_line_and_a_non_zero_exit(tmp_path: Path) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        in_use = demo("--port", str(port))
+    assert in_use.returncode == 2 and in_use.stdout == ""
+    assert in_use.stderr.count("\n") == 1 and f"cannot listen on 127.0.0.1:{port}" in in_use.stderr
+    blocker = tmp_path / "a-file"
+    blocker.write_text("not a directory")
+    unwritable = demo("--state", str(blocker / "state"))
+    assert unwritable.returncode == 2 and unwritable.stderr.count("\n") == 1
+    assert "cannot use state directory" in unwritable.stderr
+    bad_size = demo("--services", "-5")
+    assert bad_size.returncode == 2 and bad_size.stderr.count("\n") == 1
+    assert "--services: -5 is not between 0 and 1,000,000" in bad_size.stderr
+
+
+@pytest.mark.skipif(os.name != "posix", reason="sends SIGINT as Ctrl-C does")
+def test_real_time_keeps_polling_until_interrupted(tmp_path: Path) -> None:
+    process = subprocess.Popen(
+        [DMEMU, "demo", *SMALL, "--real-time", "--state", str(tmp_path / "live")],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    try:
+        assert process.stdout is not None
+        lines = []
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            line = process.stdout.readline()
+            lines.append(line)
+            if line.startswith("polling on the wall clock") or not line:
+                break
+        assert lines[-1].startswith("polling on the wall clock"), "".join(lines)
+        assert process.poll() is None  # still running
+        process.send_signal(signal.SIGINT)
+        out, err = process.communicate(timeout=30)
+    finally:
+        if process.poll() is None:
+            process.kill()
+    assert process.returncode == 0, err
+    assert out.strip().endswith("stopped")
+    assert len(SavedSystem(tmp_path / "live").element("SES Inventory").table("Resources")) > 0
