@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import abc
 import logging
 import os
 import threading
@@ -27,6 +28,21 @@ ElementRef = str | tuple[int, int] | Element
 """An element by name, by (agent id, element id), or itself."""
 
 _logger = logging.getLogger("dmemu.dms")
+
+
+class SystemService(abc.ABC):
+    """A platform service of the DMS with state of its own (alarms, tickets, ...), saved in batches.
+
+    It marks itself dirty when its state changes; the DMS calls `save_if_dirty` at the end of
+    each tick (or autosave on the wall clock) and on close. A save that raises `StateFileError`
+    must leave the service dirty, so the next batch tries again."""
+
+    @property
+    @abc.abstractmethod
+    def dirty(self) -> bool: ...
+
+    @abc.abstractmethod
+    def save_if_dirty(self) -> None: ...
 
 
 class DataMinerSystem:
@@ -71,6 +87,9 @@ class DataMinerSystem:
         if not os.access(self.state_dir, os.W_OK):
             raise StateFileError(f"state directory {self.state_dir} is not writable")
         self._registry = RegistryStore(self.state_dir / REGISTRY_FILE)
+        # Platform services beyond single elements (alarms, ticketing, automation) keep their own
+        # state beside the elements' and are saved in the same batches (see `SystemService`).
+        self._services: list[SystemService] = []
         self._load()
         self.clock.add_tick_listener(self._flush_quietly)
         self._autosave = (
@@ -200,11 +219,18 @@ class DataMinerSystem:
         for element in list(self._elements.values()):
             if element._dirty:
                 self._dirty_elements.add(element)  # failed saves are retried on the next batch
+        for service in self._services:
+            try:
+                service.save_if_dirty()  # a failed save stays dirty and is retried with the next batch
+            except StateFileError as error:
+                errors.append(error)
+                _logger.error("%s", error)
         return errors
 
     def _flush_quietly(self) -> None:
         """The batch at the end of a tick; skipped while another flush is still writing."""
-        if (self._dirty_elements or self._registry_dirty) and self._flush_lock.acquire(False):
+        dirty = self._dirty_elements or self._registry_dirty or any(service.dirty for service in self._services)
+        if dirty and self._flush_lock.acquire(False):
             try:
                 self._flush_locked()
             finally:
@@ -239,6 +265,10 @@ class DataMinerSystem:
 
     def __repr__(self) -> str:
         return f"<DataMinerSystem {str(self.state_dir)!r}: {len(self._elements)} elements>"
+
+    def _add_service(self, service: SystemService) -> None:
+        """Plug in a platform service: saved with every batch and on close."""
+        self._services.append(service)
 
     # -- internals --------------------------------------------------------------------------
 

@@ -203,6 +203,28 @@ class ElementStore:
             path.unlink(missing_ok=True)
 
 
+class RecordStore:
+    """A file of records (JSON objects) in one tinydb table, written whole and atomically.
+
+    For state beside the elements' (alarms, tickets, ...): the caller checks what the records
+    hold and names this file (`path`) when they are wrong."""
+
+    def __init__(self, path: Path, table: str) -> None:
+        self.path = path
+        self.table = table
+        self._storage = AtomicJSONStorage(path)
+
+    def load(self) -> list[dict[str, Any]]:
+        """The saved records, in saved order; none when the file does not exist yet."""
+        if not self.path.exists():
+            return []
+        with open_database(self.path) as database:
+            return [dict(record) for record in database.table(self.table).all()]
+
+    def save(self, records: Iterable[Mapping[str, Any]]) -> None:
+        self._storage.write({self.table: {str(i): dict(r) for i, r in enumerate(records, start=1)}})
+
+
 class RegistryStore:
     """The DMS's own file: which elements exist, their protocol, ids, connection and state."""
 
