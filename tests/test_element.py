@@ -20,11 +20,13 @@ from dmemu.protocol import (
     Number,
     Page,
     Parameter,
+    ParameterChange,
     Protocol,
     QAction,
     ReadOnlyParameterError,
     String,
     Table,
+    TableChange,
     Timer,
     UnknownParameterError,
     UnknownRowError,
@@ -567,3 +569,73 @@ def test_an_inline_item_that_raises_strands_nothing():
         queue.run(failing_item)
     assert other_thread_item_queued.is_set()
     assert ran == ["other caller's item"] and not queue.pending
+
+
+class Ledger(Protocol):
+    """Every way a value or a table can change, to watch through change listeners."""
+
+    name = "Ledger Test"
+    parameters = (
+        Parameter(1, "Plain", type=Number(), write=True),
+        Parameter(2, "Triggering", type=Number(), write=True),
+        Parameter(3, "Press", type=Button(), write=True),
+        Parameter(4, "Copy", type=Number()),
+        Parameter(5, "Clear", type=Button(), write=True),
+    )
+    tables = (Table(100, "Rows", columns=(Column(101, "Key", key=True), Column(102, "Value", type=Number(), write=True))),)
+
+    @staticmethod
+    def edit_rows(protocol):
+        protocol.set_parameter("Copy", protocol.get_parameter("Triggering"))
+        protocol.fill_array("Rows", [["a", 1], ["b", 2], ["c", 3]])
+        protocol.add_row("Rows", ["d", 4])
+        protocol.set_row("Rows", "a", [None, 10])
+        protocol.fill_array_no_delete("Rows", [["b", 20], ["e", 5]])
+        protocol.delete_row("Rows", ["c", "nope"])
+        protocol.fill_array("Rows", [["a", 1]])
+
+    qactions = (
+        QAction(1, edit_rows, triggers=(2,)),
+        QAction(2, lambda protocol: protocol.clear_table("Rows"), triggers=(5,)),
+    )
+
+
+def test_change_listeners_hear_every_value_and_table_change(dms):
+    element = dms.create_element(Ledger, "Ledger")
+    heard: list[object] = []
+    element.add_change_listener(lambda source, change: heard.append(change) if source is element else None)
+    element.set("Plain", 7)  # the fast path: nothing to trigger
+    element.set("Press", 1)  # a button holds no value: nothing to hear
+    element.set("Triggering", 3)
+    element.set_cell("Rows", "a", "Value", 5)
+    element.set("Clear", 1)
+    assert heard == [
+        ParameterChange(1, 7),
+        ParameterChange(2, 3),
+        ParameterChange(4, 3),
+        TableChange(100, None, frozenset()),
+        TableChange(100, frozenset({"d"})),
+        TableChange(100, frozenset({"a"})),
+        TableChange(100, frozenset({"b", "e"})),
+        TableChange(100, frozenset(), frozenset({"c"})),
+        TableChange(100, None, frozenset({"b", "d", "e"})),
+        TableChange(100, frozenset({"a"})),
+        TableChange(100, frozenset(), frozenset({"a"})),
+    ]
+
+
+def test_a_failing_listener_is_logged_and_breaks_nothing(dms):
+    element = dms.create_element(Ledger, "Ledger")
+    heard = []
+
+    def broken(source, change):
+        raise RuntimeError("listener bug")
+
+    element.add_change_listener(broken)
+    element.add_change_listener(lambda source, change: heard.append(change))
+    element.set("Plain", 1)
+    assert element.get("Plain") == 1 and heard == [ParameterChange(1, 1)]
+    expect(element).logged("listener bug", LogType.ERROR)
+    element.remove_change_listener(broken)
+    element.set("Plain", 2)
+    assert heard[-1] == ParameterChange(1, 2) and len(element.logs(LogType.ERROR)) == 1

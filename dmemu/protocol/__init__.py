@@ -1,6 +1,7 @@
 """The engine: protocol definitions, elements, the QAction API, the DataMiner System, time,
 HTTP connections and storage. Everything a connector or a test harness needs is here."""
 
+from .changes import Change, ParameterChange, TableChange
 from .clock import Clock, RealClock, VirtualClock
 from .definitions import (
     Column,
@@ -41,6 +42,7 @@ __all__ = [
     "BYPASS_PROXY",
     "NO_RETRIES",
     "Button",
+    "Change",
     "Clock",
     "Column",
     "Connection",
@@ -64,6 +66,7 @@ __all__ = [
     "LogType",
     "Number",
     "Page",
+    "ParameterChange",
     "PageButton",
     "Parameter",
     "ParameterError",
@@ -81,6 +84,7 @@ __all__ = [
     "StateFileError",
     "String",
     "Table",
+    "TableChange",
     "TableView",
     "Timer",
     "UnknownParameterError",

@@ -7,11 +7,12 @@ import logging
 import threading
 import traceback
 from collections import deque
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from .changes import Change, ParameterChange, TableChange
 from .clock import TimerJob
 from .definitions import Protocol, ProtocolModel, QAction, TableModel, Timer
 from .errors import (
@@ -46,6 +47,9 @@ class ElementState(enum.Enum):
 
 
 _ACTIVE = ElementState.ACTIVE  # a module constant: enum attribute lookups are slow in hot paths
+
+
+ChangeListener = Callable[["Element", Change], None]
 
 
 class ReadableElement:
@@ -195,6 +199,7 @@ class Element(ReadableElement):
         for problem in self._restore(store.load(), store.path):
             self.log(problem, LogType.ERROR)
         self._facade = QActionProtocol(self)
+        self._change_listeners: tuple[ChangeListener, ...] = ()  # replaced whole: iterated without a lock
 
     # -- user API: values (reading them is `ReadableElement`'s) ------------------------------
 
@@ -217,6 +222,8 @@ class Element(ReadableElement):
         if plain and self._queue.try_store(self._values, pid, value):  # nothing to trigger
             if saved:
                 self._mark_dirty()
+            if self._change_listeners:
+                self._notify(ParameterChange(pid, value))
             return
         self._queue.run(self._apply_user_set, pid, value, _depth, wait=wait)
 
@@ -380,6 +387,8 @@ class Element(ReadableElement):
             self._values[pid] = value
             if pid in model.saved_parameters:
                 self._mark_dirty()
+            if self._change_listeners:
+                self._notify(ParameterChange(pid, value))
         qactions = model.triggers.get(pid)
         if qactions:
             self._queue_triggered(qactions, pid, None, depth)
@@ -388,6 +397,8 @@ class Element(ReadableElement):
         data.set_cell(key, index, value)
         if data.model.table.id in self._model.saved_tables:
             self._mark_dirty()
+        if self._change_listeners:
+            self._notify(TableChange(data.model.table.id, frozenset((key,))))
         column_id = data.model.table.columns[index].id
         qactions = self._model.triggers.get(column_id)
         if qactions:
@@ -443,6 +454,24 @@ class Element(ReadableElement):
         for job in self._jobs:
             self.dms.clock.cancel(job)
         self._jobs = []
+
+    # -- change listeners (alarm monitoring, scripts waiting for a value) ---------------------
+
+    def add_change_listener(self, listener: ChangeListener) -> None:
+        """Call `listener(element, change)` after each value or table change, on the thread that made it."""
+        with self._lifecycle_lock:
+            self._change_listeners = (*self._change_listeners, listener)
+
+    def remove_change_listener(self, listener: ChangeListener) -> None:
+        with self._lifecycle_lock:
+            self._change_listeners = tuple(known for known in self._change_listeners if known is not listener)
+
+    def _notify(self, change: Change) -> None:
+        for listener in self._change_listeners:
+            try:
+                listener(self, change)
+            except Exception as error:  # a listener's bug never undoes or breaks the change
+                self.log(f"change listener {listener!r} failed on {change}: {type(error).__name__}: {error}", LogType.ERROR)
 
     def _set_initial(self, values: Mapping[int, Any]) -> None:
         """First values given at creation (already checked): stored like defaults, saved with the element."""

@@ -13,6 +13,7 @@ import enum
 from collections.abc import Iterable, Sequence
 from typing import TYPE_CHECKING, Any
 
+from .changes import TableChange
 from .errors import DmemuError, InvalidValueError, UnknownParameterError
 from .logs import LogLevel, LogType
 from .tables import RowInput, TableData
@@ -129,9 +130,13 @@ class QActionProtocol:
     def _data(self, table: int | str) -> TableData:
         return self.element._table(table)
 
-    def _table_changed(self, data: TableData) -> None:
-        if data.model.table.id in self.element._model.saved_tables:
-            self.element._mark_dirty()
+    def _table_changed(self, data: TableData, keys: Iterable[str] | None, removed: Iterable[str] = ()) -> None:
+        """Mark the element for saving and tell its change listeners which rows changed (None: any)."""
+        element = self.element
+        if data.model.table.id in element._model.saved_tables:
+            element._mark_dirty()
+        if element._change_listeners:
+            element._notify(TableChange(data.model.table.id, None if keys is None else frozenset(keys), frozenset(removed)))
 
     def get_cell(self, table: int | str, key: str, column: int | str) -> Any:
         """GetParameterIndexByKey: None when the row does not exist."""
@@ -160,7 +165,7 @@ class QActionProtocol:
         data = self._data(table)
         added = data.add(row)
         if added:
-            self._table_changed(data)
+            self._table_changed(data, (data.key_of(data.row_from_input(row)),) if self.element._change_listeners else None)
         return added
 
     def set_row(self, table: int | str, key: str, row: RowInput) -> bool:
@@ -169,17 +174,17 @@ class QActionProtocol:
         data = self._data(table)
         updated = data.update(key, row)
         if updated:
-            self._table_changed(data)
+            self._table_changed(data, (key,))
         return updated
 
     def delete_row(self, table: int | str, key: str | Iterable[str]) -> int:
         """DeleteRow: remove one key or several; answers how many rows went."""
         data = self._data(table)
         keys = [key] if isinstance(key, str) else list(key)
-        removed = sum(data.rows.pop(k, None) is not None for k in keys)
-        if removed:
-            self._table_changed(data)
-        return removed
+        gone = [k for k in keys if data.rows.pop(k, None) is not None]
+        if gone:
+            self._table_changed(data, (), gone)
+        return len(gone)
 
     def get_row(self, table: int | str, key: str) -> list[Any]:
         """GetRow: the cells in column order, or a row of Nones when the key does not exist."""
@@ -205,18 +210,20 @@ class QActionProtocol:
     def fill_array(self, table: int | str, rows: Iterable[Sequence[Any]]) -> None:
         """FillArray: the table becomes exactly `rows` (cells in column order, key included)."""
         data = self._data(table)
+        before = data.rows.keys() if self.element._change_listeners else None
         data.fill(rows)
-        self._table_changed(data)
+        self._table_changed(data, None, () if before is None else before - data.rows.keys())
 
     def fill_array_no_delete(self, table: int | str, rows: Iterable[Sequence[Any]]) -> None:
         """FillArrayNoDelete: add new rows and update existing ones; other rows stay."""
         data = self._data(table)
+        rows = rows if isinstance(rows, Sequence) else list(rows)
         data.fill_no_delete(rows)
-        self._table_changed(data)
+        self._table_changed(data, [data.key_of(row) for row in rows] if self.element._change_listeners else None)
 
     def clear_table(self, table: int | str) -> None:
         data = self._data(table)
-        data.rows = {}
-        self._table_changed(data)
+        removed, data.rows = data.rows.keys(), {}
+        self._table_changed(data, (), removed)
 
 
