@@ -27,7 +27,7 @@ import attrs
 import requests
 from tqdm import tqdm
 
-from .elements.ses_inventory import SesInventoryManagement
+from .elements.ses_inventory import COMPLETE, SesInventoryManagement
 from .pages import pages_of, render_page
 from .protocol import BYPASS_PROXY, Connection, DataMinerSystem, Element, SavedSystem, VirtualClock
 from .protocol.errors import DmemuError
@@ -59,6 +59,7 @@ class DemoConnector:
     create: Callable[[DataMinerSystem, Simulators], Element]
     expected_requests: Callable[[Simulators], int]  # what its start-up work will ask the simulators
     apis: tuple[str, ...]  # the simulators' APIs it talks to
+    unfinished: Callable[[Element], list[str]]  # what its start-up work left undone, for the user
 
 
 def _create_inventory(dms: DataMinerSystem, sim: Simulators) -> Element:
@@ -89,14 +90,26 @@ def _inventory_pages(sim: Simulators) -> int:
     return pages
 
 
-CONNECTORS = (DemoConnector("SES Inventory", SesInventoryManagement, _create_inventory, _inventory_pages, ("tmf638", "tmf639")),)
+def _inventory_unfinished(element: Element) -> list[str]:
+    return [f"{row['Type']}: {row['Result']}" for row in element.table("Cache Progress").rows() if row["Cache State"] != COMPLETE]
+
+
+CONNECTORS = (
+    DemoConnector(
+        "SES Inventory", SesInventoryManagement, _create_inventory, _inventory_pages, ("tmf638", "tmf639"), _inventory_unfinished
+    ),
+)
 
 
 def run_demo(settings: DemoSettings, out: TextIO = sys.stdout) -> int:
+    """0 when every element finished its start-up work; 1 (after printing the pages) when one did not."""
     with ExitStack() as stack:
         state = settings.state or Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="dmemu-demo-")))
         kept = _kept_elements(state)
-        port = settings.port if settings.port is not None else _kept_port(kept)
+        kept_port = _kept_port(kept)
+        if settings.port is not None and kept_port and settings.port != kept_port:
+            raise DmemuError(f"the elements kept in {state} expect the simulators on port {kept_port}, not {settings.port}")
+        port = settings.port if settings.port is not None else kept_port
         clock = None if settings.real_time else VirtualClock()
         spec = InventorySpec(
             services=settings.services,
@@ -111,11 +124,17 @@ def run_demo(settings: DemoSettings, out: TextIO = sys.stdout) -> int:
         print(f"simulators on {sim.base_url}; DataMiner System state in {state}", file=out, flush=True)
         dms = _open_with_progress(state, clock, sim, kept)
         stack.callback(dms.close)
+        unfinished = []
         for connector in CONNECTORS:
-            _print_pages(dms.element(connector.element_name), settings.width, out)
+            element = dms.element(connector.element_name)
+            _print_pages(element, settings.width, out)
+            unfinished += [f"{element.name}: {problem}" for problem in connector.unfinished(element)]
+        for problem in unfinished:
+            print(f"dmemu: start-up work not finished: {problem}", file=sys.stderr)
         if settings.real_time:
-            _poll_until_interrupted(dms, out)
-    return 0
+            _poll_until_interrupted(dms, out)  # the next cycles try again
+            return 0
+    return 1 if unfinished else 0
 
 
 def _kept_elements(state: Path) -> dict[str, int | None]:
@@ -163,15 +182,30 @@ def _open_with_progress(
     worker = threading.Thread(target=open_and_start, name="dmemu-demo-start", daemon=True)
     worker.start()
     apis = {api for connector in CONNECTORS for api in connector.apis}
-    # tqdm draws nothing when stderr is not a terminal (disable=None).
-    with tqdm(total=expected, desc="start-up work", unit="request", disable=None, leave=False) as bar:
-        while worker.is_alive():
-            worker.join(0.1)
-            done = sum(1 for record in sim.requests()[logged_before:] if record.api in apis)
-            bar.update(min(done, expected) - bar.n)
-    if "error" in opened:
-        raise opened["error"]
+    try:
+        # tqdm draws nothing when stderr is not a terminal (disable=None).
+        with tqdm(total=expected, desc="start-up work", unit="request", disable=None, leave=False) as bar:
+            while worker.is_alive():
+                worker.join(0.1)
+                done = sum(1 for record in sim.requests()[logged_before:] if record.api in apis)
+                bar.update(min(done, expected) - bar.n)
+    except BaseException:  # Ctrl-C: the elements give up between pages once their DMS closes
+        _close_opened(opened, worker)
+        raise
+    error = opened.get("error")
+    if error is not None:
+        _close_opened(opened, worker)
+        if isinstance(error, OSError):
+            raise DmemuError(f"cannot use state directory {state}: {error.strerror or error}") from error
+        raise error
     return opened["dms"]
+
+
+def _close_opened(opened: dict[str, Any], worker: threading.Thread) -> None:
+    dms = opened.get("dms")
+    if dms is not None:
+        dms.close()
+    worker.join(timeout=60)
 
 
 def _print_pages(element: Element, width: int | None, out: TextIO) -> None:
@@ -181,9 +215,9 @@ def _print_pages(element: Element, width: int | None, out: TextIO) -> None:
 
 
 def _poll_until_interrupted(dms: DataMinerSystem, out: TextIO) -> None:
-    print("\npolling on the wall clock; Ctrl-C stops", file=out, flush=True)
     seen: dict[str, Any] = {}
-    try:
+    try:  # from the announcement on: Ctrl-C may come as soon as it is printed
+        print("\npolling on the wall clock; Ctrl-C stops", file=out, flush=True)
         while True:
             time.sleep(1)
             for connector in CONNECTORS:

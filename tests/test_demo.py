@@ -3,13 +3,17 @@
 from __future__ import annotations
 
 import os
+import queue
 import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
+from typing import Any
 
+import attrs
 import pytest
 
 from dmemu.protocol import SavedSystem
@@ -31,7 +35,7 @@ def test_the_demo_builds_the_cache_and_prints_every_page() -> None:
     for page in ("General", "Services", "Carriers", "Resources", "Configuration"):
         assert f"SES Inventory (1/1) | SES Inventory Management | Active | page {page}" in out
     progress = [line.split() for line in out.splitlines() if line.split()[:2] in (["Services", "Complete"], ["Carriers", "Complete"], ["Resources", "Complete"])]
-    assert len(progress) == 3 and all(row[-1] == "OK" for row in progress)
+    assert len(progress) == 3 and all(row[-2] == "OK" for row in progress)  # Result, then Last Good Read Start
     assert "Last Completed Buildup  2026-01-01T00:00:00Z" in out
     assert "demo-services" not in out and "demo-resources" not in out  # passwords are never printed
     assert "TMF 638 Password" in out and "********" in out
@@ -52,6 +56,37 @@ def test_a_kept_state_comes_back_with_its_tables(tmp_path: Path) -> None:
     assert [element.name for element in SavedSystem(state).elements] == ["SES Inventory"]
 
 
+def test_start_up_work_left_undone_is_said_and_fails_the_run(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    from dmemu import demo as demo_module
+
+    create = demo_module._create_inventory
+
+    def wrong_password(dms: Any, sim: Any) -> Any:
+        element = create(dms, sim)
+        element._set_initial({102: "not-the-password"})  # TMF 638 Password
+        return element
+
+    monkeypatch.setattr(demo_module, "CONNECTORS", tuple(attrs.evolve(c, create=wrong_password) for c in demo_module.CONNECTORS))
+    settings = demo_module.DemoSettings(services=40, carriers=10, resources=30, width=120)
+    assert demo_module.run_demo(settings) == 1
+    err = capsys.readouterr().err.splitlines()
+    assert err == [
+        "dmemu: start-up work not finished: SES Inventory: Services: Failed: TMF 638 service offset 0: 401 Unauthorized: "
+        "check the TMF 638 username and password",
+        "dmemu: start-up work not finished: SES Inventory: Carriers: Failed: TMF 638 service offset 0: 401 Unauthorized: "
+        "check the TMF 638 username and password",
+    ]
+
+
+def test_a_kept_state_refuses_another_port(tmp_path: Path) -> None:
+    state = tmp_path / "kept"
+    assert demo("--state", str(state)).returncode == 0
+    port = SavedSystem(state).element("SES Inventory").connection.port
+    other = demo("--state", str(state), "--port", str(port + 1 if port < 65535 else port - 1))
+    assert other.returncode == 2 and other.stderr.count("\n") == 1
+    assert f"expect the simulators on port {port}" in other.stderr
+
+
 def test_user_errors_end_with_one_line_and_a_non_zero_exit(tmp_path: Path) -> None:
     with socket.socket() as taken:
         taken.bind(("127.0.0.1", 0))
@@ -70,6 +105,13 @@ def test_user_errors_end_with_one_line_and_a_non_zero_exit(tmp_path: Path) -> No
     assert "--services: -5 is not between 0 and 1,000,000" in bad_size.stderr
 
 
+def drained(lines: queue.Queue[str]) -> list[str]:
+    taken = []
+    while not lines.empty():
+        taken.append(lines.get_nowait())
+    return taken
+
+
 @pytest.mark.skipif(os.name != "posix", reason="sends SIGINT as Ctrl-C does")
 def test_real_time_keeps_polling_until_interrupted(tmp_path: Path) -> None:
     process = subprocess.Popen(
@@ -78,17 +120,18 @@ def test_real_time_keeps_polling_until_interrupted(tmp_path: Path) -> None:
     )  # fmt: skip
     try:
         assert process.stdout is not None
-        lines = []
+        lines: queue.Queue[str] = queue.Queue()  # read on a thread: a hung demo cannot hang the test
+        reader = threading.Thread(target=lambda: [lines.put(line) for line in iter(process.stdout.readline, "")], daemon=True)
+        reader.start()
+        seen = []
         deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
-            line = process.stdout.readline()
-            lines.append(line)
-            if line.startswith("polling on the wall clock") or not line:
-                break
-        assert lines[-1].startswith("polling on the wall clock"), "".join(lines)
+        while not (seen and seen[-1].startswith("polling on the wall clock")):
+            seen.append(lines.get(timeout=max(0.1, deadline - time.monotonic())))
         assert process.poll() is None  # still running
         process.send_signal(signal.SIGINT)
-        out, err = process.communicate(timeout=30)
+        process.wait(timeout=30)
+        reader.join(timeout=30)  # it ends at the end of the output
+        out, err = "".join(seen) + "".join(drained(lines)), process.stderr.read() if process.stderr else ""
     finally:
         if process.poll() is None:
             process.kill()

@@ -26,7 +26,9 @@ The General page shows the cache progress per type and the communication status 
 
 from __future__ import annotations
 
+import hashlib
 import json
+import re
 import time
 from collections.abc import Callable, Mapping
 from typing import Any
@@ -39,6 +41,7 @@ from dmemu.protocol import (
     Column,
     Discrete,
     DisplayKey,
+    ElementState,
     HttpConnection,
     LogType,
     Number,
@@ -56,6 +59,9 @@ DAY = 86_400
 DEFAULT_TMF638_BASE_PATH = "/gstm/dataminer/tmf/api/v1/tmf638"
 DEFAULT_TMF639_ENDPOINT = "https://mintapi.dbb-oa-dev.az.ses/gstm/dataminer/tmf/api/v1/tmf639"
 MAX_CONSECUTIVE_SKIPPED_PAGES = 5  # 504s in a row before the total is known: the type gives up
+MAX_PAGES_PER_TYPE = 100_000  # 4,000,000 items at 40 a page: a server listing more is not believed
+UPDATE_WINDOW_MARGIN = 300  # seconds added to an update window: stamps to the second, clocks apart
+_DIGITS = re.compile(r"[0-9]+")  # str.isdigit also takes "²", which int() refuses
 _ERROR_TEXT_LIMIT = 200  # characters of an error answer kept in the status and the log
 
 # Cache phases (parameter "Cache Phase")
@@ -232,7 +238,7 @@ class _Api:
 
     name: str
     url: str  # the collection's base, without the resource name
-    auth: tuple[str, str] | None
+    auth: tuple[str, str] | None = attrs.field(repr=False)
 
     @classmethod
     def of(cls, protocol: QActionProtocol, name: str) -> _Api:
@@ -259,19 +265,30 @@ class _Poller:
 
     def __init__(self, protocol: QActionProtocol) -> None:
         self.protocol = protocol
+        self.started = protocol.now()
         self.page_size = int(protocol.get_parameter("Records Per Page"))
         self.active_only = protocol.get_parameter("Active Items Only") == 1
         self.apis = {name: _Api.of(protocol, name) for name in (TMF638, TMF639)}
+        # Per type, ids listed more than once at the last buildup: the fingerprints of the later copies.
+        self.duplicates: dict[str, dict[str, set[str]]] = {
+            name: {key: set(prints) for key, prints in by_id.items()}
+            for name, by_id in json.loads(protocol.get_parameter("Duplicate Records") or "{}").items()
+        }
+
+    def save_duplicates(self) -> None:
+        saved = {name: {key: sorted(prints) for key, prints in by_id.items()} for name, by_id in self.duplicates.items() if by_id}
+        self.protocol.set_parameter("Duplicate Records", json.dumps(saved, sort_keys=True))
 
     # -- communication status ---------------------------------------------------------------
 
-    def _status(self, api: str, state: int, http_status: int | None, error: str) -> None:
+    def _status(self, api: str, state: int, http_status: int, error: str) -> None:
+        """One API's row of the API Status table; `http_status` 0 when no answer came."""
         now = _now_text(self.protocol)
         # A None cell keeps its value: the last success stays until the next one.
-        row = [api, state, http_status, error, now if state == OK else None, now]
+        row = [api, state, http_status, self.protocol.masked(error), now if state == OK else None, now]
         self.protocol.fill_array_no_delete("API Status", [row])
 
-    def _fail(self, entity: EntityType, state: int, http_status: int | None, error: str) -> _TypeFailed:
+    def _fail(self, entity: EntityType, state: int, http_status: int, error: str) -> _TypeFailed:
         self._status(entity.api, state, http_status, error)
         self.protocol.log(f"{entity.name}: {error}", LogType.ERROR)
         return _TypeFailed(error)
@@ -286,10 +303,10 @@ class _Poller:
         try:
             response = self.protocol.http.get(f"{api.url}/{entity.resource}", params=params, auth=api.auth)
         except requests.Timeout:
-            raise self._fail(entity, TIMEOUT, None, f"{where}: no answer within {self.protocol.http.timeout:g} s") from None
+            raise self._fail(entity, TIMEOUT, 0, f"{where}: no answer within {self.protocol.http.timeout:g} s") from None
         except requests.RequestException as error:
             reason = getattr(error.args[0], "reason", None) if error.args else None  # what urllib3 saw underneath
-            raise self._fail(entity, CONNECTION_FAILED, None, f"{where}: connection failed: {_cut(str(reason or error))}") from None
+            raise self._fail(entity, CONNECTION_FAILED, 0, f"{where}: connection failed: {_cut(str(reason or error))}") from None
         status = response.status_code
         if status == 504:
             self._status(entity.api, HTTP_ERROR, status, f"{where}: 504 Gateway Timeout; page skipped")
@@ -305,19 +322,32 @@ class _Poller:
             raise self._fail(entity, INVALID_RESPONSE, status, f"{where}: malformed JSON ({error})") from None
         if not isinstance(items, list):
             raise self._fail(entity, INVALID_RESPONSE, status, f"{where}: the answer is a JSON {type(items).__name__}, not a list")
-        total_header = response.headers.get("X-Total-Count", "")
+        total_header = response.headers.get("X-Total-Count", "").strip()
         self._status(entity.api, OK, status, "")
-        return items, int(total_header) if total_header.isdigit() else None
+        return items, int(total_header) if _DIGITS.fullmatch(total_header) else None
 
     # -- reading a type ---------------------------------------------------------------------
 
     def read(self, entity: EntityType, *, rebuild: bool, extra: Mapping[str, str]) -> bool:
-        """Read every page of one type into its table; True when every page was read."""
-        protocol, table, page_size = self.protocol, entity.table, self.page_size
+        """Read every page of one type into its table; True when every page was read.
+
+        The offset moves by the items each page brought (a server may answer fewer than asked),
+        and an empty page ends the list. A page that brings no new id (a server ignoring the
+        offset), an empty page before the announced total, or a stop of the element ends the
+        type as incomplete: only a complete buildup removes rows."""
+        protocol, table = self.protocol, entity.table
         progress = _Progress(protocol, entity.name, rebuild)
         seen: set[str] = set()
+        known_duplicates = self.duplicates.get(entity.name, {})
+        if rebuild:
+            known_duplicates = self.duplicates[entity.name] = {}  # learnt again from this listing
         offset, total, skipped_in_a_row, complete = 0, None, 0, True
-        while total is None or offset < total:
+        for _ in range(MAX_PAGES_PER_TYPE):
+            if total is not None and offset >= total:
+                break
+            if not _still_wanted(protocol):
+                progress.failed("the element is stopping")
+                return False
             try:
                 page = self.get_page(entity, offset, extra)
             except _TypeFailed as error:
@@ -330,11 +360,17 @@ class _Poller:
                 if total is None and skipped_in_a_row >= MAX_CONSECUTIVE_SKIPPED_PAGES:
                     progress.failed(f"{skipped_in_a_row} pages in a row answered 504; giving up until the next cycle")
                     return False
-                offset += page_size
+                offset += self.page_size  # what the skipped page would have held
                 continue
-            items, total = page
+            items, page_total = page
+            total = page_total if page_total is not None else total
             skipped_in_a_row = 0
-            rows, gone, empty, duplicates = [], [], 0, 0
+            if not items:
+                if total is not None and offset < total:
+                    complete = False
+                    protocol.log(f"{entity.name}: an empty page at offset {offset} of {total} ends the list early", LogType.ERROR)
+                break
+            rows, gone, empty, duplicates, new = [], [], 0, 0, 0
             for item in items:
                 if not isinstance(item, dict):
                     empty += 1  # not an item at all: it has no id either
@@ -345,8 +381,14 @@ class _Poller:
                     continue
                 if key in seen:
                     duplicates += 1
+                    if rebuild:
+                        known_duplicates.setdefault(key, set()).add(_fingerprint(item))
+                    continue
+                if key in known_duplicates and _fingerprint(item) in known_duplicates[key]:
+                    duplicates += 1  # a later copy of an id, listed alone by an update: the first stays
                     continue
                 seen.add(key)
+                new += 1
                 if not entity.belongs(item):
                     continue
                 if not self.active_only or entity.active(item):
@@ -358,16 +400,37 @@ class _Poller:
             if gone:
                 protocol.delete_row(table, gone)
             progress.page_read(len(items), empty, duplicates)
-            if len(items) < page_size and total is None:
-                break  # a short page is the last one when the server does not say how many
-            offset += page_size
+            if not new and duplicates:
+                complete = False
+                protocol.log(f"{entity.name}: the page at offset {offset} brought no new id; the server may ignore offset", LogType.ERROR)
+                break
+            offset += len(items)
+        else:
+            complete = False
+            protocol.log(f"{entity.name}: stopped after {MAX_PAGES_PER_TYPE} pages", LogType.ERROR)
+        if rebuild and complete and not seen and protocol.row_count(table):
+            # Everything gone at once is far likelier a broken server than an empty inventory.
+            complete = False
+            protocol.log(f"{entity.name}: the server listed nothing; the {protocol.row_count(table)} rows are kept", LogType.ERROR)
         if rebuild and complete:
             stale = [key for key in protocol.get_keys(table) if key not in seen]
             if stale:
                 protocol.delete_row(table, stale)
                 protocol.log(f"{entity.name}: {len(stale)} rows no longer listed upstream were removed")
-        progress.finished(complete)
+        progress.finished(complete, self.started)
         return complete
+
+
+def _fingerprint(item: Mapping[str, Any]) -> str:
+    """A short digest of a record's content: tells a known later copy of an id from a real change."""
+    text = json.dumps(item, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    return hashlib.blake2b(text.encode(), digest_size=12).hexdigest()
+
+
+def _still_wanted(protocol: QActionProtocol) -> bool:
+    """False once the element is stopping or its DMS closing: a long cycle gives up between pages."""
+    element = protocol.element
+    return element.state is ElementState.ACTIVE and not element.dms.closed
 
 
 class _Progress:
@@ -381,9 +444,17 @@ class _Progress:
         protocol.set_parameter("Cache Type In Progress", name)
         self._write(result="Building" if rebuild else "Updating")
 
-    def _write(self, *, state: int | None = None, buildup: str | None = None, update: str | None = None, result: str | None = None) -> None:
+    def _write(
+        self,
+        *,
+        state: int | None = None,
+        buildup: str | None = None,
+        update: str | None = None,
+        result: str | None = None,
+        good_start: float | None = None,
+    ) -> None:
         # Cells given as None keep their value (FillArrayNoDelete), so a row is always written whole.
-        row = [self.name, state, self.pages, self.items, self.empty, self.duplicates, self.skipped, buildup, update, result]
+        row = [self.name, state, self.pages, self.items, self.empty, self.duplicates, self.skipped, buildup, update, result, good_start]
         self.protocol.fill_array_no_delete("Cache Progress", [row])
 
     def page_read(self, items: int, empty: int, duplicates: int) -> None:
@@ -400,14 +471,17 @@ class _Progress:
     def failed(self, error: str) -> None:
         self._write(state=INCOMPLETE if self.rebuild else None, result=f"Failed: {error}")
 
-    def finished(self, complete: bool) -> None:
+    def finished(self, complete: bool, started: float) -> None:
+        """The read ended; a complete one is where this type's next update window starts."""
         now = _now_text(self.protocol)
         skipped = f", {self.skipped} pages skipped" if self.skipped else ""
         result = f"OK{skipped}" if complete else f"Incomplete{skipped}"
+        good_start = started if complete else None
         if self.rebuild:
-            self._write(state=COMPLETE if complete else INCOMPLETE, buildup=now if complete else None, result=result)
+            state = COMPLETE if complete else INCOMPLETE
+            self._write(state=state, buildup=now if complete else None, result=result, good_start=good_start)
         else:
-            self._write(update=now, result=result)
+            self._write(update=now, result=result, good_start=good_start)
 
 
 # --------------------------------------------------------------------------------------------
@@ -415,29 +489,36 @@ class _Progress:
 
 
 def _cycle(protocol: QActionProtocol, *, rebuild_all: bool) -> None:
-    """One cache cycle over the three types: a buildup for each type that needs one, else an update."""
-    started = protocol.now()
+    """One cache cycle over the three types: a buildup for each type that needs one, else an update.
+
+    Whatever happens, the cycle ends idle with the next update scheduled."""
     poller = _Poller(protocol)
-    last_good = protocol.get_parameter("Last Successful Update Start")
-    # The update window covers the time since the last good cycle, in whole days ("N" asks for N+1).
-    window_days = max(0, -(-int(started - last_good) // DAY) - 1) if last_good else 0
+    started = poller.started
     all_good, rebuilt = True, False
-    for entity in ENTITY_TYPES:
-        rebuild = rebuild_all or protocol.get_cell("Cache Progress", entity.name, "Cache State") != COMPLETE
-        rebuilt |= rebuild
-        protocol.set_parameter("Cache Phase", BUILDING if rebuild else UPDATING)
-        if rebuild:
-            extra = {"status": "1"} if poller.active_only else {}
-        else:
-            extra = {"updatedDaysAgo": str(window_days)}
-        all_good &= poller.read(entity, rebuild=rebuild, extra=extra)
-    now = _now_text(protocol)
-    protocol.set_parameters({"Cache Phase": IDLE, "Cache Type In Progress": "", "Last Cache Cycle": now, "Last Cycle Start": started})
-    if all_good:
-        protocol.set_parameter("Last Successful Update Start", started)
-        if rebuilt:
-            protocol.set_parameter("Last Completed Buildup", now)
-    protocol.set_parameter("Next Cache Update", started + protocol.get_parameter("Cache Update Frequency"))
+    try:
+        for entity in ENTITY_TYPES:
+            state, good_start = (protocol.get_cell("Cache Progress", entity.name, column) for column in ("Cache State", "Last Good Read Start"))
+            rebuild = rebuild_all or state != COMPLETE or good_start is None
+            rebuilt |= rebuild
+            protocol.set_parameter("Cache Phase", BUILDING if rebuild else UPDATING)
+            if rebuild:
+                extra = {"status": "1"} if poller.active_only else {}
+            else:  # since this type's last good read, in whole days ("N" asks for N+1 days)
+                window_days = max(0, -(-int(started - good_start + UPDATE_WINDOW_MARGIN) // DAY) - 1)
+                extra = {"updatedDaysAgo": str(window_days)}
+            try:
+                all_good &= poller.read(entity, rebuild=rebuild, extra=extra)
+            except Exception as error:  # a bug or an answer nobody foresaw: this type fails, the others go on
+                all_good = False
+                protocol.log(f"{entity.name}: the cache cycle failed: {type(error).__name__}: {error}", LogType.ERROR)
+                _Progress(protocol, entity.name, rebuild).failed(f"{type(error).__name__}: {error}")
+        poller.save_duplicates()
+    finally:
+        now = _now_text(protocol)
+        protocol.set_parameters({"Cache Phase": IDLE, "Cache Type In Progress": "", "Last Cache Cycle": now, "Last Cycle Start": started})
+        protocol.set_parameter("Next Cache Update", started + protocol.get_parameter("Cache Update Frequency"))
+    if all_good and rebuilt:
+        protocol.set_parameter("Last Completed Buildup", now)
 
 
 def initial_cache_buildup(protocol: QActionProtocol) -> None:
@@ -453,7 +534,7 @@ def periodic_cache_update(protocol: QActionProtocol) -> None:
 def check_cache_timer(protocol: QActionProtocol) -> None:
     """QAction 3, every minute: start a periodic update when it is due."""
     due = protocol.get_parameter("Next Cache Update")
-    if due is not None and protocol.now() >= due:
+    if due is None or protocol.now() >= due:  # None: no cycle ever finished; try now
         periodic_cache_update(protocol)
 
 
@@ -492,8 +573,8 @@ class SesInventoryManagement(Protocol):
                   description="When every type was last read completely (UTC)."),
         Parameter(13, "Last Cache Cycle", String(), default="", save=True, page="General"),
         Parameter(14, "Next Cache Update", Number(0, None, "s"), save=True, description="Epoch seconds of the next periodic update."),
-        Parameter(15, "Last Successful Update Start", Number(0, None, "s"), save=True,
-                  description="Epoch seconds at which the last cycle without failures began; the next update window starts there."),
+        Parameter(15, "Duplicate Records", String(), default="", save=True,
+                  description="Per type, ids listed more than once at the last buildup, with fingerprints of the later copies."),
         Parameter(16, "Last Cycle Start", Number(0, None, "s"), save=True, description="Epoch seconds at which the last cycle began."),
         Parameter(20, "Refresh Cache", Button("Refresh"), write=True, page="General",
                   description="Fetch the items updated lately now, without waiting for the next update."),
@@ -538,6 +619,8 @@ class SesInventoryManagement(Protocol):
             Column(305, "Empty IDs Skipped", Number(0)), Column(306, "Duplicate IDs Skipped", Number(0)),
             Column(307, "Pages Skipped", Number(0)), _text_column(308, "Last Complete Buildup"),
             _text_column(309, "Last Update"), _text_column(310, "Result"),
+            Column(311, "Last Good Read Start", Number(0, None, "s"),
+                   description="Epoch seconds at which the last read of this type without failure began: its next update window starts there."),
         )),
         Table(400, "API Status", save=True, page="General", columns=(
             _text_column(401, "API", key=True),
@@ -545,7 +628,7 @@ class SesInventoryManagement(Protocol):
                 NOT_POLLED: "Not Polled", OK: "OK", AUTHENTICATION_FAILED: "Authentication Failed", TIMEOUT: "Timeout",
                 CONNECTION_FAILED: "Connection Failed", HTTP_ERROR: "HTTP Error", INVALID_RESPONSE: "Invalid Response",
             })),
-            Column(403, "Last HTTP Status", Number(0, 599)), _text_column(404, "Last Error"),
+            Column(403, "Last HTTP Status", Number(0, 999), description="0: no answer came"), _text_column(404, "Last Error"),
             _text_column(405, "Last Success"), _text_column(406, "Last Attempt"),
         )),
     )  # fmt: skip

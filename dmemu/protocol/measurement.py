@@ -83,11 +83,12 @@ class String:
         return "a string" if self.max_length is None else f"a string of at most {self.max_length} characters"
 
     def checker(self, label: str) -> Checker:
-        limit, allowed = self.max_length, self.allowed()
+        limit, allowed, secret = self.max_length, self.allowed(), self.secret
 
         def check(value: Any) -> Any:
             if type(value) is not str:
-                raise InvalidValueError(f"{label}: {value!r} is a {_type_name(value)}; allowed: {allowed}")
+                shown = "the value" if secret else repr(value)  # a refused password is still a password
+                raise InvalidValueError(f"{label}: {shown} is a {_type_name(value)}; allowed: {allowed}")
             if limit is not None and len(value) > limit:
                 raise InvalidValueError(f"{label}: {len(value)} characters is too long; allowed: {allowed}")
             return value

@@ -97,7 +97,8 @@ class AtomicJSONStorage(Storage):
         temporary = self.temporary_path
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
-            descriptor = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+            # Owner-only: state holds what elements need to log in again (their passwords).
+            descriptor = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
             try:
                 view = memoryview(payload)
                 while view:
