@@ -77,6 +77,18 @@ def test_a_timer_cancelled_never_fires_again() -> None:
     assert fired == [10, 20]
 
 
+def test_call_later_fires_once_unless_cancelled() -> None:
+    clock = VirtualClock(0)
+    fired: list[tuple[float, str]] = []
+    clock.call_later(30, lambda: fired.append((clock.now(), "once")))
+    clock.cancel(clock.call_later(20, lambda: fired.append((clock.now(), "called off"))))
+    assert clock.advance(300) == 1
+    assert fired == [(30, "once")]
+    assert clock.scheduler.next_due is None
+    with pytest.raises(ValueError, match="a timer delay must be a positive number of seconds, not 0"):
+        clock.call_later(0, lambda: None)
+
+
 def test_fixed_cadence_skips_missed_firings_without_drift() -> None:
     """A late scheduler (a busy real clock) keeps the grid: due times stay multiples of the interval."""
     clock = VirtualClock(0)

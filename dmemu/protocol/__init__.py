@@ -1,6 +1,18 @@
 """The engine: protocol definitions, elements, the QAction API, the DataMiner System, time,
 HTTP connections and storage. Everything a connector or a test harness needs is here."""
 
+from .alarms import (
+    Alarm,
+    AlarmEvent,
+    AlarmEventKind,
+    AlarmManager,
+    AlarmRecord,
+    AlarmTemplate,
+    DiscreteSeverities,
+    Severity,
+    Thresholds,
+)
+from .automation import AlarmRule, Automation, ScriptContext, ScriptRun, ScriptState
 from .changes import Change, ParameterChange, TableChange
 from .clock import Clock, RealClock, VirtualClock
 from .definitions import (
@@ -17,6 +29,8 @@ from .definitions import (
 from .dms import DataMinerSystem, ElementRef
 from .element import Element, ElementState, ReadableElement, TableView
 from .errors import (
+    AlarmError,
+    AlarmTemplateError,
     DefinitionError,
     DmemuError,
     DuplicateElementError,
@@ -24,23 +38,57 @@ from .errors import (
     ElementNotFoundError,
     ElementStateError,
     InvalidValueError,
+    MessageFormatError,
     ParameterError,
     QActionLoopError,
     ReadOnlyParameterError,
     StateFileError,
+    TicketFieldError,
+    TicketingError,
+    TicketNotFoundError,
+    TicketStateError,
+    TicketTypeError,
+    UnknownAlarmError,
     UnknownParameterError,
     UnknownRowError,
+    UnknownScriptError,
+    UnknownTicketTypeError,
+    WaitTimeoutError,
 )
 from .http import BYPASS_PROXY, NO_RETRIES, Connection, ElementSession, RetryPolicy, build_session
 from .logs import LogEntry, LogLevel, LogType
 from .measurement import Button, Discrete, Number, PageButton, String
+from .messages import Reply, ReplyAddress, Request
 from .qaction import QActionProtocol, SetStatus
 from .saved import SavedElement, SavedSystem
 from .testing import expect
+from .ticketing import (
+    TICKET_TRANSITIONS,
+    FieldKind,
+    Ticket,
+    TicketEvent,
+    TicketEventKind,
+    TicketField,
+    TicketFields,
+    Ticketing,
+    TicketState,
+    TicketType,
+)
 
 __all__ = [
     "BYPASS_PROXY",
     "NO_RETRIES",
+    "TICKET_TRANSITIONS",
+    "Alarm",
+    "AlarmError",
+    "AlarmEvent",
+    "AlarmEventKind",
+    "AlarmManager",
+    "AlarmRecord",
+    "AlarmRule",
+    "AlarmTemplate",
+    "AlarmTemplateError",
+    "Automation",
     "Button",
     "Change",
     "Clock",
@@ -49,6 +97,7 @@ __all__ = [
     "DataMinerSystem",
     "DefinitionError",
     "Discrete",
+    "DiscreteSeverities",
     "DisplayKey",
     "DmemuError",
     "DuplicateElementError",
@@ -59,11 +108,13 @@ __all__ = [
     "ElementSession",
     "ElementState",
     "ElementStateError",
+    "FieldKind",
     "HttpConnection",
     "InvalidValueError",
     "LogEntry",
     "LogLevel",
     "LogType",
+    "MessageFormatError",
     "Number",
     "Page",
     "ParameterChange",
@@ -77,19 +128,44 @@ __all__ = [
     "ReadOnlyParameterError",
     "ReadableElement",
     "RealClock",
+    "Reply",
+    "ReplyAddress",
+    "Request",
     "RetryPolicy",
     "SavedElement",
     "SavedSystem",
+    "ScriptContext",
+    "ScriptRun",
+    "ScriptState",
     "SetStatus",
+    "Severity",
     "StateFileError",
     "String",
     "Table",
     "TableChange",
     "TableView",
+    "Thresholds",
+    "Ticket",
+    "TicketEvent",
+    "TicketEventKind",
+    "TicketField",
+    "TicketFieldError",
+    "TicketFields",
+    "TicketNotFoundError",
+    "TicketState",
+    "TicketStateError",
+    "TicketType",
+    "TicketTypeError",
+    "Ticketing",
+    "TicketingError",
     "Timer",
+    "UnknownAlarmError",
     "UnknownParameterError",
     "UnknownRowError",
+    "UnknownScriptError",
+    "UnknownTicketTypeError",
     "VirtualClock",
+    "WaitTimeoutError",
     "build_session",
     "expect",
 ]

@@ -179,12 +179,27 @@ class Clock:
 
     def every(self, seconds: float, callback: Callable[[], Any], *, tag: Any = None) -> TimerJob:
         """Call `callback` every `seconds`, the first time one interval from now."""
+        return self._timer(seconds, tag, "interval").do(callback)
+
+    def call_later(self, seconds: float, callback: Callable[[], Any], *, tag: Any = None) -> TimerJob:
+        """Call `callback` once, `seconds` from now; `cancel` the job to call it off."""
+        # The job exists before it is scheduled, so `once` can name it even if it fires at once.
+        job = self._timer(seconds, tag, "delay")
+
+        def once() -> None:
+            self.cancel(job)  # before the callback: a callback that raises must not fire again
+            callback()
+
+        return job.do(once)
+
+    def _timer(self, seconds: float, tag: Any, what: str) -> TimerJob:
+        """A job of `seconds`, not scheduled yet (its ``do`` does that)."""
         if not seconds > 0:
-            raise ValueError(f"a timer interval must be a positive number of seconds, not {seconds!r}")
+            raise ValueError(f"a timer {what} must be a positive number of seconds, not {seconds!r}")
         job = self.scheduler.every(seconds).seconds
         if tag is not None:
             job.tag(tag)
-        return job.do(callback)
+        return job
 
     def cancel(self, job: TimerJob) -> None:
         self.scheduler.cancel_job(job)

@@ -10,6 +10,8 @@ from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
+from .alarms import AlarmManager
+from .automation import Automation
 from .clock import Clock, RealClock
 from .definitions import Protocol, protocol_path
 from .element import Element, ElementState, element_not_found
@@ -23,6 +25,7 @@ from .http import Connection
 from .logs import LogType
 from .saved import read_element_records
 from .storage import ELEMENTS_FOLDER, REGISTRY_FILE, ElementStore, RegistryStore, element_path
+from .ticketing import Ticketing
 
 ElementRef = str | tuple[int, int] | Element
 """An element by name, by (agent id, element id), or itself."""
@@ -90,7 +93,16 @@ class DataMinerSystem:
         # Platform services beyond single elements (alarms, ticketing, automation) keep their own
         # state beside the elements' and are saved in the same batches (see `SystemService`).
         self._services: list[SystemService] = []
+        # Before the elements load: their start-up QActions may start scripts.
+        self.automation = Automation(self)
+        # Before the elements load too: their start-up QActions may subscribe to ticket events.
+        self.tickets = Ticketing(self)
+        self._add_service(self.tickets)
+        # Before the elements load: starting elements evaluate their alarm templates.
+        self.alarms = AlarmManager(self)
+        self._add_service(self.alarms)
         self._load()
+        self.alarms._elements_loaded()
         self.clock.add_tick_listener(self._flush_quietly)
         self._autosave = (
             None if self.clock.ticks_end_in_one_place else self.clock.every(autosave_seconds, self._flush_quietly, tag=self)
@@ -173,6 +185,7 @@ class DataMinerSystem:
     def delete_element(self, ref: ElementRef) -> None:
         """Stop the element and remove it with its saved state."""
         element = self.element(ref)
+        self.alarms._element_deleted(element)  # before the stop: its alarms clear as deleted, not stopped
         element.stop()
         del self._elements[element.ids]
         del self._by_name[element.name]
@@ -243,6 +256,7 @@ class DataMinerSystem:
         self._closed = True
         if self._owns_clock:
             self.clock.stop()  # lets running QActions finish first
+        self.automation._close()
         if self._autosave is not None:
             self.clock.cancel(self._autosave)
         self.clock.remove_tick_listener(self._flush_quietly)
@@ -266,6 +280,11 @@ class DataMinerSystem:
     def __repr__(self) -> str:
         return f"<DataMinerSystem {str(self.state_dir)!r}: {len(self._elements)} elements>"
 
+    @property
+    def closed(self) -> bool:
+        """True from the start of `close()`: long work in QActions may give up early then."""
+        return self._closed
+
     def _add_service(self, service: SystemService) -> None:
         """Plug in a platform service: saved with every batch and on close."""
         self._services.append(service)
@@ -284,6 +303,7 @@ class DataMinerSystem:
     def _element_state_changed(self, element: Element, *, write_now: bool = False) -> None:
         """Starts are written with the next batch; stops and pauses at once, as a user expects."""
         if self.find(element) is element:
+            self.alarms._element_state_changed(element)
             self._registry_dirty = True
             if write_now:
                 self._write_registry_if_dirty()

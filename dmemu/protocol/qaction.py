@@ -14,14 +14,18 @@ from collections.abc import Iterable, Sequence
 from typing import TYPE_CHECKING, Any
 
 from .changes import TableChange
-from .errors import DmemuError, InvalidValueError, UnknownParameterError
+from .errors import AlarmError, DmemuError, InvalidValueError, MessageFormatError, UnknownParameterError
 from .logs import LogLevel, LogType
+from .messages import Reply, ReplyAddress, Request
 from .tables import RowInput, TableData
 
 if TYPE_CHECKING:
+    from .alarms import Alarm, Severity
+    from .automation import ScriptRun
     from .dms import ElementRef
     from .element import Element
     from .http import ElementSession
+    from .ticketing import Ticketing
 
 
 class SetStatus(enum.Enum):
@@ -65,6 +69,11 @@ class QActionProtocol:
         """The element's HTTP connection (base URL, timeout, retries, proxy, auth)."""
         return self.element.http
 
+    @property
+    def tickets(self) -> Ticketing:
+        """The DataMiner System's ticketing (`dms.tickets`): ticket types, tickets, events."""
+        return self.element.dms.tickets
+
     def now(self) -> float:
         """The DMS clock, in epoch seconds (virtual in tests)."""
         return self.element.dms.clock.now()
@@ -74,6 +83,11 @@ class QActionProtocol:
         self.element.log(message, type or LogType.INFORMATION, LogLevel(level))
 
     # -- parameters -------------------------------------------------------------------------
+
+    def masked(self, text: str) -> str:
+        """`text` with the element's passwords replaced by ``********``, as its log does: for
+        text that goes into parameters and tables (an error answer may echo a request)."""
+        return self.element._mask_secrets(text)
 
     def get_parameter(self, ref: int | str) -> Any:
         model = self.element._model
@@ -124,6 +138,48 @@ class QActionProtocol:
             self.element.log(f"set on element {element!r} parameter {ref!r} refused: {error}", LogType.ERROR)
             return SetStatus.FAILED
         return SetStatus.OK
+
+    def send_request(self, element: ElementRef, parameter: int | str, body: Any, reply_parameter: int | str) -> str:
+        """Set a request (a JSON envelope, see `messages`) on another element's string parameter,
+        answered on `reply_parameter` of this element (a write parameter: its QActions run on the
+        answer). Answers the request id.
+
+        A request that cannot be delivered (no such element, stopped, paused, wrong parameter)
+        gets an error reply on `reply_parameter` instead, after this QAction, and is logged here.
+        This QAction's own mistakes raise: a body that is not JSON (`InvalidValueError`), a
+        reply parameter that is unknown or not a write parameter (`UnknownParameterError`).
+        """
+        model = self.element._model
+        reply_pid = model.resolve(reply_parameter)
+        if reply_pid not in model.writable:
+            raise UnknownParameterError(f"{model.parameters[reply_pid].label} is not a write parameter, so no reply can be set on it")
+        request = Request.new(ReplyAddress(*self.element.ids, reply_pid), body)
+        text = request.to_json()  # a body that is not JSON is this QAction's mistake: raised here
+        try:
+            self.element.dms.set_parameter(element, parameter, text, _depth=self._depth)
+        except DmemuError as error:
+            self.element.log(f"request {request.id} to element {element!r} parameter {parameter!r} not delivered: {error}", LogType.ERROR)
+            self._answer(request, Reply(request.id, error=f"request not delivered to element {element!r}: {error}"))
+        return request.id
+
+    @property
+    def request(self) -> Request:
+        """The request set on the parameter that triggered this QAction (`MessageFormatError` if none)."""
+        if self._trigger is None:
+            raise MessageFormatError(f"{self.element.name!r}: this QAction was not started by a parameter set, so it has no request")
+        return Request.from_json(self.get_parameter(self._trigger))
+
+    def reply(self, request: Request, answer: Any = None, *, error: str | None = None) -> SetStatus:
+        """Answer `request` on its reply-to parameter, with `answer` or, for a refusal, `error`."""
+        return self._answer(request, Reply(request.id, answer, error))
+
+    def _answer(self, request: Request, reply: Reply) -> SetStatus:
+        return self.set_element_parameter(request.reply_to.element, request.reply_to.parameter, reply.to_json())
+
+    def run_script(self, name: str, input: Any = None) -> ScriptRun:
+        """Start an automation script (`Automation.run`); it runs once this QAction is done,
+        never inside it. A name nobody registered raises `UnknownScriptError`."""
+        return self.element.dms.automation.run(name, input)
 
     # -- cells and rows ---------------------------------------------------------------------
 
@@ -225,5 +281,21 @@ class QActionProtocol:
         data = self._data(table)
         removed, data.rows = data.rows.keys(), {}
         self._table_changed(data, (), removed)
+
+    # -- alarms -----------------------------------------------------------------------------
+
+    def active_alarms(self, parameter: int | str | None = None, severity: Severity | None = None) -> list[Alarm]:
+        """This element's active alarms, oldest first: of one parameter or column, of at least `severity`."""
+        return self.element.dms.alarms.active(self.element, severity=severity, parameter=parameter)
+
+    def set_alarm_property(self, alarm_id: int, key: str, value: str) -> SetStatus:
+        """Set a property of any alarm in the DMS (SES keeps the SNOW ticket id, incident number and
+        link there). Answers a status; a refusal (unknown alarm, a value that is no string) is logged."""
+        try:
+            self.element.dms.alarms.set_property(alarm_id, key, value)
+        except AlarmError as error:
+            self.element.log(f"set_alarm_property({alarm_id!r}, {key!r}) refused: {error}", LogType.ERROR)
+            return SetStatus.FAILED
+        return SetStatus.OK
 
 

@@ -174,6 +174,14 @@ class WorkQueue:
         pending.append((next(self._sequence), None, item))
         self._hand_off()
 
+    def run_soon(self, function: Callable[[], Any]) -> None:
+        """Queue `function` behind the queued items and have them run as handed-off work does:
+        through `dispatch` (a virtual clock runs it at once, a real one on a worker), and, when
+        this thread is running some queue's item, only once its outermost item is done. So the
+        caller's own work (a QAction, a set) is never interrupted by it."""
+        self.pending.append((next(self._sequence), None, function))
+        self._hand_off()
+
     def run_exclusive(self, function: Callable[[], T], *, or_first: bool = True) -> T | None:
         """Run `function` while no item runs, waiting for the current one, and return its result.
 

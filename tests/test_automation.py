@@ -1,0 +1,557 @@
+"""Automation scripts: registered by name, started by hand, by elements and by alarm rules; they
+get and set parameters, wait for changes and timeouts on the DMS clock, and end with a result
+or an error that never takes an element down."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+import pytest
+
+from dmemu.protocol import (
+    AlarmEvent,
+    AlarmEventKind,
+    AlarmRule,
+    AlarmTemplate,
+    Column,
+    DataMinerSystem,
+    DmemuError,
+    ElementNotFoundError,
+    LogType,
+    Number,
+    Parameter,
+    Protocol,
+    QAction,
+    ScriptRun,
+    ScriptState,
+    Severity,
+    String,
+    Table,
+    Thresholds,
+    UnknownParameterError,
+    UnknownScriptError,
+    WaitTimeoutError,
+    expect,
+)
+
+EVENTS: list[str] = []
+
+
+def start_flow(protocol):
+    EVENTS.append("qaction begins")
+    run = protocol.run_script("flow", {"from": protocol.element_name, "ticket": protocol.get_parameter("Command")})
+    protocol.set_parameter("Flow Run", run.id)
+    EVENTS.append(f"qaction ends, run {run.id} {run.state.value}")
+
+
+def execute_command(protocol):
+    protocol.set_parameter("Status", f"done: {protocol.get_parameter('Command')}")
+
+
+class Device(Protocol):
+    name = "Automation Test Device"
+    parameters = (
+        Parameter(10, "Level", type=Number(), write=True, default=0),
+        Parameter(11, "Command", type=String(), write=True, default=""),
+        Parameter(12, "Status", type=String(), default=""),
+        Parameter(13, "Start Flow", type=Number(), write=True, default=0),
+        Parameter(14, "Flow Run", type=Number(), default=0),
+    )
+    tables = (Table(100, "Ports", columns=(Column(101, "Port", key=True), Column(102, "Speed", type=Number()))),)
+    qactions = (QAction(1, execute_command, triggers=(11,)), QAction(2, start_flow, triggers=(13,)))
+
+
+@pytest.fixture(autouse=True)
+def clear_events():
+    EVENTS.clear()
+
+
+@pytest.fixture
+def device(dms):
+    return dms.create_element(Device, "Device 1")
+
+
+# -- started by hand ------------------------------------------------------------------------------
+
+
+def test_a_script_run_by_hand_gets_and_sets_parameters_and_ends_with_its_result(dms, device, dmemu_clock):
+    def check_device(ctx, input):
+        ctx.set_parameter("Device 1", "Command", f"reset {input['port']}")  # its QAction runs at once
+        return {"level": ctx.get_parameter((1, 1), 10), "status": ctx.get_parameter("Device 1", "Status")}
+
+    dms.automation.register("check device", check_device)
+    dmemu_clock.advance(5)
+    run = dms.automation.run("check device", {"port": "A1"})
+    assert (run.id, run.script, run.input, run.state) == (1, "check device", {"port": "A1"}, ScriptState.SUCCEEDED)
+    assert run.result == {"level": 0, "status": "done: reset A1"}
+    assert run.error is None
+    assert run.started == run.finished == dmemu_clock.now()
+    assert run.wait() is run
+    assert dms.automation.scripts == ["check device"]
+
+
+def test_sets_from_a_script_are_checked_like_a_users(dms, device):
+    def set_badly(ctx, input):
+        ctx.set_parameter("Device 1", "Level", "high")
+
+    dms.automation.register("bad set", set_badly)
+    run = dms.automation.run("bad set")
+    assert run.state is ScriptState.FAILED
+    assert run.error.startswith("InvalidValueError: parameter 10 'Level': 'high' is a str")
+
+
+def test_an_unknown_script_is_named_with_those_registered(dms):
+    dms.automation.register("one", lambda ctx, input: None)
+    with pytest.raises(UnknownScriptError, match="no automation script 'two'; registered: 'one'"):
+        dms.automation.run("two")
+    with pytest.raises(ValueError, match="'one' is already registered"):
+        dms.automation.register("one", lambda ctx, input: 1)
+    dms.automation.register("one", lambda ctx, input: 1, replace=True)
+    assert dms.automation.run("one").result == 1
+    dms.automation.unregister("one")
+    assert dms.automation.scripts == []
+
+
+# -- started by an element ------------------------------------------------------------------------
+
+
+def test_an_element_starts_a_script_that_runs_once_its_qaction_is_done(dms, device):
+    def flow(ctx, input):
+        EVENTS.append(f"script runs with {input}, sees run {ctx.get_parameter('Device 1', 'Flow Run')}")
+        return "flow done"
+
+    dms.automation.register("flow", flow)
+    device.set("Command", "MO-1")
+    device.set("Start Flow", 1)
+    assert EVENTS == [
+        "qaction begins",
+        "qaction ends, run 1 running",  # not run inside the QAction
+        "script runs with {'from': 'Device 1', 'ticket': 'MO-1'}, sees run 1",
+    ]
+    assert dms.automation.runs()[0].result == "flow done"
+
+
+def test_a_qaction_starting_an_unknown_script_fails_and_the_element_runs_on(dms, device):
+    device.set("Start Flow", 1)
+    expect(device).logged("UnknownScriptError: no automation script 'flow'", LogType.ERROR)
+    device.set("Command", "still here")
+    expect(device).parameter("Status").equals("done: still here")
+
+
+# -- waiting ------------------------------------------------------------------------------------
+
+
+def test_wait_for_resumes_when_the_parameter_changes(dms, device, dmemu_clock):
+    async def wait_for_level(ctx, input):
+        level = await ctx.wait_for("Device 1", "Level")
+        return f"level {level} at {ctx.now() - ctx.run.started:g} s"
+
+    dms.automation.register("wait", wait_for_level)
+    run = dms.automation.run("wait")
+    assert run.state is ScriptState.RUNNING
+    dmemu_clock.advance(42)
+    device.set("Level", 7)
+    assert (run.state, run.result, run.finished - run.started) == (ScriptState.SUCCEEDED, "level 7 at 42 s", 42)
+
+
+def test_wait_for_with_a_predicate_skips_values_it_does_not_accept(dms, device):
+    async def wait_for_high_level(ctx, input):
+        return await ctx.wait_for("Device 1", 10, lambda level: level > 50, timeout=60)
+
+    dms.automation.register("wait", wait_for_high_level)
+    run = dms.automation.run("wait")
+    device.set("Level", 20)
+    assert run.state is ScriptState.RUNNING
+    device.set("Level", 80)
+    assert run.result == 80
+
+
+def test_wait_for_with_a_predicate_sees_an_answer_that_came_before_the_wait(dms, device):
+    async def command_and_wait(ctx, input):
+        ctx.set_parameter("Device 1", "Command", "reboot")  # the QAction answers inside this set
+        return await ctx.wait_for("Device 1", "Status", lambda status: status == "done: reboot", timeout=10)
+
+    dms.automation.register("command", command_and_wait)
+    assert dms.automation.run("command").result == "done: reboot"
+
+
+def test_wait_for_times_out_on_the_dms_clock(dms, device, dmemu_clock):
+    async def wait_in_vain(ctx, input):
+        try:
+            await ctx.wait_for("Device 1", "Level", lambda level: level > 50, timeout=30)
+        except WaitTimeoutError as error:
+            return f"gave up: {error}"
+
+    dms.automation.register("wait", wait_in_vain)
+    run = dms.automation.run("wait")
+    dmemu_clock.advance(29)
+    device.set("Level", 10)
+    assert run.state is ScriptState.RUNNING
+    dmemu_clock.advance(1)
+    assert run.result == "gave up: script 'wait' run 1: element 'Device 1' parameter 10 'Level' did not get the awaited value within 30 s"
+    assert run.finished - run.started == 30
+    assert device._change_listeners == ()  # the wait's listener went with it
+    device.set("Level", 99)  # too late: nothing happens
+    assert run.result.startswith("gave up")
+
+
+def test_a_wait_that_times_out_unhandled_fails_the_run(dms, device, dmemu_clock):
+    async def wait_in_vain(ctx, input):
+        await ctx.wait_for("Device 1", "Level", timeout=5)
+
+    dms.automation.register("wait", wait_in_vain)
+    run = dms.automation.run("wait")
+    dmemu_clock.advance(5)
+    assert run.state is ScriptState.FAILED
+    assert run.error.startswith("WaitTimeoutError: script 'wait' run 1: element 'Device 1' parameter 10 'Level'")
+
+
+def test_a_timeout_of_zero_only_looks_at_the_current_value(dms, device):
+    async def look(ctx, input):
+        return await ctx.wait_for("Device 1", "Level", lambda level: level == 0, timeout=0)
+
+    async def look_in_vain(ctx, input):
+        await ctx.wait_for("Device 1", "Level", lambda level: level == 1, timeout=0)
+
+    dms.automation.register("look", look)
+    dms.automation.register("look in vain", look_in_vain)
+    assert dms.automation.run("look").result == 0
+    assert dms.automation.run("look in vain").error.startswith("WaitTimeoutError")
+
+
+@pytest.mark.parametrize(
+    ("element", "parameter", "error"),
+    [
+        ("Nobody", "Level", ElementNotFoundError),
+        ("Device 1", "Nope", UnknownParameterError),
+        ("Device 1", "Ports", UnknownParameterError),
+    ],
+)
+def test_a_wait_for_something_that_does_not_exist_fails_the_run(dms, device, element, parameter, error):
+    async def wait(ctx, input):
+        await ctx.wait_for(element, parameter, timeout=5)
+
+    dms.automation.register("wait", wait)
+    assert dms.automation.run("wait").error.startswith(error.__name__)
+
+
+def test_a_predicate_that_raises_fails_the_run_not_the_set(dms, device):
+    async def wait(ctx, input):
+        await ctx.wait_for("Device 1", "Level", lambda level: 1 / level > 0)
+
+    dms.automation.register("wait", wait)
+    run = dms.automation.run("wait")
+    device.set("Level", 0)
+    assert run.error == "ZeroDivisionError: division by zero"
+    assert device.get("Level") == 0
+    assert device.logs(LogType.ERROR) == []
+
+
+def test_sleep_passes_virtual_time_only(dms, dmemu_clock):
+    async def nap(ctx, input):
+        before = ctx.now()
+        await ctx.sleep(3600)
+        await ctx.sleep(0)  # no wait at all
+        return ctx.now() - before
+
+    dms.automation.register("nap", nap)
+    began = time.monotonic()
+    run = dms.automation.run("nap")
+    dmemu_clock.advance(3599)
+    assert run.state is ScriptState.RUNNING
+    dmemu_clock.advance(1)
+    assert run.result == 3600
+    assert time.monotonic() - began < 1
+
+
+def test_wait_moves_a_virtual_clock_until_the_run_is_done(dms, dmemu_clock):
+    async def nap(ctx, input):
+        await ctx.sleep(90)
+        return "rested"
+
+    dms.automation.register("nap", nap)
+    start = dmemu_clock.now()
+    assert dms.automation.run("nap").wait().result == "rested"
+    assert dmemu_clock.now() - start == 90
+    with pytest.raises(TimeoutError, match="still running after 10 virtual seconds"):
+        dms.automation.run("nap").wait(timeout=10)
+
+
+def test_awaiting_anything_but_the_context_fails_the_run(dms):
+    async def uses_asyncio(ctx, input):
+        await asyncio.sleep(0)  # without a running loop it yields to whoever drives the coroutine
+
+    dms.automation.register("asyncio", uses_asyncio)
+    run = dms.automation.run("asyncio")
+    assert run.error.startswith("TypeError: a script awaits ctx.sleep and ctx.wait_for only")
+
+
+# -- several runs ---------------------------------------------------------------------------------
+
+
+def test_concurrent_runs_interleave_in_one_deterministic_order(dms, device, dmemu_clock):
+    async def ticker(ctx, input):
+        for _ in range(3):
+            await ctx.sleep(input)
+            ctx.log(f"tick every {input}")
+            EVENTS.append(f"{input}s ticker at {ctx.now() - start:g}")
+        return input
+
+    async def watcher(ctx, input):
+        level = await ctx.wait_for("Device 1", "Level", lambda level: level >= 3)
+        EVENTS.append(f"watcher saw {level} at {ctx.now() - start:g}")
+        ctx.set_parameter("Device 1", "Command", "level reached")
+
+    start = dmemu_clock.now()
+    dms.automation.register("ticker", ticker)
+    dms.automation.register("watcher", watcher)
+    runs = [dms.automation.run("ticker", 10), dms.automation.run("ticker", 15), dms.automation.run("watcher")]
+    for level in range(1, 5):
+        dmemu_clock.advance(10)
+        device.set("Level", level)
+    dmemu_clock.advance(10)
+    assert EVENTS == [
+        "10s ticker at 10",
+        "15s ticker at 15",
+        "10s ticker at 20",
+        "15s ticker at 30",  # due at the same time: the wait that began first ends first
+        "10s ticker at 30",
+        "watcher saw 3 at 30",
+        "15s ticker at 45",
+    ]
+    assert [run.state for run in runs] == [ScriptState.SUCCEEDED] * 3
+    assert device.get("Status") == "done: level reached"
+    assert [entry.message for entry in runs[0].logs()] == ["tick every 10"] * 3
+    assert len(dms.automation.logs()) == 6
+
+
+def test_a_script_started_from_a_script_runs_after_the_step_that_started_it(dms):
+    def parent(ctx, input):
+        child = ctx.dms.automation.run("child")
+        EVENTS.append(f"parent started child {child.id}: {child.state.value}")
+
+    def child(ctx, input):
+        EVENTS.append("child runs")
+
+    dms.automation.register("parent", parent)
+    dms.automation.register("child", child)
+    dms.automation.run("parent")
+    assert EVENTS == ["parent started child 2: running", "child runs"]
+
+
+# -- failures -------------------------------------------------------------------------------------
+
+
+def test_a_script_that_raises_is_logged_with_its_input_and_the_element_runs_on(dms, device, caplog):
+    async def fragile(ctx, input):
+        await ctx.wait_for("Device 1", "Level")
+        raise RuntimeError(f"cannot handle {input['ticket']}")
+
+    dms.automation.register("fragile", fragile)
+    run = dms.automation.run("fragile", {"ticket": "MO-7"})
+    device.set("Level", 1)  # resumes the script, which raises
+    assert run.state is ScriptState.FAILED
+    assert run.error == "RuntimeError: cannot handle MO-7"
+    assert run.result is None
+    (entry,) = dms.automation.logs(LogType.ERROR)
+    assert entry.message.startswith("script 'fragile' run 1: failed on input {'ticket': 'MO-7'}: RuntimeError: cannot handle MO-7 (")
+    assert entry.message.endswith(f"{__file__}:{fragile.__code__.co_firstlineno + 2})")
+    assert [e.message for e in run.logs(LogType.ERROR)] == [entry.message.removeprefix("script 'fragile' run 1: ")]
+    assert "script 'fragile' run 1: failed on input" in caplog.text
+    # The element is untouched and goes on working, and so do other scripts.
+    assert device.logs(LogType.ERROR) == []
+    device.set("Command", "next")
+    expect(device).parameter("Status").equals("done: next")
+    dms.automation.register("fine", lambda ctx, input: "ok")
+    assert dms.automation.run("fine").result == "ok"
+
+
+def test_a_long_input_is_shortened_in_the_log(dms):
+    def fail(ctx, input):
+        raise ValueError("bad")
+
+    dms.automation.register("fail", fail)
+    dms.automation.run("fail", "x" * 10_000)
+    assert len(dms.automation.logs(LogType.ERROR)[0].message) < 400
+
+
+# -- started by alarm rules -------------------------------------------------------------------------
+
+LEVEL_TEMPLATE = AlarmTemplate("Level", {"Level": Thresholds(high={Severity.MAJOR: 50, Severity.CRITICAL: 80})})
+
+
+class OtherDevice(Device):
+    name = "Automation Test Other Device"
+
+
+@pytest.fixture
+def monitored(dms):
+    """Two devices of one protocol and one of another, all with the level template."""
+    elements = [dms.create_element(Device, "Device 1"), dms.create_element(Device, "Device 2"), dms.create_element(OtherDevice, "Other 1")]
+    for element in elements:
+        dms.alarms.assign_template(element, LEVEL_TEMPLATE)
+    return elements
+
+
+async def handle_alarm(ctx, event: AlarmEvent):
+    """Record the alarm on it, then wait for the level to come back, as a ticketing flow would."""
+    alarm = event.alarm
+    EVENTS.append(f"{ctx.run.id}: {event.kind.value} {alarm.severity.label} on {alarm.element_name}")
+    ctx.dms.alarms.set_property(alarm.id, "Ticket", f"T-{ctx.run.id}")
+    return await ctx.wait_for(alarm.element_ids, alarm.parameter_id, lambda level: level <= 50, timeout=3600)
+
+
+def test_a_new_critical_alarm_on_elements_of_a_protocol_starts_a_script_with_the_alarm(dms, monitored, dmemu_clock):
+    device_1, device_2, other = monitored
+    dms.automation.register("handle alarm", handle_alarm)
+    dms.automation.on_alarm(AlarmRule(protocol=Device.name, min_severity=Severity.CRITICAL), "handle alarm")
+    device_1.set("Level", 60)  # Major: not critical
+    device_1.set("Level", 90)  # Critical now, but not a new alarm
+    other.set("Level", 90)  # another protocol
+    assert dms.automation.runs() == []
+    device_2.set("Level", 95)
+    (run,) = dms.automation.runs()
+    assert EVENTS == ["1: opened Critical on Device 2"]
+    assert isinstance(run.input, AlarmEvent) and run.input.alarm.element_ids == device_2.ids
+    (alarm,) = dms.alarms.active(element="Device 2")
+    assert alarm.properties == {"Ticket": "T-1"}  # the script's property is on the alarm
+    dmemu_clock.advance(600)
+    device_2.set("Level", 10)  # back to normal: the alarm clears and the script ends
+    assert (run.state, run.result, run.finished - run.started) == (ScriptState.SUCCEEDED, 10, 600)
+    assert dms.alarms.active(element="Device 2") == []
+
+
+def test_rules_match_by_element_parameter_and_event_kind(dms, monitored):
+    device_1, device_2, _ = monitored
+    dms.automation.register("handle alarm", handle_alarm)
+    dms.automation.on_alarm(AlarmRule(element=(1, 2), parameter="Level", kinds=("opened", AlarmEventKind.CHANGED)), "handle alarm")
+    dms.automation.on_alarm(AlarmRule(element="Device 1", parameter=10, min_severity="Major", kinds="cleared"), "handle alarm")
+    device_2.set("Level", 60)
+    device_2.set("Level", 90)
+    device_1.set("Level", 60)
+    device_1.set("Level", 0)  # cleared: the worst it reached (Major) counts
+    assert EVENTS == [
+        "1: opened Major on Device 2",
+        "2: changed Critical on Device 2",
+        "3: cleared Normal on Device 1",
+    ]
+
+
+def test_a_script_started_by_an_alarm_runs_after_the_qaction_that_raised_it(dms):
+    def raise_level(protocol):
+        protocol.set_parameter("Level", 99)  # the alarm opens here
+        EVENTS.append("qaction goes on")
+        protocol.set_parameter("Status", "set after the alarm")
+
+    def record(ctx, event):
+        EVENTS.append(f"script sees {ctx.get_parameter(event.alarm.element_ids, 'Status')!r}")
+
+    raiser = type("Raiser", (Device,), {"name": "Raiser", "qactions": (QAction(1, raise_level, triggers=(13,)),)})
+    element = dms.create_element(raiser, "Raiser 1")
+    dms.alarms.assign_template(element, LEVEL_TEMPLATE)
+    dms.automation.register("record", record)
+    dms.automation.on_alarm(AlarmRule(), "record")
+    element.set("Start Flow", 1)
+    assert EVENTS == ["qaction goes on", "script sees 'set after the alarm'"]
+
+
+def test_removing_a_rule_and_its_script(dms, monitored):
+    device_1 = monitored[0]
+    dms.automation.register("handle alarm", handle_alarm)
+    remove = dms.automation.on_alarm(AlarmRule(), "handle alarm")
+    with pytest.raises(UnknownScriptError, match="'missing'"):
+        dms.automation.on_alarm(AlarmRule(), "missing")
+    with pytest.raises(ValueError, match="'Huge' is not a severity"):
+        AlarmRule(min_severity="Huge")
+    dms.automation.unregister("handle alarm")
+    device_1.set("Level", 60)
+    (entry,) = dms.automation.logs(LogType.ERROR)
+    assert entry.message.startswith("alarm 1 opened matches AlarmRule(")
+    assert entry.message.endswith("but script 'handle alarm' did not start: no automation script 'handle alarm'; registered: none")
+    remove()
+    device_1.set("Level", 0)
+    assert len(dms.automation.logs(LogType.ERROR)) == 1
+    assert dms.automation.runs() == []
+
+
+def test_a_script_started_by_an_alarm_that_raises_leaves_the_element_alone(dms, monitored):
+    def fail(ctx, event):
+        raise RuntimeError(f"no ticket for alarm {event.alarm.id}")
+
+    dms.automation.register("fail", fail)
+    dms.automation.on_alarm(AlarmRule(), "fail")
+    monitored[0].set("Level", 60)
+    assert dms.automation.runs()[0].error == "RuntimeError: no ticket for alarm 1"
+    assert monitored[0].logs(LogType.ERROR) == []
+    assert [alarm.severity for alarm in dms.alarms.active()] == [Severity.MAJOR]
+
+
+# -- history --------------------------------------------------------------------------------------
+
+
+def test_runs_are_kept_in_a_bounded_history_with_the_running_ones(dms, device):
+    async def wait(ctx, input):
+        return await ctx.wait_for("Device 1", "Level")
+
+    def fail(ctx, input):
+        raise ValueError(input)
+
+    dms.automation.register("wait", wait)
+    dms.automation.register("fail", fail)
+    dms.automation.register("echo", lambda ctx, input: input)
+    dms.automation.history_limit = 3
+    waiting = dms.automation.run("wait")
+    for n in range(4):
+        dms.automation.run("echo", n)
+    dms.automation.run("fail", "x")
+    assert [(run.id, run.script) for run in dms.automation.runs()] == [(1, "wait"), (4, "echo"), (5, "echo"), (6, "fail")]
+    assert [run.id for run in dms.automation.runs(state="failed")] == [6]
+    assert [run.id for run in dms.automation.runs(script="echo", state=ScriptState.SUCCEEDED)] == [4, 5]
+    assert dms.automation.runs(state=ScriptState.RUNNING) == [waiting]
+    device.set("Level", 3)
+    assert [run.id for run in dms.automation.runs()] == [1, 5, 6]  # in start order; 4 made way for 1
+    assert isinstance(waiting, ScriptRun) and repr(waiting) == "<ScriptRun 1 'wait' succeeded>"
+    with pytest.raises(ValueError, match="from 0 up"):
+        dms.automation.history_limit = -1
+
+
+def test_closing_the_dms_ends_waiting_runs_as_failed(dms, device, dmemu_state_dir, dmemu_clock):
+    async def wait(ctx, input):
+        try:
+            await ctx.wait_for("Device 1", "Level", timeout=3600)
+        finally:
+            EVENTS.append("cleaned up")
+
+    dms.automation.register("wait", wait)
+    run = dms.automation.run("wait")
+    dms.close()
+    assert run.state is ScriptState.FAILED
+    assert run.error == "DmemuError: the DataMiner System closed while the script was running"
+    assert EVENTS == ["cleaned up"]
+    with pytest.raises(DmemuError, match="closed"):
+        dms.automation.run("wait")
+    with DataMinerSystem(dmemu_state_dir, dmemu_clock) as again:
+        assert again.automation.runs() == [] and again.automation.scripts == []  # registrations are code
+
+
+# -- the real clock -------------------------------------------------------------------------------
+
+
+def test_on_the_real_clock_runs_are_resumed_by_other_threads(dmemu_state_dir):
+    async def flow(ctx, input):
+        await ctx.sleep(0.05)
+        level = await ctx.wait_for("Device 1", "Level", lambda level: level > 0, timeout=10)
+        ctx.set_parameter("Device 1", "Command", f"level {level}")
+        return level
+
+    with DataMinerSystem(dmemu_state_dir) as dms:
+        device = dms.create_element(Device, "Device 1")
+        dms.automation.register("flow", flow)
+        runs = [dms.automation.run("flow") for _ in range(5)]
+        time.sleep(0.1)
+        device.set("Level", 4)
+        assert [run.wait(timeout=10).result for run in runs] == [4] * 5
+        assert device.get("Status") == "done: level 4"
+        with pytest.raises(TimeoutError, match="still running after 0.05 seconds"):
+            dms.automation.run("flow").wait(timeout=0.05)
