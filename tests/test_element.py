@@ -639,3 +639,14 @@ def test_a_failing_listener_is_logged_and_breaks_nothing(dms):
     element.remove_change_listener(broken)
     element.set("Plain", 2)
     assert heard[-1] == ParameterChange(1, 2) and len(element.logs(LogType.ERROR)) == 1
+
+
+def test_a_listener_for_some_ids_hears_only_those(dms):
+    element = dms.create_element(Ledger, "Ledger")
+    plain_only, everything = [], []
+    element.add_change_listener(lambda source, change: plain_only.append(change), ids=(1,))
+    element.add_change_listener(lambda source, change: everything.append(change))
+    element.set("Plain", 1)
+    element.set("Triggering", 2)
+    assert plain_only == [ParameterChange(1, 1)]
+    assert everything[:2] == [ParameterChange(1, 1), ParameterChange(2, 2)] and TableChange(100, None) in everything

@@ -412,6 +412,7 @@ class _ElementMonitor:
         self.ids = element.ids
         self.alarms = manager._alarms_of(self.ids)  # the manager's live dict for this element
         self.listener = self._listener()
+        self.ids_heard = frozenset(self.parameters) | frozenset(self.tables)  # what the element tells it
 
     def _listener(self) -> Callable[[Element, Change], None]:
         """The function the element calls after each change: a closure over what it looks up,
@@ -540,7 +541,7 @@ class AlarmManager:
             self._dirty = True
         if old is not None:
             target.remove_change_listener(old.listener)
-        target.add_change_listener(monitor.listener)
+        target.add_change_listener(monitor.listener, ids=monitor.ids_heard)
         self._evaluate_element(monitor)
 
     def template(self, element: ElementRef) -> AlarmTemplate | None:
@@ -690,7 +691,7 @@ class AlarmManager:
             if self._templates.get(element.ids) is not template:
                 return self._monitors.get(element.ids)  # assigned anew meanwhile
             self._monitors[element.ids] = monitor
-        element.add_change_listener(monitor.listener)
+        element.add_change_listener(monitor.listener, ids=monitor.ids_heard)
         return monitor
 
     def _detach(self, element: Element, *, forget_template: bool, reason: str) -> None:

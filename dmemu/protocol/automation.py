@@ -346,7 +346,7 @@ class ScriptContext:
                 wakeup.wake(error=WaitTimeoutError(f"script {self.run.script!r} run {self.run.id}: {what} did not get the awaited value within {timeout:g} s"))
 
             # Listen first, then look: a set between the two is heard, not lost.
-            target.add_change_listener(listener)
+            target.add_change_listener(listener, ids=(pid,))
             wakeup.on_wake(partial(target.remove_change_listener, listener))
             if predicate is not None:
                 current = target.get(pid)

@@ -199,7 +199,12 @@ class Element(ReadableElement):
         for problem in self._restore(store.load(), store.path):
             self.log(problem, LogType.ERROR)
         self._facade = QActionProtocol(self)
-        self._change_listeners: tuple[ChangeListener, ...] = ()  # replaced whole: iterated without a lock
+        # Replaced whole on each (un)registration, so the change paths read them without a lock:
+        # every listener, the listeners of each id that has some, and those that hear everything.
+        self._change_listeners: tuple[ChangeListener, ...] = ()
+        self._listeners_of: dict[int, tuple[ChangeListener, ...]] = {}
+        self._listeners_of_all: tuple[ChangeListener, ...] = ()
+        self._listener_ids: dict[ChangeListener, frozenset[int] | None] = {}
 
     # -- user API: values (reading them is `ReadableElement`'s) ------------------------------
 
@@ -223,7 +228,9 @@ class Element(ReadableElement):
             if saved:
                 self._mark_dirty()
             if self._change_listeners:
-                self._notify(ParameterChange(pid, value))
+                listeners = self._listeners_of.get(pid, self._listeners_of_all)
+                if listeners:
+                    self._notify(listeners, ParameterChange(pid, value))
             return
         self._queue.run(self._apply_user_set, pid, value, _depth, wait=wait)
 
@@ -388,7 +395,9 @@ class Element(ReadableElement):
             if pid in model.saved_parameters:
                 self._mark_dirty()
             if self._change_listeners:
-                self._notify(ParameterChange(pid, value))
+                listeners = self._listeners_of.get(pid, self._listeners_of_all)
+                if listeners:
+                    self._notify(listeners, ParameterChange(pid, value))
         qactions = model.triggers.get(pid)
         if qactions:
             self._queue_triggered(qactions, pid, None, depth)
@@ -398,7 +407,7 @@ class Element(ReadableElement):
         if data.model.table.id in self._model.saved_tables:
             self._mark_dirty()
         if self._change_listeners:
-            self._notify(TableChange(data.model.table.id, frozenset((key,))))
+            self._notify_table(data.model.table.id, frozenset((key,)), frozenset())
         column_id = data.model.table.columns[index].id
         qactions = self._model.triggers.get(column_id)
         if qactions:
@@ -457,17 +466,35 @@ class Element(ReadableElement):
 
     # -- change listeners (alarm monitoring, scripts waiting for a value) ---------------------
 
-    def add_change_listener(self, listener: ChangeListener) -> None:
-        """Call `listener(element, change)` after each value or table change, on the thread that made it."""
+    def add_change_listener(self, listener: ChangeListener, *, ids: Iterable[int] | None = None) -> None:
+        """Call `listener(element, change)` after each change, on the thread that made it: of the
+        parameters and tables whose ids are in `ids`, or of everything (None)."""
         with self._lifecycle_lock:
-            self._change_listeners = (*self._change_listeners, listener)
+            self._listener_ids[listener] = None if ids is None else frozenset(ids)
+            self._index_listeners()
 
     def remove_change_listener(self, listener: ChangeListener) -> None:
         with self._lifecycle_lock:
-            self._change_listeners = tuple(known for known in self._change_listeners if known is not listener)
+            if self._listener_ids.pop(listener, False) is not False:
+                self._index_listeners()
 
-    def _notify(self, change: Change) -> None:
-        for listener in self._change_listeners:
+    def _index_listeners(self) -> None:
+        everything = tuple(listener for listener, ids in self._listener_ids.items() if ids is None)
+        listeners_of: dict[int, tuple[ChangeListener, ...]] = {}
+        for listener, ids in self._listener_ids.items():
+            for pid in ids or ():
+                listeners_of[pid] = (*listeners_of.get(pid, ()), listener)
+        self._listeners_of = {pid: (*listeners, *everything) for pid, listeners in listeners_of.items()}
+        self._listeners_of_all = everything
+        self._change_listeners = tuple(self._listener_ids)
+
+    def _notify_table(self, table: int, keys: frozenset[str] | None, removed: frozenset[str]) -> None:
+        listeners = self._listeners_of.get(table, self._listeners_of_all)
+        if listeners:
+            self._notify(listeners, TableChange(table, keys, removed))
+
+    def _notify(self, listeners: tuple[ChangeListener, ...], change: Change) -> None:
+        for listener in listeners:
             try:
                 listener(self, change)
             except Exception as error:  # a listener's bug never undoes or breaks the change

@@ -13,7 +13,6 @@ import enum
 from collections.abc import Iterable, Sequence
 from typing import TYPE_CHECKING, Any
 
-from .changes import TableChange
 from .errors import AlarmError, DmemuError, InvalidValueError, MessageFormatError, UnknownParameterError
 from .logs import LogLevel, LogType
 from .messages import Reply, ReplyAddress, Request
@@ -192,7 +191,7 @@ class QActionProtocol:
         if data.model.table.id in element._model.saved_tables:
             element._mark_dirty()
         if element._change_listeners:
-            element._notify(TableChange(data.model.table.id, None if keys is None else frozenset(keys), frozenset(removed)))
+            element._notify_table(data.model.table.id, None if keys is None else frozenset(keys), frozenset(removed))
 
     def get_cell(self, table: int | str, key: str, column: int | str) -> Any:
         """GetParameterIndexByKey: None when the row does not exist."""
