@@ -12,14 +12,19 @@ What the connector's help page says, and where it lives here:
   active services and available resources are asked for.
 * **Periodic cache updates** (`periodic_cache_update`): every *Cache Update Frequency* seconds
   (3600 to 432000), the items updated in the last 24 hours (``updatedDaysAgo=0``) are fetched and
-  their rows updated in place. When the last good update is older than a day, the window
-  widens to cover the gap, so nothing changed in between is missed.
+  their rows updated in place. When a type's last good read is older than a day (a failing API,
+  a long frequency), its window widens to cover the gap, so nothing changed in between is missed.
 * **Later versions' rules** (REFERENCE §3): items with an empty id are skipped and counted; the
   first of duplicate ids is kept; a 504 on a page skips that page and goes on; any other failure
   ends that type for this cycle and moves on to the next type. A type whose buildup was cut short
   is built again on the next cycle. Tables keep their content on any failure: rows only go away
   when a complete buildup no longer lists them (a restart or *Rebuild Cache*), or when an update
   reports an item no longer active while *Active Items Only* is on.
+* **Servers that page their own way**: the offset moves by the items a page brought (a server
+  may answer fewer than asked); an empty page ends the list; a page that brings no new id (a
+  server ignoring the offset), an empty page before the announced total, or a listing with
+  nothing at all where the table holds rows leaves the type incomplete, so nothing is removed on
+  the strength of it. A stop of the element ends a cycle between two pages.
 
 The General page shows the cache progress per type and the communication status per API.
 """
