@@ -16,6 +16,7 @@ from dmemu.protocol import (
     AlarmEvent,
     AlarmEventKind,
     AlarmRecord,
+    AlarmRule,
     AlarmTemplate,
     AlarmTemplateError,
     Column,
@@ -34,7 +35,10 @@ from dmemu.protocol import (
     String,
     Table,
     Thresholds,
+    TicketField,
+    TicketType,
     UnknownAlarmError,
+    VirtualClock,
     expect,
 )
 
@@ -296,7 +300,7 @@ def test_removing_a_template_clears_the_alarms_and_the_listener(dms, switch):
     dms.alarms.assign_template(switch, None)
     assert dms.alarms.active() == [] and dms.alarms.template(switch) is None
     assert {a.records[-1].reason for a in dms.alarms.history()} == {"template removed"}
-    assert switch._change_listeners == ()  # back to paying nothing
+    assert switch._change_listeners == () and switch._value_watchers == {}  # back to paying nothing
     switch.set("CPU Load", 99)
     assert dms.alarms.active() == []
 
@@ -475,6 +479,66 @@ def test_a_subscriber_may_call_the_manager_back(dms, switch):
     assert dms.alarms.active()[0].properties == {"Seen": "yes"}
 
 
+def kinds(events: list[AlarmEvent]) -> list[AlarmEventKind]:
+    return [event.kind for event in events]
+
+
+def test_a_subscriber_clearing_the_alarm_does_not_overtake_the_opening(dms, switch):
+    """The clear a subscriber causes is delivered after the opening, to every subscriber."""
+    first: list[AlarmEvent] = []
+    last: list[AlarmEvent] = []
+
+    def calm_down(event: AlarmEvent) -> None:
+        first.append(event)
+        if event.kind is AlarmEventKind.OPENED:
+            switch.set("CPU Load", 50)
+            assert kinds(last) == []  # not delivered in the middle of the opening
+
+    dms.alarms.subscribe(calm_down)
+    dms.alarms.subscribe(last.append)
+    switch.set("CPU Load", 90)
+    assert kinds(first) == kinds(last) == [AlarmEventKind.OPENED, AlarmEventKind.CLEARED]
+    assert dms.alarms.active() == []
+
+
+def test_a_script_started_by_an_alarm_rule_clearing_the_alarm_does_not_overtake_the_opening(dms, switch):
+    def calm_down(ctx, event: AlarmEvent) -> None:  # type: ignore[no-untyped-def]
+        ctx.set_parameter(event.alarm.element_name, "CPU Load", 50)
+
+    dms.automation.register("calm down", calm_down)
+    dms.automation.on_alarm(AlarmRule(parameter="CPU Load"), "calm down")
+    heard: list[AlarmEvent] = []
+    dms.alarms.subscribe(heard.append)
+    switch.set("CPU Load", 90)
+    assert [run.error for run in dms.automation.runs()] == [None]
+    assert kinds(heard) == [AlarmEventKind.OPENED, AlarmEventKind.CLEARED]
+
+
+def test_events_from_two_threads_reach_subscribers_in_the_order_of_the_changes(dms, switch):
+    """A change on a second thread while the first is still delivering waits its turn."""
+    delivering = threading.Event()
+    go_on = threading.Event()
+    heard: list[AlarmEvent] = []
+
+    def slow(event: AlarmEvent) -> None:
+        if event.kind is AlarmEventKind.OPENED:
+            delivering.set()
+            go_on.wait(10)
+
+    dms.alarms.subscribe(slow)
+    dms.alarms.subscribe(heard.append)
+    opener = threading.Thread(target=switch.set, args=("CPU Load", 90))
+    opener.start()
+    try:
+        assert delivering.wait(10)
+        switch.set("CPU Load", 50)  # the alarm clears while its opening is still being delivered
+        assert dms.alarms.active() == [] and heard == []
+    finally:
+        go_on.set()
+        opener.join(10)
+    assert kinds(heard) == [AlarmEventKind.OPENED, AlarmEventKind.CLEARED]
+
+
 # -- element lifecycle -------------------------------------------------------------------------
 
 
@@ -502,6 +566,48 @@ def test_a_paused_element_keeps_its_alarms(dms, switch):
     assert dms.alarms.active() == [alarm]
 
 
+def pause_then_calm_down(protocol: QActionProtocol) -> None:
+    protocol.element.pause()
+    protocol.set_parameter("CPU Load", 50)
+
+
+class PausingSwitch(Protocol):
+    name = "Alarm Test Pausing Switch"
+    parameters = (
+        Parameter(10, "CPU Load", type=Number(0, 100), write=True),
+        Parameter(11, "Calm Down", type=Number(), write=True),
+    )
+    qactions = (QAction(1, pause_then_calm_down, triggers=(11,)),)
+
+
+def test_a_qaction_still_running_at_a_pause_does_not_change_alarms_until_the_start(dms):
+    element = dms.create_element(PausingSwitch, "Pausing")
+    dms.alarms.assign_template(element, AlarmTemplate("Load", {"CPU Load": CPU}))
+    element.set("CPU Load", 90)
+    [alarm] = dms.alarms.active()
+    element.set("Calm Down", 1)  # the QAction pauses the element, then sets a normal value
+    assert element.state.value == "Paused" and element.get("CPU Load") == 50
+    assert dms.alarms.active() == [alarm]  # frozen with the element
+    element.start()
+    assert dms.alarms.active() == [] and dms.alarms.get(alarm.id).records[-1].value == 50
+
+
+def test_a_failing_value_watcher_is_logged_and_breaks_nothing(dms, switch):
+    heard: list[object] = []
+
+    def broken(element, pid, value) -> None:  # type: ignore[no-untyped-def]
+        raise RuntimeError("watcher bug")
+
+    switch.add_value_watcher(10, broken)
+    switch.add_value_watcher(10, lambda element, pid, value: heard.append((element, pid, value)))
+    switch.set("CPU Load", 90)
+    assert heard == [(switch, 10, 90)] and [a.value for a in dms.alarms.active()] == [90]
+    assert "watcher bug" in switch.logs(LogType.ERROR)[0].message
+    switch.remove_value_watcher(10, broken)
+    switch.set("CPU Load", 50)
+    assert len(heard) == 2 and len(switch.logs(LogType.ERROR)) == 1
+
+
 def test_a_deleted_element_clears_its_alarms_and_drops_its_template(dms, switch):
     switch.set("CPU Load", 90)
     dms.delete_element(switch)
@@ -515,6 +621,35 @@ def test_a_deleted_element_clears_its_alarms_and_drops_its_template(dms, switch)
 
 
 # -- persistence -------------------------------------------------------------------------------
+
+
+def test_alarm_ids_linked_by_tickets_are_never_given_out_again_after_a_lost_alarm_save(dms, switch, dmemu_clock, tmp_path, monkeypatch):
+    dmemu_clock.advance(1)  # the template is saved
+    dms.tickets.define_type(TicketType("Incident", (TicketField("Title", "string"),)))
+    switch.set("CPU Load", 90)
+    [alarm] = dms.alarms.active()
+    ticket = dms.tickets.create("Incident", {"Title": "hot"}, alarms=[alarm.id])
+    saves: list[str] = []
+
+    def disk_full(records: object) -> None:
+        saves.append("alarms")
+        raise StateFileError("alarms.json: disk full")
+
+    def save_tickets(records: object, save=dms.tickets._store.save) -> None:  # type: ignore[no-untyped-def]
+        saves.append("tickets")
+        save(records)
+
+    monkeypatch.setattr(dms.alarms._store, "save", disk_full)
+    monkeypatch.setattr(dms.tickets._store, "save", save_tickets)
+    [error] = dms.flush()
+    assert "disk full" in str(error) and saves == ["alarms", "tickets"]  # tickets link alarms: saved after them
+    crashed = tmp_path / "crashed"  # what a crash now leaves: the ticket, not the alarm it links
+    shutil.copytree(dms.state_dir, crashed)
+    monkeypatch.undo()
+    with DataMinerSystem(crashed, VirtualClock(dmemu_clock.now())) as again:
+        assert again.tickets.get(ticket.id).alarms == (alarm.id,)
+        [reopened] = again.alarms.active()  # the saved value is still Major
+        assert reopened.id > alarm.id
 
 
 def test_alarms_templates_and_the_id_counter_survive_a_dms_restart(dms, switch, dmemu_clock, dmemu_state_dir):

@@ -14,6 +14,7 @@ from dmemu.protocol import (
     AlarmEventKind,
     AlarmRule,
     AlarmTemplate,
+    Button,
     Column,
     DataMinerSystem,
     DmemuError,
@@ -29,11 +30,13 @@ from dmemu.protocol import (
     String,
     Table,
     Thresholds,
+    Timer,
     UnknownParameterError,
     UnknownScriptError,
     WaitTimeoutError,
     expect,
 )
+from dmemu.protocol.automation import VIRTUAL_WAIT_DEFAULT
 
 EVENTS: list[str] = []
 
@@ -555,3 +558,150 @@ def test_on_the_real_clock_runs_are_resumed_by_other_threads(dmemu_state_dir):
         assert device.get("Status") == "done: level 4"
         with pytest.raises(TimeoutError, match="still running after 0.05 seconds"):
             dms.automation.run("flow").wait(timeout=0.05)
+
+
+# -- waiting for runs -----------------------------------------------------------------------------
+
+
+def test_run_wait_inside_a_qaction_is_refused_at_once(dms, device, dmemu_clock):
+    def start_and_wait(protocol):
+        protocol.run_script("flow").wait()  # the run starts only after this QAction: never
+
+    dms.automation.register("flow", lambda ctx, input: "done")
+    waiter = type("Waiter", (Device,), {"name": "Waiter", "qactions": (QAction(1, start_and_wait, triggers=(13,)),)})
+    element = dms.create_element(waiter, "Waiter")
+    before = dmemu_clock.now()
+    element.set("Start Flow", 1)
+    expect(element).logged("DmemuError: <ScriptRun 1 'flow' running>: wait() cannot be called from a QAction or a script step", LogType.ERROR)
+    assert dmemu_clock.now() == before  # no timers were driven from inside the QAction
+    assert dms.automation.runs()[0].result == "done"  # the run itself went ahead after the QAction
+
+
+def test_a_script_waits_for_the_run_it_started_with_wait_run(dms, dmemu_clock):
+    async def child(ctx, input):
+        await ctx.sleep(30)
+        return input * 2
+
+    def blocking_parent(ctx, input):
+        return ctx.dms.automation.run("child", 1).wait()
+
+    async def parent(ctx, input):
+        run = ctx.dms.automation.run("child", input)
+        done = await ctx.wait_run(run)
+        return (done is run, done.state.value, done.result, ctx.now() - ctx.run.started)
+
+    async def impatient_parent(ctx, input):
+        await ctx.wait_run(ctx.dms.automation.run("child", 1), timeout=10)
+
+    for name, script in (("child", child), ("parent", parent), ("blocking", blocking_parent), ("impatient", impatient_parent)):
+        dms.automation.register(name, script)
+    assert dms.automation.run("parent", 21).wait().result == (True, "succeeded", 42, 30)
+    assert dms.automation.run("blocking").error.startswith("DmemuError: <ScriptRun 4 'child' running>: wait() cannot be called")
+    assert dms.automation.run("impatient").wait().error.startswith("WaitTimeoutError: script 'impatient' run 5: <ScriptRun 6 'child' running> was not done within 10 s")
+
+
+def test_wait_run_of_a_run_already_done_answers_at_once_and_of_itself_fails(dms):
+    async def parent(ctx, input):
+        run = ctx.dms.automation.run("child")
+        await ctx.sleep(1)
+        return (await ctx.wait_run(run)).result
+
+    async def selfish(ctx, input):
+        await ctx.wait_run(ctx.run)
+
+    dms.automation.register("child", lambda ctx, input: "child done")
+    dms.automation.register("parent", parent)
+    dms.automation.register("selfish", selfish)
+    assert dms.automation.run("parent").wait().result == "child done"
+    assert dms.automation.run("selfish").error == "ValueError: <ScriptRun 3 'selfish' running> cannot wait for itself"
+
+
+TIMER_FIRINGS: list[float] = []
+
+
+class Polled(Protocol):
+    name = "Automation Test Polled"
+    parameters = (Parameter(10, "Level", type=Number(), write=True, default=0),)
+    qactions = (QAction(1, lambda protocol: TIMER_FIRINGS.append(protocol.now())),)
+    timers = (Timer(1, 3600, (1,), at_startup=False),)
+
+
+def test_a_failed_wait_on_a_virtual_clock_moves_it_only_to_its_limit(dms, dmemu_clock):
+    async def wait_in_vain(ctx, input):
+        await ctx.wait_for("Polled", "Level")
+
+    TIMER_FIRINGS.clear()
+    dms.create_element(Polled, "Polled")
+    dms.automation.register("wait", wait_in_vain)
+    start = dmemu_clock.now()
+    with pytest.raises(TimeoutError, match=f"still running after {VIRTUAL_WAIT_DEFAULT:g} virtual seconds"):
+        dms.automation.run("wait").wait()
+    assert dmemu_clock.now() - start == VIRTUAL_WAIT_DEFAULT == 600  # not a year of element timers
+    assert TIMER_FIRINGS == []
+    with pytest.raises(TimeoutError, match="still running after 7200 virtual seconds"):
+        dms.automation.run("wait").wait(timeout=7200)
+    assert dmemu_clock.now() - start == 600 + 7200  # stopped at the timeout, past the timers due
+    assert len(TIMER_FIRINGS) == 2
+
+
+def test_a_successful_wait_stops_the_virtual_clock_when_the_run_is_done(dms, dmemu_clock):
+    async def nap(ctx, input):
+        await ctx.sleep(5000)
+        return "rested"
+
+    TIMER_FIRINGS.clear()
+    dms.create_element(Polled, "Polled")
+    dms.automation.register("nap", nap)
+    start = dmemu_clock.now()
+    assert dms.automation.run("nap").wait(timeout=86400).result == "rested"
+    assert dmemu_clock.now() - start == 5000
+    assert len(TIMER_FIRINGS) == 1
+
+
+# -- waiting for parameters: deleted and stopped elements, buttons, passwords ---------------------
+
+
+class Console(Protocol):
+    name = "Automation Test Console"
+    parameters = (
+        Parameter(10, "Level", type=Number(), write=True, default=0),
+        Parameter(11, "Reset", type=Button(), write=True),
+        Parameter(12, "Password", type=String(secret=True), write=True, default=""),
+    )
+
+
+def test_a_wait_for_a_deleted_element_ends_with_an_error_and_a_stop_does_not_end_it(dms):
+    async def wait(ctx, input):
+        return await ctx.wait_for("Console", "Level", timeout=input)
+
+    console = dms.create_element(Console, "Console")
+    dms.automation.register("wait", wait)
+    survivor, victim = dms.automation.run("wait", 3600), dms.automation.run("wait", None)
+    console.stop()  # it may start again and then be set
+    console.start()
+    console.set("Level", 3)
+    assert (survivor.state, survivor.result) == (ScriptState.SUCCEEDED, 3)
+    assert victim.result == 3
+    waiting = dms.automation.run("wait", None)
+    dms.delete_element("Console")
+    assert waiting.state is ScriptState.FAILED
+    assert waiting.error == "ElementNotFoundError: script 'wait' run 3: element 'Console' parameter 10 'Level' will never be set: the element was deleted"
+    assert dms.automation._deletion_watchers == {}
+
+
+def test_a_wait_for_a_button_is_refused_and_a_password_is_compared_as_set(dms):
+    async def wait_for_button(ctx, input):
+        await ctx.wait_for("Console", "Reset", timeout=60)
+
+    async def wait_for_password(ctx, input):
+        return await ctx.wait_for("Console", "Password", lambda password: password == input, timeout=60)
+
+    console = dms.create_element(Console, "Console")
+    dms.automation.register("button", wait_for_button)
+    dms.automation.register("password", wait_for_password)
+    assert dms.automation.run("button").error == (
+        "ParameterError: parameter 11 'Reset' is a momentary parameter (a button): it holds no value, so it cannot be waited for"
+    )
+    console.set("Password", "hunter2")
+    assert console.get("Password") == "********"
+    assert dms.automation.run("password", "hunter2").result == "hunter2"  # already set: seen at once

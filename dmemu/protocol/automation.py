@@ -1,9 +1,9 @@
 """Automation: scripts registered in the DMS, started by hand, by elements and by alarm rules.
 
 A script is a Python callable ``script(ctx, input)``. A plain function runs to its end in one
-go; an ``async def`` coroutine may also ``await ctx.sleep(seconds)`` and
-``await ctx.wait_for(element, parameter, ...)``. Its return value is the run's result, its
-exception the run's error.
+go; an ``async def`` coroutine may also ``await ctx.sleep(seconds)``,
+``await ctx.wait_for(element, parameter, ...)`` and ``await ctx.wait_run(run)`` (a run it
+started). Its return value is the run's result, its exception the run's error.
 
 There is no thread per script and no asyncio loop: the DMS drives each coroutine itself. A wait
 puts a change listener on the element (or a timer on the DMS clock) and suspends the coroutine;
@@ -38,9 +38,16 @@ import attrs
 from .alarms import AlarmEvent, AlarmEventKind, Severity
 from .changes import Change, ParameterChange
 from .clock import VirtualClock
-from .errors import DmemuError, UnknownParameterError, UnknownScriptError, WaitTimeoutError
+from .errors import (
+    DmemuError,
+    ElementNotFoundError,
+    ParameterError,
+    UnknownParameterError,
+    UnknownScriptError,
+    WaitTimeoutError,
+)
 from .logs import LogEntry, LogLevel, LogType
-from .queue import WorkQueue
+from .queue import WorkQueue, _running_any_queue
 
 if TYPE_CHECKING:
     from .dms import DataMinerSystem, ElementRef
@@ -54,7 +61,9 @@ ScriptFunction = Callable[["ScriptContext", Any], Any]
 MAX_LOG_ENTRIES = 5000
 MAX_FINISHED_RUNS = 1000
 """Finished runs kept for `Automation.runs`, the most recent ones (`Automation.history_limit`)."""
-_VIRTUAL_WAIT_LIMIT = 365 * 86400.0  # how far `ScriptRun.wait()` moves a virtual clock at most
+VIRTUAL_WAIT_DEFAULT = 600.0
+"""How far `ScriptRun.wait()` without a timeout moves a virtual clock at most (virtual seconds):
+every element timer fires on the way, so a run that never ends must not cost a year of them."""
 
 _short = reprlib.Repr()  # inputs in log lines: an alarm or a ticket, not a whole table
 _short.maxstring = _short.maxother = 200
@@ -79,7 +88,7 @@ class ScriptRun:
 
     `id` counts up from 1 in this DMS. `error` is the exception as a traceback's last line says
     it, with the bare class name (``"ValueError: no such port"``). `wait()` blocks until the run
-    is done.
+    is done (not from a QAction or a script: a script awaits ``ctx.wait_run(run)``).
     """
 
     def __init__(self, automation: Automation, run_id: int, script: str, function: ScriptFunction, input: Any) -> None:
@@ -98,6 +107,8 @@ class ScriptRun:
         self._coroutine: Coroutine[Any, Any, Any] | None = None
         self._wakeup: _Wakeup | None = None
         self._done = threading.Event()
+        self._done_lock = threading.Lock()  # `_when_done` callbacks are neither lost nor called twice
+        self._done_callbacks: list[Callable[[], None]] = []
         self._queue = WorkQueue(dispatch=clock.dispatch, on_error=self._step_failed)
 
     @property
@@ -112,13 +123,24 @@ class ScriptRun:
         """Block until the run is done and answer it; `TimeoutError` after `timeout` seconds.
 
         On a virtual clock nothing else moves time, so this does: due timers fire in order
-        (the run's sleeps and timeouts among them) until the run is done, at most `timeout`
-        virtual seconds (a year when None). A run waiting for a parameter nobody sets then
-        times out; set it first, or advance the clock yourself.
+        (the run's sleeps and timeouts among them, and every element's timers) until the run is
+        done, and no further; at most `timeout` virtual seconds, `VIRTUAL_WAIT_DEFAULT` (600)
+        when None, where the clock then stays. A run waiting for a parameter nobody sets then
+        times out; set it first, or advance the clock yourself. On the real clock None waits
+        as long as the run takes.
+
+        Called from a QAction, a script or any other work on an element's or a run's queue, it
+        raises `DmemuError`: a run starts only once the work that started it is done, so it
+        could never end while that work waits. A script awaits ``ctx.wait_run(run)`` instead.
         """
+        if _running_any_queue():
+            raise DmemuError(
+                f"{self!r}: wait() cannot be called from a QAction or a script step: runs start only once "
+                "that work is done, so it would wait forever; a script awaits ctx.wait_run(run) instead"
+            )
         clock = self._automation.dms.clock
         if isinstance(clock, VirtualClock):
-            limit = _VIRTUAL_WAIT_LIMIT if timeout is None else timeout
+            limit = VIRTUAL_WAIT_DEFAULT if timeout is None else timeout
             try:
                 clock.run_until(lambda: self.done, timeout=limit)
             except TimeoutError:
@@ -183,7 +205,25 @@ class ScriptRun:
             self.state = ScriptState.FAILED
             self._log(f"failed on input {_shown(self.input)}: {self.error} ({self._where(error)})", LogType.ERROR)
         self._automation._finished(self)
-        self._done.set()
+        with self._done_lock:
+            self._done.set()
+            callbacks, self._done_callbacks = self._done_callbacks, []
+        for callback in callbacks:
+            callback()
+
+    def _when_done(self, callback: Callable[[], None]) -> Callable[[], None]:
+        """Call `callback` once the run is done (at once if it is); answers what forgets it."""
+        with self._done_lock:
+            if not self._done.is_set():
+                self._done_callbacks.append(callback)
+                return partial(self._forget_done_callback, callback)
+        callback()
+        return lambda: None
+
+    def _forget_done_callback(self, callback: Callable[[], None]) -> None:
+        with self._done_lock:
+            if callback in self._done_callbacks:
+                self._done_callbacks.remove(callback)
 
     def _where(self, error: BaseException) -> str:
         """The line of the script's own code that raised (else the innermost one)."""
@@ -319,13 +359,21 @@ class ScriptContext:
         value it accepts ends it at once: an answer that came back before the wait began (a
         QAction that replied inside the script's own set) is not missed. After `timeout`
         seconds on the DMS clock (None: no limit) `WaitTimeoutError` is raised instead; a
-        predicate that raises ends the wait with its exception.
+        predicate that raises ends the wait with its exception. A password is compared, and
+        answered, as set, not masked.
+
+        Deleting the element ends the wait with `ElementNotFoundError`: nothing can set the
+        parameter any more. Stopping or pausing it does not: the element may be started again
+        and then set it (give a timeout to bound the wait). A momentary parameter (a button)
+        holds no value, so waiting for one raises `ParameterError`.
         """
         target = self.dms.element(element)
         model = target.protocol.model
         pid = model.resolve(parameter)
         if pid in model.tables:
             raise UnknownParameterError(f"{model.tables[pid].table.label} is a table; scripts wait for parameters")
+        if pid in model.momentary_parameters:
+            raise ParameterError(f"{model.parameters[pid].label} is a momentary parameter (a button): it holds no value, so it cannot be waited for")
         if timeout is not None and not timeout >= 0:
             raise ValueError(f"a wait's timeout is a number of seconds from 0 up, not {timeout!r}")
         clock = self.dms.clock
@@ -345,17 +393,45 @@ class ScriptContext:
             def time_out() -> None:
                 wakeup.wake(error=WaitTimeoutError(f"script {self.run.script!r} run {self.run.id}: {what} did not get the awaited value within {timeout:g} s"))
 
-            # Listen first, then look: a set between the two is heard, not lost.
+            def deleted() -> None:
+                wakeup.wake(error=ElementNotFoundError(f"script {self.run.script!r} run {self.run.id}: {what} will never be set: the element was deleted"))
+
+            # Listen first, then look: a set (or a deletion) between the two is heard, not lost.
             target.add_change_listener(listener, ids=(pid,))
             wakeup.on_wake(partial(target.remove_change_listener, listener))
+            wakeup.on_wake(self.dms.automation._on_deletion(target, deleted))
+            if self.dms.find(target) is not target:
+                deleted()
+                return
             if predicate is not None:
-                current = target.get(pid)
+                current = target._values[pid]  # the real value: a password reads masked
                 if predicate(current):
                     wakeup.wake(current)
                     return
             if timeout == 0:
                 time_out()
             elif timeout is not None:
+                wakeup.on_wake(partial(clock.cancel, clock.call_later(timeout, time_out)))
+
+        return await _Suspend(arm)
+
+    async def wait_run(self, run: ScriptRun, *, timeout: float | None = None) -> ScriptRun:
+        """Wait until another run (one this script started, say) is done, and answer it; its
+        `state`, `result` and `error` say how it ended. `ScriptRun.wait()` cannot be used in a
+        script: the run it waits for would only start once the script's step is done. After
+        `timeout` seconds on the DMS clock (None: no limit) `WaitTimeoutError` is raised."""
+        if run is self.run:
+            raise ValueError(f"{run!r} cannot wait for itself")
+        if timeout is not None and not timeout >= 0:
+            raise ValueError(f"a wait's timeout is a number of seconds from 0 up, not {timeout!r}")
+        clock = self.dms.clock
+
+        def arm(wakeup: _Wakeup) -> None:
+            def time_out() -> None:
+                wakeup.wake(error=WaitTimeoutError(f"script {self.run.script!r} run {self.run.id}: {run!r} was not done within {timeout:g} s"))
+
+            wakeup.on_wake(run._when_done(partial(wakeup.wake, run)))
+            if timeout is not None and not run.done:
                 wakeup.on_wake(partial(clock.cancel, clock.call_later(timeout, time_out)))
 
         return await _Suspend(arm)
@@ -423,6 +499,7 @@ class Automation:
         self._history: deque[ScriptRun] = deque(maxlen=history_limit)  # finished runs, oldest first
         self._ids = itertools.count(1)
         self._lock = threading.Lock()
+        self._deletion_watchers: dict[Element, list[Callable[[], None]]] = {}  # waits on each element
 
     # -- scripts ------------------------------------------------------------------------------
 
@@ -518,6 +595,29 @@ class Automation:
     def _log(self, message: str, type: LogType) -> None:
         self.log_entries.append(LogEntry(self.dms.clock.now(), type, LogLevel.NO_LOGGING, message))
         _logger.log(logging.ERROR if type is LogType.ERROR else logging.INFO, "%s", message)
+
+    # -- elements deleted ---------------------------------------------------------------------
+
+    def _on_deletion(self, element: Element, callback: Callable[[], None]) -> Callable[[], None]:
+        """Call `callback` when `element` is deleted (`_element_deleted`); answers what forgets it."""
+        with self._lock:
+            self._deletion_watchers.setdefault(element, []).append(callback)
+        return partial(self._forget_deletion, element, callback)
+
+    def _forget_deletion(self, element: Element, callback: Callable[[], None]) -> None:
+        with self._lock:
+            callbacks = self._deletion_watchers.get(element)
+            if callbacks is not None and callback in callbacks:
+                callbacks.remove(callback)
+                if not callbacks:
+                    del self._deletion_watchers[element]
+
+    def _element_deleted(self, element: Element) -> None:
+        """The DMS deleted `element`: waits for its parameters end, as they never can otherwise."""
+        with self._lock:
+            callbacks = self._deletion_watchers.pop(element, [])
+        for callback in callbacks:
+            callback()
 
     # -- the DMS closes -----------------------------------------------------------------------
 

@@ -95,12 +95,18 @@ class DataMinerSystem:
         self._services: list[SystemService] = []
         # Before the elements load: their start-up QActions may start scripts.
         self.automation = Automation(self)
-        # Before the elements load too: their start-up QActions may subscribe to ticket events.
-        self.tickets = Ticketing(self)
-        self._add_service(self.tickets)
         # Before the elements load: starting elements evaluate their alarm templates.
         self.alarms = AlarmManager(self)
+        # Before the elements load too: their start-up QActions may subscribe to ticket events.
+        self.tickets = Ticketing(self)
+        # Services save in the order they are added: alarms before tickets, since tickets link
+        # alarm ids, so a batch never writes a ticket linking an alarm id it has not saved yet.
         self._add_service(self.alarms)
+        self._add_service(self.tickets)
+        # Should the alarms' save have failed (or an alarm opened between the two saves) before
+        # a crash, tickets.json may still link alarm ids that alarms.json does not know: these
+        # ids are never given out again.
+        self.alarms._reserve_ids(alarm_id for ticket in self.tickets.query() for alarm_id in ticket.alarms if type(alarm_id) is int)
         self._load()
         self.alarms._elements_loaded()
         self.clock.add_tick_listener(self._flush_quietly)
@@ -189,6 +195,8 @@ class DataMinerSystem:
         element.stop()
         del self._elements[element.ids]
         del self._by_name[element.name]
+        self.tickets._element_deleted(element)  # its ticket subscriptions end with it
+        self.automation._element_deleted(element)  # scripts waiting for its parameters fail: nothing will set them
         self._dirty_elements.discard(element)
         element._delete_state()
         self._registry_dirty = True
@@ -286,7 +294,8 @@ class DataMinerSystem:
         return self._closed
 
     def _add_service(self, service: SystemService) -> None:
-        """Plug in a platform service: saved with every batch and on close."""
+        """Plug in a platform service: saved with every batch and on close, after the services
+        added before it (a service that refers to another one's state is added after it)."""
         self._services.append(service)
 
     # -- internals --------------------------------------------------------------------------

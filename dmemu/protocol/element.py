@@ -50,6 +50,7 @@ _ACTIVE = ElementState.ACTIVE  # a module constant: enum attribute lookups are s
 
 
 ChangeListener = Callable[["Element", Change], None]
+ValueWatcher = Callable[["Element", int, Any], None]
 
 
 class ReadableElement:
@@ -205,6 +206,8 @@ class Element(ReadableElement):
         self._listeners_of: dict[int, tuple[ChangeListener, ...]] = {}
         self._listeners_of_all: tuple[ChangeListener, ...] = ()
         self._listener_ids: dict[ChangeListener, frozenset[int] | None] = {}
+        # Watchers of single parameters, by parameter id; replaced whole like the listeners.
+        self._value_watchers: dict[int, tuple[ValueWatcher, ...]] = {}
 
     # -- user API: values (reading them is `ReadableElement`'s) ------------------------------
 
@@ -227,6 +230,12 @@ class Element(ReadableElement):
         if plain and self._queue.try_store(self._values, pid, value):  # nothing to trigger
             if saved:
                 self._mark_dirty()
+            if self._value_watchers:  # called here, not through a helper: this is every set's path
+                for watcher in self._value_watchers.get(pid, ()):
+                    try:
+                        watcher(self, pid, value)
+                    except Exception as error:
+                        self._watcher_failed(watcher, pid, value, error)
             if self._change_listeners:
                 listeners = self._listeners_of.get(pid, self._listeners_of_all)
                 if listeners:
@@ -281,7 +290,7 @@ class Element(ReadableElement):
         if fresh:
             self._queue.run(self._forget_volatile_once)  # a stop that could not do it yet
             for qaction in self._model.startup_qactions:
-                self._queue.run(self._run_qaction, qaction, None, None, 0)
+                self._queue.run(self._run_qaction, qaction, None, None, None, 0)
             for timer in self.protocol.timers:
                 if timer.at_startup:
                     self._on_timer(timer)
@@ -383,6 +392,19 @@ class Element(ReadableElement):
             raise ElementStateError(f"element {self.name!r} is {self._state.value}: the set of parameter {pid} was not applied")
         self._apply_set(pid, value, depth)
 
+    def _checked_user_set(self, ref: int | str, value: Any) -> tuple[int, Any]:
+        """What `set` checks before it queues, raising what it raises: (parameter id, checked
+        value). A request is delivered as a queue item of its own (`QActionProtocol.send_request`),
+        so that its caller hears when the item is dropped or fails."""
+        target = self._write_targets.get(ref)
+        if target is None:
+            raise self._not_settable(ref)
+        parameter, check = target[0], target[1]
+        value = check(value)
+        if self._state is not _ACTIVE:
+            raise ElementStateError(f"element {self.name!r} is {self._state.value}: start it before setting {parameter.label}")
+        return parameter.id, value
+
     def _apply_user_cell(self, data: TableData, key: str, index: int, value: Any, depth: int) -> None:
         if self._state is not _ACTIVE:  # queued just before a stop or pause
             raise ElementStateError(f"element {self.name!r} is {self._state.value}: the cell set was not applied")
@@ -394,13 +416,19 @@ class Element(ReadableElement):
             self._values[pid] = value
             if pid in model.saved_parameters:
                 self._mark_dirty()
+            if self._value_watchers:  # called here, not through a helper: this is every set's path
+                for watcher in self._value_watchers.get(pid, ()):
+                    try:
+                        watcher(self, pid, value)
+                    except Exception as error:
+                        self._watcher_failed(watcher, pid, value, error)
             if self._change_listeners:
                 listeners = self._listeners_of.get(pid, self._listeners_of_all)
                 if listeners:
                     self._notify(listeners, ParameterChange(pid, value))
         qactions = model.triggers.get(pid)
         if qactions:
-            self._queue_triggered(qactions, pid, None, depth)
+            self._queue_triggered(qactions, pid, None, value, depth)
 
     def _apply_cell(self, data: TableData, key: str, index: int, value: Any, depth: int) -> None:
         data.set_cell(key, index, value)
@@ -411,9 +439,9 @@ class Element(ReadableElement):
         column_id = data.model.table.columns[index].id
         qactions = self._model.triggers.get(column_id)
         if qactions:
-            self._queue_triggered(qactions, column_id, key, depth)
+            self._queue_triggered(qactions, column_id, key, data.rows[key][index], depth)  # the cell as checked and stored
 
-    def _queue_triggered(self, qactions: Sequence[QAction], pid: int, row_key: str | None, depth: int) -> None:
+    def _queue_triggered(self, qactions: Sequence[QAction], pid: int, row_key: str | None, value: Any, depth: int) -> None:
         if depth >= MAX_CHAIN_DEPTH:
             chain = ", ".join(q.label for q in qactions)
             error = QActionLoopError(
@@ -424,13 +452,14 @@ class Element(ReadableElement):
             return
         run = self._run_qaction
         for qaction in qactions:
-            self._queue.run(run, qaction, pid, row_key if qaction.row else None, depth + 1)
+            # The value travels with the QAction: a set queued behind it may overwrite the parameter.
+            self._queue.run(run, qaction, pid, row_key if qaction.row else None, value, depth + 1)
 
-    def _run_qaction(self, qaction: QAction, trigger: int | None, row_key: str | None, depth: int) -> None:
+    def _run_qaction(self, qaction: QAction, trigger: int | None, row_key: str | None, value: Any, depth: int) -> None:
         if self._state is not _ACTIVE:
             return  # queued before a pause or stop
         facade = self._facade
-        facade._trigger, facade._row_key, facade._depth = trigger, row_key, depth
+        facade._trigger, facade._row_key, facade._trigger_value, facade._depth = trigger, row_key, value, depth
         try:
             qaction.function(facade)
         except Exception as error:  # a QAction failing is logged, as DataMiner does; the element runs on
@@ -452,7 +481,7 @@ class Element(ReadableElement):
             return
         qactions = self._model.qactions
         for qid in timer.qactions:
-            self._run_qaction(qactions[qid], None, None, 0)
+            self._run_qaction(qactions[qid], None, None, None, 0)
 
     def _schedule_timers(self) -> None:
         self._cancel_timers()
@@ -464,7 +493,7 @@ class Element(ReadableElement):
             self.dms.clock.cancel(job)
         self._jobs = []
 
-    # -- change listeners (alarm monitoring, scripts waiting for a value) ---------------------
+    # -- change listeners and value watchers (alarm monitoring, scripts waiting for a value) --
 
     def add_change_listener(self, listener: ChangeListener, *, ids: Iterable[int] | None = None) -> None:
         """Call `listener(element, change)` after each change, on the thread that made it: of the
@@ -487,6 +516,25 @@ class Element(ReadableElement):
         self._listeners_of = {pid: (*listeners, *everything) for pid, listeners in listeners_of.items()}
         self._listeners_of_all = everything
         self._change_listeners = tuple(self._listener_ids)
+
+    def add_value_watcher(self, pid: int, watcher: ValueWatcher) -> None:
+        """Call `watcher(element, pid, value)` right after parameter `pid` gets a value, on the
+        thread that set it. Cheaper than a change listener (no change record is made): for work
+        done on every set of a few parameters, such as alarm monitoring."""
+        with self._lifecycle_lock:
+            self._value_watchers = {**self._value_watchers, pid: (*self._value_watchers.get(pid, ()), watcher)}
+
+    def remove_value_watcher(self, pid: int, watcher: ValueWatcher) -> None:
+        with self._lifecycle_lock:
+            watchers = dict(self._value_watchers)
+            kept = tuple(known for known in watchers.pop(pid, ()) if known is not watcher)
+            if kept:
+                watchers[pid] = kept
+            self._value_watchers = watchers  # an id without watchers is left out: sets skip it
+
+    def _watcher_failed(self, watcher: ValueWatcher, pid: int, value: Any, error: Exception) -> None:
+        # Logged like a failing listener: a watcher's bug never undoes or breaks the change.
+        self.log(f"value watcher {watcher!r} failed on parameter {pid} = {value!r}: {type(error).__name__}: {error}", LogType.ERROR)
 
     def _notify_table(self, table: int, keys: frozenset[str] | None, removed: frozenset[str]) -> None:
         listeners = self._listeners_of.get(table, self._listeners_of_all)

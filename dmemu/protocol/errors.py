@@ -78,7 +78,7 @@ class TicketingError(DmemuError):
 
 
 class TicketTypeError(TicketingError):
-    """A ticket type is inconsistent, or already defined differently."""
+    """A ticket type is inconsistent, or changes incompatibly from its stored definition."""
 
 
 class UnknownTicketTypeError(TicketTypeError, LookupError):

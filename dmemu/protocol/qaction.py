@@ -5,6 +5,10 @@ fires the QActions triggered on that parameter even when the value does not chan
 does nothing for an existing key; in `set_row` a None cell keeps the old value; `get_row` of a
 missing key is a row of Nones; `fill_array` replaces a table, `fill_array_no_delete` upserts.
 Columns are named by parameter id, name, or 1-based position.
+
+A QAction that handles what was set on its trigger parameter (a request from another element, a
+ticket event from `Ticketing.subscribe_element`) reads it from `trigger_value`, not from the
+parameter: on a busy element a set queued behind the QAction may already have overwritten it.
 """
 
 from __future__ import annotations
@@ -13,9 +17,18 @@ import enum
 from collections.abc import Iterable, Sequence
 from typing import TYPE_CHECKING, Any
 
-from .errors import AlarmError, DmemuError, InvalidValueError, MessageFormatError, UnknownParameterError
+from .errors import (
+    AlarmError,
+    DmemuError,
+    ElementNotFoundError,
+    InvalidValueError,
+    MessageFormatError,
+    UnknownParameterError,
+)
 from .logs import LogLevel, LogType
+from .measurement import String
 from .messages import Reply, ReplyAddress, Request
+from .queue import CancellableItem
 from .tables import RowInput, TableData
 
 if TYPE_CHECKING:
@@ -24,7 +37,29 @@ if TYPE_CHECKING:
     from .dms import ElementRef
     from .element import Element
     from .http import ElementSession
-    from .ticketing import Ticketing
+    from .ticketing import QActionTicketing
+
+
+def _fitted(reply: Reply, limit: int | None) -> str:
+    """The reply as JSON text of at most `limit` characters where its error text can be cut to
+    fit (marked ``...``); a body is never cut, so such a reply stays as long as it is."""
+    text = reply.to_json()
+    error = reply.error
+    if limit is None or error is None or len(text) <= limit:
+        return text
+
+    def cut(keep: int) -> str:
+        return Reply(reply.id, reply.body, error[:keep] + "...").to_json()
+
+    # The longest prefix that fits: escapes (quotes, non-ASCII) make the JSON longer than the text.
+    low, high = 0, len(error)
+    while low < high:
+        middle = (low + high + 1) // 2
+        if len(cut(middle)) <= limit:
+            low = middle
+        else:
+            high = middle - 1
+    return cut(low)  # may still be too long (a tiny limit): the set then refuses it and is logged
 
 
 class SetStatus(enum.Enum):
@@ -45,6 +80,7 @@ class QActionProtocol:
         self.element = element
         self._trigger: int | None = None
         self._row_key: str | None = None
+        self._trigger_value: Any = None
         self._depth = 0
 
     # -- context ----------------------------------------------------------------------------
@@ -53,6 +89,13 @@ class QActionProtocol:
     def trigger_parameter(self) -> int | None:
         """GetTriggerParameter: the parameter whose set started this QAction (None for timers/startup)."""
         return self._trigger
+
+    @property
+    def trigger_value(self) -> Any:
+        """The value the set that started this QAction stored (for a cell, the cell's value);
+        None for timers and start-up. Read requests and ticket events here, not from the
+        parameter: a set queued behind this QAction may already have overwritten that."""
+        return self._trigger_value
 
     @property
     def row_key(self) -> str | None:
@@ -69,9 +112,13 @@ class QActionProtocol:
         return self.element.http
 
     @property
-    def tickets(self) -> Ticketing:
-        """The DataMiner System's ticketing (`dms.tickets`): ticket types, tickets, events."""
-        return self.element.dms.tickets
+    def tickets(self) -> QActionTicketing:
+        """The DataMiner System's ticketing (`dms.tickets`): ticket types, tickets, events. Its
+        ticket changes continue this QAction's chain, as a set does, so loops through ticket
+        events meet the loop guard."""
+        from .ticketing import QActionTicketing  # here: ticketing imports element, which imports this module
+
+        return QActionTicketing(self.element.dms.tickets, self._depth)
 
     def now(self) -> float:
         """The DMS clock, in epoch seconds (virtual in tests)."""
@@ -131,8 +178,11 @@ class QActionProtocol:
 
     def set_element_parameter(self, element: ElementRef, ref: int | str, value: Any) -> SetStatus:
         """Set a write parameter of another element; its QActions run on its own queue."""
+        return self._set_on(element, ref, value, self._depth)
+
+    def _set_on(self, element: ElementRef, ref: int | str, value: Any, depth: int) -> SetStatus:
         try:
-            self.element.dms.set_parameter(element, ref, value, _depth=self._depth)
+            self.element.dms.set_parameter(element, ref, value, _depth=depth)
         except DmemuError as error:
             self.element.log(f"set on element {element!r} parameter {ref!r} refused: {error}", LogType.ERROR)
             return SetStatus.FAILED
@@ -143,10 +193,12 @@ class QActionProtocol:
         answered on `reply_parameter` of this element (a write parameter: its QActions run on the
         answer). Answers the request id.
 
-        A request that cannot be delivered (no such element, stopped, paused, wrong parameter)
-        gets an error reply on `reply_parameter` instead, after this QAction, and is logged here.
-        This QAction's own mistakes raise: a body that is not JSON (`InvalidValueError`), a
-        reply parameter that is unknown or not a write parameter (`UnknownParameterError`).
+        A request that cannot be delivered gets an error reply on `reply_parameter` instead,
+        after this QAction, and is logged here: no such element, stopped, paused, a wrong
+        parameter, and also a target that was busy and stopped or paused before the request's
+        turn came. The target's QAction reads the request with `protocol.request`. This
+        QAction's own mistakes raise: a body that is not JSON (`InvalidValueError`), a reply
+        parameter that is unknown or not a write parameter (`UnknownParameterError`).
         """
         model = self.element._model
         reply_pid = model.resolve(reply_parameter)
@@ -155,25 +207,47 @@ class QActionProtocol:
         request = Request.new(ReplyAddress(*self.element.ids, reply_pid), body)
         text = request.to_json()  # a body that is not JSON is this QAction's mistake: raised here
         try:
-            self.element.dms.set_parameter(element, parameter, text, _depth=self._depth)
+            target = self.element.dms.find(element)
+            if target is None:
+                # Only the missing reference: a list of every element would not fit a reply parameter.
+                raise ElementNotFoundError(f"no element {element!r} in this DMS")
+            pid, value = target._checked_user_set(parameter, text)
+            # An item of its own rather than a plain set: dropped by a stop, or failing on a paused
+            # element, it still answers the caller.
+            target._queue.run(_RequestDelivery(self, request, element, parameter, target, pid, value, self._depth))
         except DmemuError as error:
-            self.element.log(f"request {request.id} to element {element!r} parameter {parameter!r} not delivered: {error}", LogType.ERROR)
-            self._answer(request, Reply(request.id, error=f"request not delivered to element {element!r}: {error}"))
+            self._not_delivered(request, element, parameter, error, self._depth)
         return request.id
+
+    def _not_delivered(self, request: Request, element: ElementRef, parameter: int | str, error: Exception, depth: int) -> None:
+        self.element.log(f"request {request.id} to element {element!r} parameter {parameter!r} not delivered: {error}", LogType.ERROR)
+        self._answer(request, Reply(request.id, error=f"request not delivered to element {element!r}: {error}"), depth)
 
     @property
     def request(self) -> Request:
-        """The request set on the parameter that triggered this QAction (`MessageFormatError` if none)."""
+        """The request whose set started this QAction (`trigger_value`); `MessageFormatError` if
+        there is none. Read from the set, not the parameter, so two requests queued on a busy
+        element are each answered once."""
         if self._trigger is None:
             raise MessageFormatError(f"{self.element.name!r}: this QAction was not started by a parameter set, so it has no request")
-        return Request.from_json(self.get_parameter(self._trigger))
+        return Request.from_json(self._trigger_value)
 
     def reply(self, request: Request, answer: Any = None, *, error: str | None = None) -> SetStatus:
-        """Answer `request` on its reply-to parameter, with `answer` or, for a refusal, `error`."""
-        return self._answer(request, Reply(request.id, answer, error))
+        """Answer `request` on its reply-to parameter, with `answer` or, for a refusal, `error`.
 
-    def _answer(self, request: Request, reply: Reply) -> SetStatus:
-        return self.set_element_parameter(request.reply_to.element, request.reply_to.parameter, reply.to_json())
+        An error reply too long for the caller's reply parameter is cut to fit (its text ends
+        in ``...``): a caller must hear that its request failed, if not every detail."""
+        return self._answer(request, Reply(request.id, answer, error), self._depth)
+
+    def _answer(self, request: Request, reply: Reply, depth: int) -> SetStatus:
+        address = request.reply_to
+        return self._set_on(address.element, address.parameter, _fitted(reply, self._text_limit(address)), depth)
+
+    def _text_limit(self, address: ReplyAddress) -> int | None:
+        """The max length of the string parameter at `address`, None when unlimited or unknown."""
+        caller = self.element.dms.find(address.element)
+        spec = None if caller is None else caller._model.parameters.get(address.parameter)
+        return spec.type.max_length if spec is not None and isinstance(spec.type, String) else None
 
     def run_script(self, name: str, input: Any = None) -> ScriptRun:
         """Start an automation script (`Automation.run`); it runs once this QAction is done,
@@ -298,3 +372,23 @@ class QActionProtocol:
         return SetStatus.OK
 
 
+class _RequestDelivery(CancellableItem):
+    """A request's set, queued on the target as an item of its own: whether it runs, fails (the
+    target was paused meanwhile) or is dropped (stopped meanwhile), the caller hears."""
+
+    __slots__ = ("sender", "request", "element", "parameter", "target", "pid", "value", "depth")
+
+    def __init__(
+        self, sender: QActionProtocol, request: Request, element: ElementRef, parameter: int | str, target: Element, pid: int, value: Any, depth: int
+    ) -> None:
+        self.sender, self.request, self.element, self.parameter = sender, request, element, parameter
+        self.target, self.pid, self.value, self.depth = target, pid, value, depth
+
+    def __call__(self) -> None:
+        try:
+            self.target._apply_user_set(self.pid, self.value, self.depth)
+        except DmemuError as error:
+            self.cancelled(error)
+
+    def cancelled(self, error: Exception) -> None:
+        self.sender._not_delivered(self.request, self.element, self.parameter, error, self.depth)

@@ -84,6 +84,17 @@ class _Chain:
 Entry = tuple[int, "_Chain | None", Callable[[], Any]]
 
 
+class CancellableItem:
+    """A queue item that is told when a `WorkQueue.cancel` drops it before it ran, so whoever
+    queued it without waiting still hears (a request's caller gets an error reply)."""
+
+    def __call__(self) -> None:
+        raise NotImplementedError
+
+    def cancelled(self, error: Exception) -> None:
+        raise NotImplementedError
+
+
 class WorkQueue:
     """The queue of one element.
 
@@ -258,6 +269,11 @@ class WorkQueue:
             if sequence < self._cancel_fence:
                 if chain is not None:
                     chain.fail(self._cancel_error)
+                if isinstance(item, CancellableItem):
+                    try:
+                        item.cancelled(self._cancel_error)
+                    except Exception as error:  # its bug must not strand the items behind it
+                        self._on_error(error)
                 continue
             self._chain = chain
             try:

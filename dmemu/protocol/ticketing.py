@@ -3,8 +3,13 @@
 Reached as ``dms.tickets`` (from a QAction: ``protocol.tickets``).
 
 **Ticket types** belong to the connectors that use them and are defined again at every start:
-`Ticketing.define_type` accepts a definition identical to the one it has (field order aside)
-and refuses a different one with a `TicketTypeError` that lists the differences.
+`Ticketing.define_type` accepts a definition identical to the one it has (field order aside),
+and a changed one (a new connector version) when every stored ticket stays valid under it:
+fields added (a required one with a default, which stored tickets get), enum values added,
+unused ones removed, a field made optional, or made required when every stored ticket has it,
+a default changed. It refuses anything else (a field removed, a kind changed, enum values
+removed that stored tickets hold, a field made required that some lack) with a
+`TicketTypeError` naming each reason.
 
 **Field kinds** (`FieldKind`): ``string``; ``number`` (int or float, finite); ``enum`` (one of
 the field's `values`); ``date``: ISO 8601 text with a UTC offset (``Z`` or ``+02:00``), epoch
@@ -31,7 +36,10 @@ change still delivering when this one was made: one thread delivers at a time). 
 after the change is stored and without any ticketing lock held, so they may use the ticketing
 themselves; one that raises is logged and changes nothing. `subscribe_element` turns events
 into sets of an element's string parameter (the event as JSON text), so the QAction triggered
-on that parameter runs on the element's own queue.
+on that parameter runs on the element's own queue. A change made by a QAction (through
+``protocol.tickets``) counts as a step of its QAction chain, as a parameter set does: QActions
+that keep changing the tickets whose events trigger them are stopped by the engine's loop
+guard (`QActionLoopError`, `MAX_CHAIN_DEPTH`) and logged on the element.
 
 **Persistence**: ticket types and tickets are saved in ``tickets.json`` in the state
 directory, one atomic snapshot per batch of the DMS (after each tick, on close); a new DMS on
@@ -49,13 +57,13 @@ import logging
 import math
 import threading
 import uuid
-from collections import deque
 from collections.abc import Callable, Collection, Iterable, Iterator, Mapping
 from types import MappingProxyType
 from typing import TYPE_CHECKING, Any
 
 import attrs
 
+from .delivery import SerialDelivery
 from .element import Element, ElementState
 from .errors import (
     DmemuError,
@@ -307,17 +315,29 @@ class TicketType:
                 )
         return values
 
-    def _differences(self, other: TicketType) -> list[str]:
-        """How `other` differs from this definition, field by field (order does not count)."""
-        mine = {field.name: field.to_record() for field in self.fields}
-        theirs = {field.name: field.to_record() for field in other.fields}
-        differences = [f"drops field {name!r}" for name in mine if name not in theirs]
-        differences += [f"adds field {name!r}" for name in theirs if name not in mine]
-        for name in mine.keys() & theirs.keys():
-            changed = [f"{key} {mine[name][key]!r} -> {theirs[name][key]!r}" for key in mine[name] if mine[name][key] != theirs[name][key]]
-            if changed:
-                differences.append(f"field {name!r}: {', '.join(changed)}")
-        return sorted(differences)
+    def _refusals(self, new: TicketType, stored: Iterable[Mapping[str, Any]]) -> list[str]:
+        """What keeps this definition from becoming `new`, given the stored field values of the
+        tickets of this type; empty when the change is compatible (see `Ticketing.define_type`)."""
+        stored = list(stored)
+        refusals = [f"drops field {name!r}" for name in self._by_name if name not in new._by_name]
+        for field in new.fields:
+            old = self._by_name.get(field.name)
+            if old is None:
+                lacking = sum(1 for values in stored if field.name not in values)
+                if field.required and field.default is None and lacking:
+                    refusals.append(f"adds required field {field.name!r} without a default, which {lacking} stored tickets lack")
+                continue
+            if old.kind is not field.kind:
+                refusals.append(f"field {field.name!r}: kind {old.kind.value!r} -> {field.kind.value!r}")
+                continue
+            dropped = set(old.values) - set(field.values)
+            in_use = sorted({values[field.name] for values in stored if values.get(field.name) in dropped})
+            if in_use:
+                refusals.append(f"field {field.name!r}: drops enum values {', '.join(map(repr, in_use))}, which stored tickets hold")
+            lacking = sum(1 for values in stored if field.name not in values)
+            if field.required and not old.required and lacking:
+                refusals.append(f"field {field.name!r}: becomes required, but {lacking} stored tickets have no value")
+        return sorted(refusals)
 
 
 # -- tickets -----------------------------------------------------------------------------------
@@ -403,6 +423,9 @@ class TicketEvent:
     ticket: Ticket
     changed_fields: frozenset[str]
     previous: Ticket | None = None
+    # The QAction chain depth of the change (0 outside QActions): the set of a subscribed
+    # element's parameter continues that chain, so the loop guard sees ticket loops too.
+    _depth: int = attrs.field(default=0, kw_only=True, eq=False, repr=False)
 
     @property
     def previous_state(self) -> TicketState | None:
@@ -463,29 +486,51 @@ class Ticketing:
         self._save_lock = threading.Lock()
         self._subscriptions: tuple[_Subscription, ...] = ()  # replaced whole: iterated without a lock
         self._element_subscriptions: dict[_ElementKey, _Subscription] = {}
-        self._events: deque[TicketEvent] = deque()  # appended under `_lock`, so in order of change
-        self._delivering = threading.Lock()
+        self._delivery: SerialDelivery[TicketEvent] = SerialDelivery(self._deliver)  # queued under `_lock`: in order of change
         self._load()
 
     # -- ticket types -----------------------------------------------------------------------
 
     def define_type(self, ticket_type: TicketType) -> None:
-        """Make `ticket_type` known. Defining it again identically is fine (connectors do at
-        every start); a different definition raises `TicketTypeError` listing the differences."""
+        """Make `ticket_type` known, or bring a known type to this definition.
+
+        Connectors define their types at every start, and a new version of a connector may
+        change them. A change is accepted when every stored ticket stays valid: adding a field
+        (a required one needs a default, which existing tickets get, unless there are none),
+        adding enum values, removing enum values no stored ticket holds, making a required field
+        optional, making a field required that every stored ticket has, changing a default
+        (used at creation only). The type then takes the new definition and is saved with the
+        next batch. Anything else raises `TicketTypeError` naming each reason and changes
+        nothing: removing a field, changing a field's kind, removing enum values stored tickets
+        hold, making a field required that some stored tickets lack. Field order does not count.
+        """
         if not isinstance(ticket_type, TicketType):
             raise TypeError(f"define_type takes a TicketType, not {ticket_type!r}")
         self._dms._check_open()
+        name = ticket_type.name
         with self._lock:
-            known = self._types.get(ticket_type.name)
-            if known is None:
-                self._types[ticket_type.name] = ticket_type
-                self._dirty = True
-                return
-            differences = known._differences(ticket_type)
-        if differences:
-            raise TicketTypeError(
-                f"ticket type {ticket_type.name!r} is already defined differently: the new definition {'; '.join(differences)}"
-            )
+            known = self._types.get(name)
+            if known is not None and known._by_name == ticket_type._by_name:
+                return  # the same definition: what every start of the same connector does
+            if known is not None:
+                index = self._by_type.get(name)
+                tickets = list(index.tickets.values()) if index is not None else []
+                refusals = known._refusals(ticket_type, (ticket.fields._values for ticket in tickets))
+                if refusals:
+                    raise TicketTypeError(f"ticket type {name!r} cannot change that way: the new definition {'; '.join(refusals)}")
+                self._fill_defaults(known, ticket_type, tickets)
+            self._types[name] = ticket_type
+            self._dirty = True
+
+    def _fill_defaults(self, known: TicketType, new: TicketType, tickets: list[Ticket]) -> None:
+        """Give stored tickets the default of each required field `new` adds, so they stay valid
+        (a migration: no event, the updated time stays)."""
+        added = [field for field in new.fields if field.required and field.name not in known._by_name]
+        for before in tickets if added else ():
+            values = dict(before.fields._values)
+            for field in added:
+                values.setdefault(field.name, field._store(field.default))
+            self._put(attrs.evolve(before, fields=_fields(new, values)), before)
 
     @property
     def types(self) -> list[TicketType]:
@@ -506,9 +551,12 @@ class Ticketing:
         state: TicketState | str = TicketState.NEW,
         alarms: Iterable[Any] = (),
         elements: Iterable[ElementRef] = (),
+        _depth: int = 0,
     ) -> Ticket:
         """A new ticket of a defined type. A bad field value, a missing required field or an
-        unknown state raises (`TicketFieldError`, `TicketStateError`) and nothing is created."""
+        unknown state raises (`TicketFieldError`, `TicketStateError`) and nothing is created.
+
+        `_depth` is the QAction chain depth of the caller (set by ``protocol.tickets``)."""
         self._dms._check_open()
         type_name = ticket_type.name if isinstance(ticket_type, TicketType) else ticket_type
         initial_state = _state(state)
@@ -522,7 +570,7 @@ class Ticketing:
             )
             self._creation_order[ticket.id] = next(self._counter)
             self._put(ticket, None)
-            self._events.append(TicketEvent(TicketEventKind.CREATED, ticket, frozenset(values)))
+            self._delivery.queue(TicketEvent(TicketEventKind.CREATED, ticket, frozenset(values), depth=_depth))
         self._deliver_events()
         return ticket
 
@@ -538,13 +586,14 @@ class Ticketing:
         state: TicketState | str | None = None,
         alarms: Iterable[Any] | None = None,
         elements: Iterable[ElementRef] | None = None,
+        _depth: int = 0,
     ) -> Ticket:
         """Merge `fields` into the ticket (None clears one), move it to `state`, replace its
         `alarms` or `elements` links; answers the ticket as it is now.
 
         Anything refused (a bad value, an unknown state, a move `TICKET_TRANSITIONS` does not
         allow, any change to a Closed ticket) raises and changes nothing. An update that changes
-        nothing leaves the updated time alone and sends no event."""
+        nothing leaves the updated time alone and sends no event. `_depth`: as for `create`."""
         self._dms._check_open()
         new_state = None if state is None else _state(state)
         alarm_links = None if alarms is None else _alarm_ids(alarms)
@@ -570,12 +619,13 @@ class Ticketing:
             self._put(after, before)
             old_values = before.fields._values
             changed = frozenset(name for name in old_values.keys() | values.keys() if old_values.get(name, _ABSENT) != values.get(name, _ABSENT))
-            self._events.append(TicketEvent(TicketEventKind.UPDATED, after, changed, before))
+            self._delivery.queue(TicketEvent(TicketEventKind.UPDATED, after, changed, before, depth=_depth))
         self._deliver_events()
         return after
 
-    def reopen(self, ticket_id: str, state: TicketState | str = TicketState.IN_PROGRESS) -> Ticket:
-        """Bring a Resolved or Closed ticket back to Assigned, In Progress or On Hold."""
+    def reopen(self, ticket_id: str, state: TicketState | str = TicketState.IN_PROGRESS, *, _depth: int = 0) -> Ticket:
+        """Bring a Resolved or Closed ticket back to Assigned, In Progress or On Hold (`_depth`:
+        as for `create`)."""
         target = _state(state)
         if target not in REOPEN_STATES:
             raise TicketStateError(f"a ticket is reopened to {', '.join(s.value for s in REOPEN_STATES)}, not {target.value}")
@@ -586,7 +636,7 @@ class Ticketing:
                 raise TicketStateError(f"ticket {ticket_id} ({before.type}) is {before.state.value}: only Resolved or Closed tickets are reopened")
             after = attrs.evolve(before, state=target, updated=self._dms.clock.now())
             self._put(after, before)
-            self._events.append(TicketEvent(TicketEventKind.UPDATED, after, frozenset(), before))
+            self._delivery.queue(TicketEvent(TicketEventKind.UPDATED, after, frozenset(), before, depth=_depth))
         self._deliver_events()
         return after
 
@@ -653,9 +703,11 @@ class Ticketing:
     def subscribe_element(self, element_ref: ElementRef, parameter: int | str, *, ticket_type: str | None = None) -> Unsubscribe:
         """Set `parameter` (a string parameter) of the element to each event as JSON text
         (`TicketEvent.to_json`), so the QAction triggered on it runs with the event on the
-        element's queue. An event for a stopped or paused element is skipped with a line in its
-        log; a deleted element's subscription ends. Subscribing the same element, parameter and
-        type again keeps the one subscription: elements may subscribe at every start-up."""
+        element's queue. That QAction should read the event from ``protocol.trigger_value`` (the
+        value that triggered it): the parameter may already hold a later event. An event for a
+        stopped or paused element is skipped with a line in its log; deleting the element ends
+        its subscriptions. Subscribing the same element, parameter and type again keeps the one
+        subscription: elements may subscribe at every start-up."""
         element = self._dms.element(element_ref)
         model = element._model
         pid = model.resolve(parameter)
@@ -682,32 +734,33 @@ class Ticketing:
             if element_key is not None and self._element_subscriptions.get(element_key) is subscription:
                 del self._element_subscriptions[element_key]
 
-    def _deliver_events(self) -> None:
-        """Hand queued events to the subscribers, one thread at a time, in order.
+    def _element_deleted(self, element: Element) -> None:
+        """End the deleted element's subscriptions now (called by the DMS), so they neither keep
+        the element alive nor wait for an event to find it gone."""
+        with self._lock:
+            gone = {key: subscription for key, subscription in self._element_subscriptions.items() if key[0] is element}
+            if gone:
+                for key in gone:
+                    del self._element_subscriptions[key]
+                ended = set(gone.values())
+                self._subscriptions = tuple(known for known in self._subscriptions if known not in ended)
 
-        A thread finding another one delivering leaves its events to it: that one checks the
-        queue again after letting go, so no event is stranded, and a subscriber that changes a
-        ticket gets that event after the current one, not in the middle of it."""
-        events = self._events
-        while events:
-            if not self._delivering.acquire(blocking=False):
-                return
-            try:
-                while events:
-                    event = events.popleft()
-                    for subscription in self._subscriptions:
-                        if subscription.ticket_type is None or subscription.ticket_type == event.ticket.type:
-                            try:
-                                subscription.deliver(event)
-                            except Exception:  # a subscriber's bug never undoes the change or stops the others
-                                _logger.exception("ticket subscriber %r failed on %s of ticket %s", subscription.deliver, event.kind.value, event.ticket.id)
-            finally:
-                self._delivering.release()
+    def _deliver_events(self) -> None:
+        """Hand queued events to the subscribers, one thread at a time, in order (`SerialDelivery`)."""
+        self._delivery.run()
+
+    def _deliver(self, event: TicketEvent) -> None:
+        for subscription in self._subscriptions:
+            if subscription.ticket_type is None or subscription.ticket_type == event.ticket.type:
+                try:
+                    subscription.deliver(event)
+                except Exception:  # a subscriber's bug never undoes the change or stops the others
+                    _logger.exception("ticket subscriber %r failed on %s of ticket %s", subscription.deliver, event.kind.value, event.ticket.id)
 
     def _deliver_to_element(self, key: _ElementKey, event: TicketEvent) -> None:
         element, pid, _ = key
         what = f"{event.kind.value} event of ticket {event.ticket.id}"
-        if self._dms.find(element) is not element:
+        if self._dms.find(element) is not element:  # deleted while this event was being delivered
             _logger.info("%s not delivered: element %r (%s/%s) was deleted; its subscription ends", what, element.name, *element.ids)
             with self._lock:
                 subscription = self._element_subscriptions.pop(key, None)
@@ -718,7 +771,7 @@ class Ticketing:
             return
         try:
             value = element._model.checkers[pid](event.to_json())
-            element._queue.run(element._apply_user_set, pid, value, 0)
+            element._queue.run(element._apply_user_set, pid, value, event._depth)
         except DmemuError as error:  # stopped in the meantime, or the text is too long for the parameter
             element.log(f"{what} not delivered to parameter {pid}: {error}", LogType.ERROR)
 
@@ -846,6 +899,39 @@ class Ticketing:
             if pair not in ids:
                 ids.append(pair)
         return tuple(ids)
+
+
+class QActionTicketing:
+    """`dms.tickets` as a QAction gets it (``protocol.tickets``): the same ticketing, whose
+    `create`, `update` and `reopen` carry the QAction's chain depth onto their events, so an
+    element's QAction changing the ticket whose event triggered it meets the loop guard.
+
+    One is made per ``protocol.tickets`` read, with the depth of the QAction running then.
+    Everything else is `Ticketing`'s own."""
+
+    __slots__ = ("_tickets", "_depth")
+
+    def __init__(self, tickets: Ticketing, depth: int) -> None:
+        self._tickets = tickets
+        self._depth = depth
+
+    def create(self, ticket_type: str | TicketType, fields: Mapping[str, Any] | None = None, **options: Any) -> Ticket:
+        return self._tickets.create(ticket_type, fields, _depth=self._depth, **options)
+
+    def update(self, ticket_id: str, fields: Mapping[str, Any] | None = None, **options: Any) -> Ticket:
+        return self._tickets.update(ticket_id, fields, _depth=self._depth, **options)
+
+    def reopen(self, ticket_id: str, state: TicketState | str = TicketState.IN_PROGRESS) -> Ticket:
+        return self._tickets.reopen(ticket_id, state, _depth=self._depth)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._tickets, name)
+
+    def __len__(self) -> int:
+        return len(self._tickets)
+
+    def __repr__(self) -> str:
+        return repr(self._tickets)
 
 
 _ABSENT = object()
