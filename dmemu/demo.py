@@ -31,11 +31,13 @@ from .elements.ses_inventory import COMPLETE, SesInventoryManagement
 from .pages import pages_of, render_page
 from .protocol import BYPASS_PROXY, Connection, DataMinerSystem, Element, SavedSystem, VirtualClock
 from .protocol.errors import DmemuError
+from .protocol.storage import REGISTRY_FILE
 from .simulators.inventory import InventorySpec
 from .simulators.server import SES_BASE, Simulators
 
 DEMO_CREDENTIALS = {"tmf638": ("dmemu", "demo-services"), "tmf639": ("dmemu", "demo-resources")}
 SHOWN_ROWS = 10
+_INVENTORY_PAGE = SesInventoryManagement.model.parameters[107].default  # Records Per Page
 
 
 @attrs.frozen
@@ -55,7 +57,6 @@ class DemoConnector:
     """How the demo creates one connector's element and follows its start-up work."""
 
     element_name: str
-    protocol: type[Any]
     create: Callable[[DataMinerSystem, Simulators], Element]
     expected_requests: Callable[[Simulators], int]  # what its start-up work will ask the simulators
     apis: tuple[str, ...]  # the simulators' APIs it talks to
@@ -86,7 +87,7 @@ def _inventory_pages(sim: Simulators) -> int:
         for api, query in (("tmf638", {}), ("tmf638", {"@type": "element"}), ("tmf639", {})):
             answer = http.get(sim.url(api), params={**query, "status": "1", "limit": 0}, auth=DEMO_CREDENTIALS[api])
             answer.raise_for_status()
-            pages += max(1, math.ceil(int(answer.headers["X-Total-Count"]) / 40))
+            pages += max(1, math.ceil(int(answer.headers["X-Total-Count"]) / _INVENTORY_PAGE))
     return pages
 
 
@@ -96,7 +97,7 @@ def _inventory_unfinished(element: Element) -> list[str]:
 
 CONNECTORS = (
     DemoConnector(
-        "SES Inventory", SesInventoryManagement, _create_inventory, _inventory_pages, ("tmf638", "tmf639"), _inventory_unfinished
+        "SES Inventory", _create_inventory, _inventory_pages, ("tmf638", "tmf639"), _inventory_unfinished
     ),
 )
 
@@ -139,7 +140,7 @@ def run_demo(settings: DemoSettings, out: TextIO = sys.stdout) -> int:
 
 def _kept_elements(state: Path) -> dict[str, int | None]:
     """The demo's elements a kept state directory holds, with the port each was created with."""
-    if not (state / "dms.json").exists():
+    if not (state / REGISTRY_FILE).exists():
         return {}
     names = {connector.element_name for connector in CONNECTORS}
     return {element.name: element.connection.port for element in SavedSystem(state).elements if element.name in names}

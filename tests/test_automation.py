@@ -287,7 +287,7 @@ def test_awaiting_anything_but_the_context_fails_the_run(dms):
 
     dms.automation.register("asyncio", uses_asyncio)
     run = dms.automation.run("asyncio")
-    assert run.error.startswith("TypeError: a script awaits ctx.sleep and ctx.wait_for only")
+    assert run.error.startswith("TypeError: a script awaits ctx.sleep, ctx.wait_for and ctx.wait_run only")
 
 
 # -- several runs ---------------------------------------------------------------------------------

@@ -211,8 +211,7 @@ def _not_carrier(item: Mapping[str, Any]) -> bool:
 class EntityType:
     """One of the three kinds of items the cache holds: where they come from and how they show."""
 
-    name: str  # the row key of the Cache Progress table
-    table: str
+    name: str  # its table's name, and its row key in the Cache Progress table
     api: str  # the row key of the API Status table
     resource: str  # the collection under the API's base: "service" or "resource"
     query: Mapping[str, str]  # filters of every request for this type
@@ -223,9 +222,9 @@ class EntityType:
 
 ENTITY_TYPES = (
     # The services list holds the carriers too; they are kept for the Carriers table.
-    EntityType(SERVICES, "Services", TMF638, "service", {}, _not_carrier, _service_is_active, service_row),
-    EntityType(CARRIERS, "Carriers", TMF638, "service", {"@type": "element"}, _is_carrier, _service_is_active, carrier_row),
-    EntityType(RESOURCES, "Resources", TMF639, "resource", {}, _any_item, _resource_is_available, resource_row),
+    EntityType(SERVICES, TMF638, "service", {}, _not_carrier, _service_is_active, service_row),
+    EntityType(CARRIERS, TMF638, "service", {"@type": "element"}, _is_carrier, _service_is_active, carrier_row),
+    EntityType(RESOURCES, TMF639, "resource", {}, _any_item, _resource_is_available, resource_row),
 )
 
 
@@ -340,7 +339,7 @@ class _Poller:
         and an empty page ends the list. A page that brings no new id (a server ignoring the
         offset), an empty page before the announced total, or a stop of the element ends the
         type as incomplete: only a complete buildup removes rows."""
-        protocol, table = self.protocol, entity.table
+        protocol, table = self.protocol, entity.name
         progress = _Progress(protocol, entity.name, rebuild)
         seen: set[str] = set()
         known_duplicates = self.duplicates.get(entity.name, {})

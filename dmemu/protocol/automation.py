@@ -187,7 +187,7 @@ class ScriptRun:
             if isinstance(awaited, _Suspend):
                 break
             # Only the DMS drives scripts: an asyncio future or sleep would never be resumed.
-            value, error = None, TypeError(f"a script awaits ctx.sleep and ctx.wait_for only, not {awaited!r} (no asyncio loop runs scripts)")
+            value, error = None, TypeError(f"a script awaits ctx.sleep, ctx.wait_for and ctx.wait_run only, not {awaited!r} (no asyncio loop runs scripts)")
         wakeup = self._wakeup = _Wakeup(self)
         try:
             awaited.arm(wakeup)
@@ -290,7 +290,7 @@ class _Wakeup:
 
 
 class _Suspend:
-    """What `ctx.sleep` and `ctx.wait_for` await: the driver gets it, `arm`s it with the run's
+    """What `ctx.sleep`, `ctx.wait_for` and `ctx.wait_run` await: the driver gets it, `arm`s it with the run's
     wakeup, and sends the coroutine the value the wakeup brings."""
 
     def __init__(self, arm: Callable[[_Wakeup], None]) -> None:

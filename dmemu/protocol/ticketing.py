@@ -571,7 +571,7 @@ class Ticketing:
             self._creation_order[ticket.id] = next(self._counter)
             self._put(ticket, None)
             self._delivery.queue(TicketEvent(TicketEventKind.CREATED, ticket, frozenset(values), depth=_depth))
-        self._deliver_events()
+        self._delivery.run()
         return ticket
 
     def get(self, ticket_id: str) -> Ticket:
@@ -620,7 +620,7 @@ class Ticketing:
             old_values = before.fields._values
             changed = frozenset(name for name in old_values.keys() | values.keys() if old_values.get(name, _ABSENT) != values.get(name, _ABSENT))
             self._delivery.queue(TicketEvent(TicketEventKind.UPDATED, after, changed, before, depth=_depth))
-        self._deliver_events()
+        self._delivery.run()
         return after
 
     def reopen(self, ticket_id: str, state: TicketState | str = TicketState.IN_PROGRESS, *, _depth: int = 0) -> Ticket:
@@ -637,7 +637,7 @@ class Ticketing:
             after = attrs.evolve(before, state=target, updated=self._dms.clock.now())
             self._put(after, before)
             self._delivery.queue(TicketEvent(TicketEventKind.UPDATED, after, frozenset(), before, depth=_depth))
-        self._deliver_events()
+        self._delivery.run()
         return after
 
     def query(
@@ -745,10 +745,6 @@ class Ticketing:
                 ended = set(gone.values())
                 self._subscriptions = tuple(known for known in self._subscriptions if known not in ended)
 
-    def _deliver_events(self) -> None:
-        """Hand queued events to the subscribers, one thread at a time, in order (`SerialDelivery`)."""
-        self._delivery.run()
-
     def _deliver(self, event: TicketEvent) -> None:
         for subscription in self._subscriptions:
             if subscription.ticket_type is None or subscription.ticket_type == event.ticket.type:
@@ -762,9 +758,9 @@ class Ticketing:
         what = f"{event.kind.value} event of ticket {event.ticket.id}"
         if self._dms.find(element) is not element:  # deleted while this event was being delivered
             _logger.info("%s not delivered: element %r (%s/%s) was deleted; its subscription ends", what, element.name, *element.ids)
-            with self._lock:
-                subscription = self._element_subscriptions.pop(key, None)
-                self._subscriptions = tuple(known for known in self._subscriptions if known is not subscription)
+            subscription = self._element_subscriptions.get(key)
+            if subscription is not None:
+                self._unsubscribe(subscription, key)
             return
         if element.state is not ElementState.ACTIVE:
             element.log(f"{what} not delivered to parameter {pid}: the element is {element.state.value}")

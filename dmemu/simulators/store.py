@@ -77,10 +77,6 @@ class InventoryStore:
         self._filtered: dict[tuple[Any, ...], Collection] = {}  # filtered views kept while their content lasts
         self._lock = threading.RLock()  # each change is looked up, checked and stored as one step
 
-    @property
-    def edited(self) -> bool:
-        return bool(self._patched or self._deleted or self._created)
-
     # -- one item ---------------------------------------------------------------------------
 
     def get(self, item_id: str, collection_url: str | None = None) -> Item:
