@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-import abc
 import logging
 import os
 import threading
+import typing
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
@@ -33,18 +33,17 @@ ElementRef = str | tuple[int, int] | Element
 _logger = logging.getLogger("dmemu.dms")
 
 
-class SystemService(abc.ABC):
+class SystemService(typing.Protocol):
     """A platform service of the DMS with state of its own (alarms, tickets, ...), saved in batches.
 
     It marks itself dirty when its state changes; the DMS calls `save_if_dirty` at the end of
-    each tick (or autosave on the wall clock) and on close. A save that raises `StateFileError`
-    must leave the service dirty, so the next batch tries again."""
+    each tick (or autosave on the wall clock) and on close, never from two threads at once (it
+    holds its flush lock), so an older snapshot never lands after a newer one. A save that raises
+    `StateFileError` must leave the service dirty, so the next batch tries again."""
 
     @property
-    @abc.abstractmethod
     def dirty(self) -> bool: ...
 
-    @abc.abstractmethod
     def save_if_dirty(self) -> None: ...
 
 

@@ -483,7 +483,6 @@ class Ticketing:
         self._by_state = {state: _Index() for state in TicketState}
         self._by_type: dict[str, _Index] = {}
         self._dirty = False
-        self._save_lock = threading.Lock()
         self._subscriptions: tuple[_Subscription, ...] = ()  # replaced whole: iterated without a lock
         self._element_subscriptions: dict[_ElementKey, _Subscription] = {}
         self._delivery: SerialDelivery[TicketEvent] = SerialDelivery(self._deliver)  # queued under `_lock`: in order of change
@@ -778,19 +777,18 @@ class Ticketing:
         return self._dirty
 
     def save_if_dirty(self) -> None:
-        with self._save_lock:  # one writer, so an older snapshot never lands after a newer one
-            with self._lock:
-                if not self._dirty:
-                    return
-                self._dirty = False
-                types, tickets = list(self._types.values()), list(self._tickets.values())
-            records = [{"record": "ticket type", **t.to_record()} for t in types]
-            records += [{"record": "ticket", **ticket.to_record()} for ticket in tickets]
-            try:
-                self._store.save(records)
-            except StateFileError:
-                self._dirty = True  # retried with the next batch
-                raise
+        with self._lock:
+            if not self._dirty:
+                return
+            self._dirty = False
+            types, tickets = list(self._types.values()), list(self._tickets.values())
+        records = [{"record": "ticket type", **t.to_record()} for t in types]
+        records += [{"record": "ticket", **ticket.to_record()} for ticket in tickets]
+        try:
+            self._store.save(records)
+        except StateFileError:
+            self._dirty = True  # retried with the next batch
+            raise
 
     def _load(self) -> None:
         path = self._store.path
