@@ -370,10 +370,6 @@ _STARTED_STATES = ("active", "inactive", "terminated")
 _CONTRACT_YEARS = (1, 2, 3, 5)
 _MIR_MULTIPLIERS = (1, 2, 4)  # maximum information rate over committed
 _SERVICE_LEVELS = ("Gold", "Silver", "Bronze")
-_SERVICE_FLAGS_TEXT = {  # per state, its JSON members "hasStarted" and "isServiceEnabled"
-    state: f'"hasStarted":{_JSON_BOOL[state in _STARTED_STATES]},"isServiceEnabled":{_JSON_BOOL[state == "active"]}'
-    for state in SERVICE_STATES.places
-}
 _ADMINISTRATIVE_STATES = {"suspended": "locked", "reserved": "locked", "unknown": "shutdown"}  # else "unlocked"
 _ELEMENT_TYPES = ("SCPC Carrier", "MCPC Carrier", "DVB-S2 Outroute", "TDMA Inroute")
 _MODULATIONS = ("QPSK 3/4", "8PSK 2/3", "8PSK 5/6", "16APSK 3/4", "32APSK 4/5")
@@ -519,14 +515,33 @@ class _Fixed(NamedTuple):
 
 
 class _ServiceProfile(NamedTuple):
-    """What a service's customer and offering decide, built once per pair."""
+    """What a service's customer and offering decide, built once per pair: values for the dict,
+    and the JSON text around the values each service draws, for the text."""
 
     customer: _Party
     offering: _Offering
     name: str  # the service's name up to its number
     party: _Fixed  # the customer, as related party
     specification: _Fixed
-    type_text: str  # the JSON members from "category" to "serviceType", with their trailing comma
+    name_json: str  # '"name":"<name>' up to the number
+    description_json: str  # '","description":"<offering> for <customer>, ' up to the CIR
+    type_json: str  # the members from "category" to "serviceType", with their trailing comma
+    related_json: str  # '"relatedParty":[...],"place":[' up to the place
+    specification_json: str  # '],"serviceSpecification":{...},"supportingResource":[' up to the resources
+
+
+class _ServiceSite(NamedTuple):
+    """A teleport as a service's description and place name it, built once per teleport."""
+
+    teleport: _Teleport
+    place: _Fixed
+    description_json: str  # " Mbps CIR via <teleport>" as JSON string content (no quotes)
+
+
+_SERVICE_STATE_JSON = {  # per state, its JSON members "state", "hasStarted" and "isServiceEnabled"
+    state: f'"state":"{state}","hasStarted":{_JSON_BOOL[state in _STARTED_STATES]},"isServiceEnabled":{_JSON_BOOL[state == "active"]},'
+    for state in SERVICE_STATES.places
+}
 
 
 class _Content:
@@ -568,6 +583,13 @@ class _Content:
         self._resource_href_json = _json_str(f"{href_base}{RESOURCE_PATH}/")[:-1]
         self._fixed_refs: dict[tuple[str, ...], _Fixed] = {}  # a few dozen at most: see _Fixed
         self._service_profiles: list[_ServiceProfile | None] = [None] * (len(CUSTOMERS) * len(OFFERINGS))
+        self._service_sites = tuple(
+            _ServiceSite(teleport, self._site(teleport, "teleport"), _json_str(f" Mbps CIR via {teleport.name}")[1:-1]) for teleport in TELEPORTS
+        )
+        # The resources a service relies on, each picked by one of its words: (type, count, word index).
+        self._service_supports = tuple(
+            (name, self.resource_counts[name], word) for name, word in (("Modem", 5), ("Circuit", 6), ("BandwidthSegment", 7)) if self.resource_counts[name]
+        )
 
     # References ------------------------------------------------------------------------------
 
@@ -642,9 +664,20 @@ class _Content:
             specification = self._specification(
                 _SERVICE_SPECIFICATION_PATH, f"SS-{offering.code}", offering.name, "ServiceSpecification", offering.version
             )
-            type_text = f'"category":"CFS","@type":"CustomerFacingService","serviceType":{_json_str(offering.name)},'
             party = self._party(customer, "customer")
-            profile = _ServiceProfile(customer, offering, f"{customer.name} {offering.name} ", party, specification, type_text)
+            name = f"{customer.name} {offering.name} "
+            profile = _ServiceProfile(
+                customer,
+                offering,
+                name,
+                party,
+                specification,
+                name_json=f'"name":{_json_str(name)[:-1]}',
+                description_json=f'","description":{_json_str(f"{offering.name} for {customer.name}, ")[:-1]}',
+                type_json=f'"category":"CFS","@type":"CustomerFacingService","serviceType":{_json_str(offering.name)},',
+                related_json=f'"relatedParty":[{party.text}],"place":[',
+                specification_json=f'],"serviceSpecification":{specification.text},"supportingResource":[',
+            )
             self._service_profiles[pick] = profile
         return profile
 
@@ -663,9 +696,13 @@ class _Content:
             slot %= self.resource_counts[type_name]
         return slot
 
-    def _teleport_of(self, type_name: str, slot: int) -> _Teleport:
+    def _teleport_index(self, type_name: str, slot: int) -> int:
+        """Where in TELEPORTS the teleport of this resource is: its antenna's."""
         antenna = self._ancestor(type_name, slot, "Antenna")
-        return TELEPORTS[(slot if antenna is None else antenna) % len(TELEPORTS)]
+        return (slot if antenna is None else antenna) % len(TELEPORTS)
+
+    def _teleport_of(self, type_name: str, slot: int) -> _Teleport:
+        return TELEPORTS[self._teleport_index(type_name, slot)]
 
     def _satellite(self, slot: int) -> _Satellite:
         return FLEET[slot % len(FLEET)]
@@ -731,53 +768,47 @@ class _Content:
 
     def service(self, slot: int, variant: _Variant, text: bool = False) -> Item | str:
         # The most numerous kind draws its numbers straight from its eight words (see `_words`):
-        # profile, start, creation, term and contract details, CIR, modem, circuit, segment.
-        key = b"%d:service:%d" % (self._seed, slot)
-        w_profile, w_start, w_created, w_terms, w_cir, w_modem, w_circuit, w_segment = _words(key)
-        profile = self._service_profile(w_profile)
-        customer, offering, name = profile.customer, profile.offering, f"{profile.name}{slot + 1}"
+        # profile, start, creation, term and contract details, CIR, modem, circuit, segment. Its
+        # text is the profile's and the site's ready JSON around the values drawn (a page of
+        # services is mostly that).
+        words = _words(b"%d:service:%d" % (self._seed, slot))
+        w_profile, w_start, w_created, w_terms, w_cir, w_modem = words[:6]
+        profile = self._service_profiles[w_profile % len(self._service_profiles)] or self._service_profile(w_profile)
+        offering = profile.offering
         started = self._start - (30 * DAY + w_start % (6 * YEAR - 30 * DAY))
         created = started - (7 * DAY + w_created % (83 * DAY))
-        w_terms, term = divmod(w_terms, 4)
-        w_terms, multiplier = divmod(w_terms, 3)
-        w_terms, level = divmod(w_terms, 3)
-        term = _CONTRACT_YEARS[term] * YEAR
+        # w_terms in mixed radix: term (4), MIR multiplier (3), service level (3), then contract and state.
+        term = _CONTRACT_YEARS[w_terms % 4] * YEAR
         ends = started + term * (1 + (self._start - started) // term)  # contracts renew: the next end is ahead
         low, high = offering.cir_mbps
         cir = low + w_cir % (high + 1 - low)
-        modem, circuit, segment = self._slot_of("Modem", w_modem), self._slot_of("Circuit", w_circuit), self._slot_of("BandwidthSegment", w_segment)
-        teleport = TELEPORTS[w_modem % len(TELEPORTS)] if modem is None else self._teleport_of("Modem", modem)
-        resources = [ref for ref in (("Modem", modem), ("Circuit", circuit), ("BandwidthSegment", segment)) if ref[1] is not None]
-        maximum, level, contract = cir * _MIR_MULTIPLIERS[multiplier], _SERVICE_LEVELS[level], f"CTR-{customer.code[-4:]}-{w_terms % 10**6:06d}"
-        characteristics = [
-            ("CommittedInformationRateMbps", cir),
-            ("MaximumInformationRateMbps", maximum),
-            ("ServiceLevel", level),
-            ("ContractNumber", contract),
-        ]
-        description = f"{offering.name} for {customer.name}, {cir} Mbps CIR via {teleport.name}"
+        maximum, level = cir * _MIR_MULTIPLIERS[w_terms // 4 % 3], _SERVICE_LEVELS[w_terms // 12 % 3]
+        contract = f"CTR-{profile.customer.code[-4:]}-{w_terms // 36 % 10**6:06d}"
+        resources = [(name, words[word] % count) for name, count, word in self._service_supports]
+        modem = resources[0][1] if resources and resources[0][0] == "Modem" else None
+        site = self._service_sites[w_modem % len(TELEPORTS) if modem is None else self._teleport_index("Modem", modem)]
         if variant is _ORIGINAL or variant == _ORIGINAL:
-            state = SERVICE_STATES.at(w_terms // 10**6)
+            state, note = SERVICE_STATES.at(w_terms // 36 // 10**6), ""
         else:
             changes = self._variant_stream("service", slot, variant)
             state = SERVICE_STATES.draw(changes)
-            description = self._describe(description, variant, changes)
-        party, place, specification = profile.party, self._site(teleport, "teleport"), profile.specification
+            note = self._describe("", variant, changes)
         if text:
             return (
-                f'"name":{_json_str(name)},"description":{_json_str(description)},{profile.type_text}"state":"{state}",{_SERVICE_FLAGS_TEXT[state]},'
+                f'{profile.name_json}{slot + 1}{profile.description_json}{cir}{site.description_json}{_json_str(note)[1:-1] if note else ""}",'
+                f'{profile.type_json}{_SERVICE_STATE_JSON[state]}'
                 f'"serviceDate":"{iso_utc(created)}","startDate":"{iso_utc(started)}","endDate":"{iso_utc(ends)}",'
-                f'"relatedParty":[{party.text}],"place":[{place.text}],"serviceSpecification":{specification.text},'
-                f'"supportingResource":[{",".join([self._resource_ref_json(*resource) for resource in resources])}],'
-                # _characteristics_json(characteristics), spelled out: every service has these four
+                f'{profile.related_json}{site.place.text}{profile.specification_json}'
+                f'{",".join([self._resource_ref_json(*resource) for resource in resources])}],'
+                # _characteristics_json, spelled out: every service has these four
                 f'"serviceCharacteristic":[{{"name":"CommittedInformationRateMbps","valueType":"number","value":{cir}}},'
                 f'{{"name":"MaximumInformationRateMbps","valueType":"number","value":{maximum}}},'
                 f'{{"name":"ServiceLevel","valueType":"string","value":"{level}"}},'
                 f'{{"name":"ContractNumber","valueType":"string","value":"{contract}"}}]'
             )
         return {
-            "name": name,
-            "description": description,
+            "name": f"{profile.name}{slot + 1}",
+            "description": f"{offering.name} for {profile.customer.name}, {cir} Mbps CIR via {site.teleport.name}{note}",
             "category": "CFS",
             "@type": "CustomerFacingService",
             "serviceType": offering.name,
@@ -787,11 +818,18 @@ class _Content:
             "serviceDate": iso_utc(created),
             "startDate": iso_utc(started),
             "endDate": iso_utc(ends),
-            "relatedParty": [party.fresh()],
-            "place": [place.fresh()],
-            "serviceSpecification": specification.fresh(),
+            "relatedParty": [profile.party.fresh()],
+            "place": [site.place.fresh()],
+            "serviceSpecification": profile.specification.fresh(),
             "supportingResource": [self.resource_ref(*resource) for resource in resources],
-            "serviceCharacteristic": _characteristics(characteristics),
+            "serviceCharacteristic": _characteristics(
+                [
+                    ("CommittedInformationRateMbps", cir),
+                    ("MaximumInformationRateMbps", maximum),
+                    ("ServiceLevel", level),
+                    ("ContractNumber", contract),
+                ]
+            ),
         }
 
     def carrier(self, slot: int, variant: _Variant, text: bool = False) -> Item | str:
@@ -963,7 +1001,7 @@ class _Content:
         return [("AmplifierType", rng.pick(("BUC", "SSPA", "TWTA"))), ("OutputPowerW", rng.pick((25, 40, 100, 400, 750)))]
 
     def _modem_characteristics(self, slot: int, number: int, rng: _Stream) -> list[tuple[str, object]]:
-        site = TELEPORTS.index(self._teleport_of("Modem", slot))
+        site = self._teleport_index("Modem", slot)
         return [
             ("SerialNumber", f"SN{rng.below(10**8):08d}"),
             ("ManagementIp", f"10.{site}.{(number >> 8) & 255}.{number & 255}"),
@@ -1128,6 +1166,11 @@ class _Timeline:
     def progress(self) -> tuple[int, int]:
         """How far time went: (days begun, events of the last day applied). Equal progress, equal content."""
         return len(self._days), self._applied
+
+    @property
+    def untouched(self) -> bool:
+        """Nothing happened yet: every initial slot is live and unchanged, and none arrived."""
+        return self._live is None and self._revision is None
 
     def is_live(self, slot: int) -> bool:
         return 0 <= slot < self.slots and (self._live is None or slot in self._live)
@@ -1305,6 +1348,13 @@ class _Kind:
         if before and self._extra_position(before - 1) == position:
             return self._anchors[before - 1], before
         return self.timeline.select(position - before), 0
+
+    def states_between(self, start: int, stop: int) -> list[_ItemState]:
+        """The states of the items at positions start..stop-1 of the kind (within it)."""
+        if not self._extras and self.timeline.untouched:  # the common case, short: the positions are the slots
+            last_update = self._initial.of
+            return [_ItemState(slot, _ORIGINAL, last_update(slot)) for slot in range(start, stop)]
+        return [self.state(*self.key_at(position)) for position in range(start, stop)]
 
     def keys(self) -> Iterator[tuple[int, int]]:
         following = 0  # index of the next extra to list
@@ -1493,9 +1543,15 @@ class Collection(abc.ABC):
     def _key_at(self, index: int) -> _Key:
         """The key at a valid index (under the lock)."""
 
-    def _keys_between(self, start: int, stop: int) -> list[_Key]:
-        """The keys at indexes start..stop-1, clipped to the collection (under the lock)."""
-        return [self._key_at(index) for index in range(max(0, start), min(stop, len(self)))]
+    def _states_between(self, start: int, stop: int) -> list[tuple[_Kind, list[_ItemState]]]:
+        """The states at indexes start..stop-1, clipped to the collection, in runs of one kind (under the lock)."""
+        runs: list[tuple[_Kind, list[_ItemState]]] = []
+        for index in range(max(0, start), min(stop, len(self))):
+            kind, slot, extra = self._key_at(index)
+            if not runs or runs[-1][0] is not kind:
+                runs.append((kind, []))
+            runs[-1][1].append(kind.state(slot, extra))
+        return runs
 
     @abc.abstractmethod
     def _first_key(self, item_id: str) -> _Key | None:
@@ -1527,8 +1583,8 @@ class Collection(abc.ABC):
         building the dict: what a server sends for a page.
         """
         with self._lock:
-            states = [(kind, kind.state(slot, extra)) for kind, slot, extra in self._keys_between(start, stop)]
-        return [kind.build_json(state, self._item_href_json) for kind, state in states]
+            runs = self._states_between(start, stop)
+        return [kind.build_json(state, self._item_href_json) for kind, states in runs for state in states]
 
     def get(self, item_id: str) -> Item | None:
         with self._lock:
@@ -1564,13 +1620,14 @@ class _LiveCollection(Collection):
             index -= len(kind)
         raise IndexError(index)
 
-    def _keys_between(self, start: int, stop: int) -> list[_Key]:
-        keys: list[_Key] = []
+    def _states_between(self, start: int, stop: int) -> list[tuple[_Kind, list[_ItemState]]]:
+        runs = []
         for kind in self._kinds:  # start and stop count from this kind's first item
             size = len(kind)
-            keys += [(kind, *kind.key_at(position)) for position in range(max(0, start), min(stop, size))]
+            if start < size and stop > 0:
+                runs.append((kind, kind.states_between(max(0, start), min(stop, size))))
             start, stop = start - size, stop - size
-        return keys
+        return runs
 
     def _first_key(self, item_id: str) -> _Key | None:
         for kind in self._kinds:
