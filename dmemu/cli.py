@@ -78,7 +78,9 @@ def _simulate(args: argparse.Namespace) -> int:
     from .simulators.inventory import InventorySpec
     from .simulators.server import SES_PATHS, TMF_PATHS, Simulators
 
-    credentials = {api: (args.user, args.password) for api in ("tmf638", "tmf639", "tmf656", "tmf642")} if args.user else {}
+    if args.password is not None and not args.user:
+        raise DmemuError("--password goes with --user (or give one API's with --credentials API=USER:PASSWORD)")
+    credentials = {api: (args.user, args.password or "") for api in ("tmf638", "tmf639", "tmf656", "tmf642")} if args.user else {}
     credentials.update(dict(args.credentials))
     spec = InventorySpec(
         services=args.services,
@@ -167,7 +169,10 @@ def _width(text: str) -> int:
 
 
 def _count(text: str) -> int:
-    value = int(text)
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
     if not 0 <= value <= 1_000_000:
         raise argparse.ArgumentTypeError(f"{value} is not between 0 and 1,000,000")
     return value
@@ -214,12 +219,12 @@ def build_parser() -> argparse.ArgumentParser:
     demo.set_defaults(run=_demo)
     simulate = commands.add_parser("simulate", help="run the TMF638/639/656 simulators on 127.0.0.1 until interrupted")
     simulate.add_argument("--port", type=_port, default=0, help="port to listen on (default: a free one)")
-    simulate.add_argument("--services", type=_count, default=200)
-    simulate.add_argument("--carriers", type=_count, default=50)
-    simulate.add_argument("--resources", type=_count, default=300)
-    simulate.add_argument("--seed", type=int, default=1)
+    simulate.add_argument("--services", type=_count, default=200, help="customer-facing services in TMF638 (default: 200)")
+    simulate.add_argument("--carriers", type=_count, default=50, help="carriers (@type element) in TMF638 (default: 50)")
+    simulate.add_argument("--resources", type=_count, default=300, help="resources in TMF639 (default: 300)")
+    simulate.add_argument("--seed", type=int, default=1, help="the same seed gives the same inventory and faults (default: 1)")
     simulate.add_argument("--user", help="require HTTP basic auth with this user on every API")
-    simulate.add_argument("--password", default="", help="the password that goes with --user")
+    simulate.add_argument("--password", help="the password that goes with --user (default: empty)")
     simulate.add_argument(
         "--credentials", type=_api_credentials, action="append", default=[], metavar="API=USER:PASSWORD",
         help="basic auth for one API (repeatable), e.g. tmf639=inventory:secret",

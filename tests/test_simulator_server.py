@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import datetime as dt
+import concurrent.futures
 import json
+import math
 import re
 import socket
+import threading
 import time
 
 import pytest
@@ -13,7 +16,7 @@ import requests
 
 from dmemu.simulators.faults import Fault, RequestRecord
 from dmemu.simulators.inventory import RESOURCE_PATH, Collection, InventorySpec
-from dmemu.simulators.server import Simulators
+from dmemu.simulators.server import SES_PATHS, Simulators
 
 START = dt.datetime(2026, 3, 1, tzinfo=dt.timezone.utc).timestamp()
 SPEC = InventorySpec(services=95, carriers=20, resources=60, seed=7)
@@ -116,10 +119,19 @@ class TestLists:
         customers = http.get(sim.url("tmf638"), params={"relatedParty.role": "customer"}).json()
         assert customers and all(any(p.get("role") == "customer" for p in item.get("relatedParty", [])) for item in customers)
         median = sorted(item["lastUpdate"] for item in everything)[len(everything) // 2]
-        newer = http.get(sim.url("tmf638"), params={"lastUpdate.gte": median}).json()
-        older = http.get(sim.url("tmf638"), params={"lastUpdate.lt": median}).json()
-        assert len(newer) + len(older) == len(everything)
-        assert all(item["lastUpdate"] >= median for item in newer)
+        counts = {}
+        for operator, keeps in (("gt", "__gt__"), ("gte", "__ge__"), ("lt", "__lt__"), ("lte", "__le__")):
+            found = http.get(sim.url("tmf638"), params={f"lastUpdate.{operator}": median}).json()
+            assert [i["id"] for i in found] == [i["id"] for i in everything if getattr(i["lastUpdate"], keeps)(median)]
+            counts[operator] = len(found)
+        assert counts["gte"] > counts["gt"] and counts["lte"] > counts["lt"]  # the median itself tells them apart
+        assert counts["gte"] + counts["lt"] == counts["gt"] + counts["lte"] == len(everything)
+        # Instants, not text: the same moment in another zone, or with a fraction, compares as that moment.
+        moment = dt.datetime.strptime(median, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=dt.timezone.utc)
+        in_paris = moment.astimezone(dt.timezone(dt.timedelta(hours=1))).isoformat()
+        assert len(http.get(sim.url("tmf638"), params={"lastUpdate.gte": in_paris}).json()) == counts["gte"]
+        half_past = (moment + dt.timedelta(milliseconds=500)).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+        assert len(http.get(sim.url("tmf638"), params={"lastUpdate.gte": half_past}).json()) == counts["gt"]
 
     def test_updated_days_ago_and_status(self, http):
         # Right after the inventory's start, with churn: some items changed in the last day.
@@ -135,6 +147,10 @@ class TestLists:
             active = http.get(sim.url("tmf638", ses=True), params={"status": 1}).json()
             assert active and all(item["state"] == "active" for item in active)
             assert len(active) == sum(item["state"] == "active" for item in everything)
+            resources = http.get(sim.url("tmf639")).json()
+            available = http.get(sim.url("tmf639", ses=True), params={"status": 1}).json()
+            assert 0 < len(available) < len(resources)
+            assert [i["id"] for i in available] == [i["id"] for i in resources if i["resourceStatus"] == "available"]
 
     @pytest.mark.parametrize(
         ("params", "message"),
@@ -150,6 +166,16 @@ class TestLists:
             ({"state": "sleeping"}, "state=sleeping: not a state value"),
             ({"state": "active,asleep"}, "state=asleep: not a state value"),
             ({"fields": "name,colour"}, "fields: colour is not an attribute of this API"),
+            ({"lastUpdate.gte": "garbage"}, "lastUpdate.gte='garbage' is not a date-time"),
+            ({"startDate.lt": "zzz"}, "startDate.lt='zzz' is not a date-time"),
+            ({"state.eq": "active"}, "state.eq: state is a string, with no attribute 'eq'"),
+            ({"hasStarted": "yes"}, "hasStarted: 'yes' is not true or false"),
+            ({"hasStarted.gt": "true"}, "hasStarted is a boolean, it cannot be compared"),
+            ({"relatedParty.gt": "x"}, "relatedParty is not a plain value, it cannot be compared"),
+            ({"updatedDaysAgo": str(10**20)}, "at most 36500 days"),
+            ({"status": ["1", "0"]}, "status is given more than once"),
+            ({"updatedDaysAgo": ["x", "1"]}, "updatedDaysAgo is given more than once"),
+            ({"offset": ["0", "40"]}, "offset is given more than once"),
         ],
     )
     def test_a_malformed_query_is_a_400_with_a_tmf_error(self, sim, http, params, message):
@@ -276,6 +302,29 @@ class TestServiceProblems:
             assert response.status_code == 400 and f"{field} cannot be patched" in error_body(response)["message"]
         assert http.delete(url).status_code == 204 and http.get(url).status_code == 404
 
+    @pytest.mark.parametrize(
+        ("statuses", "last_allowed"),
+        [
+            (("resolved",), True),  # the SES connector closes by patching to resolved, from any open state
+            (("pending", "resolved"), True),
+            (("held", "resolved", "closed"), True),
+            (("inProgress", "resolved", "inProgress"), True),  # reopened
+            (("closed",), False),  # only a resolved problem closes
+            (("resolved", "closed", "inProgress"), False),  # closed, rejected and cancelled are final
+            (("rejected", "inProgress"), False),
+            (("cancelled", "resolved"), False),
+            (("inProgress", "acknowledged"), False),  # acknowledged is where problems begin, never again
+        ],
+    )
+    def test_status_changes_follow_the_lifecycle(self, sim, http, statuses, last_allowed):
+        url = f"{sim.url('tmf656')}/{http.post(sim.url('tmf656'), json=PROBLEM).json()['id']}"
+        for status in statuses[:-1]:
+            assert http.patch(url, json={"status": status}, headers=MERGE).status_code == 200
+        last = http.patch(url, json={"status": statuses[-1]}, headers=MERGE)
+        assert last.status_code == (200 if last_allowed else 409), last.text
+        before = statuses[-2] if len(statuses) > 1 else "acknowledged"
+        assert http.get(url).json()["status"] == (statuses[-1] if last_allowed else before)  # a refusal changes nothing
+
     def test_ses_lists_by_servicenow_encoded_query(self, sim, http, now):
         first = http.post(sim.url("tmf656", ses=True), json=PROBLEM).json()
         now.value += 3600
@@ -308,6 +357,24 @@ class TestAuth:
             assert http.get(sim.url("tmf638", ses=True), auth=("svc", "one"), params={"limit": 1}).status_code == 206
             assert http.get(sim.url("tmf639"), auth=("res", "two")).status_code == 200
             assert http.get(sim.url("tmf656")).status_code == 200  # no credentials configured
+
+    @pytest.mark.parametrize(
+        ("authorization", "status"),
+        [
+            ("basic c3ZjOm9uZQ==", 200),  # RFC 7617: the scheme is case-insensitive
+            ("BASIC  c3ZjOm9uZQ== ", 200),
+            ("Basic c3ZjOm9uZQ", 401),  # not base64
+            ("Basic c3ZjOnR3bw==", 401),  # svc:two
+            ("Bearer c3ZjOm9uZQ==", 401),
+            ("c3ZjOm9uZQ==", 401),
+        ],
+    )
+    def test_the_authorization_header_is_read_as_rfc_7617_says(self, now, http, authorization, status):
+        with Simulators(SPEC, now=now, credentials={"tmf638": ("svc", "one")}) as sim:
+            answer = http.get(sim.url("tmf638"), headers={"Authorization": authorization})
+            assert answer.status_code == status
+            if status == 401:
+                assert answer.headers["WWW-Authenticate"].startswith("Basic") and error_body(answer)["code"] == "401"
 
 
 class TestFaults:
@@ -593,13 +660,19 @@ class TestFaultsPerRoute:
             ({"query": "limit=40"}, "fault query 'limit=40' is not a mapping"),
             ({"requests": "12"}, "'12' is not a collection of request or page numbers"),
             ({"pages": [1, -1]}, "whole numbers from 0, not -1"),
-            ({"retry_after": -1}, "fault retry_after -1 is negative"),
+            ({"retry_after": -1}, "fault retry_after -1 is not a number of seconds from 0"),
+            ({"retry_after": math.inf}, "fault retry_after inf is not a number of seconds from 0"),
+            ({"latency": math.nan}, "fault latency nan is not a number of seconds from 0"),
+            ({"latency": "1"}, "fault latency '1' is not a number of seconds from 0"),
+            ({"status": 204}, "fault status 204 is not an HTTP error status (400 to 599)"),
+            ({"status": 503.0}, "fault status 503.0 is not an HTTP error status"),
         ],
     )
     def test_a_bad_fault_is_refused_naming_the_value(self, sim, http, fields, message):
         with pytest.raises(ValueError, match=re.escape(message)):
             Fault(**fields)
-        answer = http.post(f"{sim.base_url}/_admin/faults", json=fields)
+        # Python's JSON writes NaN and Infinity, and reads them back: the admin endpoint sees them too.
+        answer = http.post(f"{sim.base_url}/_admin/faults", data=json.dumps(fields), headers={"Content-Type": "application/json"})
         assert answer.status_code == 400 and message in error_body(answer)["message"]
         assert sim.faults.faults == []
 
@@ -904,3 +977,104 @@ class TestBodyTypes:
         problem = http.post(sim.url("tmf656"), json={**PROBLEM, "firstAlert": {"id": "alarm-1", "@referredType": "Alarm"}}).json()
         noted = http.patch(f"{sim.url('tmf656')}/{problem['id']}", json={"note": [{"text": "seen"}], "timeChanged": "2026-03-01T00:00:00Z"}, headers=MERGE)
         assert noted.status_code == 200 and noted.json()["note"] == [{"text": "seen"}]
+
+
+class TestServerUnderStress:
+    def test_many_clients_connecting_at_once_are_all_served(self, sim):
+        """A fresh connection per request from 80 clients at a time: none is refused or reset."""
+
+        def call(_: int) -> int | str:
+            try:
+                with requests.Session() as session:
+                    session.trust_env = False
+                    return session.get(sim.url("tmf638"), params={"limit": 1}, timeout=30).status_code
+            except requests.RequestException as error:
+                return type(error).__name__
+
+        with concurrent.futures.ThreadPoolExecutor(80) as pool:
+            statuses = list(pool.map(call, range(400)))
+        assert statuses == [206] * 400
+
+    @pytest.mark.parametrize("item_id", ["a b", "服务-1", "a/b", "x?y#z", "50%"])
+    def test_any_created_id_is_reachable_at_its_href(self, sim, http, item_id):
+        created = http.post(sim.url("tmf638"), json={**SERVICE, "id": item_id})
+        assert created.status_code == 201, created.text
+        location = created.headers["Location"]
+        assert location.isascii() and location == created.json()["href"]
+        assert location.startswith(sim.url("tmf638") + "/") and "/" not in location.removeprefix(sim.url("tmf638") + "/")
+        fetched = http.get(location)
+        assert fetched.status_code == 200 and fetched.json()["id"] == item_id
+        listed = [item for item in http.get(sim.url("tmf638")).json() if item["id"] == item_id]
+        assert [item["href"] for item in listed] == [location]
+        assert http.patch(location, json={"description": "moved"}, headers=MERGE).json()["description"] == "moved"
+        assert http.delete(location).status_code == 204 and http.get(location).status_code == 404
+
+    def test_stop_ends_kept_alive_connections_and_start_comes_back_with_the_data(self, now, http):
+        sim = Simulators(SPEC, now=now).start()
+        try:
+            created = http.post(sim.url("tmf656"), json=PROBLEM).json()
+            port = sim.port
+            sim.stop()
+            with pytest.raises(requests.ConnectionError):
+                http.get(sim.url("tmf656"), timeout=5)  # the same session: its connection is gone too
+            sim.start()
+            assert sim.port == port
+            assert http.get(created["href"], timeout=5).json() == created
+        finally:
+            sim.stop()
+
+    def test_bodies_that_would_hurt_are_refused(self, sim, http):
+        deep = http.post(sim.url("tmf656"), data="[" * 100_000 + "]" * 100_000, headers={"Content-Type": "application/json"})
+        assert deep.status_code == 400 and "too deeply" in error_body(deep)["message"]
+        huge = raw_answer(sim, f"POST {SES_PATHS['tmf656']} HTTP/1.1\r\nHost: x\r\nContent-Length: 100000000000000\r\n\r\n{{}}".encode())
+        assert huge.startswith("HTTP/1.1 413") and '"status":"413"' in huge and "at most 16777216 bytes" in huge
+        chunked = raw_answer(sim, f"POST {SES_PATHS['tmf656']} HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n{17 * 1024 * 1024:x}\r\n".encode())
+        assert chunked.startswith("HTTP/1.1 413")
+        assert len(sim.problems) == 0
+
+    @pytest.mark.parametrize(
+        ("request_head", "status"),
+        [
+            (b"FOO /tmf-api/serviceInventory/v4/service HTTP/1.1\r\nHost: x\r\n\r\n", 501),
+            (b"GET /" + b"a" * 70_000 + b" HTTP/1.1\r\nHost: x\r\n\r\n", 414),
+            (b"GET / HTTP/9.9\r\nHost: x\r\n\r\n", 505),
+        ],
+    )
+    def test_http_servers_own_refusals_are_tmf_json_too(self, sim, request_head, status):
+        answer = raw_answer(sim, request_head)
+        head, _, body = answer.partition("\r\n\r\n")
+        assert head.startswith(f"HTTP/1.1 {status}") and "application/json" in head
+        assert json.loads(body)["status"] == str(status)
+
+    def test_the_request_log_keeps_the_newest_requests(self, now, http):
+        with Simulators(SPEC, now=now, log_limit=3) as sim:
+            for offset in range(5):
+                http.get(sim.url("tmf639"), params={"offset": offset, "limit": 1})
+            assert [(r.number, r.query["offset"]) for r in sim.requests("tmf639")] == [(3, "2"), (4, "3"), (5, "4")]
+        with pytest.raises(ValueError, match="log_limit 0"):
+            Simulators(SPEC, log_limit=0)
+
+    def test_concurrent_alarms_get_distinct_ids(self, sim):
+        def post(_: int) -> str:
+            with requests.Session() as session:
+                session.trust_env = False
+                return session.post(sim.url("tmf642", ses=True), json={"perceivedSeverity": "minor"}).json()["id"]
+
+        with concurrent.futures.ThreadPoolExecutor(16) as pool:
+            ids = list(pool.map(post, range(200)))
+        assert len(set(ids)) == 200 and sorted(a["id"] for a in sim.alarms) == sorted(ids)
+
+
+@pytest.mark.parametrize(
+    ("fields", "message"),
+    [
+        ({"seed": "abc"}, "InventorySpec.seed must be a whole number, not 'abc'"),
+        ({"services": 2.5}, "InventorySpec.services must be a whole number, not 2.5"),
+        ({"duplicate_ids": True}, "InventorySpec.duplicate_ids must be a whole number, not True"),
+        ({"churn_per_day": math.nan}, "InventorySpec.churn_per_day must be a finite number, not nan"),
+        ({"start": "today"}, "InventorySpec.start must be a finite number, not 'today'"),
+    ],
+)
+def test_an_inventory_spec_of_the_wrong_types_is_refused_at_once(fields, message):
+    with pytest.raises(TypeError, match=re.escape(message)):
+        InventorySpec(**fields)

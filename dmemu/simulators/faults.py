@@ -12,6 +12,7 @@ dropped without an answer. Any kind may wait first.
 
 from __future__ import annotations
 
+import collections
 import math
 import random
 import threading
@@ -28,6 +29,7 @@ METHODS: tuple[str, ...] = ("GET", "POST", "PATCH", "DELETE")
 TARGETS: tuple[str, ...] = ("collection", "item")  # list or create, or one item
 PATH_FAMILIES: tuple[str, ...] = ("tmf", "ses")  # the TMF v4 paths, or SES's gstm paths
 BODY_LOG_LIMIT = 64 * 1024  # bytes of a request body the log keeps
+LOG_LIMIT = 100_000  # requests the log keeps, the newest
 MASKED_HEADERS = ("authorization", "proxy-authorization")
 
 
@@ -52,6 +54,11 @@ def _optional_query(value: Mapping[str, str] | None) -> Mapping[str, str] | None
     if wrong:
         raise ValueError(f"fault query parameters and values are strings, not {', '.join(wrong)}")
     return MappingProxyType(dict(value))  # read-only, as the fault is frozen
+
+
+def _is_number(value: Any) -> bool:
+    """A finite int or float, not a bool: NaN or infinite seconds would break every answer they touch."""
+    return type(value) in (int, float) and math.isfinite(value)
 
 
 def _one_of(what: str, allowed: tuple[str, ...], *, optional: bool = False) -> Any:
@@ -83,14 +90,14 @@ class Fault:
     def __attrs_post_init__(self) -> None:
         if self.kind not in KINDS:
             raise ValueError(f"fault kind {self.kind!r} is not one of {', '.join(KINDS)}")
-        if not 100 <= self.status <= 599:
-            raise ValueError(f"fault status {self.status} is not an HTTP status")
-        if not 0.0 <= self.probability <= 1.0:
-            raise ValueError(f"fault probability {self.probability} is not between 0 and 1")
-        if self.latency < 0:
-            raise ValueError(f"fault latency {self.latency} is negative")
-        if self.retry_after is not None and self.retry_after < 0:
-            raise ValueError(f"fault retry_after {self.retry_after} is negative")
+        if type(self.status) is not int or not 400 <= self.status <= 599:
+            raise ValueError(f"fault status {self.status!r} is not an HTTP error status (400 to 599)")
+        if not _is_number(self.probability) or not 0.0 <= self.probability <= 1.0:
+            raise ValueError(f"fault probability {self.probability!r} is not between 0 and 1")
+        if not _is_number(self.latency) or self.latency < 0:
+            raise ValueError(f"fault latency {self.latency!r} is not a number of seconds from 0")
+        if self.retry_after is not None and (not _is_number(self.retry_after) or self.retry_after < 0):
+            raise ValueError(f"fault retry_after {self.retry_after!r} is not a number of seconds from 0")
 
     def matches(
         self,
@@ -175,13 +182,18 @@ def logged_body(body: bytes) -> str:
 
 
 class FaultPlan:
-    """The faults a simulator applies, and the log of what came in; thread-safe."""
+    """The faults a simulator applies, and the log of what came in; thread-safe.
 
-    def __init__(self, seed: int = 1) -> None:
+    The log keeps the newest `log_limit` requests, so a simulator left running for days does
+    not grow without end; request numbers keep counting past it."""
+
+    def __init__(self, seed: int = 1, *, log_limit: int = LOG_LIMIT) -> None:
+        if type(log_limit) is not int or log_limit < 1:
+            raise ValueError(f"log_limit {log_limit!r} is not a whole number from 1")
         self.seed = seed
         self._faults: list[Fault] = []
         self._counters: dict[str, int] = {}
-        self._log: list[RequestRecord] = []
+        self._log: collections.deque[RequestRecord] = collections.deque(maxlen=log_limit)
         self._lock = threading.Lock()
 
     def add(self, *faults: Fault) -> None:

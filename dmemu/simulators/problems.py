@@ -3,12 +3,15 @@
 The lifecycle (REFERENCE §2) begins at "submitted", but the v4 schema's status enum has no such
 value, so a created problem is ``acknowledged`` (answers must validate) and then moves along
 
-    acknowledged -> rejected, inProgress, pending, held, cancelled
+    acknowledged -> rejected, inProgress, pending, held, resolved, cancelled
     inProgress   -> pending, held, resolved, cancelled
-    pending      -> inProgress, held, cancelled
-    held         -> inProgress, pending, cancelled
+    pending      -> inProgress, held, resolved, cancelled
+    held         -> inProgress, pending, resolved, cancelled
     resolved     -> closed, inProgress          (reopened)
     rejected, cancelled, closed: final
+
+Any open problem may go straight to ``resolved``: the SES connector closes a problem by
+patching it to resolved, whatever state ServiceNow had it in (REFERENCE §3).
 
 Every change stamps ``lastUpdate``; a status change also ``statusChangeDate`` (and the v3
 names ``timeChanged``/``timeRaised`` that older clients read), and ``resolved`` stamps
@@ -31,10 +34,10 @@ from .schema import CREATE_REQUIRED, PATCHABLE, check_attribute_types
 from .tmf import TmfError, bad_request, homed, merge_patch, not_found
 
 TRANSITIONS: dict[str, frozenset[str]] = {
-    "acknowledged": frozenset({"rejected", "inProgress", "pending", "held", "cancelled"}),
+    "acknowledged": frozenset({"rejected", "inProgress", "pending", "held", "resolved", "cancelled"}),
     "inProgress": frozenset({"pending", "held", "resolved", "cancelled"}),
-    "pending": frozenset({"inProgress", "held", "cancelled"}),
-    "held": frozenset({"inProgress", "pending", "cancelled"}),
+    "pending": frozenset({"inProgress", "held", "resolved", "cancelled"}),
+    "held": frozenset({"inProgress", "pending", "resolved", "cancelled"}),
     "resolved": frozenset({"closed", "inProgress"}),
     "rejected": frozenset(),
     "cancelled": frozenset(),

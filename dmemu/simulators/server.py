@@ -17,25 +17,28 @@ for the client's delayed ACK (REFERENCE §5).
 from __future__ import annotations
 
 import base64
+import binascii
+import hmac
 import json
 import logging
 import socket
+import sys
 import threading
 import time
 from collections.abc import Callable, Mapping
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
-from urllib.parse import parse_qsl, urlsplit
+from urllib.parse import parse_qsl, unquote, urlsplit
 
 import attrs
 
 from .clock import parse_snow
-from .faults import Fault, FaultPlan, RequestRecord, logged_body, masked_headers
+from .faults import LOG_LIMIT, Fault, FaultPlan, RequestRecord, logged_body, masked_headers
 from .inventory import Inventory, InventorySpec, iso_utc
 from .problems import ServiceProblems
-from .schema import CREATE_REQUIRED, ENUMERATIONS, FILTERABLE, PATCHABLE
+from .schema import ATTRIBUTE_TYPES, CREATE_REQUIRED, ENUMERATIONS, EXTENSION_TYPES, FILTERABLE, PATCHABLE
 from .store import EncodedItems, InventoryStore
-from .tmf import ListQuery, TmfError, bad_request, parse_list_query, select_fields
+from .tmf import ListQuery, TmfError, bad_request, instant, item_href, non_negative_int, parse_list_query, select_fields
 
 TMF_PATHS = {
     "tmf638": "/tmf-api/serviceInventory/v4/service",
@@ -50,28 +53,84 @@ SES_PATHS = {
     "tmf642": f"{SES_BASE}/tmf642/alarm",
 }
 INVENTORY_VENDOR_PARAMETERS = ("updatedDaysAgo", "status")
+MAX_DAYS_AGO = 36_500
 SNOW_PARAMETER = "sysparm_query"
 MERGE_PATCH = "application/merge-patch+json"
 UNKNOWN_API = "unknown"  # how the request log names requests to no API
 _logger = logging.getLogger("dmemu.simulators")
 
 
-def _check_filters(api: str, query: ListQuery) -> None:
-    """400 for a filter on an attribute the API does not have, or an enumerated value it never takes."""
-    known, enumerations = FILTERABLE[api], ENUMERATIONS[api]
+def _attribute_types(api: str) -> dict[str, str]:
+    """The JSON types (as `schema` writes them) of the first-level attributes lists answer with."""
+    types = {**ATTRIBUTE_TYPES[api], **EXTENSION_TYPES[api], "id": "string", "href": "string"}
+    if api in ("tmf638", "tmf639"):
+        types["lastUpdate"] = "date-time"  # the inventory's vendor extension
+    return types
+
+
+_FILTER_TYPES = {api: _attribute_types(api) for api in ("tmf638", "tmf639", "tmf656")}
+_SCALAR_TYPES = ("string", "date-time", "integer", "boolean")
+
+
+def _checked_filters(api: str, query: ListQuery) -> ListQuery:
+    """`query` with each filter knowing how to compare; 400 for a filter the API cannot answer.
+
+    That is: an attribute the API does not have, a path into a plain value, a comparison on a
+    boolean, an object or a list, a date-time or number that is not one, an enumerated value
+    the attribute never takes, and ``fields`` naming an attribute the API does not have."""
+    known, enumerations, types = FILTERABLE[api], ENUMERATIONS[api], _FILTER_TYPES[api]
+    checked = []
     for term in query.filters:
-        name = term.path[0]
+        name, comparing = term.path[0], term.operator != "eq"
         if name not in known:
             raise bad_request(f"{name!r} is not an attribute of this API; filter on one of: {', '.join(sorted(known))}")
+        kind = types.get(name, "string")
+        if len(term.path) > 1:
+            if kind in _SCALAR_TYPES:
+                raise bad_request(f"{'.'.join(term.path)}: {name} is a {kind}, with no attribute {term.path[1]!r}")
+            checked.append(term)
+            continue
+        if comparing and kind not in ("string", "date-time", "integer"):
+            raise bad_request(f"{name}.{term.operator}: {name} is {'a boolean' if kind == 'boolean' else 'not a plain value'}, it cannot be compared")
+        if kind == "date-time" and comparing:
+            if instant(term.values[0]) is None:
+                raise bad_request(f"{name}.{term.operator}={term.values[0]!r} is not a date-time (such as 2026-01-31T12:00:00Z)")
+            term = attrs.evolve(term, value_type="date-time")
+        wrong = [value for value in term.values if not _reads_as(kind, value, comparing)]
+        if wrong:
+            raise bad_request(f"{name}: {', '.join(map(repr, wrong))} is not {'a number' if kind == 'integer' else 'true or false'}")
         allowed = enumerations.get(name)
-        if allowed is not None and len(term.path) == 1 and term.operator == "eq":
+        if allowed is not None and not comparing:
             unknown = [value for value in term.values if value not in allowed]
             if unknown:
                 raise bad_request(f"{name}={','.join(unknown)}: not a {name} value ({', '.join(sorted(allowed))})")
-    if query.fields is not None:
-        unknown_fields = [name for name in query.fields if name not in known]
-        if unknown_fields:
-            raise bad_request(f"fields: {', '.join(unknown_fields)} is not an attribute of this API")
+        checked.append(term)
+    _check_fields(api, query.fields)
+    return attrs.evolve(query, filters=tuple(checked))
+
+
+def _reads_as(kind: str, value: str, comparing: bool) -> bool:
+    """Whether a filter value can be one of this attribute type's values (a compared number may have a fraction)."""
+    if kind == "boolean":
+        return value in ("true", "false")
+    if kind != "integer":
+        return True
+    try:
+        float(value) if comparing else int(value)
+    except ValueError:
+        return False
+    return True
+
+
+def _check_fields(api: str, fields: tuple[str, ...] | None) -> None:
+    unknown = [name for name in fields or () if name not in FILTERABLE[api]]
+    if unknown:
+        raise bad_request(f"fields: {', '.join(unknown)} is not an attribute of this API")
+
+
+def _fields(query: list[tuple[str, str]]) -> tuple[str, ...] | None:
+    """The ``fields`` of a retrieve (a list's are in its `ListQuery`)."""
+    return parse_list_query([(name, value) for name, value in query if name == "fields"])[0].fields
 
 
 def _service_active(item: dict[str, Any]) -> bool:
@@ -88,6 +147,10 @@ class Simulators:
     `credentials` maps an API ("tmf638", "tmf639", "tmf656", "tmf642") to (user, password):
     those APIs then want HTTP basic auth. `now` is the simulated time (epoch seconds); pass
     the DMS clock's ``now`` to keep the two in step.
+
+    `stop()` closes the listening socket and every open connection (a client's next request on
+    a kept-alive connection fails, as with a real outage); `start()` again listens on the same
+    port with everything stored kept, so a harness can take the remote system away and back.
     """
 
     def __init__(
@@ -99,6 +162,7 @@ class Simulators:
         host: str = "127.0.0.1",
         port: int = 0,
         seed: int = 1,
+        log_limit: int = LOG_LIMIT,
     ) -> None:
         self.spec = spec or InventorySpec()
         self.now = now or time.time
@@ -106,8 +170,9 @@ class Simulators:
         unknown = set(self.credentials) - {*TMF_PATHS, *SES_PATHS}
         if unknown:
             raise ValueError(f"credentials for unknown APIs: {', '.join(sorted(unknown))}")
-        self.faults = FaultPlan(seed)
+        self.faults = FaultPlan(seed, log_limit=log_limit)
         self._server = _Server((host, port), _Handler, self)
+        self._listening = True  # False once stop() closed the socket: start() binds a new one
         self._thread: threading.Thread | None = None
         # Bound first: hrefs are absolute, as TMF servers give them, so they need the port.
         self.inventory = Inventory(self.spec, self.now, href_base=self.base_url)
@@ -115,6 +180,7 @@ class Simulators:
         self.resources = self._inventory_store("tmf639", lambda: self.inventory.resources)
         self.problems = ServiceProblems(self.now, self.url("tmf656"))
         self.alarms: list[dict[str, Any]] = []
+        self._alarms_lock = threading.Lock()  # an alarm's id is its place in the list
 
     def _inventory_store(self, api: str, source: Callable[[], Any]) -> InventoryStore:
         return InventoryStore(
@@ -138,6 +204,10 @@ class Simulators:
         return self.base_url + paths[api]
 
     def start(self) -> Simulators:
+        """Serve (again, after `stop`, on the same port; OSError if something else took it)."""
+        if not self._listening:
+            self._server = _Server(self._server.server_address[:2], _Handler, self)
+            self._listening = True
         if self._thread is None:
             # A short poll interval: `stop()` waits for the serving loop to look up (an idle wake-up
             # every 10 ms costs next to nothing; tests start and stop hundreds of servers).
@@ -153,6 +223,18 @@ class Simulators:
             self._thread.join()
             self._thread = None
         self._server.server_close()
+        self._server.close_connections()
+        self._listening = False
+
+    def create_alarm(self, body: Any, collection_url: str) -> dict[str, Any]:
+        """An SES TMF642 alarm as posted, with the id and href the server gives it."""
+        if not isinstance(body, dict):
+            raise bad_request("an alarm is a JSON object")
+        with self._alarms_lock:
+            alarm_id = f"AL-{len(self.alarms) + 1:07d}"
+            alarm = {**body, "id": alarm_id, "href": item_href(collection_url, alarm_id)}
+            self.alarms.append(alarm)
+        return alarm
 
     def __enter__(self) -> Simulators:
         return self.start()
@@ -167,15 +249,40 @@ class Simulators:
 class _Server(ThreadingHTTPServer):
     daemon_threads = True
     allow_reuse_address = True
+    request_queue_size = 128  # socketserver's 5 resets clients that connect at the same moment
 
     def __init__(self, address: tuple[str, int], handler: type[BaseHTTPRequestHandler], simulators: Simulators) -> None:
         self.simulators = simulators
+        self._connections: set[socket.socket] = set()  # open ones, closed by `close_connections`
+        self._connections_lock = threading.Lock()
         super().__init__(address, handler)
 
     def get_request(self) -> tuple[socket.socket, Any]:
         connection, address = super().get_request()
         connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        with self._connections_lock:
+            self._connections.add(connection)
         return connection, address
+
+    def shutdown_request(self, request: Any) -> None:
+        with self._connections_lock:
+            self._connections.discard(request)
+        super().shutdown_request(request)
+
+    def close_connections(self) -> None:
+        """End every open connection: its handler reads end-of-stream and finishes."""
+        with self._connections_lock:
+            connections = list(self._connections)
+        for connection in connections:
+            try:
+                connection.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass  # the client closed it first
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        # A client that goes away mid-answer (or a stop) is no error; anything else is a bug, logged.
+        if not isinstance(sys.exc_info()[1], OSError):
+            _logger.exception("simulator connection from %s failed", client_address)
 
 
 class _Handler(BaseHTTPRequestHandler):
@@ -205,6 +312,13 @@ class _Handler(BaseHTTPRequestHandler):
 
     def do_OPTIONS(self) -> None:
         self._refuse_method("OPTIONS")
+
+    def send_error(self, code: int, message: str | None = None, explain: str | None = None) -> None:
+        """http.server's own refusals (a bad request line, a URI or header too long, an unknown
+        method) as TMF JSON errors too, not its HTML page."""
+        self.close_connection = True
+        reason = self.responses.get(code, ("Error",))[0]
+        self._send_error(TmfError(code, reason, explain or message or reason))
 
     def _refuse_method(self, method: str) -> None:
         """The TMF APIs here take GET, POST, PATCH and DELETE: anything else is a JSON 405."""
@@ -293,15 +407,21 @@ class _Handler(BaseHTTPRequestHandler):
         if not text.isdigit():
             raise bad_request(f"Content-Length {text!r} is not a length")
         length = int(text)
+        if length > MAX_BODY:
+            raise _too_large()
         return self.rfile.read(length) if length else b""
 
     def _check_auth(self, api: str) -> None:
         wanted = self.server.simulators.credentials.get(api)
         if wanted is None:
             return
-        header = self.headers.get("Authorization", "")
-        expected = "Basic " + base64.b64encode(f"{wanted[0]}:{wanted[1]}".encode()).decode()
-        if header != expected:
+        scheme, _, token = self.headers.get("Authorization", "").strip().partition(" ")
+        try:
+            given = base64.b64decode(token.strip(), validate=True)
+        except (binascii.Error, ValueError):
+            given = b""
+        # RFC 7617: the scheme is case-insensitive
+        if scheme.lower() != "basic" or not hmac.compare_digest(given, f"{wanted[0]}:{wanted[1]}".encode()):
             raise TmfError(401, "Unauthorized", f"{api} wants HTTP basic authentication", code="401")
 
     # -- answers ----------------------------------------------------------------------------
@@ -319,6 +439,8 @@ class _Handler(BaseHTTPRequestHandler):
         if fault is not None and fault.kind == "truncated":
             data = data[: len(data) // 2]
             self.close_connection = True
+        if self.request_version == "HTTP/0.9":  # a request line http.server could not read: answer with a head anyway
+            self.request_version = self.protocol_version
         self.send_response(status)
         if payload is not None:
             self.send_header("Content-Type", "application/json;charset=utf-8")
@@ -381,8 +503,8 @@ def _route(path: str) -> tuple[str, str | None, bool] | None:
                 return api, None, ses
             if path.startswith(collection + "/"):
                 item_id = path[len(collection) + 1 :]
-                if item_id and "/" not in item_id:
-                    return api, item_id, ses
+                if item_id and "/" not in item_id:  # an id with a "/" comes as %2F
+                    return api, unquote(item_id), ses
     return None
 
 
@@ -394,6 +516,11 @@ def _values_by_name(query: list[tuple[str, str]]) -> dict[str, list[str]]:
 
 
 MAX_CHUNK_LINE = 1024  # a chunk-size line longer than this is not one
+MAX_BODY = 16 * 1024 * 1024  # bytes: far above any TMF create or patch, far below what hurts
+
+
+def _too_large() -> TmfError:
+    return TmfError(413, "Content Too Large", f"a request body is at most {MAX_BODY} bytes")
 
 
 def _read_chunked(stream: Any) -> bytes:
@@ -413,6 +540,8 @@ def _read_chunked(stream: Any) -> bytes:
             raise bad_request(f"chunked body: chunk size {size_text.decode('latin-1')!r} is not a hexadecimal number") from None
         if size == 0:
             break
+        if len(body) + size > MAX_BODY:
+            raise _too_large()
         chunk = stream.read(size)
         if len(chunk) != size or stream.read(2) != b"\r\n":
             raise bad_request(f"chunked body: a chunk of {size} bytes is cut short or not followed by CRLF")
@@ -439,6 +568,8 @@ def _json(body: bytes) -> Any:
         return json.loads(body or b"null")
     except ValueError as error:
         raise bad_request(f"the body is not JSON: {error}") from None
+    except RecursionError:
+        raise bad_request("the body nests arrays or objects too deeply") from None
 
 
 def _answer(
@@ -456,12 +587,7 @@ def _answer(
     if api == "tmf642":
         if method != "POST" or item_id is not None:
             raise TmfError(405, "Method Not Allowed", "the SES alarm API takes POST on its collection")
-        alarm = _json(body)
-        if not isinstance(alarm, dict):
-            raise bad_request("an alarm is a JSON object")
-        alarm = {**alarm, "id": f"AL-{len(sim.alarms) + 1:07d}"}
-        alarm["href"] = f"{collection_url}/{alarm['id']}"
-        sim.alarms.append(alarm)
+        alarm = sim.create_alarm(_json(body), collection_url)
         return 201, alarm, {"Location": alarm["href"]}
     if api == "tmf656":
         return _answer_problems(sim, method, item_id, ses, query, body, headers, collection_url)
@@ -470,9 +596,11 @@ def _answer(
     if item_id is None:
         if method == "GET":
             list_query, vendor = parse_list_query(query, vendor=INVENTORY_VENDOR_PARAMETERS)
-            _check_filters(api, list_query)
+            list_query = _checked_filters(api, list_query)
             if "status" in vendor and vendor["status"] not in ("0", "1"):
                 raise bad_request(f"status={vendor['status']!r}: use 1 for active items only")
+            if "updatedDaysAgo" in vendor and non_negative_int("updatedDaysAgo", vendor["updatedDaysAgo"]) > MAX_DAYS_AGO:
+                raise bad_request(f"updatedDaysAgo={vendor['updatedDaysAgo']}: at most {MAX_DAYS_AGO} days (a century)")
             if vendor.get("status") == "0":
                 vendor = {k: v for k, v in vendor.items() if k != "status"}
             total, page = store.listing(list_query, vendor, status_filter, collection_url)
@@ -481,7 +609,7 @@ def _answer(
             item = store.create(_json(body), collection_url)
             return 201, item, {"Location": item["href"]}
         raise TmfError(405, "Method Not Allowed", f"{method} on a collection")
-    return _answer_item(store, method, item_id, query, body, headers, collection_url)
+    return _answer_item(api, store, method, item_id, query, body, headers, collection_url)
 
 
 def _answer_problems(
@@ -498,7 +626,7 @@ def _answer_problems(
     if item_id is None:
         if method == "GET":
             list_query, vendor = parse_list_query(query, vendor=(SNOW_PARAMETER,) if ses else ())
-            _check_filters("tmf656", list_query)
+            list_query = _checked_filters("tmf656", list_query)
             snow = _parse_snow_query(vendor[SNOW_PARAMETER]) if SNOW_PARAMETER in vendor else SnowQuery()
             matches = [p for p in problems.all(collection_url) if list_query.matches(p) and snow.matches(p)]
             stop = len(matches) if list_query.limit is None else list_query.offset + list_query.limit
@@ -507,10 +635,11 @@ def _answer_problems(
             problem = problems.create(_json(body), collection_url=collection_url, incident=ses)
             return 201, problem, {"Location": problem["href"]}
         raise TmfError(405, "Method Not Allowed", f"{method} on a collection")
-    return _answer_item(problems, method, item_id, query, body, headers, collection_url)
+    return _answer_item("tmf656", problems, method, item_id, query, body, headers, collection_url)
 
 
 def _answer_item(
+    api: str,
     store: InventoryStore | ServiceProblems,
     method: str,
     item_id: str,
@@ -521,8 +650,9 @@ def _answer_item(
 ) -> tuple[int, Any, dict[str, str]]:
     """Retrieve, merge-patch or delete one item of any API's store."""
     if method == "GET":
-        fields = dict(query).get("fields")
-        return 200, select_fields(store.get(item_id, collection_url), tuple(fields.split(",")) if fields else None), {}
+        fields = _fields(query)
+        _check_fields(api, fields)
+        return 200, select_fields(store.get(item_id, collection_url), fields), {}
     if method == "PATCH":
         _require_merge_patch(headers)
         return 200, store.patch(item_id, _json(body), collection_url), {}

@@ -3,16 +3,19 @@
 What a TMF v4 server does with ``?offset=&limit=&fields=&attr=value&attr.gte=value``:
 filters AND across attributes, a comma means OR, dotted paths reach into objects and lists
 (``relatedParty.role=customer`` matches when any related party has that role), and the
-operators ``.gt .gte .lt .lte`` compare numbers as numbers and everything else as text (ISO
-8601 timestamps compare correctly as text). ``fields=a,b`` keeps ``id``, ``href`` and those
-first-level attributes.
+operators ``.gt .gte .lt .lte`` compare numbers as numbers, date-times as instants (once the
+server has said which attributes are date-times: `Filter.value_type`) and everything else as
+text. ``fields=a,b`` keeps ``id``, ``href`` and those first-level attributes.
 """
 
 from __future__ import annotations
 
+import datetime as dt
+import functools
 import operator
 from collections.abc import Callable, Iterable, Mapping
-from typing import Any
+from typing import Any, Literal
+from urllib.parse import quote
 
 import attrs
 
@@ -49,6 +52,9 @@ class Filter:
     path: tuple[str, ...]
     operator: str  # "eq" or one of OPERATORS
     values: tuple[str, ...]
+    # How a comparison reads values: "date-time" as instants (zones and fractions count), else
+    # numbers as numbers and the rest as text.
+    value_type: Literal["any", "date-time"] = "any"
 
     def matches(self, item: Mapping[str, Any]) -> bool:
         return any(self._matches_value(value) for value in _values_at(item, self.path))
@@ -59,8 +65,8 @@ class Filter:
         if self.operator == "eq":
             return _text(value) in self.values
         wanted = self.values[0]
-        left, right = _comparable(value, wanted)
-        if left is None:
+        left, right = (instant(value), instant(wanted)) if self.value_type == "date-time" else _comparable(value, wanted)
+        if left is None or right is None:
             return False
         return _COMPARE[self.operator](left, right)
 
@@ -85,7 +91,12 @@ def parse_list_query(params: Iterable[tuple[str, str]], *, vendor: Iterable[str]
     offset, limit, fields = 0, None, None
     filters: list[Filter] = []
     vendor_values: dict[str, str] = {}
+    seen: set[str] = set()
     for name, value in params:
+        if name in vendor_names or name in ("offset", "limit", "fields"):
+            if name in seen:  # which one would count is anyone's guess: say so rather than pick
+                raise bad_request(f"{name} is given more than once")
+            seen.add(name)
         if name in vendor_names:
             vendor_values[name] = value
         elif name == "offset":
@@ -109,13 +120,18 @@ def select_fields(item: Mapping[str, Any], fields: tuple[str, ...] | None) -> di
     return {name: value for name, value in item.items() if name in kept}
 
 
+def item_href(collection_url: str, item_id: str) -> str:
+    """``<collection_url>/<id>``, the id percent-encoded (a client may create "a b" or "a/b")."""
+    return f"{collection_url.rstrip('/')}/{quote(item_id, safe='')}"
+
+
 def homed(item: Mapping[str, Any], collection_url: str | None) -> dict[str, Any]:
     """A copy of a stored item to answer with: its href under `collection_url` (``<url>/<id>``) when given.
 
     The same item is served at more than one path (TMF v4 and SES); each answer points where it was asked."""
     if collection_url is None:
         return dict(item)
-    return {**item, "href": f"{collection_url.rstrip('/')}/{item['id']}"}
+    return {**item, "href": item_href(collection_url, item["id"])}
 
 
 def merge_patch(target: dict[str, Any], patch: Mapping[str, Any]) -> None:
@@ -175,6 +191,19 @@ def _values_at(item: Any, path: tuple[str, ...]) -> list[Any]:
     for value in current:
         flat.extend(value if isinstance(value, list) else [value])
     return flat
+
+
+@functools.lru_cache(maxsize=4096)  # a filter compares one wanted instant with many stored ones
+def instant(value: Any) -> float | None:
+    """Epoch seconds of an ISO 8601 date or date-time (no zone: UTC), or None when it is not one."""
+    if not isinstance(value, str):
+        return None
+    text = value[:-1] + "+00:00" if value[-1:] in ("Z", "z") else value  # Python 3.10 reads no "Z"
+    try:
+        moment = dt.datetime.fromisoformat(text)
+    except ValueError:
+        return None
+    return (moment if moment.tzinfo else moment.replace(tzinfo=dt.timezone.utc)).timestamp()
 
 
 def _text(value: Any) -> str:
