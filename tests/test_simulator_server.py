@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-import datetime as dt
 import concurrent.futures
+import datetime as dt
 import json
 import math
 import re
@@ -514,7 +514,6 @@ def test_dmemu_simulate_refuses_a_bad_size_and_a_port_in_use():
 
 def test_concurrent_clients_are_served_at_once(sim, http):
     """A client held up by a slow answer does not hold up the others (one thread each)."""
-    import threading
 
     sim.faults.add(Fault(api="tmf639", kind="latency", latency=1.0, requests={1}))
     slow_answered = threading.Event()
@@ -537,7 +536,6 @@ def test_concurrent_clients_are_served_at_once(sim, http):
 
 class TestEditsAndRaces:
     def test_concurrent_creates_get_distinct_ids_and_concurrent_patches_keep_both(self, sim):
-        import threading
 
         url = sim.url("tmf639")
         created: list[str] = []
