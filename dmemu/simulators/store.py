@@ -7,8 +7,10 @@ created ones follow every generated item, in creation order. For the lists clien
 patch changed an item's ``@type``) a page costs the page plus the number of edits,
 however large the collection: each edited id is located in the view (`Collection.span`) and the
 page is cut from the runs of generated items between them. Other filters (``status=1`` among
-them) scan every item once; while nothing is edited and time changes nothing, the filtered view
-is kept, so paging through it costs the page too.
+them) first scan the generated items of that view once (`Collection.where`); edits do not change
+that scan, so it is kept while time changes nothing and the edits are overlaid on it the same way:
+paging through it costs the page plus the edits too. With ``updatedDaysAgo`` the scan covers only
+the items updated since then and is made per request.
 """
 
 from __future__ import annotations
@@ -16,12 +18,12 @@ from __future__ import annotations
 import itertools
 import json
 import threading
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from .inventory import DAY, Collection, iso_utc
 from .schema import check_attribute_types
-from .tmf import Filter, ListQuery, TmfError, bad_request, homed, merge_patch, non_negative_int, not_found
+from .tmf import Filter, ListQuery, TmfError, bad_request, homed, item_href, merge_patch, non_negative_int, not_found
 
 Item = dict[str, Any]
 _FILTERED_VIEWS_KEPT = 8  # oldest dropped first: a few clients' filters at a time
@@ -74,7 +76,7 @@ class InventoryStore:
         self._retyped: set[str] = set()  # generated ids whose patch changed "@type": no type-only view holds them
         self._created: dict[str, Item] = {}  # in creation order
         self._new_ids = itertools.count(1)
-        self._filtered: dict[tuple[Any, ...], Collection] = {}  # filtered views kept while their content lasts
+        self._filtered: dict[tuple[Any, ...], Collection] = {}  # filtered generated items, kept while their content lasts
         self._lock = threading.RLock()  # each change is looked up, checked and stored as one step
 
     # -- one item ---------------------------------------------------------------------------
@@ -109,7 +111,7 @@ class InventoryStore:
                     raise TmfError(409, "Conflict", f"an item with id {item_id!r} exists")
             else:
                 item_id = next(i for i in (f"NEW-{n:07d}" for n in self._new_ids) if self._find(i) is None)
-            item = {**body, "id": item_id, "href": f"{self.collection_url}/{item_id}", "lastUpdate": iso_utc(self._now())}
+            item = {**body, "id": item_id, "href": item_href(self.collection_url, item_id), "lastUpdate": iso_utc(self._now())}
             self._created[item_id] = item
         return homed(item, collection_url)
 
@@ -204,33 +206,37 @@ class InventoryStore:
             def wanted(item: Item) -> bool:
                 return all(term.matches(item) for term in other_terms) and ("status" not in vendor or status_filter(item))
 
-            if not (patched or deleted or created) and threshold is None:
-                # Unedited, and not narrowed by time: the scan is kept while the content stays, so a
-                # client paging through a filtered list pays for one scan, not one per page.
+            if threshold is None:
                 cache_key = (view.content_version, tuple(view_terms), tuple(other_terms), "status" in vendor, collection_url)
-                with self._lock:
-                    filtered = self._filtered.get(cache_key)
-                if filtered is None:
-                    filtered = view.where(wanted)
-                    with self._lock:
-                        if len(self._filtered) >= _FILTERED_VIEWS_KEPT:
-                            self._filtered.pop(next(iter(self._filtered)))
-                        self._filtered[cache_key] = filtered
-                total = len(filtered)
-                stop = total if query.limit is None else min(total, query.offset + query.limit)
-                return total, _cut_page(filtered, [], [], query.offset, stop, present, encoded=query.fields is None)
-
-            # A patched item may enter or leave the view: overlay the whole collection when any exists.
-            base = full if (patched or deleted) else view
-            matches = [item for item in self._overlay(base, patched, deleted, collection_url) if in_view(item) and wanted(item)]
-            matches += [homed(item, collection_url) for item in created if wanted(item)]
-            stop = len(matches) if query.limit is None else query.offset + query.limit
-            return len(matches), matches[query.offset : stop]
-        edits = self._edits_in(view, full if narrowed else None, patched, deleted, in_view)
+                view = self._kept_where(view, wanted, cache_key)
+            else:
+                view = view.where(wanted)  # only the items updated since the threshold: too short-lived to keep
+            # The filtered view is of generated items: a patched item is listed where its generated
+            # item would be when the patch passes the filter, whether or not the generated one does.
+            edits = self._edits_in(view, full, patched, deleted, lambda item: in_view(item) and wanted(item))
+            created = [item for item in created if wanted(item)]
+        else:
+            edits = self._edits_in(view, full if narrowed else None, patched, deleted, in_view)
         total = len(view) - sum(edit.hidden for edit in edits) + sum(len(edit.shown) for edit in edits) + len(created)
         stop = total if query.limit is None else min(total, query.offset + query.limit)
         page = _cut_page(view, edits, created, query.offset, stop, present, encoded=query.fields is None)
         return total, page
+
+    def _kept_where(self, view: Collection, wanted: Callable[[Item], bool], cache_key: tuple[Any, ...]) -> Collection:
+        """`view.where(wanted)`, kept under `cache_key` (which starts with the view's content version):
+        a client paging through a filtered list pays for one scan, not one per page."""
+        with self._lock:
+            filtered = self._filtered.get(cache_key)
+        if filtered is not None:
+            return filtered
+        filtered = view.where(wanted)
+        # Time may have moved on during the scan (another request caught up): such a scan is not kept.
+        if view.content_version == cache_key[0]:
+            with self._lock:
+                if len(self._filtered) >= _FILTERED_VIEWS_KEPT:
+                    self._filtered.pop(next(iter(self._filtered)))
+                self._filtered[cache_key] = filtered
+        return filtered
 
     def _edits_in(
         self,
@@ -242,8 +248,9 @@ class InventoryStore:
     ) -> list[_Edit]:
         """Where patches and deletions change `view` (a part of `full`; None: the whole), in listing order.
 
-        As in `_overlay`, every copy of a patched id (its duplicates) shows the patch, and an
-        edited id the generated collection no longer holds is not listed."""
+        A patch stands for every generated item with its id: each copy (its duplicates) shows it
+        where `in_view` accepts it, and an edited id the generated collection no longer holds is
+        not listed."""
         edits: list[_Edit] = []
         for item_id in (*deleted, *patched):
             here = view.span(item_id)
@@ -260,15 +267,6 @@ class InventoryStore:
         # An item the view leaves out is placed before the view's item at its index.
         edits.sort(key=lambda edit: (edit.index, edit.hidden > 0, edit.order))
         return edits
-
-    def _overlay(
-        self, collection: Collection, patched: Mapping[str, Item], deleted: set[str], collection_url: str | None
-    ) -> Iterator[Item]:
-        for item in collection:
-            if item.get("id") in deleted:
-                continue
-            replacement = patched.get(item.get("id", ""))
-            yield item if replacement is None else homed(replacement, collection_url)
 
 
 def _cut_page(
