@@ -533,6 +533,7 @@ class _ServiceProfile(NamedTuple):
     name: str  # the service's name up to its number
     party: _Fixed  # the customer, as related party
     specification: _Fixed
+    contract_prefix: str  # "CTR-<customer>-", the contract number up to its digits
     name_json: str  # '"name":"<name>' up to the number
     description_json: str  # '","description":"<offering> for <customer>, ' up to the CIR
     type_json: str  # the members from "category" to "serviceType", with their trailing comma
@@ -682,6 +683,7 @@ class _Content:
                 name,
                 party,
                 specification,
+                contract_prefix=f"CTR-{customer.code[-4:]}-",
                 name_json=f'"name":{_json_str(name)[:-1]}',
                 description_json=f'","description":{_json_str(f"{offering.name} for {customer.name}, ")[:-1]}',
                 type_json=f'"category":"CFS","@type":"CustomerFacingService","serviceType":{_json_str(offering.name)},',
@@ -782,23 +784,24 @@ class _Content:
         # text is the profile's and the site's ready JSON around the values drawn (a page of
         # services is mostly that).
         words = _words(b"%d:service:%d" % (self._seed, slot))
-        w_profile, w_start, w_created, w_terms, w_cir, w_modem = words[:6]
+        w_profile, w_start, w_created, w_terms, w_cir, w_modem, _, _ = words
         profile = self._service_profiles[w_profile % len(self._service_profiles)] or self._service_profile(w_profile)
         offering = profile.offering
         started = self._start - (30 * DAY + w_start % (6 * YEAR - 30 * DAY))
         created = started - (7 * DAY + w_created % (83 * DAY))
-        # w_terms in mixed radix: term (4), MIR multiplier (3), service level (3), then contract and state.
+        # w_terms in mixed radix: term (4), MIR multiplier (3), service level (3), then contract (10**6) and state.
         term = _CONTRACT_YEARS[w_terms % 4] * YEAR
         ends = started + term * (1 + (self._start - started) // term)  # contracts renew: the next end is ahead
         low, high = offering.cir_mbps
         cir = low + w_cir % (high + 1 - low)
         maximum, level = cir * _MIR_MULTIPLIERS[w_terms // 4 % 3], _SERVICE_LEVELS[w_terms // 12 % 3]
-        contract = f"CTR-{profile.customer.code[-4:]}-{w_terms // 36 % 10**6:06d}"
-        resources = [(name, words[word] % count) for name, count, word in self._service_supports]
+        state_word, contract_number = divmod(w_terms // 36, 10**6)
+        contract = f"{profile.contract_prefix}{contract_number:06d}"
+        resources = [(name, words[word] % count) for name, count, word in self._service_supports] if self._service_supports else []
         modem = resources[0][1] if resources and resources[0][0] == "Modem" else None
         site = self._service_sites[w_modem % len(TELEPORTS) if modem is None else self._teleport_index("Modem", modem)]
         if variant is _ORIGINAL or variant == _ORIGINAL:
-            state, note = SERVICE_STATES.at(w_terms // 36 // 10**6), ""
+            state, note = SERVICE_STATES.at(state_word), ""
         else:
             changes = self._variant_stream("service", slot, variant)
             state = SERVICE_STATES.draw(changes)
@@ -1323,6 +1326,7 @@ class _Kind:
         self._stream = stream
         self._base = base
         self._numbering = numbering
+        self._id_format = f"{prefix}-%07d"  # an id is read per item of every page: formatted the short way
         self._body = body
         self._extras = extras
         self._anchors = [extra.anchor for extra in extras]
@@ -1337,7 +1341,7 @@ class _Kind:
         self.timeline = self._new_timeline()
 
     def item_id(self, slot: int) -> str:
-        return f"{self._prefix}-{self._numbering.number(slot):07d}"
+        return self._id_format % self._numbering.number(slot)
 
     def id_at(self, slot: int, extra: int) -> str:
         return "" if extra and self._extras[extra - 1].empty_id else self.item_id(slot)
