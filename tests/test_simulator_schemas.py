@@ -2,13 +2,29 @@
 
 from __future__ import annotations
 
+import copy
+import random
+from collections.abc import Iterator
+from typing import Any
+
 import pytest
 import requests
-from tmf_schemas import TMF638, TMF639, TMF639_HOTFIX, TMF656, assert_valid, attribute_types, definitions
+from tmf_schemas import (
+    TMF638,
+    TMF639,
+    TMF639_HOTFIX,
+    TMF656,
+    assert_valid,
+    attribute_types,
+    definitions,
+    nested_definitions,
+    validator,
+)
 
 from dmemu.simulators import schema
 from dmemu.simulators.inventory import InventorySpec
 from dmemu.simulators.server import Simulators
+from dmemu.simulators.tmf import TmfError, merge_patch
 
 SPEC = InventorySpec(services=120, carriers=40, resources=200, seed=3, duplicate_ids=2, empty_ids=2)
 
@@ -116,6 +132,21 @@ def test_the_simulators_tables_are_the_specs(api):
     assert set(definitions(spec_file)[entity]["properties"]) <= schema.FILTERABLE[api]
 
 
+NESTED_SPEC_FILES = {"tmf638": (TMF638,), "tmf639": (TMF639, TMF639_HOTFIX), "tmf656": (TMF656,)}
+
+
+@pytest.mark.parametrize("api", ["tmf638", "tmf639", "tmf656"])
+def test_the_nested_definitions_are_the_specs(api):
+    entity = schema.ENTITIES[api]
+    assert entity == SPEC_FILES[api][1]
+    objects, enumerations = nested_definitions(entity, *NESTED_SPEC_FILES[api])
+    tables = {name: {"required": set(d.required), "members": dict(d.members)} for name, d in schema.DEFINITIONS[api].items()}
+    assert tables == objects
+    assert schema.ENUMERATION_TYPES[api] == enumerations
+    arrays = [typed for d in schema.DEFINITIONS[api].values() for typed in d.members.values() if typed.endswith("]")]
+    assert all(typed.split("[")[0] in objects for typed in arrays)  # the checker describes them as arrays of objects
+
+
 FEATURE = {"name": "turbo", "isEnabled": True, "featureCharacteristic": [{"name": "boost", "value": 2}]}
 
 
@@ -131,3 +162,301 @@ def test_a_resource_patched_with_a_feature_and_a_date_validates(sim, http):
     listed = http.get(sim.url("tmf639", ses=True), params={"offset": 0, "limit": 5}).json()
     for item in listed:
         assert_valid(TMF639, "Resource", item)
+
+
+def test_the_schemas_check_date_times():
+    service = validator(TMF638, "Service")
+    assert service.is_valid({"startDate": "2026-01-31T12:00:00.5+01:00", "note": [{"author": "a", "text": "t", "date": "2026-01-31T12:00:00z"}]})
+    for wrong in ("yesterday", "2026-02-30T00:00:00Z", "2026-01-31", "2026-01-31T25:00:00Z", "2026-01-31T12:00:00", "2026-01-31T12:00:00+24:00"):
+        assert not service.is_valid({"startDate": wrong}), wrong
+        assert not service.is_valid({"note": [{"author": "a", "text": "t", "date": wrong}]}), wrong
+
+
+# -- nested content -------------------------------------------------------------------------
+
+PROBLEM = {
+    "category": "network",
+    "priority": 2,
+    "description": "Carrier down",
+    "reason": "loss of signal",
+    "originatorParty": {"id": "dm-1", "name": "DataMiner", "@referredType": "Organization"},
+}
+SERVICE = {"state": "active", "serviceSpecification": {"id": "spec-1"}}
+MERGE = {"Content-Type": "application/merge-patch+json"}
+SERVER_SET = ("id", "href", "lastUpdate")
+# Valid examples of the definitions generated items do not hold, so that they are exercised too.
+NOTE = {"author": "noc", "date": "2026-01-31T12:00:00Z", "text": "checked the uplink"}
+TIME_PERIOD = {"startDateTime": "2026-01-01T00:00:00Z", "endDateTime": "2026-12-31T23:59:59.5+01:00"}
+FULL_FEATURE = {
+    **FEATURE,
+    "id": "F-1",  # TMF638's Feature requires an id, TMF639's does not
+    "constraint": [{"id": "C-1", "name": "max"}],
+    "featureRelationship": [{"name": "base", "relationshipType": "dependency", "validFor": TIME_PERIOD}],
+}
+NESTED_EXTRAS = {
+    "tmf638": {
+        "note": [NOTE],
+        "feature": [FULL_FEATURE],
+        "serviceOrderItem": [{"itemId": "1", "serviceOrderId": "SO-1", "itemAction": "add"}],
+        "serviceRelationship": [{"relationshipType": "reliesOn", "service": {"id": "SVC-0000002", "state": "active"}}],
+        "relatedEntity": [{"role": "contract", "id": "CTR-1"}],
+    },
+    "tmf639": {
+        "note": [{"text": "checked"}],
+        "activationFeature": [FULL_FEATURE],
+        "attachment": [{"name": "photo", "size": {"amount": 2.5, "units": "MB"}, "validFor": TIME_PERIOD}],
+    },
+    "tmf656": {
+        "note": [{"text": "seen", "date": "2026-01-31T12:00:00Z"}],
+        "trackingRecord": [{"time": "2026-01-31T12:00:00Z", "characteristic": [{"name": "step", "value": None}]}],
+        "externalIdentifier": [{"id": "INC0000001", "externalIdentifierType": "incidentNumber"}],
+        "impactPattern": {"description": "all carriers", "characteristic": [{"name": "count", "value": 4}]},
+        "firstAlert": {"id": "ALM-1", "@referredType": "Alarm", "role": "firstAlert"},
+        "underlyingAlarm": [{"id": "ALM-1", "changeRequest": {"id": "CR-1"}}],
+        "relatedEvent": [{"id": "EV-1", "eventTime": "2026-01-31T12:00:00Z"}],
+        "relatedEntity": [{"id": "E-1", "@referredType": "Contract", "role": "contract"}],
+    },
+}
+
+
+@pytest.fixture(scope="module")
+def fresh():
+    """A simulator of its own: these tests create items, which the counts above must not see."""
+    with Simulators(SPEC, now=lambda: 1_772_000_000.0) as simulators:
+        yield simulators
+
+
+@pytest.fixture
+def own():
+    """A small simulator for one test, whose edits no other test sees."""
+    with Simulators(InventorySpec(services=3, carriers=0, resources=3, seed=3), now=lambda: 1_772_000_000.0) as simulators:
+        yield simulators
+
+
+def schema_errors(api: str, item: dict[str, Any]) -> list[Any]:
+    """What the official schemas find wrong with `item` as an answer (TMF639: either file)."""
+    checks = {"tmf638": [(TMF638, "Service")], "tmf639": [(TMF639, "Resource"), (TMF639_HOTFIX, "Resource")], "tmf656": [(TMF656, "ServiceProblem")]}
+    return [error for spec_file, definition in checks[api] for error in validator(spec_file, definition).iter_errors(item)]
+
+
+def assert_answer_valid(api: str, answer: dict[str, Any]) -> None:
+    assert not schema_errors(api, answer), [f"{list(e.path)}: {e.message}" for e in schema_errors(api, answer)]
+
+
+def error_paths(errors: list[Any]) -> set[str]:
+    """The errors' places written as the server writes paths, with a missing member's own path."""
+    paths = set()
+    for error in errors:
+        path = "".join(f"[{part}]" if isinstance(part, int) else f".{part}" for part in error.path).lstrip(".")
+        if error.validator == "required":
+            missing = [name for name in error.validator_value if name not in error.instance]
+            paths.update(f"{path}.{name}".lstrip(".") for name in missing)
+        else:
+            paths.add(path)
+    return paths
+
+
+def total(sim: Simulators, http: requests.Session, api: str) -> str:
+    return http.get(sim.url(api), params={"limit": 0}).headers["X-Total-Count"]
+
+
+NESTED_CREATE_FAULTS = [
+    ("tmf656", {**PROBLEM, "originatorParty": {}}, "originatorParty.id is required"),
+    ("tmf656", {**PROBLEM, "originatorParty": {"id": "dm"}}, "originatorParty.@referredType is required"),
+    ("tmf656", {**PROBLEM, "affectedService": [{}]}, "affectedService[0].id is required"),
+    ("tmf656", {**PROBLEM, "externalIdentifier": [{}]}, "externalIdentifier[0].id is required"),
+    ("tmf656", {**PROBLEM, "firstAlert": {"id": "ALM-1", "@referredType": "Alarm"}}, "firstAlert.role is required"),
+    ("tmf656", {**PROBLEM, "trackingRecord": [{"time": "noon"}]}, "trackingRecord[0].time must be a date-time string"),
+    ("tmf656", {**PROBLEM, "underlyingAlarm": [{"id": "A", "changeRequest": {"id": 7}}]}, "underlyingAlarm[0].changeRequest.id must be a string, not a number"),
+    ("tmf638", {"state": "active", "serviceSpecification": {}}, "serviceSpecification.id is required"),
+    ("tmf638", {"state": "active", "serviceSpecification": {"id": None}}, "serviceSpecification.id must be a string, not null"),
+    ("tmf638", {**SERVICE, "relatedParty": [{"name": "x"}]}, "relatedParty[0].@referredType is required"),
+    ("tmf638", {**SERVICE, "note": [{**NOTE, "date": "2026-02-30T00:00:00Z"}]}, "note[0].date must be a date-time string"),
+    ("tmf638", {**SERVICE, "serviceOrderItem": [{"itemId": "1", "serviceOrderId": "SO", "itemAction": "explode"}]},
+     "serviceOrderItem[0].itemAction 'explode' is not one of add, delete, modify, noChange"),
+    ("tmf638", {**SERVICE, "supportingService": [{"id": "S", "supportingService": [{"id": 5}]}]},
+     "supportingService[0].supportingService[0].id must be a string, not a number"),
+    ("tmf638", {**SERVICE, "supportingService": [{"id": "S", "state": "asleep"}]}, "supportingService[0].state 'asleep' is not one of"),
+    ("tmf638", {**SERVICE, "feature": [{**FULL_FEATURE, "featureCharacteristic": []}]}, "feature[0].featureCharacteristic must hold at least one element"),
+    ("tmf638", {**SERVICE, "serviceCharacteristic": [{"name": "x"}]}, "serviceCharacteristic[0].value is required"),
+    ("tmf639", {"name": "M", "resourceSpecification": {}}, "resourceSpecification.href is required; resourceSpecification.id is required"),
+    ("tmf639", {"name": "M", "resourceSpecification": {"id": "RS"}}, "resourceSpecification.href is required"),  # the hotfix file's
+    ("tmf639", {"name": "M", "resourceRelationship": [{"relationshipType": "contains"}]}, "resourceRelationship[0].resource is required"),  # the official file's
+    ("tmf639", {"name": "M", "attachment": [{"size": {"amount": "2"}}]}, "attachment[0].size.amount must be a number, not '2'"),
+    ("tmf639", {"name": "M", "activationFeature": [{"name": "turbo", "isEnabled": True}]}, "activationFeature[0].featureCharacteristic is required"),
+    ("tmf639", {"name": "M", "place": {"role": "site", "id": "P", "href": "h", "name": ["x"]}}, "place.name must be a string, not an array"),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(("api", "body", "message"), NESTED_CREATE_FAULTS)
+def test_a_create_with_invalid_nested_content_is_a_400_naming_the_path(fresh, http, api, body, message):
+    assert schema_errors(api, {**body, "id": "X", "href": "http://x/X"})  # the answer would not validate
+    count = total(fresh, http, api)
+    answer = http.post(fresh.url(api), json=body)
+    assert answer.status_code == 400 and message in answer.json()["message"], answer.text
+    assert_valid(TMF656, "Error", answer.json())
+    assert total(fresh, http, api) == count
+
+
+def patch_target(sim: Simulators, http: requests.Session, api: str) -> str:
+    if api == "tmf656":
+        return f"{sim.url(api)}/{http.post(sim.url(api), json=PROBLEM).json()['id']}"
+    return f"{sim.url(api)}/{http.get(sim.url(api), params={'limit': 1}).json()[0]['id']}"
+
+
+NESTED_PATCH_FAULTS = [
+    ("tmf638", {"relatedParty": [{"name": "x"}]}, "relatedParty[0].@referredType is required"),
+    ("tmf638", {"serviceSpecification": {"id": None}}, "serviceSpecification.id is required"),  # a null removes
+    ("tmf638", {"serviceSpecification": {"version": 3}}, "serviceSpecification.version must be a string, not a number"),
+    ("tmf638", {"supportingResource": [{"id": "R", "href": None}]}, "supportingResource[0].href must be a string, not null"),  # an array is not merged
+    ("tmf639", {"resourceRelationship": [{"relationshipType": "contains", "resource": {"id": "R"}}]}, "resourceRelationship[0].resource.href is required"),
+    ("tmf639", {"place": {"href": None}}, "place.href is required"),
+    ("tmf656", {"note": [{"text": "t", "date": "soon"}]}, "note[0].date must be a date-time string"),
+    ("tmf656", {"impactPattern": {"characteristic": [{"name": "x"}]}}, "impactPattern.characteristic[0].value is required"),
+    ("tmf656", {"originatorParty": {"@referredType": None}}, "originatorParty.@referredType is required"),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(("api", "changes", "message"), NESTED_PATCH_FAULTS)
+def test_a_patch_with_invalid_nested_content_is_a_400_naming_the_path(fresh, http, api, changes, message):
+    url = patch_target(fresh, http, api)
+    before = http.get(url).json()
+    merged = copy.deepcopy(before)
+    merge_patch(merged, changes)
+    assert schema_errors(api, merged)  # the answer would not validate
+    answer = http.patch(url, json=changes, headers=MERGE)
+    assert answer.status_code == 400 and message in answer.json()["message"], answer.text
+    assert http.get(url).json() == before
+
+
+# Only the merged item shows these: each patch merges an object without the required members
+# into an item that has no such object.
+MERGED_FAULTS = [
+    ("tmf638", {"serviceSpecification": None}, {"serviceSpecification": {"name": "x"}}, "serviceSpecification.id is required"),
+    ("tmf639", {"place": None}, {"place": {"role": "site"}}, "place.href is required; place.id is required"),
+    ("tmf656", {}, {"responsibleParty": {"name": "ops"}}, "responsibleParty.@referredType is required; responsibleParty.id is required"),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(("api", "emptying", "changes", "message"), MERGED_FAULTS)
+def test_check_item_finds_what_only_the_merge_makes(own, http, api, emptying, changes, message):
+    url = patch_target(own, http, api)
+    assert http.patch(url, json=emptying, headers=MERGE).status_code == 200
+    item = http.get(url).json()
+    schema.check_attribute_types(api, changes, merge_patch=True)  # the patch alone cannot tell
+    merge_patch(item, changes)
+    assert schema_errors(api, item)
+    with pytest.raises(TmfError, match=message.replace("[", r"\[").replace("]", r"\]")) as refused:
+        schema.check_item(api, item)
+    assert refused.value.status == 400
+
+
+@pytest.mark.parametrize(("api", "emptying", "changes", "message"), MERGED_FAULTS)
+def test_a_patch_whose_merged_item_is_invalid_is_a_400(own, http, api, emptying, changes, message):
+    url = patch_target(own, http, api)
+    assert http.patch(url, json=emptying, headers=MERGE).status_code == 200
+    before = http.get(url).json()
+    answer = http.patch(url, json=changes, headers=MERGE)
+    assert answer.status_code == 400 and message in answer.json()["message"], answer.text
+    assert http.get(url).json() == before
+
+
+def reference(item: dict[str, Any]) -> dict[str, Any]:
+    return {"id": item["id"], "href": item["href"], "name": item["name"], "@referredType": item["@type"]}
+
+
+def valid_bodies(sim: Simulators, http: requests.Session, rng: random.Random, count: int) -> Iterator[tuple[str, dict[str, Any]]]:
+    """Create bodies made of generated items' nested content, plus the examples of NESTED_EXTRAS."""
+    services, resources = http.get(sim.url("tmf638")).json(), http.get(sim.url("tmf639")).json()
+    for _ in range(count):
+        service, resource = rng.choice(services), rng.choice(resources)
+        yield "tmf638", {**{k: v for k, v in service.items() if k not in SERVER_SET}, **NESTED_EXTRAS["tmf638"]}
+        yield "tmf639", {**{k: v for k, v in resource.items() if k not in SERVER_SET}, **NESTED_EXTRAS["tmf639"]}
+        party = rng.choice(service["relatedParty"])
+        yield "tmf656", {
+            **PROBLEM,
+            "originatorParty": party,
+            "responsibleParty": rng.choice(resource["relatedParty"]),
+            "relatedParty": service["relatedParty"] + resource["relatedParty"],
+            "affectedService": [reference(service)] + service.get("supportingService", []),
+            "affectedResource": service["supportingResource"],
+            "rootCauseResource": [reference(resource)],
+            "characteristic": service["serviceCharacteristic"],
+            "affectedLocation": service["place"],
+            **NESTED_EXTRAS["tmf656"],
+        }
+
+
+def test_valid_nested_content_is_accepted(fresh, http):
+    rng = random.Random(5)
+    items = {"tmf638": http.get(fresh.url("tmf638")).json(), "tmf639": http.get(fresh.url("tmf639")).json()}
+    for api, body in valid_bodies(fresh, http, rng, 15):
+        assert_answer_valid(api, {**body, "id": "X", "href": "http://x/X"})
+        created = http.post(fresh.url(api), json=body)
+        assert created.status_code == 201, created.text
+        assert_answer_valid(api, created.json())
+        schema.check_item(api, created.json())
+        # A patch of another item's nested content: arrays replace, objects merge.
+        donor = body if api == "tmf656" else rng.choice(items[api])
+        nested = sorted(name for name, value in donor.items() if isinstance(value, (dict, list)) and name in schema.PATCHABLE[api])
+        changes = {name: donor[name] for name in rng.sample(nested, k=min(3, len(nested)))}
+        target = created.json() if api == "tmf656" else rng.choice(items[api])
+        patched = http.patch(f"{fresh.url(api)}/{target['id']}", json=changes, headers=MERGE)
+        assert patched.status_code == 200, (changes, patched.text)
+        assert_answer_valid(api, patched.json())
+
+
+def test_check_item_accepts_every_item_served(fresh, http):
+    for api in ("tmf638", "tmf639", "tmf656"):
+        for ses in (False, True):
+            for item in http.get(fresh.url(api, ses=ses)).json():
+                schema.check_item(api, item)
+    incident = http.post(fresh.url("tmf656", ses=True), json=PROBLEM).json()  # SES adds external identifiers
+    schema.check_item("tmf656", incident)
+
+
+WRONG_VALUES = [None, 5, 2.5, True, "x", "2026-02-30T00:00:00Z", "2026-01-31T12:00:00Z", {}, [], [{}], [5]]
+
+
+def nested_places(value: Any) -> Iterator[tuple[dict[str, Any] | list[Any], str | int]]:
+    """Every (container, key) below a first-level attribute's value."""
+    members = value.items() if isinstance(value, dict) else enumerate(value) if isinstance(value, list) else ()
+    for key, member in members:
+        yield value, key
+        yield from nested_places(member)
+
+
+def test_the_server_refuses_exactly_the_nested_content_the_schemas_refuse(fresh, http):
+    """Random changes deep in valid bodies: a 201 validates, a 400 names a place the schemas find wrong."""
+    rng = random.Random(11)
+    refused = accepted = 0
+    for api, body in valid_bodies(fresh, http, rng, 60):
+        body = copy.deepcopy(body)
+        places = [place for value in body.values() for place in nested_places(value)]
+        container, key = rng.choice(places)
+        if isinstance(container, dict) and rng.random() < 0.3:
+            del container[key]
+        else:
+            container[key] = copy.deepcopy(rng.choice(WRONG_VALUES))
+        errors = schema_errors(api, {**body, "id": "X", "href": "http://x/X"})
+        answer = http.post(fresh.url(api), json=body)
+        if answer.status_code == 201:
+            accepted += 1
+            assert not errors, (body, [e.message for e in errors])
+            assert_answer_valid(api, answer.json())
+        else:
+            refused += 1
+            assert answer.status_code == 400 and errors, answer.text
+            where = answer.json()["message"].split(" ", 1)[0]
+            # An array holding a non-object is named as the array, the schemas name the element.
+            assert any(path == where or path.startswith(f"{where}[") for path in error_paths(errors)), (answer.text, error_paths(errors))
+    assert refused > 30 and accepted > 30  # both sides were tried
+
+
+def test_a_body_nested_too_deeply_to_check_is_a_400(fresh, http):
+    body = '{"id": "S"}'
+    for _ in range(400):  # 800 levels: the JSON parser takes them, the check would overflow
+        body = f'{{"id": "S", "supportingService": [{body}]}}'
+    body = f'{{"state": "active", "serviceSpecification": {{"id": "s"}}, "supportingService": [{body}]}}'
+    answer = http.post(fresh.url("tmf638"), data=body, headers={"Content-Type": "application/json"})
+    assert answer.status_code == 400 and "too deeply" in answer.json()["message"], answer.text[:300]

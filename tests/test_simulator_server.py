@@ -966,13 +966,15 @@ class TestBodyTypes:
     def test_well_typed_patches_and_removals_are_taken(self, sim, http):
         resource = http.get(sim.url("tmf639"), params={"limit": 1}).json()[0]
         url = f"{sim.url('tmf639')}/{resource['id']}"
-        changed = http.patch(url, json={"activationFeature": [{"name": "turbo", "isEnabled": True}], "description": None}, headers=MERGE)
+        feature = {"name": "turbo", "isEnabled": True, "featureCharacteristic": [{"name": "boost", "value": 2}]}  # TMF639 Feature wants one
+        changed = http.patch(url, json={"activationFeature": [feature], "description": None}, headers=MERGE)
         assert changed.status_code == 200, changed.text
-        assert changed.json()["activationFeature"] == [{"name": "turbo", "isEnabled": True}] and "description" not in changed.json()
+        assert changed.json()["activationFeature"] == [feature] and "description" not in changed.json()
         service = http.get(sim.url("tmf638"), params={"limit": 1}).json()[0]
         dated = http.patch(f"{sim.url('tmf638')}/{service['id']}", json={"startDate": "2026-03-01T10:00:00.5+01:00"}, headers=MERGE)
         assert dated.status_code == 200 and dated.json()["startDate"] == "2026-03-01T10:00:00.5+01:00"
-        problem = http.post(sim.url("tmf656"), json={**PROBLEM, "firstAlert": {"id": "alarm-1", "@referredType": "Alarm"}}).json()
+        first_alert = {"id": "alarm-1", "role": "firstAlert", "@referredType": "Alarm"}  # a RelatedEntity has a role
+        problem = http.post(sim.url("tmf656"), json={**PROBLEM, "firstAlert": first_alert}).json()
         noted = http.patch(f"{sim.url('tmf656')}/{problem['id']}", json={"note": [{"text": "seen"}], "timeChanged": "2026-03-01T00:00:00Z"}, headers=MERGE)
         assert noted.status_code == 200 and noted.json()["note"] == [{"text": "seen"}]
 

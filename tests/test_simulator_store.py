@@ -21,7 +21,6 @@ from dmemu.simulators.inventory import (
     InventorySpec,
     iso_utc,
 )
-from dmemu.simulators.schema import CREATE_REQUIRED, ENUMERATIONS, PATCHABLE
 from dmemu.simulators.store import InventoryStore
 from dmemu.simulators.tmf import homed, parse_list_query
 
@@ -58,7 +57,7 @@ class EditedStore:
         inventory = Inventory(spec, clock)
         self.source: Callable[[], Collection] = (lambda: inventory.services) if api == "tmf638" else (lambda: inventory.resources)
         path = SERVICE_PATH if api == "tmf638" else RESOURCE_PATH  # where the generated items' hrefs point
-        self.store = InventoryStore(self.source, clock, PATCHABLE[api], ENUMERATIONS[api], required=CREATE_REQUIRED[api], api=api, collection_url=path)
+        self.store = InventoryStore(self.source, clock, api, path)
         self.patched: dict[str, Item] = {}
         self.deleted: set[str] = set()
         self.created: dict[str, Item] = {}

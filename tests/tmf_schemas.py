@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import json
+import re
 from functools import cache
 from pathlib import Path
+from typing import Any
 
 import jsonschema
 
@@ -15,10 +18,35 @@ TMF639_HOTFIX = "TMF639_ResourceInventory_v4.0.0-github-hotfix.swagger.json"
 TMF656 = "TMF656_ServiceProblemManagement_v4.0.0.swagger.json"
 
 
+# Only date-time is checked, and here rather than by jsonschema's own checker, which checks it only
+# when the optional rfc3339-validator happens to be installed. The specs' other formats (uri,
+# base64, float) are not promised by the simulators.
+FORMATS = jsonschema.FormatChecker(formats=())
+_RFC3339 = re.compile(
+    r"(\d{4})-(\d\d)-(\d\d)T([01]\d|2[0-3]):([0-5]\d):([0-5]\d)(\.\d+)?(Z|[+-]([01]\d|2[0-3]):[0-5]\d)", re.IGNORECASE
+)
+
+
+@FORMATS.checks("date-time")
+def is_date_time(value: object) -> bool:
+    if not isinstance(value, str):
+        return True  # a format says nothing about other types
+    match = _RFC3339.fullmatch(value)
+    if match is None:
+        return False
+    try:
+        dt.date(int(match[1]), int(match[2]), int(match[3]))
+    except ValueError:  # a 30 February
+        return False
+    return True
+
+
 @cache
 def validator(spec_file: str, definition: str) -> jsonschema.Draft4Validator:
     swagger = json.loads((SPECS / spec_file).read_text())
-    return jsonschema.Draft4Validator({"$ref": f"#/definitions/{definition}", "definitions": swagger["definitions"]})
+    return jsonschema.Draft4Validator(
+        {"$ref": f"#/definitions/{definition}", "definitions": swagger["definitions"]}, format_checker=FORMATS
+    )
 
 
 def assert_valid(spec_file: str, definition: str, document: object) -> None:
@@ -53,3 +81,62 @@ def attribute_types(spec_file: str, *names: str) -> dict[str, str]:
         for attribute, schema in found[name]["properties"].items():
             assert types.setdefault(attribute, type_of(schema)) == type_of(schema), attribute
     return types
+
+
+# The schema keywords the simulators' nested check understands; any other in a definition the
+# entity reaches fails the derivation below, rather than being silently left unchecked.
+_MEMBER_KEYWORDS = {"type", "format", "items", "$ref", "minItems", "description", "example", "default"}
+_DEFINITION_KEYWORDS = {"type", "properties", "required", "enum", "description"}
+
+
+def member_type(schema: dict, found: dict) -> str:
+    """A member's type as dmemu.simulators.schema.DEFINITIONS writes it: a JSON type, "date-time", "any"
+    for the empty definition Any, a definition's name for a $ref to it, "X[]" for an array of X and
+    "X[1+]" for one that must hold at least one."""
+    assert set(schema) <= _MEMBER_KEYWORDS, schema
+    if "$ref" in schema:
+        assert set(schema) <= {"$ref", "description"}, schema  # swagger 2.0 ignores a $ref's siblings
+        name = schema["$ref"].rsplit("/", 1)[1]
+        return "any" if found[name] == {} else name
+    if schema["type"] == "array":
+        assert schema.get("minItems", 0) in (0, 1), schema
+        return member_type(schema["items"], found) + ("[1+]" if schema.get("minItems") else "[]")
+    assert "minItems" not in schema and "items" not in schema, schema
+    if schema["type"] == "string" and schema.get("format") == "date-time":
+        return "date-time"
+    assert schema["type"] in ("string", "boolean", "integer", "number"), schema
+    return schema["type"]
+
+
+def nested_definitions(entity: str, *spec_files: str) -> tuple[dict[str, dict[str, Any]], dict[str, set[str]]]:
+    """The object definitions `entity` reaches, as {name: {"required": set, "members": {member: type}}},
+    and the enumerations it reaches, as {name: values}.
+
+    With several files (the two TMF639 ones) a definition asks what any of them asks: members and
+    required members of all, which must agree on each member's type."""
+    objects: dict[str, dict[str, Any]] = {}
+    enumerations: dict[str, set[str]] = {}
+    for spec_file in spec_files:
+        found = definitions(spec_file)
+        waiting, seen = [entity], set()
+        while waiting:
+            name = waiting.pop()
+            if name in seen:
+                continue
+            seen.add(name)
+            definition = found[name]
+            assert set(definition) <= _DEFINITION_KEYWORDS, (name, set(definition))
+            if "enum" in definition:
+                assert definition["type"] == "string" and "properties" not in definition, name
+                assert enumerations.setdefault(name, set(definition["enum"])) == set(definition["enum"]), name
+                continue
+            assert definition["type"] == "object", name
+            merged = objects.setdefault(name, {"required": set(), "members": {}})
+            merged["required"] |= set(definition.get("required", ()))
+            for member, schema in definition["properties"].items():
+                typed = member_type(schema, found)
+                assert merged["members"].setdefault(member, typed) == typed, (spec_file, name, member)
+                referred = typed.split("[", 1)[0]
+                if referred in found:
+                    waiting.append(referred)
+    return objects, enumerations

@@ -24,13 +24,14 @@ lists, plus the v3 ``timeChanged`` that v3 clients still send.
 
 from __future__ import annotations
 
+import copy
 import itertools
 import threading
 from collections.abc import Callable
 from typing import Any
 
 from .inventory import iso_utc
-from .schema import CREATE_REQUIRED, PATCHABLE, check_attribute_types
+from .schema import CREATE_REQUIRED, PATCHABLE, check_attribute_types, check_item
 from .tmf import TmfError, bad_request, homed, merge_patch, not_found
 
 TRANSITIONS: dict[str, frozenset[str]] = {
@@ -139,14 +140,17 @@ class ServiceProblems:
                         409, "Conflict",
                         f"status cannot go from {problem['status']!r} to {new_status!r}; allowed: {sorted(allowed) or 'none (final)'}",
                     )
-            merge_patch(problem, changes)
+            merged = copy.deepcopy(problem)
+            merge_patch(merged, changes)
+            check_item("tmf656", merged)  # what a merged object lacks shows only in the result
             # Stamped after the merge: the server's times win over any a client sent.
             if status_changed:
-                problem["statusChangeDate"] = problem["timeChanged"] = stamp
+                merged["statusChangeDate"] = merged["timeChanged"] = stamp
                 if new_status == "resolved":
-                    problem["resolutionDate"] = stamp
-            problem["lastUpdate"] = stamp
-            return homed(problem, collection_url)
+                    merged["resolutionDate"] = stamp
+            merged["lastUpdate"] = stamp
+            self._problems[problem_id] = merged
+            return homed(merged, collection_url)
 
     def delete(self, problem_id: str) -> None:
         with self._lock:

@@ -36,7 +36,7 @@ from .clock import parse_snow
 from .faults import LOG_LIMIT, Fault, FaultPlan, RequestRecord, logged_body, masked_headers
 from .inventory import Inventory, InventorySpec, iso_utc
 from .problems import ServiceProblems
-from .schema import ATTRIBUTE_TYPES, CREATE_REQUIRED, ENUMERATIONS, EXTENSION_TYPES, FILTERABLE, PATCHABLE
+from .schema import ATTRIBUTE_TYPES, ENUMERATIONS, EXTENSION_TYPES, FILTERABLE
 from .store import EncodedItems, InventoryStore
 from .tmf import ListQuery, TmfError, bad_request, instant, item_href, non_negative_int, parse_list_query, select_fields
 
@@ -183,9 +183,7 @@ class Simulators:
         self._alarms_lock = threading.Lock()  # an alarm's id is its place in the list
 
     def _inventory_store(self, api: str, source: Callable[[], Any]) -> InventoryStore:
-        return InventoryStore(
-            source, self.now, PATCHABLE[api], ENUMERATIONS[api], required=CREATE_REQUIRED[api], api=api, collection_url=self.url(api)
-        )
+        return InventoryStore(source, self.now, api, self.url(api))
 
     @property
     def base_url(self) -> str:
