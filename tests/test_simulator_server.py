@@ -16,7 +16,7 @@ import requests
 
 from dmemu.simulators.faults import Fault, RequestRecord
 from dmemu.simulators.inventory import RESOURCE_PATH, Collection, InventorySpec
-from dmemu.simulators.server import SES_PATHS, Simulators
+from dmemu.simulators.server import ITEMS_PER_WRITE, SES_PATHS, Simulators
 
 START = dt.datetime(2026, 3, 1, tzinfo=dt.timezone.utc).timestamp()
 SPEC = InventorySpec(services=95, carriers=20, resources=60, seed=7)
@@ -410,6 +410,17 @@ class TestFaults:
             http.get(sim.url("tmf638"))
         assert http.get(sim.url("tmf638")).status_code == 200
         assert [r.fault for r in sim.requests("tmf638")] == ["malformed", "truncated", "drop", None]
+
+    def test_a_dropped_create_never_happened_and_a_lost_one_did(self, sim, http):
+        """drop: the connection closes before the request takes effect; lost: after, so a blind retry duplicates."""
+        sim.faults.add(Fault(api="tmf656", kind="drop", requests={1}), Fault(api="tmf656", kind="lost", requests={2}))
+        for _ in range(2):
+            with pytest.raises(requests.ConnectionError):
+                http.post(sim.url("tmf656", ses=True), json=PROBLEM)
+        retried = http.post(sim.url("tmf656", ses=True), json=PROBLEM)
+        assert retried.status_code == 201
+        assert [p["id"] for p in sim.problems.all()] == ["SP-0000001", retried.json()["id"]] == ["SP-0000001", "SP-0000002"]
+        assert [(r.status, r.fault) for r in sim.requests("tmf656")] == [(0, "drop"), (201, "lost"), (201, None)]
 
     def test_latency_delays_the_real_answer(self, sim, http):
         sim.faults.add(Fault(api="tmf639", kind="latency", latency=0.3, requests={1, 2}))
@@ -1078,3 +1089,12 @@ class TestServerUnderStress:
 def test_an_inventory_spec_of_the_wrong_types_is_refused_at_once(fields, message):
     with pytest.raises(TypeError, match=re.escape(message)):
         InventorySpec(**fields)
+
+
+@pytest.mark.parametrize("size", [ITEMS_PER_WRITE + 1, 2 * ITEMS_PER_WRITE])
+def test_a_list_written_in_pieces_is_its_pages_together(now, http, size):
+    with Simulators(InventorySpec(services=size, carriers=0, resources=0), now=now) as sim:
+        whole = http.get(sim.url("tmf638"))
+        assert whole.status_code == 200 and int(whole.headers["Content-Length"]) == len(whole.content)
+        pages = [item for offset in range(0, size, 700) for item in http.get(sim.url("tmf638"), params={"offset": offset, "limit": 700}).json()]
+        assert whole.json() == pages and len(pages) == size

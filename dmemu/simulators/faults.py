@@ -7,7 +7,9 @@ given values (``query={"@type": "element"}`` faults only the carrier pages). A p
 makes it hit some of those, reproducibly from a seed. It answers a status (with
 ``Retry-After`` when `retry_after` is set, in whole seconds), only waits (``latency``, then
 the real answer), or breaks the answer: malformed JSON, a truncated body, or a connection
-dropped without an answer. Any kind may wait first.
+dropped without an answer, either before the request takes effect (``drop``) or after
+(``lost``: the create or patch is done, its answer never arrives, so a client that retries
+makes a duplicate unless it checks first). Any kind may wait first.
 """
 
 from __future__ import annotations
@@ -22,8 +24,8 @@ from typing import Any, Literal
 
 import attrs
 
-FaultKind = Literal["status", "latency", "malformed", "truncated", "drop"]
-KINDS: tuple[str, ...] = ("status", "latency", "malformed", "truncated", "drop")
+FaultKind = Literal["status", "latency", "malformed", "truncated", "drop", "lost"]
+KINDS: tuple[str, ...] = ("status", "latency", "malformed", "truncated", "drop", "lost")
 APIS: tuple[str, ...] = ("tmf638", "tmf639", "tmf656", "tmf642", "*")
 METHODS: tuple[str, ...] = ("GET", "POST", "PATCH", "DELETE")
 TARGETS: tuple[str, ...] = ("collection", "item")  # list or create, or one item
@@ -158,7 +160,7 @@ class RequestRecord:
     api: str
     method: str
     path: str  # with the query string
-    status: int  # 0 when the connection was dropped
+    status: int  # 0 when the connection was dropped; a lost answer's own status
     fault: str | None
     query: dict[str, str] = attrs.field(factory=dict, hash=False)  # the last value of each parameter
     headers: dict[str, str] = attrs.field(factory=dict, hash=False)  # credentials masked (`masked_headers`)

@@ -384,8 +384,8 @@ class _Handler(BaseHTTPRequestHandler):
                 fault = None
         # Logged before answering, so a client that has its answer finds it in the log.
         record(api, number, status, fault)
-        if status == 0:
-            self.close_connection = True  # dropped: no answer at all
+        if status == 0 or (fault is not None and fault.kind == "lost"):
+            self.close_connection = True  # no answer at all (a lost one took effect all the same)
             return
         self._send_json(status, payload, headers, fault)
 
@@ -425,6 +425,8 @@ class _Handler(BaseHTTPRequestHandler):
     # -- answers ----------------------------------------------------------------------------
 
     def _send_json(self, status: int, payload: Any, headers: Mapping[str, str], fault: Fault | None) -> int:
+        if isinstance(payload, EncodedItems) and len(payload) > ITEMS_PER_WRITE and fault is None:
+            return self._send_items(status, payload, headers)
         if payload is None:
             data = b""
         elif isinstance(payload, EncodedItems):
@@ -449,6 +451,23 @@ class _Handler(BaseHTTPRequestHandler):
         # alone), which on loopback costs more than writing the page does.
         self._headers_buffer.append(b"\r\n" + data)
         self.flush_headers()
+        return status
+
+    def _send_items(self, status: int, items: EncodedItems, headers: Mapping[str, str]) -> int:
+        """A long list (a GET with no limit) written a batch of items at a time: joined and encoded
+        whole, a million items would be held three times over."""
+        self.send_response(status)
+        self.send_header("Content-Type", "application/json;charset=utf-8")
+        for name, value in headers.items():
+            self.send_header(name, value)
+        # The items are ASCII JSON (non-ASCII is escaped), so a character is a byte.
+        self.send_header("Content-Length", str(sum(map(len, items)) + len(items) - 1 + 2))
+        self.end_headers()
+        for start in range(0, len(items), ITEMS_PER_WRITE):
+            batch = ",".join(items[start : start + ITEMS_PER_WRITE]).encode("ascii")
+            opening = b"[" if start == 0 else b","
+            closing = b"]" if start + ITEMS_PER_WRITE >= len(items) else b""
+            self.wfile.write(opening + batch + closing)
         return status
 
     def _send_error(self, error: TmfError) -> int:
@@ -514,6 +533,7 @@ def _values_by_name(query: list[tuple[str, str]]) -> dict[str, list[str]]:
 
 
 MAX_CHUNK_LINE = 1024  # a chunk-size line longer than this is not one
+ITEMS_PER_WRITE = 1000  # a list longer than this is written in pieces (`_Handler._send_items`)
 MAX_BODY = 16 * 1024 * 1024  # bytes: far above any TMF create or patch, far below what hurts
 
 
