@@ -329,7 +329,7 @@ class TestServiceProblems:
         first = http.post(sim.url("tmf656", ses=True), json=PROBLEM).json()
         now.value += 3600
         second = http.post(sim.url("tmf656", ses=True), json=PROBLEM).json()
-        http.post(sim.url("tmf656", ses=True), json={**PROBLEM, "originatingSystem": "other"})
+        other = http.post(sim.url("tmf656", ses=True), json={**PROBLEM, "originatingSystem": "other"}).json()
         since = dt.datetime.fromtimestamp(now(), dt.timezone.utc).strftime("%Y-%m-%d %H:%M:%S")
         found = http.get(sim.url("tmf656", ses=True), params={"sysparm_query": f"u_source=dataminer^sys_updated_on>={since}"})
         assert [p["id"] for p in found.json()] == [second["id"]]
@@ -339,6 +339,16 @@ class TestServiceProblems:
         assert bad.status_code == 400 and "YYYY-MM-DD HH:MM:SS" in error_body(bad)["message"]
         unsupported = http.get(sim.url("tmf656", ses=True), params={"sysparm_query": "priority=1"})
         assert unsupported.status_code == 400 and "not supported" in error_body(unsupported)["message"]
+        newest_first = http.get(sim.url("tmf656", ses=True), params={"sysparm_query": "u_source=dataminer^ORDERBYDESCsys_updated_on"})
+        assert [p["id"] for p in newest_first.json()] == [second["id"], first["id"]]
+        now.value += 60
+        http.patch(f"{sim.url('tmf656', ses=True)}/{first['id']}", json={"description": "still down"}, headers=MERGE)
+        by_update = http.get(sim.url("tmf656", ses=True), params={"sysparm_query": "ORDERBYsys_updated_on"}).json()
+        assert [p["id"] for p in by_update][-1] == first["id"]  # updated last, listed last
+        by_creation = http.get(sim.url("tmf656", ses=True), params={"sysparm_query": "ORDERBYsys_created_on"}).json()
+        assert [p["id"] for p in by_creation] == [first["id"], second["id"], other["id"]]
+        wrong_order = http.get(sim.url("tmf656", ses=True), params={"sysparm_query": "ORDERBYpriority"})
+        assert wrong_order.status_code == 400 and "order by one of sys_updated_on" in error_body(wrong_order)["message"]
         on_v4 = http.get(sim.url("tmf656"), params={"sysparm_query": "u_source=dataminer"})
         assert on_v4.status_code == 400  # a ServiceNow query is SES's, not TMF's
         assert http.get(f"{sim.url('tmf656')}/{first['id']}", params={"fields": "status"}).json().keys() == {"id", "href", "status"}

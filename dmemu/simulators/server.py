@@ -646,7 +646,7 @@ def _answer_problems(
             list_query, vendor = parse_list_query(query, vendor=(SNOW_PARAMETER,) if ses else ())
             list_query = _checked_filters("tmf656", list_query)
             snow = _parse_snow_query(vendor[SNOW_PARAMETER]) if SNOW_PARAMETER in vendor else SnowQuery()
-            matches = [p for p in problems.all(collection_url) if list_query.matches(p) and snow.matches(p)]
+            matches = snow.ordered([p for p in problems.all(collection_url) if list_query.matches(p) and snow.matches(p)])
             stop = len(matches) if list_query.limit is None else list_query.offset + list_query.limit
             return _list_answer(list_query, len(matches), matches[list_query.offset : stop])
         if method == "POST":
@@ -680,21 +680,35 @@ def _answer_item(
     raise TmfError(405, "Method Not Allowed", f"{method} on an item")
 
 
+SNOW_ORDER_FIELDS = {"sys_updated_on": "lastUpdate", "sys_created_on": "creationDate"}  # ServiceNow's names -> ours
+
+
 @attrs.frozen
 class SnowQuery:
-    """ServiceNow's encoded query as SES accepts it: ``u_source=<x>^sys_updated_on>=<time>``."""
+    """ServiceNow's encoded query as SES accepts it: ``u_source=<x>^sys_updated_on>=<time>``, and
+    ``ORDERBY<field>`` or ``ORDERBYDESC<field>`` (sys_updated_on, sys_created_on; ties stay in
+    creation order, so paging through equal times neither repeats nor skips)."""
 
     source: str | None = None
     updated_since: str | None = None  # ISO 8601, compared with lastUpdate
+    order_by: str | None = None  # the attribute of SNOW_ORDER_FIELDS to sort on
+    descending: bool = False
 
     def matches(self, problem: Mapping[str, Any]) -> bool:
         return (self.source is None or problem.get("originatingSystem") == self.source) and (
             self.updated_since is None or problem["lastUpdate"] >= self.updated_since
         )
 
+    def ordered(self, problems: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        """`problems` (in creation order) in the order asked; server-stamped times compare as text."""
+        if self.order_by is None:
+            return problems
+        return sorted(problems, key=lambda problem: problem[self.order_by], reverse=self.descending)  # stable both ways
+
 
 def _parse_snow_query(encoded_query: str) -> SnowQuery:
-    source = since = None
+    source = since = order_by = None
+    descending = False
     for term in encoded_query.split("^"):
         if term.startswith("u_source="):
             source = term[len("u_source=") :]
@@ -703,9 +717,15 @@ def _parse_snow_query(encoded_query: str) -> SnowQuery:
                 since = iso_utc(parse_snow(term[len("sys_updated_on>=") :]))
             except ValueError:
                 raise bad_request(f"sysparm_query: {term!r} wants YYYY-MM-DD HH:MM:SS") from None
+        elif term.startswith("ORDERBY"):
+            descending = term.startswith("ORDERBYDESC")
+            field = term.removeprefix("ORDERBYDESC" if descending else "ORDERBY")
+            if field not in SNOW_ORDER_FIELDS:
+                raise bad_request(f"sysparm_query: {term!r} orders by {field!r}; order by one of {', '.join(SNOW_ORDER_FIELDS)}")
+            order_by = SNOW_ORDER_FIELDS[field]
         else:
-            raise bad_request(f"sysparm_query: {term!r} is not supported (u_source=, sys_updated_on>=)")
-    return SnowQuery(source, since)
+            raise bad_request(f"sysparm_query: {term!r} is not supported (u_source=, sys_updated_on>=, ORDERBY, ORDERBYDESC)")
+    return SnowQuery(source, since, order_by, descending)
 
 
 def _require_merge_patch(headers: Mapping[str, str]) -> None:
