@@ -21,8 +21,9 @@ from dmemu.simulators.inventory import (
     InventorySpec,
     iso_utc,
 )
+from dmemu.simulators.server import _checked_filters
 from dmemu.simulators.store import InventoryStore
-from dmemu.simulators.tmf import homed, parse_list_query
+from dmemu.simulators.tmf import ListQuery, homed, parse_list_query
 
 Item = dict[str, Any]
 VENDOR = ("updatedDaysAgo", "status")
@@ -77,14 +78,19 @@ class EditedStore:
         self.created[item["id"]] = item
         return item["id"]
 
-    def listed(self, params: list[tuple[str, str]], collection_url: str | None) -> tuple[int, list[Item]]:
+    def query(self, params: list[tuple[str, str]]) -> tuple[ListQuery, dict[str, str]]:
+        """The list query as the server hands it to the store: its filters typed (date-times as instants)."""
         query, vendor = parse_list_query(params, vendor=VENDOR)
+        return _checked_filters(self.api, query), vendor
+
+    def listed(self, params: list[tuple[str, str]], collection_url: str | None) -> tuple[int, list[Item]]:
+        query, vendor = self.query(params)
         total, page = self.store.listing(query, vendor, STATUS_FILTERS[self.api], collection_url)
         return total, [json.loads(text) if isinstance(text, str) else text for text in page]
 
     def reference(self, params: list[tuple[str, str]], collection_url: str | None) -> tuple[int, list[Item]]:
         """The whole collection with every edit applied, filtered item by item."""
-        query, vendor = parse_list_query(params, vendor=VENDOR)
+        query, vendor = self.query(params)
         items = []
         for item in self.source():
             if item["id"] in self.deleted:
@@ -123,6 +129,8 @@ SERVICE_FILTERS = [
     [("status", "1"), ("@type", "element")],
     [("relatedParty.role", "customer"), ("@type", "element")],
     [("state", "active,inactive"), ("@type", "CustomerFacingService")],
+    [("lastUpdate.gte", iso_utc(DEFAULT_START - 120 * DAY))],  # date-times compare as instants
+    [("startDate.lt", "2023-06-01T00:00:00+02:00"), ("@type", "element")],
 ]
 
 

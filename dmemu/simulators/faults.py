@@ -32,6 +32,7 @@ TARGETS: tuple[str, ...] = ("collection", "item")  # list or create, or one item
 PATH_FAMILIES: tuple[str, ...] = ("tmf", "ses")  # the TMF v4 paths, or SES's gstm paths
 BODY_LOG_LIMIT = 64 * 1024  # bytes of a request body the log keeps
 LOG_LIMIT = 100_000  # requests the log keeps, the newest
+MAX_LATENCY = 86_400  # seconds: a day outlasts any client's timeout, and time.sleep takes it
 MASKED_HEADERS = ("authorization", "proxy-authorization")
 
 
@@ -96,8 +97,8 @@ class Fault:
             raise ValueError(f"fault status {self.status!r} is not an HTTP error status (400 to 599)")
         if not _is_number(self.probability) or not 0.0 <= self.probability <= 1.0:
             raise ValueError(f"fault probability {self.probability!r} is not between 0 and 1")
-        if not _is_number(self.latency) or self.latency < 0:
-            raise ValueError(f"fault latency {self.latency!r} is not a number of seconds from 0")
+        if not _is_number(self.latency) or not 0 <= self.latency <= MAX_LATENCY:
+            raise ValueError(f"fault latency {self.latency!r} is not a number of seconds from 0 to {MAX_LATENCY}")
         if self.retry_after is not None and (not _is_number(self.retry_after) or self.retry_after < 0):
             raise ValueError(f"fault retry_after {self.retry_after!r} is not a number of seconds from 0")
 

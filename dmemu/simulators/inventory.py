@@ -785,7 +785,7 @@ class _Content:
         # services is mostly that).
         words = _words(b"%d:service:%d" % (self._seed, slot))
         w_profile, w_start, w_created, w_terms, w_cir, w_modem, _, _ = words
-        profile = self._service_profiles[w_profile % len(self._service_profiles)] or self._service_profile(w_profile)
+        profile = self._service_profile(w_profile)
         offering = profile.offering
         started = self._start - (30 * DAY + w_start % (6 * YEAR - 30 * DAY))
         created = started - (7 * DAY + w_created % (83 * DAY))
@@ -797,7 +797,7 @@ class _Content:
         maximum, level = cir * _MIR_MULTIPLIERS[w_terms // 4 % 3], _SERVICE_LEVELS[w_terms // 12 % 3]
         state_word, contract_number = divmod(w_terms // 36, 10**6)
         contract = f"{profile.contract_prefix}{contract_number:06d}"
-        resources = [(name, words[word] % count) for name, count, word in self._service_supports] if self._service_supports else []
+        resources = [(name, words[word] % count) for name, count, word in self._service_supports]
         modem = resources[0][1] if resources and resources[0][0] == "Modem" else None
         site = self._service_sites[w_modem % len(TELEPORTS) if modem is None else self._teleport_index("Modem", modem)]
         if variant is _ORIGINAL or variant == _ORIGINAL:

@@ -22,12 +22,10 @@ allowed (none of them forbids more), and formats other than date-time (uri) are 
 
 from __future__ import annotations
 
-import datetime as dt
-import re
 from collections.abc import Mapping
 from typing import Any, NamedTuple
 
-from .tmf import TmfError, bad_request
+from .tmf import TmfError, bad_request, instant, too_deep
 
 
 class Definition(NamedTuple):
@@ -288,11 +286,12 @@ ENUMERATIONS: dict[str, dict[str, frozenset[str]]] = {
 }
 
 # Attributes served here beyond those definitions: TMF638 items carry "@type" (carriers are
-# "element") though Service_Create lists none of the "@" attributes, and TMF656 answers carry
-# the v3 time names that older clients read.
+# "element") though Service_Create lists none of the "@" attributes, inventory items the
+# lastUpdate that SES adds (v4 has none), and TMF656 answers the v3 time names that older
+# clients read.
 EXTENSION_TYPES: dict[str, dict[str, str]] = {
-    "tmf638": {"@type": "string", "@baseType": "string", "@schemaLocation": "string"},
-    "tmf639": {},
+    "tmf638": {"@type": "string", "@baseType": "string", "@schemaLocation": "string", "lastUpdate": "date-time"},
+    "tmf639": {"lastUpdate": "date-time"},
     "tmf656": {"timeRaised": "date-time", "timeChanged": "date-time"},
 }
 
@@ -328,31 +327,12 @@ CREATE_REQUIRED: dict[str, tuple[str, ...]] = {
     "tmf656": ("category", "priority", "description", "reason", "originatorParty"),
 }
 
-# First-level attributes a list may filter on: the v4 entity definitions' properties, plus the
-# extensions served here ("@type" on services, "lastUpdate" on inventory, the v3 time names).
-FILTERABLE: dict[str, frozenset[str]] = {
-    "tmf638": frozenset({
-        "category", "description", "endDate", "feature", "hasStarted", "href", "id", "isBundle", "isServiceEnabled",
-        "isStateful", "name", "note", "place", "relatedEntity", "relatedParty", "serviceCharacteristic", "serviceDate",
-        "serviceOrderItem", "serviceRelationship", "serviceSpecification", "serviceType", "startDate", "startMode",
-        "state", "supportingResource", "supportingService", "@type", "@baseType", "@schemaLocation", "lastUpdate",
-    }),
-    "tmf639": frozenset({
-        "@baseType", "@schemaLocation", "@type", "activationFeature", "administrativeState", "attachment", "category",
-        "description", "endOperatingDate", "href", "id", "name", "note", "operationalState", "place", "relatedParty",
-        "resourceCharacteristic", "resourceRelationship", "resourceSpecification", "resourceStatus", "resourceVersion",
-        "startOperatingDate", "usageState", "lastUpdate",
-    }),
-    "tmf656": frozenset({
-        "@baseType", "@schemaLocation", "@type", "affectedLocation", "affectedNumberOfServices", "affectedResource",
-        "affectedService", "category", "characteristic", "creationDate", "description", "externalIdentifier",
-        "firstAlert", "href", "id", "impactImportanceFactor", "impactPattern", "lastUpdate", "name", "note",
-        "originatingSystem", "originatorParty", "parentProblem", "priority", "problemEscalation", "reason",
-        "relatedEntity", "relatedEvent", "relatedParty", "resolutionDate", "responsibleParty", "rootCauseResource",
-        "rootCauseService", "slaViolation", "status", "statusChangeDate", "statusChangeReason", "trackingRecord",
-        "troubleTicket", "underlyingAlarm", "underlyingProblem", "timeRaised", "timeChanged",
-    }),
-}  # fmt: skip
+# The first-level attributes of what the server answers with (the entity's, id and href among
+# them, and the extensions), as JSON types: what a list may filter on and ask `fields` of.
+ANSWER_TYPES: dict[str, dict[str, str]] = {
+    api: {**{name: _first_level_type(api, typed) for name, typed in DEFINITIONS[api][entity].members.items()}, **EXTENSION_TYPES[api]}
+    for api, entity in ENTITIES.items()
+}
 
 # What a body may set at the first level (not id and href, which the server sets), and what a whole
 # item is: the entity with the extensions served here.
@@ -368,9 +348,6 @@ _ITEM_DEFINITIONS: dict[str, Definition] = {
     for api, entity in ENTITIES.items()
 }
 
-# RFC 3339 date-time, the swagger "date-time" format: a date, a time to the second (a fraction
-# allowed) and a zone.
-_DATE_TIME = re.compile(r"\d{4}-\d\d-\d\d[Tt]\d\d:\d\d:\d\d(\.\d+)?([Zz]|[+-]([01]\d|2[0-3]):[0-5]\d)")
 _DESCRIPTIONS = {
     "string": "a string",
     "date-time": "a date-time string (RFC 3339, such as 2026-01-31T12:00:00Z)",
@@ -383,7 +360,6 @@ _DESCRIPTIONS = {
 
 
 # The check recurses more often per level than the JSON parser, which refuses deeper bodies the same way.
-_TOO_DEEP = "the body nests arrays or objects too deeply"
 
 
 def check_attribute_types(api: str, body: Mapping[str, Any], *, merge_patch: bool = False) -> None:
@@ -406,17 +382,21 @@ def check_attribute_types(api: str, body: Mapping[str, Any], *, merge_patch: boo
                 continue
             _check(api, value, expected, name, merging=merge_patch)
     except RecursionError:
-        raise bad_request(_TOO_DEEP) from None
+        raise too_deep() from None
 
 
 def check_item(api: str, item: Mapping[str, Any]) -> None:
     """400 naming, by its path, the first thing in a whole item (a merge patch's result, before it
     is stored) that the v4 entity definition does not allow; as `check_attribute_types` checks a
-    create, with the entity's required members (TMF639: href and id) too."""
+    create, with the entity's required members (TMF639: href and id) too, and what a create
+    requires, which a patch cannot take away."""
+    removed = [name for name in CREATE_REQUIRED[api] if item.get(name) is None]
+    if removed:
+        raise bad_request(f"{', '.join(removed)} is required and cannot be removed")
     try:
         _check_object(api, item, _ITEM_DEFINITIONS[api], "", merging=False)
     except RecursionError:
-        raise bad_request(_TOO_DEEP) from None
+        raise too_deep() from None
 
 
 def _check(api: str, value: Any, expected: str, path: str, *, merging: bool) -> None:
@@ -469,7 +449,7 @@ def _is_of_type(value: Any, expected: str) -> bool:
     if expected == "string":
         return isinstance(value, str)
     if expected == "date-time":
-        return isinstance(value, str) and _is_date_time(value)
+        return instant(value, date_alone=False) is not None  # the swagger "date-time" format: RFC 3339
     if expected == "boolean":
         return isinstance(value, bool)
     if expected == "integer":
@@ -479,16 +459,6 @@ def _is_of_type(value: Any, expected: str) -> bool:
     if expected == "any":
         return True
     raise ValueError(f"unknown member type {expected!r}")
-
-
-def _is_date_time(text: str) -> bool:
-    if not _DATE_TIME.fullmatch(text):
-        return False
-    try:  # the pattern lets through a 31 February or an hour 25
-        dt.datetime.fromisoformat(text[:19])
-    except ValueError:
-        return False
-    return True
 
 
 def _json_type(value: Any) -> str:

@@ -21,6 +21,7 @@ import binascii
 import hmac
 import json
 import logging
+import re
 import socket
 import sys
 import threading
@@ -36,9 +37,9 @@ from .clock import parse_snow
 from .faults import LOG_LIMIT, Fault, FaultPlan, RequestRecord, logged_body, masked_headers
 from .inventory import Inventory, InventorySpec, iso_utc
 from .problems import ServiceProblems
-from .schema import ATTRIBUTE_TYPES, ENUMERATIONS, EXTENSION_TYPES, FILTERABLE
+from .schema import ANSWER_TYPES, ENUMERATIONS
 from .store import EncodedItems, InventoryStore
-from .tmf import ListQuery, TmfError, bad_request, instant, item_href, non_negative_int, parse_list_query, select_fields
+from .tmf import ListQuery, TmfError, bad_request, instant, item_href, parse_list_query, select_fields, too_deep
 
 TMF_PATHS = {
     "tmf638": "/tmf-api/serviceInventory/v4/service",
@@ -53,22 +54,12 @@ SES_PATHS = {
     "tmf642": f"{SES_BASE}/tmf642/alarm",
 }
 INVENTORY_VENDOR_PARAMETERS = ("updatedDaysAgo", "status")
-MAX_DAYS_AGO = 36_500
 SNOW_PARAMETER = "sysparm_query"
 MERGE_PATCH = "application/merge-patch+json"
 UNKNOWN_API = "unknown"  # how the request log names requests to no API
 _logger = logging.getLogger("dmemu.simulators")
 
 
-def _attribute_types(api: str) -> dict[str, str]:
-    """The JSON types (as `schema` writes them) of the first-level attributes lists answer with."""
-    types = {**ATTRIBUTE_TYPES[api], **EXTENSION_TYPES[api], "id": "string", "href": "string"}
-    if api in ("tmf638", "tmf639"):
-        types["lastUpdate"] = "date-time"  # the inventory's vendor extension
-    return types
-
-
-_FILTER_TYPES = {api: _attribute_types(api) for api in ("tmf638", "tmf639", "tmf656")}
 _SCALAR_TYPES = ("string", "date-time", "integer", "boolean")
 
 
@@ -78,13 +69,13 @@ def _checked_filters(api: str, query: ListQuery) -> ListQuery:
     That is: an attribute the API does not have, a path into a plain value, a comparison on a
     boolean, an object or a list, a date-time or number that is not one, an enumerated value
     the attribute never takes, and ``fields`` naming an attribute the API does not have."""
-    known, enumerations, types = FILTERABLE[api], ENUMERATIONS[api], _FILTER_TYPES[api]
+    enumerations, types = ENUMERATIONS[api], ANSWER_TYPES[api]
     checked = []
     for term in query.filters:
         name, comparing = term.path[0], term.operator != "eq"
-        if name not in known:
-            raise bad_request(f"{name!r} is not an attribute of this API; filter on one of: {', '.join(sorted(known))}")
-        kind = types.get(name, "string")
+        if name not in types:
+            raise bad_request(f"{name!r} is not an attribute of this API; filter on one of: {', '.join(sorted(types))}")
+        kind = types[name]
         if len(term.path) > 1:
             if kind in _SCALAR_TYPES:
                 raise bad_request(f"{'.'.join(term.path)}: {name} is a {kind}, with no attribute {term.path[1]!r}")
@@ -93,12 +84,14 @@ def _checked_filters(api: str, query: ListQuery) -> ListQuery:
         if comparing and kind not in ("string", "date-time", "integer"):
             raise bad_request(f"{name}.{term.operator}: {name} is {'a boolean' if kind == 'boolean' else 'not a plain value'}, it cannot be compared")
         if kind == "date-time" and comparing:
-            if instant(term.values[0]) is None:
+            wanted = instant(term.values[0])
+            if wanted is None:
                 raise bad_request(f"{name}.{term.operator}={term.values[0]!r} is not a date-time (such as 2026-01-31T12:00:00Z)")
-            term = attrs.evolve(term, value_type="date-time")
-        wrong = [value for value in term.values if not _reads_as(kind, value, comparing)]
+            term = attrs.evolve(term, wanted_instant=wanted)
+        wanted_form = _FILTER_VALUE_FORMS.get((kind, comparing))
+        wrong = [value for value in term.values if wanted_form is not None and not wanted_form[0].fullmatch(value)]
         if wrong:
-            raise bad_request(f"{name}: {', '.join(map(repr, wrong))} is not {'a number' if kind == 'integer' else 'true or false'}")
+            raise bad_request(f"{name}: {', '.join(map(repr, wrong))} is not {wanted_form[1]}")
         allowed = enumerations.get(name)
         if allowed is not None and not comparing:
             unknown = [value for value in term.values if value not in allowed]
@@ -109,21 +102,17 @@ def _checked_filters(api: str, query: ListQuery) -> ListQuery:
     return attrs.evolve(query, filters=tuple(checked))
 
 
-def _reads_as(kind: str, value: str, comparing: bool) -> bool:
-    """Whether a filter value can be one of this attribute type's values (a compared number may have a fraction)."""
-    if kind == "boolean":
-        return value in ("true", "false")
-    if kind != "integer":
-        return True
-    try:
-        float(value) if comparing else int(value)
-    except ValueError:
-        return False
-    return True
+# What a filter value must look like to be one of an attribute type's values, as JSON writes them
+# (an integer equals only an integer; a comparison may take a fraction): (attribute type, comparing).
+_FILTER_VALUE_FORMS = {
+    ("integer", False): (re.compile(r"-?(0|[1-9]\d*)", re.ASCII), "an integer"),
+    ("integer", True): (re.compile(r"-?(0|[1-9]\d*)(\.\d+)?([eE][+-]?\d+)?", re.ASCII), "a number"),
+    ("boolean", False): (re.compile("true|false"), "true or false"),
+}
 
 
 def _check_fields(api: str, fields: tuple[str, ...] | None) -> None:
-    unknown = [name for name in fields or () if name not in FILTERABLE[api]]
+    unknown = [name for name in fields or () if name not in ANSWER_TYPES[api]]
     if unknown:
         raise bad_request(f"fields: {', '.join(unknown)} is not an attribute of this API")
 
@@ -146,7 +135,8 @@ class Simulators:
 
     `credentials` maps an API ("tmf638", "tmf639", "tmf656", "tmf642") to (user, password):
     those APIs then want HTTP basic auth. `now` is the simulated time (epoch seconds); pass
-    the DMS clock's ``now`` to keep the two in step.
+    the DMS clock's ``now`` to keep the two in step. `seed` draws the probabilistic faults;
+    the request log keeps the newest `log_limit` requests.
 
     `stop()` closes the listening socket and every open connection (a client's next request on
     a kept-alive connection fails, as with a real outage); `start()` again listens on the same
@@ -221,6 +211,7 @@ class Simulators:
             self._thread.join()
             self._thread = None
         self._server.server_close()
+        self._server.closing = True
         self._server.close_connections()
         self._listening = False
 
@@ -252,6 +243,7 @@ class _Server(ThreadingHTTPServer):
     def __init__(self, address: tuple[str, int], handler: type[BaseHTTPRequestHandler], simulators: Simulators) -> None:
         self.simulators = simulators
         self._connections: set[socket.socket] = set()  # open ones, closed by `close_connections`
+        self.closing = False  # set by `Simulators.stop`: a request still waiting out a latency is dropped
         self._connections_lock = threading.Lock()
         super().__init__(address, handler)
 
@@ -279,7 +271,7 @@ class _Server(ThreadingHTTPServer):
 
     def handle_error(self, request: Any, client_address: Any) -> None:
         # A client that goes away mid-answer (or a stop) is no error; anything else is a bug, logged.
-        if not isinstance(sys.exc_info()[1], OSError):
+        if not isinstance(sys.exc_info()[1], (ConnectionError, TimeoutError)):
             _logger.exception("simulator connection from %s failed", client_address)
 
 
@@ -315,8 +307,11 @@ class _Handler(BaseHTTPRequestHandler):
         """http.server's own refusals (a bad request line, a URI or header too long, an unknown
         method) as TMF JSON errors too, not its HTML page."""
         self.close_connection = True
+        code = int(code)  # an HTTPStatus, which Python 3.10 writes as "HTTPStatus.NOT_FOUND"
         reason = self.responses.get(code, ("Error",))[0]
-        self._send_error(TmfError(code, reason, explain or message or reason))
+        error = TmfError(code, reason, explain or message or reason)
+        headers = {"Connection": "close"}
+        self._send_json(*_error_answer(error, headers), headers, None)
 
     def _refuse_method(self, method: str) -> None:
         """The TMF APIs here take GET, POST, PATCH and DELETE: anything else is a JSON 405."""
@@ -363,6 +358,10 @@ class _Handler(BaseHTTPRequestHandler):
         )  # fmt: skip
         if fault is not None and fault.latency:
             time.sleep(fault.latency)
+            if self.server.closing:  # the outage began while it waited: it never takes effect
+                record(api, number, 0, fault)
+                self.close_connection = True
+                return
         headers: dict[str, str] = {}
         if fault is not None and fault.kind == "drop":
             status, payload = 0, None
@@ -402,7 +401,7 @@ class _Handler(BaseHTTPRequestHandler):
         if "chunked" in self.headers.get("Transfer-Encoding", "").lower():  # RFC 9112: chunked wins over a length
             return _read_chunked(self.rfile)
         text = self.headers.get("Content-Length") or "0"
-        if not text.isdigit():
+        if not (text.isascii() and text.isdigit()):  # str.isdigit() also takes "²", which int() does not
             raise bad_request(f"Content-Length {text!r} is not a length")
         length = int(text)
         if length > MAX_BODY:
@@ -425,7 +424,7 @@ class _Handler(BaseHTTPRequestHandler):
     # -- answers ----------------------------------------------------------------------------
 
     def _send_json(self, status: int, payload: Any, headers: Mapping[str, str], fault: Fault | None) -> int:
-        if isinstance(payload, EncodedItems) and len(payload) > ITEMS_PER_WRITE and fault is None:
+        if isinstance(payload, EncodedItems) and len(payload) > ITEMS_PER_WRITE and (fault is None or fault.kind == "latency"):
             return self._send_items(status, payload, headers)
         if payload is None:
             data = b""
@@ -439,7 +438,8 @@ class _Handler(BaseHTTPRequestHandler):
         if fault is not None and fault.kind == "truncated":
             data = data[: len(data) // 2]
             self.close_connection = True
-        if self.request_version == "HTTP/0.9":  # a request line http.server could not read: answer with a head anyway
+        # http.server answers HTTP/0.9 (and request lines it could not read) with no head; every client here wants one.
+        if self.request_version == "HTTP/0.9":
             self.request_version = self.protocol_version
         self.send_response(status)
         if payload is not None:
@@ -587,7 +587,7 @@ def _json(body: bytes) -> Any:
     except ValueError as error:
         raise bad_request(f"the body is not JSON: {error}") from None
     except RecursionError:
-        raise bad_request("the body nests arrays or objects too deeply") from None
+        raise too_deep() from None
 
 
 def _answer(
@@ -617,8 +617,6 @@ def _answer(
             list_query = _checked_filters(api, list_query)
             if "status" in vendor and vendor["status"] not in ("0", "1"):
                 raise bad_request(f"status={vendor['status']!r}: use 1 for active items only")
-            if "updatedDaysAgo" in vendor and non_negative_int("updatedDaysAgo", vendor["updatedDaysAgo"]) > MAX_DAYS_AGO:
-                raise bad_request(f"updatedDaysAgo={vendor['updatedDaysAgo']}: at most {MAX_DAYS_AGO} days (a century)")
             if vendor.get("status") == "0":
                 vendor = {k: v for k, v in vendor.items() if k != "status"}
             total, page = store.listing(list_query, vendor, status_filter, collection_url)

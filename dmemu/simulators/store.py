@@ -23,9 +23,21 @@ from typing import Any
 
 from .inventory import DAY, Collection, iso_utc
 from .schema import CREATE_REQUIRED, PATCHABLE, check_attribute_types, check_item
-from .tmf import Filter, ListQuery, TmfError, bad_request, homed, item_href, merge_patch, non_negative_int, not_found
+from .tmf import (
+    Filter,
+    ListQuery,
+    TmfError,
+    bad_request,
+    copied,
+    homed,
+    item_href,
+    merge_patch,
+    non_negative_int,
+    not_found,
+)
 
 Item = dict[str, Any]
+MAX_DAYS_AGO = 36_500  # further back than clocks and calendars here go
 _FILTERED_VIEWS_KEPT = 8  # oldest dropped first: a few clients' filters at a time
 
 
@@ -113,7 +125,7 @@ class InventoryStore:
             current = self._find(item_id)
             if current is None:
                 raise not_found("item", item_id)
-            item = json.loads(json.dumps(current))  # a deep copy to change
+            item = copied(current)
             merge_patch(item, changes)
             check_item(self._api, item)  # what a merged object lacks shows only in the result
             item["lastUpdate"] = iso_utc(self._now())
@@ -169,6 +181,8 @@ class InventoryStore:
         threshold: str | None = None
         if "updatedDaysAgo" in vendor:
             days = non_negative_int("updatedDaysAgo", vendor["updatedDaysAgo"])
+            if days > MAX_DAYS_AGO:
+                raise bad_request(f"updatedDaysAgo={days}: at most {MAX_DAYS_AGO} days (a century)")
             since = self._now() - (days + 1) * DAY
             view, narrowed = view.updated_since(since), True
             threshold = iso_utc(since)

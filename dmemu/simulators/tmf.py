@@ -4,17 +4,18 @@ What a TMF v4 server does with ``?offset=&limit=&fields=&attr=value&attr.gte=val
 filters AND across attributes, a comma means OR, dotted paths reach into objects and lists
 (``relatedParty.role=customer`` matches when any related party has that role), and the
 operators ``.gt .gte .lt .lte`` compare numbers as numbers, date-times as instants (once the
-server has said which attributes are date-times: `Filter.value_type`) and everything else as
+server has said which attributes are date-times: `Filter.wanted_instant`) and everything else as
 text. ``fields=a,b`` keeps ``id``, ``href`` and those first-level attributes.
 """
 
 from __future__ import annotations
 
 import datetime as dt
-import functools
+import json
 import operator
+import re
 from collections.abc import Callable, Iterable, Mapping
-from typing import Any, Literal
+from typing import Any
 from urllib.parse import quote
 
 import attrs
@@ -41,6 +42,11 @@ def bad_request(message: str) -> TmfError:
     return TmfError(400, "Bad Request", message)
 
 
+def too_deep() -> TmfError:
+    """A body nested deeper than Python's stack reaches: refused as the JSON parser refuses it."""
+    return bad_request("the body nests arrays or objects too deeply")
+
+
 def not_found(what: str, item_id: str) -> TmfError:
     return TmfError(404, "Not Found", f"no {what} with id {item_id!r}")
 
@@ -52,9 +58,10 @@ class Filter:
     path: tuple[str, ...]
     operator: str  # "eq" or one of OPERATORS
     values: tuple[str, ...]
-    # How a comparison reads values: "date-time" as instants (zones and fractions count), else
-    # numbers as numbers and the rest as text.
-    value_type: Literal["any", "date-time"] = "any"
+    # For a comparison on a date-time attribute: the value as an instant (`instant`), and the
+    # items' values read as instants too (zones and fractions count). Otherwise None: numbers
+    # compare as numbers and the rest as text.
+    wanted_instant: float | None = None
 
     def matches(self, item: Mapping[str, Any]) -> bool:
         return any(self._matches_value(value) for value in _values_at(item, self.path))
@@ -64,9 +71,11 @@ class Filter:
             return False
         if self.operator == "eq":
             return _text(value) in self.values
-        wanted = self.values[0]
-        left, right = (instant(value), instant(wanted)) if self.value_type == "date-time" else _comparable(value, wanted)
-        if left is None or right is None:
+        if self.wanted_instant is not None:
+            left, right = instant(value), self.wanted_instant
+        else:
+            left, right = _comparable(value, self.values[0])
+        if left is None:
             return False
         return _COMPARE[self.operator](left, right)
 
@@ -121,8 +130,10 @@ def select_fields(item: Mapping[str, Any], fields: tuple[str, ...] | None) -> di
 
 
 def item_href(collection_url: str, item_id: str) -> str:
-    """``<collection_url>/<id>``, the id percent-encoded (a client may create "a b" or "a/b")."""
-    return f"{collection_url.rstrip('/')}/{quote(item_id, safe='')}"
+    """``<collection_url>/<id>``, the id percent-encoded (a client may create "a b" or "a/b"; and
+    "." or "..", which clients would read as the collection or its parent unless encoded too)."""
+    segment = quote(item_id, safe="")
+    return f"{collection_url.rstrip('/')}/{segment.replace('.', '%2E') if item_id in ('.', '..') else segment}"
 
 
 def homed(item: Mapping[str, Any], collection_url: str | None) -> dict[str, Any]:
@@ -132,6 +143,12 @@ def homed(item: Mapping[str, Any], collection_url: str | None) -> dict[str, Any]
     if collection_url is None:
         return dict(item)
     return {**item, "href": item_href(collection_url, item["id"])}
+
+
+def copied(item: Mapping[str, Any]) -> dict[str, Any]:
+    """A deep copy of a stored item, to merge a patch into. Through JSON, as the item came: a
+    body nested as deep as the parser took copies, where copy.deepcopy runs out of stack first."""
+    return json.loads(json.dumps(item))
 
 
 def merge_patch(target: dict[str, Any], patch: Mapping[str, Any]) -> None:
@@ -193,17 +210,28 @@ def _values_at(item: Any, path: tuple[str, ...]) -> list[Any]:
     return flat
 
 
-@functools.lru_cache(maxsize=4096)  # a filter compares one wanted instant with many stored ones
-def instant(value: Any) -> float | None:
-    """Epoch seconds of an ISO 8601 date or date-time (no zone: UTC), or None when it is not one."""
-    if not isinstance(value, str):
+# RFC 3339: a date, then (optionally here: a date alone is its midnight UTC) a time to the second,
+# any fraction, and a zone. Read by hand: Python 3.10's fromisoformat takes neither "Z" nor most fractions.
+_DATE_TIME = re.compile(
+    r"(\d{4})-(\d\d)-(\d\d)(?:[Tt](\d\d):(\d\d):(\d\d)(\.\d+)?(?:([Zz])|([+-])(\d\d):(\d\d)))?", re.ASCII
+)
+
+
+def instant(value: Any, *, date_alone: bool = True) -> float | None:
+    """Epoch seconds of an RFC 3339 date-time (or, with `date_alone`, a date: its midnight UTC);
+    None for anything else, a 30 February or an hour 25 included."""
+    match = _DATE_TIME.fullmatch(value) if isinstance(value, str) else None
+    if match is None or (match[4] is None and not date_alone) or (match[11] is not None and int(match[11]) > 59):
         return None
-    text = value[:-1] + "+00:00" if value[-1:] in ("Z", "z") else value  # Python 3.10 reads no "Z"
+    year, month, day, hour, minute, second, fraction, _, sign, zone_hours, zone_minutes = match.groups()
     try:
-        moment = dt.datetime.fromisoformat(text)
+        zone = dt.timezone.utc
+        if sign is not None:
+            zone = dt.timezone((1 if sign == "+" else -1) * dt.timedelta(hours=int(zone_hours), minutes=int(zone_minutes)))
+        moment = dt.datetime(int(year), int(month), int(day), int(hour or 0), int(minute or 0), int(second or 0), tzinfo=zone)
     except ValueError:
         return None
-    return (moment if moment.tzinfo else moment.replace(tzinfo=dt.timezone.utc)).timestamp()
+    return moment.timestamp() + (float(fraction) if fraction else 0.0)
 
 
 def _text(value: Any) -> str:
