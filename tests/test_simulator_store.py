@@ -189,7 +189,7 @@ def test_paging_a_filtered_large_edited_store_costs_the_page_after_one_scan(monk
     built = []
     build, build_json = inventory_module._Kind.build, inventory_module._Kind.build_json
     monkeypatch.setattr(inventory_module._Kind, "build", lambda kind, *args: built.append(1) or build(kind, *args))
-    monkeypatch.setattr(inventory_module._Kind, "build_json", lambda kind, *args: built.append(1) or build_json(kind, *args))
+    monkeypatch.setattr(inventory_module._Kind, "build_json", lambda kind, states, *args: built.extend([1] * len(states)) or build_json(kind, states, *args))
     scans = []
     where = Collection.where
     monkeypatch.setattr(Collection, "where", lambda view, predicate: scans.append(1) or where(view, predicate))

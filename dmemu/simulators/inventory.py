@@ -785,7 +785,8 @@ class _Content:
         # services is mostly that).
         words = _words(b"%d:service:%d" % (self._seed, slot))
         w_profile, w_start, w_created, w_terms, w_cir, w_modem, _, _ = words
-        profile = self._service_profile(w_profile)
+        # The profile cache read here first: on a page of services, the call to fill it costs more than the reading.
+        profile = self._service_profiles[w_profile % len(self._service_profiles)] or self._service_profile(w_profile)
         offering = profile.offering
         started = self._start - (30 * DAY + w_start % (6 * YEAR - 30 * DAY))
         created = started - (7 * DAY + w_created % (83 * DAY))
@@ -797,7 +798,8 @@ class _Content:
         maximum, level = cir * _MIR_MULTIPLIERS[w_terms // 4 % 3], _SERVICE_LEVELS[w_terms // 12 % 3]
         state_word, contract_number = divmod(w_terms // 36, 10**6)
         contract = f"{profile.contract_prefix}{contract_number:06d}"
-        resources = [(name, words[word] % count) for name, count, word in self._service_supports]
+        # (Without resources to rely on, not even an empty comprehension: it costs a call per service.)
+        resources = [(name, words[word] % count) for name, count, word in self._service_supports] if self._service_supports else []
         modem = resources[0][1] if resources and resources[0][0] == "Modem" else None
         site = self._service_sites[w_modem % len(TELEPORTS) if modem is None else self._teleport_index("Modem", modem)]
         if variant is _ORIGINAL or variant == _ORIGINAL:
@@ -1450,14 +1452,18 @@ class _Kind:
         item["lastUpdate"] = iso_utc(state.last_update)
         return item
 
-    def build_json(self, state: _ItemState, href_json: str | None = None) -> str:
-        """The JSON text of `build`'s item, as ``json.dumps(item, separators=(",", ":"))`` writes it, without the dict.
+    def build_json(self, states: Sequence[_ItemState], href_json: str | None = None) -> list[str]:
+        """The JSON text of `build`'s item for each state, as ``json.dumps(item, separators=(",", ":"))``
+        writes it, without the dict (a page's worth at a time: what they share is looked up once).
 
         `href_json` is the JSON text of another collection URL plus "/", without its closing quote."""
-        item_id = "" if state.variant.empty_id else self.item_id(state.slot)
-        body = self._body(state.slot, state.variant, True)
+        body, id_format, number = self._body, self._id_format, self._numbering.number
         href_json = self._href_json if href_json is None else href_json
-        return f'{{"id":"{item_id}","href":{href_json}{item_id}",{body},"lastUpdate":"{iso_utc(state.last_update)}"}}'
+        texts = []
+        for slot, variant, last_update in states:
+            item_id = "" if variant.empty_id else id_format % number(slot)
+            texts.append(f'{{"id":"{item_id}","href":{href_json}{item_id}",{body(slot, variant, True)},"lastUpdate":"{iso_utc(last_update)}"}}')
+        return texts
 
 
 def _place_extras(spec: InventorySpec, collection: str, bases: Sequence[int]) -> list[list[_Extra]]:
@@ -1598,7 +1604,7 @@ class Collection(abc.ABC):
         """
         with self._lock:
             runs = self._states_between(start, stop)
-        return [kind.build_json(state, self._item_href_json) for kind, states in runs for state in states]
+        return [text for kind, states in runs for text in kind.build_json(states, self._item_href_json)]
 
     def get(self, item_id: str) -> Item | None:
         with self._lock:
