@@ -43,30 +43,38 @@ def _object(required: str, strings: str, **others: str) -> Definition:
 
 ENTITIES: dict[str, str] = {"tmf638": "Service", "tmf639": "Resource", "tmf656": "ServiceProblem"}
 
+# The typed members a Service and a ServiceRefOrValue share, and a Resource and a ResourceRefOrValue
+# (a RefOrValue adds the "@" strings): written once.
+_SERVICE_MEMBERS: dict[str, str] = dict(
+    endDate="date-time", hasStarted="boolean", isBundle="boolean", isServiceEnabled="boolean",
+    isStateful="boolean", startDate="date-time", feature="Feature[]", note="Note[]",
+    place="RelatedPlaceRefOrValue[]", relatedEntity="RelatedEntityRefOrValue[]",
+    relatedParty="RelatedParty[]", serviceCharacteristic="Characteristic[]",
+    serviceOrderItem="RelatedServiceOrderItem[]", serviceRelationship="ServiceRelationship[]",
+    serviceSpecification="ServiceSpecificationRef", state="ServiceStateType",
+    supportingResource="ResourceRef[]", supportingService="ServiceRefOrValue[]",
+)
+_RESOURCE_MEMBERS: dict[str, str] = dict(
+    endOperatingDate="date-time", startOperatingDate="date-time", activationFeature="Feature[]",
+    administrativeState="ResourceAdministrativeStateType", attachment="AttachmentRefOrValue[]",
+    note="Note[]", operationalState="ResourceOperationalStateType", place="RelatedPlaceRefOrValue",
+    relatedParty="RelatedParty[]", resourceCharacteristic="Characteristic[]",
+    resourceRelationship="ResourceRelationship[]", resourceSpecification="ResourceSpecificationRef",
+    resourceStatus="ResourceStatusType", usageState="ResourceUsageStateType",
+)
+
 DEFINITIONS: dict[str, dict[str, Definition]] = {
     "tmf638": {
         "Service": _object(
             "",
             "id href category description name serviceDate serviceType startMode",
-            endDate="date-time", hasStarted="boolean", isBundle="boolean", isServiceEnabled="boolean",
-            isStateful="boolean", startDate="date-time", feature="Feature[]", note="Note[]",
-            place="RelatedPlaceRefOrValue[]", relatedEntity="RelatedEntityRefOrValue[]",
-            relatedParty="RelatedParty[]", serviceCharacteristic="Characteristic[]",
-            serviceOrderItem="RelatedServiceOrderItem[]", serviceRelationship="ServiceRelationship[]",
-            serviceSpecification="ServiceSpecificationRef", state="ServiceStateType",
-            supportingResource="ResourceRef[]", supportingService="ServiceRefOrValue[]",
+            **_SERVICE_MEMBERS,
         ),
         "ServiceRefOrValue": _object(
             "id",
             "id href category description name serviceDate serviceType startMode @baseType @schemaLocation @type "
             "@referredType",
-            endDate="date-time", hasStarted="boolean", isBundle="boolean", isServiceEnabled="boolean",
-            isStateful="boolean", startDate="date-time", feature="Feature[]", note="Note[]",
-            place="RelatedPlaceRefOrValue[]", relatedEntity="RelatedEntityRefOrValue[]",
-            relatedParty="RelatedParty[]", serviceCharacteristic="Characteristic[]",
-            serviceOrderItem="RelatedServiceOrderItem[]", serviceRelationship="ServiceRelationship[]",
-            serviceSpecification="ServiceSpecificationRef", state="ServiceStateType",
-            supportingResource="ResourceRef[]", supportingService="ServiceRefOrValue[]",
+            **_SERVICE_MEMBERS,
         ),
         "ResourceRef": _object("id", "id href name @baseType @schemaLocation @type @referredType"),
         "ServiceSpecificationRef": _object(
@@ -116,12 +124,7 @@ DEFINITIONS: dict[str, dict[str, Definition]] = {
         "Resource": _object(
             "href id",
             "id href category description name resourceVersion @baseType @schemaLocation @type",
-            endOperatingDate="date-time", startOperatingDate="date-time", activationFeature="Feature[]",
-            administrativeState="ResourceAdministrativeStateType", attachment="AttachmentRefOrValue[]",
-            note="Note[]", operationalState="ResourceOperationalStateType", place="RelatedPlaceRefOrValue",
-            relatedParty="RelatedParty[]", resourceCharacteristic="Characteristic[]",
-            resourceRelationship="ResourceRelationship[]", resourceSpecification="ResourceSpecificationRef",
-            resourceStatus="ResourceStatusType", usageState="ResourceUsageStateType",
+            **_RESOURCE_MEMBERS,
         ),
         "ResourceSpecificationRef": _object(
             "id href",
@@ -135,12 +138,7 @@ DEFINITIONS: dict[str, dict[str, Definition]] = {
         "ResourceRefOrValue": _object(
             "href id",
             "id href category description name resourceVersion @baseType @schemaLocation @type @referredType",
-            endOperatingDate="date-time", startOperatingDate="date-time", activationFeature="Feature[]",
-            administrativeState="ResourceAdministrativeStateType", attachment="AttachmentRefOrValue[]",
-            note="Note[]", operationalState="ResourceOperationalStateType", place="RelatedPlaceRefOrValue",
-            relatedParty="RelatedParty[]", resourceCharacteristic="Characteristic[]",
-            resourceRelationship="ResourceRelationship[]", resourceSpecification="ResourceSpecificationRef",
-            resourceStatus="ResourceStatusType", usageState="ResourceUsageStateType",
+            **_RESOURCE_MEMBERS,
         ),
         "Characteristic": _object(
             "name value",
