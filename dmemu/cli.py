@@ -94,12 +94,17 @@ def _simulate(args: argparse.Namespace) -> int:
         removals_per_day=args.removals,
         start=time.time(),  # the inventory's day 0 is now: changes happen from here on
     )
+
+    def now() -> float:  # simulated time runs `speed` times as fast as the wall clock from day 0
+        return spec.start + (time.time() - spec.start) * args.speed
+
     try:
-        simulators = Simulators(spec, credentials=credentials, port=args.port, seed=args.seed)
+        simulators = Simulators(spec, credentials=credentials, now=now, port=args.port, seed=args.seed)
     except OSError as error:
         raise DmemuError(f"cannot listen on 127.0.0.1:{args.port}: {error.strerror or error}") from None
     with simulators:
-        print(f"dmemu simulators on {simulators.base_url} (Ctrl-C stops them)")
+        pace = "" if args.speed == 1 else f", simulated time {args.speed:g} times as fast"
+        print(f"dmemu simulators on {simulators.base_url} (Ctrl-C stops them{pace})")
         for api, path in TMF_PATHS.items():
             print(f"  {api} (TMF v4): {simulators.base_url}{path}")
         for api, path in SES_PATHS.items():
@@ -136,6 +141,16 @@ def _port(text: str) -> int:
     value = int(text)
     if not 0 <= value <= 65535:
         raise argparse.ArgumentTypeError(f"{value} is not a TCP port (0 to 65535)")
+    return value
+
+
+def _speed(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    if not 0 < value <= 10_000_000:  # NaN fails this too
+        raise argparse.ArgumentTypeError(f"{text} is not a speed from above 0 to 10,000,000")
     return value
 
 
@@ -234,6 +249,9 @@ def build_parser() -> argparse.ArgumentParser:
     simulate.add_argument("--churn", type=_fraction, default=0.0, help="fraction of items changed per day")
     simulate.add_argument("--arrivals", type=_fraction, default=0.0, help="fraction of new items per day")
     simulate.add_argument("--removals", type=_fraction, default=0.0, help="fraction of items removed per day")
+    simulate.add_argument(
+        "--speed", type=_speed, default=1.0, help="simulated seconds per real second, e.g. 86400 for a day a second (default: 1)"
+    )
     simulate.set_defaults(run=_simulate)
     return parser
 

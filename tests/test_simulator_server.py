@@ -530,6 +530,33 @@ def test_dmemu_simulate_serves_until_interrupted(http):
         process.kill()
 
 
+def test_dmemu_simulate_speeds_simulated_time_up(http):
+    """At a day a second, a churning inventory has items updated in the last day within a few seconds."""
+    import signal
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    console_script = Path(sys.executable).parent / "dmemu"
+    command = [str(console_script), "simulate", "--services", "40", "--carriers", "0", "--resources", "0", "--churn", "0.5", "--speed", "86400"]
+    process = subprocess.Popen(command, stdout=subprocess.PIPE, text=True)
+    try:
+        assert process.stdout is not None
+        banner = process.stdout.readline()
+        assert "simulated time 86400 times as fast" in banner
+        tmf638 = next(line.split()[-1] for line in iter(process.stdout.readline, "") if line.strip().startswith("tmf638 (SES)"))
+        recent: list = []
+        deadline = time.monotonic() + 30
+        while not recent and time.monotonic() < deadline:  # a simulated day passes each second
+            recent = http.get(tmf638, params={"updatedDaysAgo": "0"}).json()
+            time.sleep(0.2)
+        assert recent and all(" change " in item["description"] for item in recent)  # changed by churn, not initial
+        process.send_signal(signal.SIGINT)
+        assert process.wait(10) == 0
+    finally:
+        process.kill()
+
+
 def test_dmemu_simulate_refuses_a_bad_size_and_a_port_in_use():
     import subprocess
     import sys
@@ -544,6 +571,10 @@ def test_dmemu_simulate_refuses_a_bad_size_and_a_port_in_use():
     assert bad_login.returncode == 2 and "write API=USER:PASSWORD" in bad_login.stderr
     too_much = subprocess.run([console_script, "simulate", "--churn", "1.5"], capture_output=True, text=True)
     assert too_much.returncode == 2 and "1.5 is not a fraction" in too_much.stderr
+    standing_still = subprocess.run([console_script, "simulate", "--speed", "0"], capture_output=True, text=True)
+    assert standing_still.returncode == 2 and "0 is not a speed from above 0" in standing_still.stderr
+    alone = subprocess.run([console_script, "simulate", "--password", "p"], capture_output=True, text=True)
+    assert alone.returncode == 2 and "--password goes with --user" in alone.stderr
     with Simulators(InventorySpec(services=1, carriers=0, resources=0)) as taken:
         port = taken.base_url.rsplit(":", 1)[1]
         busy = subprocess.run([console_script, "simulate", "--port", port], capture_output=True, text=True)
