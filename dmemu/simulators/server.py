@@ -238,7 +238,7 @@ class Simulators:
 class _Server(ThreadingHTTPServer):
     daemon_threads = True
     allow_reuse_address = True
-    request_queue_size = 128  # socketserver's 5 resets clients that connect at the same moment
+    request_queue_size = 128  # with socketserver's 5, clients connecting together wait for SYN retries, or are reset
 
     def __init__(self, address: tuple[str, int], handler: type[BaseHTTPRequestHandler], simulators: Simulators) -> None:
         self.simulators = simulators
