@@ -935,7 +935,9 @@ class TestListsAfterEdits:
     def test_a_filtered_list_is_scanned_once_and_follows_time_and_edits(self, http, monkeypatch):
         scans = []
         where = Collection.where
-        monkeypatch.setattr(Collection, "where", lambda view, predicate: scans.append(1) or where(view, predicate))
+        monkeypatch.setattr(
+            Collection, "where", lambda view, predicate, **options: scans.append("update" if options.get("update") else "scan") or where(view, predicate, **options)
+        )
         now = FakeTime(EDITED.start + 3 * 86400)
         with Simulators(EDITED, now=now) as sim:
             url = sim.url("tmf638", ses=True)
@@ -945,10 +947,10 @@ class TestListsAfterEdits:
 
             for params in ({}, {"@type": "element"}):
                 assert read_pages(http, url, {**params, "status": "1"}, 7) == active(params), params
-            assert len(scans) == 2  # one scan per filter, however many pages
-            now.value += 86400  # a day of churn, arrivals and removals: the kept scans no longer hold
+            assert scans == ["scan", "scan"]  # one scan per filter, however many pages
+            now.value += 86400  # a day of churn, arrivals and removals: the kept scan is brought up to date
             assert read_pages(http, url, {"status": "1"}, 7) == active({})
-            assert len(scans) == 3
+            assert scans == ["scan", "scan", "update"]
             first = active({})[0]
             http.patch(f"{url}/{first['id']}", json={"state": "inactive"}, headers=MERGE)
             assert first["id"] not in [item["id"] for item in read_pages(http, url, {"status": "1"}, 7)]

@@ -32,7 +32,9 @@ The model, briefly:
   that goes back replays from the start. Per-slot arrays (last change, revision, live flags) exist
   only once a switch is on. ``updated_since`` regenerates the churn and arrival batches of the days
   in its window (they depend only on the day and the counts recorded for it), so its cost grows
-  with the items changed, not with the collection.
+  with the items changed, not with the collection. Each applied event that changed something
+  leaves its slot in a log (8 bytes an event), so a filtered view (`Collection.where`) can be
+  brought up to date by judging those slots again (`Collection.marks`).
 * **JSON text.** ``Collection.json_slice`` gives items as the text ``json.dumps(item,
   separators=(",", ":"))`` would give, written without building the dicts: what a server sends
   for a page (see `_Content`).
@@ -53,6 +55,7 @@ import copy
 import datetime as dt
 import functools
 import hashlib
+import heapq
 import itertools
 import json
 import math
@@ -62,7 +65,7 @@ import struct
 import threading
 import time
 from array import array
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from json.encoder import encode_basestring_ascii as _json_str
 from typing import Any, NamedTuple, Protocol
 
@@ -1172,6 +1175,7 @@ class _Timeline:
         self._days: list[tuple[int, int]] = []  # (slots, live) when each day began
         self._batch: list[_Event] = []  # the current day's events in time order
         self._applied = 0  # how many of them happened already
+        self._touched = array("q")  # the slot of each event that changed something, in the order applied
 
     @property
     def live_count(self) -> int:
@@ -1189,6 +1193,15 @@ class _Timeline:
 
     def is_live(self, slot: int) -> bool:
         return 0 <= slot < self.slots and (self._live is None or slot in self._live)
+
+    @property
+    def touches(self) -> int:
+        """How many events changed something so far: a mark for `touched_since`."""
+        return len(self._touched)
+
+    def touched_since(self, touches: int) -> set[int]:
+        """The slots whose item changed, arrived or went since the mark `touches`."""
+        return set(self._touched[touches:])
 
     def live_up_to(self, slot: int) -> int:
         """How many live slots are at or before `slot`."""
@@ -1258,7 +1271,9 @@ class _Timeline:
         if event.action == "remove":
             if self._live is None:
                 self._live = _LiveSet(self.slots)
-            self._live.remove(event.slot)
+            if event.slot in self._live:
+                self._live.remove(event.slot)
+                self._touched.append(event.slot)
             return
         changed_at, revision = self._history_arrays()
         if event.action == "arrive":
@@ -1266,10 +1281,12 @@ class _Timeline:
             revision.append(0)
             if self._live is not None:
                 self._live.append()
+            self._touched.append(self.slots)  # the new slot
             self.slots += 1
         elif self.is_live(event.slot):
             changed_at[event.slot] = event.time
             revision[event.slot] += 1
+            self._touched.append(event.slot)
 
     def _history_arrays(self) -> tuple[array[int], array[int]]:
         if self._changed_at is None or self._revision is None:
@@ -1490,6 +1507,7 @@ def _place_extras(spec: InventorySpec, collection: str, bases: Sequence[int]) ->
 
 
 _Key = tuple[_Kind, int, int]  # (kind, slot, extra)
+Marks = tuple[tuple[_Kind, _Timeline, int], ...]  # per kind: its timeline and how many touches it had (`Collection.marks`)
 
 
 class Collection(abc.ABC):
@@ -1508,26 +1526,54 @@ class Collection(abc.ABC):
         self._lock = lock
 
     @property
-    def content_version(self) -> tuple[tuple[int, int], ...]:
-        """Equal for two views of the same kinds whenever their items are the same: a cache key."""
+    def marks(self) -> Marks:
+        """How far time went for each of this view's kinds: equal marks, equal items. For `where`'s `update`."""
         with self._lock:
-            return tuple(kind.timeline.progress for kind in self._kinds)
+            return tuple((kind, kind.timeline, kind.timeline.touches) for kind in self._kinds)
 
-    def where(self, predicate: Callable[[Item], bool]) -> Collection:
+    def where(self, predicate: Callable[[Item], bool], *, update: tuple[Collection, Marks] | None = None) -> Collection:
         """The items `predicate` accepts, in the same order, as a fixed view.
 
         One pass that builds every item: for filters the views cannot answer by arithmetic,
-        made once and then paged through at the cost of the page."""
+        made once and then paged through at the cost of the page. With `update`, an earlier
+        `where` of a view of the same kinds with the same predicate and that view's `marks`
+        then, only the items time touched since are built and judged again (the others have
+        not changed): the cost is those items plus a pass over the keys. When time went back
+        (an inventory replays from the start) the marks do not fit, and it is one pass again."""
+        if update is not None:
+            updated = self._updated_where(predicate, *update)
+            if updated is not None:
+                return updated
         with self._lock:
             keys = list(self._keys())
+        return self._same_hrefs(_FixedCollection(self._accepted(keys, predicate), self._kinds, self._lock))
+
+    def _accepted(self, keys: Iterable[_Key], predicate: Callable[[Item], bool]) -> list[_Key]:
         accepted = []
         for key in keys:
             kind, slot, extra = key
             with self._lock:
+                if not kind.timeline.is_live(slot) and not extra:  # gone since the keys were taken
+                    continue
                 state = kind.state(slot, extra)
             if predicate(kind.build(state, self._item_href)):
                 accepted.append(key)
-        return self._same_hrefs(_FixedCollection(accepted, self._kinds, self._lock))
+        return accepted
+
+    def _updated_where(self, predicate: Callable[[Item], bool], earlier: Collection, marks: Marks) -> Collection | None:
+        if not isinstance(earlier, _FixedCollection) or [mark[0] for mark in marks] != list(self._kinds):
+            return None
+        touched: dict[int, set[int]] = {}  # per kind (by id): its slots touched since the marks
+        with self._lock:
+            for kind, timeline, touches in marks:
+                if kind.timeline is not timeline or timeline.touches < touches:  # rewound
+                    return None
+                touched[id(kind)] = timeline.touched_since(touches)
+        order = {id(kind): index for index, kind in enumerate(self._kinds)}
+        kept = [key for key in earlier._key_list if key[2] or key[1] not in touched[id(key[0])]]  # extras never change
+        judged = self._accepted(sorted(((kind, slot, 0) for kind in self._kinds for slot in touched[id(kind)]), key=lambda key: (order[id(key[0])], key[1])), predicate)
+        keys = list(heapq.merge(kept, judged, key=lambda key: (order[id(key[0])], key[1], key[2])))
+        return self._same_hrefs(_FixedCollection(keys, self._kinds, self._lock))
 
     def with_item_href(self, collection_url: str) -> Collection:
         """The same view, each item's own href under `collection_url` (``<url>/<id>``).

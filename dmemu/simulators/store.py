@@ -8,9 +8,10 @@ patch changed an item's ``@type``) a page costs the page plus the number of edit
 however large the collection: each edited id is located in the view (`Collection.span`) and the
 page is cut from the runs of generated items between them. Other filters (``status=1`` among
 them) first scan the generated items of that view once (`Collection.where`); edits do not change
-that scan, so it is kept while time changes nothing and the edits are overlaid on it the same way:
-paging through it costs the page plus the edits too. With ``updatedDaysAgo`` the scan covers only
-the items updated since then and is made per request.
+that scan, so it is kept and the edits are overlaid on it the same way: paging through it costs
+the page plus the edits too. Once simulated time has changed, added or removed items, the kept
+scan judges only those again (1,000,000 services churning: 0.2 s, not a new 8 s scan). With
+``updatedDaysAgo`` the scan covers only the items updated since then and is made per request.
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ import threading
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from .inventory import DAY, Collection, iso_utc
+from .inventory import DAY, Collection, Marks, iso_utc
 from .schema import CREATE_REQUIRED, PATCHABLE, check_attribute_types, check_item
 from .tmf import (
     Filter,
@@ -75,7 +76,7 @@ class InventoryStore:
         self._retyped: set[str] = set()  # generated ids whose patch changed "@type": no type-only view holds them
         self._created: dict[str, Item] = {}  # in creation order
         self._new_ids = itertools.count(1)
-        self._filtered: dict[tuple[Any, ...], Collection] = {}  # filtered generated items, kept while their content lasts
+        self._filtered: dict[tuple[Any, ...], tuple[Marks, Collection]] = {}  # per filters: generated items they keep, as of the marks
         self._lock = threading.RLock()  # each change is looked up, checked and stored as one step
 
     # -- one item ---------------------------------------------------------------------------
@@ -200,8 +201,7 @@ class InventoryStore:
                 return all(term.matches(item) for term in other_terms) and ("status" not in vendor or status_filter(item))
 
             if threshold is None:
-                cache_key = (view.content_version, tuple(view_terms), tuple(other_terms), "status" in vendor, collection_url)
-                view = self._kept_where(view, wanted, cache_key)
+                view = self._kept_where(view, wanted, (tuple(view_terms), tuple(other_terms), "status" in vendor, collection_url))
             else:
                 view = view.where(wanted)  # only the items updated since the threshold: too short-lived to keep
             # The filtered view is of generated items: a patched item is listed where its generated
@@ -215,20 +215,22 @@ class InventoryStore:
         page = _cut_page(view, edits, created, query.offset, stop, present, encoded=query.fields is None)
         return total, page
 
-    def _kept_where(self, view: Collection, wanted: Callable[[Item], bool], cache_key: tuple[Any, ...]) -> Collection:
-        """`view.where(wanted)`, kept under `cache_key` (which starts with the view's content version):
-        a client paging through a filtered list pays for one scan, not one per page."""
+    def _kept_where(self, view: Collection, wanted: Callable[[Item], bool], filters: tuple[Any, ...]) -> Collection:
+        """`view.where(wanted)`, kept per `filters` with the view's marks: a client paging through a
+        filtered list pays for one scan, not one per page, and once time has moved on, for the
+        items it touched (`Collection.where`'s update)."""
+        marks = view.marks  # taken first: what changes during the scan is judged again next time
         with self._lock:
-            filtered = self._filtered.get(cache_key)
-        if filtered is not None:
-            return filtered
-        filtered = view.where(wanted)
-        # Time may have moved on during the scan (another request caught up): such a scan is not kept.
-        if view.content_version == cache_key[0]:
-            with self._lock:
-                if len(self._filtered) >= _FILTERED_VIEWS_KEPT:
-                    self._filtered.pop(next(iter(self._filtered)))
-                self._filtered[cache_key] = filtered
+            kept = self._filtered.get(filters)
+        if kept is not None and kept[0] == marks:
+            filtered = kept[1]
+        else:
+            filtered = view.where(wanted, update=None if kept is None else (kept[1], kept[0]))
+        with self._lock:
+            self._filtered.pop(filters, None)  # put back last: the least recently used goes first
+            if len(self._filtered) >= _FILTERED_VIEWS_KEPT:
+                self._filtered.pop(next(iter(self._filtered)))
+            self._filtered[filters] = (marks, filtered)
         return filtered
 
     def _edits_in(
