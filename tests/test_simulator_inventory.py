@@ -525,3 +525,21 @@ def test_the_simulator_side_imports_nothing_from_the_client_side() -> None:
     imported |= {node.module or "" for node in ast.walk(tree) if isinstance(node, ast.ImportFrom)}
     assert not {name for name in imported if name.startswith("dmemu")}
     assert {name.split(".")[0] for name in imported} - set(sys.stdlib_module_names) <= {"attrs"}
+
+
+def test_the_log_of_touched_slots_stays_bounded_and_says_when_it_no_longer_reaches_back() -> None:
+    clock = FakeClock(DEFAULT_START + DAY)
+    inventory = Inventory(InventorySpec(services=30, carriers=0, resources=0, churn_per_day=1.0), clock)
+    inventory.services  # noqa: B018 - reading applies the batches due so far
+    timeline = inventory._service_kinds[0].timeline
+    old_mark = timeline.touches
+    clock.advance(300 * DAY)  # about 9,000 changes
+    inventory.services  # noqa: B018
+    assert timeline.touches - old_mark > 8_000 and len(timeline._touched) <= 1024
+    assert timeline.touched_since(old_mark) is None  # a view marked then must scan again
+    recent_mark = timeline.touches
+    before = {item["id"]: item for item in inventory.services}
+    clock.advance(DAY)
+    after = {item["id"]: item for item in inventory.services}
+    touched = timeline.touched_since(recent_mark)
+    assert touched and {f"SVC-{slot + 1:07d}" for slot in touched} == {i for i in after if after[i] != before[i]}

@@ -1154,6 +1154,9 @@ class _Rates:
         return bool(self.churn or self.arrivals or self.removals)
 
 
+_TOUCH_LOG_FLOOR = 1024  # entries a timeline's log of touched slots always may hold
+
+
 class _Timeline:
     """What simulated time did to one kind's slots, applied up to `time`: changes, arrivals, removals.
 
@@ -1176,6 +1179,7 @@ class _Timeline:
         self._batch: list[_Event] = []  # the current day's events in time order
         self._applied = 0  # how many of them happened already
         self._touched = array("q")  # the slot of each event that changed something, in the order applied
+        self._touched_dropped = 0  # how many of the oldest the log no longer holds
 
     @property
     def live_count(self) -> int:
@@ -1197,11 +1201,22 @@ class _Timeline:
     @property
     def touches(self) -> int:
         """How many events changed something so far: a mark for `touched_since`."""
-        return len(self._touched)
+        return self._touched_dropped + len(self._touched)
 
-    def touched_since(self, touches: int) -> set[int]:
-        """The slots whose item changed, arrived or went since the mark `touches`."""
-        return set(self._touched[touches:])
+    def touched_since(self, touches: int) -> set[int] | None:
+        """The slots whose item changed, arrived or went since the mark `touches`; None when the
+        log no longer reaches back that far."""
+        first = touches - self._touched_dropped
+        return None if first < 0 else set(self._touched[first:])
+
+    def _touch(self, slot: int) -> None:
+        self._touched.append(slot)
+        # Bounded: once it holds more entries than the kind has slots, judging what it lists again
+        # costs about what a new scan does, so its older half may go.
+        if len(self._touched) > max(_TOUCH_LOG_FLOOR, 2 * self.slots):
+            half = len(self._touched) // 2
+            del self._touched[:half]
+            self._touched_dropped += half
 
     def live_up_to(self, slot: int) -> int:
         """How many live slots are at or before `slot`."""
@@ -1273,7 +1288,7 @@ class _Timeline:
                 self._live = _LiveSet(self.slots)
             if event.slot in self._live:
                 self._live.remove(event.slot)
-                self._touched.append(event.slot)
+                self._touch(event.slot)
             return
         changed_at, revision = self._history_arrays()
         if event.action == "arrive":
@@ -1281,12 +1296,12 @@ class _Timeline:
             revision.append(0)
             if self._live is not None:
                 self._live.append()
-            self._touched.append(self.slots)  # the new slot
+            self._touch(self.slots)  # the new slot
             self.slots += 1
         elif self.is_live(event.slot):
             changed_at[event.slot] = event.time
             revision[event.slot] += 1
-            self._touched.append(event.slot)
+            self._touch(event.slot)
 
     def _history_arrays(self) -> tuple[array[int], array[int]]:
         if self._changed_at is None or self._revision is None:
@@ -1566,9 +1581,10 @@ class Collection(abc.ABC):
         touched: dict[int, set[int]] = {}  # per kind (by id): its slots touched since the marks
         with self._lock:
             for kind, timeline, touches in marks:
-                if kind.timeline is not timeline or timeline.touches < touches:  # rewound
+                since = timeline.touched_since(touches) if kind.timeline is timeline else None  # not: rewound
+                if since is None:  # rewound, or too much happened since: scan again
                     return None
-                touched[id(kind)] = timeline.touched_since(touches)
+                touched[id(kind)] = since
         order = {id(kind): index for index, kind in enumerate(self._kinds)}
         kept = [key for key in earlier._key_list if key[2] or key[1] not in touched[id(key[0])]]  # extras never change
         judged = self._accepted(sorted(((kind, slot, 0) for kind in self._kinds for slot in touched[id(kind)]), key=lambda key: (order[id(key[0])], key[1])), predicate)
