@@ -662,11 +662,6 @@ class _Content:
         count = self.resource_counts[type_name]
         return rng.below(count) if count else None
 
-    def _slot_of(self, type_name: str, word: int) -> int | None:
-        """The slot of that resource type in the initial inventory a random word picks, if it has any."""
-        count = self.resource_counts[type_name]
-        return word % count if count else None
-
     # Identities other items refer to: the first draw of the item's stream ------------------
 
     def _service_profile(self, word: int) -> _ServiceProfile:
@@ -1184,11 +1179,6 @@ class _Timeline:
     @property
     def live_count(self) -> int:
         return self.slots if self._live is None else self._live.count
-
-    @property
-    def progress(self) -> tuple[int, int]:
-        """How far time went: (days begun, events of the last day applied). Equal progress, equal content."""
-        return len(self._days), self._applied
 
     @property
     def untouched(self) -> bool:
