@@ -34,21 +34,8 @@ from pathlib import Path
 
 from engine import Stopwatch, best_times, scaled
 
-from dmemu.protocol import (
-    AlarmTemplate,
-    Change,
-    DataMinerSystem,
-    Element,
-    Number,
-    Parameter,
-    Protocol,
-    Severity,
-    Thresholds,
-    TicketField,
-    TicketState,
-    TicketType,
-    VirtualClock,
-)
+from dmemu.dms import AlarmTemplate, DataMinerSystem, Severity, Thresholds, TicketField, TicketState, TicketType
+from dmemu.protocol import Change, Element, Number, Parameter, Protocol, VirtualClock
 
 TARGETS = {"alarm monitoring": 2.0, "ticket query by state": 2.0}
 

@@ -50,10 +50,10 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, TextIO
 
+from dmemu.dms import DataMinerSystem
 from dmemu.protocol import (
     Button,
     Column,
-    DataMinerSystem,
     Element,
     LogType,
     Number,

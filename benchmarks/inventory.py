@@ -40,8 +40,9 @@ from typing import Any
 import requests
 from remote_simulators import remote_simulators
 
+from dmemu.dms import DataMinerSystem
 from dmemu.elements.ses_inventory import SesInventoryManagement
-from dmemu.protocol import Connection, DataMinerSystem, Element, VirtualClock
+from dmemu.protocol import Connection, Element, VirtualClock
 from dmemu.simulators.inventory import DAY, InventorySpec
 from dmemu.simulators.server import SES_BASE
 

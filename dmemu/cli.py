@@ -12,6 +12,8 @@ from pathlib import Path
 from typing import NoReturn
 
 from . import __version__
+from .dms import SavedElement, SavedSystem
+from .dms.saved import existing_registry
 from .pages import (
     DEFAULT_ROWS,
     MIN_WIDTH,
@@ -23,9 +25,7 @@ from .pages import (
     render_page,
     render_pages,
 )
-from .protocol import SavedElement, SavedSystem
 from .protocol.errors import DmemuError
-from .protocol.saved import existing_registry
 
 
 def _list_elements(args: argparse.Namespace) -> int:

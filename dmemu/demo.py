@@ -27,9 +27,10 @@ import attrs
 import requests
 from tqdm import tqdm
 
+from .dms import DataMinerSystem, SavedSystem
 from .elements.ses_inventory import COMPLETE, SesInventoryManagement
 from .pages import pages_of, render_page
-from .protocol import BYPASS_PROXY, Connection, DataMinerSystem, Element, SavedSystem, VirtualClock
+from .protocol import BYPASS_PROXY, Connection, Element, VirtualClock
 from .protocol.errors import DmemuError
 from .protocol.storage import REGISTRY_FILE
 from .simulators.inventory import InventorySpec

@@ -37,7 +37,8 @@ from typing import TYPE_CHECKING, Any
 import pytest
 
 if TYPE_CHECKING:
-    from dmemu.protocol import Clock, DataMinerSystem, Element, VirtualClock
+    from dmemu.dms import DataMinerSystem
+    from dmemu.protocol import Clock, Element, VirtualClock
     from dmemu.protocol.testing import ElementAssertions
     from dmemu.simulators import Simulators
 
@@ -86,7 +87,7 @@ def dmemu_state_dir(tmp_path: Path) -> Path:
 
 @pytest.fixture
 def dms(dmemu_state_dir: Path, dmemu_clock: Clock) -> Iterator[DataMinerSystem]:
-    from dmemu.protocol import DataMinerSystem
+    from dmemu.dms import DataMinerSystem
 
     with DataMinerSystem(dmemu_state_dir, dmemu_clock) as system:
         yield system

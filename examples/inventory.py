@@ -12,8 +12,9 @@ from __future__ import annotations
 import argparse
 import tempfile
 
+from dmemu.dms import DataMinerSystem
 from dmemu.elements.ses_inventory import SesInventoryManagement
-from dmemu.protocol import BYPASS_PROXY, Connection, DataMinerSystem, VirtualClock
+from dmemu.protocol import BYPASS_PROXY, Connection, VirtualClock
 from dmemu.simulators import InventorySpec, Simulators
 from dmemu.simulators.server import SES_BASE
 

@@ -16,7 +16,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from tiny_poller import TinyPoller  # noqa: E402
 
-from dmemu.protocol import BYPASS_PROXY, Connection, DataMinerSystem, VirtualClock  # noqa: E402
+from dmemu.dms import DataMinerSystem
+from dmemu.protocol import BYPASS_PROXY, Connection, VirtualClock  # noqa: E402
 
 ITEMS = [{"id": f"item-{n}", "name": f"Item {n}", "value": n * 1.5} for n in range(1, 6)]
 

@@ -11,7 +11,7 @@ import threading
 import attrs
 import pytest
 
-from dmemu.protocol import (
+from dmemu.dms import (
     AlarmError,
     AlarmEvent,
     AlarmEventKind,
@@ -19,10 +19,17 @@ from dmemu.protocol import (
     AlarmRule,
     AlarmTemplate,
     AlarmTemplateError,
-    Column,
     DataMinerSystem,
-    Discrete,
     DiscreteSeverities,
+    Severity,
+    Thresholds,
+    TicketField,
+    TicketType,
+    UnknownAlarmError,
+)
+from dmemu.protocol import (
+    Column,
+    Discrete,
     LogType,
     Number,
     Parameter,
@@ -30,14 +37,9 @@ from dmemu.protocol import (
     QAction,
     QActionProtocol,
     SetStatus,
-    Severity,
     StateFileError,
     String,
     Table,
-    Thresholds,
-    TicketField,
-    TicketType,
-    UnknownAlarmError,
     VirtualClock,
     expect,
 )

@@ -9,14 +9,23 @@ import time
 
 import pytest
 
-from dmemu.protocol import (
+from dmemu.dms import (
     AlarmEvent,
     AlarmEventKind,
     AlarmRule,
     AlarmTemplate,
+    DataMinerSystem,
+    ScriptRun,
+    ScriptState,
+    Severity,
+    Thresholds,
+    UnknownScriptError,
+    WaitTimeoutError,
+)
+from dmemu.dms.automation import VIRTUAL_WAIT_DEFAULT
+from dmemu.protocol import (
     Button,
     Column,
-    DataMinerSystem,
     DmemuError,
     ElementNotFoundError,
     LogType,
@@ -24,19 +33,12 @@ from dmemu.protocol import (
     Parameter,
     Protocol,
     QAction,
-    ScriptRun,
-    ScriptState,
-    Severity,
     String,
     Table,
-    Thresholds,
     Timer,
     UnknownParameterError,
-    UnknownScriptError,
-    WaitTimeoutError,
     expect,
 )
-from dmemu.protocol.automation import VIRTUAL_WAIT_DEFAULT
 
 EVENTS: list[str] = []
 

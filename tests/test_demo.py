@@ -16,7 +16,7 @@ from typing import Any
 import attrs
 import pytest
 
-from dmemu.protocol import SavedSystem
+from dmemu.dms import SavedSystem
 
 DMEMU = str(Path(sys.executable).parent / "dmemu")  # installed next to this Python by pip
 SMALL = ["--services", "150", "--carriers", "30", "--resources", "120", "--width", "120"]

@@ -6,11 +6,10 @@ import threading
 
 import pytest
 
+from dmemu.dms import DataMinerSystem, DuplicateElementError
 from dmemu.protocol import (
     Connection,
-    DataMinerSystem,
     DmemuError,
-    DuplicateElementError,
     ElementNotFoundError,
     ElementState,
     ElementStateError,

@@ -7,26 +7,20 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from dmemu.protocol import (
+from dmemu.dms import (
     AlarmEvent,
     AlarmEventKind,
     AlarmRule,
     AlarmTemplate,
     DataMinerSystem,
-    Number,
-    Parameter,
-    Protocol,
-    QAction,
-    QActionProtocol,
     ScriptState,
     Severity,
-    String,
     Thresholds,
     TicketField,
     TicketState,
     TicketType,
-    VirtualClock,
 )
+from dmemu.protocol import Number, Parameter, Protocol, QAction, QActionProtocol, String, VirtualClock
 
 INCIDENT = TicketType("Incident", (TicketField("Title", "string", required=True), TicketField("Value", "number")))
 

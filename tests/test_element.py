@@ -8,10 +8,10 @@ from collections import deque
 
 import pytest
 
+from dmemu.dms import DataMinerSystem
 from dmemu.protocol import (
     Button,
     Column,
-    DataMinerSystem,
     Discrete,
     ElementState,
     ElementStateError,

@@ -11,20 +11,9 @@ import pytest
 
 from dmemu import __version__
 from dmemu.cli import main
+from dmemu.dms import DataMinerSystem
 from dmemu.elements.ses_inventory import SesInventoryManagement
-from dmemu.protocol import (
-    Column,
-    DataMinerSystem,
-    Number,
-    Page,
-    PageButton,
-    Parameter,
-    Protocol,
-    QAction,
-    String,
-    Table,
-    VirtualClock,
-)
+from dmemu.protocol import Column, Number, Page, PageButton, Parameter, Protocol, QAction, String, Table, VirtualClock
 from dmemu.protocol.definitions import protocol_path
 
 ROOT = Path(__file__).resolve().parents[1]

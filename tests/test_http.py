@@ -26,10 +26,10 @@ import pytest
 import requests
 import responses
 
+from dmemu.dms import DataMinerSystem
 from dmemu.protocol import (
     NO_RETRIES,
     Connection,
-    DataMinerSystem,
     Element,
     HttpConnection,
     Number,

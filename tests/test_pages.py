@@ -7,6 +7,7 @@ import re
 
 import pytest
 
+from dmemu.dms import DataMinerSystem, SavedSystem
 from dmemu.pages import (
     CUT_MARKER,
     UnknownPageError,
@@ -24,7 +25,6 @@ from dmemu.protocol import (
     Button,
     Column,
     Connection,
-    DataMinerSystem,
     Discrete,
     ElementNotFoundError,
     ElementState,
@@ -35,7 +35,6 @@ from dmemu.protocol import (
     Parameter,
     Protocol,
     QAction,
-    SavedSystem,
     StateFileError,
     String,
     Table,

@@ -32,11 +32,11 @@ import pytest
 from tinydb import Query, TinyDB
 
 import dmemu.protocol.storage as storage
+from dmemu.dms import DataMinerSystem
 from dmemu.protocol import (
     Button,
     Column,
     Connection,
-    DataMinerSystem,
     Discrete,
     Element,
     ElementState,
@@ -342,7 +342,9 @@ class Remote(Protocol):
 REMOTE_CHILD = '''
 import sys
 
-from dmemu.protocol import Connection, DataMinerSystem, RetryPolicy, VirtualClock
+from dmemu.protocol import Connection, RetryPolicy, VirtualClock
+
+from dmemu.dms import DataMinerSystem
 from {module} import Remote
 
 dms = DataMinerSystem(sys.argv[1], VirtualClock(), agent_ids=(1, 7))
@@ -375,7 +377,9 @@ n-th save of this process prints "in-write" and waits on stdin for the parent's 
 import os
 import sys
 
-from dmemu.protocol import DataMinerSystem, VirtualClock
+from dmemu.protocol import VirtualClock
+
+from dmemu.dms import DataMinerSystem
 from {module} import Bulk
 
 state_dir, mode, n = sys.argv[1], sys.argv[2], int(sys.argv[3])

@@ -25,7 +25,8 @@ def test_a_users_tests_get_a_dms_on_a_virtual_clock_simulators_and_expect(pytest
         """
         import pytest
         import requests
-        from dmemu.protocol import DataMinerSystem, Parameter, Protocol, String, VirtualClock, expect as imported_expect
+        from dmemu.protocol import Parameter, Protocol, String, VirtualClock, expect as imported_expect
+        from dmemu.dms import DataMinerSystem
         from dmemu.simulators import InventorySpec, Simulators
 
         CREDENTIALS = {"tmf638": ("user", "secret")}
@@ -139,7 +140,8 @@ def test_a_users_own_fixtures_override_the_plugins(pytester: pytest.Pytester) ->
     pytester.makeconftest(
         """
         import pytest
-        from dmemu.protocol import DataMinerSystem, VirtualClock
+        from dmemu.protocol import VirtualClock
+        from dmemu.dms import DataMinerSystem
 
         @pytest.fixture
         def dmemu_clock():

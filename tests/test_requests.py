@@ -9,8 +9,8 @@ import json
 
 import pytest
 
+from dmemu.dms import DataMinerSystem
 from dmemu.protocol import (
-    DataMinerSystem,
     ElementState,
     ElementStateError,
     InvalidValueError,
@@ -343,7 +343,7 @@ class TicketWatcher(Protocol):
 
 
 def test_an_element_busy_making_two_ticket_events_handles_each_of_them(dms):
-    from dmemu.protocol import TicketField, TicketType
+    from dmemu.dms import TicketField, TicketType
 
     dms.tickets.define_type(TicketType("Request", (TicketField("Title", "string"),)))
     watcher = dms.create_element(TicketWatcher, "Watcher")

@@ -9,6 +9,7 @@ from typing import Any
 import pytest
 import requests
 
+from dmemu.dms import DataMinerSystem
 from dmemu.elements.ses_inventory import (
     COMPLETE,
     INCOMPLETE,
@@ -17,16 +18,7 @@ from dmemu.elements.ses_inventory import (
     resource_row,
     service_row,
 )
-from dmemu.protocol import (
-    NO_RETRIES,
-    Connection,
-    DataMinerSystem,
-    Element,
-    InvalidValueError,
-    LogType,
-    VirtualClock,
-    expect,
-)
+from dmemu.protocol import NO_RETRIES, Connection, Element, InvalidValueError, LogType, VirtualClock, expect
 from dmemu.simulators.faults import Fault
 from dmemu.simulators.inventory import DAY, InventorySpec
 from dmemu.simulators.server import SES_BASE, Simulators

@@ -12,9 +12,10 @@ from urllib.parse import parse_qsl, urlsplit
 
 import pytest
 
+from dmemu.dms import DataMinerSystem
 from dmemu.elements import ses_inventory
 from dmemu.elements.ses_inventory import COMPLETE, INCOMPLETE, SesInventoryManagement
-from dmemu.protocol import NO_RETRIES, Connection, DataMinerSystem, Element, LogType, VirtualClock, expect
+from dmemu.protocol import NO_RETRIES, Connection, Element, LogType, VirtualClock, expect
 from dmemu.simulators.server import SES_BASE
 
 HOUR = 3600

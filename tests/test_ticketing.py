@@ -9,20 +9,10 @@ import threading
 
 import pytest
 
-from dmemu.protocol import (
+from dmemu.dms import (
     TICKET_TRANSITIONS,
     DataMinerSystem,
-    DmemuError,
-    ElementNotFoundError,
-    ElementState,
     FieldKind,
-    LogType,
-    Number,
-    Parameter,
-    Protocol,
-    QAction,
-    StateFileError,
-    String,
     TicketEventKind,
     TicketField,
     TicketFieldError,
@@ -32,10 +22,22 @@ from dmemu.protocol import (
     TicketType,
     TicketTypeError,
     UnknownTicketTypeError,
+)
+from dmemu.dms.ticketing import TICKETS_FILE
+from dmemu.protocol import (
+    DmemuError,
+    ElementNotFoundError,
+    ElementState,
+    LogType,
+    Number,
+    Parameter,
+    Protocol,
+    QAction,
+    StateFileError,
+    String,
     VirtualClock,
 )
 from dmemu.protocol.element import MAX_CHAIN_DEPTH
-from dmemu.protocol.ticketing import TICKETS_FILE
 
 INCIDENT = TicketType(
     "Incident",

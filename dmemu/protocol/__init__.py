@@ -1,18 +1,11 @@
-"""The engine: protocol definitions, elements, the QAction API, the DataMiner System, time,
-HTTP connections and storage. Everything a connector or a test harness needs is here."""
+"""The connector engine: protocol definitions, elements and their queue, the QAction API,
+tables, measurements, HTTP connections, clock and timers, storage and test assertions.
 
-from .alarms import (
-    Alarm,
-    AlarmEvent,
-    AlarmEventKind,
-    AlarmManager,
-    AlarmRecord,
-    AlarmTemplate,
-    DiscreteSeverities,
-    Severity,
-    Thresholds,
-)
-from .automation import AlarmRule, Automation, ScriptContext, ScriptRun, ScriptState
+The DataMiner System the elements run in, with its services (alarms, automation, ticketing,
+requests between elements, saved systems), is `dmemu.dms`, built on this package; the engine
+reaches it only through the seam in `host`. Its names are still offered here, loaded on first
+use, for code that imports them from `dmemu.protocol`."""
+
 from .changes import Change, ParameterChange, TableChange
 from .clock import Clock, RealClock, VirtualClock
 from .definitions import (
@@ -26,14 +19,10 @@ from .definitions import (
     Table,
     Timer,
 )
-from .dms import DataMinerSystem, ElementRef
-from .element import Element, ElementState, ReadableElement, TableView
+from .element import Element, ElementRef, ElementState, ReadableElement, TableView
 from .errors import (
-    AlarmError,
-    AlarmTemplateError,
     DefinitionError,
     DmemuError,
-    DuplicateElementError,
     ElementError,
     ElementNotFoundError,
     ElementStateError,
@@ -43,64 +32,28 @@ from .errors import (
     QActionLoopError,
     ReadOnlyParameterError,
     StateFileError,
-    TicketFieldError,
-    TicketingError,
-    TicketNotFoundError,
-    TicketStateError,
-    TicketTypeError,
-    UnknownAlarmError,
     UnknownParameterError,
     UnknownRowError,
-    UnknownScriptError,
-    UnknownTicketTypeError,
-    WaitTimeoutError,
 )
 from .http import BYPASS_PROXY, NO_RETRIES, Connection, ElementSession, RetryPolicy, build_session
 from .logs import LogEntry, LogLevel, LogType
 from .measurement import Button, Discrete, Number, PageButton, String
 from .messages import Reply, ReplyAddress, Request
 from .qaction import QActionProtocol, SetStatus
-from .saved import SavedElement, SavedSystem
 from .testing import expect
-from .ticketing import (
-    TICKET_TRANSITIONS,
-    FieldKind,
-    Ticket,
-    TicketEvent,
-    TicketEventKind,
-    TicketField,
-    TicketFields,
-    Ticketing,
-    TicketState,
-    TicketType,
-)
 
 __all__ = [
     "BYPASS_PROXY",
     "NO_RETRIES",
-    "TICKET_TRANSITIONS",
-    "Alarm",
-    "AlarmError",
-    "AlarmEvent",
-    "AlarmEventKind",
-    "AlarmManager",
-    "AlarmRecord",
-    "AlarmRule",
-    "AlarmTemplate",
-    "AlarmTemplateError",
-    "Automation",
     "Button",
     "Change",
     "Clock",
     "Column",
     "Connection",
-    "DataMinerSystem",
     "DefinitionError",
     "Discrete",
-    "DiscreteSeverities",
     "DisplayKey",
     "DmemuError",
-    "DuplicateElementError",
     "Element",
     "ElementError",
     "ElementNotFoundError",
@@ -108,7 +61,6 @@ __all__ = [
     "ElementSession",
     "ElementState",
     "ElementStateError",
-    "FieldKind",
     "HttpConnection",
     "InvalidValueError",
     "LogEntry",
@@ -132,40 +84,70 @@ __all__ = [
     "ReplyAddress",
     "Request",
     "RetryPolicy",
-    "SavedElement",
-    "SavedSystem",
-    "ScriptContext",
-    "ScriptRun",
-    "ScriptState",
     "SetStatus",
-    "Severity",
     "StateFileError",
     "String",
     "Table",
     "TableChange",
     "TableView",
-    "Thresholds",
-    "Ticket",
-    "TicketEvent",
-    "TicketEventKind",
-    "TicketField",
-    "TicketFieldError",
-    "TicketFields",
-    "TicketNotFoundError",
-    "TicketState",
-    "TicketStateError",
-    "TicketType",
-    "TicketTypeError",
-    "Ticketing",
-    "TicketingError",
     "Timer",
-    "UnknownAlarmError",
     "UnknownParameterError",
     "UnknownRowError",
-    "UnknownScriptError",
-    "UnknownTicketTypeError",
     "VirtualClock",
-    "WaitTimeoutError",
     "build_session",
     "expect",
 ]
+
+# The system's public names, as code written before `dmemu.dms` existed imports them. Resolved
+# on first use (PEP 562), so importing the engine never imports the system.
+_SYSTEM_NAMES = frozenset(
+    {
+        "Alarm",
+        "AlarmError",
+        "AlarmEvent",
+        "AlarmEventKind",
+        "AlarmManager",
+        "AlarmRecord",
+        "AlarmRule",
+        "AlarmTemplate",
+        "AlarmTemplateError",
+        "Automation",
+        "DataMinerSystem",
+        "DiscreteSeverities",
+        "DuplicateElementError",
+        "FieldKind",
+        "SavedElement",
+        "SavedSystem",
+        "ScriptContext",
+        "ScriptRun",
+        "ScriptState",
+        "Severity",
+        "TICKET_TRANSITIONS",
+        "Thresholds",
+        "Ticket",
+        "TicketEvent",
+        "TicketEventKind",
+        "TicketField",
+        "TicketFieldError",
+        "TicketFields",
+        "TicketNotFoundError",
+        "TicketState",
+        "TicketStateError",
+        "TicketType",
+        "TicketTypeError",
+        "Ticketing",
+        "TicketingError",
+        "UnknownAlarmError",
+        "UnknownScriptError",
+        "UnknownTicketTypeError",
+        "WaitTimeoutError",
+    }
+)
+
+
+def __getattr__(name: str) -> object:
+    if name in _SYSTEM_NAMES:
+        import dmemu.dms
+
+        return getattr(dmemu.dms, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -30,7 +30,7 @@ from .storage import ElementSnapshot, ElementStore
 from .tables import TableData
 
 if TYPE_CHECKING:
-    from .dms import DataMinerSystem
+    from .host import ElementHost
 
 _logger = logging.getLogger("dmemu.element")
 
@@ -160,7 +160,7 @@ class Element(ReadableElement):
 
     def __init__(
         self,
-        dms: DataMinerSystem,
+        dms: ElementHost,
         protocol: type[Protocol],
         name: str,
         agent_id: int,
@@ -557,7 +557,7 @@ class Element(ReadableElement):
     def _mark_dirty(self) -> None:
         if not self._dirty:
             self._dirty = True
-            self.dms._dirty_elements.add(self)
+            self.dms._element_dirty(self)
 
     def _take_snapshot(self) -> tuple[int, dict[int, Any], dict[int, list[Any]]] | None:
         if not self._dirty:
@@ -582,6 +582,10 @@ class Element(ReadableElement):
         message = self._mask_secrets(message)
         self.log_entries.append(LogEntry(self.dms.clock.now(), type, LogLevel(level), message))
         _logger.log(logging.ERROR if type is LogType.ERROR else logging.INFO, "%s: %s", self.name, message)
+
+
+ElementRef = str | tuple[int, int] | Element
+"""An element by name, by (agent id, element id), or itself."""
 
 
 def _qaction_frame(qaction: QAction, error: Exception) -> traceback.FrameSummary:

@@ -49,10 +49,6 @@ class ElementStateError(ElementError):
     """The element is not in a state that allows the operation (e.g. a set on a stopped element)."""
 
 
-class DuplicateElementError(ElementError):
-    """An element with that name or id pair already exists."""
-
-
 class QActionLoopError(DmemuError):
     """A chain of QActions triggering each other did not settle."""
 
@@ -61,56 +57,5 @@ class StateFileError(DmemuError):
     """A state file cannot be read or written; the message names the file."""
 
 
-class UnknownScriptError(DmemuError, LookupError):
-    """No automation script is registered under that name."""
-
-
-class WaitTimeoutError(DmemuError, TimeoutError):
-    """An automation script waited for a parameter longer than its timeout."""
-
-
 class MessageFormatError(DmemuError, ValueError):
     """A parameter's text is not the request or reply envelope elements exchange."""
-
-
-class TicketingError(DmemuError):
-    """The ticketing refused a request; the message names the ticket type, ticket or field."""
-
-
-class TicketTypeError(TicketingError):
-    """A ticket type is inconsistent, or changes incompatibly from its stored definition."""
-
-
-class UnknownTicketTypeError(TicketTypeError, LookupError):
-    """No ticket type of that name is defined."""
-
-
-class TicketFieldError(TicketingError, ValueError):
-    """A ticket field value is refused: wrong kind, not a listed enum value, unknown field, or a
-    required field left without a value. `ticket_type` and `field` say which."""
-
-    def __init__(self, message: str, *, ticket_type: str, field: str) -> None:
-        super().__init__(message)
-        self.ticket_type = ticket_type
-        self.field = field
-
-
-class TicketStateError(TicketingError, ValueError):
-    """An unknown ticket state, or a move between states the ticket lifecycle does not allow."""
-
-
-class TicketNotFoundError(TicketingError, LookupError):
-    """No ticket has that id."""
-
-
-class AlarmError(DmemuError):
-    """An alarm cannot be used that way (e.g. a property that is not a string)."""
-
-
-class UnknownAlarmError(AlarmError, LookupError):
-    """No active alarm, nor a cleared one still kept, has that id."""
-
-
-class AlarmTemplateError(AlarmError, ValueError):
-    """An alarm template does not fit: an unknown parameter, thresholds on a value that is no
-    number, limits out of order or overlapping. The message names the parameter."""

@@ -18,48 +18,18 @@ from collections.abc import Iterable, Sequence
 from typing import TYPE_CHECKING, Any
 
 from .errors import (
-    AlarmError,
     DmemuError,
-    ElementNotFoundError,
     InvalidValueError,
     MessageFormatError,
     UnknownParameterError,
 )
 from .logs import LogLevel, LogType
-from .measurement import String
 from .messages import Reply, ReplyAddress, Request
-from .queue import CancellableItem
 from .tables import RowInput, TableData
 
 if TYPE_CHECKING:
-    from .alarms import Alarm, Severity
-    from .automation import ScriptRun
-    from .dms import ElementRef
-    from .element import Element
+    from .element import Element, ElementRef
     from .http import ElementSession
-    from .ticketing import QActionTicketing
-
-
-def _fitted(reply: Reply, limit: int | None) -> str:
-    """The reply as JSON text of at most `limit` characters where its error text can be cut to
-    fit (marked ``...``); a body is never cut, so such a reply stays as long as it is."""
-    text = reply.to_json()
-    error = reply.error
-    if limit is None or error is None or len(text) <= limit:
-        return text
-
-    def cut(keep: int) -> str:
-        return Reply(reply.id, reply.body, error[:keep] + "...").to_json()
-
-    # The longest prefix that fits: escapes (quotes, non-ASCII) make the JSON longer than the text.
-    low, high = 0, len(error)
-    while low < high:
-        middle = (low + high + 1) // 2
-        if len(cut(middle)) <= limit:
-            low = middle
-        else:
-            high = middle - 1
-    return cut(low)  # may still be too long (a tiny limit): the set then refuses it and is logged
 
 
 class SetStatus(enum.Enum):
@@ -112,13 +82,11 @@ class QActionProtocol:
         return self.element.http
 
     @property
-    def tickets(self) -> QActionTicketing:
-        """The DataMiner System's ticketing (`dms.tickets`): ticket types, tickets, events. Its
-        ticket changes continue this QAction's chain, as a set does, so loops through ticket
-        events meet the loop guard."""
-        from .ticketing import QActionTicketing  # here: ticketing imports element, which imports this module
-
-        return QActionTicketing(self.element.dms.tickets, self._depth)
+    def tickets(self) -> Any:
+        """The DataMiner System's ticketing (`dms.tickets`, a `dmemu.dms.QActionTicketing`):
+        ticket types, tickets, events. Its ticket changes continue this QAction's chain, as a
+        set does, so loops through ticket events meet the loop guard."""
+        return self.element.dms.qaction_services.tickets(self._depth)
 
     def now(self) -> float:
         """The DMS clock, in epoch seconds (virtual in tests)."""
@@ -205,23 +173,9 @@ class QActionProtocol:
         if reply_pid not in model.writable:
             raise UnknownParameterError(f"{model.parameters[reply_pid].label} is not a write parameter, so no reply can be set on it")
         request = Request.new(ReplyAddress(*self.element.ids, reply_pid), body)
-        text = request.to_json()  # a body that is not JSON is this QAction's mistake: raised here
-        try:
-            target = self.element.dms.find(element)
-            if target is None:
-                # Only the missing reference: a list of every element would not fit a reply parameter.
-                raise ElementNotFoundError(f"no element {element!r} in this DMS")
-            pid, value = target._checked_user_set(parameter, text)
-            # An item of its own rather than a plain set: dropped by a stop, or failing on a paused
-            # element, it still answers the caller.
-            target._queue.run(_RequestDelivery(self, request, element, parameter, target, pid, value, self._depth))
-        except DmemuError as error:
-            self._not_delivered(request, element, parameter, error, self._depth)
+        request.to_json()  # a body that is not JSON is this QAction's mistake: raised here
+        self.element.dms.qaction_services.send_request(self, element, parameter, request, self._depth)
         return request.id
-
-    def _not_delivered(self, request: Request, element: ElementRef, parameter: int | str, error: Exception, depth: int) -> None:
-        self.element.log(f"request {request.id} to element {element!r} parameter {parameter!r} not delivered: {error}", LogType.ERROR)
-        self._answer(request, Reply(request.id, error=f"request not delivered to element {element!r}: {error}"), depth)
 
     @property
     def request(self) -> Request:
@@ -237,22 +191,13 @@ class QActionProtocol:
 
         An error reply too long for the caller's reply parameter is cut to fit (its text ends
         in ``...``): a caller must hear that its request failed, if not every detail."""
-        return self._answer(request, Reply(request.id, answer, error), self._depth)
+        return self.element.dms.qaction_services.reply(self, request, Reply(request.id, answer, error), self._depth)
 
-    def _answer(self, request: Request, reply: Reply, depth: int) -> SetStatus:
-        address = request.reply_to
-        return self._set_on(address.element, address.parameter, _fitted(reply, self._text_limit(address)), depth)
-
-    def _text_limit(self, address: ReplyAddress) -> int | None:
-        """The max length of the string parameter at `address`, None when unlimited or unknown."""
-        caller = self.element.dms.find(address.element)
-        spec = None if caller is None else caller._model.parameters.get(address.parameter)
-        return spec.type.max_length if spec is not None and isinstance(spec.type, String) else None
-
-    def run_script(self, name: str, input: Any = None) -> ScriptRun:
-        """Start an automation script (`Automation.run`); it runs once this QAction is done,
-        never inside it. A name nobody registered raises `UnknownScriptError`."""
-        return self.element.dms.automation.run(name, input)
+    def run_script(self, name: str, input: Any = None) -> Any:
+        """Start an automation script (`Automation.run`, answering its `dmemu.dms.ScriptRun`); it
+        runs once this QAction is done, never inside it. A name nobody registered raises
+        `UnknownScriptError`."""
+        return self.element.dms.qaction_services.run_script(name, input)
 
     # -- cells and rows ---------------------------------------------------------------------
 
@@ -357,38 +302,17 @@ class QActionProtocol:
 
     # -- alarms -----------------------------------------------------------------------------
 
-    def active_alarms(self, parameter: int | str | None = None, severity: Severity | None = None) -> list[Alarm]:
-        """This element's active alarms, oldest first: of one parameter or column, of at least `severity`."""
-        return self.element.dms.alarms.active(self.element, severity=severity, parameter=parameter)
+    def active_alarms(self, parameter: int | str | None = None, severity: Any = None) -> list[Any]:
+        """This element's active alarms (`dmemu.dms.Alarm`), oldest first: of one parameter or
+        column, of at least `severity` (a `dmemu.dms.Severity`)."""
+        return self.element.dms.qaction_services.active_alarms(self.element, severity=severity, parameter=parameter)
 
     def set_alarm_property(self, alarm_id: int, key: str, value: str) -> SetStatus:
         """Set a property of any alarm in the DMS (SES keeps the SNOW ticket id, incident number and
         link there). Answers a status; a refusal (unknown alarm, a value that is no string) is logged."""
         try:
-            self.element.dms.alarms.set_property(alarm_id, key, value)
-        except AlarmError as error:
+            self.element.dms.qaction_services.set_alarm_property(alarm_id, key, value)
+        except DmemuError as error:
             self.element.log(f"set_alarm_property({alarm_id!r}, {key!r}) refused: {error}", LogType.ERROR)
             return SetStatus.FAILED
         return SetStatus.OK
-
-
-class _RequestDelivery(CancellableItem):
-    """A request's set, queued on the target as an item of its own: whether it runs, fails (the
-    target was paused meanwhile) or is dropped (stopped meanwhile), the caller hears."""
-
-    __slots__ = ("sender", "request", "element", "parameter", "target", "pid", "value", "depth")
-
-    def __init__(
-        self, sender: QActionProtocol, request: Request, element: ElementRef, parameter: int | str, target: Element, pid: int, value: Any, depth: int
-    ) -> None:
-        self.sender, self.request, self.element, self.parameter = sender, request, element, parameter
-        self.target, self.pid, self.value, self.depth = target, pid, value, depth
-
-    def __call__(self) -> None:
-        try:
-            self.target._apply_user_set(self.pid, self.value, self.depth)
-        except DmemuError as error:
-            self.cancelled(error)
-
-    def cancelled(self, error: Exception) -> None:
-        self.sender._not_delivered(self.request, self.element, self.parameter, error, self.depth)

@@ -63,23 +63,17 @@ from typing import TYPE_CHECKING, Any
 
 import attrs
 
+from ..protocol.element import Element, ElementState
+from ..protocol.errors import DmemuError, StateFileError
+from ..protocol.logs import LogType
+from ..protocol.measurement import String
+from ..protocol.storage import RecordStore
 from .delivery import SerialDelivery
-from .element import Element, ElementState
-from .errors import (
-    DmemuError,
-    StateFileError,
-    TicketFieldError,
-    TicketNotFoundError,
-    TicketStateError,
-    TicketTypeError,
-    UnknownTicketTypeError,
-)
-from .logs import LogType
-from .measurement import String
-from .storage import RecordStore
+from .errors import TicketFieldError, TicketNotFoundError, TicketStateError, TicketTypeError, UnknownTicketTypeError
 
 if TYPE_CHECKING:
-    from .dms import DataMinerSystem, ElementRef
+    from ..protocol.element import ElementRef
+    from .system import DataMinerSystem
 
 _logger = logging.getLogger("dmemu.ticketing")
 

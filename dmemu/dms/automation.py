@@ -35,23 +35,17 @@ from typing import TYPE_CHECKING, Any
 
 import attrs
 
+from ..protocol.changes import Change, ParameterChange
+from ..protocol.clock import VirtualClock
+from ..protocol.errors import DmemuError, ElementNotFoundError, ParameterError, UnknownParameterError
+from ..protocol.logs import LogEntry, LogLevel, LogType
+from ..protocol.queue import WorkQueue, _running_any_queue
 from .alarms import AlarmEvent, AlarmEventKind, Severity
-from .changes import Change, ParameterChange
-from .clock import VirtualClock
-from .errors import (
-    DmemuError,
-    ElementNotFoundError,
-    ParameterError,
-    UnknownParameterError,
-    UnknownScriptError,
-    WaitTimeoutError,
-)
-from .logs import LogEntry, LogLevel, LogType
-from .queue import WorkQueue, _running_any_queue
+from .errors import UnknownScriptError, WaitTimeoutError
 
 if TYPE_CHECKING:
-    from .dms import DataMinerSystem, ElementRef
-    from .element import Element
+    from ..protocol.element import Element, ElementRef
+    from .system import DataMinerSystem
 
 _logger = logging.getLogger("dmemu.automation")
 

@@ -1,4 +1,8 @@
-"""The DataMiner System: hosts elements on agents, shares one clock, saves state in batches."""
+"""The DataMiner System: hosts elements on agents, shares one clock, saves state in batches,
+and offers its services (alarms, automation, ticketing, requests between elements) to them.
+
+It is the engine's `ElementHost` (`dmemu.protocol.host`): elements and their QActions reach it
+only through that seam."""
 
 from __future__ import annotations
 
@@ -10,25 +14,20 @@ from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
+from ..protocol.clock import Clock, RealClock
+from ..protocol.definitions import Protocol, protocol_path
+from ..protocol.element import Element, ElementRef, ElementState, element_not_found
+from ..protocol.errors import DmemuError, ReadOnlyParameterError, StateFileError
+from ..protocol.http import Connection
+from ..protocol.logs import LogType
+from ..protocol.storage import ELEMENTS_FOLDER, REGISTRY_FILE, ElementStore, RegistryStore, element_path
 from .alarms import AlarmManager
 from .automation import Automation
-from .clock import Clock, RealClock
-from .definitions import Protocol, protocol_path
-from .element import Element, ElementState, element_not_found
-from .errors import (
-    DmemuError,
-    DuplicateElementError,
-    ReadOnlyParameterError,
-    StateFileError,
-)
-from .http import Connection
-from .logs import LogType
+from .errors import DuplicateElementError
+from .qaction_services import DmsQActionServices
+from .requests import ElementRequests
 from .saved import read_element_records
-from .storage import ELEMENTS_FOLDER, REGISTRY_FILE, ElementStore, RegistryStore, element_path
 from .ticketing import Ticketing
-
-ElementRef = str | tuple[int, int] | Element
-"""An element by name, by (agent id, element id), or itself."""
 
 _logger = logging.getLogger("dmemu.dms")
 
@@ -98,6 +97,9 @@ class DataMinerSystem:
         self.alarms = AlarmManager(self)
         # Before the elements load too: their start-up QActions may subscribe to ticket events.
         self.tickets = Ticketing(self)
+        self.requests = ElementRequests(self)
+        # What QActions reach of these services, through the engine's seam (`protocol.host`).
+        self.qaction_services = DmsQActionServices(self)
         # Services save in the order they are added: alarms before tickets, since tickets link
         # alarm ids, so a batch never writes a ticket linking an alarm id it has not saved yet.
         self._add_service(self.alarms)
@@ -315,6 +317,9 @@ class DataMinerSystem:
             self._registry_dirty = True
             if write_now:
                 self._write_registry_if_dirty()
+
+    def _element_dirty(self, element: Element) -> None:
+        self._dirty_elements.add(element)
 
     def _write_registry_if_dirty(self) -> None:
         with self._registry_lock:  # the clock's autosave and a user's stop may write at once

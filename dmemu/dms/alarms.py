@@ -55,18 +55,19 @@ from typing import TYPE_CHECKING, Any
 
 import attrs
 
-from .changes import Change, TableChange
-from .definitions import Column, Parameter, ProtocolModel, TableModel
+from ..protocol.changes import Change, TableChange
+from ..protocol.definitions import Column, Parameter, ProtocolModel, TableModel
+from ..protocol.element import ElementState, ValueWatcher
+from ..protocol.errors import InvalidValueError, StateFileError
+from ..protocol.logs import LogType
+from ..protocol.measurement import Discrete, Number, String
+from ..protocol.storage import RecordStore
 from .delivery import SerialDelivery
-from .element import ElementState, ValueWatcher
-from .errors import AlarmError, AlarmTemplateError, InvalidValueError, StateFileError, UnknownAlarmError
-from .logs import LogType
-from .measurement import Discrete, Number, String
-from .storage import RecordStore
+from .errors import AlarmError, AlarmTemplateError, UnknownAlarmError
 
 if TYPE_CHECKING:
-    from .dms import DataMinerSystem, ElementRef
-    from .element import Element
+    from ..protocol.element import Element, ElementRef
+    from .system import DataMinerSystem
 
 _logger = logging.getLogger("dmemu.alarms")
 

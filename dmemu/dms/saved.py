@@ -18,11 +18,11 @@ from typing import Any
 
 import attrs
 
-from .definitions import PROTOCOLS, Protocol, protocol_path
-from .element import ElementState, ReadableElement, element_not_found
-from .errors import StateFileError
-from .http import Connection
-from .storage import REGISTRY_FILE, ElementSnapshot, ElementStore, RegistryStore, element_path
+from ..protocol.definitions import PROTOCOLS, Protocol, protocol_path
+from ..protocol.element import ElementState, ReadableElement, element_not_found
+from ..protocol.errors import StateFileError
+from ..protocol.http import Connection
+from ..protocol.storage import REGISTRY_FILE, ElementSnapshot, ElementStore, RegistryStore, element_path
 
 
 @attrs.frozen

@@ -1,0 +1,92 @@
+"""The DataMiner System: agents and their elements, and the services elements share — alarms
+(templates, monitoring, history), automation scripts (alarm rules, waits), ticketing (types,
+states, subscriptions), requests between elements — with reading a saved system's state.
+
+It is built on the connector engine (`dmemu.protocol`) and is the host its elements run in."""
+
+from .alarms import (
+    Alarm,
+    AlarmEvent,
+    AlarmEventKind,
+    AlarmManager,
+    AlarmRecord,
+    AlarmTemplate,
+    DiscreteSeverities,
+    Severity,
+    Thresholds,
+)
+from .automation import AlarmRule, Automation, ScriptContext, ScriptRun, ScriptState
+from .errors import (
+    AlarmError,
+    AlarmTemplateError,
+    DuplicateElementError,
+    TicketFieldError,
+    TicketingError,
+    TicketNotFoundError,
+    TicketStateError,
+    TicketTypeError,
+    UnknownAlarmError,
+    UnknownScriptError,
+    UnknownTicketTypeError,
+    WaitTimeoutError,
+)
+from .saved import SavedElement, SavedSystem
+from .system import DataMinerSystem, ElementRef, SystemService
+from .ticketing import (
+    TICKET_TRANSITIONS,
+    FieldKind,
+    QActionTicketing,
+    Ticket,
+    TicketEvent,
+    TicketEventKind,
+    TicketField,
+    TicketFields,
+    Ticketing,
+    TicketState,
+    TicketType,
+)
+
+__all__ = [
+    "TICKET_TRANSITIONS",
+    "Alarm",
+    "AlarmError",
+    "AlarmEvent",
+    "AlarmEventKind",
+    "AlarmManager",
+    "AlarmRecord",
+    "AlarmRule",
+    "AlarmTemplate",
+    "AlarmTemplateError",
+    "Automation",
+    "DataMinerSystem",
+    "DiscreteSeverities",
+    "DuplicateElementError",
+    "ElementRef",
+    "FieldKind",
+    "QActionTicketing",
+    "SavedElement",
+    "SavedSystem",
+    "ScriptContext",
+    "ScriptRun",
+    "ScriptState",
+    "Severity",
+    "SystemService",
+    "Thresholds",
+    "Ticket",
+    "TicketEvent",
+    "TicketEventKind",
+    "TicketField",
+    "TicketFieldError",
+    "TicketFields",
+    "TicketNotFoundError",
+    "TicketState",
+    "TicketStateError",
+    "TicketType",
+    "TicketTypeError",
+    "Ticketing",
+    "TicketingError",
+    "UnknownAlarmError",
+    "UnknownScriptError",
+    "UnknownTicketTypeError",
+    "WaitTimeoutError",
+]
