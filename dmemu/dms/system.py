@@ -217,9 +217,18 @@ class DataMinerSystem:
 
     def flush(self) -> list[StateFileError]:
         """Save the element list and every element whose saved values changed; answers the errors
-        (each also logged)."""
+        (each also logged). An element running a QAction is saved once that QAction is done,
+        without holding up the others' saves."""
         with self._flush_lock:
-            return self._flush_locked()
+            errors = self._flush_locked()
+        for element in list(self._elements.values()):
+            if element._save_queued:  # its batch save waits for its turn: wait for that turn
+                try:
+                    element.save()
+                except StateFileError as error:
+                    errors.append(error)
+                    element.log(str(error), LogType.ERROR)
+        return errors
 
     def _flush_locked(self) -> list[StateFileError]:
         errors: list[StateFileError] = []
@@ -233,13 +242,11 @@ class DataMinerSystem:
                 element = self._dirty_elements.pop()
             except KeyError:  # emptied by another thread since the test
                 break
-            try:
-                element.save()
-            except StateFileError as error:
+            error = element._save_soon()  # now, or first in line on a busy element's own queue
+            if error is not None:
                 errors.append(error)
-                element.log(str(error), LogType.ERROR)
         for element in list(self._elements.values()):
-            if element._dirty:
+            if element._dirty and not element._save_queued:
                 self._dirty_elements.add(element)  # failed saves are retried on the next batch
         for service in self._services:
             try:

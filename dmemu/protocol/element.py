@@ -21,6 +21,7 @@ from .errors import (
     InvalidValueError,
     QActionLoopError,
     ReadOnlyParameterError,
+    StateFileError,
 )
 from .http import Connection, ElementSession, build_session
 from .logs import LogEntry, LogLevel, LogType
@@ -190,6 +191,7 @@ class Element(ReadableElement):
         self._snapshots_unwritten = 0
         self._snapshot_generation = 0
         self._saved_generation = 0
+        self._save_queued = False  # a batch save waits for its turn on the queue
         self._deleted = False
         self._dirty = False
         self._needs_startup = False
@@ -325,8 +327,33 @@ class Element(ReadableElement):
         self.start()
 
     def save(self) -> None:
-        """Write the `save` parameters and tables now if they changed (normally done per tick)."""
-        snapshot = self._queue.run_exclusive(self._take_snapshot, or_first=False)
+        """Write the `save` parameters and tables now if they changed (normally done per tick).
+
+        The snapshot is taken between QActions: once the running one is done, before the next."""
+        self._write(self._queue.run_exclusive(self._take_snapshot, or_first=False))
+
+    def _save_soon(self) -> StateFileError | None:
+        """The DMS's batch save, which never waits for a busy element: written now when no
+        QAction runs, else first in line after the running one, on the thread running them.
+        Answers the error of a save done now; a failed save is logged and stays dirty."""
+        if self._save_queued:
+            return None  # an earlier batch's save still waits for its turn
+        self._save_queued = True
+        return self._queue.run_exclusive(self._save_queued_now, wait=False)
+
+    def _save_queued_now(self) -> StateFileError | None:
+        self._save_queued = False
+        snapshot = self._take_snapshot()
+        if snapshot is None:
+            return None
+        try:
+            self._write(snapshot)
+        except StateFileError as error:
+            self.log(str(error), LogType.ERROR)
+            return error
+        return None
+
+    def _write(self, snapshot: tuple[int, dict[int, Any], dict[int, list[Any]]] | None) -> None:
         with self._save_done:
             if snapshot is None:
                 # Nothing new here, but another thread may hold a snapshot it has not written

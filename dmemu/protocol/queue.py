@@ -95,6 +95,20 @@ class CancellableItem:
         raise NotImplementedError
 
 
+class _ExclusiveTurn:
+    """Work that asked for the queue to itself (`WorkQueue.run_exclusive`), waiting first in line:
+    a stop's cancel does not drop it (it is the stop's own work, or a save that must still land)."""
+
+    __slots__ = ("function", "result")
+
+    def __init__(self, function: Callable[[], Any]) -> None:
+        self.function = function
+        self.result: Any = None
+
+    def __call__(self) -> None:
+        self.result = self.function()
+
+
 class WorkQueue:
     """The queue of one element.
 
@@ -193,36 +207,51 @@ class WorkQueue:
         self.pending.append((next(self._sequence), None, function))
         self._hand_off()
 
-    def run_exclusive(self, function: Callable[[], T], *, or_first: bool = True) -> T | None:
-        """Run `function` while no item runs, waiting for the current one, and return its result.
+    def run_exclusive(self, function: Callable[[], T], *, or_first: bool = True, wait: bool = True) -> T | None:
+        """Run `function` while no item runs and return its result: at once when the queue is
+        idle, otherwise between items, first in line after the one running now.
 
-        From inside another queue's item the caller cannot wait: if this queue is busy,
-        `function` is put first in line (``or_first``) or skipped, and None is returned.
+        A busy queue is never waited for until it empties (a timer firing faster than its QAction
+        runs keeps it busy for good): `function` takes the next turn, on the thread running the
+        items. From inside another queue's item the caller cannot wait, nor can it when not
+        `wait`: on a busy queue `function` is then put first in line (``or_first``) or skipped,
+        and None is returned.
         """
         if self.in_worker:
             return function()
-        if _running_any_queue():
-            if not self.lock.acquire(False):
-                if or_first:
-                    self.pending.appendleft((next(self._sequence), None, function))
-                    self._hand_off()  # in case the holder let go before we queued
-                return None
-        else:
-            self.lock.acquire()
-        self._enter()
-        try:
-            return function()
-        finally:
-            self._leave()
-            if self.pending:
-                self._hand_off()  # items queued while we held the lock
+        if self.lock.acquire(False):
+            self._enter()
+            try:
+                return function()
+            finally:
+                self._leave()
+                if self.pending:
+                    self._hand_off()  # items queued while we held the lock
+        turn = _ExclusiveTurn(function)
+        if not wait or _running_any_queue():
+            if or_first:
+                self.pending.appendleft((next(self._sequence), None, turn))
+                self._hand_off()  # in case the holder let go before we queued
+            return None
+        chain = _Chain(waited=True)
+        self.pending.appendleft((next(self._sequence), chain, turn))
+        self._hand_off()  # in case the holder let go before we queued
+        assert chain.done is not None
+        chain.done.wait()
+        if chain.error is not None:
+            raise chain.error
+        return turn.result
 
     def cancel(self, error: Exception) -> int:
         """Drop every item queued so far (the running one finishes); callers waiting for one get
         `error`. Answers how many dropped items nobody was waiting for."""
         self._cancel_error = error
         self._cancel_fence = next(self._sequence)
-        unwaited = sum(1 for sequence, chain, _ in list(self.pending) if chain is None and sequence < self._cancel_fence)
+        unwaited = sum(
+            1
+            for sequence, chain, item in list(self.pending)
+            if chain is None and sequence < self._cancel_fence and type(item) is not _ExclusiveTurn
+        )
         if self.pending:
             self._hand_off()  # whoever drains next drops them and answers their waiters
         return unwaited
@@ -266,7 +295,7 @@ class WorkQueue:
         pending = self.pending
         while pending and (until is None or until.outstanding > 0):
             sequence, chain, item = pending.popleft()
-            if sequence < self._cancel_fence:
+            if sequence < self._cancel_fence and type(item) is not _ExclusiveTurn:
                 if chain is not None:
                     chain.fail(self._cancel_error)
                 if isinstance(item, CancellableItem):
