@@ -31,6 +31,7 @@ from .element import Element, ElementState, ReadableElement, TableView
 from .errors import (
     AlarmError,
     AlarmTemplateError,
+    ConnectionSettingError,
     DefinitionError,
     DmemuError,
     DuplicateElementError,
@@ -94,6 +95,7 @@ __all__ = [
     "Clock",
     "Column",
     "Connection",
+    "ConnectionSettingError",
     "DataMinerSystem",
     "DefinitionError",
     "Discrete",

@@ -53,6 +53,16 @@ class DuplicateElementError(ElementError):
     """An element with that name or id pair already exists."""
 
 
+class ConnectionSettingError(DmemuError, ValueError):
+    """An element's connection setting is refused (a port that is no port, an empty host ...);
+    `field` and `value` say which."""
+
+    def __init__(self, message: str, *, field: str, value: object) -> None:
+        super().__init__(message)
+        self.field = field
+        self.value = value
+
+
 class QActionLoopError(DmemuError):
     """A chain of QActions triggering each other did not settle."""
 

@@ -20,7 +20,7 @@ import attrs
 
 from .definitions import PROTOCOLS, Protocol, protocol_path
 from .element import ElementState, ReadableElement, element_not_found
-from .errors import StateFileError
+from .errors import ConnectionSettingError, StateFileError
 from .http import Connection
 from .storage import REGISTRY_FILE, ElementSnapshot, ElementStore, RegistryStore, element_path
 
@@ -50,7 +50,7 @@ def read_element_records(registry: RegistryStore, protocols: Iterable[type[Proto
         protocol = _find_protocol(record["protocol"], known, registry.path)
         try:
             connection = Connection.from_record(record["connection"])
-        except TypeError as error:
+        except (TypeError, ConnectionSettingError) as error:
             raise StateFileError(
                 f"state file {registry.path}: bad connection for {record['name']!r}: {error}"
             ) from error
