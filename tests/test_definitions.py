@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import pytest
 
 from dmemu.protocol import (
@@ -93,6 +95,99 @@ def test_inconsistent_definitions_fail_naming_the_culprit(attributes: dict[str, 
     with pytest.raises(DefinitionError) as raised:
         define(**attributes)
     assert culprit in str(raised.value)
+
+
+def two_arguments(protocol: object, extra: object) -> None:
+    pass
+
+
+def no_argument() -> None:
+    pass
+
+
+class Poller:
+    def poll(self, protocol: object) -> None:
+        pass
+
+
+# Mistakes a new user made that used to pass the class check (or fail with a raw TypeError).
+# Each case builds its attributes when it runs: some used to fail already in the constructor.
+@pytest.mark.parametrize(
+    ("attributes", "culprit"),
+    [
+        (lambda: {"pages": Page("General")}, "`pages` must be a tuple of Page, not a single Page Page(name='General'"),
+        (lambda: {"pages": "General"}, "`pages` must be a tuple of Page, not str 'General'"),
+        (lambda: {"tables": ITEMS}, "`tables` must be a tuple of Table, not a single Table"),
+        (lambda: {"parameters": Parameter(10, "A")}, "a one-item tuple needs a trailing comma"),
+        (lambda: {"timers": Timer(1, seconds=5, qactions=(1,)), "qactions": (QAction(1, noop),)}, "`timers` must be a tuple of Timer"),
+        (lambda: {"qactions": {1: QAction(1, noop, triggers=(10,))}, "parameters": (Parameter(10, "A"),)}, "`qactions` must be a tuple of QAction, not dict"),
+        (lambda: {"tables": (Table(1000, "T", columns=Column(1001, "A", key=True)),)}, "table 1000 'T' `columns` must be a tuple of Column, not a single Column"),
+        (lambda: {"tables": (Table(1000, "T", columns=(Column(1001, "A", key=True), "B")),)}, "table 1000 'T' columns` holds 'B', which is not a Column"),
+        (lambda: {"timers": (Timer(1, seconds=5, qactions=1),), "qactions": (QAction(1, noop),)}, "timer 1 `qactions` must be a tuple of QAction ids, not a single int 1; a one-item tuple needs a trailing comma: `(1,)`"),
+        (lambda: {"tables": (Table(1000, "T", columns=(Column(1001, "A", key=True),), display_key=DisplayKey("A")),)}, "display key `columns` must be a tuple of column ids or names, not a single str 'A'; a one-item tuple needs a trailing comma: `('A',)`"),
+        (lambda: {"qactions": (QAction(1, noop, triggers=10),), "parameters": (Parameter(10, "A"),)}, "QAction 1 'noop' `triggers` must be a tuple of parameter ids, not a single int 10"),
+        (lambda: {"parameters": (Parameter(10, "A", type=Number),)}, "parameter 10 'A' has type=Number, the class; give an instance: type=Number()"),
+        (lambda: {"parameters": (Parameter(10, "A", type=int),)}, "parameter 10 'A' has type=<class 'int'>; a type is an instance of one of Number"),
+        (lambda: {"tables": (Table(1000, "T", columns=(Column(1001, "A", key=True, type=String),)),)}, "column 1001 'A' of table 1000 'T' has type=String, the class"),
+        (lambda: {"parameters": (Parameter(10, ""),)}, "parameter 10 '' has name ''; a name is a non-empty string"),
+        (lambda: {"parameters": (Parameter(10, "  "),)}, "has name '  '"),
+        (lambda: {"parameters": (Parameter(10, 5),)}, "parameter 10 5 has name 5"),
+        (lambda: {"tables": (Table(1000, "", columns=(Column(1001, "A", key=True),)),)}, "table 1000 '' has name ''"),
+        (lambda: {"tables": (Table(1000, "T", columns=(Column(1001, None, key=True),)),)}, "column 1001 None of table 1000 'T' has name None"),
+        (lambda: {"pages": (Page(""),)}, "a page has name ''"),
+        (lambda: {"qactions": (QAction(1, two_arguments, triggers=(10,)),), "parameters": (Parameter(10, "A"),)}, "QAction 1 'two_arguments' function is two_arguments(protocol, extra), but a QAction function is called with one argument, the protocol (missing a required argument: 'extra')"),
+        (lambda: {"qactions": (QAction(1, no_argument, triggers=(10,)),), "parameters": (Parameter(10, "A"),)}, "is called with one argument, the protocol"),
+        (lambda: {"qactions": (QAction(1, Poller.poll, triggers=(10,)),), "parameters": (Parameter(10, "A"),)}, "function is Poller.poll(self, protocol), but"),
+        (lambda: {"paramters": (Parameter(10, "A"),)}, "unknown class attribute `paramters`"),
+        (lambda: {"paramters": (Parameter(10, "A"),)}, "did you mean `parameters`?"),
+        (lambda: {"qaction": (QAction(1, noop),)}, "did you mean `qactions`?"),
+        (lambda: {"conection": None}, "did you mean `connection`?"),
+        (lambda: {"device_model": "XR-100"}, "unknown class attribute `device_model` = 'XR-100'; a protocol declares connection, description"),
+        (lambda: {"model": "XR-100"}, "`model` is built by dmemu"),
+    ],
+)
+def test_mistakes_that_used_to_escape_fail_naming_protocol_and_culprit(
+    attributes: Callable[[], dict[str, object]], culprit: str
+) -> None:
+    with pytest.raises(DefinitionError) as raised:
+        define(name="My Connector", **attributes())
+    assert culprit in str(raised.value)
+    # The protocol is named: by its name, or by its class when the name may be what is wrong.
+    assert str(raised.value).startswith(("protocol 'My Connector': ", "protocol Checked: "))
+
+
+def test_a_misspelt_name_is_reported_by_the_class_it_is_on() -> None:
+    with pytest.raises(DefinitionError, match=r"^protocol Checked: unknown class attribute `nmae`.*did you mean `name`\?"):
+        type("Checked", (Protocol,), {"nmae": "Mine"})
+
+
+def test_helpers_private_names_lists_and_callables_without_a_signature_are_accepted() -> None:
+    class WithHelpers(Protocol):
+        name = "With Helpers"
+        _interval = 60  # private: the protocol's own
+        pages = [Page("General")]  # a list is as good as a tuple
+        parameters = [Parameter(10, "A", write=True)]
+        qactions = (
+            QAction(1, print, triggers=(10,)),  # a builtin has no signature to check
+            QAction(2, Poller().poll, triggers=[10]),  # a bound method takes the protocol only
+            QAction(3, lambda protocol, retries=3: None, triggers=(10,)),  # defaults are fine
+        )
+
+        def helper(self) -> None:  # methods and other callables are helpers, not declarations
+            pass
+
+        @staticmethod
+        def parse(text: str) -> str:
+            return text
+
+    assert WithHelpers.pages == (Page("General"),)
+    assert WithHelpers.model.qactions[2].triggers == (10,)
+
+
+def test_a_subclass_may_redeclare_what_its_base_declares() -> None:
+    base = define(parameters=(Parameter(10, "A"),))
+    derived = type("Derived", (base,), {"version": "2.0.0.0", "parameters": (Parameter(10, "A"), Parameter(11, "B"))})
+    assert set(derived.model.parameters) == {10, 11}
 
 
 def test_a_parameter_error_names_the_protocol() -> None:

@@ -30,6 +30,7 @@ from dmemu.dms import DataMinerSystem
 from dmemu.protocol import (
     NO_RETRIES,
     Connection,
+    ConnectionSettingError,
     Element,
     HttpConnection,
     Number,
@@ -37,10 +38,12 @@ from dmemu.protocol import (
     Protocol,
     QAction,
     RetryPolicy,
+    StateFileError,
     String,
     VirtualClock,
     build_session,
 )
+from dmemu.protocol.http import is_loopback_host
 
 PASSWORD = "s3cr3t-Pa55word"
 HANG_LIMIT = 5.0  # a hanging handler gives up after this even if a test forgets to release it
@@ -75,6 +78,11 @@ class HttpProbe(Protocol):
         QAction(10, fetch_path, triggers=(1,)),
         QAction(11, fail_with_password, triggers=(3,)),
     )
+
+
+class Plain(Protocol):
+    name = "Plain"
+    parameters = (Parameter(1, "Value", type=Number(), write=True),)
 
 
 def add_element(
@@ -302,6 +310,92 @@ def test_relative_paths_join_the_base_url_and_absolute_urls_pass_through(dms: Da
     ]
 
 
+# -- connection settings, checked when made -------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("settings", "field", "says"),
+    [
+        ({"port": "abc"}, "port", "connection port='abc': a port is a whole number from 1 to 65535"),
+        ({"port": "8080"}, "port", "port='8080'"),
+        ({"port": -1}, "port", "port=-1"),
+        ({"port": 0}, "port", "port=0"),
+        ({"port": 70000}, "port", "port=70000"),
+        ({"port": 8080.0}, "port", "port=8080.0"),
+        ({"port": True}, "port", "port=True"),
+        ({"host": ""}, "host", "connection host='': the host is a non-empty name"),
+        ({"host": "   "}, "host", "host='   '"),
+        ({"host": "https://"}, "host", "host='https://'"),
+        ({"host": "my device"}, "host", "without spaces"),
+        ({"host": None}, "host", "connection host=None: the host is a string"),
+        ({"host": "ftp://device"}, "host", "a scheme written in the host is one of http, https"),
+        ({"bus_address": None}, "bus_address", "connection bus_address=None: the bus address is a string"),
+        ({"bus_address": "ByPass Proxy"}, "bus_address", "did you mean 'BypassProxy'?"),
+        ({"bus_address": "BypasProxy"}, "bus_address", "did you mean 'BypassProxy'?"),
+        ({"scheme": "ftp"}, "scheme", "connection scheme='ftp': the scheme is one of http, https"),
+        ({"timeout": 0}, "timeout", "connection timeout=0: the timeout is a positive, finite number"),
+        ({"timeout": float("inf")}, "timeout", "timeout=inf"),
+        ({"timeout": "30"}, "timeout", "timeout='30'"),
+        ({"retry": 3}, "retry", "connection retry=3: the retry policy is a RetryPolicy"),
+        ({"username": 7}, "username", "connection username is a int"),
+    ],
+)
+def test_a_bad_connection_setting_is_refused_when_made_naming_field_and_value(
+    settings: dict[str, Any], field: str, says: str
+) -> None:
+    with pytest.raises(ConnectionSettingError) as raised:
+        Connection(**settings)
+    assert says in str(raised.value)
+    assert raised.value.field == field
+    assert raised.value.value is settings[field] or raised.value.value == settings[field]
+    assert isinstance(raised.value, ValueError)
+
+
+def test_a_password_of_the_wrong_kind_stays_out_of_the_message() -> None:
+    with pytest.raises(ConnectionSettingError, match="connection password is a bytes; it is a string or None") as raised:
+        Connection(password=PASSWORD.encode())
+    assert PASSWORD not in str(raised.value) and PASSWORD not in repr(raised.value)
+
+
+@pytest.mark.parametrize(
+    "settings",
+    [
+        {"port": 1}, {"port": 65535}, {"port": None}, {"host": "10.0.0.5"}, {"host": "[::1]"}, {"host": "https://device/"},
+        {"bus_address": ""}, {"bus_address": "1"}, {"bus_address": " bypassproxy "}, {"scheme": "HTTPS"}, {"timeout": 1},
+    ],
+)
+def test_good_connection_settings_are_kept(settings: dict[str, Any]) -> None:
+    connection = Connection(**settings)
+    assert {name: getattr(connection, name) for name in settings} == settings
+
+
+def test_a_saved_connection_that_is_now_refused_names_the_registry(tmp_path: Path, dmemu_clock: VirtualClock) -> None:
+    state = tmp_path / "state"
+    with DataMinerSystem(state, dmemu_clock) as first:
+        add_element(first, Connection(host="device", port=8080))
+    registry = state / "dms.json"
+    document = json.loads(registry.read_text())
+    (record,) = document["elements"].values()
+    record["connection"]["port"] = 70000  # written by hand, or by a version that accepted it
+    registry.write_text(json.dumps(document))
+
+    with pytest.raises(StateFileError, match=r"dms\.json: bad connection for 'element 1': connection port=70000"):
+        DataMinerSystem(state, dmemu_clock)
+
+
+def test_an_http_element_made_without_a_connection_says_where_it_talks(
+    dms: DataMinerSystem, caplog: pytest.LogCaptureFixture
+) -> None:
+    with caplog.at_level(logging.WARNING, logger="dmemu.dms"):
+        add_element(dms)  # no connection: kept for tests and demos, on the protocol's default port
+        add_element(dms, Connection(host="device"))
+        dms.create_element(Plain, "plain")  # no HTTP connection to speak of
+    assert [record.getMessage() for record in caplog.records] == [
+        "element 'element 1' (protocol 'HTTP Probe') was created without a connection, so it talks to "
+        "http://127.0.0.1:8080; pass connection=Connection(host=..., port=...) to reach its device"
+    ]
+
+
 # -- unit level with responses ---------------------------------------------------------------
 
 
@@ -357,17 +451,82 @@ def test_bypass_proxy_goes_straight_to_the_device_despite_proxy_settings(
 
 
 def test_without_bypass_proxy_the_environment_proxy_is_used(
-    dms: DataMinerSystem, server: LoopbackServer, proxy: LoopbackServer, monkeypatch: pytest.MonkeyPatch
+    dms: DataMinerSystem, proxy: LoopbackServer, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     point_environment_at(monkeypatch, proxy)
-    http = add_element(dms, loopback(server, bus_address="", retry=NO_RETRIES)).http
+    # A device elsewhere (loopback is never proxied): only the proxy sees the name.
+    http = add_element(dms, Connection(host="device.example", port=8080, retry=NO_RETRIES)).http
 
     response = http.get("/via")
 
     assert (response.status_code, response.text) == (200, "via proxy")
-    assert [(seen.method, seen.path) for seen in proxy.seen] == [("GET", f"{server.url}/via")]
-    assert server.seen == []
+    assert [(seen.method, seen.path) for seen in proxy.seen] == [("GET", "http://device.example:8080/via")]
     assert http.trust_env is True
+
+
+@pytest.mark.parametrize("host", ["127.0.0.1", "localhost", "LocalHost"])
+@pytest.mark.parametrize("variables", [("HTTP_PROXY", "HTTPS_PROXY"), ("http_proxy",), ("ALL_PROXY",), ("all_proxy",)])
+def test_loopback_never_goes_through_an_environment_proxy(
+    dms: DataMinerSystem,
+    server: LoopbackServer,
+    proxy: LoopbackServer,
+    monkeypatch: pytest.MonkeyPatch,
+    host: str,
+    variables: tuple[str, ...],
+) -> None:
+    for name in variables:
+        monkeypatch.setenv(name, proxy.url)
+    http = add_element(dms, Connection(host=host, port=server.port, retry=NO_RETRIES)).http
+
+    response = http.get("/direct")
+
+    assert (response.status_code, response.text) == (200, "ok")
+    assert [seen.path for seen in server.seen] == ["/direct"]
+    assert proxy.seen == []
+
+
+def closed_port() -> int:
+    """A port on 127.0.0.1 that nothing listens on (bound, then closed)."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def test_a_dead_proxy_in_the_environment_does_not_stop_a_loopback_device(
+    dms: DataMinerSystem, server: LoopbackServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    for name in ("HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY"):
+        monkeypatch.setenv(name, f"http://127.0.0.1:{closed_port()}")
+    http = add_element(dms, Connection(port=server.port, retry=NO_RETRIES)).http
+
+    assert http.get("/alive").text == "ok"
+    assert [seen.path for seen in server.seen] == ["/alive"]
+
+
+@pytest.mark.parametrize("host", ["::1", "127.0.0.2", "127.255.255.254"])
+def test_no_loopback_address_is_sent_to_the_proxy(
+    dms: DataMinerSystem, proxy: LoopbackServer, monkeypatch: pytest.MonkeyPatch, host: str
+) -> None:
+    """Nothing listens there, so the call fails; through the proxy it would have answered."""
+    point_environment_at(monkeypatch, proxy)
+    http = add_element(dms, Connection(host=host, port=closed_port(), retry=NO_RETRIES, timeout=5)).http
+
+    with pytest.raises(requests.ConnectionError):
+        http.get("/nobody")
+    assert proxy.seen == []
+
+
+@pytest.mark.parametrize(
+    ("host", "loopback"),
+    [
+        ("127.0.0.1", True), ("127.1.2.3", True), ("::1", True), ("[::1]", True), ("::ffff:127.0.0.1", True),
+        ("localhost", True), ("LocalHost.", True), ("device.localhost", True),
+        ("128.0.0.1", False), ("10.0.0.1", False), ("::2", False), ("localhost.example", False),
+        ("device", False), ("", False), (None, False),
+    ],
+)
+def test_loopback_hosts_are_told_apart(host: str | None, loopback: bool) -> None:
+    assert is_loopback_host(host) is loopback
 
 
 @pytest.mark.parametrize(

@@ -20,7 +20,7 @@ import attrs
 
 from ..protocol.definitions import PROTOCOLS, Protocol, protocol_path
 from ..protocol.element import ElementState, ReadableElement, element_not_found
-from ..protocol.errors import StateFileError
+from ..protocol.errors import ConnectionSettingError, StateFileError
 from ..protocol.http import Connection
 from ..protocol.storage import REGISTRY_FILE, ElementSnapshot, ElementStore, RegistryStore, element_path
 
@@ -50,7 +50,7 @@ def read_element_records(registry: RegistryStore, protocols: Iterable[type[Proto
         protocol = _find_protocol(record["protocol"], known, registry.path)
         try:
             connection = Connection.from_record(record["connection"])
-        except TypeError as error:
+        except (TypeError, ConnectionSettingError) as error:
             raise StateFileError(
                 f"state file {registry.path}: bad connection for {record['name']!r}: {error}"
             ) from error

@@ -160,6 +160,12 @@ class DataMinerSystem:
         spec = protocol.connection
         if connection is None:
             connection = Connection(port=spec.default_port if spec else None)
+            if spec is not None:  # kept for tests and demos, but said: a real device is elsewhere
+                _logger.warning(
+                    "element %r (protocol %r) was created without a connection, so it talks to %s; "
+                    "pass connection=Connection(host=..., port=...) to reach its device",
+                    name, protocol.name, connection.base_url(spec.default_port),
+                )
         elif (connection.username or connection.password) and not (spec and spec.credentials):
             raise ValueError(f"protocol {protocol.name!r} takes no credentials on its connection; leave username and password out")
         store = ElementStore(element_path(self.state_dir, agent_id, element_id))

@@ -21,6 +21,7 @@ from .definitions import (
 )
 from .element import Element, ElementRef, ElementState, ReadableElement, TableView
 from .errors import (
+    ConnectionSettingError,
     DefinitionError,
     DmemuError,
     ElementError,
@@ -50,6 +51,7 @@ __all__ = [
     "Clock",
     "Column",
     "Connection",
+    "ConnectionSettingError",
     "DefinitionError",
     "Discrete",
     "DisplayKey",

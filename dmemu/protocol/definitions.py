@@ -17,6 +17,8 @@ culprit, at import time rather than at run time.
 
 from __future__ import annotations
 
+import difflib
+import inspect
 from collections.abc import Callable, Iterable
 from typing import Any, ClassVar
 
@@ -24,6 +26,12 @@ import attrs
 
 from .errors import DefinitionError, UnknownParameterError
 from .measurement import Button, Checker, Discrete, Measurement, Number, PageButton, String
+
+
+def _sequence(value: Any) -> Any:
+    """A tuple from a tuple or list; anything else is kept as given, for the protocol check to
+    refuse naming the protocol (a converter raising here could not say which protocol)."""
+    return tuple(value) if isinstance(value, (tuple, list)) else value
 
 
 @attrs.frozen
@@ -64,7 +72,7 @@ class Column:
 class DisplayKey:
     """A readable row label built from columns (DataMiner's "naming"), e.g. ``DisplayKey(("Name",))``."""
 
-    columns: tuple[int | str, ...] = attrs.field(converter=tuple)
+    columns: tuple[int | str, ...] = attrs.field(converter=_sequence)
     separator: str = " - "
 
 
@@ -74,7 +82,7 @@ class Table:
 
     id: int
     name: str
-    columns: tuple[Column, ...] = attrs.field(converter=tuple)
+    columns: tuple[Column, ...] = attrs.field(converter=_sequence)
     description: str = ""
     save: bool = False
     page: str | None = None
@@ -100,7 +108,7 @@ class Timer:
 
     id: int
     seconds: float
-    qactions: tuple[int, ...] = attrs.field(converter=tuple)
+    qactions: tuple[int, ...] = attrs.field(converter=_sequence)
     at_startup: bool = True
     name: str = ""
 
@@ -115,14 +123,14 @@ class QAction:
 
     id: int
     function: Callable[[Any], Any]
-    triggers: tuple[int, ...] = attrs.field(default=(), converter=tuple)
+    triggers: tuple[int, ...] = attrs.field(default=(), converter=_sequence)
     row: bool = False
     after_startup: bool = False
     name: str = ""
 
     @property
     def label(self) -> str:
-        return f"QAction {self.id} {self.name or self.function.__name__!r}"
+        return f"QAction {self.id} {self.name or getattr(self.function, '__name__', repr(self.function))!r}"
 
 
 @attrs.frozen
@@ -237,8 +245,6 @@ class Protocol:
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
-        for attribute in ("pages", "parameters", "tables", "timers", "qactions"):
-            setattr(cls, attribute, tuple(getattr(cls, attribute)))
         _check_definition(cls)
         cls.model = ProtocolModel(cls)
         PROTOCOLS[protocol_path(cls)] = cls
@@ -253,8 +259,15 @@ def protocol_path(protocol: type[Protocol]) -> str:
     return f"{protocol.__module__}:{protocol.__qualname__}"
 
 
+# What a protocol declares, each a tuple (or list) of one kind of item.
+_DECLARATIONS: dict[str, type] = {"pages": Page, "parameters": Parameter, "tables": Table, "timers": Timer, "qactions": QAction}
+_MEASUREMENTS = (Number, String, Discrete, Button, PageButton)
+
+
 def _check_definition(cls: type[Protocol]) -> None:
+    """Refuse an inconsistent protocol naming it and the culprit; make its declarations tuples."""
     where = f"protocol {cls.__qualname__}"
+    _check_class_attributes(where, cls)
     if not cls.name or not isinstance(cls.name, str):
         raise DefinitionError(f"{where}: `name` must be a non-empty string")
     where = f"protocol {cls.name!r}"
@@ -262,12 +275,16 @@ def _check_definition(cls: type[Protocol]) -> None:
     def fail(message: str) -> None:
         raise DefinitionError(f"{where}: {message}")
 
-    _expect_types(fail, "pages", cls.pages, Page)
-    _expect_types(fail, "parameters", cls.parameters, Parameter)
-    _expect_types(fail, "tables", cls.tables, Table)
-    _expect_types(fail, "timers", cls.timers, Timer)
-    _expect_types(fail, "qactions", cls.qactions, QAction)
+    for attribute, kind in _DECLARATIONS.items():
+        declared = getattr(cls, attribute)
+        _expect_sequence(fail, f"`{attribute}`", declared, kind)
+        setattr(cls, attribute, tuple(declared))
+        _expect_types(fail, attribute, declared, kind)
 
+    for page in cls.pages:
+        _expect_name(fail, "a page", page.name)
+    for timer in cls.timers:
+        _expect_sequence(fail, f"timer {timer.id} `qactions`", timer.qactions, int, "QAction ids")
     page_names = _unique(fail, "page name", (p.name for p in cls.pages))
     for page in cls.pages:
         if page.parent is not None and page.parent not in page_names:
@@ -284,6 +301,8 @@ def _check_definition(cls: type[Protocol]) -> None:
 
     for parameter in cls.parameters:
         claim(parameter.id, parameter.label)
+        _expect_name(fail, parameter.label, parameter.name)
+        _expect_measurement(fail, parameter.label, parameter.type)
         _check_placement(fail, parameter.label, parameter.page, page_names)
         if isinstance(parameter.type, PageButton) and parameter.type.page not in page_names:
             fail(f"{parameter.label} is a page button to page {parameter.type.page!r}, which does not exist")
@@ -297,7 +316,14 @@ def _check_definition(cls: type[Protocol]) -> None:
 
     for table in cls.tables:
         claim(table.id, table.label)
+        _expect_name(fail, table.label, table.name)
         _check_placement(fail, table.label, table.page, page_names)
+        _expect_sequence(fail, f"{table.label} `columns`", table.columns, Column)
+        _expect_types(fail, f"{table.label} columns", table.columns, Column)
+        for column in table.columns:
+            column_label = f"column {column.id} {column.name!r} of {table.label}"
+            _expect_name(fail, column_label, column.name)
+            _expect_measurement(fail, column_label, column.type)
         if not table.columns:
             fail(f"{table.label} has no columns")
         keys = [c for c in table.columns if c.key]
@@ -309,6 +335,9 @@ def _check_definition(cls: type[Protocol]) -> None:
         for column in table.columns:
             claim(column.id, f"column {column.id} {column.name!r} of {table.label}")
         if table.display_key is not None:
+            if not isinstance(table.display_key, DisplayKey):
+                fail(f"{table.label} display key {table.display_key!r} is not a DisplayKey")
+            _expect_sequence(fail, f"{table.label} display key `columns`", table.display_key.columns, int | str, "column ids or names")
             known = {c.id for c in table.columns} | {c.name for c in table.columns}
             for ref in table.display_key.columns:
                 if ref not in known:
@@ -322,6 +351,8 @@ def _check_definition(cls: type[Protocol]) -> None:
     for qaction in cls.qactions:
         if not callable(qaction.function):
             fail(f"QAction {qaction.id} function {qaction.function!r} is not callable")
+        _check_qaction_arity(fail, qaction)
+        _expect_sequence(fail, f"{qaction.label} `triggers`", qaction.triggers, int, "parameter ids")
         if not qaction.triggers and not qaction.after_startup and not _timer_runs(cls.timers, qaction.id):
             fail(f"{qaction.label} has no trigger, is not run after startup and no timer runs it")
         for pid in qaction.triggers:
@@ -351,10 +382,82 @@ def _timer_runs(timers: Iterable[Timer], qaction_id: int) -> bool:
     return any(qaction_id in timer.qactions for timer in timers)
 
 
+def _expect_sequence(fail: Callable[[str], None], what: str, value: Any, kind: Any, items: str = "") -> None:
+    """`value` must be a tuple or list (of `items`, by default `kind`s); a lone `kind` says a
+    one-item tuple lost its comma."""
+    if isinstance(value, (tuple, list)):
+        return
+    items = items or kind.__name__
+    if isinstance(value, kind):
+        fail(
+            f"{what} must be a tuple of {items}, not a single {type(value).__name__} {value!r}; "
+            f"a one-item tuple needs a trailing comma: `({value!r},)`"
+        )
+    fail(f"{what} must be a tuple of {items}, not {type(value).__name__} {value!r}")
+
+
 def _expect_types(fail: Callable[[str], None], attribute: str, items: Iterable[Any], kind: type) -> None:
     for item in items:
         if not isinstance(item, kind):
             fail(f"`{attribute}` holds {item!r}, which is not a {kind.__name__}")
+
+
+def _expect_name(fail: Callable[[str], None], label: str, name: Any) -> None:
+    if not isinstance(name, str) or not name.strip():
+        fail(f"{label} has name {name!r}; a name is a non-empty string")
+
+
+def _expect_measurement(fail: Callable[[str], None], label: str, measurement: Any) -> None:
+    if isinstance(measurement, _MEASUREMENTS):
+        return
+    kinds = ", ".join(kind.__name__ for kind in _MEASUREMENTS)
+    if isinstance(measurement, type) and issubclass(measurement, _MEASUREMENTS):
+        fail(f"{label} has type={measurement.__name__}, the class; give an instance: type={measurement.__name__}()")
+    fail(f"{label} has type={measurement!r}; a type is an instance of one of {kinds}, e.g. type=Number()")
+
+
+def _check_qaction_arity(fail: Callable[[str], None], qaction: QAction) -> None:
+    """A QAction function is called with one argument, the `protocol` facade."""
+    try:
+        signature = inspect.signature(qaction.function)
+    except (TypeError, ValueError):
+        return  # a builtin or other callable without a signature: trusted
+    try:
+        signature.bind(None)
+    except TypeError as error:
+        # Parameter names only: annotations under `from __future__ import annotations` are strings.
+        bare = signature.replace(
+            parameters=[p.replace(annotation=inspect.Parameter.empty) for p in signature.parameters.values()],
+            return_annotation=inspect.Signature.empty,
+        )
+        name = getattr(qaction.function, "__qualname__", None) or repr(qaction.function)
+        fail(
+            f"{qaction.label} function is {name}{bare}, but a QAction function is called with "
+            f"one argument, the protocol ({error})"
+        )
+
+
+# Public class attributes a protocol declares; any other public data attribute is most likely
+# a misspelt one (`paramters`), which would otherwise be silently ignored.
+_PROTOCOL_ATTRIBUTES = frozenset({"name", "version", "description", "connection", *_DECLARATIONS})
+
+
+def _check_class_attributes(where: str, cls: type) -> None:
+    """Refuse public data attributes a protocol does not know; helpers (functions, classes,
+    descriptors) and names starting with an underscore are the protocol's own business."""
+    for attribute, value in vars(cls).items():
+        if attribute.startswith("_") or attribute in _PROTOCOL_ATTRIBUTES:
+            continue
+        if attribute == "model":
+            raise DefinitionError(f"{where}: `model` is built by dmemu from the declarations; do not set it")
+        if callable(value) or isinstance(value, (staticmethod, classmethod, property)):
+            continue
+        close = difflib.get_close_matches(attribute, sorted(_PROTOCOL_ATTRIBUTES), n=1)
+        hint = f"did you mean `{close[0]}`?" if close else (
+            f"a protocol declares {', '.join(sorted(_PROTOCOL_ATTRIBUTES))}; "
+            "name a helper of your own with a leading underscore"
+        )
+        raise DefinitionError(f"{where}: unknown class attribute `{attribute}` = {value!r}; {hint}")
 
 
 def _check_placement(fail: Callable[[str], None], label: str, page: str | None, pages: set[str]) -> None:

@@ -49,6 +49,16 @@ class ElementStateError(ElementError):
     """The element is not in a state that allows the operation (e.g. a set on a stopped element)."""
 
 
+class ConnectionSettingError(DmemuError, ValueError):
+    """An element's connection setting is refused (a port that is no port, an empty host ...);
+    `field` and `value` say which."""
+
+    def __init__(self, message: str, *, field: str, value: object) -> None:
+        super().__init__(message)
+        self.field = field
+        self.value = value
+
+
 class QActionLoopError(DmemuError):
     """A chain of QActions triggering each other did not settle."""
 

@@ -1,12 +1,16 @@
 """An element's HTTP connection: a `requests.Session` built from its connection settings.
 
 Every call has a timeout, retries follow an explicit policy, ``BypassProxy`` ignores proxy
-settings from the environment, and credentials go in basic auth, never in a repr or a log.
+settings from the environment, loopback (127.0.0.0/8, ::1, localhost) is never proxied, and
+credentials go in basic auth, never in a repr or a log. Settings are checked when a
+`Connection` is made: a bad one raises `ConnectionSettingError` naming the field.
 """
 
 from __future__ import annotations
 
+import difflib
 import ipaddress
+import math
 import time
 from collections.abc import Callable
 from typing import Any
@@ -17,6 +21,8 @@ import requests
 from requests.adapters import HTTPAdapter
 from urllib3.exceptions import ReadTimeoutError
 from urllib3.util.retry import Retry
+
+from .errors import ConnectionSettingError
 
 BYPASS_PROXY = "BypassProxy"
 IDEMPOTENT_METHODS = frozenset({"GET", "HEAD", "PUT", "DELETE", "OPTIONS"})
@@ -101,6 +107,9 @@ class Connection:
     timeout: float = 30.0
     retry: RetryPolicy = RetryPolicy()
 
+    def __attrs_post_init__(self) -> None:
+        _check_connection(self)
+
     @property
     def bypass_proxy(self) -> bool:
         return self.bus_address.strip().lower() == BYPASS_PROXY.lower()
@@ -132,6 +141,48 @@ class Connection:
         return cls(**fields)
 
 
+SCHEMES = ("http", "https")
+
+
+def _check_connection(connection: Connection) -> None:
+    """Refuse settings that would only fail at every poll, naming the field and the value."""
+
+    def refuse(field: str, why: str) -> None:
+        value = getattr(connection, field)
+        raise ConnectionSettingError(f"connection {field}={value!r}: {why}", field=field, value=value)
+
+    host = connection.host
+    if not isinstance(host, str):
+        refuse("host", "the host is a string: a name or an IP address")
+    host_scheme, _, bare_host = host.rpartition("://")
+    if not bare_host.strip("/") or any(c.isspace() for c in host):
+        refuse("host", "the host is a non-empty name or IP address without spaces")
+    if host_scheme and host_scheme.lower() not in SCHEMES:
+        refuse("host", f"a scheme written in the host is one of {', '.join(SCHEMES)}")
+    port = connection.port
+    if port is not None and (not isinstance(port, int) or isinstance(port, bool) or not 1 <= port <= 65535):
+        refuse("port", "a port is a whole number from 1 to 65535 (or None for the protocol's default port)")
+    bus_address = connection.bus_address
+    if not isinstance(bus_address, str):
+        refuse("bus_address", f"the bus address is a string, {BYPASS_PROXY!r} or empty")
+    normalized = bus_address.strip().lower()
+    if normalized != BYPASS_PROXY.lower() and difflib.SequenceMatcher(None, normalized, BYPASS_PROXY.lower()).ratio() >= 0.8:
+        refuse("bus_address", f"did you mean {BYPASS_PROXY!r}? As written, proxies from the environment are used")
+    if connection.scheme is not None and (not isinstance(connection.scheme, str) or connection.scheme.lower() not in SCHEMES):
+        refuse("scheme", f"the scheme is one of {', '.join(SCHEMES)}, or None to choose by port")
+    timeout = connection.timeout
+    if not isinstance(timeout, (int, float)) or isinstance(timeout, bool) or not (0 < timeout < math.inf):
+        refuse("timeout", "the timeout is a positive, finite number of seconds")
+    for field in ("username", "password"):
+        value = getattr(connection, field)
+        if value is not None and not isinstance(value, str):
+            # The password's value stays out of the message, as out of every repr.
+            kind = type(value).__name__
+            raise ConnectionSettingError(f"connection {field} is a {kind}; it is a string or None", field=field, value=value)
+    if not isinstance(connection.retry, RetryPolicy):
+        refuse("retry", "the retry policy is a RetryPolicy")
+
+
 class ElementSession(requests.Session):
     """A session whose relative URLs start at the element's base URL and whose calls time out."""
 
@@ -155,17 +206,47 @@ def _no_auth(request: requests.PreparedRequest) -> requests.PreparedRequest:
     return request
 
 
+def is_loopback_host(host: str | None) -> bool:
+    """True for ``localhost`` (and names under it), 127.0.0.0/8 and ::1: this machine itself."""
+    if not host:
+        return False
+    name = host.strip("[]").rstrip(".").lower()
+    if name == "localhost" or name.endswith(".localhost"):
+        return True
+    try:
+        address = ipaddress.ip_address(name)
+    except ValueError:
+        return False
+    mapped = getattr(address, "ipv4_mapped", None)  # ::ffff:127.0.0.1 is loopback too
+    return address.is_loopback or (mapped is not None and mapped.is_loopback)
+
+
 class _ElementAdapter(HTTPAdapter):
-    """An adapter that reports a read timeout as `requests.ReadTimeout`.
+    """An adapter that never proxies loopback and reports a read timeout as `requests.ReadTimeout`.
+
+    A proxy cannot reach this machine's loopback for us, so a request to 127.0.0.0/8, ::1 or
+    localhost goes direct whatever HTTP(S)_PROXY/ALL_PROXY say; other hosts keep the proxies the
+    session chose (the environment's unless ``BypassProxy``). Deciding here, where every request
+    and every redirect is sent, covers them all.
 
     Once urllib3 counts a read timeout against a `Retry` (a GET with read retries left, or
     none left), it raises MaxRetryError, which requests turns into a plain ConnectionError.
     Callers catching `requests.Timeout` would miss it; this puts the timeout back.
     """
 
-    def send(self, request: requests.PreparedRequest, *args: Any, **kwargs: Any) -> requests.Response:  # type: ignore[override]
+    def send(  # type: ignore[override]
+        self,
+        request: requests.PreparedRequest,
+        stream: bool = False,
+        timeout: Any = None,
+        verify: Any = True,
+        cert: Any = None,
+        proxies: dict[str, str] | None = None,
+    ) -> requests.Response:
+        if proxies and is_loopback_host(urlsplit(request.url or "").hostname):
+            proxies = {}
         try:
-            return super().send(request, *args, **kwargs)
+            return super().send(request, stream=stream, timeout=timeout, verify=verify, cert=cert, proxies=proxies)
         except requests.ConnectionError as error:
             cause = error.args[0] if error.args else None
             if isinstance(getattr(cause, "reason", None), ReadTimeoutError):
