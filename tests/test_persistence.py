@@ -609,11 +609,12 @@ def test_process_killed_after_completed_saves_never_leaves_a_broken_file(
     saver: Saver, dmemu_state_dir: Path, child_module: tuple[str, dict[str, str]]
 ) -> None:
     path = dmemu_state_dir / "elements" / "1-1.json"
-    # Killed inside the very first save: nothing was ever complete, so there is no file,
-    # and the DMS registry (the child flushed it right after creating the element) still loads.
+    # Killed inside the very first save of values: only the creation's snapshot (no values yet;
+    # written so that a file gone missing later is noticed) was complete, and the DMS registry
+    # (the child flushed it right after creating the element) still loads.
     assert saver.run("fsync-file", 1) == (0, 0, "fsync-file")
-    assert not path.exists()
-    assert ElementStore(path).load() == storage.ElementSnapshot()
+    created = ElementStore(path).load()
+    assert created.missing is None and not any(created.tables.values())
     assert [r["name"] for r in RegistryStore(dmemu_state_dir / "dms.json").load()] == ["Bulk"]
 
     generation = 0
@@ -647,7 +648,7 @@ def test_an_element_saved_before_any_tick_is_there_after_a_kill(dmemu_state_dir:
     element.set(SETPOINT, 5)
     element.save()  # documented as: write now
     assert saved_on_disk(dmemu_state_dir, element).parameters[SETPOINT] == 5
-    # killed here
+    first._lock.release()  # killed here: the OS lets go of a dead process's lock
     with DataMinerSystem(dmemu_state_dir, VirtualClock()) as second:
         assert second.element("Keeper").get(SETPOINT) == 5
 
@@ -659,7 +660,7 @@ def test_a_kill_right_after_stop_leaves_the_element_stopped(dmemu_state_dir: Pat
     clock.advance(5)
     element.set(SETPOINT, 5)
     element.stop()  # the issue: writes happen at the end of a tick and on stop
-    # killed here
+    first._lock.release()  # killed here: the OS lets go of a dead process's lock
     with DataMinerSystem(dmemu_state_dir, VirtualClock()) as second:
         again = second.element("Keeper")
         assert (again.state, again.get(SETPOINT), again.get(START_COUNT)) == (ElementState.STOPPED, 5, 1)

@@ -115,7 +115,10 @@ class SavedElement(ReadableElement):
         self._values: dict[int, Any] = {}
         self._tables = {}
         self._reset_volatile(ElementSnapshot())
-        self.problems: tuple[str, ...] = tuple(self._mask_secrets(p) for p in self._restore(store.load(), store.path))
+        snapshot = store.load()
+        problems = [f"{store.path}: {snapshot.missing}"] if snapshot.missing else []
+        problems += [problem for problem, _ in self._restore(snapshot, store.path)]
+        self.problems: tuple[str, ...] = tuple(self._mask_secrets(p) for p in problems)
 
 
 class SavedSystem:

@@ -20,13 +20,14 @@ from ..protocol.element import Element, ElementRef, ElementState, element_not_fo
 from ..protocol.errors import DmemuError, ReadOnlyParameterError, StateFileError
 from ..protocol.http import Connection
 from ..protocol.logs import LogType
-from ..protocol.storage import ELEMENTS_FOLDER, REGISTRY_FILE, ElementStore, RegistryStore, element_path
+from ..protocol.storage import ELEMENTS_FOLDER, REGISTRY_FILE, ElementStore, RegistryStore, element_files, element_path
 from .alarms import AlarmManager
 from .automation import Automation
 from .errors import DuplicateElementError
 from .qaction_services import DmsQActionServices
 from .requests import ElementRequests
 from .saved import read_element_records
+from .state_lock import StateDirectoryLock
 from .ticketing import Ticketing
 
 _logger = logging.getLogger("dmemu.dms")
@@ -77,6 +78,9 @@ class DataMinerSystem:
         self._by_name: dict[str, Element] = {}
         self._dirty_elements: set[Element] = set()
         self._protocols = tuple(protocols)
+        self._autosave_seconds = autosave_seconds
+        self.unregistered_files: tuple[Path, ...] = ()
+        """Element state files the registry does not name: reported at opening, never deleted."""
         self._closed = False
         self._registry_dirty = False
         self._registry_lock = threading.Lock()
@@ -87,6 +91,20 @@ class DataMinerSystem:
             raise StateFileError(f"cannot use state directory {self.state_dir}: {error.strerror or error}") from error
         if not os.access(self.state_dir, os.W_OK):
             raise StateFileError(f"state directory {self.state_dir} is not writable")
+        self._lock = StateDirectoryLock(self.state_dir)
+        self._lock.acquire()  # before anything is read: another system may be writing it
+        try:
+            self._open()
+        except BaseException:
+            self._lock.release()
+            raise
+        # On the wall clock the DMS runs its timers itself, like a real one.
+        self._owns_clock = isinstance(self.clock, RealClock) and not self.clock.running
+        if self._owns_clock:
+            self.clock.start()
+
+    def _open(self) -> None:
+        autosave_seconds = self._autosave_seconds
         self._registry = RegistryStore(self.state_dir / REGISTRY_FILE)
         # Platform services beyond single elements (alarms, ticketing, automation) keep their own
         # state beside the elements' and are saved in the same batches (see `SystemService`).
@@ -114,10 +132,6 @@ class DataMinerSystem:
         self._autosave = (
             None if self.clock.ticks_end_in_one_place else self.clock.every(autosave_seconds, self._flush_quietly, tag=self)
         )
-        # On the wall clock the DMS runs its timers itself, like a real one.
-        self._owns_clock = isinstance(self.clock, RealClock) and not self.clock.running
-        if self._owns_clock:
-            self.clock.start()
 
     # -- elements ---------------------------------------------------------------------------
 
@@ -153,10 +167,17 @@ class DataMinerSystem:
         agent_id = self.agent_ids[0] if agent_id is None else agent_id
         if agent_id not in self.agent_ids:
             raise ValueError(f"agent {agent_id} is not part of this DMS (agents: {list(self.agent_ids)})")
+        files = element_files(self.state_dir)
         if element_id is None:
-            element_id = 1 + max((eid for aid, eid in self._elements if aid == agent_id), default=0)
+            # Past the ids of state files too: a file the registry lost is never taken over.
+            element_id = 1 + max((eid for aid, eid in (*self._elements, *files) if aid == agent_id), default=0)
         if (agent_id, element_id) in self._elements:
             raise DuplicateElementError(f"element id {agent_id}/{element_id} is taken by {self._elements[agent_id, element_id].name!r}")
+        if (agent_id, element_id) in files:
+            raise DuplicateElementError(
+                f"element id {agent_id}/{element_id} has a state file the registry does not name, "
+                f"{files[agent_id, element_id]}; it is kept: move it away or choose another id"
+            )
         spec = protocol.connection
         if connection is None:
             connection = Connection(port=spec.default_port if spec else None)
@@ -169,9 +190,9 @@ class DataMinerSystem:
         elif (connection.username or connection.password) and not (spec and spec.credentials):
             raise ValueError(f"protocol {protocol.name!r} takes no credentials on its connection; leave username and password out")
         store = ElementStore(element_path(self.state_dir, agent_id, element_id))
-        store.delete()  # a leftover file from an element that once had these ids
         element = Element(self, protocol, name, agent_id, element_id, connection, store)
         element._set_initial(initial)
+        element._mark_dirty()  # its file exists from the first batch on: a missing one is then a loss
         self._register(element)
         if start:
             element.start()
@@ -290,6 +311,7 @@ class DataMinerSystem:
         errors = self.flush()
         for element in list(self._elements.values()):
             element._state = ElementState.STOPPED  # in memory only: the registry keeps their state
+        self._lock.release()
         if errors:
             raise errors[0]
 
@@ -363,9 +385,16 @@ class DataMinerSystem:
             if record.agent_id not in self.agent_ids:
                 self.agent_ids = (*self.agent_ids, record.agent_id)
             store = ElementStore(element_path(self.state_dir, record.agent_id, record.element_id))
-            element = Element(self, record.protocol, record.name, record.agent_id, record.element_id, record.connection, store)
+            element = Element(self, record.protocol, record.name, record.agent_id, record.element_id, record.connection, store, loaded=True)
             self._register(element)
             loaded.append((element, record.state))
+        unregistered = element_files(self.state_dir).keys() - self._elements.keys()
+        self.unregistered_files = tuple(element_path(self.state_dir, *ids) for ids in sorted(unregistered))
+        if self.unregistered_files:
+            _logger.warning(
+                "%s: the registry %s does not name these element state files, which are kept as they are: %s",
+                self.state_dir, REGISTRY_FILE, ", ".join(str(path) for path in self.unregistered_files),
+            )
         # Start only once every element exists, so start-up QActions can reach each other.
         for element, state in loaded:
             if state is ElementState.ACTIVE:

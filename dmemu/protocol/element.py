@@ -118,27 +118,43 @@ class ReadableElement:
         for tid, rows in saved.tables.items():
             self._tables[tid].restore(rows)
 
-    def _restore(self, snapshot: ElementSnapshot, source: Path) -> list[str]:
+    def _restore(self, snapshot: ElementSnapshot, source: Path) -> list[tuple[str, dict[str, Any]]]:
         """Values from a state file, each checked against the current protocol definition.
 
-        Answers what was ignored (the caller decides how to report it); the defaults stay there.
+        What the protocol no longer accepts is left out, no more: a refused value keeps its
+        default, a refused row is dropped while the table's other rows stay. Answers each
+        (message, record of what was left out); the caller decides how to report and keep them.
         """
         model = self._model
-        ignored: list[str] = []
+        ignored: list[tuple[str, dict[str, Any]]] = []
         for pid, value in snapshot.parameters.items():
             if pid not in model.saved_parameters:
                 continue  # the protocol no longer saves it
             try:
                 self._values[pid] = value if value is None else model.checkers[pid](value)
             except InvalidValueError as error:
-                ignored.append(f"{source}: saved value ignored, default kept: {error}")
+                ignored.append(
+                    (f"{source}: saved value ignored, default kept: {error}", {"parameter": pid, "value": value, "reason": str(error)})
+                )
         for tid, rows in snapshot.tables.items():
             if tid not in model.saved_tables:
                 continue
+            data = self._tables[tid]
             try:
-                self._tables[tid].restore(rows)
-            except InvalidValueError as error:
-                ignored.append(f"{source}: saved rows ignored (the protocol no longer accepts them): {error}")
+                data.restore(rows)
+            except InvalidValueError:
+                kept = []
+                for row in rows:  # the slow path, only when some row is refused: find which
+                    try:
+                        data.bulk_rows([row])
+                    except InvalidValueError as error:
+                        reason = str(error)
+                        ignored.append(
+                            (f"{source}: saved row ignored (the protocol no longer accepts it): {reason}", {"table": tid, "row": row, "reason": reason})
+                        )
+                    else:
+                        kept.append(row)
+                data.restore(kept)
         return ignored
 
     def _mask_secrets(self, message: str) -> str:
@@ -168,7 +184,10 @@ class Element(ReadableElement):
         element_id: int,
         connection: Connection,
         store: ElementStore,
+        *,
+        loaded: bool = False,
     ) -> None:
+        """`loaded`: the element comes from its DMS's registry, so its state file must exist."""
         self.dms = dms
         self.protocol = protocol
         self.name = name
@@ -199,9 +218,8 @@ class Element(ReadableElement):
         self._values: dict[int, Any] = {}
         self._tables: dict[int, TableData] = {}
         self._reset_volatile(ElementSnapshot())
-        for problem in self._restore(store.load(), store.path):
-            self.log(problem, LogType.ERROR)
         self._facade = QActionProtocol(self)
+        self._load_saved(loaded)
         # Replaced whole on each (un)registration, so the change paths read them without a lock:
         # every listener, the listeners of each id that has some, and those that hear everything.
         self._change_listeners: tuple[ChangeListener, ...] = ()
@@ -210,6 +228,24 @@ class Element(ReadableElement):
         self._listener_ids: dict[ChangeListener, frozenset[int] | None] = {}
         # Watchers of single parameters, by parameter id; replaced whole like the listeners.
         self._value_watchers: dict[int, tuple[ValueWatcher, ...]] = {}
+
+    def _load_saved(self, loaded: bool) -> None:
+        """The saved state, checked; what is left out is logged and kept beside the file."""
+        snapshot = self._store.load()
+        if loaded and snapshot.missing:
+            self.log(f"{self._store.path}: {snapshot.missing}; the element starts from its defaults", LogType.ERROR)
+            self._mark_dirty()  # written again with the next batch, so this is said once
+        ignored = self._restore(snapshot, self._store.path)
+        for problem, _ in ignored:
+            self.log(problem, LogType.ERROR)
+        if ignored:
+            when = self.dms.clock.now()
+            try:
+                self._store.set_aside({**record, "set_aside_at": when} for _, record in ignored)
+            except (OSError, StateFileError) as error:
+                self.log(f"what was left out could not be kept in {self._store.set_aside_path}: {error}", LogType.ERROR)
+            else:
+                self.log(f"what was left out is kept in {self._store.set_aside_path}", LogType.ERROR)
 
     # -- user API: values (reading them is `ReadableElement`'s) ------------------------------
 

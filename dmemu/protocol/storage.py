@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import re
 import threading
 from collections.abc import Iterable, Mapping
 from itertools import chain
@@ -39,6 +40,21 @@ ELEMENTS_FOLDER = "elements"
 def element_path(state_dir: Path, agent_id: int, element_id: int) -> Path:
     """Where the state file of one element lives in a DMS state directory."""
     return state_dir / ELEMENTS_FOLDER / f"{agent_id}-{element_id}.json"
+
+
+_ELEMENT_FILE = re.compile(r"(\d+)-(\d+)\.json")
+
+
+def element_files(state_dir: Path) -> dict[tuple[int, int], Path]:
+    """The element state files in a DMS state directory, by (agent id, element id)."""
+    folder = state_dir / ELEMENTS_FOLDER
+    found: dict[tuple[int, int], Path] = {}
+    with contextlib.suppress(FileNotFoundError):
+        for path in folder.iterdir():
+            match = _ELEMENT_FILE.fullmatch(path.name)
+            if match:
+                found[int(match[1]), int(match[2])] = path
+    return found
 
 
 _RECORD_TYPES: dict[str, tuple[type, ...]] = {
@@ -154,6 +170,8 @@ class ElementSnapshot:
 
     parameters: dict[int, Any] = attrs.Factory(dict)
     tables: dict[int, list[list[Any]]] = attrs.Factory(dict)
+    missing: str | None = None
+    """Why the file held no snapshot at all (absent, or an empty document); None when it did."""
 
 
 class ElementStore:
@@ -165,8 +183,10 @@ class ElementStore:
 
     def load(self) -> ElementSnapshot:
         if not self.path.exists():
-            return ElementSnapshot()
+            return ElementSnapshot(missing="the file does not exist")
         with open_database(self.path) as database:
+            if "parameters" not in database.tables():  # every snapshot written has this table
+                return ElementSnapshot(missing="the file holds no snapshot")
             parameter_docs = database.table("parameters").all()
             table_docs = database.table("tables").all()
         snapshot = ElementSnapshot()
@@ -202,6 +222,16 @@ class ElementStore:
     def delete(self) -> None:
         for path in (self.path, self._storage.temporary_path):
             path.unlink(missing_ok=True)
+
+    @property
+    def set_aside_path(self) -> Path:
+        return self.path.with_name(self.path.stem + ".set-aside.json")
+
+    def set_aside(self, records: Iterable[Mapping[str, Any]]) -> None:
+        """Keep saved values a protocol no longer accepts beside the state file, added to those
+        kept before, so dropping them from the element's state loses nothing for good."""
+        kept = RecordStore(self.set_aside_path, "set_aside")
+        kept.save([*kept.load(), *records])
 
 
 class RecordStore:
