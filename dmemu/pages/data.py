@@ -1,7 +1,8 @@
 """Pages for programs: plain data (dicts, lists, JSON scalars) ready for `json.dumps`.
 
-Values are the stored ones (a discrete's value, not its name: ``display`` has the name), so a
-program can compare them with what it set; passwords are masked exactly as in the text form.
+Values are the stored ones (a discrete's value, not its name; a date and time as epoch seconds:
+``display`` and a table's ``display_rows`` have what the text form shows), so a program can
+compare them with what it set; passwords are masked exactly as in the text form.
 """
 
 from __future__ import annotations
@@ -71,10 +72,13 @@ def _parameter_data(item: ParameterContent) -> dict[str, Any]:
 
 
 def _table_data(item: TableContent) -> dict[str, Any]:
+    columns = item.table.columns
     return {
         "id": item.table.id,
         "name": item.table.name,
-        "columns": [{"id": column.id, "name": column.name} for column in item.table.columns],
+        "columns": [{"id": column.id, "name": column.name} for column in columns],
         "row_count": item.row_count,
         "rows": [list(row) for row in item.rows],
+        # As the text form shows the cells (a discrete's name, a date and time), row by row.
+        "display_rows": [[column.type.display(value) for column, value in zip(columns, row)] for row in item.rows],
     }

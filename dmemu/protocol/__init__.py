@@ -57,7 +57,7 @@ from .errors import (
 )
 from .http import BYPASS_PROXY, NO_RETRIES, Connection, ElementSession, RetryPolicy, build_session
 from .logs import LogEntry, LogLevel, LogType
-from .measurement import Button, Discrete, Number, PageButton, String
+from .measurement import Button, DateTime, Discrete, Number, PageButton, String
 from .messages import Reply, ReplyAddress, Request
 from .qaction import QActionProtocol, SetStatus
 from .saved import SavedElement, SavedSystem
@@ -94,6 +94,7 @@ __all__ = [
     "Clock",
     "Column",
     "Connection",
+    "DateTime",
     "DataMinerSystem",
     "DefinitionError",
     "Discrete",

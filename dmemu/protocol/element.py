@@ -94,6 +94,12 @@ class ReadableElement:
             return self._model.parameters[pid].type.display(self._values[pid])
         return self._values[pid]
 
+    def display(self, ref: int | str) -> str:
+        """A parameter's value as its page shows it: a discrete's name, a date and time, a number
+        with its units, a password as ``********``."""
+        pid = self._model.resolve(ref)
+        return self._model.parameters[pid].type.display(self.get(pid))
+
     def table(self, ref: int | str) -> TableView:
         """A live, read-only view of a table by id or name."""
         return TableView(self, self._table(ref))
