@@ -45,11 +45,11 @@ def test_inventory_example_builds_the_cache_and_follows_a_day_of_changes():
         capture_output=True, text=True, timeout=120, check=True,
     )  # fmt: skip
     lines = result.stdout.splitlines()
-    assert lines[0] == "SES Inventory: cache built at 2026-01-01T00:00:00Z"
+    assert lines[0] == "SES Inventory: cache built at 2026-01-01 00:00:00"
     assert [line.split()[0] for line in lines[1:4]] == ["Services", "Carriers", "Resources"]
     assert all(line.endswith(": OK") for line in lines[1:4])
     assert [line.split(":")[0] for line in lines if not line.startswith(" ")][1:4] == ["Services", "Carriers", "Resources"]
-    assert lines[-1].startswith("After a day: 72 update requests, last cycle 2026-01-02T00:00:00Z")
+    assert lines[-1].startswith("After a day: 72 update requests, last cycle 2026-01-02 00:00:00")
     assert result.stderr == ""
 
 
