@@ -24,7 +24,7 @@ from .pages import (
     render_pages,
 )
 from .protocol import SavedElement, SavedSystem
-from .protocol.errors import DmemuError
+from .protocol.errors import DmemuError, ProtocolImportError
 from .protocol.saved import existing_registry
 
 
@@ -37,13 +37,26 @@ def _list_elements(args: argparse.Namespace) -> int:
     width = max(len(record["name"]) for record in records)
     for record in sorted(records, key=lambda r: (r["agent_id"], r["element_id"])):
         ids = f"{record['agent_id']}/{record['element_id']}"
-        print(f"{record['name']:<{width}}  {ids:<9}  {record['state']:<8}  {record['protocol']}")
+        state = f"saved as {record['state']}"  # as `dmemu show` says it: nothing here runs the element
+        print(f"{record['name']:<{width}}  {ids:<9}  {state:<16}  {record['protocol']}")
     return 0
 
 
 def _show(args: argparse.Namespace) -> int:
     """Saved state, read without running anything: the elements, an element's pages, or one page."""
-    system = SavedSystem(args.state)
+    # A user's own protocols are imported by their saved module path: from the current
+    # directory, as `python -m` would, and from each --path folder.
+    import_path = sys.path.copy()
+    sys.path[:0] = [str(Path(folder).resolve()) for folder in [*args.path, "."]]
+    try:
+        system = SavedSystem(args.state)
+    except ProtocolImportError as error:
+        raise DmemuError(
+            f"{args.state} holds elements of protocol {error.protocol!r}, which cannot be imported "
+            f"({error.reason}); run dmemu in the folder that holds its module, or give that folder with --path DIR"
+        ) from None
+    finally:
+        sys.path[:] = import_path
     output: str | dict[str, object]
     if args.element is None:
         output = elements_data(system.elements) if args.json else render_elements(system.elements, width=args.width)
@@ -219,6 +232,10 @@ def build_parser() -> argparse.ArgumentParser:
         help=f"rows shown per table (default: {DEFAULT_ROWS} in text, all in JSON; 0: all)",
     )  # fmt: skip
     show.add_argument("--width", type=_width, metavar="N", help="text width (default: the terminal's)")
+    show.add_argument(
+        "--path", action="append", default=[], metavar="DIR",
+        help="a folder to import the elements' protocols from (repeatable; the current folder always is)",
+    )  # fmt: skip
     show.set_defaults(run=_show)
     demo = commands.add_parser(
         "demo", help="run the simulators and every connector against them, then print each element's pages"

@@ -316,7 +316,7 @@ def test_page_data_has_ids_names_values_displays_and_units(rack):
     assert data == {
         "element": {
             "name": "Rack 1", "agent_id": 1, "element_id": 1, "protocol": "Rack Monitor",
-            "protocol_version": "1.0.0.1", "state": "Active",
+            "protocol_version": "1.0.0.1", "state": "Active", "live": True,
         },
         "page": "General",
         "parent": None,
@@ -399,11 +399,35 @@ def test_no_password_appears_in_any_output_live_or_saved(rack, dms, dmemu_state_
 def test_saved_state_renders_exactly_as_the_live_element(rack, dms, dmemu_state_dir):
     dms.flush()  # the DMS keeps running: reading its state needs nothing from it
     saved = SavedSystem(dmemu_state_dir).element("Rack 1")
-    assert saved.state is ElementState.ACTIVE
+    assert saved.state is ElementState.ACTIVE and not saved.live
     for page in pages_of(RackMonitor):
-        assert render_page(saved, page.name, width=70) == render_page(rack, page.name, width=70)
-        assert page_data(saved, page.name) == page_data(rack, page.name)
-    assert render_pages(saved, width=70) == render_pages(rack, width=70)
+        assert body(render_page(saved, page.name, width=70)) == body(render_page(rack, page.name, width=70))
+        saved_data, live_data = page_data(saved, page.name), page_data(rack, page.name)
+        assert saved_data["element"] == {**live_data["element"], "live": False}
+        assert {**saved_data, "element": None} == {**live_data, "element": None}
+    assert body(render_pages(saved, width=70)) == body(render_pages(rack, width=70))
+
+
+def body(text: str) -> list[str]:
+    """A page without its title, which says whether the element is live."""
+    lines = lines_of(text)
+    return lines[next(i for i, line in enumerate(lines) if line.startswith("=")) + 1 :]
+
+
+def test_a_saved_element_says_its_state_is_the_saved_one_and_nothing_runs_it(dmemu_state_dir):
+    with DataMinerSystem(dmemu_state_dir, VirtualClock()) as dms:
+        dms.create_element(RackMonitor, "Rack 1")
+        dms.create_element(RackMonitor, "Rack 2", start=False)
+    # The DMS is closed: "Active" alone would read as running.
+    system = SavedSystem(dmemu_state_dir)
+    assert lines_of(render_elements(system.elements, width=80)) == [
+        "Rack 1  1/1  saved as Active   Rack Monitor",
+        "Rack 2  1/2  saved as Stopped  Rack Monitor",
+    ]
+    assert lines_of(render_page(system.element("Rack 1"), "General", width=80))[0] == (
+        "Rack 1 (1/1) | Rack Monitor | saved as Active | page General"
+    )
+    assert [(e["state"], e["live"]) for e in elements_data(system.elements)["elements"]] == [("Active", False), ("Stopped", False)]
 
 
 def test_saved_elements_hold_saved_values_defaults_and_saved_tables(dmemu_state_dir):

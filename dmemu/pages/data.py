@@ -16,7 +16,8 @@ from .model import PageModel, pages_of
 
 
 def element_data(element: ReadableElement) -> dict[str, Any]:
-    """Who the element is: name, ids, protocol and state."""
+    """Who the element is: name, ids, protocol and state; ``live`` is False for an element read
+    from saved state (its ``state`` is the saved one: nothing runs it here)."""
     return {
         "name": element.name,
         "agent_id": element.agent_id,
@@ -24,6 +25,7 @@ def element_data(element: ReadableElement) -> dict[str, Any]:
         "protocol": element.protocol.name,
         "protocol_version": element.protocol.version,
         "state": element.state.value,
+        "live": element.live,
     }
 
 

@@ -15,7 +15,7 @@ import shutil
 from collections.abc import Iterable, Sequence
 
 from ..protocol import Column, Number, ReadableElement, String
-from .content import ParameterContent, TableContent, read_page
+from .content import ParameterContent, TableContent, read_page, state_text
 from .model import PageModel, pages_of
 
 CUT_MARKER = "…"
@@ -68,7 +68,7 @@ def render_pages(element: ReadableElement, *, width: int | None = None) -> str:
 def render_elements(elements: Iterable[ReadableElement], *, width: int | None = None) -> str:
     """The elements of a DMS, one line each: name, ids, state and protocol."""
     width = _text_width(width)
-    rows = [[e.name, f"{e.agent_id}/{e.element_id}", e.state.value, e.protocol.name] for e in elements]
+    rows = [[e.name, f"{e.agent_id}/{e.element_id}", state_text(e), e.protocol.name] for e in elements]
     return "\n".join(_aligned(rows, width)) if rows else "no elements"
 
 
@@ -84,7 +84,7 @@ def _text_width(width: int | None) -> int:
 
 
 def _title(element: ReadableElement, page: str | None, width: int) -> list[str]:
-    parts = [f"{element.name} ({element.agent_id}/{element.element_id})", element.protocol.name, element.state.value]
+    parts = [f"{element.name} ({element.agent_id}/{element.element_id})", element.protocol.name, state_text(element)]
     if page is not None:
         parts.append(f"page {page}")
     # Wrapped at a separator rather than cut, so that a narrow text still names the page.

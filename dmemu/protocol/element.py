@@ -10,7 +10,7 @@ from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from functools import partial
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from .changes import Change, ParameterChange, TableChange
 from .clock import TimerJob
@@ -70,6 +70,8 @@ class ReadableElement:
     _state: ElementState
     _values: dict[int, Any]
     _tables: dict[int, TableData]
+    live: ClassVar[bool] = True
+    """False for an element read from saved state: its state is what was saved, nothing runs it here."""
 
     @property
     def ids(self) -> tuple[int, int]:

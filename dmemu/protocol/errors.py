@@ -61,6 +61,15 @@ class StateFileError(DmemuError):
     """A state file cannot be read or written; the message names the file."""
 
 
+class ProtocolImportError(StateFileError):
+    """Saved state names a protocol (``module:QualifiedName``) that cannot be imported here."""
+
+    def __init__(self, message: str, *, protocol: str, reason: str) -> None:
+        super().__init__(message)
+        self.protocol = protocol
+        self.reason = reason  # what importing it raised, e.g. "ModuleNotFoundError: No module named 'x'"
+
+
 class UnknownScriptError(DmemuError, LookupError):
     """No automation script is registered under that name."""
 
