@@ -150,8 +150,19 @@ def _demo(args: argparse.Namespace) -> int:
         return 130
 
 
+# Argument types raise ArgumentTypeError with a message of their own: on a ValueError argparse
+# would name the function instead ("invalid _port value").
+
+
+def _whole_number(text: str) -> int:
+    try:
+        return int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+
+
 def _port(text: str) -> int:
-    value = int(text)
+    value = _whole_number(text)
     if not 0 <= value <= 65535:
         raise argparse.ArgumentTypeError(f"{value} is not a TCP port (0 to 65535)")
     return value
@@ -168,8 +179,11 @@ def _speed(text: str) -> float:
 
 
 def _fraction(text: str) -> float:
-    value = float(text)
-    if not 0.0 <= value <= 1.0:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    if not 0.0 <= value <= 1.0:  # NaN fails this too
         raise argparse.ArgumentTypeError(f"{value:g} is not a fraction between 0 and 1")
     return value
 
@@ -183,24 +197,21 @@ def _api_credentials(text: str) -> tuple[str, tuple[str, str]]:
 
 
 def _rows(text: str) -> int:
-    value = int(text)
+    value = _whole_number(text)
     if value < 0:
         raise argparse.ArgumentTypeError(f"{value} is not a number of rows (0 shows all)")
     return value
 
 
 def _width(text: str) -> int:
-    value = int(text)
+    value = _whole_number(text)
     if value < MIN_WIDTH:
         raise argparse.ArgumentTypeError(f"a width of {value} is too narrow; at least {MIN_WIDTH}")
     return value
 
 
 def _count(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    value = _whole_number(text)
     if not 0 <= value <= 1_000_000:
         raise argparse.ArgumentTypeError(f"{value} is not between 0 and 1,000,000")
     return value
@@ -209,11 +220,14 @@ def _count(text: str) -> int:
 class _Parser(argparse.ArgumentParser):
     """Usage mistakes end like every other error here: one line, exit code 2."""
 
+    commands: dict[str, argparse.ArgumentParser] = {}  # set on the top-level parser by build_parser
+
     def error(self, message: str) -> NoReturn:
         self.exit(2, f"{self.prog}: {message} (see {self.prog} --help)\n")
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser() -> _Parser:
+    """The parser; ``parser.commands`` maps each command's name to its own parser."""
     parser = _Parser(prog="dmemu", description="Emulated DataMiner-style elements.")
     parser.add_argument("--version", action="version", version=f"dmemu {__version__}")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
@@ -246,7 +260,7 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--state", metavar="DIR", help="keep the DataMiner System here (default: a temporary directory)")
     demo.add_argument("--real-time", action="store_true", help="run on the wall clock and keep polling until Ctrl-C")
     demo.add_argument("--port", type=_port, help="the simulators' port (default: a kept state's, else a free one)")
-    demo.add_argument("--seed", type=int, default=1, help="the generated inventory's seed")
+    demo.add_argument("--seed", type=_whole_number, default=1, help="the generated inventory's seed")
     demo.add_argument("--width", type=_width, metavar="N", help="text width (default: the terminal's)")
     demo.set_defaults(run=_demo)
     simulate = commands.add_parser("simulate", help="run the TMF638/639/656 simulators on 127.0.0.1 until interrupted")
@@ -254,7 +268,7 @@ def build_parser() -> argparse.ArgumentParser:
     simulate.add_argument("--services", type=_count, default=200, help="customer-facing services in TMF638 (default: 200)")
     simulate.add_argument("--carriers", type=_count, default=50, help="carriers (@type element) in TMF638 (default: 50)")
     simulate.add_argument("--resources", type=_count, default=300, help="resources in TMF639 (default: 300)")
-    simulate.add_argument("--seed", type=int, default=1, help="the same seed gives the same inventory and faults (default: 1)")
+    simulate.add_argument("--seed", type=_whole_number, default=1, help="the same seed gives the same inventory and faults (default: 1)")
     simulate.add_argument("--user", help="require HTTP basic auth with this user on every API")
     simulate.add_argument("--password", help="the password that goes with --user (default: empty)")
     simulate.add_argument(
@@ -270,12 +284,15 @@ def build_parser() -> argparse.ArgumentParser:
         "--speed", type=_speed, default=1.0, help="simulated seconds per real second, e.g. 86400 for a day a second (default: 1)"
     )
     simulate.set_defaults(run=_simulate)
+    parser.commands = dict(commands.choices)
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
-    args = parser.parse_args(argv)
+    args, extra = parser.parse_known_args(argv)
+    if extra:  # said by the command's own parser, so that the hint names `dmemu show --help`
+        parser.commands.get(args.command, parser).error(f"unrecognized arguments: {' '.join(extra)}")
     if not getattr(args, "run", None):
         parser.print_help()
         return 0

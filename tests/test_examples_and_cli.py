@@ -273,3 +273,23 @@ def test_cli_show_imports_a_users_own_protocol_from_the_current_folder_or_path(t
         assert str(project) not in sys.path  # the import path is the caller's again
     finally:
         forget_boilers()
+
+
+@pytest.mark.parametrize(
+    ("args", "said"),
+    [
+        (["demo", "--port", "abc"], "dmemu demo: argument --port: 'abc' is not a whole number"),
+        (["demo", "--seed", "one"], "dmemu demo: argument --seed: 'one' is not a whole number"),
+        (["simulate", "--churn", "lots"], "dmemu simulate: argument --churn: 'lots' is not a number"),
+        (["show", "--state", "s", "--rows", "all"], "dmemu show: argument --rows: 'all' is not a whole number"),
+        (["show", "--state", "s", "--width", "wide"], "dmemu show: argument --width: 'wide' is not a whole number"),
+        (["show", "--state", "s", "Meter A", "General", "Extra"], "dmemu show: unrecognized arguments: Extra (see dmemu show --help)"),
+        (["--nope"], "dmemu: unrecognized arguments: --nope (see dmemu --help)"),
+    ],
+)
+def test_cli_usage_mistakes_speak_the_users_words_and_point_to_the_commands_help(args, said, capsys):
+    with pytest.raises(SystemExit) as exited:
+        main(args)
+    err = capsys.readouterr().err
+    assert exited.value.code == 2 and err.count("\n") == 1 and err.startswith(said)
+    assert "invalid" not in err and "_" not in err.split("(see")[0]  # no argparse type function names
