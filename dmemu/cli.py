@@ -13,6 +13,7 @@ from typing import NoReturn
 
 from . import __version__
 from .dms import SavedElement, SavedSystem
+from .dms.errors import ProtocolImportError
 from .dms.saved import existing_registry
 from .pages import (
     DEFAULT_ROWS,
@@ -37,13 +38,26 @@ def _list_elements(args: argparse.Namespace) -> int:
     width = max(len(record["name"]) for record in records)
     for record in sorted(records, key=lambda r: (r["agent_id"], r["element_id"])):
         ids = f"{record['agent_id']}/{record['element_id']}"
-        print(f"{record['name']:<{width}}  {ids:<9}  {record['state']:<8}  {record['protocol']}")
+        state = f"saved as {record['state']}"  # as `dmemu show` says it: nothing here runs the element
+        print(f"{record['name']:<{width}}  {ids:<9}  {state:<16}  {record['protocol']}")
     return 0
 
 
 def _show(args: argparse.Namespace) -> int:
     """Saved state, read without running anything: the elements, an element's pages, or one page."""
-    system = SavedSystem(args.state)
+    # A user's own protocols are imported by their saved module path: from the current
+    # directory, as `python -m` would, and from each --path folder.
+    import_path = sys.path.copy()
+    sys.path[:0] = [str(Path(folder).resolve()) for folder in [*args.path, "."]]
+    try:
+        system = SavedSystem(args.state)
+    except ProtocolImportError as error:
+        raise DmemuError(
+            f"{args.state} holds elements of protocol {error.protocol!r}, which cannot be imported "
+            f"({error.reason}); run dmemu in the folder that holds its module, or give that folder with --path DIR"
+        ) from None
+    finally:
+        sys.path[:] = import_path
     output: str | dict[str, object]
     if args.element is None:
         output = elements_data(system.elements) if args.json else render_elements(system.elements, width=args.width)
@@ -137,8 +151,19 @@ def _demo(args: argparse.Namespace) -> int:
         return 130
 
 
+# Argument types raise ArgumentTypeError with a message of their own: on a ValueError argparse
+# would name the function instead ("invalid _port value").
+
+
+def _whole_number(text: str) -> int:
+    try:
+        return int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+
+
 def _port(text: str) -> int:
-    value = int(text)
+    value = _whole_number(text)
     if not 0 <= value <= 65535:
         raise argparse.ArgumentTypeError(f"{value} is not a TCP port (0 to 65535)")
     return value
@@ -155,8 +180,11 @@ def _speed(text: str) -> float:
 
 
 def _fraction(text: str) -> float:
-    value = float(text)
-    if not 0.0 <= value <= 1.0:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    if not 0.0 <= value <= 1.0:  # NaN fails this too
         raise argparse.ArgumentTypeError(f"{value:g} is not a fraction between 0 and 1")
     return value
 
@@ -170,24 +198,21 @@ def _api_credentials(text: str) -> tuple[str, tuple[str, str]]:
 
 
 def _rows(text: str) -> int:
-    value = int(text)
+    value = _whole_number(text)
     if value < 0:
         raise argparse.ArgumentTypeError(f"{value} is not a number of rows (0 shows all)")
     return value
 
 
 def _width(text: str) -> int:
-    value = int(text)
+    value = _whole_number(text)
     if value < MIN_WIDTH:
         raise argparse.ArgumentTypeError(f"a width of {value} is too narrow; at least {MIN_WIDTH}")
     return value
 
 
 def _count(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    value = _whole_number(text)
     if not 0 <= value <= 1_000_000:
         raise argparse.ArgumentTypeError(f"{value} is not between 0 and 1,000,000")
     return value
@@ -196,11 +221,14 @@ def _count(text: str) -> int:
 class _Parser(argparse.ArgumentParser):
     """Usage mistakes end like every other error here: one line, exit code 2."""
 
+    commands: dict[str, argparse.ArgumentParser] = {}  # set on the top-level parser by build_parser
+
     def error(self, message: str) -> NoReturn:
         self.exit(2, f"{self.prog}: {message} (see {self.prog} --help)\n")
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser() -> _Parser:
+    """The parser; ``parser.commands`` maps each command's name to its own parser."""
     parser = _Parser(prog="dmemu", description="Emulated DataMiner-style elements.")
     parser.add_argument("--version", action="version", version=f"dmemu {__version__}")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
@@ -219,6 +247,10 @@ def build_parser() -> argparse.ArgumentParser:
         help=f"rows shown per table (default: {DEFAULT_ROWS} in text, all in JSON; 0: all)",
     )  # fmt: skip
     show.add_argument("--width", type=_width, metavar="N", help="text width (default: the terminal's)")
+    show.add_argument(
+        "--path", action="append", default=[], metavar="DIR",
+        help="a folder to import the elements' protocols from (repeatable; the current folder always is)",
+    )  # fmt: skip
     show.set_defaults(run=_show)
     demo = commands.add_parser(
         "demo", help="run the simulators and every connector against them, then print each element's pages"
@@ -229,7 +261,7 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--state", metavar="DIR", help="keep the DataMiner System here (default: a temporary directory)")
     demo.add_argument("--real-time", action="store_true", help="run on the wall clock and keep polling until Ctrl-C")
     demo.add_argument("--port", type=_port, help="the simulators' port (default: a kept state's, else a free one)")
-    demo.add_argument("--seed", type=int, default=1, help="the generated inventory's seed")
+    demo.add_argument("--seed", type=_whole_number, default=1, help="the generated inventory's seed")
     demo.add_argument("--width", type=_width, metavar="N", help="text width (default: the terminal's)")
     demo.set_defaults(run=_demo)
     simulate = commands.add_parser("simulate", help="run the TMF638/639/656 simulators on 127.0.0.1 until interrupted")
@@ -237,7 +269,7 @@ def build_parser() -> argparse.ArgumentParser:
     simulate.add_argument("--services", type=_count, default=200, help="customer-facing services in TMF638 (default: 200)")
     simulate.add_argument("--carriers", type=_count, default=50, help="carriers (@type element) in TMF638 (default: 50)")
     simulate.add_argument("--resources", type=_count, default=300, help="resources in TMF639 (default: 300)")
-    simulate.add_argument("--seed", type=int, default=1, help="the same seed gives the same inventory and faults (default: 1)")
+    simulate.add_argument("--seed", type=_whole_number, default=1, help="the same seed gives the same inventory and faults (default: 1)")
     simulate.add_argument("--user", help="require HTTP basic auth with this user on every API")
     simulate.add_argument("--password", help="the password that goes with --user (default: empty)")
     simulate.add_argument(
@@ -253,12 +285,15 @@ def build_parser() -> argparse.ArgumentParser:
         "--speed", type=_speed, default=1.0, help="simulated seconds per real second, e.g. 86400 for a day a second (default: 1)"
     )
     simulate.set_defaults(run=_simulate)
+    parser.commands = dict(commands.choices)
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
-    args = parser.parse_args(argv)
+    args, extra = parser.parse_known_args(argv)
+    if extra:  # said by the command's own parser, so that the hint names `dmemu show --help`
+        parser.commands.get(args.command, parser).error(f"unrecognized arguments: {' '.join(extra)}")
     if not getattr(args, "run", None):
         parser.print_help()
         return 0

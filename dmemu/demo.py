@@ -107,6 +107,7 @@ def run_demo(settings: DemoSettings, out: TextIO = sys.stdout) -> int:
     """0 when every element finished its start-up work; 1 (after printing the pages) when one did not."""
     with ExitStack() as stack:
         state = settings.state or Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="dmemu-demo-")))
+        _make_state_directory(state)  # a state that cannot be used is said before anything starts
         kept = _kept_elements(state)
         kept_port = _kept_port(kept)
         if settings.port is not None and kept_port and settings.port != kept_port:
@@ -123,7 +124,12 @@ def run_demo(settings: DemoSettings, out: TextIO = sys.stdout) -> int:
             **({"start": time.time()} if clock is None else {}),
         )
         sim = stack.enter_context(_simulators(spec, port, clock))
-        print(f"simulators on {sim.base_url}; DataMiner System state in {state}", file=out, flush=True)
+        print(f"simulators on {sim.base_url}; DataMiner System state in {state}", file=out)
+        if settings.state is None:
+            print("  a temporary directory, deleted at exit (--state DIR keeps one)", file=out)
+        for name in kept:
+            print(f"  picked up the kept element {name!r} with its saved tables (its start-up work runs again)", file=out)
+        out.flush()
         dms = _open_with_progress(state, clock, sim, kept)
         stack.callback(dms.close)
         unfinished = []
@@ -137,6 +143,13 @@ def run_demo(settings: DemoSettings, out: TextIO = sys.stdout) -> int:
             _poll_until_interrupted(dms, out)  # the next cycles try again
             return 0
     return 1 if unfinished else 0
+
+
+def _make_state_directory(state: Path) -> None:
+    try:
+        state.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        raise DmemuError(f"cannot use state directory {state}: {error.strerror or error}") from None
 
 
 def _kept_elements(state: Path) -> dict[str, int | None]:

@@ -45,9 +45,9 @@ def main() -> None:
                     "TMF 639 Password": CREDENTIALS["tmf639"][1],
                 },
             )  # starts: the initial cache buildup runs now
-            print(f"{element.name}: cache built at {element.get('Last Completed Buildup')}")
+            print(f"{element.name}: cache built at {element.display('Last Completed Buildup')}")
             for row in element.table("Cache Progress").rows():
-                print(f"  {row['Type']:<10} {row['Items Read']:>6} items in {row['Pages Read']:>4} pages: {row['Result']}")
+                print(f"  {row['Type']:<10} {row['Rows Kept']:>6} rows from {row['Items Listed']:>6} items in {row['Pages Read']:>4} pages: {row['Result']}")
             for name in ("Services", "Carriers", "Resources"):
                 table = element.table(name)
                 print(f"{name}: {len(table)} rows")
@@ -57,7 +57,7 @@ def main() -> None:
             changes_before = len(sim.requests())
             clock.advance(24 * 3600)  # a day of hourly updates
             updates = [r for r in sim.requests()[changes_before:] if "updatedDaysAgo" in r.path]
-            print(f"After a day: {len(updates)} update requests, last cycle {element.get('Last Cache Cycle')}, "
+            print(f"After a day: {len(updates)} update requests, last cycle {element.display('Last Cache Cycle')}, "
                   f"{len(element.table('Services'))} services")
 
 

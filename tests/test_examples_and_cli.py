@@ -14,7 +14,7 @@ from dmemu.cli import main
 from dmemu.dms import DataMinerSystem
 from dmemu.elements.ses_inventory import SesInventoryManagement
 from dmemu.protocol import Column, Number, Page, PageButton, Parameter, Protocol, QAction, String, Table, VirtualClock
-from dmemu.protocol.definitions import protocol_path
+from dmemu.protocol.definitions import PROTOCOLS, protocol_path
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -34,11 +34,11 @@ def test_inventory_example_builds_the_cache_and_follows_a_day_of_changes():
         capture_output=True, text=True, timeout=120, check=True,
     )  # fmt: skip
     lines = result.stdout.splitlines()
-    assert lines[0] == "SES Inventory: cache built at 2026-01-01T00:00:00Z"
+    assert lines[0] == "SES Inventory: cache built at 2026-01-01 00:00:00"
     assert [line.split()[0] for line in lines[1:4]] == ["Services", "Carriers", "Resources"]
     assert all(line.endswith(": OK") for line in lines[1:4])
     assert [line.split(":")[0] for line in lines if not line.startswith(" ")][1:4] == ["Services", "Carriers", "Resources"]
-    assert lines[-1].startswith("After a day: 72 update requests, last cycle 2026-01-02T00:00:00Z")
+    assert lines[-1].startswith("After a day: 72 update requests, last cycle 2026-01-02 00:00:00")
     assert result.stderr == ""
 
 
@@ -51,8 +51,8 @@ def test_cli_lists_the_elements_of_a_state_directory(tmp_path, capsys, monkeypat
         dms.create_element(TinyPoller, "Poller B", start=False).start()
     assert main(["elements", "--state", str(tmp_path)]) == 0
     out = capsys.readouterr().out.splitlines()
-    assert out[0].split() == ["Poller", "A", "1/1", "Stopped", "tiny_poller:TinyPoller"]
-    assert out[1].split()[2:4] == ["1/2", "Active"]
+    assert out[0].split() == ["Poller", "A", "1/1", "saved", "as", "Stopped", "tiny_poller:TinyPoller"]
+    assert out[1].split()[2:6] == ["1/2", "saved", "as", "Active"]
 
 
 def test_cli_errors_are_one_line_with_a_non_zero_exit(tmp_path, capsys):
@@ -112,10 +112,12 @@ def show(capsys, *args: str) -> str:
 
 def test_cli_show_lists_the_elements_the_pages_and_renders_a_page(meter_state, capsys):
     state = str(meter_state)
-    assert show(capsys, "--state", state).splitlines() == ["Meter A  1/1  Active   Meter", "Meter B  1/2  Stopped  Meter"]
+    assert show(capsys, "--state", state).splitlines() == [
+        "Meter A  1/1  saved as Active   Meter", "Meter B  1/2  saved as Stopped  Meter",
+    ]  # fmt: skip
     assert show(capsys, "--state", state, "Meter A", "--width", "80").splitlines() == [
-        "Meter A (1/1) | Meter | Active",
-        "=" * 30,
+        "Meter A (1/1) | Meter | saved as Active",
+        "=" * 39,
         "",
         "General   1 parameter",
         "Readings  Readings: 30 rows",
@@ -124,9 +126,9 @@ def test_cli_show_lists_the_elements_the_pages_and_renders_a_page(meter_state, c
     ]
     page = show(capsys, "--state", state, "Meter A", "Readings", "--rows", "3", "--width", "40").splitlines()
     assert page == [
-        "Meter A (1/1) | Meter | Active",
+        "Meter A (1/1) | Meter | saved as Active",
         "page Readings",
-        "=" * 30,
+        "=" * 39,
         "",
         "Readings: 30 rows",
         "Key    Level",
@@ -137,7 +139,7 @@ def test_cli_show_lists_the_elements_the_pages_and_renders_a_page(meter_state, c
         "… and 27 more rows",
     ]
     by_ids = show(capsys, "--state", state, "1/2", "setup", "--width", "80").splitlines()
-    assert by_ids[0] == "Meter B (1/2) | Meter | Stopped | page Setup"
+    assert by_ids[0] == "Meter B (1/2) | Meter | saved as Stopped | page Setup"
     assert by_ids[-3:] == ["Access Details  [Access...]", "", "Sub-pages: Access"]
 
 
@@ -175,7 +177,7 @@ def test_cli_show_ses_inventory_saved_without_running_it(tmp_path, capsys):
             parameters={"TMF 638 Username": "svc", "TMF 638 Password": SES_PASSWORDS[0], "TMF 639 Password": SES_PASSWORDS[1]},
         )  # fmt: skip
     state = str(tmp_path)
-    assert show(capsys, "--state", state).split() == ["SES", "Inventory", "1/1", "Stopped", "SES", "Inventory", "Management"]
+    assert show(capsys, "--state", state).split() == ["SES", "Inventory", "1/1", "saved", "as", "Stopped", "SES", "Inventory", "Management"]
     assert show(capsys, "--state", state, "SES Inventory", "--width", "100").splitlines()[3:] == [
         "General        6 parameters, Cache Progress: 0 rows, API Status: 0 rows",
         "Services       Services: 0 rows",
@@ -213,7 +215,70 @@ def test_cli_show_errors_are_one_line_naming_what_exists(meter_state, tmp_path, 
     assert "1-2.json is corrupt" in show_error(capsys, "--state", state)
     registry = meter_state / "dms.json"
     registry.write_text(registry.read_text().replace(protocol_path(Meter), "gone_module:Meter"))
-    assert "names protocol 'gone_module:Meter', which cannot be imported" in show_error(capsys, "--state", state)
+    unknown = show_error(capsys, "--state", state)
+    assert "protocol 'gone_module:Meter', which cannot be imported (ModuleNotFoundError" in unknown
+    assert "--path DIR" in unknown and "protocols=" not in unknown  # a hint the command line can follow
     with pytest.raises(SystemExit) as exited:
         main(["show", "--state", state, "--width", "5"])
     assert exited.value.code == 2 and "too narrow" in capsys.readouterr().err
+
+
+OWN_PROTOCOL = """
+from dmemu.protocol import Number, Page, Parameter, Protocol
+
+
+class Boiler(Protocol):
+    name = "Boiler"
+    pages = (Page("General"),)
+    parameters = (Parameter(1, "Pressure", Number(0, 10, "bar"), default=2, save=True, page="General"),)
+"""
+
+
+def forget_boilers() -> None:
+    """As in a new process: the module not imported, its protocol not defined."""
+    sys.modules.pop("boilers", None)
+    PROTOCOLS.pop("boilers:Boiler", None)
+
+
+def test_cli_show_imports_a_users_own_protocol_from_the_current_folder_or_path(tmp_path, capsys, monkeypatch):
+    project = tmp_path / "project"
+    project.mkdir()
+    (project / "boilers.py").write_text(OWN_PROTOCOL)
+    with monkeypatch.context() as inside:  # the user's script runs with its own folder importable
+        inside.syspath_prepend(str(project))
+        from boilers import Boiler
+
+        with DataMinerSystem(tmp_path / "state", VirtualClock()) as dms:
+            dms.create_element(Boiler, "Boiler 1")
+    state = str(tmp_path / "state")
+    try:
+        forget_boilers()
+        monkeypatch.chdir(project)  # as a user runs `dmemu show` beside their protocol
+        assert "Pressure  2 bar" in show(capsys, "--state", state, "Boiler 1", "General")
+        forget_boilers()
+        monkeypatch.chdir(tmp_path)
+        assert "--path DIR" in show_error(capsys, "--state", state, "Boiler 1", "General")
+        assert "Pressure  2 bar" in show(capsys, "--state", state, "Boiler 1", "General", "--path", "project")
+        assert str(project) not in sys.path  # the import path is the caller's again
+    finally:
+        forget_boilers()
+
+
+@pytest.mark.parametrize(
+    ("args", "said"),
+    [
+        (["demo", "--port", "abc"], "dmemu demo: argument --port: 'abc' is not a whole number"),
+        (["demo", "--seed", "one"], "dmemu demo: argument --seed: 'one' is not a whole number"),
+        (["simulate", "--churn", "lots"], "dmemu simulate: argument --churn: 'lots' is not a number"),
+        (["show", "--state", "s", "--rows", "all"], "dmemu show: argument --rows: 'all' is not a whole number"),
+        (["show", "--state", "s", "--width", "wide"], "dmemu show: argument --width: 'wide' is not a whole number"),
+        (["show", "--state", "s", "Meter A", "General", "Extra"], "dmemu show: unrecognized arguments: Extra (see dmemu show --help)"),
+        (["--nope"], "dmemu: unrecognized arguments: --nope (see dmemu --help)"),
+    ],
+)
+def test_cli_usage_mistakes_speak_the_users_words_and_point_to_the_commands_help(args, said, capsys):
+    with pytest.raises(SystemExit) as exited:
+        main(args)
+    err = capsys.readouterr().err
+    assert exited.value.code == 2 and err.count("\n") == 1 and err.startswith(said)
+    assert "invalid" not in err and "_" not in err.split("(see")[0]  # no argparse type function names

@@ -25,10 +25,12 @@ from dmemu.protocol import (
     Button,
     Column,
     Connection,
+    DateTime,
     Discrete,
     ElementNotFoundError,
     ElementState,
     HttpConnection,
+    InvalidValueError,
     Number,
     Page,
     PageButton,
@@ -313,7 +315,7 @@ def test_page_data_has_ids_names_values_displays_and_units(rack):
     assert data == {
         "element": {
             "name": "Rack 1", "agent_id": 1, "element_id": 1, "protocol": "Rack Monitor",
-            "protocol_version": "1.0.0.1", "state": "Active",
+            "protocol_version": "1.0.0.1", "state": "Active", "live": True,
         },
         "page": "General",
         "parent": None,
@@ -396,11 +398,35 @@ def test_no_password_appears_in_any_output_live_or_saved(rack, dms, dmemu_state_
 def test_saved_state_renders_exactly_as_the_live_element(rack, dms, dmemu_state_dir):
     dms.flush()  # the DMS keeps running: reading its state needs nothing from it
     saved = SavedSystem(dmemu_state_dir).element("Rack 1")
-    assert saved.state is ElementState.ACTIVE
+    assert saved.state is ElementState.ACTIVE and not saved.live
     for page in pages_of(RackMonitor):
-        assert render_page(saved, page.name, width=70) == render_page(rack, page.name, width=70)
-        assert page_data(saved, page.name) == page_data(rack, page.name)
-    assert render_pages(saved, width=70) == render_pages(rack, width=70)
+        assert body(render_page(saved, page.name, width=70)) == body(render_page(rack, page.name, width=70))
+        saved_data, live_data = page_data(saved, page.name), page_data(rack, page.name)
+        assert saved_data["element"] == {**live_data["element"], "live": False}
+        assert {**saved_data, "element": None} == {**live_data, "element": None}
+    assert body(render_pages(saved, width=70)) == body(render_pages(rack, width=70))
+
+
+def body(text: str) -> list[str]:
+    """A page without its title, which says whether the element is live."""
+    lines = lines_of(text)
+    return lines[next(i for i, line in enumerate(lines) if line.startswith("=")) + 1 :]
+
+
+def test_a_saved_element_says_its_state_is_the_saved_one_and_nothing_runs_it(dmemu_state_dir):
+    with DataMinerSystem(dmemu_state_dir, VirtualClock()) as dms:
+        dms.create_element(RackMonitor, "Rack 1")
+        dms.create_element(RackMonitor, "Rack 2", start=False)
+    # The DMS is closed: "Active" alone would read as running.
+    system = SavedSystem(dmemu_state_dir)
+    assert lines_of(render_elements(system.elements, width=80)) == [
+        "Rack 1  1/1  saved as Active   Rack Monitor",
+        "Rack 2  1/2  saved as Stopped  Rack Monitor",
+    ]
+    assert lines_of(render_page(system.element("Rack 1"), "General", width=80))[0] == (
+        "Rack 1 (1/1) | Rack Monitor | saved as Active | page General"
+    )
+    assert [(e["state"], e["live"]) for e in elements_data(system.elements)["elements"]] == [("Active", False), ("Stopped", False)]
 
 
 def test_saved_elements_hold_saved_values_defaults_and_saved_tables(dmemu_state_dir):
@@ -515,3 +541,61 @@ def test_the_key_column_is_never_cut_and_the_others_share_what_it_leaves(dms):
         "Codes: 1 row",
         "Code:  " + "C" * 32 + CUT_MARKER,
     ]
+
+
+# -- dates, and columns sized by their content ----------------------------------------------
+
+NEW_YEAR = 1_767_225_600  # 2026-01-01 00:00:00 UTC
+
+
+def fill_runs(protocol) -> None:
+    protocol.set_parameter("Last Run", NEW_YEAR + 90.75)
+    protocol.fill_array("Runs", [
+        [f"run-{n}", n, n % 2, NEW_YEAR + n * 3600, f"finished with a note long enough to be cut {n}"] for n in range(3)
+    ])  # fmt: skip
+
+
+class Runs(Protocol):
+    name = "Runs"
+    pages = (Page("General"),)
+    parameters = (Parameter(1, "Last Run", DateTime(), page="General"),)
+    tables = (
+        Table(100, "Runs", page="General", columns=(
+            Column(101, "Run", key=True), Column(102, "Empty IDs Skipped", Number(0)),
+            Column(103, "Outcome State", Discrete({0: "Bad", 1: "Good"})), Column(104, "Last Good Read Start", DateTime()),
+            Column(105, "Result", String()),
+        )),
+    )  # fmt: skip
+    qactions = (QAction(1, fill_runs, after_startup=True),)
+
+
+def test_a_date_and_time_shows_as_utc_text_and_stays_epoch_seconds_in_data(dms):
+    runs = dms.create_element(Runs, "Runs")
+    assert block(render_page(runs, "General", width=80), "Last Run") == ["Last Run  2026-01-01 00:01:30"]
+    data = page_data(runs, "General")
+    assert data["parameters"] == [{"id": 1, "name": "Last Run", "value": NEW_YEAR + 90.75, "display": "2026-01-01 00:01:30"}]
+    (table,) = data["tables"]
+    assert table["rows"][1][3] == NEW_YEAR + 3600 and table["display_rows"][1][2:4] == ["Good", "2026-01-01 01:00:00"]
+    assert runs.display("Last Run") == "2026-01-01 00:01:30" and runs.get("Last Run") == NEW_YEAR + 90.75
+    with pytest.raises(InvalidValueError, match="a date and time in epoch seconds"):
+        DateTime().checker("Last Run")("2026-01-01")
+
+
+def test_columns_are_as_wide_as_their_content_and_long_headers_wrap(dms):
+    runs = dms.create_element(Runs, "Runs")
+    # Wide enough for every header on one line: as before.
+    assert block(render_page(runs, "General", width=200), "Runs:")[1].startswith("Run    Empty IDs Skipped  Outcome State")
+    lines = block(render_page(runs, "General", width=80), "Runs:")
+    assert max(map(len, lines)) <= 80
+    rule = next(line for line in lines if line.startswith("-"))
+    header = lines[1 : lines.index(rule)]
+    widths = [end - start for start, end in spans(rule)]
+    # A one-digit count takes its header's longest word, not the whole header, which wraps;
+    # the date is whole; the free text gave way.
+    assert widths[:4] == [5, 7, 7, 19]
+    assert [line[spans(rule)[1][0] : spans(rule)[1][1]].strip() for line in header] == ["Empty", "IDs", "Skipped"]
+    first = lines[lines.index(rule) + 1]
+    assert "2026-01-01 00:00:00" in first and first.endswith(CUT_MARKER)
+    # Too narrow to show the date and the count whole: one block per row, nothing cut.
+    narrow = block(render_page(runs, "General", width=44), "Runs:")
+    assert "Last Good Read Start:  2026-01-01 00:00:00" in narrow

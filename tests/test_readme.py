@@ -1,9 +1,10 @@
-"""The README's Python snippets run as written, in order, against the example's device; its
+"""The README's Python snippets run as written, in order, self-contained (their own device); its
 pytest example passes under pytest, with the fixtures the installed plugin gives."""
 
 from __future__ import annotations
 
 import re
+import shutil
 from pathlib import Path
 
 import pytest
@@ -22,22 +23,25 @@ def python_snippets() -> dict[str, str]:
 
 
 def test_the_readme_snippets_run(tmp_path, monkeypatch, capsys):
-    monkeypatch.syspath_prepend(str(ROOT / "examples"))
-    monkeypatch.chdir(tmp_path)  # the walk-through keeps its state in ./state/
-    from run_tiny_poller import running_device
-
+    monkeypatch.chdir(tmp_path)  # nothing may land in the current directory
     snippets = python_snippets()
-    with running_device() as device_port:
-        namespace = {"device_port": device_port, "__name__": "readme"}
+    namespace = {"__name__": "readme"}  # self-contained: nothing given but what the README shows
+    with monkeypatch.context() as proxied:
+        proxied.setenv("HTTP_PROXY", "http://127.0.0.1:9")  # BYPASS_PROXY is why it is not used
         exec(snippets["declaration"], namespace)
         exec(snippets["walk_through"], namespace)
-        printed = capsys.readouterr().out.splitlines()
-        assert printed[0] == "5"
-        assert printed[1].startswith("['item-1', 'item-2', 'item-3', 'item-4', 'item-5'] {'ID': 'item-1', 'Name': 'Item 1'")
-        assert (tmp_path / "state" / "dms.json").exists()
+        try:
+            printed = capsys.readouterr().out.splitlines()
+            assert printed[0] == "5"
+            assert printed[1].startswith("['item-1', 'item-2', 'item-3', 'item-4', 'item-5'] {'ID': 'item-1', 'Name': 'Item 1'")
+            assert (Path(namespace["state"]) / "dms.json").exists() and list(tmp_path.iterdir()) == []
 
-        exec(snippets["user_test"], namespace)
-        namespace["test_poller_fills_its_table"](tmp_path / "user-test")
+            exec(snippets["user_test"], namespace)
+            namespace["test_poller_fills_its_table"](tmp_path / "user-test")
+        finally:
+            namespace["device"].shutdown()
+            namespace["device"].server_close()
+            shutil.rmtree(namespace["state"])
 
     exec(snippets["simulators"], {"__name__": "readme"})
     assert capsys.readouterr().out == "206 550 [206]\n"

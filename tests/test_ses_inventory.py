@@ -26,6 +26,7 @@ from dmemu.simulators.server import SES_BASE, Simulators
 CREDENTIALS = {"tmf638": ("svc-user", "svc-secret-638"), "tmf639": ("res-user", "res-secret-639")}
 SPEC = InventorySpec(services=700, carriers=150, resources=500, seed=11)
 HOUR = 3600
+START = 1_767_225_600  # the virtual clock's start, 2026-01-01 00:00:00 UTC
 
 # The plugin's `simulators` fixture serves SPEC behind these credentials; a test's own marker
 # replaces the spec only (markers merge keyword by keyword).
@@ -170,8 +171,11 @@ class TestBuildup:
             row = progress(element, name)
             assert row["Cache State"] == COMPLETE and row["Result"] == "OK"
             assert row["Pages Skipped"] == row["Empty IDs Skipped"] == row["Duplicate IDs Skipped"] == 0
-            assert row["Items Read"] == count and row["Pages Read"] == max(1, math.ceil(count / 40))
-        assert element.get("Last Completed Buildup") == "2026-01-01T00:00:00Z"
+            assert row["Items Listed"] == count and row["Pages Read"] == max(1, math.ceil(count / 40))
+            # What was listed and what this type's table kept: the services list carries the carriers.
+            assert row["Rows Kept"] == len(element.table(name)) <= count
+        assert progress(element, "Services")["Rows Kept"] < progress(element, "Services")["Items Listed"]
+        assert element.display("Last Completed Buildup") == "2026-01-01 00:00:00"
         assert element.get("Cache Phase") == 0
         for api in ("TMF 638", "TMF 639"):
             status = api_status(element, api)
@@ -239,7 +243,7 @@ class TestPeriodicUpdates:
         updates = [r for r in simulators.requests()[buildup_requests:] if r.method == "GET"]
         assert updates and all("updatedDaysAgo=0" in r.path and "status" not in r.path for r in updates)
         assert_tables_match(element, simulators)  # changed, arrived and no-longer-active items all applied
-        assert progress(element, "Services")["Last Update"] == "2026-01-01T01:00:00Z"
+        assert progress(element, "Services")["Last Update"] == START + HOUR
         for _ in range(3):
             dmemu_clock.advance(HOUR)
             assert_tables_match(element, simulators)
@@ -348,7 +352,7 @@ class TestFaults:
         element = create(dms, simulators, conn=connection(simulators, retry=NO_RETRIES))
         resources = progress(element, "Resources")
         assert resources["Pages Skipped"] == 1 and resources["Cache State"] == INCOMPLETE
-        assert resources["Pages Read"] == math.ceil(resources["Items Read"] / 40)
+        assert resources["Pages Read"] == math.ceil(resources["Items Listed"] / 40)
         assert len(element.table("Resources")) == len(expected_tables(simulators)["Resources"]) - 40
         assert progress(element, "Services")["Cache State"] == COMPLETE
         expect(element).logged("answered 504 Gateway Timeout; page skipped", LogType.ERROR)
@@ -372,8 +376,8 @@ class TestFaults:
         assert {name: element.table(name).rows() for name in before} == before  # nothing wiped
         status = api_status(element, "TMF 639")
         assert status["Communication Status"] == 5 and status["Last HTTP Status"] == 502
-        assert status["Last Success"] == "2026-01-01T00:00:00Z"  # from the first buildup
-        assert element.get("Last Completed Buildup") == "2026-01-01T00:00:00Z"
+        assert status["Last Success"] == START  # from the first buildup
+        assert element.get("Last Completed Buildup") == START
 
     @pytest.mark.parametrize(
         ("fault", "status", "message"),

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from ..protocol.errors import DmemuError, ElementError
+from ..protocol.errors import DmemuError, ElementError, StateFileError
 
 
 class DuplicateElementError(ElementError):
@@ -58,3 +58,12 @@ class UnknownAlarmError(AlarmError, LookupError):
 class AlarmTemplateError(AlarmError, ValueError):
     """An alarm template does not fit: an unknown parameter, thresholds on a value that is no
     number, limits out of order or overlapping. The message names the parameter."""
+
+
+class ProtocolImportError(StateFileError):
+    """Saved state names a protocol (``module:QualifiedName``) that cannot be imported here."""
+
+    def __init__(self, message: str, *, protocol: str, reason: str) -> None:
+        super().__init__(message)
+        self.protocol = protocol
+        self.reason = reason  # what importing it raised, e.g. "ModuleNotFoundError: No module named 'x'"

@@ -23,6 +23,7 @@ from ..protocol.element import ElementState, ReadableElement, element_not_found
 from ..protocol.errors import ConnectionSettingError, StateFileError
 from ..protocol.http import Connection
 from ..protocol.storage import REGISTRY_FILE, ElementSnapshot, ElementStore, RegistryStore, element_path
+from .errors import ProtocolImportError
 
 
 @attrs.frozen
@@ -79,9 +80,12 @@ def _find_protocol(path: str, known: dict[str, type[Protocol]], registry_path: P
     # Whatever a module raises while importing means the same to the user: this state needs
     # a protocol that is not there, so it is reported with the file rather than as a traceback.
     except Exception as error:
-        raise StateFileError(
+        reason = f"{type(error).__name__}: {error}"
+        raise ProtocolImportError(
             f"state file {registry_path} names protocol {path!r}, which cannot be imported "
-            f"({type(error).__name__}: {error}); make its module importable or pass the class in protocols=[...]"
+            f"({reason}); make its module importable or pass the class in protocols=[...]",
+            protocol=path,
+            reason=reason,
         ) from error
     if not (isinstance(target, type) and issubclass(target, Protocol)):
         raise StateFileError(f"state file {registry_path} names protocol {path!r}, which is not a Protocol class")
@@ -99,9 +103,12 @@ def existing_registry(state_dir: Path) -> RegistryStore:
 class SavedElement(ReadableElement):
     """An element as its DMS saved it, read like a live element (`get`, `table`) but never run.
 
-    `state` is the state it was saved in; `problems` lists saved values the current protocol no
+    `state` is the state it was saved in (``live`` is False: nothing runs it here, whether or
+    not its DMS runs elsewhere); `problems` lists saved values the current protocol no
     longer accepts (their defaults are shown instead), as a live element would log them.
     """
+
+    live = False
 
     def __init__(self, record: ElementRecord, store: ElementStore) -> None:
         self.name = record.name

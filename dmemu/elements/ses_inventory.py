@@ -34,7 +34,6 @@ from __future__ import annotations
 import hashlib
 import json
 import re
-import time
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -44,6 +43,7 @@ import requests
 from dmemu.protocol import (
     Button,
     Column,
+    DateTime,
     Discrete,
     DisplayKey,
     ElementState,
@@ -255,10 +255,6 @@ class _Api:
         return cls(name, url, (user, password or "") if user else None)
 
 
-def _now_text(protocol: QActionProtocol) -> str:
-    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(protocol.now()))
-
-
 def _cut(text: str) -> str:
     text = " ".join(text.split())
     return text if len(text) <= _ERROR_TEXT_LIMIT else text[: _ERROR_TEXT_LIMIT - 3] + "..."
@@ -287,7 +283,7 @@ class _Poller:
 
     def _status(self, api: str, state: int, http_status: int, error: str) -> None:
         """One API's row of the API Status table; `http_status` 0 when no answer came."""
-        now = _now_text(self.protocol)
+        now = self.protocol.now()
         # A None cell keeps its value: the last success stays until the next one.
         row = [api, state, http_status, self.protocol.masked(error), now if state == OK else None, now]
         self.protocol.fill_array_no_delete("API Status", [row])
@@ -403,7 +399,7 @@ class _Poller:
                 protocol.fill_array_no_delete(table, rows)
             if gone:
                 protocol.delete_row(table, gone)
-            progress.page_read(len(items), empty, duplicates)
+            progress.page_read(len(items), len(rows), empty, duplicates)
             if not new and duplicates:
                 complete = False
                 protocol.log(f"{entity.name}: the page at offset {offset} brought no new id; the server may ignore offset", LogType.ERROR)
@@ -444,7 +440,7 @@ class _Progress:
         self.protocol = protocol
         self.name = name
         self.rebuild = rebuild
-        self.pages = self.items = self.empty = self.duplicates = self.skipped = 0
+        self.pages = self.items = self.kept = self.empty = self.duplicates = self.skipped = 0
         protocol.set_parameter("Cache Type In Progress", name)
         self._write(result="Building" if rebuild else "Updating")
 
@@ -452,18 +448,22 @@ class _Progress:
         self,
         *,
         state: int | None = None,
-        buildup: str | None = None,
-        update: str | None = None,
+        buildup: float | None = None,
+        update: float | None = None,
         result: str | None = None,
         good_start: float | None = None,
     ) -> None:
         # Cells given as None keep their value (FillArrayNoDelete), so a row is always written whole.
-        row = [self.name, state, self.pages, self.items, self.empty, self.duplicates, self.skipped, buildup, update, result, good_start]
+        row = [
+            self.name, state, self.pages, self.items, self.kept, self.empty, self.duplicates, self.skipped, buildup, update,
+            result, good_start,
+        ]  # fmt: skip
         self.protocol.fill_array_no_delete("Cache Progress", [row])
 
-    def page_read(self, items: int, empty: int, duplicates: int) -> None:
+    def page_read(self, items: int, kept: int, empty: int, duplicates: int) -> None:
         self.pages += 1
         self.items += items
+        self.kept += kept
         self.empty += empty
         self.duplicates += duplicates
         self._write()
@@ -477,7 +477,7 @@ class _Progress:
 
     def finished(self, complete: bool, started: float) -> None:
         """The read ended; a complete one is where this type's next update window starts."""
-        now = _now_text(self.protocol)
+        now = self.protocol.now()
         skipped = f", {self.skipped} pages skipped" if self.skipped else ""
         result = f"OK{skipped}" if complete else f"Incomplete{skipped}"
         good_start = started if complete else None
@@ -518,7 +518,7 @@ def _cycle(protocol: QActionProtocol, *, rebuild_all: bool) -> None:
                 _Progress(protocol, entity.name, rebuild).failed(f"{type(error).__name__}: {error}")
         poller.save_duplicates()
     finally:
-        now = _now_text(protocol)
+        now = protocol.now()
         protocol.set_parameters({"Cache Phase": IDLE, "Cache Type In Progress": "", "Last Cache Cycle": now, "Last Cycle Start": started})
         protocol.set_parameter("Next Cache Update", started + protocol.get_parameter("Cache Update Frequency"))
     if all_good and rebuilt:
@@ -559,7 +559,7 @@ def _text_column(pid: int, name: str, *, key: bool = False) -> Column:
 
 class SesInventoryManagement(Protocol):
     name = "SES Inventory Management"
-    version = "1.0.0.1"
+    version = "1.0.0.2"  # 1.0.0.2: timestamps are DateTime (epoch seconds), not text
     description = "TMF638 services and carriers and TMF639 resources, cached by paginated polling."
     connection = HttpConnection(default_port=443)
     pages = (
@@ -573,13 +573,13 @@ class SesInventoryManagement(Protocol):
         # General: the cache
         Parameter(10, "Cache Phase", Discrete({IDLE: "Idle", BUILDING: "Building", UPDATING: "Updating"}), default=IDLE, page="General"),
         Parameter(11, "Cache Type In Progress", String(), default="", page="General"),
-        Parameter(12, "Last Completed Buildup", String(), default="", save=True, page="General",
-                  description="When every type was last read completely (UTC)."),
-        Parameter(13, "Last Cache Cycle", String(), default="", save=True, page="General"),
-        Parameter(14, "Next Cache Update", Number(0, None, "s"), save=True, description="Epoch seconds of the next periodic update."),
+        Parameter(12, "Last Completed Buildup", DateTime(), save=True, page="General",
+                  description="When every type was last read completely."),
+        Parameter(13, "Last Cache Cycle", DateTime(), save=True, page="General"),
+        Parameter(14, "Next Cache Update", DateTime(), save=True, description="When the next periodic update is due."),
         Parameter(15, "Duplicate Records", String(), default="", save=True,
                   description="Per type, ids listed more than once at the last buildup, with fingerprints of the later copies."),
-        Parameter(16, "Last Cycle Start", Number(0, None, "s"), save=True, description="Epoch seconds at which the last cycle began."),
+        Parameter(16, "Last Cycle Start", DateTime(), save=True, description="When the last cycle began."),
         Parameter(20, "Refresh Cache", Button("Refresh"), write=True, page="General",
                   description="Fetch the items updated lately now, without waiting for the next update."),
         Parameter(21, "Rebuild Cache", Button("Rebuild"), write=True, page="General",
@@ -619,12 +619,16 @@ class SesInventoryManagement(Protocol):
         Table(300, "Cache Progress", save=True, page="General", columns=(
             _text_column(301, "Type", key=True),
             Column(302, "Cache State", Discrete({EMPTY: "Empty", INCOMPLETE: "Incomplete", COMPLETE: "Complete"})),
-            Column(303, "Pages Read", Number(0)), Column(304, "Items Read", Number(0)),
+            Column(303, "Pages Read", Number(0)),
+            Column(304, "Items Listed", Number(0),
+                   description="Items the pages brought, including those another table keeps (carriers in the services list), "
+                               "inactive ones, duplicates and empty ids."),
+            Column(312, "Rows Kept", Number(0), description="Items written to this type's table by this read."),
             Column(305, "Empty IDs Skipped", Number(0)), Column(306, "Duplicate IDs Skipped", Number(0)),
-            Column(307, "Pages Skipped", Number(0)), _text_column(308, "Last Complete Buildup"),
-            _text_column(309, "Last Update"), _text_column(310, "Result"),
-            Column(311, "Last Good Read Start", Number(0, None, "s"),
-                   description="Epoch seconds at which the last read of this type without failure began: its next update window starts there."),
+            Column(307, "Pages Skipped", Number(0)), Column(308, "Last Complete Buildup", DateTime()),
+            Column(309, "Last Update", DateTime()), _text_column(310, "Result"),
+            Column(311, "Last Good Read Start", DateTime(),
+                   description="When the last read of this type without failure began: its next update window starts there."),
         )),
         Table(400, "API Status", save=True, page="General", columns=(
             _text_column(401, "API", key=True),
@@ -633,7 +637,7 @@ class SesInventoryManagement(Protocol):
                 CONNECTION_FAILED: "Connection Failed", HTTP_ERROR: "HTTP Error", INVALID_RESPONSE: "Invalid Response",
             })),
             Column(403, "Last HTTP Status", Number(0, 999), description="0: no answer came"), _text_column(404, "Last Error"),
-            _text_column(405, "Last Success"), _text_column(406, "Last Attempt"),
+            Column(405, "Last Success", DateTime()), Column(406, "Last Attempt", DateTime()),
         )),
     )  # fmt: skip
     timers = (Timer(1, seconds=60, qactions=(3,), at_startup=False, name="Cache Update Check"),)

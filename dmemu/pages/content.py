@@ -54,6 +54,12 @@ class PageContent:
     tables: tuple[TableContent, ...]
 
 
+def state_text(element: ReadableElement) -> str:
+    """The element's state as the pages show it: a saved one says so, since nothing runs it
+    here (``saved as Active`` is what its DMS starts it as, not a sign that it runs now)."""
+    return element.state.value if element.live else f"saved as {element.state.value}"
+
+
 def read_page(element: ReadableElement, page: str | PageModel, *, rows: int | None = None) -> PageContent:
     """The content of `page` (a name or a `PageModel`) of `element`, with at most `rows` rows
     of each table (None or 0: all rows)."""

@@ -1,7 +1,8 @@
 """Pages for programs: plain data (dicts, lists, JSON scalars) ready for `json.dumps`.
 
-Values are the stored ones (a discrete's value, not its name: ``display`` has the name), so a
-program can compare them with what it set; passwords are masked exactly as in the text form.
+Values are the stored ones (a discrete's value, not its name; a date and time as epoch seconds:
+``display`` and a table's ``display_rows`` have what the text form shows), so a program can
+compare them with what it set; passwords are masked exactly as in the text form.
 """
 
 from __future__ import annotations
@@ -15,7 +16,8 @@ from .model import PageModel, pages_of
 
 
 def element_data(element: ReadableElement) -> dict[str, Any]:
-    """Who the element is: name, ids, protocol and state."""
+    """Who the element is: name, ids, protocol and state; ``live`` is False for an element read
+    from saved state (its ``state`` is the saved one: nothing runs it here)."""
     return {
         "name": element.name,
         "agent_id": element.agent_id,
@@ -23,6 +25,7 @@ def element_data(element: ReadableElement) -> dict[str, Any]:
         "protocol": element.protocol.name,
         "protocol_version": element.protocol.version,
         "state": element.state.value,
+        "live": element.live,
     }
 
 
@@ -71,10 +74,13 @@ def _parameter_data(item: ParameterContent) -> dict[str, Any]:
 
 
 def _table_data(item: TableContent) -> dict[str, Any]:
+    columns = item.table.columns
     return {
         "id": item.table.id,
         "name": item.table.name,
-        "columns": [{"id": column.id, "name": column.name} for column in item.table.columns],
+        "columns": [{"id": column.id, "name": column.name} for column in columns],
         "row_count": item.row_count,
         "rows": [list(row) for row in item.rows],
+        # As the text form shows the cells (a discrete's name, a date and time), row by row.
+        "display_rows": [[column.type.display(value) for column, value in zip(columns, row)] for row in item.rows],
     }

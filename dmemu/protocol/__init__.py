@@ -38,7 +38,7 @@ from .errors import (
 )
 from .http import BYPASS_PROXY, NO_RETRIES, Connection, ElementSession, RetryPolicy, build_session
 from .logs import LogEntry, LogLevel, LogType
-from .measurement import Button, Discrete, Number, PageButton, String
+from .measurement import Button, DateTime, Discrete, Number, PageButton, String
 from .messages import Reply, ReplyAddress, Request
 from .qaction import QActionProtocol, SetStatus
 from .testing import expect
@@ -52,6 +52,7 @@ __all__ = [
     "Column",
     "Connection",
     "ConnectionSettingError",
+    "DateTime",
     "DefinitionError",
     "Discrete",
     "DisplayKey",
@@ -117,6 +118,7 @@ _SYSTEM_NAMES = frozenset(
         "DataMinerSystem",
         "DiscreteSeverities",
         "DuplicateElementError",
+        "ProtocolImportError",
         "FieldKind",
         "SavedElement",
         "SavedSystem",

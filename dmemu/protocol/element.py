@@ -10,7 +10,7 @@ from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from functools import partial
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from .changes import Change, ParameterChange, TableChange
 from .clock import TimerJob
@@ -71,6 +71,8 @@ class ReadableElement:
     _state: ElementState
     _values: dict[int, Any]
     _tables: dict[int, TableData]
+    live: ClassVar[bool] = True
+    """False for an element read from saved state: its state is what was saved, nothing runs it here."""
 
     @property
     def ids(self) -> tuple[int, int]:
@@ -94,6 +96,12 @@ class ReadableElement:
         if pid in self._model.secret_parameters:
             return self._model.parameters[pid].type.display(self._values[pid])
         return self._values[pid]
+
+    def display(self, ref: int | str) -> str:
+        """A parameter's value as its page shows it: a discrete's name, a date and time, a number
+        with its units, a password as ``********``."""
+        pid = self._model.resolve(ref)
+        return self._model.parameters[pid].type.display(self.get(pid))
 
     def table(self, ref: int | str) -> TableView:
         """A live, read-only view of a table by id or name."""

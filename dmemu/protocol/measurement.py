@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Mapping
+from datetime import datetime, timedelta, timezone
 from typing import Any
 
 import attrs
@@ -70,6 +71,33 @@ class Number:
             return ""
         text = f"{value:.{self.decimals}f}" if isinstance(value, float) and math.isfinite(value) else str(value)
         return f"{text} {self.units}" if self.units else text
+
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
+FIRST_DATE_TIME = -62_135_596_800.0
+"""0001-01-01 00:00:00 UTC in epoch seconds: the earliest `DateTime` value."""
+LAST_DATE_TIME = 253_402_300_799.0
+"""9999-12-31 23:59:59 UTC in epoch seconds: the latest `DateTime` value."""
+
+
+@attrs.frozen
+class DateTime(Number):
+    """A moment, stored as epoch seconds (UTC) and shown as ``2026-01-01 00:00:00`` (UTC).
+
+    A number to every check and comparison (``protocol.now()`` can be set as it is); only
+    its display differs, so a page shows a date where an epoch figure would mean nothing.
+    """
+
+    minimum: float | None = FIRST_DATE_TIME
+    maximum: float | None = LAST_DATE_TIME
+
+    def allowed(self) -> str:
+        return "a date and time in epoch seconds (UTC), from year 1 to 9999"
+
+    def display(self, value: Any) -> str:
+        if type(value) not in (int, float) or not FIRST_DATE_TIME <= value <= LAST_DATE_TIME:
+            return "" if value is None else str(value)
+        return (_EPOCH + timedelta(seconds=math.floor(value))).strftime("%Y-%m-%d %H:%M:%S")
 
 
 @attrs.frozen
@@ -184,4 +212,4 @@ class PageButton:
         return f"[{self.label or self.page}...]"
 
 
-Measurement = Number | String | Discrete | Button | PageButton
+Measurement = Number | DateTime | String | Discrete | Button | PageButton
