@@ -28,6 +28,7 @@ import requests
 from tqdm import tqdm
 
 from .dms import DataMinerSystem, SavedSystem
+from .dms.state_lock import refuse_if_in_use
 from .elements.ses_inventory import COMPLETE, SesInventoryManagement
 from .pages import pages_of, render_page
 from .protocol import BYPASS_PROXY, Connection, Element, VirtualClock
@@ -108,6 +109,7 @@ def run_demo(settings: DemoSettings, out: TextIO = sys.stdout) -> int:
     with ExitStack() as stack:
         state = settings.state or Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="dmemu-demo-")))
         _make_state_directory(state)  # a state that cannot be used is said before anything starts
+        refuse_if_in_use(state)  # another demo running on it: said so, not as a port clash
         kept = _kept_elements(state)
         kept_port = _kept_port(kept)
         if settings.port is not None and kept_port and settings.port != kept_port:

@@ -16,7 +16,8 @@ from typing import Any
 import attrs
 import pytest
 
-from dmemu.dms import SavedSystem
+from dmemu.dms import DataMinerSystem, SavedSystem
+from dmemu.protocol import VirtualClock
 
 DMEMU = str(Path(sys.executable).parent / "dmemu")  # installed next to this Python by pip
 SMALL = ["--services", "150", "--carriers", "30", "--resources", "120", "--width", "120"]
@@ -110,6 +111,14 @@ def test_user_errors_end_with_one_line_and_a_non_zero_exit(tmp_path: Path) -> No
     bad_size = demo("--services", "-5")
     assert bad_size.returncode == 2 and bad_size.stderr.count("\n") == 1
     assert "--services: -5 is not between 0 and 1,000,000" in bad_size.stderr
+
+
+def test_a_state_directory_another_system_has_open_is_said_before_anything_starts(tmp_path: Path) -> None:
+    state = tmp_path / "busy"
+    with DataMinerSystem(state, VirtualClock()):  # another DMS (a running demo) holds it
+        busy = demo("--state", str(state))
+    assert busy.returncode == 2 and busy.stdout == "" and busy.stderr.count("\n") == 1
+    assert f"state directory {state} is in use by another DataMiner System (process {os.getpid()})" in busy.stderr
 
 
 def drained(lines: queue.Queue[str]) -> list[str]:

@@ -64,17 +64,13 @@ class StateDirectoryLock:
         return self._fd is not None
 
 
-def is_locked(state_dir: Path) -> bool:
-    """Whether a DataMiner System holds `state_dir` open now (in this process or another)."""
+def refuse_if_in_use(state_dir: Path) -> None:
+    """Raise `StateFileError`, as opening a DataMinerSystem there would, when one holds
+    `state_dir` open now (in this process or another): for work to refuse before it starts."""
     probe = StateDirectoryLock(state_dir)
-    if not probe.path.exists():
-        return False
-    try:
+    if probe.path.exists():
         probe.acquire()
-    except StateFileError:
-        return True
-    probe.release()
-    return False
+        probe.release()
 
 
 def _read_holder(fd: int) -> str:
