@@ -19,6 +19,7 @@ from .errors import (
     ElementNotFoundError,
     ElementStateError,
     InvalidValueError,
+    QActionFailedError,
     QActionLoopError,
     ReadOnlyParameterError,
     StateFileError,
@@ -159,6 +160,11 @@ def element_not_found(ref: object, elements: Iterable[ReadableElement], where: s
 class Element(ReadableElement):
     """An instance of a protocol in a DataMiner System. Create it with `DataMinerSystem.create_element`."""
 
+    raise_on_failure: bool = False
+    """Whether `set` and `set_cell` raise `QActionFailedError` when a QAction they triggered
+    fails (each call may say otherwise); off by default, as in DataMiner, where a failing QAction
+    is only logged. Set it on an element (``element.raise_on_failure = True``) in a test."""
+
     def __init__(
         self,
         dms: ElementHost,
@@ -213,13 +219,21 @@ class Element(ReadableElement):
 
     # -- user API: values (reading them is `ReadableElement`'s) ------------------------------
 
-    def set(self, ref: int | str, value: Any, *, wait: bool = True, _depth: int = 0) -> None:
+    def set(
+        self, ref: int | str, value: Any, *, wait: bool = True, raise_on_failure: bool | None = None, _depth: int = 0
+    ) -> None:
         """Set a write parameter as a user would, then run the QActions it triggers.
 
         A wrong type, an out-of-range value or an unknown discrete raises `InvalidValueError`
         naming the parameter and what it allows; nothing changes then. The set goes through the
         element's queue: with `wait` (the default) it returns once the QActions it triggered
         have run; called from inside a QAction it never waits (it is queued behind it).
+
+        A QAction that fails is logged and the set returns normally, unless `raise_on_failure`
+        (by default the element's `raise_on_failure`): then, once the QActions the set triggered
+        (directly or through their own sets on this element) have run, the first failure among
+        them raises `QActionFailedError`, its cause the QAction's exception. Failures of other
+        work (timers, other users' sets) never raise here; a set that does not wait cannot raise.
         """
         target = self._write_targets.get(ref)
         if target is None:
@@ -243,10 +257,14 @@ class Element(ReadableElement):
                 if listeners:
                     self._notify(listeners, ParameterChange(pid, value))
             return
-        self._queue.run(self._apply_user_set, pid, value, _depth, wait=wait)
+        raise_failure = wait and (self.raise_on_failure if raise_on_failure is None else raise_on_failure)
+        self._queue.run(self._apply_user_set, pid, value, _depth, wait=wait, raise_failure=raise_failure)
 
-    def set_cell(self, table: int | str, key: str, column: int | str, value: Any, *, wait: bool = True) -> None:
-        """Set a cell of a write column as a user would, then run the QActions it triggers."""
+    def set_cell(
+        self, table: int | str, key: str, column: int | str, value: Any, *, wait: bool = True, raise_on_failure: bool | None = None
+    ) -> None:
+        """Set a cell of a write column as a user would, then run the QActions it triggers
+        (a failing one raises as for `set`)."""
         data = self._table(table)
         index = data.model.column_position(column)
         spec = data.model.table.columns[index]
@@ -257,7 +275,8 @@ class Element(ReadableElement):
         data.get(key)  # an unknown row raises before anything is queued
         if self._state is not _ACTIVE:
             raise ElementStateError(f"element {self.name!r} is {self._state.value}: start it before setting {spec.name!r}")
-        self._queue.run(self._apply_user_cell, data, key, index, value, 0, wait=wait)
+        raise_failure = wait and (self.raise_on_failure if raise_on_failure is None else raise_on_failure)
+        self._queue.run(self._apply_user_cell, data, key, index, value, 0, wait=wait, raise_failure=raise_failure)
 
     def logs(self, type: LogType | None = None) -> list[LogEntry]:
         """Log entries kept for this element, optionally of one type."""
@@ -476,6 +495,7 @@ class Element(ReadableElement):
                 f"(parameter {pid} would run {chain} again); check for QActions that set each other's triggers"
             )
             self.log(str(error), LogType.ERROR)
+            self._queue.report_failure(error)  # the chain did not settle: a set asking for failures hears it
             return
         run = self._run_qaction
         for qaction in qactions:
@@ -491,10 +511,14 @@ class Element(ReadableElement):
             qaction.function(facade)
         except Exception as error:  # a QAction failing is logged, as DataMiner does; the element runs on
             where = _qaction_frame(qaction, error)
-            self.log(
-                f"{qaction.label} failed: {type(error).__name__}: {error} ({where.filename}:{where.lineno})",
-                LogType.ERROR,
+            message = f"{qaction.label} failed: {type(error).__name__}: {error} ({where.filename}:{where.lineno})"
+            self.log(message, LogType.ERROR)
+            # Kept on the chain of the work that ran it, for a user's set that asked to hear it.
+            failure = QActionFailedError(
+                f"element {self.name!r}: {self._mask_secrets(message)}", qaction=qaction.label, element=self.name
             )
+            failure.__cause__ = error
+            self._queue.report_failure(failure)
 
     def _on_timer(self, timer: Timer) -> None:
         # A timer's work already waiting on the queue is not queued twice.
