@@ -600,6 +600,31 @@ def test_each_dms_clock_drives_only_its_elements(tmp_path):
         assert (a.get("Poll Count"), b.get("Poll Count")) == (2, 0)
 
 
+def test_a_table_view_counts_its_rows_as_the_qaction_api_does(dms):
+    counted: list[int] = []
+
+    def fill(protocol):
+        protocol.fill_array("Rows", [[f"r{n}"] for n in range(protocol.get_parameter("Value"))])
+        counted.append(protocol.row_count("Rows"))
+
+    protocol = type(
+        "Counted",
+        (Protocol,),
+        {
+            "name": "Counted Rows",
+            "parameters": (Parameter(1, "Value", type=Number(), write=True),),
+            "tables": (Table(10, "Rows", columns=(Column(11, "Key", key=True),)),),
+            "qactions": (QAction(1, fill, triggers=(1,)),),
+        },
+    )
+    element = dms.create_element(protocol, "Counted")
+    rows = element.table("Rows")
+    assert rows.row_count() == 0
+    element.set("Value", 3)
+    assert rows.row_count() == counted[-1] == len(rows) == 3
+    expect(element).table("Rows").row_count(rows.row_count())
+
+
 def test_a_table_view_stays_live_across_a_restart(dms):
     def fill(protocol):
         protocol.fill_array("Rows", [[f"r{protocol.get_parameter('Value')}"]])

@@ -674,6 +674,10 @@ class TableView:
     def keys(self) -> list[str]:
         return list(self._data.rows)
 
+    def row_count(self) -> int:
+        """How many rows the table holds now, as the QAction API's ``row_count(table)`` says."""
+        return len(self._data.rows)
+
     def __len__(self) -> int:
         return len(self._data.rows)
 
