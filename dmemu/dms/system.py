@@ -16,7 +16,7 @@ from typing import Any
 
 from ..protocol.clock import Clock, RealClock
 from ..protocol.definitions import Protocol, protocol_path
-from ..protocol.element import Element, ElementRef, ElementState, element_not_found
+from ..protocol.element import Element, ElementRef, ElementState, element_ids, element_not_found
 from ..protocol.errors import DmemuError, ReadOnlyParameterError, StateFileError
 from ..protocol.http import Connection
 from ..protocol.logs import LogType
@@ -178,15 +178,18 @@ class DataMinerSystem:
         return element
 
     def find(self, ref: ElementRef) -> Element | None:
+        """An element by name, ``"AGENT/ELEMENT"`` ids (``"1/12"``), (agent id, element id) or
+        itself, or None; a name that looks like ids wins over them. A ref of another kind raises
+        `TypeError`."""
         if isinstance(ref, Element):
             return ref if self._elements.get(ref.ids) is ref else None
-        if isinstance(ref, str):
-            return self._by_name.get(ref)
-        if isinstance(ref, tuple) and len(ref) == 2:
-            return self._elements.get((int(ref[0]), int(ref[1])))
-        raise TypeError(f"an element is named by its name or (agent id, element id), not {ref!r}")
+        if isinstance(ref, str) and ref in self._by_name:
+            return self._by_name[ref]
+        ids = element_ids(ref)
+        return None if ids is None else self._elements.get(ids)
 
     def element(self, ref: ElementRef) -> Element:
+        """`find`, but an element that is not there raises `ElementNotFoundError` listing those that are."""
         element = self.find(ref)
         if element is None:
             raise element_not_found(ref, self._elements.values(), "this DMS")

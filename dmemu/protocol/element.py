@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import enum
 import logging
+import re
 import threading
 import traceback
 from collections import deque
@@ -149,6 +150,25 @@ class ReadableElement:
             if isinstance(secret, str) and secret:
                 message = message.replace(secret, "********")
         return message
+
+
+_ELEMENT_IDS = re.compile(r"([0-9]+)/([0-9]+)")
+
+
+def element_ids(ref: object) -> tuple[int, int] | None:
+    """The (agent id, element id) that `ref` names by ids: a pair of ints, or an ``AGENT/ELEMENT``
+    string such as ``"1/12"`` (as the CLI and error messages write them). None for any other
+    string, which is a name; anything else raises `TypeError` naming it and the forms accepted.
+    A system that has an element named like ids (``"1/12"``) finds it by that name first."""
+    if isinstance(ref, str):
+        match = _ELEMENT_IDS.fullmatch(ref.strip())
+        return (int(match[1]), int(match[2])) if match else None
+    if isinstance(ref, tuple) and len(ref) == 2 and all(isinstance(part, int) and not isinstance(part, bool) for part in ref):
+        return (int(ref[0]), int(ref[1]))
+    raise TypeError(
+        f"an element is named by its name, by \"AGENT/ELEMENT\" ids such as \"1/12\", or by an "
+        f"(agent id, element id) pair of ints such as (1, 12); not by {ref!r}"
+    )
 
 
 def element_not_found(ref: object, elements: Iterable[ReadableElement], where: str) -> ElementNotFoundError:
@@ -636,7 +656,8 @@ class Element(ReadableElement):
 
 
 ElementRef = str | tuple[int, int] | Element
-"""An element by name, by (agent id, element id), or itself."""
+"""An element by name, by ``"AGENT/ELEMENT"`` ids or (agent id, element id), or itself
+(see `element_ids`)."""
 
 
 def _qaction_frame(qaction: QAction, error: Exception) -> traceback.FrameSummary:
