@@ -6,6 +6,7 @@ only through that seam."""
 
 from __future__ import annotations
 
+import datetime as dt
 import logging
 import os
 import threading
@@ -14,7 +15,7 @@ from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
-from ..protocol.clock import Clock, RealClock
+from ..protocol.clock import Clock, RealClock, VirtualClock
 from ..protocol.definitions import Protocol, protocol_path
 from ..protocol.element import Element, ElementRef, ElementState, element_ids, element_not_found
 from ..protocol.errors import DmemuError, ReadOnlyParameterError, StateFileError
@@ -348,7 +349,7 @@ class DataMinerSystem:
                     raise
 
     def _save_registry(self) -> None:
-        self._registry.save(
+        records = [
             {
                 "name": e.name,
                 "agent_id": e.agent_id,
@@ -358,6 +359,25 @@ class DataMinerSystem:
                 "connection": e.connection.to_record(),
             }
             for e in list(self._elements.values())
+        ]
+        self._registry.save(records, saved_at=self.clock.now())  # the time: see `_continue_after`
+
+    def _continue_after(self, *saved_times: float | None) -> None:
+        """Time never goes back for saved state: a virtual clock whose start nobody chose moves to
+        the latest time the state directory was saved at (its registry's and element files'
+        records of it); a clock started earlier on purpose keeps its time, with a warning."""
+        saved_at = max((time for time in saved_times if time is not None), default=None)
+        now = self.clock.now()
+        if saved_at is None or saved_at <= now:
+            return
+        if isinstance(self.clock, VirtualClock) and not self.clock.start_given:
+            self.clock.skip_to(saved_at)
+            _logger.info("state directory %s was saved at %s: the clock continues from there", self.state_dir, _format_time(saved_at))
+            return
+        _logger.warning(
+            "state directory %s was saved at %s, later than its clock's time %s: time goes back for its elements "
+            "(the clock's start was chosen; a VirtualClock() without a start continues after the saved time)",
+            self.state_dir, _format_time(saved_at), _format_time(now),
         )
 
     def _load(self) -> None:
@@ -369,12 +389,17 @@ class DataMinerSystem:
             element = Element(self, record.protocol, record.name, record.agent_id, record.element_id, record.connection, store)
             self._register(element)
             loaded.append((element, record.state))
+        self._continue_after(self._registry.saved_at(), *(element._saved_at for element, _ in loaded))
         # Start only once every element exists, so start-up QActions can reach each other.
         for element, state in loaded:
             if state is ElementState.ACTIVE:
                 element.start()
             elif state is ElementState.PAUSED:
                 element._restore_paused()
+
+
+def _format_time(epoch: float) -> str:
+    return dt.datetime.fromtimestamp(epoch, dt.timezone.utc).isoformat()
 
 
 def _initial_values(protocol: type[Protocol], parameters: Mapping[int | str, Any]) -> dict[int, Any]:

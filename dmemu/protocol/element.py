@@ -225,7 +225,9 @@ class Element(ReadableElement):
         self._values: dict[int, Any] = {}
         self._tables: dict[int, TableData] = {}
         self._reset_volatile(ElementSnapshot())
-        for problem in self._restore(store.load(), store.path):
+        saved = store.load()
+        self._saved_at = saved.saved_at  # read by the DMS: its clock must not start before it
+        for problem in self._restore(saved, store.path):
             self.log(problem, LogType.ERROR)
         self._facade = QActionProtocol(self)
         # Replaced whole on each (un)registration, so the change paths read them without a lock:
@@ -405,7 +407,7 @@ class Element(ReadableElement):
             try:
                 if generation > self._saved_generation and not self._deleted:
                     self.dms._write_registry_if_dirty()  # never an element file the registry does not name
-                    self._store.save(parameters, tables)
+                    self._store.save(parameters, tables, saved_at=self.dms.clock.now())
                     self._saved_generation = generation
             except Exception:
                 self._dirty = True  # try again next batch; the previous snapshot stays on disk
