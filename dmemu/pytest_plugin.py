@@ -15,7 +15,8 @@ a test, a class or a module (``pytestmark``)::
     def test_something(dms, simulators): ...
 
 Its keywords are ``spec``, ``credentials`` and ``seed`` (of the faults' probabilities), as
-`Simulators` takes them, and ``faults``: `Fault` objects in force from the first request.
+`Simulators` takes them, and ``faults``: `Fault` objects in force from the first request. The
+spec may also be a mapping of `InventorySpec`'s fields (``spec={"services": 30}``).
 Markers at several levels merge keyword by keyword, the closest winning: a module can set the
 credentials and one test its own spec.
 
@@ -30,6 +31,7 @@ the simulators are imported only inside the fixtures, when a test asks for them.
 
 from __future__ import annotations
 
+import difflib
 from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -40,7 +42,7 @@ if TYPE_CHECKING:
     from dmemu.dms import DataMinerSystem
     from dmemu.protocol import Clock, Element, VirtualClock
     from dmemu.protocol.testing import ElementAssertions
-    from dmemu.simulators import Simulators
+    from dmemu.simulators import InventorySpec, Simulators
 
 SIMULATORS_MARKER = "dmemu_simulators"
 SIMULATORS_MARKER_KEYWORDS = ("spec", "credentials", "faults", "seed")
@@ -50,8 +52,9 @@ def pytest_configure(config: pytest.Config) -> None:
     # Registered so that --strict-markers accepts it and `pytest --markers` documents it.
     config.addinivalue_line(
         "markers",
-        f"{SIMULATORS_MARKER}(spec=None, credentials=None, faults=(), seed=1): the data set, credentials and "
-        "faults of dmemu's `simulators` fixture; markers on a module, class and test merge keyword by keyword.",
+        f"{SIMULATORS_MARKER}(spec=None, credentials=None, faults=(), seed=1): the data set (an InventorySpec or a "
+        "mapping of its fields), credentials and faults of dmemu's `simulators` fixture; markers on a module, class "
+        "and test merge keyword by keyword.",
     )
 
 
@@ -69,6 +72,31 @@ def simulators_settings(node: pytest.Item) -> dict[str, Any]:
             )
         settings.update(marker.kwargs)
     return settings
+
+
+def inventory_spec(spec: object) -> InventorySpec | None:
+    """The marker's ``spec`` as `Simulators` takes it: an `InventorySpec` (or None, the default
+    data set) as given, a mapping turned into one; anything else, a key it has not or a value it
+    refuses is a usage error naming the culprit."""
+    import attrs
+
+    from dmemu.simulators import InventorySpec
+
+    if spec is None or isinstance(spec, InventorySpec):
+        return spec
+    where = f"@pytest.mark.{SIMULATORS_MARKER}(spec=...)"
+    if not isinstance(spec, Mapping):
+        pytest.fail(f"{where}: a spec is an InventorySpec or a mapping of its fields, not {spec!r}", pytrace=False)
+    fields = [field.name for field in attrs.fields(InventorySpec)]
+    for key in spec:
+        if key not in fields:
+            near = difflib.get_close_matches(key, fields, n=1) if isinstance(key, str) else []
+            hint = f" (did you mean {near[0]!r}?)" if near else ""
+            pytest.fail(f"{where}: InventorySpec has no field {key!r}{hint}; its fields: {', '.join(fields)}", pytrace=False)
+    try:
+        return InventorySpec(**spec)
+    except (TypeError, ValueError) as error:
+        pytest.fail(f"{where}: {dict(spec)!r} is no InventorySpec: {error}", pytrace=False)
 
 
 @pytest.fixture
@@ -106,7 +134,7 @@ def simulators(request: pytest.FixtureRequest, dmemu_clock: Clock) -> Iterator[S
         )
     credentials: Mapping[str, tuple[str, str]] | None = settings.get("credentials")
     running = Simulators(
-        settings.get("spec"), credentials=credentials, now=dmemu_clock.now, seed=settings.get("seed", 1)
+        inventory_spec(settings.get("spec")), credentials=credentials, now=dmemu_clock.now, seed=settings.get("seed", 1)
     )
     # Added before the server starts, so that no request can arrive ahead of its fault.
     running.faults.add(*faults)

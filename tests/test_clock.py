@@ -24,6 +24,20 @@ def test_virtual_clock_starts_where_told_and_only_moves_forward() -> None:
         clock.advance(-1)
 
 
+def test_a_clock_knows_whether_its_start_was_chosen_and_skips_forward_only() -> None:
+    default = VirtualClock()
+    assert not default.start_given and default.datetime() == START
+    assert VirtualClock(START).start_given and VirtualClock(0).start_given
+    fired: list[float] = []
+    default.every(10, lambda: fired.append(default.now()))
+    default.skip_to(START.timestamp() + 3600)  # fires nothing on the way
+    assert fired == [] and default.now() == START.timestamp() + 3600
+    default.skip_to(START.timestamp())  # never back
+    assert default.now() == START.timestamp() + 3600
+    default.advance(5)
+    assert fired == [START.timestamp() + 3600]  # the timer long due fires once, then keeps its cadence
+
+
 def test_timers_fire_in_time_order_at_their_due_times() -> None:
     clock = VirtualClock(0)
     fired: list[tuple[float, str]] = []

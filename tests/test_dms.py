@@ -6,7 +6,7 @@ import threading
 
 import pytest
 
-from dmemu.dms import DataMinerSystem, DuplicateElementError
+from dmemu.dms import DataMinerSystem, DuplicateElementError, SavedSystem
 from dmemu.protocol import (
     Connection,
     DmemuError,
@@ -81,6 +81,37 @@ def test_create_and_find_by_name_or_id_pair(dms):
     assert gateway.connection.port == 8443  # the protocol's default port
     with pytest.raises(ElementNotFoundError, match=r"no element 'nobody' in this DMS; elements: 'Gateway' \(1/1\), 'Client 1' \(1/2\)"):
         dms.element("nobody")
+
+
+def test_an_element_is_found_by_agent_slash_element_ids_as_the_cli_writes_them(dms):
+    gateway = dms.create_element(Gateway, "Gateway")
+    client = dms.create_element(Client, "Client 1")
+    assert dms.element("1/2") is client and dms.find(" 1/1 ") is gateway
+    assert dms.find("1/9") is None
+    with pytest.raises(ElementNotFoundError, match=r"no element '2/1' in this DMS; elements: 'Gateway' \(1/1\)"):
+        dms.element("2/1")
+    named_like_ids = dms.create_element(Gateway, "1/2")  # a name that looks like ids: the name wins
+    assert dms.element("1/2") is named_like_ids and dms.element((1, 2)) is client
+
+
+def test_a_saved_system_finds_elements_by_the_same_refs(dms, dmemu_state_dir):
+    dms.create_element(Gateway, "Gateway")
+    dms.create_element(Client, "Client 1")
+    dms.create_element(Gateway, "1/1")
+    dms.flush()
+    saved = SavedSystem(dmemu_state_dir)
+    assert saved.element("1/2").name == saved.element((1, 2)).name == "Client 1"
+    assert saved.element("1/1").name == "1/1"  # the name wins over the ids it looks like
+    with pytest.raises(TypeError, match="not by \\(1, 'x'\\)"):
+        saved.element((1, "x"))
+
+
+@pytest.mark.parametrize("ref", [(1, "x"), (1,), (1, 2, 3), ("1", "2"), (True, 1), 12, 1.5, None, ["Gateway"]])
+def test_a_ref_of_no_accepted_form_is_a_clear_error(dms, ref):
+    dms.create_element(Gateway, "Gateway")
+    with pytest.raises(TypeError, match=r"an element is named by its name, by \"AGENT/ELEMENT\" ids such as \"1/12\", or by an \(agent id, element id\) pair of ints") as raised:
+        dms.element(ref)
+    assert repr(ref) in str(raised.value)
 
 
 class Configured(Protocol):

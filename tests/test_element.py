@@ -5,6 +5,7 @@ from __future__ import annotations
 import threading
 import time
 from collections import deque
+from functools import partial
 
 import pytest
 
@@ -23,6 +24,7 @@ from dmemu.protocol import (
     ParameterChange,
     Protocol,
     QAction,
+    QActionFailedError,
     ReadOnlyParameterError,
     String,
     Table,
@@ -176,6 +178,64 @@ class TestUserSets:
         expect(thermostat).state(ElementState.ACTIVE)
         dmemu_clock.advance(60)
         assert thermostat.get("Poll Count") == 1
+
+    def test_a_set_can_raise_when_its_qaction_fails(self, thermostat):
+        with pytest.raises(QActionFailedError, match="element 'Living Room': QAction 5 'broken' failed: RuntimeError: device said no") as raised:
+            thermostat.set("Break", 1, raise_on_failure=True)
+        assert raised.value.qaction == "QAction 5 'broken'" and raised.value.element == "Living Room"
+        assert isinstance(raised.value.__cause__, RuntimeError)
+        expect(thermostat).logged("QAction 5 'broken' failed", LogType.ERROR)  # logged all the same
+        expect(thermostat).state(ElementState.ACTIVE)
+
+    def test_an_element_can_raise_on_every_failing_set_and_a_call_can_say_otherwise(self, thermostat):
+        thermostat.raise_on_failure = True
+        with pytest.raises(QActionFailedError, match="QAction 5 'broken'"):
+            thermostat.set("Break", 1)
+        thermostat.set("Break", 1, raise_on_failure=False)
+        thermostat.set("Break", 1, wait=False)  # a set that does not wait cannot raise
+        assert len(thermostat.logs(LogType.ERROR)) == 3
+
+    def test_a_failure_deeper_in_the_sets_own_chain_raises(self, dms):
+        def relay(protocol):  # sets a parameter of its own element: its QAction is in the chain
+            protocol.set_parameter("Relayed", protocol.get_parameter("Value"))
+
+        class Relay(Protocol):
+            name = "Relay"
+            parameters = (Parameter(1, "Value", type=Number(), write=True), Parameter(2, "Relayed", type=Number()))
+            qactions = (QAction(1, relay, triggers=(1,)), QAction(2, broken, triggers=(2,)))
+
+        element = dms.create_element(Relay, "Relay")
+        with pytest.raises(QActionFailedError, match="QAction 2 'broken'"):
+            element.set("Value", 1, raise_on_failure=True)
+
+    def test_failures_of_other_work_do_not_raise_in_a_set(self, dms, dmemu_clock):
+        def fail_on_timer(protocol):
+            raise RuntimeError("timer work failed")
+
+        class Flaky(Protocol):
+            name = "Flaky Timer"
+            parameters = (Parameter(1, "Value", type=Number(), write=True), Parameter(2, "Break", type=Button(), write=True))
+            timers = (Timer(1, seconds=10, qactions=(1,), at_startup=False),)
+            qactions = (QAction(1, fail_on_timer), QAction(2, on_refresh, triggers=(1,)), QAction(3, broken, triggers=(2,)))
+
+        element = dms.create_element(Flaky, "Flaky")
+        dmemu_clock.advance(30)
+        element.set("Break", 1)  # failed, not asked to raise
+        element.set("Value", 1, raise_on_failure=True)  # its own chain ran fine
+        assert len(element.logs(LogType.ERROR)) == 4
+
+    def test_a_failing_cell_set_can_raise(self, dms):
+        def fill(protocol):
+            protocol.fill_array("Rows", [["a", 1]])
+
+        class Cells(Protocol):
+            name = "Failing Cells"
+            tables = (Table(100, "Rows", columns=(Column(101, "Key", key=True), Column(102, "Level", type=Number(), write=True))),)
+            qactions = (QAction(1, broken, triggers=(102,)), QAction(2, fill, after_startup=True))
+
+        element = dms.create_element(Cells, "Cells")
+        with pytest.raises(QActionFailedError, match="QAction 1 'broken'"):
+            element.set_cell("Rows", "a", "Level", 2, raise_on_failure=True)
 
 
 def ping(protocol):
@@ -393,6 +453,34 @@ class TestQueue:
         assert QUEUE_LOG == [("hold done", None)]
         expect(probe).logged("stopped with 1 queued sets or QActions not run", LogType.ERROR)
 
+    def test_a_queued_set_raises_the_failure_of_its_own_chain_only(self, dms):
+        started, release = threading.Event(), threading.Event()
+
+        def on_value(protocol):
+            value = protocol.trigger_value
+            if value == 1:  # the work ahead of the waiting sets, failing too
+                started.set()
+                release.wait(5)
+                raise RuntimeError("the holder failed")
+            if value == 2:
+                raise ValueError("two is refused")
+
+        element = dms.create_element(value_protocol("Refuses Two", on_value), "Refuser")
+        holder = threading.Thread(target=element.set, args=("Value", 1))
+        holder.start()
+        assert started.wait(5)
+        fine, fine_outcome = in_thread(partial(element.set, raise_on_failure=True), "Value", 3)
+        failing, failing_outcome = in_thread(partial(element.set, raise_on_failure=True), "Value", 2)
+        deadline = time.monotonic() + 5
+        while len(element._queue.pending) < 2 and time.monotonic() < deadline:
+            pass
+        release.set()
+        for thread in (holder, fine, failing):
+            thread.join(5)
+        assert fine_outcome[0][0] == "returned"  # the holder's failure is not its own
+        kind, error = failing_outcome[0]
+        assert kind == "raised" and isinstance(error, QActionFailedError) and isinstance(error.__cause__, ValueError)
+
     def test_a_plain_set_while_busy_waits_its_turn(self, probe):
         held = HeldQueue(probe)
         thread, outcome = in_thread(probe.set, "Plain", 9)
@@ -510,6 +598,31 @@ def test_each_dms_clock_drives_only_its_elements(tmp_path):
         b = second.create_element(Thermostat, "B")
         first_clock.advance(120)
         assert (a.get("Poll Count"), b.get("Poll Count")) == (2, 0)
+
+
+def test_a_table_view_counts_its_rows_as_the_qaction_api_does(dms):
+    counted: list[int] = []
+
+    def fill(protocol):
+        protocol.fill_array("Rows", [[f"r{n}"] for n in range(protocol.get_parameter("Value"))])
+        counted.append(protocol.row_count("Rows"))
+
+    protocol = type(
+        "Counted",
+        (Protocol,),
+        {
+            "name": "Counted Rows",
+            "parameters": (Parameter(1, "Value", type=Number(), write=True),),
+            "tables": (Table(10, "Rows", columns=(Column(11, "Key", key=True),)),),
+            "qactions": (QAction(1, fill, triggers=(1,)),),
+        },
+    )
+    element = dms.create_element(protocol, "Counted")
+    rows = element.table("Rows")
+    assert rows.row_count() == 0
+    element.set("Value", 3)
+    assert rows.row_count() == counted[-1] == len(rows) == 3
+    expect(element).table("Rows").row_count(rows.row_count())
 
 
 def test_a_table_view_stays_live_across_a_restart(dms):

@@ -1096,3 +1096,80 @@ def test_a_saved_value_the_protocol_no_longer_accepts_is_logged_with_the_file(dm
         assert meter.get("Level") == 0
         message = meter.logs(LogType.ERROR)[0].message
         assert str(element_path(dmemu_state_dir, meter)) in message and "50 is out of range" in message
+
+
+# -- the clock on a reopened state directory ---------------------------------------------------
+
+
+def strip_saved_times(state_dir: Path) -> None:
+    """Make the state files look as they did before files kept the time they were saved at."""
+    for path in state_dir.rglob("*.json"):
+        document = json.loads(path.read_text())
+        if document.pop(storage.SAVED_AT_TABLE, None) is not None:
+            path.write_text(json.dumps(document))
+
+
+def run_a_day_and_close(state_dir: Path) -> float:
+    """A DMS that saves a value a day after the default start, then closes; answers that time."""
+    clock = VirtualClock()
+    with DataMinerSystem(state_dir, clock) as dms:
+        element = dms.create_element(Keeper, "Keeper")
+        clock.advance(86400)
+        element.set(SETPOINT, 42)
+        clock.advance(5)  # the value is written at the end of this tick
+        return clock.now()
+
+
+def test_a_clock_without_a_chosen_start_continues_after_the_saved_time(dmemu_state_dir: Path) -> None:
+    saved_at = run_a_day_and_close(dmemu_state_dir)
+    clock = VirtualClock()
+    with DataMinerSystem(dmemu_state_dir, clock) as dms:
+        assert clock.now() == saved_at  # not back at the default start
+        assert dms.element("Keeper").get(SETPOINT) == 42
+
+
+def test_the_registry_keeps_the_time_when_no_element_file_says_later(dmemu_state_dir: Path) -> None:
+    clock = VirtualClock()
+    with DataMinerSystem(dmemu_state_dir, clock) as dms:
+        clock.advance(3600)
+        dms.create_element(Ticker, "Ticker", start=False)  # only the registry is written
+        clock.advance(1)  # at the end of this tick
+        written_at = clock.now()
+    assert RegistryStore(dmemu_state_dir / "dms.json").saved_at() == written_at
+    again = VirtualClock()
+    with DataMinerSystem(dmemu_state_dir, again):
+        assert again.now() == written_at
+
+
+def test_a_clock_started_earlier_on_purpose_keeps_its_time_with_a_warning(
+    dmemu_state_dir: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    saved_at = run_a_day_and_close(dmemu_state_dir)
+    chosen = VirtualClock(saved_at - 3600)
+    with DataMinerSystem(dmemu_state_dir, chosen):
+        assert chosen.now() == saved_at - 3600
+    assert f"state directory {dmemu_state_dir} was saved at 2026-01-02T00:00:05+00:00, later than its clock's time" in caplog.text
+    caplog.clear()
+    later = VirtualClock(saved_at + 60)  # a start after the saved time: nothing to say
+    with DataMinerSystem(dmemu_state_dir, later):
+        assert later.now() == saved_at + 60
+    assert "later than its clock's time" not in caplog.text
+
+
+def test_state_files_from_before_saved_times_were_kept_still_load(dmemu_state_dir: Path) -> None:
+    run_a_day_and_close(dmemu_state_dir)
+    strip_saved_times(dmemu_state_dir)
+    clock = VirtualClock()
+    with DataMinerSystem(dmemu_state_dir, clock) as dms:
+        assert dms.element("Keeper").get(SETPOINT) == 42
+        assert clock.now() == VirtualClock().now()  # nothing says when: the default start
+
+
+def test_a_saved_time_that_is_no_time_names_the_file(dmemu_state_dir: Path) -> None:
+    run_a_day_and_close(dmemu_state_dir)
+    registry = dmemu_state_dir / "dms.json"
+    document = json.loads(registry.read_text())
+    document[storage.SAVED_AT_TABLE] = {"1": {"at": "yesterday"}}
+    registry.write_text(json.dumps(document))
+    with pytest.raises(StateFileError, match=f"state file {registry}: the time it was saved at is 'yesterday'"):
+        DataMinerSystem(dmemu_state_dir, VirtualClock())

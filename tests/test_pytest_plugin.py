@@ -136,6 +136,27 @@ def test_the_dms_is_closed_and_the_simulators_stopped_after_the_test(pytester: p
     result.assert_outcomes(passed=2)
 
 
+def test_the_spec_may_be_a_mapping_of_inventory_spec_fields(pytester: pytest.Pytester) -> None:
+    result = run(
+        pytester,
+        """
+        import pytest
+        import requests
+
+        pytestmark = pytest.mark.dmemu_simulators(spec={"services": 30, "carriers": 0})
+
+        def test_the_module_mapping_applies(simulators):
+            assert requests.get(simulators.url("tmf638"), params={"limit": 1}).headers["X-Total-Count"] == "30"
+
+        @pytest.mark.dmemu_simulators(spec={"services": 4, "carriers": 1, "resources": 2})
+        def test_a_test_mapping_wins(simulators):
+            assert requests.get(simulators.url("tmf638"), params={"limit": 1}).headers["X-Total-Count"] == "5"
+            assert requests.get(simulators.url("tmf639"), params={"limit": 1}).headers["X-Total-Count"] == "2"
+        """,
+    )
+    result.assert_outcomes(passed=2)
+
+
 def test_a_users_own_fixtures_override_the_plugins(pytester: pytest.Pytester) -> None:
     pytester.makeconftest(
         """
@@ -175,6 +196,12 @@ def test_a_users_own_fixtures_override_the_plugins(pytester: pytest.Pytester) ->
         ),
         ("dmemu_simulators(spce=InventorySpec())", "got spce"),
         ('dmemu_simulators(faults=[{"status": 503}])', "faults are Fault objects, not {'status': 503}"),
+        (
+            'dmemu_simulators(spec={"servces": 3})',
+            "(spec=...): InventorySpec has no field 'servces' (did you mean 'services'?); its fields: services, carriers,",
+        ),
+        ('dmemu_simulators(spec={"services": -1})', "(spec=...): {'services': -1} is no InventorySpec: "),
+        ("dmemu_simulators(spec=30)", "(spec=...): a spec is an InventorySpec or a mapping of its fields, not 30"),
     ],
 )
 def test_a_misused_marker_is_a_one_line_error(pytester: pytest.Pytester, marker: str, message: str) -> None:

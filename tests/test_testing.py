@@ -66,3 +66,32 @@ def test_no_errors_lists_the_errors(catalogue):
     catalogue.log("disk on fire", LogType.ERROR)
     with pytest.raises(AssertionError, match="logged 1 errors:\n  disk on fire"):
         expect(catalogue).no_errors()
+
+
+def at_most_ten(value):
+    return value <= 10
+
+
+@pytest.mark.parametrize(
+    ("check", "shown"),
+    [
+        (lambda e: expect(e).parameter("Count").satisfies(lambda v: v < 5), "is 12, which does not satisfy lambda v: v < 5"),
+        (
+            lambda e: expect(e).parameter("Count").satisfies(
+                lambda count: count
+                in (1, 2)
+            ),
+            "is 12, which does not satisfy lambda count: count in (1, 2)",
+        ),
+        # two lambdas on one line: the one that was checked is shown
+        (lambda e: expect(e).parameter("Count").satisfies(lambda v: v > 0).satisfies(lambda v: v == 3), "satisfy lambda v: v == 3"),
+        (lambda e: expect(e).parameter("Count").satisfies(at_most_ten), "is 12, which does not satisfy at_most_ten"),
+        (lambda e: expect(e).parameter("Count").satisfies(at_most_ten, "ten or fewer"), "is 12, which does not satisfy ten or fewer"),
+        (lambda e: expect(e).parameter("Count").satisfies(lambda v: v.startswith("1")), "is 12; checking it with lambda v: v.startswith(\"1\") raised AttributeError"),
+    ],
+)
+def test_a_failed_predicate_is_shown_by_its_text(catalogue, check, shown):
+    with pytest.raises(AssertionError) as raised:
+        check(catalogue)
+    assert shown in str(raised.value)
+    assert "<function" not in str(raised.value)

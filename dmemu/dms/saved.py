@@ -19,7 +19,7 @@ from typing import Any
 import attrs
 
 from ..protocol.definitions import PROTOCOLS, Protocol, protocol_path
-from ..protocol.element import ElementState, ReadableElement, element_not_found
+from ..protocol.element import ElementState, ReadableElement, element_ids, element_not_found
 from ..protocol.errors import ConnectionSettingError, StateFileError
 from ..protocol.http import Connection
 from ..protocol.storage import REGISTRY_FILE, ElementSnapshot, ElementStore, RegistryStore, element_path
@@ -146,14 +146,16 @@ class SavedSystem:
         ]
 
     def find(self, ref: str | tuple[int, int]) -> SavedElement | None:
-        """An element by name or (agent id, element id), or None."""
+        """An element by name, ``"AGENT/ELEMENT"`` ids or (agent id, element id), or None; as
+        for a live DMS, a name that looks like ids wins over them."""
         for element in self.elements:
-            if ref == element.name or ref == element.ids:
+            if ref == element.name:
                 return element
-        return None
+        ids = element_ids(ref)
+        return next((element for element in self.elements if element.ids == ids), None)
 
     def element(self, ref: str | tuple[int, int]) -> SavedElement:
-        """An element by name or (agent id, element id); `ElementNotFoundError` lists those that exist."""
+        """An element as `find` names it; `ElementNotFoundError` lists those that exist."""
         element = self.find(ref)
         if element is None:
             raise element_not_found(ref, self.elements, str(self.state_dir))

@@ -6,6 +6,7 @@ only through that seam."""
 
 from __future__ import annotations
 
+import datetime as dt
 import logging
 import os
 import threading
@@ -14,9 +15,9 @@ from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
-from ..protocol.clock import Clock, RealClock
+from ..protocol.clock import Clock, RealClock, VirtualClock
 from ..protocol.definitions import Protocol, protocol_path
-from ..protocol.element import Element, ElementRef, ElementState, element_not_found
+from ..protocol.element import Element, ElementRef, ElementState, element_ids, element_not_found
 from ..protocol.errors import DmemuError, ReadOnlyParameterError, StateFileError
 from ..protocol.http import Connection
 from ..protocol.logs import LogType
@@ -199,15 +200,18 @@ class DataMinerSystem:
         return element
 
     def find(self, ref: ElementRef) -> Element | None:
+        """An element by name, ``"AGENT/ELEMENT"`` ids (``"1/12"``), (agent id, element id) or
+        itself, or None; a name that looks like ids wins over them. A ref of another kind raises
+        `TypeError`."""
         if isinstance(ref, Element):
             return ref if self._elements.get(ref.ids) is ref else None
-        if isinstance(ref, str):
-            return self._by_name.get(ref)
-        if isinstance(ref, tuple) and len(ref) == 2:
-            return self._elements.get((int(ref[0]), int(ref[1])))
-        raise TypeError(f"an element is named by its name or (agent id, element id), not {ref!r}")
+        if isinstance(ref, str) and ref in self._by_name:
+            return self._by_name[ref]
+        ids = element_ids(ref)
+        return None if ids is None else self._elements.get(ids)
 
     def element(self, ref: ElementRef) -> Element:
+        """`find`, but an element that is not there raises `ElementNotFoundError` listing those that are."""
         element = self.find(ref)
         if element is None:
             raise element_not_found(ref, self._elements.values(), "this DMS")
@@ -367,7 +371,7 @@ class DataMinerSystem:
                     raise
 
     def _save_registry(self) -> None:
-        self._registry.save(
+        records = [
             {
                 "name": e.name,
                 "agent_id": e.agent_id,
@@ -377,6 +381,25 @@ class DataMinerSystem:
                 "connection": e.connection.to_record(),
             }
             for e in list(self._elements.values())
+        ]
+        self._registry.save(records, saved_at=self.clock.now())  # the time: see `_continue_after`
+
+    def _continue_after(self, *saved_times: float | None) -> None:
+        """Time never goes back for saved state: a virtual clock whose start nobody chose moves to
+        the latest time the state directory was saved at (its registry's and element files'
+        records of it); a clock started earlier on purpose keeps its time, with a warning."""
+        saved_at = max((time for time in saved_times if time is not None), default=None)
+        now = self.clock.now()
+        if saved_at is None or saved_at <= now:
+            return
+        if isinstance(self.clock, VirtualClock) and not self.clock.start_given:
+            self.clock.skip_to(saved_at)
+            _logger.info("state directory %s was saved at %s: the clock continues from there", self.state_dir, _format_time(saved_at))
+            return
+        _logger.warning(
+            "state directory %s was saved at %s, later than its clock's time %s: time goes back for its elements "
+            "(the clock's start was chosen; a VirtualClock() without a start continues after the saved time)",
+            self.state_dir, _format_time(saved_at), _format_time(now),
         )
 
     def _load(self) -> None:
@@ -395,12 +418,17 @@ class DataMinerSystem:
                 "%s: the registry %s does not name these element state files, which are kept as they are: %s",
                 self.state_dir, REGISTRY_FILE, ", ".join(str(path) for path in self.unregistered_files),
             )
+        self._continue_after(self._registry.saved_at(), *(element._saved_at for element, _ in loaded))
         # Start only once every element exists, so start-up QActions can reach each other.
         for element, state in loaded:
             if state is ElementState.ACTIVE:
                 element.start()
             elif state is ElementState.PAUSED:
                 element._restore_paused()
+
+
+def _format_time(epoch: float) -> str:
+    return dt.datetime.fromtimestamp(epoch, dt.timezone.utc).isoformat()
 
 
 def _initial_values(protocol: type[Protocol], parameters: Mapping[int | str, Any]) -> dict[int, Any]:

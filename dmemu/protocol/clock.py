@@ -231,8 +231,13 @@ class Clock:
 class VirtualClock(Clock):
     """Simulated time: `advance` fires every due timer in time order without sleeping."""
 
-    def __init__(self, start: dt.datetime | float = DEFAULT_VIRTUAL_START) -> None:
+    def __init__(self, start: dt.datetime | float | None = None) -> None:
         super().__init__()
+        self.start_given = start is not None
+        """False when the clock starts at `DEFAULT_VIRTUAL_START` because nobody chose a start:
+        a DMS reopening a state directory saved later then moves it there (`skip_to`)."""
+        if start is None:
+            start = DEFAULT_VIRTUAL_START
         self._now = start.timestamp() if isinstance(start, dt.datetime) else float(start)
 
     def now(self) -> float:
@@ -240,6 +245,11 @@ class VirtualClock(Clock):
 
     def sleep(self, seconds: float) -> None:
         """No wall time passes: virtual time only moves between ticks, never inside a QAction."""
+
+    def skip_to(self, when: float) -> None:
+        """Jump forward to `when` (epoch seconds) firing nothing on the way: timers already due
+        fire once at the next `advance`. A clock that does not go back stays where it is."""
+        self._now = max(self._now, float(when))
 
     def advance(self, seconds: float) -> int:
         """Move time forward by `seconds`, firing what falls due; returns the number of firings."""

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import enum
 import logging
+import re
 import threading
 import traceback
 from collections import deque
@@ -19,6 +20,7 @@ from .errors import (
     ElementNotFoundError,
     ElementStateError,
     InvalidValueError,
+    QActionFailedError,
     QActionLoopError,
     ReadOnlyParameterError,
     StateFileError,
@@ -174,6 +176,25 @@ class ReadableElement:
         return message
 
 
+_ELEMENT_IDS = re.compile(r"([0-9]+)/([0-9]+)")
+
+
+def element_ids(ref: object) -> tuple[int, int] | None:
+    """The (agent id, element id) that `ref` names by ids: a pair of ints, or an ``AGENT/ELEMENT``
+    string such as ``"1/12"`` (as the CLI and error messages write them). None for any other
+    string, which is a name; anything else raises `TypeError` naming it and the forms accepted.
+    A system that has an element named like ids (``"1/12"``) finds it by that name first."""
+    if isinstance(ref, str):
+        match = _ELEMENT_IDS.fullmatch(ref.strip())
+        return (int(match[1]), int(match[2])) if match else None
+    if isinstance(ref, tuple) and len(ref) == 2 and all(isinstance(part, int) and not isinstance(part, bool) for part in ref):
+        return (int(ref[0]), int(ref[1]))
+    raise TypeError(
+        f"an element is named by its name, by \"AGENT/ELEMENT\" ids such as \"1/12\", or by an "
+        f"(agent id, element id) pair of ints such as (1, 12); not by {ref!r}"
+    )
+
+
 def element_not_found(ref: object, elements: Iterable[ReadableElement], where: str) -> ElementNotFoundError:
     """The error for an element `ref` that is not among `elements`, listing those that are."""
     known = ", ".join(f"{e.name!r} ({e.agent_id}/{e.element_id})" for e in elements) or "none"
@@ -182,6 +203,11 @@ def element_not_found(ref: object, elements: Iterable[ReadableElement], where: s
 
 class Element(ReadableElement):
     """An instance of a protocol in a DataMiner System. Create it with `DataMinerSystem.create_element`."""
+
+    raise_on_failure: bool = False
+    """Whether `set` and `set_cell` raise `QActionFailedError` when a QAction they triggered
+    fails (each call may say otherwise); off by default, as in DataMiner, where a failing QAction
+    is only logged. Set it on an element (``element.raise_on_failure = True``) in a test."""
 
     def __init__(
         self,
@@ -240,6 +266,7 @@ class Element(ReadableElement):
     def _load_saved(self, loaded: bool) -> None:
         """The saved state, checked; what is left out is logged and kept beside the file."""
         snapshot = self._store.load()
+        self._saved_at = snapshot.saved_at  # read by the DMS: its clock must not start before it
         if loaded and snapshot.missing:
             self.log(f"{self._store.path}: {snapshot.missing}; the element starts from its defaults", LogType.ERROR)
             self._mark_dirty()  # written again with the next batch, so this is said once
@@ -257,13 +284,21 @@ class Element(ReadableElement):
 
     # -- user API: values (reading them is `ReadableElement`'s) ------------------------------
 
-    def set(self, ref: int | str, value: Any, *, wait: bool = True, _depth: int = 0) -> None:
+    def set(
+        self, ref: int | str, value: Any, *, wait: bool = True, raise_on_failure: bool | None = None, _depth: int = 0
+    ) -> None:
         """Set a write parameter as a user would, then run the QActions it triggers.
 
         A wrong type, an out-of-range value or an unknown discrete raises `InvalidValueError`
         naming the parameter and what it allows; nothing changes then. The set goes through the
         element's queue: with `wait` (the default) it returns once the QActions it triggered
         have run; called from inside a QAction it never waits (it is queued behind it).
+
+        A QAction that fails is logged and the set returns normally, unless `raise_on_failure`
+        (by default the element's `raise_on_failure`): then, once the QActions the set triggered
+        (directly or through their own sets on this element) have run, the first failure among
+        them raises `QActionFailedError`, its cause the QAction's exception. Failures of other
+        work (timers, other users' sets) never raise here; a set that does not wait cannot raise.
         """
         target = self._write_targets.get(ref)
         if target is None:
@@ -287,10 +322,14 @@ class Element(ReadableElement):
                 if listeners:
                     self._notify(listeners, ParameterChange(pid, value))
             return
-        self._queue.run(self._apply_user_set, pid, value, _depth, wait=wait)
+        raise_failure = wait and (self.raise_on_failure if raise_on_failure is None else raise_on_failure)
+        self._queue.run(self._apply_user_set, pid, value, _depth, wait=wait, raise_failure=raise_failure)
 
-    def set_cell(self, table: int | str, key: str, column: int | str, value: Any, *, wait: bool = True) -> None:
-        """Set a cell of a write column as a user would, then run the QActions it triggers."""
+    def set_cell(
+        self, table: int | str, key: str, column: int | str, value: Any, *, wait: bool = True, raise_on_failure: bool | None = None
+    ) -> None:
+        """Set a cell of a write column as a user would, then run the QActions it triggers
+        (a failing one raises as for `set`)."""
         data = self._table(table)
         index = data.model.column_position(column)
         spec = data.model.table.columns[index]
@@ -301,7 +340,8 @@ class Element(ReadableElement):
         data.get(key)  # an unknown row raises before anything is queued
         if self._state is not _ACTIVE:
             raise ElementStateError(f"element {self.name!r} is {self._state.value}: start it before setting {spec.name!r}")
-        self._queue.run(self._apply_user_cell, data, key, index, value, 0, wait=wait)
+        raise_failure = wait and (self.raise_on_failure if raise_on_failure is None else raise_on_failure)
+        self._queue.run(self._apply_user_cell, data, key, index, value, 0, wait=wait, raise_failure=raise_failure)
 
     def logs(self, type: LogType | None = None) -> list[LogEntry]:
         """Log entries kept for this element, optionally of one type."""
@@ -410,7 +450,7 @@ class Element(ReadableElement):
             try:
                 if generation > self._saved_generation and not self._deleted:
                     self.dms._write_registry_if_dirty()  # never an element file the registry does not name
-                    self._store.save(parameters, tables)
+                    self._store.save(parameters, tables, saved_at=self.dms.clock.now())
                     self._saved_generation = generation
             except Exception:
                 self._dirty = True  # try again next batch; the previous snapshot stays on disk
@@ -520,6 +560,7 @@ class Element(ReadableElement):
                 f"(parameter {pid} would run {chain} again); check for QActions that set each other's triggers"
             )
             self.log(str(error), LogType.ERROR)
+            self._queue.report_failure(error)  # the chain did not settle: a set asking for failures hears it
             return
         run = self._run_qaction
         for qaction in qactions:
@@ -535,10 +576,14 @@ class Element(ReadableElement):
             qaction.function(facade)
         except Exception as error:  # a QAction failing is logged, as DataMiner does; the element runs on
             where = _qaction_frame(qaction, error)
-            self.log(
-                f"{qaction.label} failed: {type(error).__name__}: {error} ({where.filename}:{where.lineno})",
-                LogType.ERROR,
+            message = f"{qaction.label} failed: {type(error).__name__}: {error} ({where.filename}:{where.lineno})"
+            self.log(message, LogType.ERROR)
+            # Kept on the chain of the work that ran it, for a user's set that asked to hear it.
+            failure = QActionFailedError(
+                f"element {self.name!r}: {self._mask_secrets(message)}", qaction=qaction.label, element=self.name
             )
+            failure.__cause__ = error
+            self._queue.report_failure(failure)
 
     def _on_timer(self, timer: Timer) -> None:
         # A timer's work already waiting on the queue is not queued twice.
@@ -656,7 +701,8 @@ class Element(ReadableElement):
 
 
 ElementRef = str | tuple[int, int] | Element
-"""An element by name, by (agent id, element id), or itself."""
+"""An element by name, by ``"AGENT/ELEMENT"`` ids or (agent id, element id), or itself
+(see `element_ids`)."""
 
 
 def _qaction_frame(qaction: QAction, error: Exception) -> traceback.FrameSummary:
@@ -693,6 +739,10 @@ class TableView:
 
     def keys(self) -> list[str]:
         return list(self._data.rows)
+
+    def row_count(self) -> int:
+        """How many rows the table holds now, as the QAction API's ``row_count(table)`` says."""
+        return len(self._data.rows)
 
     def __len__(self) -> int:
         return len(self._data.rows)

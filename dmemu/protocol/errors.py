@@ -59,6 +59,17 @@ class ConnectionSettingError(DmemuError, ValueError):
         self.value = value
 
 
+class QActionFailedError(DmemuError):
+    """A QAction run by a user's set raised (asked for with ``set(..., raise_on_failure=True)``);
+    `qaction` is its label, `element` the element's name, and the QAction's own exception is the
+    ``__cause__``. The failure is logged on the element either way."""
+
+    def __init__(self, message: str, *, qaction: str, element: str) -> None:
+        super().__init__(message)
+        self.qaction = qaction
+        self.element = element
+
+
 class QActionLoopError(DmemuError):
     """A chain of QActions triggering each other did not settle."""
 

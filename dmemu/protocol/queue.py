@@ -60,14 +60,19 @@ def _hand_off_deferred() -> None:
 
 
 class _Chain:
-    """An item and the items it queued; only the thread running them counts it down."""
+    """An item and the items it queued; only the thread running them counts it down.
 
-    __slots__ = ("outstanding", "done", "error")
+    `error` is what ends the chain for its waiter (an item raised, or a stop dropped its work);
+    `failure` is the first failure an item reported without raising (`WorkQueue.report_failure`:
+    a QAction's, which the element logs and runs on after)."""
+
+    __slots__ = ("outstanding", "done", "error", "failure")
 
     def __init__(self, waited: bool) -> None:
         self.outstanding = 1
         self.done = threading.Event() if waited else None
         self.error: BaseException | None = None
+        self.failure: BaseException | None = None
 
     def finish_one(self) -> None:
         self.outstanding -= 1
@@ -145,20 +150,23 @@ class WorkQueue:
             self._hand_off()
         return True
 
-    def run(self, function: Callable[..., Any], *args: Any, wait: bool = False) -> None:
+    def run(self, function: Callable[..., Any], *args: Any, wait: bool = False, raise_failure: bool = False) -> None:
         """Run ``function(*args)`` on the queue: now when idle, otherwise after the queued items.
 
         An item that runs at once returns after its chain ran, and its exception reaches the
         caller. With `wait`, a caller that had to queue blocks until its chain ran and gets the
         item's exception too (a caller inside some queue's item never blocks); otherwise a
-        queued item's exception goes to `on_error`.
+        queued item's exception goes to `on_error`. With `raise_failure`, a caller that saw its
+        chain run also gets the first failure an item of the chain reported (`report_failure`).
         """
         pending = self.pending
         worker = _worker
         depth = worker.depth
         if not pending and depth < _MAX_INLINE_NESTING and self.lock.acquire(False):
             # `_enter`/`_leave` spelled out: this is every timer firing's path.
-            chain = self._inline_chain  # one inline run at a time per queue: reused, not allocated
+            # One inline run at a time per queue: reused, not allocated (but a chain whose
+            # failures are asked for gets its own, so no earlier run's failure shows in it).
+            chain = _Chain(waited=False) if raise_failure else self._inline_chain
             chain.outstanding, chain.error = 1, None
             self._owner, self._chain = _get_ident(), chain
             worker.depth = depth + 1
@@ -179,6 +187,8 @@ class WorkQueue:
                         self._hand_off()  # even when the item raised: nothing may be stranded
             if chain.error is not None:  # work of this chain was dropped by a stop
                 raise chain.error
+            if raise_failure and chain.failure is not None:
+                raise chain.failure
             return
         item = partial(function, *args) if args else function
         if self.in_worker:
@@ -195,9 +205,19 @@ class WorkQueue:
             chain.done.wait()
             if chain.error is not None:
                 raise chain.error
+            if raise_failure and chain.failure is not None:
+                raise chain.failure
             return
         pending.append((next(self._sequence), None, item))
         self._hand_off()
+
+    def report_failure(self, error: BaseException) -> None:
+        """Called by the running item: it failed without raising (it logged the failure and the
+        queue runs on). Kept on the item's chain for a caller that asked for it (`run`'s
+        ``raise_failure``); the first failure of a chain is the one kept."""
+        chain = self._chain
+        if chain is not None and chain.failure is None:
+            chain.failure = error
 
     def run_soon(self, function: Callable[[], Any]) -> None:
         """Queue `function` behind the queued items and have them run as handed-off work does:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import math
 import os
 import re
 import threading
@@ -172,6 +173,7 @@ class ElementSnapshot:
     tables: dict[int, list[list[Any]]] = attrs.Factory(dict)
     missing: str | None = None
     """Why the file held no snapshot at all (absent, or an empty document); None when it did."""
+    saved_at: float | None = None  # the clock's time at the write; None in files from before it was kept
 
 
 class ElementStore:
@@ -189,7 +191,8 @@ class ElementStore:
                 return ElementSnapshot(missing="the file holds no snapshot")
             parameter_docs = database.table("parameters").all()
             table_docs = database.table("tables").all()
-        snapshot = ElementSnapshot()
+            saved_docs = database.table(SAVED_AT_TABLE).all()
+        snapshot = ElementSnapshot(saved_at=_saved_at(saved_docs, self.path))
         try:
             for document in parameter_docs:
                 values = document["values"]
@@ -208,7 +211,9 @@ class ElementStore:
             raise StateFileError(f"state file {self.path} has an unexpected layout: {error!r}") from error
         return snapshot
 
-    def save(self, parameters: Mapping[int, Any], tables: Mapping[int, Iterable[Any]]) -> None:
+    def save(self, parameters: Mapping[int, Any], tables: Mapping[int, Iterable[Any]], *, saved_at: float | None = None) -> None:
+        """Write the snapshot; `saved_at`, the clock's time, tells a DMS opening the file later
+        that its time must not start before it."""
         self._storage.write(
             {
                 "parameters": {"1": {"values": {str(pid): value for pid, value in parameters.items()}}},
@@ -216,6 +221,7 @@ class ElementStore:
                     str(position): {"id": table_id, "rows": rows}
                     for position, (table_id, rows) in enumerate(tables.items(), start=1)
                 },
+                **_saved_at_table(saved_at),
             }
         )
 
@@ -232,6 +238,25 @@ class ElementStore:
         kept before, so dropping them from the element's state loses nothing for good."""
         kept = RecordStore(self.set_aside_path, "set_aside")
         kept.save([*kept.load(), *records])
+
+
+SAVED_AT_TABLE = "saved"
+"""The tinydb table of the element and registry files holding ``{"at": epoch seconds}``: the
+clock's time when the file was written. Files written before it was kept lack it."""
+
+
+def _saved_at_table(saved_at: float | None) -> dict[str, dict[str, dict[str, float]]]:
+    return {} if saved_at is None else {SAVED_AT_TABLE: {"1": {"at": saved_at}}}
+
+
+def _saved_at(documents: list[Any], path: Path) -> float | None:
+    """The time a file says it was saved at (see `SAVED_AT_TABLE`), None when it does not say."""
+    if not documents:
+        return None
+    at = documents[0].get("at")
+    if type(at) not in (int, float) or not math.isfinite(at):
+        raise StateFileError(f"state file {path}: the time it was saved at is {at!r}, not a number of epoch seconds")
+    return float(at)
 
 
 class RecordStore:
@@ -286,5 +311,14 @@ class RegistryStore:
                 )
         return [dict(record) for record in records]
 
-    def save(self, records: Iterable[Mapping[str, Any]]) -> None:
-        self._storage.write({"elements": {str(i): dict(r) for i, r in enumerate(records, start=1)}})
+    def saved_at(self) -> float | None:
+        """The clock's time at the last write (None when not kept: a file from before it was)."""
+        if not self.path.exists():
+            return None
+        with open_database(self.path) as database:
+            return _saved_at(database.table(SAVED_AT_TABLE).all(), self.path)
+
+    def save(self, records: Iterable[Mapping[str, Any]], *, saved_at: float | None = None) -> None:
+        self._storage.write(
+            {"elements": {str(i): dict(r) for i, r in enumerate(records, start=1)}, **_saved_at_table(saved_at)}
+        )

@@ -14,7 +14,9 @@ Failures raise `AssertionError` with a message that shows the actual state.
 from __future__ import annotations
 
 import difflib
-from collections.abc import Iterable, Mapping
+import inspect
+import tokenize
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 from .element import Element, TableView
@@ -80,9 +82,18 @@ class ValueAssertion:
             raise AssertionError(f"{self.what} is {self.value!r}, expected {expected!r}")
         return self
 
-    def satisfies(self, predicate: Any, description: str = "") -> ValueAssertion:
-        if not predicate(self.value):
-            raise AssertionError(f"{self.what} is {self.value!r}, which does not satisfy {description or predicate!r}")
+    def satisfies(self, predicate: Callable[[Any], Any], description: str = "") -> ValueAssertion:
+        """`predicate(value)` is true; a failure shows `description`, else the predicate's own
+        text (a lambda's source, a function's name)."""
+        try:
+            holds = predicate(self.value)
+        except Exception as error:
+            raise AssertionError(
+                f"{self.what} is {self.value!r}; checking it with {description or describe_predicate(predicate)} "
+                f"raised {type(error).__name__}: {error}"
+            ) from error
+        if not holds:
+            raise AssertionError(f"{self.what} is {self.value!r}, which does not satisfy {description or describe_predicate(predicate)}")
         return self
 
 
@@ -162,6 +173,89 @@ class RowAssertions:
     def cell(self, column: int | str) -> ValueAssertion:
         name = self.table.columns[self.table.model.column_position(column)]
         return ValueAssertion(self.table.cell(self.key, column), f"{self.what} column {name!r}")
+
+
+def describe_predicate(predicate: Callable[..., Any]) -> str:
+    """How a failure names a predicate: a lambda by its source text (``lambda v: v > 3``), when
+    the source can be read; a function by its qualified name; anything else by its repr."""
+    code = getattr(predicate, "__code__", None)
+    name = getattr(predicate, "__qualname__", None)
+    if code is not None and code.co_name == "<lambda>":
+        source = _lambda_source(code)
+        if source:
+            return source
+    return name if isinstance(name, str) and code is not None else repr(predicate)
+
+
+_LAMBDA_ENDS = frozenset({",", ";", ")", "]", "}"})
+_LINE_ENDS = frozenset({tokenize.NL, tokenize.NEWLINE, tokenize.COMMENT, tokenize.ENDMARKER})
+
+
+def _lambda_source(code: Any) -> str | None:
+    """The text of the lambda expression `code` was compiled from, or None when unreadable.
+
+    Its line may hold several lambdas: the one meant is the last that starts before the first
+    instruction of `code`'s body. It ends after the last instruction of its body, at the first
+    comma, semicolon, closing bracket, comprehension ``for`` or line end outside brackets it opened."""
+    try:
+        file_lines, first = inspect.findsource(code)  # the whole file; `first` counts from 0
+    except (OSError, TypeError):
+        return None
+    # The lambda may sit inside a statement's brackets: read its lines as if in brackets too, so
+    # that the tokenizer neither ends the statement nor checks indentation at their line ends.
+    lines = ["(\n", *file_lines[first:]]
+    # Instruction positions are (line, column in UTF-8 bytes); RESUME stands at column 0 with
+    # no width and is not part of the body.
+    spans = [(line - first + 1, column, end_line - first + 1, end) for line, end_line, column, end in code.co_positions()
+             if line and end_line and column is not None and end]
+    body_start = min(((line, column) for line, column, _, _ in spans), default=None)
+    body_end = max(((line, end) for _, _, line, end in spans), default=None)
+
+    def position(token: tokenize.TokenInfo) -> tuple[int, int]:
+        row, column = token.start
+        return row, len(lines[row - 1][:column].encode())
+
+    start: tokenize.TokenInfo | None = None
+    end: tuple[int, int] | None = None
+    last_end = (0, 0)
+    depth, in_body = 0, False
+    try:
+        for token in tokenize.generate_tokens(iter(lines).__next__):
+            kind, text = token.type, token.string
+            if kind == tokenize.NAME and text == "lambda" and (
+                position(token) < body_start if body_start is not None else start is None
+            ):
+                start, depth, in_body = token, 0, False
+                continue
+            if start is None:
+                continue
+            done = in_body and depth == 0 and (body_end is None or position(token) >= body_end)
+            if done and (
+                kind in _LINE_ENDS
+                or kind == tokenize.OP and text in _LAMBDA_ENDS
+                or kind == tokenize.NAME and text in ("for", "async")  # the element of a comprehension
+            ):
+                end = token.start
+                break
+            if kind == tokenize.OP and text in "([{":
+                depth += 1
+            elif kind == tokenize.OP and text in ")]}":
+                depth -= 1
+            elif kind == tokenize.OP and text == ":" and depth == 0:
+                in_body = True  # the lambda's own colon: its parameters may hold commas
+            if kind not in _LINE_ENDS:
+                last_end = token.end
+    except (tokenize.TokenError, SyntaxError):
+        end = last_end if start is not None and in_body else None  # the file ended in the lambda
+    if start is None or end is None:
+        return None
+    (first_row, first_column), (last_row, last_column) = start.start, end
+    if first_row == last_row:
+        text = lines[first_row - 1][first_column:last_column]
+    else:
+        parts = [lines[first_row - 1][first_column:], *lines[first_row : last_row - 1], lines[last_row - 1][:last_column]]
+        text = " ".join(part.strip() for part in parts)
+    return " ".join(text.split("\n")).strip() or None
 
 
 def _short(keys: list[str]) -> str:
