@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import NoReturn
 
 from . import __version__
-from .dms import SavedElement, SavedSystem
+from .dms import SavedSystem
 from .dms.errors import ProtocolImportError
 from .dms.saved import existing_registry
 from .pages import (
@@ -62,7 +62,7 @@ def _show(args: argparse.Namespace) -> int:
     if args.element is None:
         output = elements_data(system.elements) if args.json else render_elements(system.elements, width=args.width)
     else:
-        element = _saved_element(system, args.element)
+        element = system.element(args.element)  # by name or AGENT/ELEMENT ids; the error lists them
         for problem in element.problems:
             print(f"dmemu: warning: {problem}", file=sys.stderr)
         if args.page is None:
@@ -77,15 +77,6 @@ def _show(args: argparse.Namespace) -> int:
     # Compact JSON: a page may hold a 100,000-row table, and programs (or jq) need no indentation.
     print(json.dumps(output, ensure_ascii=False) if isinstance(output, dict) else output)
     return 0
-
-
-def _saved_element(system: SavedSystem, text: str) -> SavedElement:
-    """An element by name, or by ``AGENT/ELEMENT`` ids as DataMiner users write them."""
-    element = system.find(text)
-    agent_id, slash, element_id = text.partition("/")
-    if element is None and slash and agent_id.isdigit() and element_id.isdigit():
-        element = system.find((int(agent_id), int(element_id)))
-    return element if element is not None else system.element(text)  # the error lists the elements
 
 
 def _simulate(args: argparse.Namespace) -> int:
