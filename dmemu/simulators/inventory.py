@@ -14,8 +14,10 @@ The model, briefly:
   draw it (`words`), so item i never needs items 0..i-1 and nothing is held per item
   until time changes it. Daily batches draw from ``random.Random`` streams of their own.
   Cross-references are arithmetic (a Port sits in Card ``k % cards``, a Transponder on Satellite
-  ``k % satellites``) and point at items of the initial inventory (they may dangle after removals,
-  as real ones do).
+  ``k % satellites``) or drawn from the item's words (a service rests on a carrier and, one in
+  four, on an earlier service: ``supportingService`` and ``serviceRelationship``; carriers come in
+  pairs) and point at items of the initial inventory (they may dangle after removals, as real
+  ones do).
 * **Order.** A collection lists its kinds in a fixed order (TMF638: services, then carriers;
   TMF639: the resource types in hierarchy order), each by slot; so the sort key is (kind, slot,
   copy) and is unique even for duplicates. Arrivals take new slots at the end of their kind.

@@ -159,6 +159,11 @@ class _ServiceSite(NamedTuple):
     description_json: str  # " Mbps CIR via <teleport>" as JSON string content (no quotes)
 
 
+_START_SPAN = 6 * YEAR - 30 * DAY  # a service started 30 days to 6 years before the start
+_CREATION_SPAN = 83 * DAY  # and was created 7 to 90 days before it started
+_CARRIER_REFS_KEPT = 4096  # carrier references kept at most (a few per page are new)
+_PAIRED_JSON = '{"relationshipType":"isPairedWith","service":'  # a carrier's relationship to its partner, up to the reference
+
 _SERVICE_STATE_JSON = {  # per state, its JSON members "state", "hasStarted" and "isServiceEnabled"
     state: f'"state":"{state}","hasStarted":{_JSON_BOOL[state in _STARTED_STATES]},"isServiceEnabled":{_JSON_BOOL[state == "active"]},'
     for state in SERVICE_STATES.places
@@ -183,6 +188,7 @@ class _Content:
         self._start = int(spec.start)
         self._href_base = href_base
         self._services = spec.services
+        self._carriers = spec.carriers
         self.pattern = _ResourcePattern(spec.seed)
         self.resource_counts = {kind.name: self.pattern.count(i, spec.resources) for i, kind in enumerate(RESOURCE_TYPES)}
         self._resource_characteristics: dict[str, Callable[[int, int, _Stream], list[tuple[str, object]]]] = {
@@ -203,6 +209,7 @@ class _Content:
         self._service_href_json = _json_str(f"{href_base}{SERVICE_PATH}/")[:-1]
         self._resource_href_json = _json_str(f"{href_base}{RESOURCE_PATH}/")[:-1]
         self._fixed_refs: dict[tuple[str, ...], _Fixed] = {}  # a few dozen at most: see _Fixed
+        self._carrier_refs: dict[int, tuple[_Fixed, str]] = {}  # see _carrier
         self._service_profiles: list[_ServiceProfile | None] = [None] * (len(CUSTOMERS) * len(OFFERINGS))
         self._service_sites = tuple(
             _ServiceSite(teleport, self._site(teleport, "teleport"), _json_str(f" Mbps CIR via {teleport.name}")[1:-1]) for teleport in TELEPORTS
@@ -263,6 +270,19 @@ class _Content:
         ref_id = f"SVC-{_SEQUENTIAL.number(slot):07d}"
         name = _json_str(self.service_identity(slot)[2])
         return f'{{"id":"{ref_id}","href":{self._service_href_json}{ref_id}","name":{name},"@referredType":"Service"}}'
+
+    def _carrier(self, slot: int) -> tuple[_Fixed, str]:
+        """A carrier of the initial inventory as a reference, and as the JSON text of the relationship
+        of a service that relies on it: kept, as services refer to carriers all the time (up to a bound:
+        nothing is held per item of a million carriers)."""
+        found = self._carrier_refs.get(slot)
+        if found is None:
+            if len(self._carrier_refs) >= _CARRIER_REFS_KEPT:
+                self._carrier_refs.clear()
+            reference = self._reference(SERVICE_PATH, f"CAR-{_SEQUENTIAL.number(slot):07d}", self._carrier_name(slot), "Service")
+            text = _dumps(reference)
+            found = self._carrier_refs[slot] = (_Fixed(reference, text), f'{{"relationshipType":"reliesOn","service":{text}}}')
+        return found
 
     def _pick(self, rng: _Stream, type_name: str) -> int | None:
         """A random slot of that resource type in the initial inventory, if it has any."""
@@ -393,8 +413,8 @@ class _Content:
         # The profile cache read here first: on a page of services, the call to fill it costs more than the reading.
         profile = self._service_profiles[w_profile % len(self._service_profiles)] or self._service_profile(w_profile)
         offering = profile.offering
-        started = self._start - (30 * DAY + w_start % (6 * YEAR - 30 * DAY))
-        created = started - (7 * DAY + w_created % (83 * DAY))
+        started = self._start - (30 * DAY + w_start % _START_SPAN)
+        created = started - (7 * DAY + w_created % _CREATION_SPAN)
         # w_terms in mixed radix: term (4), MIR multiplier (3), service level (3), then contract (10**6) and state.
         term = _CONTRACT_YEARS[w_terms % 4] * YEAR
         ends = started + term * (1 + (self._start - started) // term)  # contracts renew: the next end is ahead
@@ -407,6 +427,11 @@ class _Content:
         resources = [(name, words[word] % count) for name, count, word in self._service_supports] if self._service_supports else []
         modem = resources[0][1] if resources and resources[0][0] == "Modem" else None
         site = self._service_sites[w_modem % len(TELEPORTS) if modem is None else self._teleport_index("Modem", modem)]
+        # What it rests on, from the words' parts the draws above leave: a carrier, and for one service
+        # in four an earlier service of the initial inventory (so no service rests on itself, even roundabout).
+        carrier = self._carrier(w_start // _START_SPAN % self._carriers) if self._carriers else None
+        resting = w_created // _CREATION_SPAN
+        underlying = resting // 4 % min(slot, self._services) if resting % 4 == 0 and slot and self._services else None
         if variant is _ORIGINAL or variant == _ORIGINAL:
             state, note = SERVICE_STATES.at(state_word), ""
         else:
@@ -420,6 +445,7 @@ class _Content:
                 f'"serviceDate":"{iso_utc(created)}","startDate":"{iso_utc(started)}","endDate":"{iso_utc(ends)}",'
                 f'{profile.related_json}{site.place.text}{profile.specification_json}'
                 f'{",".join([self._resource_ref_json(*resource) for resource in resources])}],'
+                f'{self._resting_json(carrier, underlying)}'
                 # _characteristics_json, spelled out: every service has these four
                 f'"serviceCharacteristic":[{{"name":"CommittedInformationRateMbps","valueType":"number","value":{cir}}},'
                 f'{{"name":"MaximumInformationRateMbps","valueType":"number","value":{maximum}}},'
@@ -442,6 +468,14 @@ class _Content:
             "place": [site.place.fresh()],
             "serviceSpecification": profile.specification.fresh(),
             "supportingResource": [self.resource_ref(*resource) for resource in resources],
+            "supportingService": [
+                *([] if carrier is None else [carrier[0].fresh()]),
+                *([] if underlying is None else [self._service_ref(underlying)]),
+            ],
+            "serviceRelationship": [
+                *([] if carrier is None else [{"relationshipType": "reliesOn", "service": carrier[0].fresh()}]),
+                *([] if underlying is None else [{"relationshipType": "reliesOn", "service": self._service_ref(underlying)}]),
+            ],
             "serviceCharacteristic": _characteristics(
                 [
                     ("CommittedInformationRateMbps", cir),
@@ -452,11 +486,39 @@ class _Content:
             ),
         }
 
-    def carrier(self, slot: int, variant: _Variant, text: bool = False) -> Item | str:
+    def _carrier_transponder(self, slot: int) -> tuple[_Stream, int | None, _Transponder]:
+        """A carrier's stream after its first draw, the transponder resource it picked (if any), and its transponder."""
         rng = _Stream(f"{self._seed}:carrier:{slot}")
         transponder_slot = self._pick(rng, "Transponder")
         # Without transponder resources the carrier still needs a frequency plan: a notional transponder.
-        transponder = self._transponder(slot if transponder_slot is None else transponder_slot)
+        return rng, transponder_slot, self._transponder(slot if transponder_slot is None else transponder_slot)
+
+    def _carrier_name(self, slot: int) -> str:
+        transponder = self._carrier_transponder(slot)[2]
+        return f"{self._satellite_name(transponder.satellite_slot)} {transponder.label} CXR {slot + 1}"
+
+    def _partner_carrier(self, slot: int) -> int | None:
+        """The carrier of the initial inventory paired with this one (forward and return): 0 and 1, 2 and 3, ...;
+        an odd one out pairs with the one before it, an arrival with one of the initial carriers."""
+        partner = slot ^ 1
+        if partner >= self._carriers:
+            partner = slot - 1 if slot < self._carriers else slot % self._carriers
+        return partner if 0 <= partner != slot else None
+
+    def _resting_json(self, carrier: tuple[_Fixed, str] | None, underlying: int | None) -> str:
+        """The members "supportingService" and "serviceRelationship" of a service (with a trailing comma)."""
+        if underlying is None:
+            if carrier is None:
+                return '"supportingService":[],"serviceRelationship":[],'
+            return f'"supportingService":[{carrier[0].text}],"serviceRelationship":[{carrier[1]}],'
+        reference = self._service_ref_json(underlying)
+        relationship = f'{{"relationshipType":"reliesOn","service":{reference}}}'
+        if carrier is None:
+            return f'"supportingService":[{reference}],"serviceRelationship":[{relationship}],'
+        return f'"supportingService":[{carrier[0].text},{reference}],"serviceRelationship":[{carrier[1]},{relationship}],'
+
+    def carrier(self, slot: int, variant: _Variant, text: bool = False) -> Item | str:
+        rng, transponder_slot, transponder = self._carrier_transponder(slot)
         band = transponder.band
         symbol_rate = rng.pick(band.symbol_rates_msps)
         room = max(0.0, (band.width_mhz - symbol_rate * 1.2) / 2)  # occupied bandwidth at roll-off 0.2
@@ -491,6 +553,8 @@ class _Content:
         place = self._site(teleport, "uplinkSite")
         specification = self._specification(_SERVICE_SPECIFICATION_PATH, "SS-CARRIER", "Satellite Carrier", "ServiceSpecification", "1.0")
         name = f"{satellite_name} {transponder.label} CXR {slot + 1}"
+        partner = self._partner_carrier(slot)
+        partner_ref = None if partner is None else self._carrier(partner)[0]
         if text:
             return (
                 f'"name":{_json_str(name)},"description":{_json_str(description)},"category":"RFS","@type":"element","serviceType":"Carrier",'
@@ -499,6 +563,7 @@ class _Content:
                 f'"serviceSpecification":{specification.text},'
                 f'"supportingResource":[{",".join([self._resource_ref_json(*resource) for resource in resources])}],'
                 f'"supportingService":[{",".join([self._service_ref_json(service) for service in services])}],'
+                f'"serviceRelationship":[{"" if partner_ref is None else f"{_PAIRED_JSON}{partner_ref.text}}}"}],'
                 f'"serviceCharacteristic":{_characteristics_json(characteristics)}'
             )
         return {
@@ -517,6 +582,7 @@ class _Content:
             "serviceSpecification": specification.fresh(),
             "supportingResource": [self.resource_ref(*resource) for resource in resources],
             "supportingService": [self._service_ref(service) for service in services],
+            "serviceRelationship": [] if partner_ref is None else [{"relationshipType": "isPairedWith", "service": partner_ref.fresh()}],
             "serviceCharacteristic": _characteristics(characteristics),
         }
 
