@@ -15,8 +15,8 @@ The model, briefly:
   until time changes it. Daily batches draw from ``random.Random`` streams of their own.
   Cross-references are arithmetic (a Port sits in Card ``k % cards``, a Transponder on Satellite
   ``k % satellites``) or drawn from the item's words (a service rests on a carrier and, one in
-  four, on an earlier service: ``supportingService`` and ``serviceRelationship``; carriers come in
-  pairs) and point at items of the initial inventory (they may dangle after removals, as real
+  four, on an earlier one of the first 1,024 services: ``supportingService`` and
+  ``serviceRelationship``; carriers come in pairs) and point at items of the initial inventory (they may dangle after removals, as real
   ones do).
 * **Order.** A collection lists its kinds in a fixed order (TMF638: services, then carriers;
   TMF639: the resource types in hierarchy order), each by slot; so the sort key is (kind, slot,

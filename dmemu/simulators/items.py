@@ -151,6 +151,14 @@ class _ServiceProfile(NamedTuple):
     specification_json: str  # '],"serviceSpecification":{...},"supportingResource":[' up to the resources
 
 
+class _CarrierRef(NamedTuple):
+    """A carrier as services resting on it name it."""
+
+    reference: _Fixed
+    relationship_json: str  # its {"relationshipType":"reliesOn","service":...}
+    resting_json: str  # the members "supportingService" and "serviceRelationship" of a service on it alone
+
+
 class _ServiceSite(NamedTuple):
     """A teleport as a service's description and place name it, built once per teleport."""
 
@@ -162,6 +170,7 @@ class _ServiceSite(NamedTuple):
 _START_SPAN = 6 * YEAR - 30 * DAY  # a service started 30 days to 6 years before the start
 _CREATION_SPAN = 83 * DAY  # and was created 7 to 90 days before it started
 _CARRIER_REFS_KEPT = 4096  # carrier references kept at most (a few per page are new)
+_UNDERLYING_SERVICES = 1024  # services others rest on are among the first this many (their references are kept)
 _PAIRED_JSON = '{"relationshipType":"isPairedWith","service":'  # a carrier's relationship to its partner, up to the reference
 
 _SERVICE_STATE_JSON = {  # per state, its JSON members "state", "hasStarted" and "isServiceEnabled"
@@ -209,7 +218,9 @@ class _Content:
         self._service_href_json = _json_str(f"{href_base}{SERVICE_PATH}/")[:-1]
         self._resource_href_json = _json_str(f"{href_base}{RESOURCE_PATH}/")[:-1]
         self._fixed_refs: dict[tuple[str, ...], _Fixed] = {}  # a few dozen at most: see _Fixed
-        self._carrier_refs: dict[int, tuple[_Fixed, str]] = {}  # see _carrier
+        self._carrier_refs: dict[int, _CarrierRef] = {}  # see _carrier
+        self._underlying_refs: dict[int, str] = {}  # the JSON references of services others rest on: see _resting_json
+        self._underlying_count = min(spec.services, _UNDERLYING_SERVICES)
         self._service_profiles: list[_ServiceProfile | None] = [None] * (len(CUSTOMERS) * len(OFFERINGS))
         self._service_sites = tuple(
             _ServiceSite(teleport, self._site(teleport, "teleport"), _json_str(f" Mbps CIR via {teleport.name}")[1:-1]) for teleport in TELEPORTS
@@ -271,17 +282,19 @@ class _Content:
         name = _json_str(self.service_identity(slot)[2])
         return f'{{"id":"{ref_id}","href":{self._service_href_json}{ref_id}","name":{name},"@referredType":"Service"}}'
 
-    def _carrier(self, slot: int) -> tuple[_Fixed, str]:
-        """A carrier of the initial inventory as a reference, and as the JSON text of the relationship
-        of a service that relies on it: kept, as services refer to carriers all the time (up to a bound:
-        nothing is held per item of a million carriers)."""
+    def _carrier(self, slot: int) -> _CarrierRef:
+        """A carrier of the initial inventory as a reference, with the JSON text services resting on it
+        write: kept, as services refer to carriers all the time (up to a bound: nothing is held per item
+        of a million carriers)."""
         found = self._carrier_refs.get(slot)
         if found is None:
             if len(self._carrier_refs) >= _CARRIER_REFS_KEPT:
                 self._carrier_refs.clear()
             reference = self._reference(SERVICE_PATH, f"CAR-{_SEQUENTIAL.number(slot):07d}", self._carrier_name(slot), "Service")
             text = _dumps(reference)
-            found = self._carrier_refs[slot] = (_Fixed(reference, text), f'{{"relationshipType":"reliesOn","service":{text}}}')
+            relationship = f'{{"relationshipType":"reliesOn","service":{text}}}'
+            resting = f'"supportingService":[{text}],"serviceRelationship":[{relationship}],'
+            found = self._carrier_refs[slot] = _CarrierRef(_Fixed(reference, text), relationship, resting)
         return found
 
     def _pick(self, rng: _Stream, type_name: str) -> int | None:
@@ -427,11 +440,11 @@ class _Content:
         resources = [(name, words[word] % count) for name, count, word in self._service_supports] if self._service_supports else []
         modem = resources[0][1] if resources and resources[0][0] == "Modem" else None
         site = self._service_sites[w_modem % len(TELEPORTS) if modem is None else self._teleport_index("Modem", modem)]
-        # What it rests on, from the words' parts the draws above leave: a carrier, and for one service
-        # in four an earlier service of the initial inventory (so no service rests on itself, even roundabout).
-        carrier = self._carrier(w_start // _START_SPAN % self._carriers) if self._carriers else None
+        # What it rests on, from the words' parts the draws above leave: a carrier, and for one service in
+        # four an earlier one of the first services (so no service rests on itself, even roundabout).
+        carrier = w_start // _START_SPAN % self._carriers if self._carriers else None
         resting = w_created // _CREATION_SPAN
-        underlying = resting // 4 % min(slot, self._services) if resting % 4 == 0 and slot and self._services else None
+        underlying = resting // 4 % min(slot, self._underlying_count) if resting % 4 == 0 and slot else None
         if variant is _ORIGINAL or variant == _ORIGINAL:
             state, note = SERVICE_STATES.at(state_word), ""
         else:
@@ -439,13 +452,15 @@ class _Content:
             state = SERVICE_STATES.draw(changes)
             note = self._describe("", variant, changes)
         if text:
+            # On a carrier alone (three services in four): that carrier's ready text, once it was built.
+            alone_on = None if underlying is not None or carrier is None else self._carrier_refs.get(carrier)
             return (
                 f'{profile.name_json}{slot + 1}{profile.description_json}{cir}{site.description_json}{_json_str(note)[1:-1] if note else ""}",'
                 f'{profile.type_json}{_SERVICE_STATE_JSON[state]}'
                 f'"serviceDate":"{iso_utc(created)}","startDate":"{iso_utc(started)}","endDate":"{iso_utc(ends)}",'
                 f'{profile.related_json}{site.place.text}{profile.specification_json}'
                 f'{",".join([self._resource_ref_json(*resource) for resource in resources])}],'
-                f'{self._resting_json(carrier, underlying)}'
+                f'{self._resting_json(carrier, underlying) if alone_on is None else alone_on.resting_json}'
                 # _characteristics_json, spelled out: every service has these four
                 f'"serviceCharacteristic":[{{"name":"CommittedInformationRateMbps","valueType":"number","value":{cir}}},'
                 f'{{"name":"MaximumInformationRateMbps","valueType":"number","value":{maximum}}},'
@@ -469,11 +484,11 @@ class _Content:
             "serviceSpecification": profile.specification.fresh(),
             "supportingResource": [self.resource_ref(*resource) for resource in resources],
             "supportingService": [
-                *([] if carrier is None else [carrier[0].fresh()]),
+                *([] if carrier is None else [self._carrier(carrier).reference.fresh()]),
                 *([] if underlying is None else [self._service_ref(underlying)]),
             ],
             "serviceRelationship": [
-                *([] if carrier is None else [{"relationshipType": "reliesOn", "service": carrier[0].fresh()}]),
+                *([] if carrier is None else [{"relationshipType": "reliesOn", "service": self._carrier(carrier).reference.fresh()}]),
                 *([] if underlying is None else [{"relationshipType": "reliesOn", "service": self._service_ref(underlying)}]),
             ],
             "serviceCharacteristic": _characteristics(
@@ -505,17 +520,18 @@ class _Content:
             partner = slot - 1 if slot < self._carriers else slot % self._carriers
         return partner if 0 <= partner != slot else None
 
-    def _resting_json(self, carrier: tuple[_Fixed, str] | None, underlying: int | None) -> str:
+    def _resting_json(self, carrier: int | None, underlying: int | None) -> str:
         """The members "supportingService" and "serviceRelationship" of a service (with a trailing comma)."""
         if underlying is None:
-            if carrier is None:
-                return '"supportingService":[],"serviceRelationship":[],'
-            return f'"supportingService":[{carrier[0].text}],"serviceRelationship":[{carrier[1]}],'
-        reference = self._service_ref_json(underlying)
+            return '"supportingService":[],"serviceRelationship":[],' if carrier is None else self._carrier(carrier).resting_json
+        reference = self._underlying_refs.get(underlying)
+        if reference is None:
+            reference = self._underlying_refs[underlying] = self._service_ref_json(underlying)
         relationship = f'{{"relationshipType":"reliesOn","service":{reference}}}'
         if carrier is None:
             return f'"supportingService":[{reference}],"serviceRelationship":[{relationship}],'
-        return f'"supportingService":[{carrier[0].text},{reference}],"serviceRelationship":[{carrier[1]},{relationship}],'
+        on_carrier = self._carrier(carrier)
+        return f'"supportingService":[{on_carrier.reference.text},{reference}],"serviceRelationship":[{on_carrier.relationship_json},{relationship}],'
 
     def carrier(self, slot: int, variant: _Variant, text: bool = False) -> Item | str:
         rng, transponder_slot, transponder = self._carrier_transponder(slot)
@@ -554,7 +570,7 @@ class _Content:
         specification = self._specification(_SERVICE_SPECIFICATION_PATH, "SS-CARRIER", "Satellite Carrier", "ServiceSpecification", "1.0")
         name = f"{satellite_name} {transponder.label} CXR {slot + 1}"
         partner = self._partner_carrier(slot)
-        partner_ref = None if partner is None else self._carrier(partner)[0]
+        partner_ref = None if partner is None else self._carrier(partner).reference
         if text:
             return (
                 f'"name":{_json_str(name)},"description":{_json_str(description)},"category":"RFS","@type":"element","serviceType":"Carrier",'
