@@ -65,6 +65,58 @@ def test_retrieved_and_field_selected_items_validate(sim, http):
         assert_valid(TMF639, "Resource", item)
 
 
+def _resolved(http, reference: dict[str, Any]) -> dict[str, Any]:
+    """The item a reference points at, read with a GET of its href; it must be the item named."""
+    answer = http.get(reference["href"])
+    assert answer.status_code == 200, reference
+    target = answer.json()
+    assert (target["id"], target["name"], target["href"]) == (reference["id"], reference["name"], reference["href"])
+    return target
+
+
+def test_every_service_rests_on_services_that_a_get_returns(sim, http):
+    # Finding 14: a service names what it rests on (its carrier, for some an earlier service), as
+    # supportingService and serviceRelationship; a carrier names the carrier it is paired with.
+    services = http.get(sim.url("tmf638")).json()
+    targets: dict[str, dict[str, Any]] = {}
+    on_services = 0
+    for service in services:
+        relationships = service["serviceRelationship"]
+        if service["@type"] == "element":
+            assert [r["relationshipType"] for r in relationships] == ["isPairedWith"]
+            partner = targets.setdefault(relationships[0]["service"]["id"], _resolved(http, relationships[0]["service"]))
+            assert partner["@type"] == "element" and partner["id"] != service["id"]
+            continue
+        supporting = service["supportingService"]
+        assert supporting and supporting == [r["service"] for r in relationships]
+        assert {r["relationshipType"] for r in relationships} == {"reliesOn"}
+        for reference in supporting:
+            if reference["id"] not in targets:
+                targets[reference["id"]] = _resolved(http, reference)
+        kinds = [targets[reference["id"]]["@type"] for reference in supporting]
+        assert kinds[0] == "element" and kinds[1:] in ([], ["CustomerFacingService"])
+        assert service["id"] not in [reference["id"] for reference in supporting]
+        on_services += len(kinds) == 2
+    assert 10 < on_services < 60  # about one service in four of the 120 rests on another
+
+
+def test_the_services_relations_can_be_selected_and_filtered(sim, http):
+    url = sim.url("tmf638")
+    selected = http.get(url, params={"fields": "serviceRelationship,supportingService", "limit": 20}).json()
+    assert all(set(item) == {"id", "href", "serviceRelationship", "supportingService"} for item in selected)
+    for item in selected:
+        assert_valid(TMF638, "Service", item)
+    carrier = selected[0]["supportingService"][0]["id"]
+    relying = http.get(url, params={"serviceRelationship.service.id": carrier}).json()
+    supported = http.get(url, params={"supportingService.id": carrier}).json()
+    # the services resting on it, and the carrier paired with it
+    assert supported and [item["id"] for item in relying if item["@type"] != "element"] == [item["id"] for item in supported]
+    assert len(relying) == len(supported) + 1
+    assert all(carrier in {r["service"]["id"] for r in item["serviceRelationship"]} for item in relying)
+    everyone = http.get(url, params={"fields": "serviceRelationship"}).json()
+    assert len(relying) == sum(carrier in {r["service"]["id"] for r in item["serviceRelationship"]} for item in everyone)
+
+
 def test_created_and_patched_items_validate(sim, http):
     service = http.post(sim.url("tmf638"), json={"state": "designed", "serviceSpecification": {"id": "spec-9", "name": "Spec"}, "name": "S"})
     assert service.status_code == 201

@@ -3,8 +3,10 @@ on a loopback server, with a generated inventory and faults on demand. It import
 dmemu.protocol or dmemu.elements: it is the other side of the wire."""
 
 from .faults import Fault, FaultPlan, RequestRecord
-from .inventory import Collection, Inventory, InventorySpec
+from .inventory import Inventory
 from .server import SES_PATHS, TMF_PATHS, Simulators
+from .spec import InventorySpec
+from .views import Collection
 
 __all__ = [
     "SES_PATHS",

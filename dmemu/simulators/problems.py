@@ -31,7 +31,7 @@ import threading
 from collections.abc import Callable
 from typing import Any
 
-from .inventory import iso_utc
+from .clock import iso_utc
 from .schema import CREATE_REQUIRED, PATCHABLE, check_attribute_types, check_item
 from .tmf import TmfError, bad_request, copied, homed, item_href, merge_patch, not_found
 

@@ -33,11 +33,12 @@ from urllib.parse import parse_qsl, unquote, urlsplit
 
 import attrs
 
-from .clock import parse_snow
+from .clock import iso_utc, parse_snow
 from .faults import LOG_LIMIT, Fault, FaultPlan, RequestRecord, logged_body, masked_headers
-from .inventory import Inventory, InventorySpec, iso_utc
+from .inventory import Inventory
 from .problems import ServiceProblems
 from .schema import ANSWER_TYPES, ENUMERATIONS
+from .spec import InventorySpec
 from .store import EncodedItems, InventoryStore
 from .tmf import ListQuery, TmfError, bad_request, instant, item_href, parse_list_query, select_fields, too_deep
 

@@ -22,7 +22,7 @@ import threading
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from .inventory import DAY, Collection, Marks, iso_utc
+from .clock import DAY, iso_utc
 from .schema import CREATE_REQUIRED, PATCHABLE, check_attribute_types, check_item
 from .tmf import (
     Filter,
@@ -36,6 +36,7 @@ from .tmf import (
     non_negative_int,
     not_found,
 )
+from .views import Collection, Marks
 
 Item = dict[str, Any]
 MAX_DAYS_AGO = 36_500  # further back than clocks and calendars here go
