@@ -32,7 +32,7 @@ from .errors import (
     WaitTimeoutError,
 )
 from .saved import SavedElement, SavedSystem
-from .system import DataMinerSystem, ElementRef, SystemService
+from .system import LICENCES, DataMinerSystem, ElementRef, SystemService
 from .ticketing import (
     TICKET_TRANSITIONS,
     FieldKind,
@@ -48,6 +48,7 @@ from .ticketing import (
 )
 
 __all__ = [
+    "LICENCES",
     "TICKET_TRANSITIONS",
     "Alarm",
     "AlarmError",

@@ -26,6 +26,9 @@ class DmsQActionServices:
     def __init__(self, dms: DataMinerSystem) -> None:
         self._dms = dms
 
+    def has_licence(self, name: str) -> bool:
+        return name in self._dms.licences
+
     def tickets(self, depth: int) -> QActionTicketing:
         return QActionTicketing(self._dms.tickets, depth)
 

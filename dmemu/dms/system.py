@@ -33,6 +33,9 @@ from .ticketing import Ticketing
 
 _logger = logging.getLogger("dmemu.dms")
 
+LICENCES = frozenset({"Ticketing", "Automation"})
+"""The DataMiner licences a system can hold: modules a connector may need beyond the core."""
+
 
 class SystemService(typing.Protocol):
     """A platform service of the DMS with state of its own (alarms, tickets, ...), saved in batches.
@@ -57,6 +60,10 @@ class DataMinerSystem:
     picks up where the last one saved. Changes are written in batches: after every tick of a
     virtual clock (every `autosave_seconds` on the wall clock), when an element stops or pauses,
     and on `close()`.
+
+    `licences` are the DataMiner licences the system holds (`LICENCES`, all by default); a
+    connector that needs one it lacks (the service problem connectors need Ticketing) says so
+    and does nothing.
     """
 
     def __init__(
@@ -67,7 +74,12 @@ class DataMinerSystem:
         agent_ids: Iterable[int] = (1,),
         protocols: Iterable[type[Protocol]] = (),
         autosave_seconds: float = 5.0,
+        licences: Iterable[str] = LICENCES,
     ) -> None:
+        self.licences = frozenset(licences) if not isinstance(licences, str) else frozenset((licences,))
+        unknown = self.licences - LICENCES
+        if unknown:
+            raise ValueError(f"unknown DataMiner licences {sorted(unknown)}; known: {sorted(LICENCES)}")
         self.state_dir = Path(state_dir)
         self.clock = clock if clock is not None else RealClock()
         self.agent_ids = tuple(agent_ids)

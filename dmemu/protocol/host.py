@@ -24,6 +24,10 @@ class QActionServices(typing.Protocol):
     `depth` is the QAction chain depth of the caller, carried onto what the call sets off so a
     loop through other elements or ticket events meets the loop guard."""
 
+    def has_licence(self, name: str) -> bool:
+        """Whether the system holds the DataMiner licence `name` (e.g. "Ticketing")."""
+        ...
+
     def tickets(self, depth: int) -> Any:
         """The system's ticketing as a QAction uses it (`dmemu.dms.QActionTicketing`)."""
         ...

@@ -88,6 +88,10 @@ class QActionProtocol:
         set does, so loops through ticket events meet the loop guard."""
         return self.element.dms.qaction_services.tickets(self._depth)
 
+    def has_licence(self, name: str) -> bool:
+        """Whether the DataMiner System holds the licence `name` (``"Ticketing"``, ...)."""
+        return self.element.dms.qaction_services.has_licence(name)
+
     def now(self) -> float:
         """The DMS clock, in epoch seconds (virtual in tests)."""
         return self.element.dms.clock.now()
