@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -40,6 +41,34 @@ def test_inventory_example_builds_the_cache_and_follows_a_day_of_changes():
     assert [line.split(":")[0] for line in lines if not line.startswith(" ")][1:4] == ["Services", "Carriers", "Resources"]
     assert lines[-1].startswith("After a day: 72 update requests, last cycle 2026-01-02 00:00:00")
     assert result.stderr == ""
+
+
+def test_ses_service_problems_example_follows_tickets_both_ways():
+    result = subprocess.run(
+        [sys.executable, str(ROOT / "examples" / "ses_service_problems.py"), "--tickets", "3"],
+        capture_output=True, text=True, timeout=120, check=True,
+    )  # fmt: skip
+    lines = result.stdout.splitlines()
+    assert lines[0] == "SES Service Problems: OK, 3 created upstream"
+    assert sorted(line.split()[1] for line in lines[1:4]) == ["INC0000001", "INC0000002", "INC0000003"]
+    sides = sorted(
+        re.fullmatch(r"  INC\d+: DataMiner (.+?)\s+priority\s+(\d+) \| upstream (\S+)\s+priority (\d+)", line).groups()
+        for line in lines[5:8]
+    )
+    assert sides == [("In Progress", "1", "inProgress", "1"), ("New", "2", "acknowledged", "2"), ("Resolved", "2", "resolved", "2")]
+    assert lines[-1] == "Upstream problems: 3"
+
+
+def test_tmf_service_problems_example_shows_custom_attributes_imports_and_refusals():
+    result = subprocess.run(
+        [sys.executable, str(ROOT / "examples" / "tmf_service_problems.py")], capture_output=True, text=True, timeout=120, check=True
+    )
+    lines = result.stdout.splitlines()
+    assert lines[1] == ("Created upstream: SP-0000002 @type OrbitalServiceProblem, characteristic "
+                        "[('siteCategory', 'gold'), ('slaMinutes', 240)], beamName B7")  # SP-0000001: the ServiceNow user's
+    assert lines[2] == "Imported from ServiceNow: 1 ticket(s): Slow internet on vessel Aurora"
+    assert lines[3].startswith("After ServiceNow set an unknown site category: the ticket is In Progress, Site Category still 'gold'")
+    assert "siteCategory 'platinum' is not one of gold, silver, bronze" in lines[3]
 
 
 def test_cli_lists_the_elements_of_a_state_directory(tmp_path, capsys, monkeypatch):
