@@ -520,6 +520,19 @@ def test_a_qaction_creates_tickets_through_the_facade_and_hears_its_own_event(dm
     assert listener.get("Events Seen") == 1  # its own event ran after the QAction, on its queue
 
 
+def test_an_element_subscribed_without_its_own_changes_hears_only_the_others(dms, tickets):
+    listener = dms.create_element(TicketListener, "Listener")
+    tickets.subscribe_element(listener, TICKET_EVENT_PID, ticket_type=SUBSCRIBED_TYPE, own_changes=False)  # replaces its own
+    listener.set("Open Ticket", "from its own QAction")
+    assert listener.get("Events Seen") == 0
+    mine = listener.get("Last Ticket")
+    tickets.update(mine, state="Resolved")  # a change made elsewhere: heard
+    other = dms.create_element(TicketListener, "Other")
+    other.set("Open Ticket", "from another element")  # another element's QAction: heard
+    assert listener.get("Events Seen") == 2
+    assert listener.get("Event Kinds") == "updated:Resolved;created:New;"
+
+
 def test_subscribing_an_element_again_at_restart_keeps_one_subscription(dms, tickets):
     listener = dms.create_element(TicketListener, "Listener")
     listener.restart()

@@ -29,8 +29,8 @@ class DmsQActionServices:
     def has_licence(self, name: str) -> bool:
         return name in self._dms.licences
 
-    def tickets(self, depth: int) -> QActionTicketing:
-        return QActionTicketing(self._dms.tickets, depth)
+    def tickets(self, element: Element, depth: int) -> QActionTicketing:
+        return QActionTicketing(self._dms.tickets, depth, element.ids)
 
     def active_alarms(self, element: Element, *, severity: Severity | None, parameter: int | str | None) -> list[Alarm]:
         return self._dms.alarms.active(element, severity=severity, parameter=parameter)

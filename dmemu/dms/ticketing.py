@@ -420,6 +420,9 @@ class TicketEvent:
     # The QAction chain depth of the change (0 outside QActions): the set of a subscribed
     # element's parameter continues that chain, so the loop guard sees ticket loops too.
     _depth: int = attrs.field(default=0, kw_only=True, eq=False, repr=False)
+    # The (agent id, element id) whose QAction made the change (None outside QActions): an
+    # element subscribed without its own changes does not hear them.
+    _origin: tuple[int, int] | None = attrs.field(default=None, kw_only=True, eq=False, repr=False)
 
     @property
     def previous_state(self) -> TicketState | None:
@@ -442,6 +445,7 @@ class TicketEvent:
 class _Subscription:
     deliver: Callable[[TicketEvent], None]
     ticket_type: str | None
+    skip_origin: tuple[int, int] | None = None  # an element that does not hear its own changes
 
 
 class _Index:
@@ -545,11 +549,13 @@ class Ticketing:
         alarms: Iterable[Any] = (),
         elements: Iterable[ElementRef] = (),
         _depth: int = 0,
+        _origin: tuple[int, int] | None = None,
     ) -> Ticket:
         """A new ticket of a defined type. A bad field value, a missing required field or an
         unknown state raises (`TicketFieldError`, `TicketStateError`) and nothing is created.
 
-        `_depth` is the QAction chain depth of the caller (set by ``protocol.tickets``)."""
+        `_depth` is the QAction chain depth of the caller and `_origin` its element's ids (both
+        set by ``protocol.tickets``)."""
         self._dms._check_open()
         type_name = ticket_type.name if isinstance(ticket_type, TicketType) else ticket_type
         initial_state = _state(state)
@@ -563,7 +569,7 @@ class Ticketing:
             )
             self._creation_order[ticket.id] = next(self._counter)
             self._put(ticket, None)
-            self._delivery.queue(TicketEvent(TicketEventKind.CREATED, ticket, frozenset(values), depth=_depth))
+            self._delivery.queue(TicketEvent(TicketEventKind.CREATED, ticket, frozenset(values), depth=_depth, origin=_origin))
         self._delivery.run()
         return ticket
 
@@ -580,13 +586,14 @@ class Ticketing:
         alarms: Iterable[Any] | None = None,
         elements: Iterable[ElementRef] | None = None,
         _depth: int = 0,
+        _origin: tuple[int, int] | None = None,
     ) -> Ticket:
         """Merge `fields` into the ticket (None clears one), move it to `state`, replace its
         `alarms` or `elements` links; answers the ticket as it is now.
 
         Anything refused (a bad value, an unknown state, a move `TICKET_TRANSITIONS` does not
         allow, any change to a Closed ticket) raises and changes nothing. An update that changes
-        nothing leaves the updated time alone and sends no event. `_depth`: as for `create`."""
+        nothing leaves the updated time alone and sends no event. `_depth`, `_origin`: as for `create`."""
         self._dms._check_open()
         new_state = None if state is None else _state(state)
         alarm_links = None if alarms is None else _alarm_ids(alarms)
@@ -612,11 +619,13 @@ class Ticketing:
             self._put(after, before)
             old_values = before.fields._values
             changed = frozenset(name for name in old_values.keys() | values.keys() if old_values.get(name, _ABSENT) != values.get(name, _ABSENT))
-            self._delivery.queue(TicketEvent(TicketEventKind.UPDATED, after, changed, before, depth=_depth))
+            self._delivery.queue(TicketEvent(TicketEventKind.UPDATED, after, changed, before, depth=_depth, origin=_origin))
         self._delivery.run()
         return after
 
-    def reopen(self, ticket_id: str, state: TicketState | str = TicketState.IN_PROGRESS, *, _depth: int = 0) -> Ticket:
+    def reopen(
+        self, ticket_id: str, state: TicketState | str = TicketState.IN_PROGRESS, *, _depth: int = 0, _origin: tuple[int, int] | None = None
+    ) -> Ticket:
         """Bring a Resolved or Closed ticket back to Assigned, In Progress or On Hold (`_depth`:
         as for `create`)."""
         target = _state(state)
@@ -629,7 +638,7 @@ class Ticketing:
                 raise TicketStateError(f"ticket {ticket_id} ({before.type}) is {before.state.value}: only Resolved or Closed tickets are reopened")
             after = attrs.evolve(before, state=target, updated=self._dms.clock.now())
             self._put(after, before)
-            self._delivery.queue(TicketEvent(TicketEventKind.UPDATED, after, frozenset(), before, depth=_depth))
+            self._delivery.queue(TicketEvent(TicketEventKind.UPDATED, after, frozenset(), before, depth=_depth, origin=_origin))
         self._delivery.run()
         return after
 
@@ -693,14 +702,18 @@ class Ticketing:
             raise TypeError(f"a ticket subscriber is a callable taking a TicketEvent, not {callback!r}")
         return self._subscribe(_Subscription(callback, ticket_type))
 
-    def subscribe_element(self, element_ref: ElementRef, parameter: int | str, *, ticket_type: str | None = None) -> Unsubscribe:
+    def subscribe_element(
+        self, element_ref: ElementRef, parameter: int | str, *, ticket_type: str | None = None, own_changes: bool = True
+    ) -> Unsubscribe:
         """Set `parameter` (a string parameter) of the element to each event as JSON text
         (`TicketEvent.to_json`), so the QAction triggered on it runs with the event on the
         element's queue. That QAction should read the event from ``protocol.trigger_value`` (the
         value that triggered it): the parameter may already hold a later event. An event for a
         stopped or paused element is skipped with a line in its log; deleting the element ends
         its subscriptions. Subscribing the same element, parameter and type again keeps the one
-        subscription: elements may subscribe at every start-up."""
+        subscription (with the latest `own_changes`): elements may subscribe at every start-up.
+        Without `own_changes` the element does not hear the changes its own QActions made (a
+        synchronising connector already knows them)."""
         element = self._dms.element(element_ref)
         model = element._model
         pid = model.resolve(parameter)
@@ -710,8 +723,11 @@ class Ticketing:
         key: _ElementKey = (element, pid, ticket_type)
         with self._lock:
             subscription = self._element_subscriptions.get(key)
-            if subscription is None:
-                subscription = _Subscription(lambda event: self._deliver_to_element(key, event), ticket_type)
+            skip = None if own_changes else element.ids
+            if subscription is None or subscription.skip_origin != skip:
+                if subscription is not None:
+                    self._subscriptions = tuple(known for known in self._subscriptions if known is not subscription)
+                subscription = _Subscription(lambda event: self._deliver_to_element(key, event), ticket_type, skip)
                 self._element_subscriptions[key] = subscription
                 self._subscriptions = (*self._subscriptions, subscription)
         return lambda: self._unsubscribe(subscription, key)
@@ -740,6 +756,8 @@ class Ticketing:
 
     def _deliver(self, event: TicketEvent) -> None:
         for subscription in self._subscriptions:
+            if subscription.skip_origin is not None and subscription.skip_origin == event._origin:
+                continue
             if subscription.ticket_type is None or subscription.ticket_type == event.ticket.type:
                 try:
                     subscription.deliver(event)
@@ -897,20 +915,21 @@ class QActionTicketing:
     One is made per ``protocol.tickets`` read, with the depth of the QAction running then.
     Everything else is `Ticketing`'s own."""
 
-    __slots__ = ("_tickets", "_depth")
+    __slots__ = ("_tickets", "_depth", "_origin")
 
-    def __init__(self, tickets: Ticketing, depth: int) -> None:
+    def __init__(self, tickets: Ticketing, depth: int, origin: tuple[int, int] | None = None) -> None:
         self._tickets = tickets
         self._depth = depth
+        self._origin = origin
 
     def create(self, ticket_type: str | TicketType, fields: Mapping[str, Any] | None = None, **options: Any) -> Ticket:
-        return self._tickets.create(ticket_type, fields, _depth=self._depth, **options)
+        return self._tickets.create(ticket_type, fields, _depth=self._depth, _origin=self._origin, **options)
 
     def update(self, ticket_id: str, fields: Mapping[str, Any] | None = None, **options: Any) -> Ticket:
-        return self._tickets.update(ticket_id, fields, _depth=self._depth, **options)
+        return self._tickets.update(ticket_id, fields, _depth=self._depth, _origin=self._origin, **options)
 
     def reopen(self, ticket_id: str, state: TicketState | str = TicketState.IN_PROGRESS) -> Ticket:
-        return self._tickets.reopen(ticket_id, state, _depth=self._depth)
+        return self._tickets.reopen(ticket_id, state, _depth=self._depth, _origin=self._origin)
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._tickets, name)

@@ -348,9 +348,11 @@ class Flavour:
                 return attribute.owner
         return "servicenow"
 
-    @property
-    def synced_fields(self) -> tuple[str, ...]:
-        """The ticket fields that travel both ways (the upstream-only ones come down only)."""
+    synced_fields: tuple[str, ...] = attrs.field(init=False)
+    """The ticket fields that travel both ways (the upstream-only ones come down only)."""
+
+    @synced_fields.default
+    def _synced_fields(self) -> tuple[str, ...]:
         return (*sorted(OWNED_BY_DATAMINER), *sorted(OWNED_BY_SERVICENOW), NOTES, *(a.field for a in self.custom))
 
 
@@ -542,6 +544,7 @@ class _Cycle:
         self.counts = {"created": 0, "updated": 0, "closed": 0, "imported": 0, "applied": 0}
         self.failures: list[str] = []
         self.retry_at: float | None = None
+        self.created_ok = False  # the API status is written once for all the creates that went well
 
     # -- status -----------------------------------------------------------------------------
 
@@ -584,14 +587,20 @@ class _Cycle:
                 self.row_for_ticket(ticket)
         return tickets
 
-    def update_ticket(self, row: _Row, ticket: Any, values: Mapping[str, Any], state: str | None) -> Any:
+    def update_ticket(
+        self, row: _Row, ticket: Any, values: Mapping[str, Any], state: str | None, current: Mapping[str, Any] | None = None
+    ) -> Any:
         """Apply upstream values (and a state) to the ticket: each refused value is left out and
-        noted on the row; the state moves by the ways DMS Ticketing allows."""
-        current = fields_of_ticket(ticket)
+        noted on the row; the state moves by the ways DMS Ticketing allows. `current`: the
+        ticket's fields, when the caller has them already."""
+        current = fields_of_ticket(ticket) if current is None else current
         fields = {name: value for name, value in values.items() if current.get(name) != value}
-        if fields:
+        target = None if state is None or state == ticket.state.value else TicketState(state)
+        direct = target is not None and target in TICKET_TRANSITIONS[ticket.state]
+        if fields or direct:
             try:
-                ticket = self.tickets.update(ticket.id, fields)
+                # One update, one event, where DMS Ticketing allows the move in one step.
+                ticket = self.tickets.update(ticket.id, fields, state=target if direct else None)
             except DmemuError:
                 for name, value in fields.items():  # find which value is refused; keep the rest
                     try:
@@ -599,7 +608,7 @@ class _Cycle:
                     except DmemuError as error:
                         self.note_refusal(row, f"{name}: {error}")
                 ticket = self.tickets.get(ticket.id)
-        if state is not None and state != ticket.state.value:
+        if target is not None and ticket.state is not target:
             ticket = self.move(ticket, state)
         return ticket
 
@@ -729,7 +738,7 @@ class _Cycle:
             dms_resolution_wins = ticket.state.value in ("Resolved", "Closed") and status not in FINAL_UPSTREAM
             if upstream_moved and not (dms_moved and dms_resolution_wins):
                 state = STATE_OF_STATUS.get(status)
-        ticket = self.update_ticket(row, ticket, down, state)
+        ticket = self.update_ticket(row, ticket, down, state, mine)
         # What upstream says is agreed now; what DataMiner keeps different goes up in this cycle.
         self.agree(row, ticket, record, values, keep_dms=True)
         return ticket
@@ -763,15 +772,16 @@ class _Cycle:
             row.creation, row.changed = BUFFERED, True
         _save_rows(self.protocol, waiting, self.flavour.custom)  # a kill from here on leaves them Buffered: looked up first
         with ThreadPoolExecutor(PARALLEL_CREATES) as pool:
-            outcomes = list(pool.map(lambda row: self.create_one(row, tickets[row.ticket_id], row.ticket_id in unknown), waiting))
-        for row, outcome in zip(waiting, outcomes):
-            if isinstance(outcome, _ApiFailed):
-                row.creation, row.attempts = NONE, row.attempts + (1 if outcome.maybe_done else 0)
-                self.failed(outcome, row)
-                continue
-            ticket = tickets[row.ticket_id]
-            self.adopt_created(row, ticket, outcome)
-            tickets[row.ticket_id] = self.tickets.get(row.ticket_id)
+            # Answers are handled here, in order, while the later requests are still in flight.
+            outcomes = pool.map(lambda row: self.create_one(row, tickets[row.ticket_id], row.ticket_id in unknown), waiting)
+            for row, outcome in zip(waiting, outcomes):
+                if isinstance(outcome, _ApiFailed):
+                    row.creation, row.attempts = NONE, row.attempts + (1 if outcome.maybe_done else 0)
+                    self.failed(outcome, row)
+                    continue
+                tickets[row.ticket_id] = self.adopt_created(row, tickets[row.ticket_id], outcome)
+        if self.created_ok and not self.failures:
+            self.api_status(OK, 201, "")
         for row in waiting:
             if row.creation == BUFFERED:  # a 429 stopped the rest of the cycle before this one
                 row.creation, row.changed = NONE, True
@@ -808,7 +818,7 @@ class _Cycle:
         mine = [p for p in payload if isinstance(p, dict) and _identifier(p, CORRELATION_TYPE) == ticket_id]
         return mine[0] if mine else None
 
-    def adopt_created(self, row: _Row, ticket: Any, problem: dict[str, Any]) -> None:
+    def adopt_created(self, row: _Row, ticket: Any, problem: dict[str, Any]) -> Any:
         values, _ = fields_of_problem(problem, self.flavour.custom)
         row.creation, row.attempts, row.error = CREATED, 0, ""
         self.by_problem[problem["id"]] = row
@@ -817,7 +827,8 @@ class _Cycle:
         self.agree(row, ticket, problem, values)
         row.agreed_state = "New" if ticket.state.value == "New" else STATE_OF_STATUS.get(row.agreed_status, "")
         self.counts["created"] += 1
-        self.api_status(OK, 201, "")
+        self.created_ok = True
+        return ticket
 
     def push_changes(self, tickets: Mapping[str, Any]) -> None:
         wanted: list[tuple[_Row, dict[str, Any]]] = []
@@ -840,20 +851,19 @@ class _Cycle:
         if not wanted or self.retry_at is not None:
             return
         with ThreadPoolExecutor(PARALLEL_CREATES) as pool:
-            outcomes = list(pool.map(lambda item: self.patch_one(*item), wanted))
-        for (row, patch), outcome in zip(wanted, outcomes):
-            if isinstance(outcome, _ApiFailed):
-                self.failed(outcome, row)
-                if "409" in str(outcome):
-                    self.refetch(row, tickets)
-                continue
-            ticket = tickets[row.ticket_id]
-            values, _ = fields_of_problem(outcome, self.flavour.custom)
-            down = {name: values.get(name) for name in UPSTREAM_ONLY if values.get(name) is not None}
-            ticket = self.update_ticket(row, ticket, down, None)
-            self.agree(row, ticket, outcome, values)
-            row.error = ""
-            self.counts["closed" if patch.get("status") == "resolved" else "updated"] += 1
+            outcomes = pool.map(lambda item: self.patch_one(*item), wanted)
+            for (row, patch), outcome in zip(wanted, outcomes):
+                if isinstance(outcome, _ApiFailed):
+                    self.failed(outcome, row)
+                    if "409" in str(outcome):
+                        self.refetch(row, tickets)
+                    continue
+                values, _ = fields_of_problem(outcome, self.flavour.custom)
+                down = {name: values.get(name) for name in UPSTREAM_ONLY if values.get(name) is not None}
+                ticket = tickets[row.ticket_id] = self.update_ticket(row, tickets[row.ticket_id], down, None)
+                self.agree(row, ticket, outcome, values)
+                row.error = ""
+                self.counts["closed" if patch.get("status") == "resolved" else "updated"] += 1
 
     def patch_one(self, row: _Row, patch: dict[str, Any]) -> Any:
         if self.retry_at is not None:
@@ -953,7 +963,8 @@ def start_up(flavour: Flavour, protocol: QActionProtocol) -> None:
         protocol.log(f"{flavour.name}: ticket type {flavour.ticket_type!r} refused: {error}", LogType.ERROR)
         return
     protocol.set_parameter("Ticket Type Status", "OK")
-    protocol.tickets.subscribe_element(protocol.element, "Ticket Event", ticket_type=flavour.ticket_type)
+    # Its own changes (upstream values written down, imports) it knows already: only others'.
+    protocol.tickets.subscribe_element(protocol.element, "Ticket Event", ticket_type=flavour.ticket_type, own_changes=False)
     synchronize(flavour, protocol)
 
 
@@ -1006,7 +1017,8 @@ def ticket_event(flavour: Flavour, protocol: QActionProtocol) -> None:
         ensure_ascii=False,
     )  # fmt: skip
     if protocol.exists(TICKETS, key):
-        protocol.set_row(TICKETS, key, {"Ticket Info": info, "DataMiner State": ticket["state"]})
+        if protocol.get_cell(TICKETS, key, "DataMiner State") != ticket["state"] or protocol.get_cell(TICKETS, key, "Ticket Info") != info:
+            protocol.set_row(TICKETS, key, {"Ticket Info": info, "DataMiner State": ticket["state"]})
     else:
         row = _Row(key, info=info, dms_state=ticket["state"])
         protocol.fill_array_no_delete(TICKETS, [row.cells(flavour.custom)])

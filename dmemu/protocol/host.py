@@ -28,8 +28,8 @@ class QActionServices(typing.Protocol):
         """Whether the system holds the DataMiner licence `name` (e.g. "Ticketing")."""
         ...
 
-    def tickets(self, depth: int) -> Any:
-        """The system's ticketing as a QAction uses it (`dmemu.dms.QActionTicketing`)."""
+    def tickets(self, element: Element, depth: int) -> Any:
+        """The system's ticketing as a QAction of `element` uses it (`dmemu.dms.QActionTicketing`)."""
         ...
 
     def active_alarms(self, element: Element, *, severity: Any, parameter: int | str | None) -> list[Any]:

@@ -86,7 +86,7 @@ class QActionProtocol:
         """The DataMiner System's ticketing (`dms.tickets`, a `dmemu.dms.QActionTicketing`):
         ticket types, tickets, events. Its ticket changes continue this QAction's chain, as a
         set does, so loops through ticket events meet the loop guard."""
-        return self.element.dms.qaction_services.tickets(self._depth)
+        return self.element.dms.qaction_services.tickets(self.element, self._depth)
 
     def has_licence(self, name: str) -> bool:
         """Whether the DataMiner System holds the licence `name` (``"Ticketing"``, ...)."""
