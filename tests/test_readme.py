@@ -13,7 +13,7 @@ ROOT = Path(__file__).resolve().parents[1]
 pytest_plugins = ["pytester"]
 
 # The README's ```python blocks, in order of appearance.
-SNIPPETS = ("declaration", "walk_through", "user_test", "simulators", "pytest_example")
+SNIPPETS = ("declaration", "walk_through", "user_test", "simulators", "pytest_example", "service_problems")
 
 
 def python_snippets() -> dict[str, str]:
@@ -45,6 +45,8 @@ def test_the_readme_snippets_run(tmp_path, monkeypatch, capsys):
 
     exec(snippets["simulators"], {"__name__": "readme"})
     assert capsys.readouterr().out == "206 550 [206]\n"
+    exec(snippets["service_problems"], {"__name__": "readme"})
+    assert capsys.readouterr().out == "SP-0000001 INC0000001 2\n"
 
 
 def test_the_readme_pytest_example_passes(pytester: pytest.Pytester):
