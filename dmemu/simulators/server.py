@@ -33,10 +33,11 @@ from urllib.parse import parse_qsl, unquote, urlsplit
 
 import attrs
 
+from .activity import ProblemActivity
 from .clock import iso_utc, parse_snow
 from .faults import LOG_LIMIT, Fault, FaultPlan, RequestRecord, logged_body, masked_headers
 from .inventory import Inventory
-from .problems import ServiceProblems
+from .problems import ServiceProblems, correlation_ids, incident_number, with_incident
 from .schema import ANSWER_TYPES, ENUMERATIONS
 from .spec import InventorySpec
 from .store import EncodedItems, InventoryStore
@@ -137,7 +138,8 @@ class Simulators:
     `credentials` maps an API ("tmf638", "tmf639", "tmf656", "tmf642") to (user, password):
     those APIs then want HTTP basic auth. `now` is the simulated time (epoch seconds); pass
     the DMS clock's ``now`` to keep the two in step. `seed` draws the probabilistic faults;
-    the request log keeps the newest `log_limit` requests.
+    the request log keeps the newest `log_limit` requests. `activity` makes ServiceNow users
+    work on the service problems over simulated time (`ProblemActivity`; none by default).
 
     `stop()` closes the listening socket and every open connection (a client's next request on
     a kept-alive connection fails, as with a real outage); `start()` again listens on the same
@@ -154,6 +156,7 @@ class Simulators:
         port: int = 0,
         seed: int = 1,
         log_limit: int = LOG_LIMIT,
+        activity: ProblemActivity | None = None,
     ) -> None:
         self.spec = spec or InventorySpec()
         self.now = now or time.time
@@ -169,7 +172,7 @@ class Simulators:
         self.inventory = Inventory(self.spec, self.now, href_base=self.base_url)
         self.services = self._inventory_store("tmf638", lambda: self.inventory.services)
         self.resources = self._inventory_store("tmf639", lambda: self.inventory.resources)
-        self.problems = ServiceProblems(self.now, self.url("tmf656"))
+        self.problems = ServiceProblems(self.now, self.url("tmf656"), activity=activity)
         self.alarms: list[dict[str, Any]] = []
         self._alarms_lock = threading.Lock()  # an alarm's id is its place in the list
 
@@ -645,14 +648,15 @@ def _answer_problems(
             list_query, vendor = parse_list_query(query, vendor=(SNOW_PARAMETER,) if ses else ())
             list_query = _checked_filters("tmf656", list_query)
             snow = _parse_snow_query(vendor[SNOW_PARAMETER]) if SNOW_PARAMETER in vendor else SnowQuery()
-            matches = snow.ordered([p for p in problems.all(collection_url) if list_query.matches(p) and snow.matches(p)])
+            shown = [with_incident(p) for p in problems.all(collection_url)] if ses else problems.all(collection_url)
+            matches = snow.ordered([p for p in shown if list_query.matches(p) and snow.matches(p)])
             stop = len(matches) if list_query.limit is None else list_query.offset + list_query.limit
             return _list_answer(list_query, len(matches), matches[list_query.offset : stop])
         if method == "POST":
             problem = problems.create(_json(body), collection_url=collection_url, incident=ses)
             return 201, problem, {"Location": problem["href"]}
         raise TmfError(405, "Method Not Allowed", f"{method} on a collection")
-    return _answer_item("tmf656", problems, method, item_id, query, body, headers, collection_url)
+    return _answer_item("tmf656", problems, method, item_id, query, body, headers, collection_url, with_incident if ses else None)
 
 
 def _answer_item(
@@ -664,15 +668,18 @@ def _answer_item(
     body: bytes,
     headers: Mapping[str, str],
     collection_url: str,
+    present: Callable[[dict[str, Any]], dict[str, Any]] | None = None,
 ) -> tuple[int, Any, dict[str, str]]:
-    """Retrieve, merge-patch or delete one item of any API's store."""
+    """Retrieve, merge-patch or delete one item of any API's store; `present` shows an answer's item
+    as the path asked has it."""
+    present = present or (lambda item: item)
     if method == "GET":
         fields = _fields(query)
         _check_fields(api, fields)
-        return 200, select_fields(store.get(item_id, collection_url), fields), {}
+        return 200, select_fields(present(store.get(item_id, collection_url)), fields), {}
     if method == "PATCH":
         _require_merge_patch(headers)
-        return 200, store.patch(item_id, _json(body), collection_url), {}
+        return 200, present(store.patch(item_id, _json(body), collection_url)), {}
     if method == "DELETE":
         store.delete(item_id)
         return 204, None, {}
@@ -680,22 +687,39 @@ def _answer_item(
 
 
 SNOW_ORDER_FIELDS = {"sys_updated_on": "lastUpdate", "sys_created_on": "creationDate"}  # ServiceNow's names -> ours
+SNOW_SINCE_FIELDS = SNOW_ORDER_FIELDS  # the ``<field>>=<time>`` terms compare the same attributes
 
 
 @attrs.frozen
 class SnowQuery:
-    """ServiceNow's encoded query as SES accepts it: ``u_source=<x>^sys_updated_on>=<time>``, and
-    ``ORDERBY<field>`` or ``ORDERBYDESC<field>`` (sys_updated_on, sys_created_on; ties stay in
-    creation order, so paging through equal times neither repeats nor skips)."""
+    """ServiceNow's encoded query as SES accepts it: terms joined by ``^`` (AND) among
+
+    - ``u_source=<x>``: the problem's ``originatingSystem`` is x ("dataminer" for what the
+      connectors create when they say so, "servicenow" for ServiceNow users' own problems);
+    - ``correlation_id=<id>``: its ``externalIdentifier`` holds an entry of type
+      ``DataMinerTicketId`` with that id (ServiceNow's correlation_id field);
+    - ``number=<INC...>``: its incident number (`problems.incident_number`);
+    - ``sys_updated_on>=<time>``, ``sys_created_on>=<time>``: ``lastUpdate`` / ``creationDate``
+      at or after a ``YYYY-MM-DD HH:MM:SS`` (UTC, second precision);
+    - ``ORDERBY<field>`` or ``ORDERBYDESC<field>`` (sys_updated_on, sys_created_on; ties stay
+      in creation order, so paging through equal times neither repeats nor skips).
+    """
 
     source: str | None = None
     updated_since: str | None = None  # ISO 8601, compared with lastUpdate
     order_by: str | None = None  # the attribute of SNOW_ORDER_FIELDS to sort on
     descending: bool = False
+    correlation_id: str | None = None
+    number: str | None = None
+    created_since: str | None = None  # ISO 8601, compared with creationDate
 
     def matches(self, problem: Mapping[str, Any]) -> bool:
-        return (self.source is None or problem.get("originatingSystem") == self.source) and (
-            self.updated_since is None or problem["lastUpdate"] >= self.updated_since
+        return (
+            (self.source is None or problem.get("originatingSystem") == self.source)
+            and (self.updated_since is None or problem["lastUpdate"] >= self.updated_since)
+            and (self.created_since is None or problem["creationDate"] >= self.created_since)
+            and (self.correlation_id is None or self.correlation_id in correlation_ids(problem))
+            and (self.number is None or incident_number(problem) == self.number)
         )
 
     def ordered(self, problems: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -705,26 +729,30 @@ class SnowQuery:
         return sorted(problems, key=lambda problem: problem[self.order_by], reverse=self.descending)  # stable both ways
 
 
+_SNOW_TERMS = "u_source=, correlation_id=, number=, sys_updated_on>=, sys_created_on>=, ORDERBY, ORDERBYDESC"
+
+
 def _parse_snow_query(encoded_query: str) -> SnowQuery:
-    source = since = order_by = None
-    descending = False
+    found: dict[str, Any] = {}
     for term in encoded_query.split("^"):
-        if term.startswith("u_source="):
-            source = term[len("u_source=") :]
-        elif term.startswith("sys_updated_on>="):
+        name, equals, value = term.partition("=")
+        if name in ("u_source", "correlation_id", "number") and equals:
+            found[{"u_source": "source"}.get(name, name)] = value
+        elif name.endswith(">") and name[:-1] in SNOW_SINCE_FIELDS and equals:
             try:
-                since = iso_utc(parse_snow(term[len("sys_updated_on>=") :]))
+                since = iso_utc(parse_snow(value))
             except ValueError:
                 raise bad_request(f"sysparm_query: {term!r} wants YYYY-MM-DD HH:MM:SS") from None
+            found["updated_since" if name[:-1] == "sys_updated_on" else "created_since"] = since
         elif term.startswith("ORDERBY"):
             descending = term.startswith("ORDERBYDESC")
             field = term.removeprefix("ORDERBYDESC" if descending else "ORDERBY")
             if field not in SNOW_ORDER_FIELDS:
                 raise bad_request(f"sysparm_query: {term!r} orders by {field!r}; order by one of {', '.join(SNOW_ORDER_FIELDS)}")
-            order_by = SNOW_ORDER_FIELDS[field]
+            found.update(order_by=SNOW_ORDER_FIELDS[field], descending=descending)
         else:
-            raise bad_request(f"sysparm_query: {term!r} is not supported (u_source=, sys_updated_on>=, ORDERBY, ORDERBYDESC)")
-    return SnowQuery(source, since, order_by, descending)
+            raise bad_request(f"sysparm_query: {term!r} is not supported ({_SNOW_TERMS})")
+    return SnowQuery(**found)
 
 
 def _require_merge_patch(headers: Mapping[str, str]) -> None:

@@ -1,0 +1,222 @@
+"""The TMF656 simulator as a ServiceNow-backed endpoint: correlation and SNOW query terms, upstream
+activity over simulated time, rate limiting, /hub notifications and the v3 path."""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections import Counter
+
+import pytest
+import requests
+from tmf_schemas import TMF656, assert_valid
+
+from dmemu.simulators import ProblemActivity, Simulators
+from dmemu.simulators.inventory import InventorySpec
+
+START = dt.datetime(2026, 3, 1, tzinfo=dt.timezone.utc).timestamp()
+SPEC = InventorySpec(services=5, carriers=2, resources=5, seed=7)
+MERGE = {"Content-Type": "application/merge-patch+json"}
+
+
+class FakeTime:
+    """The simulated clock, moved by the test."""
+
+    def __init__(self, now: float = START) -> None:
+        self.value = now
+
+    def __call__(self) -> float:
+        return self.value
+
+
+def problem_body(ticket: str | None = None, **more: object) -> dict[str, object]:
+    body: dict[str, object] = {
+        "category": "network",
+        "priority": 2,
+        "description": "Carrier down",
+        "reason": "loss of signal",
+        "originatorParty": {"id": "dm-1", "name": "DataMiner", "@referredType": "Organization"},
+        "originatingSystem": "dataminer",
+        **more,
+    }
+    if ticket is not None:
+        body["externalIdentifier"] = [{"id": ticket, "externalIdentifierType": "DataMinerTicketId", "owner": "DataMiner"}]
+    return body
+
+
+@pytest.fixture
+def now() -> FakeTime:
+    return FakeTime()
+
+
+@pytest.fixture
+def sim(now):
+    with Simulators(SPEC, now=now) as simulators:
+        yield simulators
+
+
+@pytest.fixture
+def http():
+    with requests.Session() as session:
+        session.trust_env = False
+        yield session
+
+
+def snow(http: requests.Session, sim: Simulators, query: str) -> list[dict[str, object]]:
+    answer = http.get(sim.url("tmf656", ses=True), params={"sysparm_query": query})
+    assert answer.status_code == 200, answer.text
+    return answer.json()
+
+
+def ids(problems: list[dict[str, object]]) -> list[object]:
+    return [problem["id"] for problem in problems]
+
+
+class TestCorrelationAndQueries:
+    def test_the_ticket_id_finds_its_problem_at_both_paths(self, sim, http):
+        first = http.post(sim.url("tmf656"), json=problem_body("DMS/1")).json()
+        second = http.post(sim.url("tmf656", ses=True), json=problem_body("DMS/2")).json()
+        for ticket, problem in (("DMS/1", first), ("DMS/2", second)):
+            found = http.get(sim.url("tmf656"), params={"externalIdentifier.id": ticket}).json()
+            assert ids(found) == [problem["id"]]
+            assert ids(snow(http, sim, f"correlation_id={ticket}")) == [problem["id"]]
+        assert http.get(sim.url("tmf656"), params={"externalIdentifier.id": "DMS/3"}).json() == []
+        assert snow(http, sim, "correlation_id=DMS/3") == []
+        # an identifier of another type with that id is no correlation id
+        http.post(sim.url("tmf656"), json=problem_body(externalIdentifier=[{"id": "DMS/9", "externalIdentifierType": "other"}]))
+        assert snow(http, sim, "correlation_id=DMS/9") == []
+
+    def test_every_problem_has_an_incident_number_at_the_ses_path(self, sim, http):
+        plain = http.post(sim.url("tmf656"), json=problem_body("DMS/1")).json()
+        assert [e["externalIdentifierType"] for e in plain["externalIdentifier"]] == ["DataMinerTicketId"]
+        shown = http.get(f"{sim.url('tmf656', ses=True)}/{plain['id']}").json()
+        number = "INC" + plain["id"].removeprefix("SP-")
+        assert [(e["id"], e["externalIdentifierType"]) for e in shown["externalIdentifier"][:2]] == [
+            ("DMS/1", "DataMinerTicketId"), (number, "incidentNumber"),
+        ]  # fmt: skip
+        assert_valid(TMF656, "ServiceProblem", shown)
+        assert ids(snow(http, sim, f"number={number}")) == [plain["id"]]
+        ses = http.post(sim.url("tmf656", ses=True), json=problem_body("DMS/2")).json()
+        ses_number = next(e["id"] for e in ses["externalIdentifier"] if e["externalIdentifierType"] == "incidentNumber")
+        assert ids(snow(http, sim, f"number={ses_number}^correlation_id=DMS/2")) == [ses["id"]]
+        assert snow(http, sim, f"number={ses_number}^correlation_id=DMS/1") == []  # ^ is AND
+
+    def test_created_and_updated_since_at_second_precision(self, sim, http, now):
+        early = http.post(sim.url("tmf656", ses=True), json=problem_body("DMS/1")).json()
+        now.value += 10.7
+        late = http.post(sim.url("tmf656", ses=True), json=problem_body("DMS/2")).json()
+        now.value += 5
+        http.patch(f"{sim.url('tmf656')}/{early['id']}", json={"priority": 1}, headers=MERGE)
+        moment = dt.datetime.fromtimestamp(START + 10, dt.timezone.utc).strftime("%Y-%m-%d %H:%M:%S")
+        assert ids(snow(http, sim, f"sys_created_on>={moment}")) == [late["id"]]  # created at START+10.7: that second
+        assert ids(snow(http, sim, f"sys_updated_on>={moment}^ORDERBYsys_updated_on")) == [late["id"], early["id"]]
+        assert ids(snow(http, sim, f"u_source=dataminer^sys_created_on>={moment}^ORDERBYDESCsys_created_on")) == [late["id"]]
+        bad = http.get(sim.url("tmf656", ses=True), params={"sysparm_query": "sys_created_on>=today"})
+        assert bad.status_code == 400 and "sys_created_on>=today" in bad.json()["message"]
+
+    def test_last_update_gte_at_the_v4_path(self, sim, http, now):
+        early = http.post(sim.url("tmf656"), json=problem_body("DMS/1")).json()
+        now.value += 60
+        late = http.post(sim.url("tmf656"), json=problem_body("DMS/2")).json()
+        found = http.get(sim.url("tmf656"), params={"lastUpdate.gte": late["lastUpdate"]}).json()
+        assert ids(found) == [late["id"]]
+        found = http.get(sim.url("tmf656"), params={"lastUpdate.gte": early["lastUpdate"]}).json()
+        assert ids(found) == [early["id"], late["id"]]
+
+
+DAY = 86_400
+BUSY = ProblemActivity(create=4, acknowledge=2, progress=1, note=3, priority=1, resolve=1, close=0.5, seed=11)
+
+
+def history(activity: ProblemActivity, *, creates_at: tuple[float, ...] = (0, 3_000)) -> list[dict[str, object]]:
+    """Every problem after a simulated day of `activity`, with clients creating at the given offsets."""
+    clock = FakeTime()
+    simulators = Simulators(SPEC, now=clock, activity=activity)
+    for offset in creates_at:
+        clock.value = START + offset
+        simulators.problems.create(problem_body(f"DMS/{offset}"))
+    clock.value = START + DAY
+    simulators.stop()  # never started: this closes its socket
+    return [{name: value for name, value in problem.items() if name != "href"} for problem in simulators.problems.all()]
+
+
+class TestUpstreamActivity:
+    def test_the_same_seed_gives_the_same_history(self):
+        first, again = history(BUSY), history(BUSY)
+        assert first == again and len(first) > 50
+        assert history(ProblemActivity(**{**_fields(BUSY), "seed": 12})) != first
+
+    def test_a_day_of_activity_follows_the_rates(self):
+        problems = history(BUSY)
+        raised = [p for p in problems if p["originatingSystem"] == "servicenow"]
+        assert len(raised) == 4 * 24  # a whole rate makes exactly that many a hour
+        for problem in raised:
+            assert problem["originatorParty"]["id"].startswith("snow-user-")
+            assert any(e["externalIdentifierType"] == "incidentNumber" for e in problem["externalIdentifier"])
+            assert_valid(TMF656, "ServiceProblem", problem)
+        notes = [note for p in problems for note in p.get("note", [])]
+        assert 50 <= len(notes) <= 3 * 24  # a note needs a problem to land on: the first hours find few
+        assert all(set(note) >= {"author", "date", "text"} for note in notes)
+        statuses = Counter(p["status"] for p in problems)
+        assert statuses["closed"] and statuses["resolved"] and statuses["inProgress"] + statuses["pending"] + statuses["held"]
+        acknowledged = [p for p in problems if p["status"] != "acknowledged" and "responsibleParty" in p]
+        assert acknowledged and all(p["responsibleParty"]["id"].startswith("snow-op-") for p in acknowledged)
+        # every change stamps a whole second after the problem's creation
+        for problem in problems:
+            assert problem["creationDate"] <= problem["lastUpdate"] and problem["lastUpdate"].endswith("Z")
+
+    def test_nothing_happens_without_activity_or_before_it_starts(self, now):
+        quiet = Simulators(SPEC, now=now)
+        quiet.stop()
+        quiet.problems.create(problem_body("DMS/1"))
+        now.value += DAY
+        assert [p["lastUpdate"] for p in quiet.problems.all()] == [dt.datetime.fromtimestamp(START, dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")]
+        later = Simulators(SPEC, now=now, activity=ProblemActivity(create=10, start=now.value + DAY))
+        later.stop()
+        assert len(later.problems) == 0
+        now.value += DAY + 3_600
+        assert len(later.problems) == 10
+
+    def test_bursts_update_several_problems_in_one_second(self, http, now):
+        activity = ProblemActivity(bursts=1, burst_size=4, seed=3)
+        with Simulators(SPEC, now=now, activity=activity) as busy:
+            for number in range(10):
+                busy.problems.create(problem_body(f"DMS/{number}"))
+            now.value += 3_600  # one burst
+            problems = http.get(busy.url("tmf656")).json()
+            seconds = Counter(p["lastUpdate"] for p in problems if p["lastUpdate"] != p["creationDate"])
+            assert list(seconds.values()) == [4]
+            second = min(seconds)
+            since = second.replace("T", " ").removesuffix("Z")
+            found = snow(http, busy, f"sys_updated_on>={since}")
+            assert len(found) == 4  # the >= watermark sees every record of that second
+            for problem in problems:
+                assert_valid(TMF656, "ServiceProblem", problem)
+
+    def test_activity_is_applied_lazily_once(self, now, monkeypatch):
+        from dmemu.simulators import problems as problems_module
+
+        made: list[int] = []
+        real = problems_module.hour_events
+        monkeypatch.setattr(problems_module, "hour_events", lambda activity, start, hour: made.append(hour) or real(activity, start, hour))
+        busy = Simulators(SPEC, now=now, activity=ProblemActivity(create=2, note=5))
+        busy.stop()
+        now.value += 10 * 3_600 - 1
+        assert len(busy.problems) == 20 and made == list(range(10))
+        for _ in range(5):
+            busy.problems.all()
+        assert made == list(range(10))  # read again at the same time: nothing made or applied again
+        now.value += 1
+        busy.problems.all()
+        assert made == list(range(11))
+
+    def test_bad_settings_are_refused_naming_the_field(self):
+        with pytest.raises(ValueError, match="ProblemActivity.note"):
+            ProblemActivity(note=-1)
+        with pytest.raises(ValueError, match="ProblemActivity.burst_size"):
+            ProblemActivity(burst_size=0)
+
+
+def _fields(activity: ProblemActivity) -> dict[str, object]:
+    import attrs
+
+    return attrs.asdict(activity)
