@@ -220,3 +220,46 @@ def _fields(activity: ProblemActivity) -> dict[str, object]:
     import attrs
 
     return attrs.asdict(activity)
+
+
+class TestRateLimit:
+    def test_beyond_the_limit_answers_429_with_retry_after(self, sim, http, now):
+        from dmemu.simulators import Fault
+
+        sim.faults.add(Fault(api="tmf656", kind="rate_limit", limit=3, per=10))
+        statuses = [http.get(sim.url("tmf656")).status_code for _ in range(3)]
+        refused = http.get(sim.url("tmf656", ses=True))
+        assert statuses == [200, 200, 200] and refused.status_code == 429
+        assert refused.headers["Retry-After"] == "10" and refused.json()["reason"] == "Too Many Requests"
+        assert http.get(sim.url("tmf638")).status_code == 200  # another API: not limited
+        now.value += 4
+        assert http.get(sim.url("tmf656")).headers["Retry-After"] == "6"  # refused ones do not count
+        now.value += 6
+        assert http.get(sim.url("tmf656")).status_code == 200
+        assert [r.fault for r in sim.requests("tmf656")] == [None, None, None, "rate_limit", "rate_limit", None]
+
+    def test_a_given_retry_after_and_the_admin_endpoint(self, sim, http):
+        answer = http.post(f"{sim.base_url}/_admin/faults", json={"kind": "rate_limit", "limit": 1, "per": 60, "retry_after": 2.5, "method": "POST"})
+        assert answer.status_code == 201 and answer.json()[0]["limit"] == 1
+        assert http.post(sim.url("tmf656"), json=problem_body()).status_code == 201
+        refused = http.post(sim.url("tmf656"), json=problem_body())
+        assert refused.status_code == 429 and refused.headers["Retry-After"] == "3"
+        assert http.get(sim.url("tmf656")).status_code == 200  # only POSTs are limited
+        assert len(sim.problems) == 1
+
+    @pytest.mark.parametrize(
+        ("fields", "message"),
+        [
+            ({"kind": "rate_limit", "per": 1}, "limit None"),
+            ({"kind": "rate_limit", "limit": 2}, "per None"),
+            ({"kind": "rate_limit", "limit": 2, "per": 0}, "per 0"),
+            ({"kind": "rate_limit", "limit": 2.5, "per": 1}, "limit 2.5"),
+            ({"kind": "rate_limit", "limit": 2, "per": 1, "status": 500}, "answers 429"),
+            ({"kind": "status", "limit": 2}, "for kind 'rate_limit'"),
+        ],
+    )
+    def test_bad_rate_limits_are_refused(self, fields, message):
+        from dmemu.simulators import Fault
+
+        with pytest.raises(ValueError, match=message):
+            Fault(**fields)

@@ -35,7 +35,7 @@ import attrs
 
 from .activity import ProblemActivity
 from .clock import iso_utc, parse_snow
-from .faults import LOG_LIMIT, Fault, FaultPlan, RequestRecord, logged_body, masked_headers
+from .faults import LOG_LIMIT, RATE_LIMITED, Fault, FaultPlan, RequestRecord, logged_body, masked_headers
 from .inventory import Inventory
 from .problems import ServiceProblems, correlation_ids, incident_number, with_incident
 from .schema import ANSWER_TYPES, ENUMERATIONS
@@ -359,6 +359,7 @@ class _Handler(BaseHTTPRequestHandler):
         fault = sim.faults.fault_for(
             api, method, number, _page(query),
             target="collection" if item_id is None else "item", paths="ses" if ses else "tmf", query=_values_by_name(query),
+            now=sim.now(),
         )  # fmt: skip
         if fault is not None and fault.latency:
             time.sleep(fault.latency)
@@ -369,11 +370,15 @@ class _Handler(BaseHTTPRequestHandler):
         headers: dict[str, str] = {}
         if fault is not None and fault.kind == "drop":
             status, payload = 0, None
-        elif fault is not None and fault.kind == "status":
+        elif fault is not None and fault.kind in ("status", "rate_limit"):
             retry_after = fault.retry_after_header
             if retry_after is not None:
                 headers["Retry-After"] = retry_after
-            status, payload = _error_answer(TmfError(fault.status, "Simulated Fault", f"fault on request {number}"), headers)
+            if fault.kind == "rate_limit":
+                error = TmfError(RATE_LIMITED, "Too Many Requests", f"more than {fault.limit} requests in {fault.per:g} s")
+            else:
+                error = TmfError(fault.status, "Simulated Fault", f"fault on request {number}")
+            status, payload = _error_answer(error, headers)
         else:
             try:
                 self._check_auth(api)
