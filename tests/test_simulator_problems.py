@@ -263,3 +263,169 @@ class TestRateLimit:
 
         with pytest.raises(ValueError, match=message):
             Fault(**fields)
+
+
+class CallbackServer:
+    """A loopback listener of our own: records each POSTed event; answers 500 to the first `failing` POSTs."""
+
+    def __init__(self, failing: int = 0) -> None:
+        import http.server
+        import json
+        import threading
+
+        self.events: list[dict[str, object]] = []
+        self.attempts = 0
+        self.failing = failing
+        self.arrived = threading.Condition()
+        listener = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def log_message(self, format: str, *args: object) -> None:
+                pass
+
+            def do_POST(self) -> None:
+                data = self.rfile.read(int(self.headers["Content-Length"]))
+                with listener.arrived:
+                    listener.attempts += 1
+                    failed = listener.attempts <= listener.failing
+                    if not failed:
+                        listener.events.append(json.loads(data))
+                    listener.arrived.notify_all()
+                self.send_response(500 if failed else 201)
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.thread = threading.Thread(target=self.server.serve_forever, kwargs={"poll_interval": 0.01}, daemon=True)
+        self.thread.start()
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/listener"
+
+    def wait_for(self, count: int) -> list[dict[str, object]]:
+        with self.arrived:
+            assert self.arrived.wait_for(lambda: len(self.events) >= count, timeout=10), self.events
+            return list(self.events)
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+@pytest.fixture
+def listener():
+    server = CallbackServer()
+    yield server
+    server.close()
+
+
+@pytest.fixture
+def hub_sim(now):
+    with Simulators(SPEC, now=now, notification_retry_delays=(0.01, 0.02, 0.04)) as simulators:
+        yield simulators
+
+
+EVENT_DEFINITIONS = {
+    "ServiceProblemCreateEvent": "ServiceProblemCreateEvent",
+    "ServiceProblemStateChangeEvent": "ServiceProblemStateChangeEvent",
+    "ServiceProblemAttributeValueChangeEvent": "ServiceProblemAttributeValueChangeEvent",
+}
+
+
+class TestHub:
+    def test_subscribe_and_hear_creates_and_changes_in_order(self, hub_sim, http, listener, now):
+        sim = hub_sim
+        answer = http.post(sim.hub_url(), json={"callback": listener.url})
+        assert answer.status_code == 201, answer.text
+        subscription = answer.json()
+        assert subscription["callback"] == listener.url and answer.headers["Location"].endswith(f"/hub/{subscription['id']}")
+        assert_valid(TMF656, "EventSubscription", subscription)
+        assert http.get(answer.headers["Location"]).json() == subscription
+        created = http.post(sim.url("tmf656", ses=True), json=problem_body("DMS/1")).json()
+        now.value += 2
+        http.patch(f"{sim.url('tmf656')}/{created['id']}", json={"status": "inProgress", "priority": 1}, headers=MERGE)
+        events = listener.wait_for(3)
+        assert [e["eventType"] for e in events] == [
+            "ServiceProblemCreateEvent", "ServiceProblemStateChangeEvent", "ServiceProblemAttributeValueChangeEvent",
+        ]  # fmt: skip
+        assert events[2]["fieldPath"] == "priority" and len({e["eventId"] for e in events}) == 3
+        assert events[1]["eventTime"] == events[1]["event"]["serviceProblem"]["lastUpdate"]
+        for event in events:
+            assert_valid(TMF656, EVENT_DEFINITIONS[event["eventType"]], event)
+            problem = event["event"]["serviceProblem"]
+            assert problem["href"].startswith(sim.url("tmf656"))  # as the v4 path shows it
+            assert_valid(TMF656, "ServiceProblem", problem)
+        assert sim.hub.drain() and [d.delivered for d in sim.deliveries()] == [True, True, True]
+
+    def test_the_ses_hub_shows_ses_problems_and_a_query_narrows(self, hub_sim, http, listener):
+        sim = hub_sim
+        query = "eventType=ServiceProblemStateChangeEvent&status=resolved"
+        subscription = http.post(sim.hub_url(ses=True), json={"callback": listener.url, "query": query}).json()
+        assert subscription["query"] == query
+        created = http.post(sim.url("tmf656"), json=problem_body("DMS/1")).json()
+        for status in ("inProgress", "resolved"):
+            http.patch(f"{sim.url('tmf656')}/{created['id']}", json={"status": status}, headers=MERGE)
+        (event,) = listener.wait_for(1)
+        problem = event["event"]["serviceProblem"]
+        assert problem["status"] == "resolved" and problem["href"].startswith(sim.url("tmf656", ses=True))
+        assert any(e["externalIdentifierType"] == "incidentNumber" for e in problem["externalIdentifier"])
+        bad = http.post(sim.hub_url(), json={"callback": listener.url, "query": "eventType=Nope"})
+        assert bad.status_code == 400 and "Nope" in bad.json()["message"]
+        assert http.post(sim.hub_url(), json={"query": "x"}).status_code == 400
+        assert http.post(sim.hub_url(), json={"callback": "ftp://x"}).status_code == 400
+
+    def test_failed_deliveries_are_retried_in_order_then_given_up(self, hub_sim, http):
+        sim = hub_sim
+        flaky = CallbackServer(failing=2)
+        try:
+            http.post(sim.hub_url(), json={"callback": flaky.url})
+            first = http.post(sim.url("tmf656"), json=problem_body("DMS/1")).json()
+            second = http.post(sim.url("tmf656"), json=problem_body("DMS/2")).json()
+            assert sim.hub.drain()
+            events = flaky.wait_for(2)
+            assert [e["event"]["serviceProblem"]["id"] for e in events] == [first["id"], second["id"]]
+            assert [(d.problem, d.attempt, d.status) for d in sim.deliveries()] == [
+                (first["id"], 1, 500), (first["id"], 2, 500), (first["id"], 3, 201), (second["id"], 1, 201),
+            ]  # fmt: skip
+        finally:
+            flaky.close()
+        deaf = CallbackServer(failing=10**6)
+        try:
+            http.post(sim.hub_url(), json={"callback": deaf.url})
+            http.post(sim.url("tmf656"), json=problem_body("DMS/3"))
+            assert sim.hub.drain()
+            assert deaf.attempts == 4
+        finally:
+            deaf.close()
+        http.post(sim.url("tmf656"), json=problem_body("DMS/4"))  # given up: the next event is tried, at a closed port now
+        assert sim.hub.drain()
+        deliveries = [(d.problem, d.attempt, d.status) for d in sim.deliveries() if d.subscription == "2"]
+        assert [attempt for _, attempt, _ in deliveries] == [1, 2, 3, 4] * 2
+        assert [status for _, _, status in deliveries] == [500] * 4 + [0] * 4  # no answer from a closed port
+        assert len({problem for problem, _, _ in deliveries}) == 2
+
+    def test_unsubscribe_stops_delivery(self, hub_sim, http, listener):
+        sim = hub_sim
+        gone = http.post(sim.hub_url(), json={"callback": listener.url}).json()
+        other = CallbackServer()
+        try:
+            http.post(sim.hub_url(), json={"callback": other.url})
+            assert http.delete(f"{sim.hub_url()}/{gone['id']}").status_code == 204
+            assert http.get(f"{sim.hub_url()}/{gone['id']}").status_code == 404
+            assert http.delete(f"{sim.hub_url()}/{gone['id']}").status_code == 404
+            http.post(sim.url("tmf656"), json=problem_body("DMS/1"))
+            assert sim.hub.drain()
+            other.wait_for(1)  # delivered elsewhere, so the change was published
+            assert listener.events == [] and {d.subscription for d in sim.deliveries()} == {"2"}
+        finally:
+            other.close()
+
+    def test_activity_is_notified_and_stop_ends_the_threads(self, now, http, listener):
+        import threading
+
+        with Simulators(SPEC, now=now, activity=ProblemActivity(create=3, seed=5)) as sim:
+            http.post(sim.hub_url(), json={"callback": listener.url, "query": "originatingSystem=servicenow"})
+            now.value += 3_600
+            sim.problems.catch_up()  # the ticker would too, a moment later
+            events = listener.wait_for(3)
+            assert {e["eventType"] for e in events} == {"ServiceProblemCreateEvent"}
+            assert [e["eventTime"] for e in events] == sorted(e["eventTime"] for e in events)
+        assert not [t for t in threading.enumerate() if t.name.startswith(("dmemu-hub", "dmemu-problem-activity"))]

@@ -28,7 +28,7 @@ import threading
 import time
 from collections.abc import Callable, Mapping
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any
+from typing import Any, NamedTuple
 from urllib.parse import parse_qsl, unquote, urlsplit
 
 import attrs
@@ -36,12 +36,13 @@ import attrs
 from .activity import ProblemActivity
 from .clock import iso_utc, parse_snow
 from .faults import LOG_LIMIT, RATE_LIMITED, Fault, FaultPlan, RequestRecord, logged_body, masked_headers
+from .hub import RETRY_DELAYS, Delivery, NotificationHub
 from .inventory import Inventory
 from .problems import ServiceProblems, correlation_ids, incident_number, with_incident
 from .schema import ANSWER_TYPES, ENUMERATIONS
 from .spec import InventorySpec
 from .store import EncodedItems, InventoryStore
-from .tmf import ListQuery, TmfError, bad_request, instant, item_href, parse_list_query, select_fields, too_deep
+from .tmf import ListQuery, TmfError, bad_request, homed, instant, item_href, parse_list_query, select_fields, too_deep
 
 TMF_PATHS = {
     "tmf638": "/tmf-api/serviceInventory/v4/service",
@@ -55,11 +56,16 @@ SES_PATHS = {
     "tmf656": f"{SES_BASE}/tmf656/serviceProblem",
     "tmf642": f"{SES_BASE}/tmf642/alarm",
 }
+HUB_PATHS = {  # TMF656 notification subscriptions, at each API root it is served under
+    "tmf": "/tmf-api/serviceProblemManagement/v4/hub",
+    "ses": f"{SES_BASE}/tmf656/hub",
+}
 INVENTORY_VENDOR_PARAMETERS = ("updatedDaysAgo", "status")
 SNOW_PARAMETER = "sysparm_query"
 MERGE_PATCH = "application/merge-patch+json"
 UNKNOWN_API = "unknown"  # how the request log names requests to no API
 _logger = logging.getLogger("dmemu.simulators")
+TICK = 0.05  # wall-clock seconds between the ticker's catch-ups with the problem activity
 
 
 _SCALAR_TYPES = ("string", "date-time", "integer", "boolean")
@@ -140,6 +146,10 @@ class Simulators:
     the DMS clock's ``now`` to keep the two in step. `seed` draws the probabilistic faults;
     the request log keeps the newest `log_limit` requests. `activity` makes ServiceNow users
     work on the service problems over simulated time (`ProblemActivity`; none by default).
+    TMF656 ``/hub`` subscribers get notifications (`hub`), retried after each of
+    `notification_retry_delays` (wall-clock seconds) when a callback fails; while they run, a
+    ticker applies the activity due every `TICK` seconds, so subscribers hear of it without anyone
+    reading the problems.
 
     `stop()` closes the listening socket and every open connection (a client's next request on
     a kept-alive connection fails, as with a real outage); `start()` again listens on the same
@@ -157,6 +167,7 @@ class Simulators:
         seed: int = 1,
         log_limit: int = LOG_LIMIT,
         activity: ProblemActivity | None = None,
+        notification_retry_delays: tuple[float, ...] = RETRY_DELAYS,
     ) -> None:
         self.spec = spec or InventorySpec()
         self.now = now or time.time
@@ -172,7 +183,10 @@ class Simulators:
         self.inventory = Inventory(self.spec, self.now, href_base=self.base_url)
         self.services = self._inventory_store("tmf638", lambda: self.inventory.services)
         self.resources = self._inventory_store("tmf639", lambda: self.inventory.resources)
-        self.problems = ServiceProblems(self.now, self.url("tmf656"), activity=activity)
+        self.hub = NotificationHub(self._present_problem, retry_delays=notification_retry_delays)
+        self.problems = ServiceProblems(self.now, self.url("tmf656"), activity=activity, listener=self.hub.publish)
+        self._ticker: threading.Thread | None = None
+        self._ticking = threading.Event()  # set while the ticker should run
         self.alarms: list[dict[str, Any]] = []
         self._alarms_lock = threading.Lock()  # an alarm's id is its place in the list
 
@@ -195,8 +209,33 @@ class Simulators:
             raise KeyError(f"no {'SES' if ses else 'TMF v4'} path for {api!r}; APIs: {', '.join(paths)}")
         return self.base_url + paths[api]
 
+    def hub_url(self, *, ses: bool = False) -> str:
+        """The TMF656 ``/hub`` URL, at the TMF v4 API root or (``ses=True``) SES's."""
+        return self.base_url + HUB_PATHS["ses" if ses else "tmf"]
+
+    def deliveries(self) -> list[Delivery]:
+        """Every attempt to deliver a notification (the newest DELIVERY_LOG_LIMIT), in order."""
+        return self.hub.deliveries()
+
+    def _present_problem(self, family: str, problem: dict[str, Any]) -> dict[str, Any]:
+        """A stored problem as the paths of `family` ("tmf", "ses") show it."""
+        shown = homed(problem, self.url("tmf656", ses=family == "ses"))
+        return with_incident(shown) if family == "ses" else shown
+
+    def _tick(self) -> None:
+        while not self._ticking.wait(TICK):
+            try:
+                self.problems.catch_up()
+            except Exception:  # a bug: logged, and the ticker goes on
+                _logger.exception("applying the service problem activity failed")
+
     def start(self) -> Simulators:
         """Serve (again, after `stop`, on the same port; OSError if something else took it)."""
+        self.hub.start()
+        if self.problems.activity is not None and self._ticker is None:
+            self._ticking.clear()
+            self._ticker = threading.Thread(target=self._tick, name="dmemu-problem-activity", daemon=True)
+            self._ticker.start()
         if not self._listening:
             self._server = _Server(self._server.server_address[:2], _Handler, self)
             self._listening = True
@@ -210,6 +249,11 @@ class Simulators:
         return self
 
     def stop(self) -> None:
+        if self._ticker is not None:
+            self._ticking.set()  # here: "stop"
+            self._ticker.join()
+            self._ticker = None
+        self.hub.stop()
         if self._thread is not None:
             self._server.shutdown()
             self._thread.join()
@@ -354,11 +398,12 @@ class _Handler(BaseHTTPRequestHandler):
             record(UNKNOWN_API, sim.faults.next_number(UNKNOWN_API), 404, None)
             self._send_error(TmfError(404, "Not Found", f"no API at {path}"))
             return
-        api, item_id, ses = route
+        api, item_id, family, hub = route
+        ses = family == "ses"
         number = sim.faults.next_number(api)
         fault = sim.faults.fault_for(
             api, method, number, _page(query),
-            target="collection" if item_id is None else "item", paths="ses" if ses else "tmf", query=_values_by_name(query),
+            target="hub" if hub else "collection" if item_id is None else "item", paths=family, query=_values_by_name(query),
             now=sim.now(),
         )  # fmt: skip
         if fault is not None and fault.latency:
@@ -382,7 +427,10 @@ class _Handler(BaseHTTPRequestHandler):
         else:
             try:
                 self._check_auth(api)
-                status, payload, headers = _answer(sim, method, api, item_id, ses, query, body, self.headers)
+                if hub:
+                    status, payload, headers = _answer_hub(sim, method, item_id, family, body)
+                else:
+                    status, payload, headers = _answer(sim, method, api, item_id, ses, query, body, self.headers)
             except TmfError as error:
                 status, payload = _error_answer(error, headers)
                 fault = None  # a refused request is answered whole
@@ -505,6 +553,8 @@ class _Handler(BaseHTTPRequestHandler):
             elif path == "/_admin/requests" and method == "GET":
                 api = dict(query).get("api")  # ?api=tmf638: that API's requests only
                 self._send_json(200, [attrs.asdict(r) for r in sim.faults.requests(api)], {}, None)
+            elif path == "/_admin/deliveries" and method == "GET":
+                self._send_json(200, [attrs.asdict(d) for d in sim.deliveries()], {}, None)
             elif path == "/_admin/requests" and method == "DELETE":
                 sim.faults.clear_log()
                 self._send_json(204, None, {}, None)
@@ -521,17 +571,43 @@ def _error_answer(error: TmfError, headers: dict[str, str]) -> tuple[int, dict[s
     return error.status, error.body()
 
 
-def _route(path: str) -> tuple[str, str | None, bool] | None:
-    """(api, item id or None, SES path?) for a request path."""
-    for ses, paths in ((False, TMF_PATHS), (True, SES_PATHS)):
-        for api, collection in paths.items():
+class _Route(NamedTuple):
+    api: str
+    item_id: str | None
+    family: str  # "tmf" or "ses": which paths
+    hub: bool  # a TMF656 /hub path
+
+
+def _route(path: str) -> _Route | None:
+    """What a request path asks for."""
+    for family, paths in (("tmf", TMF_PATHS), ("ses", SES_PATHS)):
+        hub_path = HUB_PATHS.get(family)
+        for api, collection, hub in [*((api, collection, False) for api, collection in paths.items()), ("tmf656", hub_path, True)]:
+            if collection is None:
+                continue
             if path == collection:
-                return api, None, ses
+                return _Route(api, None, family, hub)
             if path.startswith(collection + "/"):
                 item_id = path[len(collection) + 1 :]
                 if item_id and "/" not in item_id:  # an id with a "/" comes as %2F
-                    return api, unquote(item_id), ses
+                    return _Route(api, unquote(item_id), family, hub)
     return None
+
+
+def _answer_hub(sim: Simulators, method: str, subscription_id: str | None, family: str, body: bytes) -> tuple[int, Any, dict[str, str]]:
+    """POST /hub, GET and DELETE /hub/{id}."""
+    hub_url = sim.base_url + HUB_PATHS[family]
+    if subscription_id is None:
+        if method != "POST":
+            raise TmfError(405, "Method Not Allowed", f"{method} on /hub: register a listener with POST")
+        subscription = sim.hub.subscribe(_json(body), family)
+        return 201, subscription, {"Location": item_href(hub_url, subscription["id"])}
+    if method == "GET":
+        return 200, sim.hub.get(subscription_id), {}
+    if method == "DELETE":
+        sim.hub.delete(subscription_id)
+        return 204, None, {}
+    raise TmfError(405, "Method Not Allowed", f"{method} on a hub subscription: GET or DELETE it")
 
 
 def _values_by_name(query: list[tuple[str, str]]) -> dict[str, list[str]]:
