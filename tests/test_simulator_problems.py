@@ -429,3 +429,102 @@ class TestHub:
             assert {e["eventType"] for e in events} == {"ServiceProblemCreateEvent"}
             assert [e["eventTime"] for e in events] == sorted(e["eventTime"] for e in events)
         assert not [t for t in threading.enumerate() if t.name.startswith(("dmemu-hub", "dmemu-problem-activity"))]
+
+
+V3_BODY = {
+    "category": "network",
+    "priority": 3,
+    "description": "Encoder unreachable",
+    "reason": "unknown",
+    "correlationId": "DMS/77",
+    "originatorParty": {"id": "legacy-1", "name": "Legacy OSS"},  # v3 asks no @referredType
+    "affectedService": [{"id": "SVC-0000001", "href": "http://x/service/SVC-0000001"}],
+    "comment": [{"author": "ops", "text": "seen at 10:00", "date": "2026-03-01T10:00:00Z"}],
+    "extensionInfo": [{"name": "site", "value": "Betzdorf"}],
+    "relatedObject": [{"id": "EQ-1", "href": "http://x/eq/EQ-1"}],
+}
+
+
+class TestV3:
+    def test_the_v3_tables_are_the_specs(self):
+        from tmf_schemas import TMF656_V3, attribute_types, definitions, nested_definitions
+
+        from dmemu.simulators import schema
+
+        objects, enumerations = nested_definitions("ServiceProblem", TMF656_V3)
+        tables = {name: {"required": set(d.required), "members": dict(d.members)} for name, d in schema.DEFINITIONS["tmf656v3"].items()}
+        assert tables == objects and schema.ENUMERATION_TYPES["tmf656v3"] == enumerations
+        assert schema.ATTRIBUTE_TYPES["tmf656v3"] == attribute_types(TMF656_V3, "ServiceProblem_Create", "ServiceProblem_Update")
+        assert schema.PATCHABLE["tmf656v3"] == set(definitions(TMF656_V3)["ServiceProblem_Update"]["properties"])
+        assert schema.CREATE_REQUIRED["tmf656v3"] == tuple(definitions(TMF656_V3)["ServiceProblem_Create"]["required"])
+
+    def test_create_get_patch_in_v3_and_the_same_problem_in_v4(self, sim, http, now):
+        from tmf_schemas import TMF656_V3
+
+        v3_url = sim.url("tmf656", version=3)
+        created = http.post(v3_url, json=V3_BODY)
+        assert created.status_code == 201, created.text
+        problem = created.json()
+        assert_valid(TMF656_V3, "ServiceProblem", problem)
+        assert problem["correlationId"] == "DMS/77" and problem["comment"][0]["text"] == "seen at 10:00"
+        assert problem["timeRaised"] == problem["timeChanged"] and "lastUpdate" not in problem
+        assert created.headers["Location"] == problem["href"] and problem["href"].startswith(v3_url)
+        as_v4 = http.get(f"{sim.url('tmf656')}/{problem['id']}").json()
+        assert_valid(TMF656, "ServiceProblem", as_v4)
+        assert as_v4["note"] == V3_BODY["comment"] and as_v4["characteristic"] == V3_BODY["extensionInfo"]
+        assert as_v4["originatorParty"]["@referredType"] == "Party" and as_v4["relatedEntity"][0]["role"] == "relatedObject"
+        assert ids(http.get(sim.url("tmf656"), params={"externalIdentifier.id": "DMS/77"}).json()) == [problem["id"]]
+        assert ids(snow(http, sim, "correlation_id=DMS/77")) == [problem["id"]]
+        now.value += 30
+        patched = http.patch(
+            f"{v3_url}/{problem['id']}", json={"status": "inProgress", "comment": [*problem["comment"], {"text": "on it"}]}, headers=MERGE
+        )
+        assert patched.status_code == 200, patched.text
+        assert_valid(TMF656_V3, "ServiceProblem", patched.json())
+        assert patched.json()["timeChanged"] > problem["timeChanged"] and len(patched.json()["comment"]) == 2
+        assert_valid(TMF656_V3, "ServiceProblem", http.get(f"{v3_url}/{problem['id']}").json())
+        listed = http.get(v3_url, params={"status": "inProgress", "fields": "comment,timeChanged"}).json()
+        assert ids(listed) == [problem["id"]] and set(listed[0]) == {"id", "href", "comment", "timeChanged"}
+
+    def test_v4_problems_read_in_v3_validate(self, sim, http):
+        from tmf_schemas import TMF656_V3
+
+        body = problem_body("DMS/5", affectedService=[{"id": "SVC-0000002"}], underlyingAlarm=[{"id": "AL-1"}])
+        created = http.post(sim.url("tmf656"), json=body).json()
+        shown = http.get(f"{sim.url('tmf656', version=3)}/{created['id']}").json()
+        assert_valid(TMF656_V3, "ServiceProblem", shown)
+        assert shown["affectedService"][0]["href"] == f"{sim.url('tmf638')}/SVC-0000002"
+        assert shown["underlyingAlarm"][0]["href"] == "urn:dmemu:ResourceAlarmRef:AL-1"
+        for problem in http.get(sim.url("tmf656", version=3)).json():
+            assert_valid(TMF656_V3, "ServiceProblem", problem)
+
+    @pytest.mark.parametrize(
+        ("method", "body", "message"),
+        [
+            ("POST", {**V3_BODY, "category": None}, "category must be a string"),
+            ("POST", {name: value for name, value in V3_BODY.items() if name != "reason"}, "missing required attributes: reason"),
+            ("POST", {**V3_BODY, "comment": "hello"}, "comment must be an array"),
+            ("POST", {**V3_BODY, "affectedService": [{"id": "SVC-1"}]}, "affectedService[0].href is required"),
+            ("PATCH", {"correlationId": "DMS/8"}, "correlationId cannot be patched"),
+            ("PATCH", {"status": "Closed"}, "status 'Closed' is not one of"),
+        ],
+    )
+    def test_bad_v3_bodies_are_refused_with_v3_errors(self, sim, http, method, body, message):
+        from tmf_schemas import TMF656_V3
+
+        url = sim.url("tmf656", version=3)
+        if method == "PATCH":
+            url += "/" + http.post(url, json=V3_BODY).json()["id"]
+        answer = http.request(method, url, json=body, headers=MERGE)
+        assert answer.status_code == 400 and message in answer.json()["message"], answer.text
+        assert_valid(TMF656_V3, "Error", answer.json())
+
+    def test_the_v3_hub_sends_v3_problems(self, hub_sim, http, listener):
+        from tmf_schemas import TMF656_V3
+
+        http.post(hub_sim.hub_url(version=3), json={"callback": listener.url})
+        http.post(hub_sim.url("tmf656"), json=problem_body("DMS/1"))
+        (event,) = listener.wait_for(1)
+        assert_valid(TMF656_V3, "ServiceProblemCreateNotification", event)
+        assert_valid(TMF656_V3, "ServiceProblem", event["event"]["serviceProblem"])
+        assert event["event"]["serviceProblem"]["correlationId"] == "DMS/1"

@@ -35,7 +35,7 @@ RATE_LIMITED = 429  # what a rate_limit fault answers
 APIS: tuple[str, ...] = ("tmf638", "tmf639", "tmf656", "tmf642", "*")
 METHODS: tuple[str, ...] = ("GET", "POST", "PATCH", "DELETE")
 TARGETS: tuple[str, ...] = ("collection", "item")  # list or create, or one item
-PATH_FAMILIES: tuple[str, ...] = ("tmf", "ses")  # the TMF v4 paths, or SES's gstm paths
+PATH_FAMILIES: tuple[str, ...] = ("tmf", "ses", "v3")  # the TMF v4 paths, SES's gstm paths, TMF656's v3 path
 BODY_LOG_LIMIT = 64 * 1024  # bytes of a request body the log keeps
 LOG_LIMIT = 100_000  # requests the log keeps, the newest
 MAX_LATENCY = 86_400  # seconds: a day outlasts any client's timeout, and time.sleep takes it
@@ -92,7 +92,7 @@ class Fault:
     method: str | None = attrs.field(default=None, validator=_one_of("method", METHODS, optional=True))
     probability: float = 1.0
     target: Literal["collection", "item"] | None = attrs.field(default=None, validator=_one_of("target", TARGETS, optional=True))
-    paths: Literal["tmf", "ses"] | None = attrs.field(default=None, validator=_one_of("paths", PATH_FAMILIES, optional=True))
+    paths: Literal["tmf", "ses", "v3"] | None = attrs.field(default=None, validator=_one_of("paths", PATH_FAMILIES, optional=True))
     # Compared, not hashed: a mapping has no hash, and equal faults still hash alike without it.
     query: Mapping[str, str] | None = attrs.field(default=None, converter=_optional_query, hash=False)
     limit: int | None = None  # rate_limit: requests let through per window

@@ -43,6 +43,8 @@ from .schema import ANSWER_TYPES, ENUMERATIONS
 from .spec import InventorySpec
 from .store import EncodedItems, InventoryStore
 from .tmf import ListQuery, TmfError, bad_request, homed, instant, item_href, parse_list_query, select_fields, too_deep
+from .v3 import API as V3_API
+from .v3 import from_v3, to_v3, v3_error
 
 TMF_PATHS = {
     "tmf638": "/tmf-api/serviceInventory/v4/service",
@@ -56,10 +58,13 @@ SES_PATHS = {
     "tmf656": f"{SES_BASE}/tmf656/serviceProblem",
     "tmf642": f"{SES_BASE}/tmf642/alarm",
 }
+V3_PATHS = {"tmf656": "/tmf-api/serviceProblemManagement/v3/serviceProblem"}  # for older clients: `v3`
 HUB_PATHS = {  # TMF656 notification subscriptions, at each API root it is served under
     "tmf": "/tmf-api/serviceProblemManagement/v4/hub",
     "ses": f"{SES_BASE}/tmf656/hub",
+    "v3": "/tmf-api/serviceProblemManagement/v3/hub",
 }
+_FAMILY_PATHS = {"tmf": TMF_PATHS, "ses": SES_PATHS, "v3": V3_PATHS}
 INVENTORY_VENDOR_PARAMETERS = ("updatedDaysAgo", "status")
 SNOW_PARAMETER = "sysparm_query"
 MERGE_PATCH = "application/merge-patch+json"
@@ -202,25 +207,34 @@ class Simulators:
         """The port the server listens on: the one asked for, or the free one the system chose for port 0."""
         return self._server.server_address[1]
 
-    def url(self, api: str, *, ses: bool = False) -> str:
-        """The collection URL of an API, at its TMF v4 path or (``ses=True``) its SES path."""
-        paths = SES_PATHS if ses else TMF_PATHS
-        if api not in paths:
-            raise KeyError(f"no {'SES' if ses else 'TMF v4'} path for {api!r}; APIs: {', '.join(paths)}")
+    def url(self, api: str, *, ses: bool = False, version: int = 4) -> str:
+        """The collection URL of an API, at its TMF v4 path, (``ses=True``) its SES path or
+        (``version=3``, TMF656 only) its TMF v3 path."""
+        family = "ses" if ses else "v3" if version == 3 else "tmf"
+        paths = _FAMILY_PATHS[family]
+        if api not in paths or (ses and version != 4):
+            raise KeyError(f"no {'SES' if ses else f'TMF v{version}'} path for {api!r}; APIs: {', '.join(paths)}")
         return self.base_url + paths[api]
 
-    def hub_url(self, *, ses: bool = False) -> str:
-        """The TMF656 ``/hub`` URL, at the TMF v4 API root or (``ses=True``) SES's."""
-        return self.base_url + HUB_PATHS["ses" if ses else "tmf"]
+    def hub_url(self, *, ses: bool = False, version: int = 4) -> str:
+        """The TMF656 ``/hub`` URL, at the TMF v4 API root, (``ses=True``) SES's or (``version=3``) v3's."""
+        return self.base_url + HUB_PATHS["ses" if ses else "v3" if version == 3 else "tmf"]
 
     def deliveries(self) -> list[Delivery]:
         """Every attempt to deliver a notification (the newest DELIVERY_LOG_LIMIT), in order."""
         return self.hub.deliveries()
 
     def _present_problem(self, family: str, problem: dict[str, Any]) -> dict[str, Any]:
-        """A stored problem as the paths of `family` ("tmf", "ses") show it."""
-        shown = homed(problem, self.url("tmf656", ses=family == "ses"))
+        """A stored problem as the paths of `family` ("tmf", "ses", "v3") show it."""
+        shown = homed(problem, self.url("tmf656", ses=family == "ses", version=3 if family == "v3" else 4))
+        if family == "v3":
+            return to_v3(shown, self.v3_reference_urls)
         return with_incident(shown) if family == "ses" else shown
+
+    @property
+    def v3_reference_urls(self) -> dict[str, str]:
+        """Where the hrefs v3 requires of references point (`v3.to_v3`)."""
+        return {"ServiceRef": self.url("tmf638"), "ResourceRef": self.url("tmf639"), "ServiceProblemRef": self.url("tmf656", version=3)}
 
     def _tick(self) -> None:
         while not self._ticking.wait(TICK):
@@ -429,6 +443,8 @@ class _Handler(BaseHTTPRequestHandler):
                 self._check_auth(api)
                 if hub:
                     status, payload, headers = _answer_hub(sim, method, item_id, family, body)
+                elif family == "v3":
+                    status, payload, headers = _answer_v3(sim, method, item_id, query, body, self.headers)
                 else:
                     status, payload, headers = _answer(sim, method, api, item_id, ses, query, body, self.headers)
             except TmfError as error:
@@ -438,6 +454,8 @@ class _Handler(BaseHTTPRequestHandler):
                 _logger.exception("simulator failed on %s %s", method, self.path)
                 status, payload = _error_answer(TmfError(500, "Internal Server Error", f"{type(error).__name__}: {error}"), headers)
                 fault = None
+        if family == "v3" and status >= 400 and isinstance(payload, dict):
+            payload = v3_error(payload)
         # Logged before answering, so a client that has its answer finds it in the log.
         record(api, number, status, fault)
         if status == 0 or (fault is not None and fault.kind == "lost"):
@@ -574,13 +592,13 @@ def _error_answer(error: TmfError, headers: dict[str, str]) -> tuple[int, dict[s
 class _Route(NamedTuple):
     api: str
     item_id: str | None
-    family: str  # "tmf" or "ses": which paths
+    family: str  # "tmf", "ses" or "v3": which paths
     hub: bool  # a TMF656 /hub path
 
 
 def _route(path: str) -> _Route | None:
     """What a request path asks for."""
-    for family, paths in (("tmf", TMF_PATHS), ("ses", SES_PATHS)):
+    for family, paths in _FAMILY_PATHS.items():
         hub_path = HUB_PATHS.get(family)
         for api, collection, hub in [*((api, collection, False) for api, collection in paths.items()), ("tmf656", hub_path, True)]:
             if collection is None:
@@ -738,6 +756,34 @@ def _answer_problems(
             return 201, problem, {"Location": problem["href"]}
         raise TmfError(405, "Method Not Allowed", f"{method} on a collection")
     return _answer_item("tmf656", problems, method, item_id, query, body, headers, collection_url, with_incident if ses else None)
+
+
+def _answer_v3(
+    sim: Simulators, method: str, item_id: str | None, query: list[tuple[str, str]], body: bytes, headers: Mapping[str, str]
+) -> tuple[int, Any, dict[str, str]]:
+    """TMF656 v3: the same problems, with v3 bodies and answers (`v3`)."""
+    problems, collection_url, urls = sim.problems, sim.url("tmf656", version=3), sim.v3_reference_urls
+    if item_id is None:
+        if method == "GET":
+            list_query = _checked_filters(V3_API, parse_list_query(query)[0])
+            matches = [shown for p in problems.all(collection_url) if list_query.matches(shown := to_v3(p, urls))]
+            stop = len(matches) if list_query.limit is None else list_query.offset + list_query.limit
+            return _list_answer(list_query, len(matches), matches[list_query.offset : stop])
+        if method == "POST":
+            problem = to_v3(problems.create(from_v3(_json(body)), collection_url=collection_url), urls)
+            return 201, problem, {"Location": problem["href"]}
+        raise TmfError(405, "Method Not Allowed", f"{method} on a collection")
+    if method == "GET":
+        fields = _fields(query)
+        _check_fields(V3_API, fields)
+        return 200, select_fields(to_v3(problems.get(item_id, collection_url), urls), fields), {}
+    if method == "PATCH":
+        _require_merge_patch(headers)
+        return 200, to_v3(problems.patch(item_id, from_v3(_json(body), patch=True), collection_url), urls), {}
+    if method == "DELETE":
+        problems.delete(item_id)
+        return 204, None, {}
+    raise TmfError(405, "Method Not Allowed", f"{method} on an item")
 
 
 def _answer_item(
