@@ -80,6 +80,7 @@ def _show(args: argparse.Namespace) -> int:
 
 
 def _simulate(args: argparse.Namespace) -> int:
+    from .simulators.activity import KINDS, ProblemActivity
     from .simulators.inventory import InventorySpec
     from .simulators.server import SES_PATHS, TMF_PATHS, Simulators
 
@@ -103,8 +104,10 @@ def _simulate(args: argparse.Namespace) -> int:
     def now() -> float:  # simulated time runs `speed` times as fast as the wall clock from day 0
         return spec.start + (time.time() - spec.start) * args.speed
 
+    # Every kind of ServiceNow user activity on the service problems at the same rate an hour.
+    activity = ProblemActivity(**dict.fromkeys(KINDS[:-1], args.problem_activity), seed=args.seed) if args.problem_activity else None
     try:
-        simulators = Simulators(spec, credentials=credentials, now=now, port=args.port, seed=args.seed)
+        simulators = Simulators(spec, credentials=credentials, now=now, port=args.port, seed=args.seed, activity=activity)
     except OSError as error:
         raise DmemuError(f"cannot listen on 127.0.0.1:{args.port}: {error.strerror or error}") from None
     with simulators:
@@ -167,6 +170,16 @@ def _speed(text: str) -> float:
         raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
     if not 0 < value <= 10_000_000:  # NaN fails this too
         raise argparse.ArgumentTypeError(f"{text} is not a speed from above 0 to 10,000,000")
+    return value
+
+
+def _rate(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    if not 0.0 <= value <= 100_000:  # NaN fails this too
+        raise argparse.ArgumentTypeError(f"{value:g} is not a rate from 0 to 100,000 an hour")
     return value
 
 
@@ -272,6 +285,10 @@ def build_parser() -> _Parser:
     simulate.add_argument("--churn", type=_fraction, default=0.0, help="fraction of items changed per day")
     simulate.add_argument("--arrivals", type=_fraction, default=0.0, help="fraction of new items per day")
     simulate.add_argument("--removals", type=_fraction, default=0.0, help="fraction of items removed per day")
+    simulate.add_argument(
+        "--problem-activity", type=_rate, default=0.0, metavar="N",
+        help="ServiceNow users act on TMF656 problems, each kind of action N times a simulated hour (default: 0)",
+    )
     simulate.add_argument(
         "--speed", type=_speed, default=1.0, help="simulated seconds per real second, e.g. 86400 for a day a second (default: 1)"
     )

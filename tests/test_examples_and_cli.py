@@ -299,6 +299,7 @@ def test_cli_show_imports_a_users_own_protocol_from_the_current_folder_or_path(t
         (["demo", "--port", "abc"], "dmemu demo: argument --port: 'abc' is not a whole number"),
         (["demo", "--seed", "one"], "dmemu demo: argument --seed: 'one' is not a whole number"),
         (["simulate", "--churn", "lots"], "dmemu simulate: argument --churn: 'lots' is not a number"),
+        (["simulate", "--problem-activity", "-1"], "dmemu simulate: argument --problem-activity: -1 is not a rate from 0 to 100,000 an hour"),
         (["show", "--state", "s", "--rows", "all"], "dmemu show: argument --rows: 'all' is not a whole number"),
         (["show", "--state", "s", "--width", "wide"], "dmemu show: argument --width: 'wide' is not a whole number"),
         (["show", "--state", "s", "Meter A", "General", "Extra"], "dmemu show: unrecognized arguments: Extra (see dmemu show --help)"),

@@ -16,6 +16,7 @@ TMF638 = "TMF638_ServiceInventory_v4.0.0.swagger.json"
 TMF639 = "TMF639_ResourceInventory_v4.0.0.swagger.json"
 TMF639_HOTFIX = "TMF639_ResourceInventory_v4.0.0-github-hotfix.swagger.json"
 TMF656 = "TMF656_ServiceProblemManagement_v4.0.0.swagger.json"
+TMF656_V3 = "TMF656_ServiceProblemManagement_v3.0.0.swagger.json"  # the v3 path's
 
 
 # Only date-time is checked, and here rather than by jsonschema's own checker, which checks it only

@@ -2,6 +2,7 @@
 on a loopback server, with a generated inventory and faults on demand. It imports nothing from
 dmemu.protocol or dmemu.elements: it is the other side of the wire."""
 
+from .activity import ProblemActivity
 from .faults import Fault, FaultPlan, RequestRecord
 from .inventory import Inventory
 from .server import SES_PATHS, TMF_PATHS, Simulators
@@ -16,6 +17,7 @@ __all__ = [
     "FaultPlan",
     "Inventory",
     "InventorySpec",
+    "ProblemActivity",
     "RequestRecord",
     "Simulators",
 ]

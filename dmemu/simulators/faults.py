@@ -10,6 +10,11 @@ the real answer), or breaks the answer: malformed JSON, a truncated body, or a c
 dropped without an answer, either before the request takes effect (``drop``) or after
 (``lost``: the create or patch is done, its answer never arrives, so a client that retries
 makes a duplicate unless it checks first). Any kind may wait first.
+
+A ``rate_limit`` fault lets `limit` of the requests it matches through in any `per` seconds of
+the simulator's clock (a sliding window) and answers the others 429 Too Many Requests, with
+``Retry-After``: `retry_after` when given, else the whole seconds until the window lets one
+through again. Refused requests do not count against the limit.
 """
 
 from __future__ import annotations
@@ -24,12 +29,13 @@ from typing import Any, Literal
 
 import attrs
 
-FaultKind = Literal["status", "latency", "malformed", "truncated", "drop", "lost"]
-KINDS: tuple[str, ...] = ("status", "latency", "malformed", "truncated", "drop", "lost")
+FaultKind = Literal["status", "latency", "malformed", "truncated", "drop", "lost", "rate_limit"]
+KINDS: tuple[str, ...] = ("status", "latency", "malformed", "truncated", "drop", "lost", "rate_limit")
+RATE_LIMITED = 429  # what a rate_limit fault answers
 APIS: tuple[str, ...] = ("tmf638", "tmf639", "tmf656", "tmf642", "*")
 METHODS: tuple[str, ...] = ("GET", "POST", "PATCH", "DELETE")
 TARGETS: tuple[str, ...] = ("collection", "item")  # list or create, or one item
-PATH_FAMILIES: tuple[str, ...] = ("tmf", "ses")  # the TMF v4 paths, or SES's gstm paths
+PATH_FAMILIES: tuple[str, ...] = ("tmf", "ses", "v3")  # the TMF v4 paths, SES's gstm paths, TMF656's v3 path
 BODY_LOG_LIMIT = 64 * 1024  # bytes of a request body the log keeps
 LOG_LIMIT = 100_000  # requests the log keeps, the newest
 MAX_LATENCY = 86_400  # seconds: a day outlasts any client's timeout, and time.sleep takes it
@@ -86,9 +92,11 @@ class Fault:
     method: str | None = attrs.field(default=None, validator=_one_of("method", METHODS, optional=True))
     probability: float = 1.0
     target: Literal["collection", "item"] | None = attrs.field(default=None, validator=_one_of("target", TARGETS, optional=True))
-    paths: Literal["tmf", "ses"] | None = attrs.field(default=None, validator=_one_of("paths", PATH_FAMILIES, optional=True))
+    paths: Literal["tmf", "ses", "v3"] | None = attrs.field(default=None, validator=_one_of("paths", PATH_FAMILIES, optional=True))
     # Compared, not hashed: a mapping has no hash, and equal faults still hash alike without it.
     query: Mapping[str, str] | None = attrs.field(default=None, converter=_optional_query, hash=False)
+    limit: int | None = None  # rate_limit: requests let through per window
+    per: float | None = None  # rate_limit: the window, in seconds of the simulator's clock
 
     def __attrs_post_init__(self) -> None:
         if self.kind not in KINDS:
@@ -101,6 +109,16 @@ class Fault:
             raise ValueError(f"fault latency {self.latency!r} is not a number of seconds from 0 to {MAX_LATENCY}")
         if self.retry_after is not None and (not _is_number(self.retry_after) or self.retry_after < 0):
             raise ValueError(f"fault retry_after {self.retry_after!r} is not a number of seconds from 0")
+        if self.kind != "rate_limit":
+            if self.limit is not None or self.per is not None:
+                raise ValueError(f"fault limit and per are for kind 'rate_limit', not {self.kind!r}")
+            return
+        if type(self.limit) is not int or self.limit < 0:
+            raise ValueError(f"fault limit {self.limit!r} is not a whole number of requests from 0")
+        if not _is_number(self.per) or self.per <= 0:  # type: ignore[arg-type]
+            raise ValueError(f"fault per {self.per!r} is not a number of seconds above 0")
+        if self.status not in (503, RATE_LIMITED):  # 503 is the default: left alone
+            raise ValueError(f"fault status {self.status!r}: a rate_limit fault answers {RATE_LIMITED}")
 
     def matches(
         self,
@@ -197,6 +215,7 @@ class FaultPlan:
         self._faults: list[Fault] = []
         self._counters: dict[str, int] = {}
         self._log: collections.deque[RequestRecord] = collections.deque(maxlen=log_limit)
+        self._admitted: dict[int, collections.deque[float]] = {}  # rate_limit fault's index -> times let through
         self._lock = threading.Lock()
 
     def add(self, *faults: Fault) -> None:
@@ -206,6 +225,7 @@ class FaultPlan:
     def clear(self) -> None:
         with self._lock:
             self._faults.clear()
+            self._admitted.clear()
 
     @property
     def faults(self) -> list[Fault]:
@@ -227,19 +247,35 @@ class FaultPlan:
         target: str | None = None,
         paths: str | None = None,
         query: Mapping[str, Iterable[str]] | None = None,
+        now: float = 0.0,
     ) -> Fault | None:
-        """The first fault that hits this request (see `Fault.matches`), or None."""
+        """The first fault that hits this request (see `Fault.matches`), or None. A rate_limit
+        fault hits only beyond its limit (`now` is the simulator's time), and comes back with
+        the Retry-After it answers."""
         with self._lock:
             faults = list(self._faults)
         # Each fault draws on its own seed, so two probabilistic faults do not always coincide.
-        return next(
-            (
-                f
-                for index, f in enumerate(faults)
-                if f.matches(api, method, number, page, f"{self.seed}:{index}", target=target, paths=paths, query=query)
-            ),
-            None,
-        )
+        for index, fault in enumerate(faults):
+            if not fault.matches(api, method, number, page, f"{self.seed}:{index}", target=target, paths=paths, query=query):
+                continue
+            if fault.kind != "rate_limit":
+                return fault
+            wait = self._rate_limited(index, fault, now)
+            if wait is not None:
+                return fault if fault.retry_after is not None else attrs.evolve(fault, retry_after=wait)
+        return None
+
+    def _rate_limited(self, index: int, fault: Fault, now: float) -> float | None:
+        """None when the window lets this request through (it is counted), else the seconds until it would."""
+        assert fault.limit is not None and fault.per is not None
+        with self._lock:
+            admitted = self._admitted.setdefault(index, collections.deque())
+            while admitted and admitted[0] <= now - fault.per:
+                admitted.popleft()
+            if len(admitted) < fault.limit:
+                admitted.append(now)
+                return None
+            return max(1.0, (admitted[0] + fault.per - now) if admitted else fault.per)
 
     def record(self, record: RequestRecord) -> None:
         with self._lock:

@@ -1,6 +1,7 @@
 """What the TMF v4 specifications say about each API's items, as data the server checks bodies against.
 
-The tables come from the v4 swagger files in ``shared/tmf/specs`` (copied to ``tests/tmf_specs``,
+The tables come from the v4 swagger files in ``shared/tmf/specs`` (and, as API ``tmf656v3``, TMF656's
+v3 file, for the v3 path) (copied to ``tests/tmf_specs``,
 which only the tests read). ``DEFINITIONS`` holds, for each API, the object definitions its entity
 (``Service``, ``Resource``, ``ServiceProblem``) reaches through its members: which members each
 requires and each member's type; ``ENUMERATION_TYPES`` the enumerations they reach. TMF639's come
@@ -41,7 +42,7 @@ def _object(required: str, strings: str, **others: str) -> Definition:
     return Definition(frozenset(required.split()), {**dict.fromkeys(strings.split(), "string"), **others})
 
 
-ENTITIES: dict[str, str] = {"tmf638": "Service", "tmf639": "Resource", "tmf656": "ServiceProblem"}
+ENTITIES: dict[str, str] = {"tmf638": "Service", "tmf639": "Resource", "tmf656": "ServiceProblem", "tmf656v3": "ServiceProblem"}
 
 # The typed members a Service and a ServiceRefOrValue share, and a Resource and a ResourceRefOrValue
 # (a RefOrValue adds the "@" strings): written once.
@@ -233,6 +234,48 @@ DEFINITIONS: dict[str, dict[str, Definition]] = {
         "ExternalIdentifier": _object("id", "id href externalIdentifierType owner @baseType @schemaLocation @type"),
         "RelatedPlace": _object("", "id href name role @baseType @schemaLocation @type @referredType"),
     },
+    # TMF656 v3 (TMF656_ServiceProblemManagement_v3.0.0.swagger.json), served at its own path (`v3`).
+    "tmf656v3": {
+        "ServiceProblem": _object(
+            "",
+            "id href category correlationId description impactImportanceFactor originatingSystem problemEscalation "
+            "reason status statusChangeReason @baseType @schemaLocation @type",
+            affectedNumberOfServices="integer", priority="integer", resolutionDate="date-time",
+            statusChangeDate="date-time", timeChanged="date-time", timeRaised="date-time",
+            affectedLocation="Place[]", affectedResource="ResourceRef[]", affectedService="ServiceRef[]",
+            associatedSLAViolation="SLAViolationRef[]", associatedTroubleTicket="TroubleTicketRef[]", comment="Note[]",
+            extensionInfo="Characteristic[]", firstAlert="RelatedEntityRef", impactPatterns="ImpactPattern",
+            originatorParty="RelatedParty", parentProblem="ServiceProblemRef[]", relatedEvent="EventRef[]",
+            relatedObject="RelatedEntityRef[]", relatedParty="RelatedParty[]", responsibleParty="RelatedParty",
+            rootCauseResource="ResourceRef[]", rootCauseService="ServiceRef[]", trackingRecord="TrackingRecord[]",
+            underlyingAlarm="ResourceAlarmRef[]", underlyingProblem="ServiceProblemRef[]",
+        ),
+        "ServiceProblemRef": _object("href id", "id href correlationId @baseType @schemaLocation @type @referredType"),
+        "ResourceAlarmRef": _object(
+            "href id", "id href @baseType @schemaLocation @type @referredType", changeRequest="ChangeRequestRef"
+        ),
+        "ChangeRequestRef": _object("href id", "id href @baseType @schemaLocation @type @referredType"),
+        "TrackingRecord": _object(
+            "",
+            "id description systemId user @baseType @schemaLocation @type",
+            time="date-time", extensionInfo="Characteristic[]",
+        ),
+        "Characteristic": _object("name value", "name valueType @baseType @schemaLocation @type", value="any"),
+        "ServiceRef": _object("href id", "id href @baseType @schemaLocation @type @referredType"),
+        "ResourceRef": _object("href id", "id href name @baseType @schemaLocation @type @referredType"),
+        "RelatedParty": _object("", "id href name role @baseType @schemaLocation @type @referredType"),
+        "RelatedEntityRef": _object("href id", "id href name @baseType @schemaLocation @type @referredType"),
+        "EventRef": _object(
+            "href id", "id href eventType @baseType @schemaLocation @type @referredType", eventTime="date-time"
+        ),
+        "ImpactPattern": _object("", "description @baseType @schemaLocation @type", extensionInfo="Characteristic[]"),
+        "Note": _object("", "author system text @baseType @schemaLocation @type", date="date-time"),
+        "TroubleTicketRef": _object(
+            "href id", "id href correlationId status @baseType @schemaLocation @type @referredType"
+        ),
+        "SLAViolationRef": _object("href id", "id href @baseType @schemaLocation @type @referredType"),
+        "Place": _object("", "id href name role @baseType @schemaLocation @type"),
+    },
 }  # fmt: skip
 
 ENUMERATION_TYPES: dict[str, dict[str, frozenset[str]]] = {
@@ -251,6 +294,7 @@ ENUMERATION_TYPES: dict[str, dict[str, frozenset[str]]] = {
             "acknowledged", "rejected", "pending", "held", "inProgress", "resolved", "cancelled", "closed",
         }),
     },
+    "tmf656v3": {},  # v3's status is a string (its description lists the values; the v4 store checks them)
 }  # fmt: skip
 
 
@@ -291,6 +335,7 @@ EXTENSION_TYPES: dict[str, dict[str, str]] = {
     "tmf638": {"@type": "string", "@baseType": "string", "@schemaLocation": "string", "lastUpdate": "date-time"},
     "tmf639": {"lastUpdate": "date-time"},
     "tmf656": {"timeRaised": "date-time", "timeChanged": "date-time"},
+    "tmf656v3": {},
 }
 
 PATCHABLE: dict[str, frozenset[str]] = {
@@ -315,6 +360,15 @@ PATCHABLE: dict[str, frozenset[str]] = {
         "responsibleParty", "rootCauseResource", "rootCauseService", "slaViolation", "status", "statusChangeDate",
         "statusChangeReason", "troubleTicket", "underlyingAlarm", "underlyingProblem",
     }),
+    # Not correlationId, firstAlert, originatingSystem, timeRaised or trackingRecord (nor id, href).
+    "tmf656v3": frozenset({
+        "@baseType", "@schemaLocation", "@type", "affectedLocation", "affectedNumberOfServices", "affectedResource",
+        "affectedService", "associatedSLAViolation", "associatedTroubleTicket", "category", "comment", "description",
+        "extensionInfo", "impactImportanceFactor", "impactPatterns", "originatorParty", "parentProblem", "priority",
+        "problemEscalation", "reason", "relatedEvent", "relatedObject", "relatedParty", "resolutionDate",
+        "responsibleParty", "rootCauseResource", "rootCauseService", "status", "statusChangeDate", "statusChangeReason",
+        "timeChanged", "underlyingAlarm", "underlyingProblem",
+    }),
 }  # fmt: skip
 
 # The required attributes of the *_Create definitions (TMF639's official file also lists href
@@ -323,6 +377,7 @@ CREATE_REQUIRED: dict[str, tuple[str, ...]] = {
     "tmf638": ("state", "serviceSpecification"),
     "tmf639": ("name",),
     "tmf656": ("category", "priority", "description", "reason", "originatorParty"),
+    "tmf656v3": ("category", "priority", "description", "reason", "originatorParty"),
 }
 
 # The first-level attributes of what the server answers with (the entity's, id and href among

@@ -28,19 +28,23 @@ import threading
 import time
 from collections.abc import Callable, Mapping
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any
+from typing import Any, NamedTuple
 from urllib.parse import parse_qsl, unquote, urlsplit
 
 import attrs
 
+from .activity import ProblemActivity
 from .clock import iso_utc, parse_snow
-from .faults import LOG_LIMIT, Fault, FaultPlan, RequestRecord, logged_body, masked_headers
+from .faults import LOG_LIMIT, RATE_LIMITED, Fault, FaultPlan, RequestRecord, logged_body, masked_headers
+from .hub import RETRY_DELAYS, Delivery, NotificationHub
 from .inventory import Inventory
-from .problems import ServiceProblems
+from .problems import ServiceProblems, correlation_ids, incident_number, with_incident
 from .schema import ANSWER_TYPES, ENUMERATIONS
 from .spec import InventorySpec
 from .store import EncodedItems, InventoryStore
-from .tmf import ListQuery, TmfError, bad_request, instant, item_href, parse_list_query, select_fields, too_deep
+from .tmf import ListQuery, TmfError, bad_request, homed, instant, item_href, parse_list_query, select_fields, too_deep
+from .v3 import API as V3_API
+from .v3 import from_v3, to_v3, v3_error
 
 TMF_PATHS = {
     "tmf638": "/tmf-api/serviceInventory/v4/service",
@@ -54,11 +58,19 @@ SES_PATHS = {
     "tmf656": f"{SES_BASE}/tmf656/serviceProblem",
     "tmf642": f"{SES_BASE}/tmf642/alarm",
 }
+V3_PATHS = {"tmf656": "/tmf-api/serviceProblemManagement/v3/serviceProblem"}  # for older clients: `v3`
+HUB_PATHS = {  # TMF656 notification subscriptions, at each API root it is served under
+    "tmf": "/tmf-api/serviceProblemManagement/v4/hub",
+    "ses": f"{SES_BASE}/tmf656/hub",
+    "v3": "/tmf-api/serviceProblemManagement/v3/hub",
+}
+_FAMILY_PATHS = {"tmf": TMF_PATHS, "ses": SES_PATHS, "v3": V3_PATHS}
 INVENTORY_VENDOR_PARAMETERS = ("updatedDaysAgo", "status")
 SNOW_PARAMETER = "sysparm_query"
 MERGE_PATCH = "application/merge-patch+json"
 UNKNOWN_API = "unknown"  # how the request log names requests to no API
 _logger = logging.getLogger("dmemu.simulators")
+TICK = 0.05  # wall-clock seconds between the ticker's catch-ups with the problem activity
 
 
 _SCALAR_TYPES = ("string", "date-time", "integer", "boolean")
@@ -137,7 +149,12 @@ class Simulators:
     `credentials` maps an API ("tmf638", "tmf639", "tmf656", "tmf642") to (user, password):
     those APIs then want HTTP basic auth. `now` is the simulated time (epoch seconds); pass
     the DMS clock's ``now`` to keep the two in step. `seed` draws the probabilistic faults;
-    the request log keeps the newest `log_limit` requests.
+    the request log keeps the newest `log_limit` requests. `activity` makes ServiceNow users
+    work on the service problems over simulated time (`ProblemActivity`; none by default).
+    TMF656 ``/hub`` subscribers get notifications (`hub`), retried after each of
+    `notification_retry_delays` (wall-clock seconds) when a callback fails; while they run, a
+    ticker applies the activity due every `TICK` seconds, so subscribers hear of it without anyone
+    reading the problems.
 
     `stop()` closes the listening socket and every open connection (a client's next request on
     a kept-alive connection fails, as with a real outage); `start()` again listens on the same
@@ -154,6 +171,8 @@ class Simulators:
         port: int = 0,
         seed: int = 1,
         log_limit: int = LOG_LIMIT,
+        activity: ProblemActivity | None = None,
+        notification_retry_delays: tuple[float, ...] = RETRY_DELAYS,
     ) -> None:
         self.spec = spec or InventorySpec()
         self.now = now or time.time
@@ -169,7 +188,10 @@ class Simulators:
         self.inventory = Inventory(self.spec, self.now, href_base=self.base_url)
         self.services = self._inventory_store("tmf638", lambda: self.inventory.services)
         self.resources = self._inventory_store("tmf639", lambda: self.inventory.resources)
-        self.problems = ServiceProblems(self.now, self.url("tmf656"))
+        self.hub = NotificationHub(self._present_problem, retry_delays=notification_retry_delays)
+        self.problems = ServiceProblems(self.now, self.url("tmf656"), activity=activity, listener=self.hub.publish)
+        self._ticker: threading.Thread | None = None
+        self._ticking = threading.Event()  # set while the ticker should run
         self.alarms: list[dict[str, Any]] = []
         self._alarms_lock = threading.Lock()  # an alarm's id is its place in the list
 
@@ -185,15 +207,49 @@ class Simulators:
         """The port the server listens on: the one asked for, or the free one the system chose for port 0."""
         return self._server.server_address[1]
 
-    def url(self, api: str, *, ses: bool = False) -> str:
-        """The collection URL of an API, at its TMF v4 path or (``ses=True``) its SES path."""
-        paths = SES_PATHS if ses else TMF_PATHS
-        if api not in paths:
-            raise KeyError(f"no {'SES' if ses else 'TMF v4'} path for {api!r}; APIs: {', '.join(paths)}")
+    def url(self, api: str, *, ses: bool = False, version: int = 4) -> str:
+        """The collection URL of an API, at its TMF v4 path, (``ses=True``) its SES path or
+        (``version=3``, TMF656 only) its TMF v3 path."""
+        family = "ses" if ses else "v3" if version == 3 else "tmf"
+        paths = _FAMILY_PATHS[family]
+        if api not in paths or (ses and version != 4):
+            raise KeyError(f"no {'SES' if ses else f'TMF v{version}'} path for {api!r}; APIs: {', '.join(paths)}")
         return self.base_url + paths[api]
+
+    def hub_url(self, *, ses: bool = False, version: int = 4) -> str:
+        """The TMF656 ``/hub`` URL, at the TMF v4 API root, (``ses=True``) SES's or (``version=3``) v3's."""
+        return self.base_url + HUB_PATHS["ses" if ses else "v3" if version == 3 else "tmf"]
+
+    def deliveries(self) -> list[Delivery]:
+        """Every attempt to deliver a notification (the newest DELIVERY_LOG_LIMIT), in order."""
+        return self.hub.deliveries()
+
+    def _present_problem(self, family: str, problem: dict[str, Any]) -> dict[str, Any]:
+        """A stored problem as the paths of `family` ("tmf", "ses", "v3") show it."""
+        shown = homed(problem, self.url("tmf656", ses=family == "ses", version=3 if family == "v3" else 4))
+        if family == "v3":
+            return to_v3(shown, self.v3_reference_urls)
+        return with_incident(shown) if family == "ses" else shown
+
+    @property
+    def v3_reference_urls(self) -> dict[str, str]:
+        """Where the hrefs v3 requires of references point (`v3.to_v3`)."""
+        return {"ServiceRef": self.url("tmf638"), "ResourceRef": self.url("tmf639"), "ServiceProblemRef": self.url("tmf656", version=3)}
+
+    def _tick(self) -> None:
+        while not self._ticking.wait(TICK):
+            try:
+                self.problems.catch_up()
+            except Exception:  # a bug: logged, and the ticker goes on
+                _logger.exception("applying the service problem activity failed")
 
     def start(self) -> Simulators:
         """Serve (again, after `stop`, on the same port; OSError if something else took it)."""
+        self.hub.start()
+        if self.problems.activity is not None and self._ticker is None:
+            self._ticking.clear()
+            self._ticker = threading.Thread(target=self._tick, name="dmemu-problem-activity", daemon=True)
+            self._ticker.start()
         if not self._listening:
             self._server = _Server(self._server.server_address[:2], _Handler, self)
             self._listening = True
@@ -207,6 +263,11 @@ class Simulators:
         return self
 
     def stop(self) -> None:
+        if self._ticker is not None:
+            self._ticking.set()  # here: "stop"
+            self._ticker.join()
+            self._ticker = None
+        self.hub.stop()
         if self._thread is not None:
             self._server.shutdown()
             self._thread.join()
@@ -351,11 +412,13 @@ class _Handler(BaseHTTPRequestHandler):
             record(UNKNOWN_API, sim.faults.next_number(UNKNOWN_API), 404, None)
             self._send_error(TmfError(404, "Not Found", f"no API at {path}"))
             return
-        api, item_id, ses = route
+        api, item_id, family, hub = route
+        ses = family == "ses"
         number = sim.faults.next_number(api)
         fault = sim.faults.fault_for(
             api, method, number, _page(query),
-            target="collection" if item_id is None else "item", paths="ses" if ses else "tmf", query=_values_by_name(query),
+            target="hub" if hub else "collection" if item_id is None else "item", paths=family, query=_values_by_name(query),
+            now=sim.now(),
         )  # fmt: skip
         if fault is not None and fault.latency:
             time.sleep(fault.latency)
@@ -366,15 +429,24 @@ class _Handler(BaseHTTPRequestHandler):
         headers: dict[str, str] = {}
         if fault is not None and fault.kind == "drop":
             status, payload = 0, None
-        elif fault is not None and fault.kind == "status":
+        elif fault is not None and fault.kind in ("status", "rate_limit"):
             retry_after = fault.retry_after_header
             if retry_after is not None:
                 headers["Retry-After"] = retry_after
-            status, payload = _error_answer(TmfError(fault.status, "Simulated Fault", f"fault on request {number}"), headers)
+            if fault.kind == "rate_limit":
+                error = TmfError(RATE_LIMITED, "Too Many Requests", f"more than {fault.limit} requests in {fault.per:g} s")
+            else:
+                error = TmfError(fault.status, "Simulated Fault", f"fault on request {number}")
+            status, payload = _error_answer(error, headers)
         else:
             try:
                 self._check_auth(api)
-                status, payload, headers = _answer(sim, method, api, item_id, ses, query, body, self.headers)
+                if hub:
+                    status, payload, headers = _answer_hub(sim, method, item_id, family, body)
+                elif family == "v3":
+                    status, payload, headers = _answer_v3(sim, method, item_id, query, body, self.headers)
+                else:
+                    status, payload, headers = _answer(sim, method, api, item_id, ses, query, body, self.headers)
             except TmfError as error:
                 status, payload = _error_answer(error, headers)
                 fault = None  # a refused request is answered whole
@@ -382,6 +454,8 @@ class _Handler(BaseHTTPRequestHandler):
                 _logger.exception("simulator failed on %s %s", method, self.path)
                 status, payload = _error_answer(TmfError(500, "Internal Server Error", f"{type(error).__name__}: {error}"), headers)
                 fault = None
+        if family == "v3" and status >= 400 and isinstance(payload, dict):
+            payload = v3_error(payload)
         # Logged before answering, so a client that has its answer finds it in the log.
         record(api, number, status, fault)
         if status == 0 or (fault is not None and fault.kind == "lost"):
@@ -497,6 +571,8 @@ class _Handler(BaseHTTPRequestHandler):
             elif path == "/_admin/requests" and method == "GET":
                 api = dict(query).get("api")  # ?api=tmf638: that API's requests only
                 self._send_json(200, [attrs.asdict(r) for r in sim.faults.requests(api)], {}, None)
+            elif path == "/_admin/deliveries" and method == "GET":
+                self._send_json(200, [attrs.asdict(d) for d in sim.deliveries()], {}, None)
             elif path == "/_admin/requests" and method == "DELETE":
                 sim.faults.clear_log()
                 self._send_json(204, None, {}, None)
@@ -513,17 +589,43 @@ def _error_answer(error: TmfError, headers: dict[str, str]) -> tuple[int, dict[s
     return error.status, error.body()
 
 
-def _route(path: str) -> tuple[str, str | None, bool] | None:
-    """(api, item id or None, SES path?) for a request path."""
-    for ses, paths in ((False, TMF_PATHS), (True, SES_PATHS)):
-        for api, collection in paths.items():
+class _Route(NamedTuple):
+    api: str
+    item_id: str | None
+    family: str  # "tmf", "ses" or "v3": which paths
+    hub: bool  # a TMF656 /hub path
+
+
+def _route(path: str) -> _Route | None:
+    """What a request path asks for."""
+    for family, paths in _FAMILY_PATHS.items():
+        hub_path = HUB_PATHS.get(family)
+        for api, collection, hub in [*((api, collection, False) for api, collection in paths.items()), ("tmf656", hub_path, True)]:
+            if collection is None:
+                continue
             if path == collection:
-                return api, None, ses
+                return _Route(api, None, family, hub)
             if path.startswith(collection + "/"):
                 item_id = path[len(collection) + 1 :]
                 if item_id and "/" not in item_id:  # an id with a "/" comes as %2F
-                    return api, unquote(item_id), ses
+                    return _Route(api, unquote(item_id), family, hub)
     return None
+
+
+def _answer_hub(sim: Simulators, method: str, subscription_id: str | None, family: str, body: bytes) -> tuple[int, Any, dict[str, str]]:
+    """POST /hub, GET and DELETE /hub/{id}."""
+    hub_url = sim.base_url + HUB_PATHS[family]
+    if subscription_id is None:
+        if method != "POST":
+            raise TmfError(405, "Method Not Allowed", f"{method} on /hub: register a listener with POST")
+        subscription = sim.hub.subscribe(_json(body), family)
+        return 201, subscription, {"Location": item_href(hub_url, subscription["id"])}
+    if method == "GET":
+        return 200, sim.hub.get(subscription_id), {}
+    if method == "DELETE":
+        sim.hub.delete(subscription_id)
+        return 204, None, {}
+    raise TmfError(405, "Method Not Allowed", f"{method} on a hub subscription: GET or DELETE it")
 
 
 def _values_by_name(query: list[tuple[str, str]]) -> dict[str, list[str]]:
@@ -645,14 +747,43 @@ def _answer_problems(
             list_query, vendor = parse_list_query(query, vendor=(SNOW_PARAMETER,) if ses else ())
             list_query = _checked_filters("tmf656", list_query)
             snow = _parse_snow_query(vendor[SNOW_PARAMETER]) if SNOW_PARAMETER in vendor else SnowQuery()
-            matches = snow.ordered([p for p in problems.all(collection_url) if list_query.matches(p) and snow.matches(p)])
+            shown = [with_incident(p) for p in problems.all(collection_url)] if ses else problems.all(collection_url)
+            matches = snow.ordered([p for p in shown if list_query.matches(p) and snow.matches(p)])
             stop = len(matches) if list_query.limit is None else list_query.offset + list_query.limit
             return _list_answer(list_query, len(matches), matches[list_query.offset : stop])
         if method == "POST":
             problem = problems.create(_json(body), collection_url=collection_url, incident=ses)
             return 201, problem, {"Location": problem["href"]}
         raise TmfError(405, "Method Not Allowed", f"{method} on a collection")
-    return _answer_item("tmf656", problems, method, item_id, query, body, headers, collection_url)
+    return _answer_item("tmf656", problems, method, item_id, query, body, headers, collection_url, with_incident if ses else None)
+
+
+def _answer_v3(
+    sim: Simulators, method: str, item_id: str | None, query: list[tuple[str, str]], body: bytes, headers: Mapping[str, str]
+) -> tuple[int, Any, dict[str, str]]:
+    """TMF656 v3: the same problems, with v3 bodies and answers (`v3`)."""
+    problems, collection_url, urls = sim.problems, sim.url("tmf656", version=3), sim.v3_reference_urls
+    if item_id is None:
+        if method == "GET":
+            list_query = _checked_filters(V3_API, parse_list_query(query)[0])
+            matches = [shown for p in problems.all(collection_url) if list_query.matches(shown := to_v3(p, urls))]
+            stop = len(matches) if list_query.limit is None else list_query.offset + list_query.limit
+            return _list_answer(list_query, len(matches), matches[list_query.offset : stop])
+        if method == "POST":
+            problem = to_v3(problems.create(from_v3(_json(body)), collection_url=collection_url), urls)
+            return 201, problem, {"Location": problem["href"]}
+        raise TmfError(405, "Method Not Allowed", f"{method} on a collection")
+    if method == "GET":
+        fields = _fields(query)
+        _check_fields(V3_API, fields)
+        return 200, select_fields(to_v3(problems.get(item_id, collection_url), urls), fields), {}
+    if method == "PATCH":
+        _require_merge_patch(headers)
+        return 200, to_v3(problems.patch(item_id, from_v3(_json(body), patch=True), collection_url), urls), {}
+    if method == "DELETE":
+        problems.delete(item_id)
+        return 204, None, {}
+    raise TmfError(405, "Method Not Allowed", f"{method} on an item")
 
 
 def _answer_item(
@@ -664,15 +795,18 @@ def _answer_item(
     body: bytes,
     headers: Mapping[str, str],
     collection_url: str,
+    present: Callable[[dict[str, Any]], dict[str, Any]] | None = None,
 ) -> tuple[int, Any, dict[str, str]]:
-    """Retrieve, merge-patch or delete one item of any API's store."""
+    """Retrieve, merge-patch or delete one item of any API's store; `present` shows an answer's item
+    as the path asked has it."""
+    present = present or (lambda item: item)
     if method == "GET":
         fields = _fields(query)
         _check_fields(api, fields)
-        return 200, select_fields(store.get(item_id, collection_url), fields), {}
+        return 200, select_fields(present(store.get(item_id, collection_url)), fields), {}
     if method == "PATCH":
         _require_merge_patch(headers)
-        return 200, store.patch(item_id, _json(body), collection_url), {}
+        return 200, present(store.patch(item_id, _json(body), collection_url)), {}
     if method == "DELETE":
         store.delete(item_id)
         return 204, None, {}
@@ -680,22 +814,39 @@ def _answer_item(
 
 
 SNOW_ORDER_FIELDS = {"sys_updated_on": "lastUpdate", "sys_created_on": "creationDate"}  # ServiceNow's names -> ours
+SNOW_SINCE_FIELDS = SNOW_ORDER_FIELDS  # the ``<field>>=<time>`` terms compare the same attributes
 
 
 @attrs.frozen
 class SnowQuery:
-    """ServiceNow's encoded query as SES accepts it: ``u_source=<x>^sys_updated_on>=<time>``, and
-    ``ORDERBY<field>`` or ``ORDERBYDESC<field>`` (sys_updated_on, sys_created_on; ties stay in
-    creation order, so paging through equal times neither repeats nor skips)."""
+    """ServiceNow's encoded query as SES accepts it: terms joined by ``^`` (AND) among
+
+    - ``u_source=<x>``: the problem's ``originatingSystem`` is x ("dataminer" for what the
+      connectors create when they say so, "servicenow" for ServiceNow users' own problems);
+    - ``correlation_id=<id>``: its ``externalIdentifier`` holds an entry of type
+      ``DataMinerTicketId`` with that id (ServiceNow's correlation_id field);
+    - ``number=<INC...>``: its incident number (`problems.incident_number`);
+    - ``sys_updated_on>=<time>``, ``sys_created_on>=<time>``: ``lastUpdate`` / ``creationDate``
+      at or after a ``YYYY-MM-DD HH:MM:SS`` (UTC, second precision);
+    - ``ORDERBY<field>`` or ``ORDERBYDESC<field>`` (sys_updated_on, sys_created_on; ties stay
+      in creation order, so paging through equal times neither repeats nor skips).
+    """
 
     source: str | None = None
     updated_since: str | None = None  # ISO 8601, compared with lastUpdate
     order_by: str | None = None  # the attribute of SNOW_ORDER_FIELDS to sort on
     descending: bool = False
+    correlation_id: str | None = None
+    number: str | None = None
+    created_since: str | None = None  # ISO 8601, compared with creationDate
 
     def matches(self, problem: Mapping[str, Any]) -> bool:
-        return (self.source is None or problem.get("originatingSystem") == self.source) and (
-            self.updated_since is None or problem["lastUpdate"] >= self.updated_since
+        return (
+            (self.source is None or problem.get("originatingSystem") == self.source)
+            and (self.updated_since is None or problem["lastUpdate"] >= self.updated_since)
+            and (self.created_since is None or problem["creationDate"] >= self.created_since)
+            and (self.correlation_id is None or self.correlation_id in correlation_ids(problem))
+            and (self.number is None or incident_number(problem) == self.number)
         )
 
     def ordered(self, problems: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -705,26 +856,30 @@ class SnowQuery:
         return sorted(problems, key=lambda problem: problem[self.order_by], reverse=self.descending)  # stable both ways
 
 
+_SNOW_TERMS = "u_source=, correlation_id=, number=, sys_updated_on>=, sys_created_on>=, ORDERBY, ORDERBYDESC"
+
+
 def _parse_snow_query(encoded_query: str) -> SnowQuery:
-    source = since = order_by = None
-    descending = False
+    found: dict[str, Any] = {}
     for term in encoded_query.split("^"):
-        if term.startswith("u_source="):
-            source = term[len("u_source=") :]
-        elif term.startswith("sys_updated_on>="):
+        name, equals, value = term.partition("=")
+        if name in ("u_source", "correlation_id", "number") and equals:
+            found[{"u_source": "source"}.get(name, name)] = value
+        elif name.endswith(">") and name[:-1] in SNOW_SINCE_FIELDS and equals:
             try:
-                since = iso_utc(parse_snow(term[len("sys_updated_on>=") :]))
+                since = iso_utc(parse_snow(value))
             except ValueError:
                 raise bad_request(f"sysparm_query: {term!r} wants YYYY-MM-DD HH:MM:SS") from None
+            found["updated_since" if name[:-1] == "sys_updated_on" else "created_since"] = since
         elif term.startswith("ORDERBY"):
             descending = term.startswith("ORDERBYDESC")
             field = term.removeprefix("ORDERBYDESC" if descending else "ORDERBY")
             if field not in SNOW_ORDER_FIELDS:
                 raise bad_request(f"sysparm_query: {term!r} orders by {field!r}; order by one of {', '.join(SNOW_ORDER_FIELDS)}")
-            order_by = SNOW_ORDER_FIELDS[field]
+            found.update(order_by=SNOW_ORDER_FIELDS[field], descending=descending)
         else:
-            raise bad_request(f"sysparm_query: {term!r} is not supported (u_source=, sys_updated_on>=, ORDERBY, ORDERBYDESC)")
-    return SnowQuery(source, since, order_by, descending)
+            raise bad_request(f"sysparm_query: {term!r} is not supported ({_SNOW_TERMS})")
+    return SnowQuery(**found)
 
 
 def _require_merge_patch(headers: Mapping[str, str]) -> None:
