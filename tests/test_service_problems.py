@@ -26,7 +26,7 @@ from dmemu.elements.tm_forum_service_problems import (
     tm_forum_protocol,
 )
 from dmemu.protocol import BYPASS_PROXY, Connection, InvalidValueError, LogType, Protocol, VirtualClock
-from dmemu.simulators import Fault, InventorySpec, Simulators
+from dmemu.simulators import Fault, InventorySpec, ProblemActivity, Simulators
 
 LOGIN = ("snow", "s3cret")
 SMALL = InventorySpec(services=5, carriers=1, resources=5)
@@ -409,6 +409,37 @@ def test_an_outage_ends_converged(dms: DataMinerSystem, sim: Simulators, clock: 
     assert len(problems(sim)) == 6
 
 
+def test_a_day_of_servicenow_activity_ends_converged_with_no_duplicates(tmp_path: Path, connector: Connector) -> None:
+    clock = VirtualClock()
+    activity = ProblemActivity(acknowledge=3, progress=2, note=3, priority=2, resolve=1, close=1, create=1, bursts=1, seed=7)
+    with Simulators(SMALL, credentials={"tmf656": LOGIN}, now=clock.now, activity=activity) as sim, \
+            DataMinerSystem(tmp_path, clock) as dms:  # fmt: skip
+        element = create_element(dms, connector, sim, **{"Ticket Synchronization Frequency": 600})
+        for hour in range(24):
+            if hour % 3 == 0:
+                dms.tickets.create(connector.ticket_type, {"Description": f"alarm at hour {hour}"})
+            clock.advance(3600)
+        element.set("Synchronize Now", 1)  # the last of the day's changes come down; nothing new is due upstream in between
+        rows = element.table("Managed Tickets").rows()
+        ours = [p for p in problems(sim) if p.get("originatingSystem") == "dataminer"]
+        assert len(ours) == 8 and all(row["Creation Status"] == 2 for row in rows)
+        counts = Counter(e["id"] for p in problems(sim) for e in p.get("externalIdentifier", []) if e["externalIdentifierType"] == "DataMinerTicketId")
+        assert set(counts.values()) == {1}
+        synced = {row["Service Problem ID"]: row["DataMiner Ticket ID"] for row in rows}
+        for problem in problems(sim):
+            if problem["id"] not in synced:
+                assert problem.get("originatingSystem") == "servicenow" and connector.ses  # only SES leaves them alone
+                continue
+            ticket = dms.tickets.get(synced[problem["id"]])
+            state_of = {"acknowledged": {"New", "Assigned"}, "inProgress": {"In Progress"}, "pending": {"On Hold"}, "held": {"On Hold"},
+                        "resolved": {"Resolved", "Closed"}, "closed": {"Closed"}, "cancelled": {"Closed"}, "rejected": {"Closed"}}
+            assert ticket.state.value in state_of[problem["status"]], (problem["id"], problem["status"], ticket.state)
+            assert ticket.fields["Priority"] == str(problem["priority"])
+            assert sorted((n["date"], n["author"], n["text"]) for n in ticket.fields.get("Notes") or []) == sorted(
+                (n["date"], n["author"], n["text"]) for n in problem.get("note", [])
+            )
+
+
 # -- TM Forum branch: imports and custom attributes -------------------------------------------
 
 
@@ -457,6 +488,13 @@ def test_custom_attributes_round_trip_as_characteristics_and_extensions(dms: Dat
     assert (fields["Site Category"], fields["SLA Minutes"]) == ("silver", 60)
     row = element.table("Managed Tickets").row(ticket.id)
     assert (row["Site Category"], row["SLA Minutes"], row["Beam"]) == ("silver", 60, "B7")
+    dms.tickets.update(ticket.id, {"Beam": "B9", "SLA Minutes": 30})  # changed in DataMiner: patched upstream
+    cycle(clock)
+    problem = problem_of(sim, ticket.id)
+    assert problem["beamName"] == "B9" and sorted((c["name"], c["value"]) for c in problem["characteristic"]) == [
+        ("siteCategory", "silver"), ("slaMinutes", 30)
+    ]
+    assert element.table("Managed Tickets").row(ticket.id)["Last Error"] == ""
 
 
 def test_a_bad_upstream_custom_value_is_shown_on_its_row_and_the_ticket_keeps_its_last_good_one(

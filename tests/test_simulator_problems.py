@@ -528,3 +528,17 @@ class TestV3:
         assert_valid(TMF656_V3, "ServiceProblemCreateNotification", event)
         assert_valid(TMF656_V3, "ServiceProblem", event["event"]["serviceProblem"])
         assert event["event"]["serviceProblem"]["correlationId"] == "DMS/1"
+
+
+def test_an_extension_types_own_attributes_may_be_patched_and_a_plain_problems_may_not(sim, http):
+    headers = {"Content-Type": "application/merge-patch+json"}
+    extended = http.post(sim.url("tmf656"), json=problem_body(**{"@type": "AcmeServiceProblem", "@baseType": "ServiceProblem", "beam": "B7"}))
+    assert extended.status_code == 201, extended.text
+    changed = http.patch(f"{sim.url('tmf656')}/{extended.json()['id']}", json={"beam": "B9"}, headers=headers)
+    assert changed.status_code == 200 and changed.json()["beam"] == "B9"
+    plain = http.post(sim.url("tmf656"), json=problem_body()).json()
+    refused = http.patch(f"{sim.url('tmf656')}/{plain['id']}", json={"beam": "B9"}, headers=headers)
+    assert refused.status_code == 400 and "beam cannot be patched" in refused.json()["message"]
+    assert "beam" not in sim.problems.get(plain["id"])
+    refused = http.patch(f"{sim.url('tmf656')}/{extended.json()['id']}", json={"originatingSystem": "elsewhere"}, headers=headers)
+    assert refused.status_code == 400  # a v4 attribute the client may not change stays refused

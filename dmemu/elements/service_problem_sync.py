@@ -770,7 +770,8 @@ class _Cycle:
         unknown = {row.ticket_id for row in waiting if row.attempts or row.creation == BUFFERED}
         for row in waiting:
             row.creation, row.changed = BUFFERED, True
-        _save_rows(self.protocol, waiting, self.flavour.custom)  # a kill from here on leaves them Buffered: looked up first
+        _save_rows(self.protocol, waiting, self.flavour.custom)
+        self.protocol.element.save()  # on disk before any POST: after a kill they are looked up first
         with ThreadPoolExecutor(PARALLEL_CREATES) as pool:
             # Answers are handled here, in order, while the later requests are still in flight.
             outcomes = pool.map(lambda row: self.create_one(row, tickets[row.ticket_id], row.ticket_id in unknown), waiting)
@@ -841,8 +842,9 @@ class _Cycle:
             mine = fields_of_ticket(ticket)
             changed = {name: mine.get(name) for name in self.flavour.synced_fields if mine.get(name) != row.agreed.get(name)}
             patch = problem_changes(changed, self.flavour.custom, creating=False)
-            if any(a.travels == "characteristic" and a.field in changed for a in self.flavour.custom):
-                patch.update(problem_changes({a.field: mine.get(a.field) for a in self.flavour.custom}, self.flavour.custom, creating=False))
+            characteristics = [a for a in self.flavour.custom if a.travels == "characteristic"]
+            if any(a.field in changed for a in characteristics):  # the list travels whole in a merge patch
+                patch.update(problem_changes({a.field: mine.get(a.field) for a in characteristics}, characteristics, creating=False))
             state = ticket.state.value
             if not states_agree(state, row.agreed_status) and state in STATUS_OF_STATE and state != row.agreed_state:
                 patch["status"] = STATUS_OF_STATE[state]

@@ -52,7 +52,7 @@ from typing import Any
 
 from .activity import ELIGIBLE, HOUR, ActivityEvent, ProblemActivity, change_for, hour_events, raised_problem
 from .clock import iso_utc
-from .schema import CREATE_REQUIRED, PATCHABLE, check_attribute_types, check_item
+from .schema import CREATE_REQUIRED, DEFINITIONS, PATCHABLE, check_attribute_types, check_item
 from .tmf import TmfError, bad_request, copied, homed, item_href, merge_patch, not_found
 
 TRANSITIONS: dict[str, frozenset[str]] = {
@@ -68,6 +68,7 @@ TRANSITIONS: dict[str, frozenset[str]] = {
 INITIAL_STATUS = "acknowledged"
 REQUIRED = CREATE_REQUIRED["tmf656"]
 PATCHABLE_PROBLEM = PATCHABLE["tmf656"] | {"timeChanged"}
+V4_MEMBERS = frozenset(DEFINITIONS["tmf656"]["ServiceProblem"].members) | {"id", "href", "@type", "@baseType", "@schemaLocation"}
 CORRELATION_TYPE = "DataMinerTicketId"  # the externalIdentifierType a client's own record id travels as
 SERVER_STAMPS = frozenset({"lastUpdate", "statusChangeDate", "timeChanged", "resolutionDate"})  # not "changes" in events
 
@@ -233,7 +234,11 @@ class ServiceProblems:
     def patch(self, problem_id: str, changes: Any, collection_url: str | None = None) -> dict[str, Any]:
         if not isinstance(changes, dict):
             raise bad_request("a merge patch is a JSON object")
-        forbidden = sorted(changes.keys() - PATCHABLE_PROBLEM)
+        forbidden = changes.keys() - PATCHABLE_PROBLEM
+        # TMF polymorphism: a problem created with an @type of its own (an extension of
+        # ServiceProblem) carries attributes the v4 definition does not know; those may change.
+        extension = forbidden - V4_MEMBERS
+        forbidden = sorted(forbidden - extension)
         if forbidden:
             raise bad_request(f"{', '.join(forbidden)} cannot be patched")
         if "status" in changes and changes["status"] is None:
@@ -246,6 +251,8 @@ class ServiceProblems:
             problem = self._problems.get(problem_id)
             if problem is None:
                 raise not_found("service problem", problem_id)
+            if extension and problem.get("@type", "ServiceProblem") == "ServiceProblem":
+                raise bad_request(f"{', '.join(sorted(extension))} cannot be patched: the problem's @type is ServiceProblem, which has no such attributes")
             return homed(self._change(problem, changes, self._now()), collection_url)
 
     def _change(self, problem: dict[str, Any], changes: dict[str, Any], moment: float) -> dict[str, Any]:
