@@ -104,8 +104,11 @@ CONNECTORS = (
 )
 
 
-def run_demo(settings: DemoSettings, out: TextIO = sys.stdout) -> int:
-    """0 when every element finished its start-up work; 1 (after printing the pages) when one did not."""
+def run_demo(settings: DemoSettings, out: TextIO | None = None) -> int:
+    """0 when every element finished its start-up work; 1 (after printing the pages) when one did not.
+
+    `out` is where the pages go: None for the standard output of the moment of the call."""
+    out = sys.stdout if out is None else out  # looked up now: stdout may have been replaced since import
     with ExitStack() as stack:
         state = settings.state or Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="dmemu-demo-")))
         _make_state_directory(state)  # a state that cannot be used is said before anything starts

@@ -339,6 +339,9 @@ def test_an_ambiguous_column_name_asks_for_the_id(dms):
     [
         (Thresholds(high={MAJOR: 80, CRITICAL: 70}), "Critical high limit 70 must be above Major high limit 80"),
         (Thresholds(low={WARNING: 5, MINOR: 10}), "Minor low limit 10 must be below Warning low limit 5"),
+        # Equal limits leave the worse severity unreachable: a value on a limit is inside it.
+        (Thresholds(high={MAJOR: 80, CRITICAL: 80}), "Critical high limit 80 must be above Major high limit 80"),
+        (Thresholds(low={WARNING: 5, MINOR: 5}), "Minor low limit 5 must be below Warning low limit 5"),
         (Thresholds(high={WARNING: 50}, low={WARNING: 60}), r"low limits \(up to 60\) overlap high limits \(from 50\)"),
         (Thresholds(high={NORMAL: 50}), "high limit key <Severity.NORMAL: 0> is not a severity from Warning to Critical"),
         (Thresholds(high={MAJOR: "80"}), "Major high limit '80' is not a finite number"),

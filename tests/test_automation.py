@@ -5,6 +5,7 @@ or an error that never takes an element down."""
 from __future__ import annotations
 
 import asyncio
+import threading
 import time
 
 import pytest
@@ -544,22 +545,45 @@ def test_closing_the_dms_ends_waiting_runs_as_failed(dms, device, dmemu_state_di
 
 
 def test_on_the_real_clock_runs_are_resumed_by_other_threads(dmemu_state_dir):
+    # Each step waits for a condition, never for a length of wall time: a busy machine makes it slower, not wrong.
+    listening = threading.Semaphore(0)  # released by each run once it waits for the level
+
+    def level_set(level):
+        if level <= 0:
+            listening.release()  # it looked at the current level after listening: only a set ends its wait
+        return level > 0
+
     async def flow(ctx, input):
-        await ctx.sleep(0.05)
-        level = await ctx.wait_for("Device 1", "Level", lambda level: level > 0, timeout=10)
+        await ctx.sleep(0.05)  # resumed by the clock's worker thread
+        level = await ctx.wait_for("Device 1", "Level", level_set, timeout=60)  # resumed by the setter's thread
         ctx.set_parameter("Device 1", "Command", f"level {level}")
         return level
 
     with DataMinerSystem(dmemu_state_dir) as dms:
         device = dms.create_element(Device, "Device 1")
+        status_done = threading.Event()
+
+        def on_status(_, change):
+            if change.value == "done: level 4":
+                status_done.set()
+
+        device.add_change_listener(on_status, ids=(12,))
         dms.automation.register("flow", flow)
         runs = [dms.automation.run("flow") for _ in range(5)]
-        time.sleep(0.1)
+        for run in runs:
+            assert listening.acquire(timeout=30), f"{run!r} never got to its wait for the level"
         device.set("Level", 4)
-        assert [run.wait(timeout=10).result for run in runs] == [4] * 5
+        assert [run.wait(timeout=30).result for run in runs] == [4] * 5
+        assert status_done.wait(30)  # the QAction of the runs' set, on the element's own queue
         assert device.get("Status") == "done: level 4"
+
+        device.set("Level", 0)
+        late = dms.automation.run("flow")
+        assert listening.acquire(timeout=30)  # it waits for a level nobody has set yet
         with pytest.raises(TimeoutError, match="still running after 0.05 seconds"):
-            dms.automation.run("flow").wait(timeout=0.05)
+            late.wait(timeout=0.05)
+        device.set("Level", 7)
+        assert late.wait(timeout=30).result == 7
 
 
 # -- waiting for runs -----------------------------------------------------------------------------

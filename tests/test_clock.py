@@ -48,7 +48,7 @@ def test_timers_fire_in_time_order_at_their_due_times() -> None:
     assert clock.now() == 150
 
 
-def test_cost_grows_with_firings_not_with_elapsed_time() -> None:
+def test_ten_years_of_a_daily_timer_fire_3650_times_the_last_at_the_end() -> None:
     clock = VirtualClock(0)
     fired = []
     clock.every(86400, lambda: fired.append(clock.now()))
@@ -137,26 +137,6 @@ def test_a_scheduler_without_jobs_is_idle() -> None:
     assert scheduler.idle_seconds is None
 
 
-def test_real_clock_fires_timers_in_the_background() -> None:
-    clock = RealClock()
-    done = threading.Event()
-    firings: list[float] = []
-
-    def fire() -> None:
-        firings.append(clock.now())
-        if len(firings) == 3:
-            done.set()
-
-    clock.every(0.02, fire)
-    clock.start()
-    try:
-        assert done.wait(5), "the real clock did not fire its timer"
-    finally:
-        clock.stop()
-    gaps = [later - earlier for earlier, later in zip(firings, firings[1:])]
-    assert all(gap > 0 for gap in gaps)
-
-
 def test_real_clock_advance_blocks_and_fires_due_timers() -> None:
     clock = RealClock()
     firings = []
@@ -165,3 +145,79 @@ def test_real_clock_advance_blocks_and_fires_due_timers() -> None:
     # A loaded machine may skip missed firings (fixed cadence), so at least one is all that is sure.
     assert clock.advance(0.05) == len(firings) >= 1
     assert clock.now() - before >= 0.05
+
+
+# -- issue 15: late wake-ups on the schedule, real-clock cadence, the cost of a jump ----------
+
+
+def test_a_late_wake_up_landing_on_the_next_due_time_fires_once() -> None:
+    """A busy real clock wakes at 20 for a timer due at 10: the firing due at 20 is the same
+    one, not a second (pop_due's late branch takes `due <= now`)."""
+    clock = VirtualClock(0)
+    job = clock.every(10, lambda: None)
+    assert clock.scheduler.pop_due(20) == [job]
+    assert job.due == 30
+    assert clock.scheduler.pop_due(29.9) == []
+
+
+def test_a_late_wake_up_landing_on_a_later_due_time_fires_once() -> None:
+    """Woken at 30 for a timer due at 10: 20 and 30 were both missed, and 30 is not fired
+    again (advance_due skips every due time up to and including `now`)."""
+    clock = VirtualClock(0)
+    job = clock.every(10, lambda: None)
+    assert clock.scheduler.pop_due(30) == [job]
+    assert job.due == 40
+    assert clock.scheduler.pop_due(39.9) == []
+
+
+def test_real_clock_fires_on_a_fixed_cadence() -> None:
+    """The real clock's firings keep the 0.02 s grid: a busy machine makes a firing late (and
+    skips missed ones), never early, and the due times stay multiples of the interval."""
+    clock = RealClock()
+    firings: list[float] = []
+    done = threading.Event()
+
+    def fire() -> None:
+        firings.append(clock.now())
+        if len(firings) == 3:
+            done.set()
+
+    before = clock.now()
+    job = clock.every(0.02, fire)
+    after = clock.now()
+    first_due = job.due
+    assert before + 0.02 <= first_due <= after + 0.02
+    clock.start()
+    try:
+        assert done.wait(5), "the real clock did not fire its timer"
+    finally:
+        clock.stop()
+    for index, fired in enumerate(firings):  # the n-th firing is for the n-th due time or a later one
+        assert fired >= first_due + index * 0.02 - 1e-6
+    intervals = (job.due - first_due) / 0.02  # where the next firing is due, in intervals
+    assert intervals == pytest.approx(round(intervals), abs=1e-3)
+    assert round(intervals) >= len(firings)
+
+
+def test_a_virtual_jump_takes_one_step_per_firing_whatever_the_time_elapsed(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Cost: the clock's steps (one pop of due timers each) follow the firings, not the time
+    that passes: ten years of a daily timer are 3650 steps, ten years of nothing none."""
+    clock = VirtualClock(0)
+    steps = []
+    pop_due = clock.scheduler.pop_due
+
+    def counted_pop_due(now: float) -> list:
+        steps.append(now)
+        return pop_due(now)
+
+    monkeypatch.setattr(clock.scheduler, "pop_due", counted_pop_due)
+    ten_years = 10 * 365 * 86400
+    clock.advance(ten_years)
+    assert steps == []  # nothing scheduled: no step at all, however long
+    job = clock.every(86400, lambda: None)
+    assert clock.advance(ten_years) == 3650
+    assert len(steps) == 3650  # a per-second loop would take 315 million
+    clock.cancel(job)
+    clock.every(30 * 86400, lambda: None)
+    clock.advance(ten_years)
+    assert len(steps) == 3650 + 121  # a monthly timer: about 12 steps a year

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import os
 import queue
 import signal
@@ -11,13 +12,16 @@ import sys
 import threading
 import time
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import attrs
 import pytest
 
+from dmemu import demo as demo_module  # imported once, under another stdout than any test's
 from dmemu.dms import DataMinerSystem, SavedSystem
 from dmemu.protocol import VirtualClock
+from dmemu.simulators import InventorySpec, Simulators
 
 DMEMU = str(Path(sys.executable).parent / "dmemu")  # installed next to this Python by pip
 SMALL = ["--services", "150", "--carriers", "30", "--resources", "120", "--width", "120"]
@@ -65,8 +69,6 @@ def test_a_kept_state_comes_back_with_its_tables(tmp_path: Path) -> None:
 
 
 def test_start_up_work_left_undone_is_said_and_fails_the_run(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
-    from dmemu import demo as demo_module
-
     create = demo_module._create_inventory
 
     def wrong_password(dms: Any, sim: Any) -> Any:
@@ -77,7 +79,9 @@ def test_start_up_work_left_undone_is_said_and_fails_the_run(tmp_path: Path, mon
     monkeypatch.setattr(demo_module, "CONNECTORS", tuple(attrs.evolve(c, create=wrong_password) for c in demo_module.CONNECTORS))
     settings = demo_module.DemoSettings(services=40, carriers=10, resources=30, width=120)
     assert demo_module.run_demo(settings) == 1
-    err = capsys.readouterr().err.splitlines()
+    captured = capsys.readouterr()
+    assert captured.out.startswith("simulators on http://127.0.0.1:")  # the stdout of the call, not of the import
+    err = captured.err.splitlines()
     assert err == [
         "dmemu: start-up work not finished: SES Inventory: Services: Failed: TMF 638 service offset 0: 401 Unauthorized: "
         "check the TMF 638 username and password",
@@ -154,3 +158,33 @@ def test_real_time_keeps_polling_until_interrupted(tmp_path: Path) -> None:
     assert process.returncode == 0, err
     assert out.strip().endswith("stopped")
     assert len(SavedSystem(tmp_path / "live").element("SES Inventory").table("Resources")) > 0
+
+
+def test_polling_goes_on_cycle_after_cycle(dmemu_state_dir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The polling loop of --real-time, each of its one-second sleeps standing in for an hour (a
+    cache update is due hourly) on a virtual clock: it says every cycle until Ctrl-C."""
+    clock = VirtualClock()
+    spec = InventorySpec(services=40, carriers=10, resources=30, churn_per_day=0.5)
+    sleeps: list[float] = []
+
+    def an_hour_passes(seconds: float) -> None:
+        sleeps.append(seconds)
+        if len(sleeps) == 4:
+            raise KeyboardInterrupt  # Ctrl-C
+        clock.advance(3600)
+
+    monkeypatch.setattr(demo_module, "time", SimpleNamespace(sleep=an_hour_passes))
+    out = io.StringIO()
+    with Simulators(spec, credentials=demo_module.DEMO_CREDENTIALS, now=clock.now) as sim, DataMinerSystem(dmemu_state_dir, clock) as dms:
+        demo_module._create_inventory(dms, sim).start()
+        built = dms.element("SES Inventory").get("Last Cache Cycle")
+        demo_module._poll_until_interrupted(dms, out)
+        last = dms.element("SES Inventory").get("Last Cache Cycle")
+    lines = out.getvalue().splitlines()
+    assert lines[:2] == ["", "polling on the wall clock; Ctrl-C stops"] and lines[-1] == "stopped"
+    cycles = lines[2:-1]
+    # The first sleep only notes where the cache is; each later one sees the cycle run meanwhile.
+    assert len(cycles) == 2 and sleeps == [1, 1, 1, 1]
+    assert all(line.startswith("SES Inventory: cache cycle at ") for line in cycles)
+    assert cycles[0] != cycles[1]  # two cycles, each said once
+    assert last == built + 3 * 3600  # an hourly cycle after each of the three hours that passed

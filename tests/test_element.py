@@ -544,19 +544,26 @@ class TestQueue:
             {"name": "Piling", "timers": (Timer(1, seconds=0.01, qactions=(1,)),), "qactions": (QAction(1, poll),)},
         )
         dms = DataMinerSystem(dmemu_state_dir)
-        try:
-            def release_once_work_piles_up():
-                assert first_run.wait(5)
-                element = dms.element("Piling One")
-                deadline = time.monotonic() + 5
-                while not element._queue.pending and time.monotonic() < deadline:
-                    pass  # a timer firing queued more work behind the running poll
-                release.set()
+        seen: dict[str, bool] = {}  # what the helper saw, asserted on this thread (an assert there fails nothing)
 
+        def release_once_work_piles_up():
+            try:
+                seen["first run"] = first_run.wait(5)
+                if seen["first run"]:
+                    element = dms.element("Piling One")
+                    deadline = time.monotonic() + 5
+                    while not element._queue.pending and time.monotonic() < deadline:
+                        pass  # a timer firing queued more work behind the running poll
+                    seen["work piled up"] = bool(element._queue.pending)
+            finally:
+                release.set()  # whatever happened, the poll on the main thread goes on
+
+        try:
             helper = threading.Thread(target=release_once_work_piles_up)
             helper.start()
             dms.create_element(protocol, "Piling One")  # runs the at-startup poll on this thread
             helper.join(5)
+            assert seen == {"first run": True, "work piled up": True}
             assert later_ran.wait(5)
             assert threading.get_ident() not in later_runs
         finally:

@@ -846,6 +846,7 @@ def test_a_failed_write_keeps_the_previous_snapshot_and_is_retried(
     assert str(path) in str(raised.value)
     assert failure.strerror in str(raised.value)
     assert path.read_bytes() == previous
+    assert not path.with_name(f".{path.name}.tmp").exists()  # the half-written temporary file is removed
 
     dmemu_clock.advance(5)  # the tick's batch fails the same way: logged on the element, file kept
     monkeypatch.undo()
@@ -855,6 +856,24 @@ def test_a_failed_write_keeps_the_previous_snapshot_and_is_retried(
 
     dmemu_clock.advance(5)  # the next batch writes the change that failed
     assert ElementStore(path).load().parameters[SETPOINT] == 2
+
+
+def test_a_leftover_temporary_file_longer_than_the_new_snapshot_cannot_corrupt_it(tmp_path: Path) -> None:
+    """A write killed half-way leaves its temporary file; the next, shorter write must not keep
+    that file's tail (the temporary file is truncated when opened, not only overwritten)."""
+    path = tmp_path / "elements" / "1-1.json"
+    store = ElementStore(path)
+    store.save({SETPOINT: 1}, {SAVED_ITEMS: [[f"k{i}", "a long row " * 20, i] for i in range(100)]})
+    leftover = path.with_name(f".{path.name}.tmp")
+    leftover.write_bytes(path.read_bytes())  # as a killed write of that big snapshot leaves it
+    leftover_size = leftover.stat().st_size
+    smaller = storage.ElementSnapshot({SETPOINT: 2}, {SAVED_ITEMS: [["k0", "short", 0]]})
+
+    store.save(smaller.parameters, smaller.tables)
+
+    assert store.load() == smaller  # not `corrupt: Extra data`, the leftover's tail after the new snapshot
+    assert path.stat().st_size < leftover_size // 10
+    assert not leftover.exists()
 
 
 def test_a_snapshot_json_cannot_hold_is_refused_before_touching_the_file(tmp_path: Path) -> None:

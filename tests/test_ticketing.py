@@ -310,6 +310,36 @@ def test_new_is_only_where_a_ticket_starts(tickets):
     assert TicketState.NEW not in set().union(*TICKET_TRANSITIONS.values())
 
 
+# The moves the README states, written out here (not read from TICKET_TRANSITIONS): "New is only
+# where a ticket starts: from New it may move to any other state. Assigned, In Progress and On
+# Hold move freely among themselves and to Resolved or Closed; a Resolved ticket is closed, or
+# moved back to Assigned or In Progress; Closed is final until `reopen`."
+STATES = ("New", "Assigned", "In Progress", "On Hold", "Resolved", "Closed")
+DOCUMENTED_MOVES = {
+    "New": {"Assigned", "In Progress", "On Hold", "Resolved", "Closed"},
+    "Assigned": {"In Progress", "On Hold", "Resolved", "Closed"},
+    "In Progress": {"Assigned", "On Hold", "Resolved", "Closed"},
+    "On Hold": {"Assigned", "In Progress", "Resolved", "Closed"},
+    "Resolved": {"Assigned", "In Progress", "Closed"},
+    "Closed": set(),
+}
+
+
+@pytest.mark.parametrize("origin", STATES)
+def test_every_move_the_readme_allows_is_taken_and_every_other_refused(tickets, origin):
+    for target in STATES:
+        ticket = tickets.create("Incident", {"Title": f"{origin} to {target}"}, state=origin)
+        if target == origin:
+            assert tickets.update(ticket.id, state=target) == ticket  # staying put is no change
+        elif target in DOCUMENTED_MOVES[origin]:
+            assert tickets.update(ticket.id, state=target).state.value == target
+        else:
+            refusal = "which is final" if origin == "Closed" else f"cannot move from {origin} to {target}"
+            with pytest.raises(TicketStateError, match=refusal):
+                tickets.update(ticket.id, state=target)
+            assert tickets.get(ticket.id) == ticket
+
+
 def test_reopen_applies_to_resolved_or_closed_tickets_only(tickets):
     ticket = tickets.create("Incident", {"Title": "t"})
     with pytest.raises(TicketStateError, match="only Resolved or Closed tickets are reopened"):

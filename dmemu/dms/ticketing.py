@@ -21,10 +21,11 @@ JSON field therefore cannot hold a top-level null). A required field must have a
 creation on; a field's default fills it at creation when no value is given.
 
 **States and moves** (`TicketState`, `TICKET_TRANSITIONS`), as ServiceNow users know them:
-New is where a ticket starts and it never goes back there; Assigned, In Progress and On Hold
-move freely among themselves and to Resolved or Closed; a Resolved ticket is closed, or reopened
-by moving it to Assigned or In Progress; Closed is final: the ticket is read-only until
-`Ticketing.reopen` brings it back. A ticket may be created in any state (imported history).
+New is where a ticket starts: it moves from there to any other state and never goes back;
+Assigned, In Progress and On Hold move freely among themselves and to Resolved or Closed; a
+Resolved ticket is closed, or reopened by moving it to Assigned or In Progress; Closed is final:
+the ticket is read-only until `Ticketing.reopen` brings it back. A ticket may be created in
+any state (imported history).
 
 **Links**: alarms by id (an int or str, or anything with an ``id`` attribute holding one) and
 elements by (agent id, element id); an element named by name or given itself is resolved to its
