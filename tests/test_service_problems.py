@@ -8,6 +8,9 @@ computed with the connectors' own mapping functions.
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
+import time
 from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
@@ -569,3 +572,52 @@ def test_a_profile_changed_across_a_restart_follows_the_ticket_type_rules(tmp_pa
         assert "tier" in element.get("Ticket Type Status")
         cycle(clock)
         assert element.get("Synchronization Status").startswith("Ticket type refused:")
+
+
+KILLED_CHILD = """
+import sys
+from dmemu.dms import DataMinerSystem
+from dmemu.elements.ses_service_problems import SesServiceProblemManagement
+from dmemu.protocol import BYPASS_PROXY, Connection, VirtualClock
+
+state, port = sys.argv[1], int(sys.argv[2])
+dms = DataMinerSystem(state, VirtualClock())
+element = dms.create_element(
+    SesServiceProblemManagement, "Problems", connection=Connection(port=port, bus_address=BYPASS_PROXY),
+    parameters={"Username": "snow", "Password": "s3cret"},
+)
+tickets = [dms.tickets.create("SES Service Problem", {"Description": f"problem {n}"}) for n in range(20)]
+dms.flush()
+print("ready", flush=True)
+element.set("Synchronize Now", 1)  # killed in the middle of its creates
+print("finished", flush=True)
+"""
+
+
+def test_a_process_killed_mid_cycle_ends_converged_without_duplicates(tmp_path: Path) -> None:
+    state = tmp_path / "dms"
+    with Simulators(SMALL, credentials={"tmf656": LOGIN}) as sim:
+        sim.faults.add(Fault(api="tmf656", kind="latency", latency=0.3, method="POST"))  # a slow ServiceNow
+        child = subprocess.Popen([sys.executable, "-c", KILLED_CHILD, str(state), str(sim.port)], stdout=subprocess.PIPE, text=True)
+        try:
+            assert child.stdout is not None and child.stdout.readline() == "ready\n"
+            deadline = time.monotonic() + 60
+            while len(api_requests(sim, "POST")) < 6:  # some creates answered, others in flight
+                assert time.monotonic() < deadline and child.poll() is None, "the child never got to its creates"
+                time.sleep(0.01)
+        finally:
+            child.kill()
+            child.wait()
+        sim.faults.clear()
+        created_before_restart = len(problems(sim))
+        assert 0 < created_before_restart < 20
+        with DataMinerSystem(state, VirtualClock()) as dms:
+            element = dms.element("Problems")
+            element.set("Synchronize Now", 1)
+            element.set("Synchronize Now", 1)
+            tickets = dms.tickets.query(type="SES Service Problem")
+            assert len(tickets) == 20
+            for ticket in tickets:
+                problem_of(sim, ticket.id)  # exactly one each
+            assert all(row["Creation Status"] == 2 for row in element.table("Managed Tickets").rows())
+        assert len(problems(sim)) == 20
