@@ -103,57 +103,12 @@ __all__ = [
     "expect",
 ]
 
-# The system's public names, as code written before `dmemu.dms` existed imports them. Resolved
-# on first use (PEP 562), so importing the engine never imports the system.
-_SYSTEM_NAMES = frozenset(
-    {
-        "Alarm",
-        "AlarmError",
-        "AlarmEvent",
-        "AlarmEventKind",
-        "AlarmManager",
-        "AlarmRecord",
-        "AlarmRule",
-        "AlarmTemplate",
-        "AlarmTemplateError",
-        "Automation",
-        "DataMinerSystem",
-        "DiscreteSeverities",
-        "DuplicateElementError",
-        "ProtocolImportError",
-        "FieldKind",
-        "SavedElement",
-        "SavedSystem",
-        "ScriptContext",
-        "ScriptRun",
-        "ScriptState",
-        "Severity",
-        "TICKET_TRANSITIONS",
-        "Thresholds",
-        "Ticket",
-        "TicketEvent",
-        "TicketEventKind",
-        "TicketField",
-        "TicketFieldError",
-        "TicketFields",
-        "TicketNotFoundError",
-        "TicketState",
-        "TicketStateError",
-        "TicketType",
-        "TicketTypeError",
-        "Ticketing",
-        "TicketingError",
-        "UnknownAlarmError",
-        "UnknownScriptError",
-        "UnknownTicketTypeError",
-        "WaitTimeoutError",
-    }
-)
-
-
+# The system's public names (`dmemu.dms.__all__`), as code written before `dmemu.dms` existed
+# imports them. Resolved on first use (PEP 562), so importing the engine never imports the system.
 def __getattr__(name: str) -> object:
-    if name in _SYSTEM_NAMES:
+    if not name.startswith("_"):
         import dmemu.dms
 
-        return getattr(dmemu.dms, name)
+        if name in dmemu.dms.__all__:
+            return getattr(dmemu.dms, name)
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
