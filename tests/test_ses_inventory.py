@@ -10,6 +10,7 @@ import pytest
 import requests
 
 from dmemu.dms import DataMinerSystem
+from dmemu.elements import ses_inventory
 from dmemu.elements.ses_inventory import (
     COMPLETE,
     INCOMPLETE,
@@ -360,6 +361,76 @@ class TestFaults:
         dmemu_clock.advance(HOUR + 60)
         assert progress(element, "Resources")["Cache State"] == COMPLETE
         assert_tables_match(element, simulators)
+
+    # The help page's rule: 504s in a row before any page told the total mean the API is down
+    # for now; five of them end the type for this cycle. Once the total is known, the connector
+    # knows where the list ends, so it skips on to it however many pages time out.
+    GIVE_UP_AFTER = 5
+
+    def resource_rows(self, simulators: Simulators) -> list[str]:
+        """The Resources table's keys in listing order, read before any fault is in force."""
+        return list(expected_tables(simulators)["Resources"])
+
+    def build_with(self, dms: DataMinerSystem, simulators: Simulators, fault: Fault) -> tuple[Element, int]:
+        """The element built with `fault` in force, and how many resource pages it asked for."""
+        before = len(requests_for(simulators, "tmf639"))
+        simulators.faults.add(fault)
+        element = create(dms, simulators, conn=connection(simulators, retry=NO_RETRIES))
+        return element, len(requests_for(simulators, "tmf639")) - before
+
+    def test_504s_from_the_first_page_end_the_type_after_five_in_a_row(
+        self, dms: DataMinerSystem, simulators: Simulators
+    ) -> None:
+        element, asked = self.build_with(dms, simulators, Fault(api="tmf639", status=504, pages=set(range(50))))  # every page
+        assert asked == self.GIVE_UP_AFTER
+        resources = progress(element, "Resources")
+        assert resources["Pages Skipped"] == self.GIVE_UP_AFTER and resources["Pages Read"] == 0
+        assert resources["Cache State"] == INCOMPLETE
+        assert resources["Result"] == "Failed: 5 pages in a row answered 504; giving up until the next cycle"
+        assert len(element.table("Resources")) == 0
+        assert progress(element, "Services")["Cache State"] == COMPLETE
+
+    def test_fewer_504s_than_that_before_the_total_go_on_to_the_end(
+        self, dms: DataMinerSystem, simulators: Simulators
+    ) -> None:
+        expected = self.resource_rows(simulators)
+        pages = math.ceil(len(expected) / 40)
+        skipped = set(range(self.GIVE_UP_AFTER - 1))  # pages 0 to 3: the fifth page tells the total
+        element, asked = self.build_with(dms, simulators, Fault(api="tmf639", status=504, pages=skipped))
+        assert asked == pages
+        resources = progress(element, "Resources")
+        assert resources["Pages Skipped"] == len(skipped) and resources["Pages Read"] == pages - len(skipped)
+        assert resources["Cache State"] == INCOMPLETE and resources["Result"] == "Incomplete, 4 pages skipped"
+        assert sorted(element.table("Resources").keys()) == sorted(expected[40 * len(skipped) :])
+
+    def test_once_the_total_is_known_any_number_of_504s_in_a_row_are_skipped(
+        self, dms: DataMinerSystem, simulators: Simulators
+    ) -> None:
+        expected = self.resource_rows(simulators)
+        pages = math.ceil(len(expected) / 40)
+        skipped = set(range(1, pages - 1))  # all but the first and the last: more than five in a row
+        assert len(skipped) > self.GIVE_UP_AFTER
+        element, asked = self.build_with(dms, simulators, Fault(api="tmf639", status=504, pages=skipped))
+        assert asked == pages  # it read on to the last page
+        resources = progress(element, "Resources")
+        assert resources["Pages Skipped"] == len(skipped) and resources["Pages Read"] == 2
+        assert resources["Cache State"] == INCOMPLETE and resources["Result"] == f"Incomplete, {len(skipped)} pages skipped"
+        assert sorted(element.table("Resources").keys()) == sorted(expected[:40] + expected[40 * (pages - 1) :])
+
+    def test_the_page_cap_ends_the_type_incomplete_and_a_capped_rebuild_removes_nothing(
+        self, dms: DataMinerSystem, simulators: Simulators, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        element = create(dms, simulators, conn=connection(simulators, retry=NO_RETRIES))
+        everything = sorted(element.table("Resources").keys())
+        assert len(everything) > 3 * 40
+        monkeypatch.setattr(ses_inventory, "MAX_PAGES_PER_TYPE", 3)  # the real cap is 100,000 pages
+        before = len(requests_for(simulators, "tmf639"))
+        element.set("Rebuild Cache", 1)
+        assert len(requests_for(simulators, "tmf639")) - before == 3
+        resources = progress(element, "Resources")
+        assert resources["Pages Read"] == 3 and resources["Cache State"] == INCOMPLETE and resources["Result"] == "Incomplete"
+        expect(element).logged("Resources: stopped after 3 pages", LogType.ERROR)
+        assert sorted(element.table("Resources").keys()) == everything  # not listed past the cap is not gone
 
     def test_another_failure_moves_on_to_the_next_type_and_keeps_the_tables(
         self, dms: DataMinerSystem, simulators: Simulators
