@@ -222,3 +222,25 @@ def test_a_stop_ends_a_long_cycle_between_pages(tmp_path: Any, server: FakeServe
         assert asked < 2000 / 40  # it did not read on to the end
     assert len(server.requests) <= asked + 1
     assert element.table("Cache Progress").row("Services")["Result"] == "Failed: the element is stopping"
+
+
+def test_a_listing_longer_than_100000_pages_is_not_believed(dms: DataMinerSystem, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The cap at its real value: a server that would list on past 100,000 pages (here of one new
+    carrier each, without a total) leaves the type incomplete after exactly that many. Pages are
+    answered in-process: 100,000 loopback requests would take minutes."""
+    listed_pages = 100_010
+
+    def one_new_item_a_page(poller: Any, entity: Any, offset: int, extra: Any) -> tuple[list[Any], int | None]:
+        if entity.name != "Carriers" or offset >= listed_pages:
+            return [], None  # an empty page: the list ends
+        return [{"id": f"CAR-{offset:06d}", "@type": "element", "state": "inactive"}], None  # kept by no table
+
+    monkeypatch.setattr(ses_inventory._Poller, "get_page", one_new_item_a_page)
+    element = dms.create_element(
+        SesInventoryManagement, "Inventory", connection=Connection(host="127.0.0.1", port=9, bus_address="BypassProxy")
+    )
+    carriers = element.table("Cache Progress").row("Carriers")
+    assert carriers["Pages Read"] == 100_000 and carriers["Items Listed"] == 100_000
+    assert carriers["Cache State"] == INCOMPLETE and carriers["Result"] == "Incomplete"
+    expect(element).logged("Carriers: stopped after 100000 pages", LogType.ERROR)
+    assert element.table("Cache Progress").row("Services")["Cache State"] == COMPLETE  # an empty list, read whole

@@ -449,12 +449,52 @@ class TestFaults:
         assert [p["id"] for p in sim.problems.all()] == ["SP-0000001", retried.json()["id"]] == ["SP-0000001", "SP-0000002"]
         assert [(r.status, r.fault) for r in sim.requests("tmf656")] == [(0, "drop"), (201, "lost"), (201, None)]
 
-    def test_latency_delays_the_real_answer(self, sim, http):
-        sim.faults.add(Fault(api="tmf639", kind="latency", latency=0.3, requests={1, 2}))
-        with pytest.raises(requests.Timeout):
-            http.get(sim.url("tmf639"), timeout=0.05)
-        delayed = http.get(sim.url("tmf639"), params={"limit": 2}, timeout=5)
-        assert delayed.status_code == 206 and len(delayed.json()) == 2
+    def test_latency_delays_the_real_answer(self, now, http, monkeypatch):
+        """The server waits the fault's latency before each answer it hits, then answers for real.
+
+        The wait is the server's own `time.sleep`, held here until the test lets it go: the
+        answers are seen to wait for it, with no race against the wall clock."""
+
+        class HeldTime:
+            """The server's time module; each sleep is recorded, then waits for the test's word."""
+
+            def __init__(self) -> None:
+                self.slept: list[float] = []
+                self.sleeping = threading.Semaphore(0)
+                self.release = threading.Semaphore(0)
+
+            def sleep(self, seconds: float) -> None:
+                self.slept.append(seconds)
+                self.sleeping.release()
+                assert self.release.acquire(timeout=10)
+
+            def __getattr__(self, name: str) -> object:
+                return getattr(time, name)
+
+        held = HeldTime()
+        monkeypatch.setattr(server_module, "time", held)
+        with Simulators(SPEC, now=now) as sim:
+            sim.faults.add(Fault(api="tmf639", kind="latency", latency=0.3, requests={1, 2}))
+            with pytest.raises(requests.Timeout):  # a client that waits less gives up
+                http.get(sim.url("tmf639"), timeout=0.05)
+            assert held.sleeping.acquire(timeout=10)
+            held.release.release()  # the first request's wait ends after its client left
+
+            answers: list[requests.Response] = []
+            second = threading.Thread(target=lambda: answers.append(http.get(sim.url("tmf639"), params={"limit": 2}, timeout=10)))
+            second.start()
+            assert held.sleeping.acquire(timeout=10)  # the server waits out the latency...
+            second.join(0.2)
+            assert second.is_alive() and answers == []  # ...and the answer waits with it
+            held.release.release()
+            second.join(30)
+            assert len(answers) == 1 and answers[0].status_code == 206 and len(answers[0].json()) == 2
+            assert held.slept == [0.3, 0.3]  # the configured latency, once for each request it hits
+            assert http.get(sim.url("tmf639"), params={"limit": 2}).status_code == 206  # the third waits for nothing
+            assert held.slept == [0.3, 0.3]
+            assert [(r.number, r.status, r.fault) for r in sim.requests("tmf639")] == [
+                (1, 200, "latency"), (2, 206, "latency"), (3, 206, None)
+            ]  # fmt: skip
 
     def test_probabilistic_faults_are_reproducible_from_the_seed(self, now, http):
         def statuses() -> list[int]:

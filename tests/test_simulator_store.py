@@ -6,9 +6,12 @@ filtered in Python. The clock is a plain attribute moved by hand: no test sleeps
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 from collections.abc import Callable
 from typing import Any
+
+import requests
 
 from dmemu.simulators import inventory as inventory_module
 from dmemu.simulators.inventory import (
@@ -21,7 +24,7 @@ from dmemu.simulators.inventory import (
     InventorySpec,
     iso_utc,
 )
-from dmemu.simulators.server import _checked_filters
+from dmemu.simulators.server import Simulators, _checked_filters
 from dmemu.simulators.store import InventoryStore
 from dmemu.simulators.tmf import ListQuery, homed, parse_list_query
 
@@ -242,3 +245,126 @@ def test_a_kept_scan_catches_up_with_time_at_the_cost_of_what_time_touched(monke
     built.clear()
     listed = edited.listed(page, None)
     assert len(built) > 59_000 and listed == edited.reference(page, None)
+
+
+# -- what the filters mean, from the TMF spec ---------------------------------------------------
+# The checks above compare the kept listing with a plain pass that uses the simulator's own
+# parser, matcher and link rewriting. These write the meaning out instead: the expected items are
+# picked by the test from the raw generated items, by what TMF630 says a filter asks for.
+
+
+def values_at(item: Item, path: str) -> list[Any]:
+    """Every value a dotted attribute path reaches; a list on the way holds many (any may match)."""
+    values: list[Any] = [item]
+    for name in path.split("."):
+        members = [member for value in values for member in (value if isinstance(value, list) else [value])]
+        values = [member[name] for member in members if isinstance(member, dict) and name in member]
+    return [member for value in values for member in (value if isinstance(value, list) else [value])]
+
+
+def instant(text: str) -> dt.datetime:
+    return dt.datetime.fromisoformat(text.replace("Z", "+00:00"))
+
+
+COMPARISONS: dict[str, Callable[[dt.datetime, dt.datetime], bool]] = {
+    "gt": lambda a, b: a > b, "gte": lambda a, b: a >= b, "lt": lambda a, b: a < b, "lte": lambda a, b: a <= b,
+}  # fmt: skip
+
+
+def meant(terms: list[tuple[str, str]]) -> Callable[[Item], bool]:
+    """TMF630 filtering: every term must hold (AND); ``attr=a,b`` is attr a OR b; ``attr.gte=t``
+    compares date-times as instants, whatever offset each is written in; a dotted path looks into
+    nested objects and lists, any of which may match."""
+
+    def accepted(item: Item) -> bool:
+        for name, wanted in terms:
+            path, _, operator = name.rpartition(".")
+            if operator in COMPARISONS:
+                found = [instant(value) for value in values_at(item, path) if isinstance(value, str)]
+                if not any(COMPARISONS[operator](value, instant(wanted)) for value in found):
+                    return False
+            else:
+                shown = [value if isinstance(value, str) else json.dumps(value) for value in values_at(item, name)]
+                if not set(shown) & set(wanted.split(",")):
+                    return False
+        return True
+
+    return accepted
+
+
+def in_another_offset(text: str, hours: int) -> str:
+    """The same instant written in another UTC offset: its text compares differently."""
+    shifted = instant(text).astimezone(dt.timezone(dt.timedelta(hours=hours)))
+    return shifted.isoformat()
+
+
+def test_filters_mean_what_tmf_says():
+    edited = EditedStore(SERVICES, FakeClock(DEFAULT_START + 100), "tmf638")
+    items = list(edited.source())
+    carrier = first(items, lambda item: item["@type"] == "element")
+    start = next(item["startDate"] for item in items if item["id"] == carrier)
+    later = in_another_offset(start, 2)  # the carrier's own start, written two hours on
+    assert later > start and instant(later) == instant(start)
+    customer = next(item for item in items if item["relatedParty"])["relatedParty"][0]["name"]
+    filters = [
+        [("state", "active")],
+        [("@type", "element")],
+        [("hasStarted", "true")],
+        [("relatedParty.role", "customer"), ("state", "inactive")],
+        [("relatedParty.name", customer)],
+        [("serviceSpecification.version", "1.0")],
+        [("supportingService.@referredType", "Service"), ("state", "active")],
+        [("serviceCharacteristic.name", "ServiceLevel")],  # not the first of its list
+        [("state", "active,inactive")],
+        [("state", "active,inactive"), ("@type", "CustomerFacingService")],
+        [("startDate.gte", later)],
+        [("startDate.gt", later)],
+        [("startDate.lt", later), ("@type", "element")],
+        [("startDate.lte", later), ("@type", "element")],
+        [("startDate.gte", "2023-01-01T00:00:00-05:00"), ("startDate.lt", "2023-07-01T00:00:00+09:00")],
+    ]
+    for terms in filters:
+        expected = [item["id"] for item in items if meant(terms)(item)]
+        total, listed = edited.listed(terms, None)
+        assert (total, [item["id"] for item in listed]) == (len(expected), expected), terms
+        assert 0 < total < len(items), terms  # each filter tells items apart
+    # Instants, not text: the carrier starts exactly at `later`, whose text sorts after its own.
+    at_start = {
+        operator: carrier in [item["id"] for item in edited.listed([(f"startDate.{operator}", later), ("@type", "element")], None)[1]]
+        for operator in COMPARISONS
+    }
+    assert at_start == {"gt": False, "gte": True, "lt": False, "lte": True}
+
+
+def test_field_selection_over_http_gives_the_attributes_asked_with_id_and_href_at_the_path_asked():
+    """fields= is the server's (the store lists whole items): checked over loopback."""
+    with Simulators(SERVICES, now=FakeClock(DEFAULT_START + 100)) as sim, requests.Session() as http:
+        http.trust_env = False
+        items = list(Inventory(SERVICES, FakeClock(DEFAULT_START + 100)).services)  # the raw generated items
+        active = [item for item in items if item["state"] == "active"]
+        for ses in (False, True):
+            answer = http.get(sim.url("tmf638", ses=ses), params={"state": "active", "fields": "name,state"})
+            assert answer.status_code == 200
+            collection = sim.url("tmf638", ses=ses)
+            assert answer.json() == [
+                {"id": item["id"], "href": f"{collection}/{item['id']}", "name": item["name"], "state": "active"} for item in active
+            ]
+
+
+def test_resource_filters_look_into_a_single_object_and_lists():
+    edited = EditedStore(RESOURCES, FakeClock(DEFAULT_START + 3 * DAY), "tmf639")
+    items = list(edited.source())
+    contained = first(items, lambda item: bool(item["resourceRelationship"]))
+    target = next(item for item in items if item["id"] == contained)["resourceRelationship"][0]["resource"]["id"]
+    for terms in (
+        [("resourceStatus", "available")],
+        [("place.role", "installationSite")],  # place is one object in v4
+        [("resourceRelationship.resource.id", target)],
+        [("resourceCharacteristic.name", "LaunchYear")],  # not the first of its list
+        [("@type", "Modem,Amplifier"), ("resourceStatus", "available,reserved")],
+        [("lastUpdate.gte", in_another_offset(iso_utc(DEFAULT_START - 30 * DAY), -5))],
+    ):
+        expected = [item["id"] for item in items if meant(terms)(item)]
+        total, listed = edited.listed(terms, None)
+        assert (total, [item["id"] for item in listed]) == (len(expected), expected), terms
+        assert 0 < total < len(items), terms
