@@ -19,6 +19,7 @@ import datetime as dt
 import heapq
 import itertools
 import logging
+import operator
 import threading
 import time
 from collections.abc import Callable
@@ -28,6 +29,7 @@ from typing import Any
 import schedule
 
 heappop, heappush = heapq.heappop, heapq.heappush
+_scheduled_order = operator.attrgetter("sequence")
 _logger = logging.getLogger("dmemu.clock")
 
 _UNIT_SECONDS = {"seconds": 1.0, "minutes": 60.0, "hours": 3600.0, "days": 86400.0, "weeks": 604800.0}
@@ -43,6 +45,7 @@ class TimerJob(schedule.Job):
         self.due = 0.0  # epoch seconds of the next firing
         self.cadence = 0.0  # seconds between firings, fixed when the job is scheduled
         self.cancelled = False
+        self.sequence = 0  # orders the jobs of one due time: set when the job is scheduled
         super().__init__(interval, scheduler)  # type: ignore[arg-type]
 
     @property
@@ -91,7 +94,10 @@ class TimerScheduler(schedule.Scheduler):
     def __init__(self, clock: Clock) -> None:
         super().__init__()
         self.clock = clock
-        self._heap: list[tuple[float, int, TimerJob]] = []
+        # Jobs by due time, and a heap of those due times: the jobs of one instant (a tick, often
+        # thousands when elements start together) cost one heap step, not one each per firing.
+        self._jobs_due: dict[float, list[TimerJob]] = {}
+        self._dues: list[float] = []
         self._sequence = itertools.count()
         self._lock = threading.Lock()
 
@@ -100,7 +106,13 @@ class TimerScheduler(schedule.Scheduler):
 
     def push(self, job: TimerJob) -> None:
         with self._lock:
-            heapq.heappush(self._heap, (job.due, next(self._sequence), job))
+            job.sequence = next(self._sequence)
+            jobs = self._jobs_due.get(job.due)
+            if jobs is None:
+                self._jobs_due[job.due] = [job]
+                heappush(self._dues, job.due)
+            else:
+                jobs.append(job)
         self.clock.wake()
 
     def cancel_job(self, job: schedule.Job) -> None:
@@ -115,11 +127,18 @@ class TimerScheduler(schedule.Scheduler):
     @property
     def next_due(self) -> float | None:
         """Epoch seconds of the earliest live job, or None when nothing is scheduled."""
-        heap = self._heap
+        dues, jobs_due = self._dues, self._jobs_due
         with self._lock:
-            while heap and heap[0][2].cancelled:
-                heapq.heappop(heap)
-            return heap[0][0] if heap else None
+            while dues:
+                due = dues[0]
+                jobs = jobs_due[due]
+                if not jobs[0].cancelled:
+                    return due
+                jobs[:] = [job for job in jobs if not job.cancelled]  # cancelled jobs go lazily
+                if jobs:
+                    return due
+                del jobs_due[heappop(dues)]
+            return None
 
     def get_next_run(self, tag: Any = None) -> dt.datetime | None:
         if tag is not None:
@@ -135,22 +154,30 @@ class TimerScheduler(schedule.Scheduler):
         return None if due is None else due - self.clock.now()
 
     def pop_due(self, now: float) -> list[TimerJob]:
-        """Remove and return the jobs due at or before `now`, rescheduled on their cadence."""
-        heap = self._heap
+        """Remove and return the jobs due at or before `now` in the order they are due (then
+        scheduled), rescheduled on their cadence."""
+        dues, jobs_due = self._dues, self._jobs_due
         fired: list[TimerJob] = []
         with self._lock:
-            while heap and heap[0][0] <= now:
-                _, sequence, job = heappop(heap)
-                if job.cancelled:
-                    continue
-                fired.append(job)
-                due = job.due + job.cadence
-                if due <= now:  # late (a real clock that was busy): skip missed firings
+            while dues and dues[0] <= now:
+                jobs = jobs_due.pop(heappop(dues))
+                jobs.sort(key=_scheduled_order)  # filed as they were rescheduled: a few sorted runs
+                for job in jobs:
+                    if job.cancelled:
+                        continue
+                    fired.append(job)
+                    due = job.due + job.cadence
+                    if due <= now:  # late (a real clock that was busy): skip missed firings
+                        job.due = due
+                        job.advance_due(now)
+                        due = job.due
                     job.due = due
-                    job.advance_due(now)
-                    due = job.due
-                job.due = due
-                heappush(heap, (due, sequence, job))
+                    later = jobs_due.get(due)
+                    if later is None:
+                        jobs_due[due] = [job]
+                        heappush(dues, due)
+                    else:
+                        later.append(job)
         return fired
 
     def run_pending(self) -> None:
