@@ -470,18 +470,24 @@ class Element(ReadableElement):
             )
 
     def _on_timer(self, timer: Timer) -> None:
-        # A timer's work already waiting on the queue is not queued twice.
+        # A timer's work already waiting on the queue is not queued twice; work run at once
+        # (the queue was idle, every virtual firing's path) never waited, so is not recorded.
         if self._state is _ACTIVE and timer.id not in self._queued_timers:
-            self._queued_timers.add(timer.id)
-            self._queue.run(self._run_timer, timer)
+            if not self._queue.run_if_idle(self._run_timer_qactions, timer):
+                self._queued_timers.add(timer.id)
+                self._queue.run(self._run_queued_timer, timer)
 
-    def _run_timer(self, timer: Timer) -> None:
+    def _run_queued_timer(self, timer: Timer) -> None:
         self._queued_timers.discard(timer.id)
+        self._run_timer_qactions(timer)
+
+    def _run_timer_qactions(self, timer: Timer) -> None:
         if self._state is not _ACTIVE:
-            return
+            return  # queued before a pause or stop
         qactions = self._model.qactions
+        run = self._run_qaction
         for qid in timer.qactions:
-            self._run_qaction(qactions[qid], None, None, None, 0)
+            run(qactions[qid], None, None, None, 0)
 
     def _schedule_timers(self) -> None:
         self._cancel_timers()

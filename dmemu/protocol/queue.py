@@ -23,40 +23,56 @@ from typing import Any, TypeVar
 
 T = TypeVar("T")
 _get_ident = threading.get_ident
-class _WorkerState(threading.local):
-    depth = 0  # how many queues this thread is running items of (nested: A's item sets B)
-    handing_off = False  # this thread is handing off the queues below
+
+
+class _WorkerState:
+    """What one thread is doing with queues."""
+
+    __slots__ = ("depth", "handing_off", "deferred")
 
     def __init__(self) -> None:
+        self.depth = 0  # how many queues this thread is running items of (nested: A's item sets B)
+        self.handing_off = False  # this thread is handing off the queues below
         # Queues with work to hand off once this thread's outermost item is done: handing off
         # from inside an item could run that work nested (a virtual clock runs it at once).
         self.deferred: list[WorkQueue] = []
 
 
-_worker = _WorkerState()
+# Each thread's state sits in one plain object: an attribute of a threading.local costs several
+# times a plain one, and the inline run of every timer firing reads and writes it.
+_thread_local = threading.local()
 _MAX_INLINE_NESTING = 16  # deeper element-to-element hops are queued, not run nested
 
 
+def _this_worker() -> _WorkerState:
+    try:
+        return _thread_local.worker  # type: ignore[no-any-return]
+    except AttributeError:
+        worker = _thread_local.worker = _WorkerState()
+        return worker
+
+
 def _running_any_queue() -> bool:
-    return _worker.depth > 0
+    return _this_worker().depth > 0
 
 
 def _left_a_queue() -> None:
     """Bookkeeping when this thread stops running a queue's item."""
-    _worker.depth -= 1
-    if _worker.depth == 0 and _worker.deferred:
-        _hand_off_deferred()
+    worker = _this_worker()
+    worker.depth -= 1
+    if worker.depth == 0 and worker.deferred:
+        _hand_off_deferred(worker)
 
 
-def _hand_off_deferred() -> None:
+def _hand_off_deferred(worker: _WorkerState) -> None:
     """This thread's outermost item is done: hand off what items queued elsewhere meanwhile."""
-    if not _worker.handing_off:
-        _worker.handing_off = True
+    if not worker.handing_off:
+        worker.handing_off = True
         try:
-            while _worker.deferred:
-                _worker.deferred.pop(0)._hand_off()
+            while worker.deferred:
+                worker.deferred.pop(0)._hand_off()
         finally:
-            _worker.handing_off = False
+            worker.handing_off = False
 
 
 class _Chain:
@@ -139,33 +155,9 @@ class WorkQueue:
         item's exception too (a caller inside some queue's item never blocks); otherwise a
         queued item's exception goes to `on_error`.
         """
-        pending = self.pending
-        worker = _worker
-        depth = worker.depth
-        if not pending and depth < _MAX_INLINE_NESTING and self.lock.acquire(False):
-            # `_enter`/`_leave` spelled out: this is every timer firing's path.
-            chain = self._inline_chain  # one inline run at a time per queue: reused, not allocated
-            chain.outstanding, chain.error = 1, None
-            self._owner, self._chain = _get_ident(), chain
-            worker.depth = depth + 1
-            try:
-                function(*args)
-            finally:
-                chain.outstanding -= 1
-                try:
-                    if pending:
-                        self._run_pending(until=chain)
-                finally:
-                    self._owner, self._chain = 0, None
-                    self.lock.release()
-                    worker.depth = depth
-                    if not depth and worker.deferred:
-                        _hand_off_deferred()
-                    if pending:
-                        self._hand_off()  # even when the item raised: nothing may be stranded
-            if chain.error is not None:  # work of this chain was dropped by a stop
-                raise chain.error
+        if self.run_if_idle(function, *args):
             return
+        pending = self.pending
         item = partial(function, *args) if args else function
         if self.in_worker:
             chain = self._chain  # queued by the running item: part of its chain
@@ -184,6 +176,43 @@ class WorkQueue:
             return
         pending.append((next(self._sequence), None, item))
         self._hand_off()
+
+    def run_if_idle(self, function: Callable[..., Any], *args: Any) -> bool:
+        """Run ``function(*args)`` and the work it queues now if the queue is idle, as `run`
+        does, and answer True; answer False (nothing run) when items run or wait.
+
+        Every timer firing takes this path, so `_enter`/`_leave` are spelled out here.
+        """
+        pending = self.pending
+        try:
+            worker = _thread_local.worker  # `_this_worker()` spelled out
+        except AttributeError:
+            worker = _this_worker()
+        depth = worker.depth
+        if pending or depth >= _MAX_INLINE_NESTING or not self.lock.acquire(False):
+            return False
+        chain = self._inline_chain  # one inline run at a time per queue: reused, not allocated
+        chain.outstanding, chain.error = 1, None
+        self._owner, self._chain = _get_ident(), chain
+        worker.depth = depth + 1
+        try:
+            function(*args)
+        finally:
+            chain.outstanding -= 1
+            try:
+                if pending:
+                    self._run_pending(until=chain)
+            finally:
+                self._owner, self._chain = 0, None
+                self.lock.release()
+                worker.depth = depth
+                if not depth and worker.deferred:
+                    _hand_off_deferred(worker)
+                if pending:
+                    self._hand_off()  # even when the item raised: nothing may be stranded
+        if chain.error is not None:  # work of this chain was dropped by a stop
+            raise chain.error
+        return True
 
     def run_soon(self, function: Callable[[], Any]) -> None:
         """Queue `function` behind the queued items and have them run as handed-off work does:
@@ -231,9 +260,10 @@ class WorkQueue:
         """Have queued items run on a worker (unless someone is already running them)."""
         if self.lock.locked():
             return  # the owner sees the items before it lets go
-        if _worker.depth > 0:
-            if self not in _worker.deferred:
-                _worker.deferred.append(self)
+        worker = _this_worker()
+        if worker.depth > 0:
+            if self not in worker.deferred:
+                worker.deferred.append(self)
         else:
             self._dispatch(self._drain)
 
@@ -254,7 +284,7 @@ class WorkQueue:
 
     def _enter(self) -> None:
         self._owner = _get_ident()
-        _worker.depth += 1
+        _this_worker().depth += 1
 
     def _leave(self) -> None:
         self._owner = 0
