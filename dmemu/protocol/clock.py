@@ -162,6 +162,9 @@ class TimerScheduler(schedule.Scheduler):
             while dues and dues[0] <= now:
                 jobs = jobs_due.pop(heappop(dues))
                 jobs.sort(key=_scheduled_order)  # filed as they were rescheduled: a few sorted runs
+                # Where the previous job went: often this one's place too (one float hash saved).
+                later_due: float | None = None
+                later: list[TimerJob] = []
                 for job in jobs:
                     if job.cancelled:
                         continue
@@ -172,12 +175,14 @@ class TimerScheduler(schedule.Scheduler):
                         job.advance_due(now)
                         due = job.due
                     job.due = due
-                    later = jobs_due.get(due)
-                    if later is None:
-                        jobs_due[due] = [job]
-                        heappush(dues, due)
-                    else:
-                        later.append(job)
+                    if due != later_due:
+                        later_due = due
+                        filed = jobs_due.get(due)
+                        if filed is None:
+                            filed = jobs_due[due] = []
+                            heappush(dues, due)
+                        later = filed
+                    later.append(job)
         return fired
 
     def run_pending(self) -> None:

@@ -462,12 +462,16 @@ class Element(ReadableElement):
         facade._trigger, facade._row_key, facade._trigger_value, facade._depth = trigger, row_key, value, depth
         try:
             qaction.function(facade)
-        except Exception as error:  # a QAction failing is logged, as DataMiner does; the element runs on
-            where = _qaction_frame(qaction, error)
-            self.log(
-                f"{qaction.label} failed: {type(error).__name__}: {error} ({where.filename}:{where.lineno})",
-                LogType.ERROR,
-            )
+        except Exception as error:
+            self._qaction_failed(qaction, error)
+
+    def _qaction_failed(self, qaction: QAction, error: Exception) -> None:
+        # A QAction failing is logged, as DataMiner does; the element runs on.
+        where = _qaction_frame(qaction, error)
+        self.log(
+            f"{qaction.label} failed: {type(error).__name__}: {error} ({where.filename}:{where.lineno})",
+            LogType.ERROR,
+        )
 
     def _on_timer(self, timer: Timer) -> None:
         # A timer's work already waiting on the queue is not queued twice; work run at once
@@ -482,12 +486,18 @@ class Element(ReadableElement):
         self._run_timer_qactions(timer)
 
     def _run_timer_qactions(self, timer: Timer) -> None:
-        if self._state is not _ACTIVE:
-            return  # queued before a pause or stop
+        # `_run_qaction(qaction, None, None, None, 0)` spelled out: every timer firing's path.
         qactions = self._model.qactions
-        run = self._run_qaction
+        facade = self._facade
         for qid in timer.qactions:
-            run(qactions[qid], None, None, None, 0)
+            if self._state is not _ACTIVE:
+                return  # queued before a pause or stop, or a QAction before stopped the element
+            qaction = qactions[qid]
+            facade._trigger, facade._row_key, facade._trigger_value, facade._depth = None, None, None, 0
+            try:
+                qaction.function(facade)
+            except Exception as error:
+                self._qaction_failed(qaction, error)
 
     def _schedule_timers(self) -> None:
         self._cancel_timers()
