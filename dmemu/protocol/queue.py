@@ -191,17 +191,18 @@ class WorkQueue:
         depth = worker.depth
         if pending or depth >= _MAX_INLINE_NESTING or not self.lock.acquire(False):
             return False
-        chain = self._inline_chain  # one inline run at a time per queue: reused, not allocated
-        chain.outstanding, chain.error = 1, None
+        # One inline run at a time per queue: its chain is reused, not allocated, and left at
+        # rest (one outstanding, no error) by every run, so a run that queued nothing skips it.
+        chain = self._inline_chain
+        dropped: BaseException | None = None
         self._owner, self._chain = _get_ident(), chain
         worker.depth = depth + 1
         try:
             function(*args)
         finally:
-            chain.outstanding -= 1
             try:
-                if pending:
-                    self._run_pending(until=chain)
+                if pending:  # the item queued work (its chain), or others queued theirs meanwhile
+                    dropped = self._finish_inline_chain(chain)
             finally:
                 self._owner, self._chain = 0, None
                 self.lock.release()
@@ -210,9 +211,20 @@ class WorkQueue:
                     _hand_off_deferred(worker)
                 if pending:
                     self._hand_off()  # even when the item raised: nothing may be stranded
-        if chain.error is not None:  # work of this chain was dropped by a stop
-            raise chain.error
+        if dropped is not None:  # work of this chain was dropped by a stop
+            raise dropped
         return True
+
+    def _finish_inline_chain(self, chain: _Chain) -> BaseException | None:
+        """Run the rest of the inline item's chain and put the chain back at rest; answers the
+        error that dropped some of it, if any."""
+        chain.outstanding -= 1  # the item itself is done
+        try:
+            self._run_pending(until=chain)
+        finally:
+            error = chain.error
+            chain.outstanding, chain.error = 1, None
+        return error
 
     def run_soon(self, function: Callable[[], Any]) -> None:
         """Queue `function` behind the queued items and have them run as handed-off work does:
