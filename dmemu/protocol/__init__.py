@@ -31,6 +31,7 @@ from .element import Element, ElementState, ReadableElement, TableView
 from .errors import (
     AlarmError,
     AlarmTemplateError,
+    ClockTimeError,
     DefinitionError,
     DmemuError,
     DuplicateElementError,
@@ -92,6 +93,7 @@ __all__ = [
     "Button",
     "Change",
     "Clock",
+    "ClockTimeError",
     "Column",
     "Connection",
     "DataMinerSystem",

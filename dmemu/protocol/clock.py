@@ -19,6 +19,8 @@ import datetime as dt
 import heapq
 import itertools
 import logging
+import math
+import numbers
 import operator
 import threading
 import time
@@ -28,12 +30,33 @@ from typing import Any
 
 import schedule
 
+from .errors import ClockTimeError
+
 heappop, heappush = heapq.heappop, heapq.heappush
 _scheduled_order = operator.attrgetter("sequence")
 _logger = logging.getLogger("dmemu.clock")
 
 _UNIT_SECONDS = {"seconds": 1.0, "minutes": 60.0, "hours": 3600.0, "days": 86400.0, "weeks": 604800.0}
 DEFAULT_VIRTUAL_START = dt.datetime(2026, 1, 1, tzinfo=dt.timezone.utc)
+
+
+def _checked_seconds(value: object, what: str) -> float:
+    """`value` as float seconds; `ClockTimeError` naming `what` when it is no finite number
+    (nan and inf would keep a clock stepping for ever)."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise ClockTimeError(f"{what} must be a number of seconds, not {value!r} ({type(value).__name__})")
+    seconds = float(value)
+    if not math.isfinite(seconds):
+        raise ClockTimeError(f"{what} must be a finite number of seconds, not {value!r}")
+    return seconds
+
+
+def _checked_step(value: object) -> float:
+    """The seconds of an `advance`: finite and not negative."""
+    seconds = _checked_seconds(value, "advance(seconds)")
+    if seconds < 0:
+        raise ClockTimeError(f"cannot advance a clock by {value!r} seconds: time does not go back")
+    return seconds
 
 
 class TimerJob(schedule.Job):
@@ -265,7 +288,15 @@ class VirtualClock(Clock):
 
     def __init__(self, start: dt.datetime | float = DEFAULT_VIRTUAL_START) -> None:
         super().__init__()
-        self._now = start.timestamp() if isinstance(start, dt.datetime) else float(start)
+        if isinstance(start, dt.datetime):
+            self._now = start.timestamp()
+        elif isinstance(start, numbers.Real) and not isinstance(start, bool):
+            self._now = _checked_seconds(start, "VirtualClock(start)")
+        else:
+            raise ClockTimeError(
+                f"VirtualClock(start) must be a datetime or epoch seconds, not {start!r} ({type(start).__name__}); "
+                "e.g. VirtualClock(datetime(2026, 1, 1, tzinfo=timezone.utc))"
+            )
 
     def now(self) -> float:
         return self._now
@@ -275,9 +306,7 @@ class VirtualClock(Clock):
 
     def advance(self, seconds: float) -> int:
         """Move time forward by `seconds`, firing what falls due; returns the number of firings."""
-        if seconds < 0:
-            raise ValueError(f"cannot advance a clock by {seconds} seconds: time does not go back")
-        return self._run_to(self._now + seconds)
+        return self._run_to(self._now + _checked_step(seconds))
 
     def run_until(
         self,
@@ -289,10 +318,19 @@ class VirtualClock(Clock):
 
         With a predicate, time moves one due time at a time and stops as soon as it is true;
         `timeout` (virtual seconds) bounds the search and raises TimeoutError if reached.
+        A time already reached is met at once: nothing fires and time stays.
         """
+        if isinstance(until, dt.datetime):
+            return self._run_to(max(until.timestamp(), self._now))
         if not callable(until):
-            target = until.timestamp() if isinstance(until, dt.datetime) else float(until)
-            return self._run_to(max(target, self._now))
+            if not isinstance(until, numbers.Real) or isinstance(until, bool):
+                raise ClockTimeError(
+                    f"run_until(until) must be a datetime, epoch seconds or a condition (a callable), "
+                    f"not {until!r} ({type(until).__name__})"
+                )
+            return self._run_to(max(_checked_seconds(until, "run_until(until)"), self._now))
+        if _checked_seconds(timeout, "run_until timeout") < 0:
+            raise ClockTimeError(f"run_until timeout must be 0 or more virtual seconds, not {timeout!r}")
         deadline = self._now + timeout
         fired = 0
         while not until():
@@ -407,7 +445,7 @@ class RealClock(Clock):
 
     def advance(self, seconds: float) -> int:
         """Block for `seconds` of wall-clock time, running due timers on this thread."""
-        deadline = time.time() + seconds
+        deadline = time.time() + _checked_step(seconds)
         fired = 0
         while True:
             jobs = self.scheduler.pop_due(time.time())

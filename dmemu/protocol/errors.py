@@ -53,6 +53,11 @@ class DuplicateElementError(ElementError):
     """An element with that name or id pair already exists."""
 
 
+class ClockTimeError(DmemuError, ValueError):
+    """A clock was given a time it cannot use: not a number of seconds (or a datetime where one
+    is allowed), not finite, or a step back. The message names the argument."""
+
+
 class QActionLoopError(DmemuError):
     """A chain of QActions triggering each other did not settle."""
 
