@@ -6,8 +6,9 @@ cancellation), bridged where `schedule` cannot give what a DMS needs:
 * `schedule` reads ``datetime.now()`` itself: here every job asks the injected clock.
 * `schedule` times the next run from when a job *ends*, so a slow job drifts: here the next
   due time is the previous due time plus the interval (missed firings are skipped, once).
-* `schedule` scans every job on each ``run_pending``: here due jobs sit in a heap, so a virtual
-  clock jumps from one due time to the next at a cost that grows with firings only.
+* `schedule` scans every job on each ``run_pending``: here jobs sit in lists by due time under
+  a heap of those times, so a virtual clock jumps from one due time to the next at a cost that
+  grows with firings only (and the many jobs of one instant share one heap step).
 
 Callbacks due at the same instant form a *tick*; on a virtual clock, tick listeners (the DMS's
 batched save) run after each tick, and once more when `advance` has moved time past the last.
