@@ -213,3 +213,20 @@ def test_real_clock_advance_refuses_a_time_that_is_no_finite_number() -> None:
         clock.advance(float("inf"))
     with pytest.raises(ClockTimeError, match="does not go back"):
         clock.advance(-1)
+
+
+def test_timers_due_at_one_instant_fire_in_the_order_they_were_scheduled() -> None:
+    """Jobs of one due time are filed as they are rescheduled (here B at 30, A at 40, for 60);
+    they still fire in the order they were scheduled, as a heap of (due, sequence) would."""
+    clock = VirtualClock(0)
+    fired: list[tuple[float, str]] = []
+    clock.every(20, lambda: fired.append((clock.now(), "A")))
+    job_b = clock.every(30, lambda: fired.append((clock.now(), "B")))
+    clock.every(60, lambda: fired.append((clock.now(), "C")))
+    clock.advance(60)
+    assert fired == [(20, "A"), (30, "B"), (40, "A"), (60, "A"), (60, "B"), (60, "C")]
+    clock.cancel(job_b)  # first of its instant (90) and alone there: that instant goes
+    assert clock.scheduler.next_due == 80
+    fired.clear()
+    clock.advance(60)
+    assert fired == [(80, "A"), (100, "A"), (120, "A"), (120, "C")]
