@@ -118,6 +118,20 @@ class WorkQueue:
     at once); `on_error` hears what a queued item raised when no caller waits for it.
     """
 
+    # Slots: a DMS holds thousands of queues and every firing reads one; compact ones stay in cache.
+    __slots__ = (
+        "pending",
+        "lock",
+        "_owner",
+        "_chain",
+        "_sequence",
+        "_cancel_fence",
+        "_cancel_error",
+        "_dispatch",
+        "_on_error",
+        "_inline_chain",
+    )
+
     def __init__(self, dispatch: Callable[[Callable[[], Any]], None], on_error: Callable[[Exception], None]) -> None:
         self.pending: deque[Entry] = deque()
         self.lock = threading.Lock()  # held while an item runs
