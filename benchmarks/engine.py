@@ -24,8 +24,10 @@ Figures (ratio = engine time / baseline time; lower is better):
     running a QAction that does nothing), against a bare ``heapq`` loop doing the same
     firings. The gap is the scheduler, the element queue and the QAction call.
 
-Each measurement alternates the sides ``--repeat`` times and keeps each side's best time,
-with the garbage collector off while timing (as `timeit` does). ``--scale`` shrinks the sizes
+Each measurement alternates the sides ``--repeat`` times (rounds) and keeps each side's best
+time, with the garbage collector off while timing (as `timeit` does). A figure's line ends
+with the lowest and highest ratio of a single round, so a reader sees the noise the best times
+smooth out. ``--scale`` shrinks the sizes
 for a quick run.
 
 Each group of figures (set; fill_array and the saves; virtual clock) runs in a process of its
@@ -152,20 +154,25 @@ class Stopwatch:
         gc.enable()
 
 
-def best_times(sides: Sequence[Callable[[], float]], repeat: int) -> list[float]:
-    """Best (minimum) seconds of each side; the sides take turns for `repeat` rounds."""
+def round_times(sides: Sequence[Callable[[], float]], repeat: int) -> list[list[float]]:
+    """Seconds of each side in each round; the sides take turns for `repeat` rounds."""
     times: list[list[float]] = [[] for _ in sides]
     for _ in range(repeat):
         for side, side_times in zip(sides, times):
             side_times.append(side())
-    return [min(side_times) for side_times in times]
+    return times
 
 
-def report(figure: str, what: str, baseline_name: str, baseline_seconds: float, engine_seconds: float) -> None:
-    """Absolute times on a ``#`` line, then the figure's ratio line."""
+def report(figure: str, what: str, baseline_name: str, baseline_times: list[float], engine_times: list[float]) -> None:
+    """Best absolute times on a ``#`` line, then the figure's ratio line: the ratio of the best
+    times, and in brackets the lowest and highest ratio of one round's two times, so a reader
+    sees how noisy the machine was."""
+    baseline_seconds, engine_seconds = min(baseline_times), min(engine_times)
     print(f"# {figure}: {what}; {baseline_name} {baseline_seconds:.4f} s, engine {engine_seconds:.4f} s (best)")
     ratio = engine_seconds / baseline_seconds
-    print(f"{figure}: ratio {ratio:.2f} (target <= {TARGETS[figure]:g})", flush=True)
+    round_ratios = [engine / baseline for baseline, engine in zip(baseline_times, engine_times)]
+    spread = f"[round ratios {min(round_ratios):.2f}-{max(round_ratios):.2f} over {len(round_ratios)} rounds]"
+    print(f"{figure}: ratio {ratio:.2f} (target <= {TARGETS[figure]:g}) {spread}", flush=True)
 
 
 @contextmanager
@@ -212,7 +219,7 @@ def bench_set(directory: Path, scale: float, repeat: int) -> None:
     with temporary_dms(directory, VirtualClock()) as dms:
         element = dms.create_element(SetBenchmark, "set")
         sides = [lambda: time_dict_sets(values), lambda: time_element_sets(element, values)]
-        baseline, engine = best_times(sides, repeat)
+        baseline, engine = round_times(sides, repeat)
         if element.get(VALUE_PID) != values[-1]:
             raise RuntimeError("the sets did not reach the element")
     report("set", f"{len(values):,} sets", "dict", baseline, engine)
@@ -278,9 +285,9 @@ def bench_table(directory: Path, scale: float, repeat: int) -> None:
     path = directory / "baseline.json"
     with temporary_dms(directory / "dms", VirtualClock()) as dms:
         element = dms.create_element(TableBenchmark, "table")
-        baseline, engine = best_times([lambda: time_dict_of_lists(ROWS_TO_FILL), lambda: time_fill(element)], repeat)
+        baseline, engine = round_times([lambda: time_dict_of_lists(ROWS_TO_FILL), lambda: time_fill(element)], repeat)
         report("fill_array", what, "dict of lists", baseline, engine)
-        baseline, strict_baseline, engine = best_times(
+        baseline, strict_baseline, engine = round_times(
             [
                 lambda: time_json_file(json_dump, ROWS_TO_FILL, path),
                 lambda: time_json_file(json_dumps_write, ROWS_TO_FILL, path),
@@ -341,14 +348,14 @@ def bench_clock(directory: Path, scale: float, repeat: int) -> None:
         intervals = [*TIMER_SECONDS * element_count]
         baseline = FiringCounter(lambda: run_heap(intervals, VIRTUAL_DAY))
         engine = FiringCounter(lambda: clock.advance(VIRTUAL_DAY))
-        baseline_seconds, engine_seconds = best_times([baseline, engine], repeat)
+        baseline_times, engine_times = round_times([baseline, engine], repeat)
         for element in dms.elements:
             check_no_errors(element)
     if len(baseline.firings | engine.firings) != 1:
         raise RuntimeError(f"firings differ: heapq {sorted(baseline.firings)}, engine {sorted(engine.firings)}")
     firings = engine.firings.pop()
     what = f"{element_count:,} elements x {len(TIMER_SECONDS)} timers over 24 virtual hours, {firings:,} firings"
-    report("virtual clock", what, "heapq", baseline_seconds, engine_seconds)
+    report("virtual clock", what, "heapq", baseline_times, engine_times)
 
 
 # -- main --------------------------------------------------------------------------------------

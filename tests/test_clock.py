@@ -8,7 +8,7 @@ import threading
 import pytest
 import schedule
 
-from dmemu.protocol import RealClock, VirtualClock
+from dmemu.protocol import ClockTimeError, DmemuError, RealClock, VirtualClock
 from dmemu.protocol.clock import TimerScheduler
 
 START = dt.datetime(2026, 1, 1, tzinfo=dt.timezone.utc)
@@ -221,3 +221,82 @@ def test_a_virtual_jump_takes_one_step_per_firing_whatever_the_time_elapsed(monk
     clock.every(30 * 86400, lambda: None)
     clock.advance(ten_years)
     assert len(steps) == 3650 + 121  # a monthly timer: about 12 steps a year
+
+
+@pytest.mark.parametrize("seconds", [float("nan"), float("inf"), float("-inf")])
+def test_advance_by_a_time_that_is_no_finite_number_is_refused_at_once(seconds: float) -> None:
+    clock = VirtualClock(0)
+    clock.every(60, lambda: None)  # with a timer, nan and inf used to loop for ever
+    with pytest.raises(ClockTimeError, match=r"advance\(seconds\) must be a finite number of seconds, not (nan|inf|-inf)"):
+        clock.advance(seconds)
+    assert clock.now() == 0
+
+
+@pytest.mark.parametrize("until", [float("nan"), float("inf")])
+def test_run_until_a_time_that_is_no_finite_number_is_refused_at_once(until: float) -> None:
+    clock = VirtualClock(0)
+    clock.every(60, lambda: None)
+    with pytest.raises(ClockTimeError, match=r"run_until\(until\) must be a finite number of seconds, not (nan|inf)"):
+        clock.run_until(until)
+    assert clock.now() == 0
+
+
+@pytest.mark.parametrize("timeout", [float("nan"), float("inf"), -1])
+def test_run_until_a_condition_needs_a_finite_timeout(timeout: float) -> None:
+    clock = VirtualClock(0)
+    clock.every(60, lambda: None)
+    with pytest.raises(ClockTimeError, match="timeout must be"):
+        clock.run_until(lambda: False, timeout=timeout)
+    assert clock.now() == 0
+
+
+def test_clock_times_of_the_wrong_kind_say_what_is_allowed() -> None:
+    clock = VirtualClock(0)
+    with pytest.raises(ClockTimeError, match=r"advance\(seconds\) must be a number of seconds, not '10' \(str\)"):
+        clock.advance("10")  # type: ignore[arg-type]
+    with pytest.raises(ClockTimeError, match=r"run_until\(until\) must be a datetime, epoch seconds or a condition"):
+        clock.run_until("2026-01-02")  # type: ignore[arg-type]
+    with pytest.raises(ClockTimeError, match=r"VirtualClock\(start\) must be a datetime or epoch seconds, not '2026-01-01'"):
+        VirtualClock("2026-01-01")  # type: ignore[arg-type]
+    with pytest.raises(ClockTimeError, match=r"VirtualClock\(start\) must be a finite number of seconds, not nan"):
+        VirtualClock(float("nan"))
+    with pytest.raises(ClockTimeError, match=r"advance\(seconds\) must be a number of seconds, not True"):
+        clock.advance(True)  # type: ignore[arg-type]
+    assert isinstance(ClockTimeError("x"), (DmemuError, ValueError))
+
+
+def test_run_until_a_time_already_passed_fires_nothing_and_keeps_the_time() -> None:
+    """Unlike `advance(-1)` (a refused step back), a target already reached is simply met."""
+    clock = VirtualClock(START)
+    fired = []
+    clock.every(60, lambda: fired.append(clock.now()))
+    clock.advance(300)
+    assert clock.run_until(START) == 0
+    assert clock.run_until(START.timestamp() + 10) == 0
+    assert clock.datetime() == START + dt.timedelta(seconds=300)
+    assert len(fired) == 5
+
+
+def test_real_clock_advance_refuses_a_time_that_is_no_finite_number() -> None:
+    clock = RealClock()
+    with pytest.raises(ClockTimeError, match=r"advance\(seconds\) must be a finite number of seconds, not inf"):
+        clock.advance(float("inf"))
+    with pytest.raises(ClockTimeError, match="does not go back"):
+        clock.advance(-1)
+
+
+def test_timers_due_at_one_instant_fire_in_the_order_they_were_scheduled() -> None:
+    """Jobs of one due time are filed as they are rescheduled (here B at 30, A at 40, for 60);
+    they still fire in the order they were scheduled, as a heap of (due, sequence) would."""
+    clock = VirtualClock(0)
+    fired: list[tuple[float, str]] = []
+    clock.every(20, lambda: fired.append((clock.now(), "A")))
+    job_b = clock.every(30, lambda: fired.append((clock.now(), "B")))
+    clock.every(60, lambda: fired.append((clock.now(), "C")))
+    clock.advance(60)
+    assert fired == [(20, "A"), (30, "B"), (40, "A"), (60, "A"), (60, "B"), (60, "C")]
+    clock.cancel(job_b)  # first of its instant (90) and alone there: that instant goes
+    assert clock.scheduler.next_due == 80
+    fired.clear()
+    clock.advance(60)
+    assert fired == [(80, "A"), (100, "A"), (120, "A"), (120, "C")]

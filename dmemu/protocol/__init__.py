@@ -21,6 +21,7 @@ from .definitions import (
 )
 from .element import Element, ElementRef, ElementState, ReadableElement, TableView
 from .errors import (
+    ClockTimeError,
     ConnectionSettingError,
     DefinitionError,
     DmemuError,
@@ -50,6 +51,7 @@ __all__ = [
     "Button",
     "Change",
     "Clock",
+    "ClockTimeError",
     "Column",
     "Connection",
     "ConnectionSettingError",

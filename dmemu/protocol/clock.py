@@ -6,8 +6,9 @@ cancellation), bridged where `schedule` cannot give what a DMS needs:
 * `schedule` reads ``datetime.now()`` itself: here every job asks the injected clock.
 * `schedule` times the next run from when a job *ends*, so a slow job drifts: here the next
   due time is the previous due time plus the interval (missed firings are skipped, once).
-* `schedule` scans every job on each ``run_pending``: here due jobs sit in a heap, so a virtual
-  clock jumps from one due time to the next at a cost that grows with firings only.
+* `schedule` scans every job on each ``run_pending``: here jobs sit in lists by due time under
+  a heap of those times, so a virtual clock jumps from one due time to the next at a cost that
+  grows with firings only (and the many jobs of one instant share one heap step).
 
 Callbacks due at the same instant form a *tick*; on a virtual clock, tick listeners (the DMS's
 batched save) run after each tick, and once more when `advance` has moved time past the last.
@@ -19,6 +20,9 @@ import datetime as dt
 import heapq
 import itertools
 import logging
+import math
+import numbers
+import operator
 import threading
 import time
 from collections.abc import Callable
@@ -27,11 +31,33 @@ from typing import Any
 
 import schedule
 
+from .errors import ClockTimeError
+
 heappop, heappush = heapq.heappop, heapq.heappush
+_scheduled_order = operator.attrgetter("sequence")
 _logger = logging.getLogger("dmemu.clock")
 
 _UNIT_SECONDS = {"seconds": 1.0, "minutes": 60.0, "hours": 3600.0, "days": 86400.0, "weeks": 604800.0}
 DEFAULT_VIRTUAL_START = dt.datetime(2026, 1, 1, tzinfo=dt.timezone.utc)
+
+
+def _checked_seconds(value: object, what: str) -> float:
+    """`value` as float seconds; `ClockTimeError` naming `what` when it is no finite number
+    (nan and inf would keep a clock stepping for ever)."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise ClockTimeError(f"{what} must be a number of seconds, not {value!r} ({type(value).__name__})")
+    seconds = float(value)
+    if not math.isfinite(seconds):
+        raise ClockTimeError(f"{what} must be a finite number of seconds, not {value!r}")
+    return seconds
+
+
+def _checked_step(value: object) -> float:
+    """The seconds of an `advance`: finite and not negative."""
+    seconds = _checked_seconds(value, "advance(seconds)")
+    if seconds < 0:
+        raise ClockTimeError(f"cannot advance a clock by {value!r} seconds: time does not go back")
+    return seconds
 
 
 class TimerJob(schedule.Job):
@@ -43,6 +69,7 @@ class TimerJob(schedule.Job):
         self.due = 0.0  # epoch seconds of the next firing
         self.cadence = 0.0  # seconds between firings, fixed when the job is scheduled
         self.cancelled = False
+        self.sequence = 0  # orders the jobs of one due time: set when the job is scheduled
         super().__init__(interval, scheduler)  # type: ignore[arg-type]
 
     @property
@@ -91,7 +118,10 @@ class TimerScheduler(schedule.Scheduler):
     def __init__(self, clock: Clock) -> None:
         super().__init__()
         self.clock = clock
-        self._heap: list[tuple[float, int, TimerJob]] = []
+        # Jobs by due time, and a heap of those due times: the jobs of one instant (a tick, often
+        # thousands when elements start together) cost one heap step, not one each per firing.
+        self._jobs_due: dict[float, list[TimerJob]] = {}
+        self._dues: list[float] = []
         self._sequence = itertools.count()
         self._lock = threading.Lock()
 
@@ -100,7 +130,13 @@ class TimerScheduler(schedule.Scheduler):
 
     def push(self, job: TimerJob) -> None:
         with self._lock:
-            heapq.heappush(self._heap, (job.due, next(self._sequence), job))
+            job.sequence = next(self._sequence)
+            jobs = self._jobs_due.get(job.due)
+            if jobs is None:
+                self._jobs_due[job.due] = [job]
+                heappush(self._dues, job.due)
+            else:
+                jobs.append(job)
         self.clock.wake()
 
     def cancel_job(self, job: schedule.Job) -> None:
@@ -115,11 +151,18 @@ class TimerScheduler(schedule.Scheduler):
     @property
     def next_due(self) -> float | None:
         """Epoch seconds of the earliest live job, or None when nothing is scheduled."""
-        heap = self._heap
+        dues, jobs_due = self._dues, self._jobs_due
         with self._lock:
-            while heap and heap[0][2].cancelled:
-                heapq.heappop(heap)
-            return heap[0][0] if heap else None
+            while dues:
+                due = dues[0]
+                jobs = jobs_due[due]
+                if not jobs[0].cancelled:
+                    return due
+                jobs[:] = [job for job in jobs if not job.cancelled]  # cancelled jobs go lazily
+                if jobs:
+                    return due
+                del jobs_due[heappop(dues)]
+            return None
 
     def get_next_run(self, tag: Any = None) -> dt.datetime | None:
         if tag is not None:
@@ -135,22 +178,35 @@ class TimerScheduler(schedule.Scheduler):
         return None if due is None else due - self.clock.now()
 
     def pop_due(self, now: float) -> list[TimerJob]:
-        """Remove and return the jobs due at or before `now`, rescheduled on their cadence."""
-        heap = self._heap
+        """Remove and return the jobs due at or before `now` in the order they are due (then
+        scheduled), rescheduled on their cadence."""
+        dues, jobs_due = self._dues, self._jobs_due
         fired: list[TimerJob] = []
         with self._lock:
-            while heap and heap[0][0] <= now:
-                _, sequence, job = heappop(heap)
-                if job.cancelled:
-                    continue
-                fired.append(job)
-                due = job.due + job.cadence
-                if due <= now:  # late (a real clock that was busy): skip missed firings
+            while dues and dues[0] <= now:
+                jobs = jobs_due.pop(heappop(dues))
+                jobs.sort(key=_scheduled_order)  # filed as they were rescheduled: a few sorted runs
+                # Where the previous job went: often this one's place too (one float hash saved).
+                later_due: float | None = None
+                later: list[TimerJob] = []
+                for job in jobs:
+                    if job.cancelled:
+                        continue
+                    fired.append(job)
+                    due = job.due + job.cadence
+                    if due <= now:  # late (a real clock that was busy): skip missed firings
+                        job.due = due
+                        job.advance_due(now)
+                        due = job.due
                     job.due = due
-                    job.advance_due(now)
-                    due = job.due
-                job.due = due
-                heappush(heap, (due, sequence, job))
+                    if due != later_due:
+                        later_due = due
+                        filed = jobs_due.get(due)
+                        if filed is None:
+                            filed = jobs_due[due] = []
+                            heappush(dues, due)
+                        later = filed
+                    later.append(job)
         return fired
 
     def run_pending(self) -> None:
@@ -238,7 +294,15 @@ class VirtualClock(Clock):
         a DMS reopening a state directory saved later then moves it there (`skip_to`)."""
         if start is None:
             start = DEFAULT_VIRTUAL_START
-        self._now = start.timestamp() if isinstance(start, dt.datetime) else float(start)
+        if isinstance(start, dt.datetime):
+            self._now = start.timestamp()
+        elif isinstance(start, numbers.Real) and not isinstance(start, bool):
+            self._now = _checked_seconds(start, "VirtualClock(start)")
+        else:
+            raise ClockTimeError(
+                f"VirtualClock(start) must be a datetime or epoch seconds, not {start!r} ({type(start).__name__}); "
+                "e.g. VirtualClock(datetime(2026, 1, 1, tzinfo=timezone.utc))"
+            )
 
     def now(self) -> float:
         return self._now
@@ -253,9 +317,7 @@ class VirtualClock(Clock):
 
     def advance(self, seconds: float) -> int:
         """Move time forward by `seconds`, firing what falls due; returns the number of firings."""
-        if seconds < 0:
-            raise ValueError(f"cannot advance a clock by {seconds} seconds: time does not go back")
-        return self._run_to(self._now + seconds)
+        return self._run_to(self._now + _checked_step(seconds))
 
     def run_until(
         self,
@@ -267,10 +329,19 @@ class VirtualClock(Clock):
 
         With a predicate, time moves one due time at a time and stops as soon as it is true;
         `timeout` (virtual seconds) bounds the search and raises TimeoutError if reached.
+        A time already reached is met at once: nothing fires and time stays.
         """
+        if isinstance(until, dt.datetime):
+            return self._run_to(max(until.timestamp(), self._now))
         if not callable(until):
-            target = until.timestamp() if isinstance(until, dt.datetime) else float(until)
-            return self._run_to(max(target, self._now))
+            if not isinstance(until, numbers.Real) or isinstance(until, bool):
+                raise ClockTimeError(
+                    f"run_until(until) must be a datetime, epoch seconds or a condition (a callable), "
+                    f"not {until!r} ({type(until).__name__})"
+                )
+            return self._run_to(max(_checked_seconds(until, "run_until(until)"), self._now))
+        if _checked_seconds(timeout, "run_until timeout") < 0:
+            raise ClockTimeError(f"run_until timeout must be 0 or more virtual seconds, not {timeout!r}")
         deadline = self._now + timeout
         fired = 0
         while not until():
@@ -385,7 +456,7 @@ class RealClock(Clock):
 
     def advance(self, seconds: float) -> int:
         """Block for `seconds` of wall-clock time, running due timers on this thread."""
-        deadline = time.time() + seconds
+        deadline = time.time() + _checked_step(seconds)
         fired = 0
         while True:
             jobs = self.scheduler.pop_due(time.time())

@@ -574,30 +574,44 @@ class Element(ReadableElement):
         facade._trigger, facade._row_key, facade._trigger_value, facade._depth = trigger, row_key, value, depth
         try:
             qaction.function(facade)
-        except Exception as error:  # a QAction failing is logged, as DataMiner does; the element runs on
-            where = _qaction_frame(qaction, error)
-            message = f"{qaction.label} failed: {type(error).__name__}: {error} ({where.filename}:{where.lineno})"
-            self.log(message, LogType.ERROR)
-            # Kept on the chain of the work that ran it, for a user's set that asked to hear it.
-            failure = QActionFailedError(
-                f"element {self.name!r}: {self._mask_secrets(message)}", qaction=qaction.label, element=self.name
-            )
-            failure.__cause__ = error
-            self._queue.report_failure(failure)
+        except Exception as error:
+            self._qaction_failed(qaction, error)
+
+    def _qaction_failed(self, qaction: QAction, error: Exception) -> None:
+        # A QAction failing is logged, as DataMiner does; the element runs on.
+        where = _qaction_frame(qaction, error)
+        message = f"{qaction.label} failed: {type(error).__name__}: {error} ({where.filename}:{where.lineno})"
+        self.log(message, LogType.ERROR)
+        # Kept on the chain of the work that ran it, for a user's set that asked to hear it.
+        failure = QActionFailedError(f"element {self.name!r}: {self._mask_secrets(message)}", qaction=qaction.label, element=self.name)
+        failure.__cause__ = error
+        self._queue.report_failure(failure)
 
     def _on_timer(self, timer: Timer) -> None:
-        # A timer's work already waiting on the queue is not queued twice.
+        # A timer's work already waiting on the queue is not queued twice; work run at once
+        # (the queue was idle, every virtual firing's path) never waited, so is not recorded.
         if self._state is _ACTIVE and timer.id not in self._queued_timers:
-            self._queued_timers.add(timer.id)
-            self._queue.run(self._run_timer, timer)
+            if not self._queue.run_if_idle(self._run_timer_qactions, timer):
+                self._queued_timers.add(timer.id)
+                self._queue.run(self._run_queued_timer, timer)
 
-    def _run_timer(self, timer: Timer) -> None:
+    def _run_queued_timer(self, timer: Timer) -> None:
         self._queued_timers.discard(timer.id)
-        if self._state is not _ACTIVE:
-            return
+        self._run_timer_qactions(timer)
+
+    def _run_timer_qactions(self, timer: Timer) -> None:
+        # `_run_qaction(qaction, None, None, None, 0)` spelled out: every timer firing's path.
         qactions = self._model.qactions
+        facade = self._facade
         for qid in timer.qactions:
-            self._run_qaction(qactions[qid], None, None, None, 0)
+            if self._state is not _ACTIVE:
+                return  # queued before a pause or stop, or a QAction before stopped the element
+            qaction = qactions[qid]
+            facade._trigger, facade._row_key, facade._trigger_value, facade._depth = None, None, None, 0
+            try:
+                qaction.function(facade)
+            except Exception as error:
+                self._qaction_failed(qaction, error)
 
     def _schedule_timers(self) -> None:
         self._cancel_timers()

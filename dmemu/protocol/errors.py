@@ -70,6 +70,11 @@ class QActionFailedError(DmemuError):
         self.element = element
 
 
+class ClockTimeError(DmemuError, ValueError):
+    """A clock was given a time it cannot use: not a number of seconds (or a datetime where one
+    is allowed), not finite, or a step back. The message names the argument."""
+
+
 class QActionLoopError(DmemuError):
     """A chain of QActions triggering each other did not settle."""
 

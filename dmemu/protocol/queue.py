@@ -23,40 +23,56 @@ from typing import Any, TypeVar
 
 T = TypeVar("T")
 _get_ident = threading.get_ident
-class _WorkerState(threading.local):
-    depth = 0  # how many queues this thread is running items of (nested: A's item sets B)
-    handing_off = False  # this thread is handing off the queues below
+
+
+class _WorkerState:
+    """What one thread is doing with queues."""
+
+    __slots__ = ("depth", "handing_off", "deferred")
 
     def __init__(self) -> None:
+        self.depth = 0  # how many queues this thread is running items of (nested: A's item sets B)
+        self.handing_off = False  # this thread is handing off the queues below
         # Queues with work to hand off once this thread's outermost item is done: handing off
         # from inside an item could run that work nested (a virtual clock runs it at once).
         self.deferred: list[WorkQueue] = []
 
 
-_worker = _WorkerState()
+# Each thread's state sits in one plain object: an attribute of a threading.local costs several
+# times a plain one, and the inline run of every timer firing reads and writes it.
+_thread_local = threading.local()
 _MAX_INLINE_NESTING = 16  # deeper element-to-element hops are queued, not run nested
 
 
+def _this_worker() -> _WorkerState:
+    try:
+        return _thread_local.worker  # type: ignore[no-any-return]
+    except AttributeError:
+        worker = _thread_local.worker = _WorkerState()
+        return worker
+
+
 def _running_any_queue() -> bool:
-    return _worker.depth > 0
+    return _this_worker().depth > 0
 
 
 def _left_a_queue() -> None:
     """Bookkeeping when this thread stops running a queue's item."""
-    _worker.depth -= 1
-    if _worker.depth == 0 and _worker.deferred:
-        _hand_off_deferred()
+    worker = _this_worker()
+    worker.depth -= 1
+    if worker.depth == 0 and worker.deferred:
+        _hand_off_deferred(worker)
 
 
-def _hand_off_deferred() -> None:
+def _hand_off_deferred(worker: _WorkerState) -> None:
     """This thread's outermost item is done: hand off what items queued elsewhere meanwhile."""
-    if not _worker.handing_off:
-        _worker.handing_off = True
+    if not worker.handing_off:
+        worker.handing_off = True
         try:
-            while _worker.deferred:
-                _worker.deferred.pop(0)._hand_off()
+            while worker.deferred:
+                worker.deferred.pop(0)._hand_off()
         finally:
-            _worker.handing_off = False
+            worker.handing_off = False
 
 
 class _Chain:
@@ -121,6 +137,20 @@ class WorkQueue:
     at once); `on_error` hears what a queued item raised when no caller waits for it.
     """
 
+    # Slots: a DMS holds thousands of queues and every firing reads one; compact ones stay in cache.
+    __slots__ = (
+        "pending",
+        "lock",
+        "_owner",
+        "_chain",
+        "_sequence",
+        "_cancel_fence",
+        "_cancel_error",
+        "_dispatch",
+        "_on_error",
+        "_inline_chain",
+    )
+
     def __init__(self, dispatch: Callable[[Callable[[], Any]], None], on_error: Callable[[Exception], None]) -> None:
         self.pending: deque[Entry] = deque()
         self.lock = threading.Lock()  # held while an item runs
@@ -159,37 +189,9 @@ class WorkQueue:
         queued item's exception goes to `on_error`. With `raise_failure`, a caller that saw its
         chain run also gets the first failure an item of the chain reported (`report_failure`).
         """
-        pending = self.pending
-        worker = _worker
-        depth = worker.depth
-        if not pending and depth < _MAX_INLINE_NESTING and self.lock.acquire(False):
-            # `_enter`/`_leave` spelled out: this is every timer firing's path.
-            # One inline run at a time per queue: reused, not allocated (but a chain whose
-            # failures are asked for gets its own, so no earlier run's failure shows in it).
-            chain = _Chain(waited=False) if raise_failure else self._inline_chain
-            chain.outstanding, chain.error = 1, None
-            self._owner, self._chain = _get_ident(), chain
-            worker.depth = depth + 1
-            try:
-                function(*args)
-            finally:
-                chain.outstanding -= 1
-                try:
-                    if pending:
-                        self._run_pending(until=chain)
-                finally:
-                    self._owner, self._chain = 0, None
-                    self.lock.release()
-                    worker.depth = depth
-                    if not depth and worker.deferred:
-                        _hand_off_deferred()
-                    if pending:
-                        self._hand_off()  # even when the item raised: nothing may be stranded
-            if chain.error is not None:  # work of this chain was dropped by a stop
-                raise chain.error
-            if raise_failure and chain.failure is not None:
-                raise chain.failure
+        if self.run_if_idle(function, *args, own_chain=raise_failure):
             return
+        pending = self.pending
         item = partial(function, *args) if args else function
         if self.in_worker:
             chain = self._chain  # queued by the running item: part of its chain
@@ -211,13 +213,66 @@ class WorkQueue:
         pending.append((next(self._sequence), None, item))
         self._hand_off()
 
+    def run_if_idle(self, function: Callable[..., Any], *args: Any, own_chain: bool = False) -> bool:
+        """Run ``function(*args)`` and the work it queues now if the queue is idle, as `run`
+        does, and answer True; answer False (nothing run) when items run or wait. With
+        `own_chain`, the first failure an item of the chain reported is raised.
+
+        Every timer firing takes this path, so `_enter`/`_leave` are spelled out here.
+        """
+        pending = self.pending
+        try:
+            worker = _thread_local.worker  # `_this_worker()` spelled out
+        except AttributeError:
+            worker = _this_worker()
+        depth = worker.depth
+        if pending or depth >= _MAX_INLINE_NESTING or not self.lock.acquire(False):
+            return False
+        # One inline run at a time per queue: its chain is reused, not allocated, and left at
+        # rest (one outstanding, no error) by every run, so a run that queued nothing skips it;
+        # a caller that asks for failures gets a chain of its own, so no earlier run's shows.
+        chain = _Chain(waited=False) if own_chain else self._inline_chain
+        dropped: BaseException | None = None
+        self._owner, self._chain = _get_ident(), chain
+        worker.depth = depth + 1
+        try:
+            function(*args)
+        finally:
+            try:
+                if pending:  # the item queued work (its chain), or others queued theirs meanwhile
+                    dropped = self._finish_inline_chain(chain)
+            finally:
+                self._owner, self._chain = 0, None
+                self.lock.release()
+                worker.depth = depth
+                if not depth and worker.deferred:
+                    _hand_off_deferred(worker)
+                if pending:
+                    self._hand_off()  # even when the item raised: nothing may be stranded
+        if dropped is not None:  # work of this chain was dropped by a stop
+            raise dropped
+        if own_chain and chain.failure is not None:
+            raise chain.failure
+        return True
+
     def report_failure(self, error: BaseException) -> None:
         """Called by the running item: it failed without raising (it logged the failure and the
         queue runs on). Kept on the item's chain for a caller that asked for it (`run`'s
         ``raise_failure``); the first failure of a chain is the one kept."""
         chain = self._chain
-        if chain is not None and chain.failure is None:
+        if chain is not None and chain is not self._inline_chain and chain.failure is None:
             chain.failure = error
+
+    def _finish_inline_chain(self, chain: _Chain) -> BaseException | None:
+        """Run the rest of the inline item's chain and put the chain back at rest; answers the
+        error that dropped some of it, if any."""
+        chain.outstanding -= 1  # the item itself is done
+        try:
+            self._run_pending(until=chain)
+        finally:
+            error = chain.error
+            chain.outstanding, chain.error = 1, None
+        return error
 
     def run_soon(self, function: Callable[[], Any]) -> None:
         """Queue `function` behind the queued items and have them run as handed-off work does:
@@ -280,9 +335,10 @@ class WorkQueue:
         """Have queued items run on a worker (unless someone is already running them)."""
         if self.lock.locked():
             return  # the owner sees the items before it lets go
-        if _worker.depth > 0:
-            if self not in _worker.deferred:
-                _worker.deferred.append(self)
+        worker = _this_worker()
+        if worker.depth > 0:
+            if self not in worker.deferred:
+                worker.deferred.append(self)
         else:
             self._dispatch(self._drain)
 
@@ -303,7 +359,7 @@ class WorkQueue:
 
     def _enter(self) -> None:
         self._owner = _get_ident()
-        _worker.depth += 1
+        _this_worker().depth += 1
 
     def _leave(self) -> None:
         self._owner = 0
