@@ -308,7 +308,14 @@ class Element(ReadableElement):
         if self._state is not _ACTIVE:
             raise ElementStateError(f"element {self.name!r} is {self._state.value}: start it before setting {parameter.label}")
         pid = parameter.id
-        if plain and self._queue.try_store(self._values, pid, value):  # nothing to trigger
+        queue = self._queue
+        # Nothing to trigger and the queue idle: stored at once, as a queue item would store it
+        # (the queue's lock held, nothing waiting), spelled out here since this is every set's path.
+        if plain and not queue.pending and queue.lock.acquire(False):
+            self._values[pid] = value
+            queue.lock.release()
+            if queue.pending:  # queued by another thread while we held the lock
+                queue.hand_off()
             if saved:
                 self._mark_dirty()
             if self._value_watchers:  # called here, not through a helper: this is every set's path

@@ -70,7 +70,7 @@ def _hand_off_deferred(worker: _WorkerState) -> None:
         worker.handing_off = True
         try:
             while worker.deferred:
-                worker.deferred.pop(0)._hand_off()
+                worker.deferred.pop(0).hand_off()
         finally:
             worker.handing_off = False
 
@@ -168,18 +168,6 @@ class WorkQueue:
         """True when called from the thread that is running this queue's items."""
         return self._owner == _get_ident()
 
-    def try_store(self, mapping: dict[Any, Any], key: Any, value: Any) -> bool:
-        """``mapping[key] = value`` at once, as a queue item would, if nothing runs or waits;
-        False (nothing stored) otherwise. The fast path of a set that triggers nothing."""
-        lock = self.lock
-        if self.pending or not lock.acquire(False):
-            return False
-        mapping[key] = value
-        lock.release()
-        if self.pending:
-            self._hand_off()
-        return True
-
     def run(self, function: Callable[..., Any], *args: Any, wait: bool = False, raise_failure: bool = False) -> None:
         """Run ``function(*args)`` on the queue: now when idle, otherwise after the queued items.
 
@@ -211,7 +199,7 @@ class WorkQueue:
                 raise chain.failure
             return
         pending.append((next(self._sequence), None, item))
-        self._hand_off()
+        self.hand_off()
 
     def run_if_idle(self, function: Callable[..., Any], *args: Any, own_chain: bool = False) -> bool:
         """Run ``function(*args)`` and the work it queues now if the queue is idle, as `run`
@@ -248,7 +236,7 @@ class WorkQueue:
                 if not depth and worker.deferred:
                     _hand_off_deferred(worker)
                 if pending:
-                    self._hand_off()  # even when the item raised: nothing may be stranded
+                    self.hand_off()  # even when the item raised: nothing may be stranded
         if dropped is not None:  # work of this chain was dropped by a stop
             raise dropped
         if own_chain and chain.failure is not None:
@@ -280,7 +268,7 @@ class WorkQueue:
         this thread is running some queue's item, only once its outermost item is done. So the
         caller's own work (a QAction, a set) is never interrupted by it."""
         self.pending.append((next(self._sequence), None, function))
-        self._hand_off()
+        self.hand_off()
 
     def run_exclusive(self, function: Callable[[], T], *, or_first: bool = True, wait: bool = True) -> T | None:
         """Run `function` while no item runs and return its result: at once when the queue is
@@ -301,16 +289,16 @@ class WorkQueue:
             finally:
                 self._leave()
                 if self.pending:
-                    self._hand_off()  # items queued while we held the lock
+                    self.hand_off()  # items queued while we held the lock
         turn = _ExclusiveTurn(function)
         if not wait or _running_any_queue():
             if or_first:
                 self.pending.appendleft((next(self._sequence), None, turn))
-                self._hand_off()  # in case the holder let go before we queued
+                self.hand_off()  # in case the holder let go before we queued
             return None
         chain = _Chain(waited=True)
         self.pending.appendleft((next(self._sequence), chain, turn))
-        self._hand_off()  # in case the holder let go before we queued
+        self.hand_off()  # in case the holder let go before we queued
         assert chain.done is not None
         chain.done.wait()
         if chain.error is not None:
@@ -328,10 +316,10 @@ class WorkQueue:
             if chain is None and sequence < self._cancel_fence and type(item) is not _ExclusiveTurn
         )
         if self.pending:
-            self._hand_off()  # whoever drains next drops them and answers their waiters
+            self.hand_off()  # whoever drains next drops them and answers their waiters
         return unwaited
 
-    def _hand_off(self) -> None:
+    def hand_off(self) -> None:
         """Have queued items run on a worker (unless someone is already running them)."""
         if self.lock.locked():
             return  # the owner sees the items before it lets go
@@ -355,7 +343,7 @@ class WorkQueue:
             finally:
                 self._leave()
                 if pending and until is not None:
-                    self._hand_off()
+                    self.hand_off()
 
     def _enter(self) -> None:
         self._owner = _get_ident()
