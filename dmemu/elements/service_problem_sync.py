@@ -16,7 +16,8 @@ by ServiceNow users are imported, and the TM Forum branch's custom attributes.
 2. Outbound creates: tickets not yet upstream (Creation Status None) are POSTed, up to
    `PARALLEL_CREATES` at a time; Buffered while in flight; Created with the answer; back to None
    on any failure, so the next cycle retries. A ticket whose earlier attempt may have reached the
-   server (no answer, a dropped connection, a timeout, a 5xx, a 429) is first looked up by its
+   server (no answer, a dropped connection, a timeout, a 5xx, a 429), and after a start every
+   ticket not yet Created (the process before may have sent it), is first looked up by its
    DataMiner ticket id, which every create carries, so no ticket ever gets a second problem.
 3. Outbound changes: what changed on a ticket since the last agreement is merge-patched; a
    ticket Resolved or Closed patches its problem to ``resolved``.
@@ -764,14 +765,19 @@ class _Cycle:
 
     def create_all(self, tickets: Mapping[str, Any]) -> None:
         waiting = [row for row in self.rows.values() if row.creation != CREATED and row.ticket_id in tickets]
-        if not waiting or self.retry_at is not None:
+        after_start = self.protocol.get_parameter("Create Phases Since Start") == 0
+        if not waiting:
+            self.protocol.set_parameter("Create Phases Since Start", 1)  # nothing was left unknown
             return
-        # Buffered at the start: sent by a process that stopped before the answer came.
-        unknown = {row.ticket_id for row in waiting if row.attempts or row.creation == BUFFERED}
+        if self.retry_at is not None:
+            return
+        # An earlier attempt may have reached the server: it failed without an answer, or the
+        # element (or its process) stopped after sending. Until the first create phase after a
+        # start, any ticket not known as Created may have been sent by the process before.
+        unknown = {row.ticket_id for row in waiting if row.attempts or row.creation == BUFFERED or after_start}
         for row in waiting:
             row.creation, row.changed = BUFFERED, True
         _save_rows(self.protocol, waiting, self.flavour.custom)
-        self.protocol.element.save()  # on disk before any POST: after a kill they are looked up first
         with ThreadPoolExecutor(PARALLEL_CREATES) as pool:
             # Answers are handled here, in order, while the later requests are still in flight.
             outcomes = pool.map(lambda row: self.create_one(row, tickets[row.ticket_id], row.ticket_id in unknown), waiting)
@@ -783,6 +789,7 @@ class _Cycle:
                 tickets[row.ticket_id] = self.adopt_created(row, tickets[row.ticket_id], outcome)
         if self.created_ok and not self.failures:
             self.api_status(OK, 201, "")
+        self.protocol.set_parameter("Create Phases Since Start", self.protocol.get_parameter("Create Phases Since Start") + 1)
         for row in waiting:
             if row.creation == BUFFERED:  # a 429 stopped the rest of the cycle before this one
                 row.creation, row.changed = NONE, True
@@ -1062,6 +1069,8 @@ def parameters(flavour: Flavour) -> tuple[Parameter, ...]:
         Parameter(31, "Next Synchronization", DateTime(), save=True),
         Parameter(32, "Retry Not Before", DateTime(), save=True, description="Set by a 429's Retry-After."),
         Parameter(33, "Ticket Type Status", String(), default="", description="OK once the ticket type is defined."),
+        Parameter(34, "Create Phases Since Start", Number(0), default=0,
+                  description="Not saved: 0 after a start, when every ticket not yet Created is looked up before it is created."),
         Parameter(40, "Ticket Event", String(), write=True, default="", description="DMS Ticketing sets its ticket events here."),
         # Configuration
         Parameter(100, "API Base Path", String(), write=True, default=flavour.default_base_path, save=True, page="Configuration",
