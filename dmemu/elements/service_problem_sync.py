@@ -52,6 +52,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import re
+import threading
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from functools import partial
@@ -546,6 +547,7 @@ class _Cycle:
         self.failures: list[str] = []
         self.retry_at: float | None = None
         self.created_ok = False  # the API status is written once for all the creates that went well
+        self.counting = threading.Lock()
 
     # -- status -----------------------------------------------------------------------------
 
@@ -779,14 +781,11 @@ class _Cycle:
             row.creation, row.changed = BUFFERED, True
         _save_rows(self.protocol, waiting, self.flavour.custom)
         with ThreadPoolExecutor(PARALLEL_CREATES) as pool:
-            # Answers are handled here, in order, while the later requests are still in flight.
-            outcomes = pool.map(lambda row: self.create_one(row, tickets[row.ticket_id], row.ticket_id in unknown), waiting)
+            outcomes = pool.map(lambda row: self.create_one(row, tickets, row.ticket_id in unknown), waiting)
             for row, outcome in zip(waiting, outcomes):
                 if isinstance(outcome, _ApiFailed):
                     row.creation, row.attempts = NONE, row.attempts + (1 if outcome.maybe_done else 0)
                     self.failed(outcome, row)
-                    continue
-                tickets[row.ticket_id] = self.adopt_created(row, tickets[row.ticket_id], outcome)
         if self.created_ok and not self.failures:
             self.api_status(OK, 201, "")
         self.protocol.set_parameter("Create Phases Since Start", self.protocol.get_parameter("Create Phases Since Start") + 1)
@@ -794,26 +793,33 @@ class _Cycle:
             if row.creation == BUFFERED:  # a 429 stopped the rest of the cycle before this one
                 row.creation, row.changed = NONE, True
 
-    def create_one(self, row: _Row, ticket: Any, maybe_upstream: bool) -> Any:
-        """On a worker thread: the created (or found) problem, or the `_ApiFailed`."""
+    def create_one(self, row: _Row, tickets: dict[str, Any], maybe_upstream: bool) -> _ApiFailed | None:
+        """On a worker thread: create (or find) the ticket's problem and take its answer in (each
+        worker its own row and ticket; DMS Ticketing is thread-safe), so one answer's handling
+        never waits for another's; answers the failure, if any."""
+        ticket = tickets[row.ticket_id]
         try:
-            if maybe_upstream:
-                found = self.lookup(row.ticket_id)
-                if found is not None:
-                    return found
-            if self.retry_at is not None:
-                return _ApiFailed("not sent: the server asked to wait (429)", maybe_done=False, retry_after=0)
-            body = problem_changes(fields_of_ticket(ticket), self.flavour.custom, creating=True)
-            body["externalIdentifier"] = [{"id": ticket.id, "externalIdentifierType": CORRELATION_TYPE, "owner": "DataMiner"}]
-            body["originatingSystem"] = ORIGINATING_SYSTEM
-            payload, _ = self.api.call("POST", json=body)
-            if not isinstance(payload, dict) or not payload.get("id"):
-                raise _ApiFailed(f"POST {self.api.collection}: the answer is no service problem", maybe_done=True)
-            return payload
+            problem = self.lookup(row.ticket_id) if maybe_upstream else None
+            if problem is None:
+                problem = self.post(ticket)
         except _ApiFailed as error:
             if error.retry_after is not None:
                 self.retry_at = self.protocol.now() + error.retry_after  # no more creates this cycle
             return error
+        tickets[row.ticket_id] = self.adopt_created(row, ticket, problem)
+        return None
+
+    def post(self, ticket: Any) -> dict[str, Any]:
+        """The problem created for `ticket`, carrying its id; `_ApiFailed` when there is none."""
+        if self.retry_at is not None:
+            raise _ApiFailed("not sent: the server asked to wait (429)", maybe_done=False, retry_after=0)
+        body = problem_changes(fields_of_ticket(ticket), self.flavour.custom, creating=True)
+        body["externalIdentifier"] = [{"id": ticket.id, "externalIdentifierType": CORRELATION_TYPE, "owner": "DataMiner"}]
+        body["originatingSystem"] = ORIGINATING_SYSTEM
+        payload, _ = self.api.call("POST", json=body)
+        if not isinstance(payload, dict) or not payload.get("id"):
+            raise _ApiFailed(f"POST {self.api.collection}: the answer is no service problem", maybe_done=True)
+        return payload
 
     def lookup(self, ticket_id: str) -> dict[str, Any] | None:
         if self.flavour.servicenow_query:
@@ -831,10 +837,11 @@ class _Cycle:
         row.creation, row.attempts, row.error = CREATED, 0, ""
         self.by_problem[problem["id"]] = row
         upstream_only = {name: values.get(name) for name in UPSTREAM_ONLY if values.get(name) is not None}
-        ticket = self.update_ticket(row, ticket, upstream_only, None)
+        ticket = self.update_ticket(row, ticket, upstream_only, None, {name: ticket.fields.get(name) for name in upstream_only})
         self.agree(row, ticket, problem, values)
         row.agreed_state = "New" if ticket.state.value == "New" else STATE_OF_STATUS.get(row.agreed_status, "")
-        self.counts["created"] += 1
+        with self.counting:  # on the workers: += is no atomic step
+            self.counts["created"] += 1
         self.created_ok = True
         return ticket
 
