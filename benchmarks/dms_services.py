@@ -32,7 +32,7 @@ import tempfile
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from engine import Stopwatch, best_times, scaled
+from engine import Stopwatch, round_times, scaled
 
 from dmemu.dms import AlarmTemplate, DataMinerSystem, Severity, Thresholds, TicketField, TicketState, TicketType
 from dmemu.protocol import Change, Element, Number, Parameter, Protocol, VirtualClock
@@ -103,10 +103,10 @@ def bench_alarm_monitoring(directory: Path, scale: float, repeat: int) -> None:
             monitored_dms.alarms.assign_template(element, LOAD_TEMPLATE)
         opened: list[object] = []
         monitored_dms.alarms.subscribe(opened.append)
-        baseline, listening, measured = best_times(
+        baseline, listening, measured = (min(times) for times in round_times(
             [lambda: time_changes(plain, values), lambda: time_changes(listened, values), lambda: time_changes(monitored, values)],
             repeat,
-        )
+        ))
         if not opened or plain_dms.alarms.active() or plain_dms.alarms.history():
             raise RuntimeError("the monitored elements raised no alarm, or the plain ones did")
     print(
@@ -159,14 +159,14 @@ def bench_ticket_query(directory: Path, scale: float, repeat: int) -> None:
         matching = [ticket for ticket in everything if ticket.state is QUERIED_STATE]
         if tickets.query(state=QUERIED_STATE) != matching:
             raise RuntimeError("the query by state does not answer the matching tickets in creation order")
-        baseline, scan, measured = best_times(
+        baseline, scan, measured = (min(times) for times in round_times(
             [
                 lambda: time_queries(lambda: [t for t in matching if t.state is QUERIED_STATE], QUERIES_PER_MEASUREMENT),
                 lambda: time_queries(lambda: [t for t in everything if t.state is QUERIED_STATE], QUERIES_PER_MEASUREMENT),
                 lambda: time_queries(lambda: tickets.query(state=QUERIED_STATE), QUERIES_PER_MEASUREMENT),
             ],
             repeat,
-        )
+        ))
     per_query = 1e6 / QUERIES_PER_MEASUREMENT
     print(
         f"# ticket query by state: per query, the query {measured * per_query:.0f} us, the comprehension over the matching "

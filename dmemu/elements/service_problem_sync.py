@@ -51,7 +51,6 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-import re
 import threading
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -363,10 +362,15 @@ class Flavour:
 
 
 class _ApiFailed(Exception):
-    """This request failed; the API status says why. `maybe_done`: the server may have acted."""
+    """This request failed: `state` (the API Communication Status) and `http_status` (0 when no
+    answer came) say how. `maybe_done`: the server may have acted on it anyway."""
 
-    def __init__(self, message: str, *, maybe_done: bool, retry_after: float | None = None) -> None:
+    def __init__(
+        self, message: str, *, state: int, maybe_done: bool, http_status: int = 0, retry_after: float | None = None
+    ) -> None:
         super().__init__(message)
+        self.state = state
+        self.http_status = http_status
         self.maybe_done = maybe_done
         self.retry_after = retry_after
 
@@ -374,16 +378,6 @@ class _ApiFailed(Exception):
 def _cut(text: str) -> str:
     text = " ".join(text.split())
     return text if len(text) <= _ERROR_TEXT_LIMIT else text[: _ERROR_TEXT_LIMIT - 3] + "..."
-
-
-@attrs.define
-class _Outcome:
-    """One request's result, gathered on a worker thread and written on the QAction's."""
-
-    state: int
-    http_status: int
-    error: str = ""
-    payload: Any = None
 
 
 class _Api:
@@ -404,49 +398,30 @@ class _Api:
         try:
             response = self.session.request(method, self.collection + path, auth=self.auth, headers=headers, **kwargs)
         except requests.Timeout:
-            raise _ApiFailed(f"{where}: no answer within {self.session.timeout:g} s", maybe_done=True) from None
+            raise _ApiFailed(f"{where}: no answer within {self.session.timeout:g} s", state=TIMEOUT, maybe_done=True) from None
         except requests.RequestException as error:
             reason = getattr(error.args[0], "reason", None) if error.args else None
-            raise _ApiFailed(f"{where}: connection failed: {_cut(str(reason or error))}", maybe_done=True) from None
+            raise _ApiFailed(f"{where}: connection failed: {_cut(str(reason or error))}", state=CONNECTION_FAILED, maybe_done=True) from None
         status = response.status_code
         if status in (401, 403):
-            raise _ApiFailed(f"{where}: {status} {response.reason}: check the username and password", maybe_done=False) from None
+            raise _ApiFailed(f"{where}: {status} {response.reason}: check the username and password", state=AUTHENTICATION_FAILED, http_status=status, maybe_done=False) from None
         if status == 429:
             retry_after = response.headers.get("Retry-After", "").strip()
             seconds = float(retry_after) if retry_after.replace(".", "", 1).isdigit() else None
-            raise _ApiFailed(f"{where}: 429 Too Many Requests (Retry-After {retry_after or 'not given'})", maybe_done=False, retry_after=seconds)
+            raise _ApiFailed(f"{where}: 429 Too Many Requests (Retry-After {retry_after or 'not given'})", state=RATE_LIMITED, http_status=429, maybe_done=False, retry_after=seconds)
         if not 200 <= status < 300:
             # A 5xx may come after the server acted; a 4xx means it refused.
-            raise _ApiFailed(f"{where}: {status} {response.reason}: {_cut(self.masked(response.text))}", maybe_done=status >= 500)
+            raise _ApiFailed(f"{where}: {status} {response.reason}: {_cut(self.masked(response.text))}", state=HTTP_ERROR, http_status=status, maybe_done=status >= 500)
         try:
             return response.json(), response
         except ValueError as error:
-            raise _ApiFailed(f"{where}: malformed JSON ({error})", maybe_done=True) from None
+            raise _ApiFailed(f"{where}: malformed JSON ({error})", state=INVALID_RESPONSE, http_status=status, maybe_done=True) from None
 
 
 _STATUS_NAMES = {
     NOT_POLLED: "Not Polled", OK: "OK", AUTHENTICATION_FAILED: "Authentication Failed", TIMEOUT: "Timeout",
     CONNECTION_FAILED: "Connection Failed", HTTP_ERROR: "HTTP Error", INVALID_RESPONSE: "Invalid Response", RATE_LIMITED: "Rate Limited",
 }  # fmt: skip
-
-
-def _state_of_failure(message: str) -> int:
-    if "429" in message:
-        return RATE_LIMITED
-    if "username and password" in message:
-        return AUTHENTICATION_FAILED
-    if "no answer within" in message:
-        return TIMEOUT
-    if "connection failed" in message:
-        return CONNECTION_FAILED
-    if "malformed JSON" in message or "not a list" in message:
-        return INVALID_RESPONSE
-    return HTTP_ERROR
-
-
-def _http_status(message: str) -> int:
-    match = re.search(r": (\d{3}) ", message)
-    return int(match[1]) if match else 0
 
 
 # --------------------------------------------------------------------------------------------
@@ -563,7 +538,7 @@ class _Cycle:
 
     def failed(self, error: _ApiFailed, row: _Row | None = None) -> None:
         message = self.protocol.masked(str(error))
-        self.api_status(_state_of_failure(message), _http_status(message), message)
+        self.api_status(error.state, error.http_status, message)
         self.protocol.log(f"{self.flavour.name}: {message}", LogType.ERROR)
         self.failures.append(message)
         if error.retry_after is not None:
@@ -646,7 +621,7 @@ class _Cycle:
         while True:
             payload, response = self.api.call("GET", params={**params, "offset": str(offset), "limit": str(page_size)})
             if not isinstance(payload, list):
-                raise _ApiFailed(f"GET {self.api.collection}: the answer is a JSON {type(payload).__name__}, not a list", maybe_done=False)
+                raise _ApiFailed(f"GET {self.api.collection}: the answer is a JSON {type(payload).__name__}, not a list", state=INVALID_RESPONSE, maybe_done=False)
             for record in payload:
                 if isinstance(record, dict) and isinstance(record.get("id"), str) and record["id"]:
                     found[record["id"]] = record
@@ -681,7 +656,7 @@ class _Cycle:
             return  # seen already (a record in the watermark's own second)
         values, refusals = fields_of_problem(record, self.flavour.custom)
         if row is None:
-            if correlation_of_ours(record) or self.protocol.get_parameter("Import Upstream Problems") != ENABLED:
+            if _carries_a_ticket_id(record) or self.protocol.get_parameter("Import Upstream Problems") != ENABLED:
                 return
             self.import_problem(record, values, refusals, tickets)
             return
@@ -812,13 +787,13 @@ class _Cycle:
     def post(self, ticket: Any) -> dict[str, Any]:
         """The problem created for `ticket`, carrying its id; `_ApiFailed` when there is none."""
         if self.retry_at is not None:
-            raise _ApiFailed("not sent: the server asked to wait (429)", maybe_done=False, retry_after=0)
+            raise _ApiFailed("not sent: the server asked to wait (429)", state=RATE_LIMITED, maybe_done=False, retry_after=0)
         body = problem_changes(fields_of_ticket(ticket), self.flavour.custom, creating=True)
         body["externalIdentifier"] = [{"id": ticket.id, "externalIdentifierType": CORRELATION_TYPE, "owner": "DataMiner"}]
         body["originatingSystem"] = ORIGINATING_SYSTEM
         payload, _ = self.api.call("POST", json=body)
         if not isinstance(payload, dict) or not payload.get("id"):
-            raise _ApiFailed(f"POST {self.api.collection}: the answer is no service problem", maybe_done=True)
+            raise _ApiFailed(f"POST {self.api.collection}: the answer is no service problem", state=INVALID_RESPONSE, maybe_done=True)
         return payload
 
     def lookup(self, ticket_id: str) -> dict[str, Any] | None:
@@ -828,7 +803,7 @@ class _Cycle:
             params = {"externalIdentifier.id": ticket_id}
         payload, _ = self.api.call("GET", params=params)
         if not isinstance(payload, list):
-            raise _ApiFailed(f"GET {self.api.collection}: the answer is a JSON {type(payload).__name__}, not a list", maybe_done=True)
+            raise _ApiFailed(f"GET {self.api.collection}: the answer is a JSON {type(payload).__name__}, not a list", state=INVALID_RESPONSE, maybe_done=True)
         mine = [p for p in payload if isinstance(p, dict) and _identifier(p, CORRELATION_TYPE) == ticket_id]
         return mine[0] if mine else None
 
@@ -871,7 +846,7 @@ class _Cycle:
             for (row, patch), outcome in zip(wanted, outcomes):
                 if isinstance(outcome, _ApiFailed):
                     self.failed(outcome, row)
-                    if "409" in str(outcome):
+                    if outcome.http_status == 409:
                         self.refetch(row, tickets)
                     continue
                 values, _ = fields_of_problem(outcome, self.flavour.custom)
@@ -883,11 +858,11 @@ class _Cycle:
 
     def patch_one(self, row: _Row, patch: dict[str, Any]) -> Any:
         if self.retry_at is not None:
-            return _ApiFailed("not sent: the server asked to wait (429)", maybe_done=False, retry_after=0)
+            return _ApiFailed("not sent: the server asked to wait (429)", state=RATE_LIMITED, maybe_done=False, retry_after=0)
         try:
             payload, _ = self.api.call("PATCH", f"/{row.problem_id}", json=patch)
             if not isinstance(payload, dict) or payload.get("id") != row.problem_id:
-                raise _ApiFailed(f"PATCH {self.api.collection}/{row.problem_id}: the answer is not that problem", maybe_done=True)
+                raise _ApiFailed(f"PATCH {self.api.collection}/{row.problem_id}: the answer is not that problem", state=INVALID_RESPONSE, maybe_done=True)
             return payload
         except _ApiFailed as error:
             if error.retry_after is not None:
@@ -936,9 +911,9 @@ class _Cycle:
         _save_rows(self.protocol, self.rows.values(), self.flavour.custom)
 
 
-def correlation_of_ours(record: Mapping[str, Any]) -> bool:
-    """A problem carrying a DataMiner ticket id this element does not hold (another element's,
-    or a ticket gone): never imported as a new ticket."""
+def _carries_a_ticket_id(record: Mapping[str, Any]) -> bool:
+    """Whether a problem carries a DataMiner ticket id (one this element does not hold: another
+    element's, or a ticket gone): such a problem is never imported as a new ticket."""
     return _identifier(record, CORRELATION_TYPE) is not None
 
 

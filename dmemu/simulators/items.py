@@ -68,6 +68,11 @@ def _value_type(value: object) -> str:
     return "number" if isinstance(value, (int, float)) else "string"
 
 
+def _short(reference: Item) -> Item:
+    """A reference as a relationship carries it: id and href."""
+    return {"id": reference["id"], "href": reference["href"]}
+
+
 def _characteristics(pairs: Sequence[tuple[str, object]]) -> list[Item]:
     return [{"name": name, "valueType": _value_type(value), "value": value} for name, value in pairs]
 
@@ -154,7 +159,8 @@ class _ServiceProfile(NamedTuple):
 class _CarrierRef(NamedTuple):
     """A carrier as services resting on it name it."""
 
-    reference: _Fixed
+    reference: _Fixed  # in supportingService: id, href, name, @referredType
+    short: _Fixed  # in a serviceRelationship: id and href (all a ServiceRefOrValue needs; pages stay small)
     relationship_json: str  # its {"relationshipType":"reliesOn","service":...}
     resting_json: str  # the members "supportingService" and "serviceRelationship" of a service on it alone
 
@@ -219,7 +225,8 @@ class _Content:
         self._resource_href_json = _json_str(f"{href_base}{RESOURCE_PATH}/")[:-1]
         self._fixed_refs: dict[tuple[str, ...], _Fixed] = {}  # a few dozen at most: see _Fixed
         self._carrier_refs: dict[int, _CarrierRef] = {}  # see _carrier
-        self._underlying_refs: dict[int, str] = {}  # the JSON references of services others rest on: see _resting_json
+        # The JSON references (full, and short for a relationship) of services others rest on: see _resting_json.
+        self._underlying_refs: dict[int, tuple[str, str]] = {}
         self._underlying_count = min(spec.services, _UNDERLYING_SERVICES)
         self._service_profiles: list[_ServiceProfile | None] = [None] * (len(CUSTOMERS) * len(OFFERINGS))
         self._service_sites = tuple(
@@ -292,9 +299,11 @@ class _Content:
                 self._carrier_refs.clear()
             reference = self._reference(SERVICE_PATH, f"CAR-{_SEQUENTIAL.number(slot):07d}", self._carrier_name(slot), "Service")
             text = _dumps(reference)
-            relationship = f'{{"relationshipType":"reliesOn","service":{text}}}'
+            short = {"id": reference["id"], "href": reference["href"]}
+            short_text = _dumps(short)
+            relationship = f'{{"relationshipType":"reliesOn","service":{short_text}}}'
             resting = f'"supportingService":[{text}],"serviceRelationship":[{relationship}],'
-            found = self._carrier_refs[slot] = _CarrierRef(_Fixed(reference, text), relationship, resting)
+            found = self._carrier_refs[slot] = _CarrierRef(_Fixed(reference, text), _Fixed(short, short_text), relationship, resting)
         return found
 
     def _pick(self, rng: _Stream, type_name: str) -> int | None:
@@ -488,8 +497,8 @@ class _Content:
                 *([] if underlying is None else [self._service_ref(underlying)]),
             ],
             "serviceRelationship": [
-                *([] if carrier is None else [{"relationshipType": "reliesOn", "service": self._carrier(carrier).reference.fresh()}]),
-                *([] if underlying is None else [{"relationshipType": "reliesOn", "service": self._service_ref(underlying)}]),
+                *([] if carrier is None else [{"relationshipType": "reliesOn", "service": self._carrier(carrier).short.fresh()}]),
+                *([] if underlying is None else [{"relationshipType": "reliesOn", "service": _short(self._service_ref(underlying))}]),
             ],
             "serviceCharacteristic": _characteristics(
                 [
@@ -524,10 +533,11 @@ class _Content:
         """The members "supportingService" and "serviceRelationship" of a service (with a trailing comma)."""
         if underlying is None:
             return '"supportingService":[],"serviceRelationship":[],' if carrier is None else self._carrier(carrier).resting_json
-        reference = self._underlying_refs.get(underlying)
-        if reference is None:
-            reference = self._underlying_refs[underlying] = self._service_ref_json(underlying)
-        relationship = f'{{"relationshipType":"reliesOn","service":{reference}}}'
+        kept = self._underlying_refs.get(underlying)
+        if kept is None:
+            kept = self._underlying_refs[underlying] = (self._service_ref_json(underlying), _dumps(_short(self._service_ref(underlying))))
+        reference, short_text = kept
+        relationship = f'{{"relationshipType":"reliesOn","service":{short_text}}}'
         if carrier is None:
             return f'"supportingService":[{reference}],"serviceRelationship":[{relationship}],'
         on_carrier = self._carrier(carrier)
@@ -570,7 +580,7 @@ class _Content:
         specification = self._specification(_SERVICE_SPECIFICATION_PATH, "SS-CARRIER", "Satellite Carrier", "ServiceSpecification", "1.0")
         name = f"{satellite_name} {transponder.label} CXR {slot + 1}"
         partner = self._partner_carrier(slot)
-        partner_ref = None if partner is None else self._carrier(partner).reference
+        partner_ref = None if partner is None else self._carrier(partner)
         if text:
             return (
                 f'"name":{_json_str(name)},"description":{_json_str(description)},"category":"RFS","@type":"element","serviceType":"Carrier",'
@@ -579,7 +589,7 @@ class _Content:
                 f'"serviceSpecification":{specification.text},'
                 f'"supportingResource":[{",".join([self._resource_ref_json(*resource) for resource in resources])}],'
                 f'"supportingService":[{",".join([self._service_ref_json(service) for service in services])}],'
-                f'"serviceRelationship":[{"" if partner_ref is None else f"{_PAIRED_JSON}{partner_ref.text}}}"}],'
+                f'"serviceRelationship":[{"" if partner_ref is None else f"{_PAIRED_JSON}{partner_ref.short.text}}}"}],'
                 f'"serviceCharacteristic":{_characteristics_json(characteristics)}'
             )
         return {
@@ -598,7 +608,7 @@ class _Content:
             "serviceSpecification": specification.fresh(),
             "supportingResource": [self.resource_ref(*resource) for resource in resources],
             "supportingService": [self._service_ref(service) for service in services],
-            "serviceRelationship": [] if partner_ref is None else [{"relationshipType": "isPairedWith", "service": partner_ref.fresh()}],
+            "serviceRelationship": [] if partner_ref is None else [{"relationshipType": "isPairedWith", "service": partner_ref.short.fresh()}],
             "serviceCharacteristic": _characteristics(characteristics),
         }
 
