@@ -318,6 +318,20 @@ def test_a_dms_resolution_wins_over_an_upstream_working_state(
     assert problem_of(sim, ticket.id)["status"] == "resolved"
 
 
+def test_a_problem_reopened_upstream_reopens_the_ticket_dataminer_closed(
+    dms: DataMinerSystem, sim: Simulators, clock: VirtualClock, connector: Connector
+) -> None:
+    create_element(dms, connector, sim)
+    ticket = dms.tickets.create(connector.ticket_type, {"Description": "came back"})
+    cycle(clock)
+    dms.tickets.update(ticket.id, state="Closed")
+    cycle(clock)
+    assert problem_of(sim, ticket.id)["status"] == "resolved"
+    sim.problems.patch(problem_of(sim, ticket.id)["id"], {"status": "inProgress"})  # an operator reopens it
+    cycle(clock)
+    assert dms.tickets.get(ticket.id).state is TicketState.IN_PROGRESS
+
+
 # -- faults: no duplicates, nothing lost ----------------------------------------------------
 
 
@@ -358,6 +372,23 @@ def test_a_create_whose_answer_was_lost_is_looked_up_even_when_the_poll_fails(
     cycle(clock)
     problem_of(sim, ticket.id)
     assert len(problems(sim)) == 1
+
+
+def test_after_a_429_nothing_is_sent_until_its_retry_after_has_passed(
+    dms: DataMinerSystem, sim: Simulators, clock: VirtualClock, connector: Connector
+) -> None:
+    element = create_element(dms, connector, sim)
+    sim.faults.add(Fault(api="tmf656", status=429, retry_after=300, method="POST", requests={3}))
+    ticket = dms.tickets.create(connector.ticket_type, {"Description": "rate limited"})
+    cycle(clock)
+    refused_at = element.get("Last Synchronization Cycle")  # the virtual clock stands still within a cycle
+    assert element.get("Retry Not Before") == refused_at + 300 and element.get("API Communication Status") == 7  # Rate Limited
+    sent = len(api_requests(sim))
+    element.set("Synchronize Now", 1)
+    clock.advance(240)
+    assert len(api_requests(sim)) == sent and problems(sim) == []
+    clock.advance(120)
+    problem_of(sim, ticket.id)
 
 
 def test_a_timeout_on_create_never_makes_a_second_problem(

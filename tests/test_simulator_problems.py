@@ -8,24 +8,14 @@ from collections import Counter
 
 import pytest
 import requests
+from simulated_time import START, FakeTime
 from tmf_schemas import TMF656, assert_valid
 
 from dmemu.simulators import ProblemActivity, Simulators
 from dmemu.simulators.inventory import InventorySpec
 
-START = dt.datetime(2026, 3, 1, tzinfo=dt.timezone.utc).timestamp()
 SPEC = InventorySpec(services=5, carriers=2, resources=5, seed=7)
 MERGE = {"Content-Type": "application/merge-patch+json"}
-
-
-class FakeTime:
-    """The simulated clock, moved by the test."""
-
-    def __init__(self, now: float = START) -> None:
-        self.value = now
-
-    def __call__(self) -> float:
-        return self.value
 
 
 def problem_body(ticket: str | None = None, **more: object) -> dict[str, object]:
@@ -44,21 +34,9 @@ def problem_body(ticket: str | None = None, **more: object) -> dict[str, object]
 
 
 @pytest.fixture
-def now() -> FakeTime:
-    return FakeTime()
-
-
-@pytest.fixture
 def sim(now):
     with Simulators(SPEC, now=now) as simulators:
         yield simulators
-
-
-@pytest.fixture
-def http():
-    with requests.Session() as session:
-        session.trust_env = False
-        yield session
 
 
 def snow(http: requests.Session, sim: Simulators, query: str) -> list[dict[str, object]]:

@@ -12,42 +12,20 @@ import time
 
 import pytest
 import requests
+from simulated_time import FakeTime
 
 from dmemu.simulators import server as server_module
 from dmemu.simulators.faults import Fault, RequestRecord
 from dmemu.simulators.inventory import RESOURCE_PATH, Collection, InventorySpec
 from dmemu.simulators.server import ITEMS_PER_WRITE, SES_PATHS, Simulators
 
-START = dt.datetime(2026, 3, 1, tzinfo=dt.timezone.utc).timestamp()
 SPEC = InventorySpec(services=95, carriers=20, resources=60, seed=7)
-
-
-class FakeTime:
-    """The simulated clock, moved by the test."""
-
-    def __init__(self, now: float = START) -> None:
-        self.value = now
-
-    def __call__(self) -> float:
-        return self.value
-
-
-@pytest.fixture
-def now() -> FakeTime:
-    return FakeTime()
 
 
 @pytest.fixture
 def sim(now):
     with Simulators(SPEC, now=now) as simulators:
         yield simulators
-
-
-@pytest.fixture
-def http():
-    with requests.Session() as session:
-        session.trust_env = False  # loopback only, whatever the environment's proxies
-        yield session
 
 
 def raw_answer(sim: Simulators, request: bytes, *, end_of_request: bool = False) -> str:

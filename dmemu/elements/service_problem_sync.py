@@ -498,10 +498,14 @@ def _save_rows(protocol: QActionProtocol, rows: Iterable[_Row], custom: Sequence
 
 
 def _info(ticket: Any) -> str:
-    """Ticket Info: what a person needs to recognise the ticket, as JSON."""
-    fields = ticket.fields
+    return _info_text(ticket.type, ticket.state.value, ticket.fields)
+
+
+def _info_text(type_name: str, state: str, fields: Mapping[str, Any]) -> str:
+    """Ticket Info: what a person needs to recognise the ticket, as JSON (from a `Ticket`, or
+    from the ticket record a ticket event carries)."""
     return json.dumps(
-        {"type": ticket.type, "state": ticket.state.value, "priority": fields.get("Priority"), "description": fields.get("Description")},
+        {"type": type_name, "state": state, "priority": fields.get("Priority"), "description": fields.get("Description")},
         ensure_ascii=False,
     )
 
@@ -1002,11 +1006,7 @@ def ticket_event(flavour: Flavour, protocol: QActionProtocol) -> None:
     except (ValueError, KeyError, TypeError):
         return
     key = ticket["id"]
-    info = json.dumps(
-        {"type": ticket["type"], "state": ticket["state"], "priority": ticket["fields"].get("Priority"),
-         "description": ticket["fields"].get("Description")},
-        ensure_ascii=False,
-    )  # fmt: skip
+    info = _info_text(ticket["type"], ticket["state"], ticket["fields"])
     if protocol.exists(TICKETS, key):
         if protocol.get_cell(TICKETS, key, "DataMiner State") != ticket["state"] or protocol.get_cell(TICKETS, key, "Ticket Info") != info:
             protocol.set_row(TICKETS, key, {"Ticket Info": info, "DataMiner State": ticket["state"]})
