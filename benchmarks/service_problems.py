@@ -170,14 +170,14 @@ def duplicates(count: int) -> int:
         missing = [ticket for ticket in tickets if carried[ticket] == 0]
         if missing:
             raise SystemExit(f"duplicates: {len(missing)} tickets have no problem upstream")
-        print(f"  ({count} tickets, {lost} create answers lost)")
+        print(f"# ({count} tickets, {lost} create answers lost)")
         return sum(n - 1 for n in carried.values())
 
 
 def report(name: str, rounds: list[tuple[float, float]], target: float) -> None:
     best_element, best_floor = min(r[0] for r in rounds), min(r[1] for r in rounds)
     ratios = [element / floor for element, floor in rounds]
-    print(f"  ({name}: element {best_element:.2f} s, floor {best_floor:.2f} s; single rounds {min(ratios):.2f}-{max(ratios):.2f})")
+    print(f"# ({name}: element {best_element:.2f} s, floor {best_floor:.2f} s; single rounds {min(ratios):.2f}-{max(ratios):.2f})")
     print(f"{name}: ratio {best_element / best_floor:.2f} (target <= {target})")
 
 
