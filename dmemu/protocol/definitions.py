@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import difflib
 import inspect
+import math
 from collections.abc import Callable, Iterable
 from typing import Any, ClassVar
 
@@ -366,8 +367,10 @@ def _check_definition(cls: type[Protocol]) -> None:
     qaction_ids = {q.id for q in cls.qactions}
     _unique(fail, "timer id", (t.id for t in cls.timers))
     for timer in cls.timers:
-        if not isinstance(timer.seconds, (int, float)) or timer.seconds <= 0:
-            fail(f"timer {timer.id} has interval {timer.seconds!r}; it must be a positive number of seconds")
+        seconds = timer.seconds
+        # inf and nan compare their way past a plain `<= 0`: a timer that never fires is a mistake
+        if not isinstance(seconds, (int, float)) or isinstance(seconds, bool) or not 0 < seconds < math.inf:
+            fail(f"timer {timer.id} has interval {seconds!r}; it must be a positive, finite number of seconds")
         if not timer.qactions:
             fail(f"timer {timer.id} runs no QAction")
         for qid in timer.qactions:
