@@ -245,7 +245,7 @@ def _poll_until_interrupted(dms: DataMinerSystem, out: TextIO) -> None:
                 cycle = element.get("Last Cache Cycle")
                 if seen.get(connector.element_name) not in (None, cycle):
                     rows = ", ".join(f"{name} {len(element.table(name))}" for name in ("Services", "Carriers", "Resources"))
-                    print(f"{element.name}: cache cycle at {cycle}: {rows}", file=out, flush=True)
+                    print(f"{element.name}: cache cycle at {element.display('Last Cache Cycle')}: {rows}", file=out, flush=True)
                 seen[connector.element_name] = cycle
     except KeyboardInterrupt:
         print("stopped", file=out)

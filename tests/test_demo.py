@@ -180,11 +180,14 @@ def test_polling_goes_on_cycle_after_cycle(dmemu_state_dir: Path, monkeypatch: p
         built = dms.element("SES Inventory").get("Last Cache Cycle")
         demo_module._poll_until_interrupted(dms, out)
         last = dms.element("SES Inventory").get("Last Cache Cycle")
+        shown = dms.element("SES Inventory").display("Last Cache Cycle")
     lines = out.getvalue().splitlines()
     assert lines[:2] == ["", "polling on the wall clock; Ctrl-C stops"] and lines[-1] == "stopped"
     cycles = lines[2:-1]
     # The first sleep only notes where the cache is; each later one sees the cycle run meanwhile.
     assert len(cycles) == 2 and sleeps == [1, 1, 1, 1]
     assert all(line.startswith("SES Inventory: cache cycle at ") for line in cycles)
+    # the time as the pages show it, not epoch seconds
+    assert cycles[1].startswith(f"SES Inventory: cache cycle at {shown}: "), cycles[1]
     assert cycles[0] != cycles[1]  # two cycles, each said once
     assert last == built + 3 * 3600  # an hourly cycle after each of the three hours that passed
