@@ -121,6 +121,11 @@ def matching_files(folder: Path, pattern: str) -> list[Path]:
     return [folder / name for name in sorted(names)]
 
 
+def _counted(count: int, noun: str, plural: str = "") -> str:
+    """``1 row``, ``2 rows``: the figures read in the status and the log."""
+    return f"{count} {noun if count == 1 else plural or noun + 's'}"
+
+
 def _shown(text: str) -> str:
     text = text.rstrip("\r\n")
     return text if len(text) <= _SHOWN_TEXT_LIMIT else text[: _SHOWN_TEXT_LIMIT - 3] + "..."
@@ -164,7 +169,7 @@ def read_provisioning_file(path: Path) -> tuple[list[TopologyEntry], list[BadLin
             positions = (header.index(ADDRESS_FIELD), header.index(PATH_DETAILS_FIELD))
             continue
         if not problem and len(fields) != len(header):
-            problem = f"{len(fields)} fields where the header has {len(header)}"
+            problem = f"{_counted(len(fields), 'field')} where the header has {len(header)}"
         if not problem and not fields[positions[0]]:
             problem = "empty network element address"
         if problem:
@@ -211,8 +216,8 @@ def _keep_last_table(protocol: QActionProtocol, why: str) -> None:
     rows = protocol.row_count("Topology")
     last_good = protocol.get_parameter("Last Good Run Time")
     since = f" from {DateTime().display(last_good)}" if last_good is not None else ""
-    protocol.set_parameters({"Last Run Status": f"Failed: {why}; the last good table ({rows} rows{since}) is kept", "Last Error": why})
-    protocol.log(f"topology not updated: {why}; the last good table ({rows} rows) is kept", LogType.ERROR)
+    protocol.set_parameters({"Last Run Status": f"Failed: {why}; the last good table ({_counted(rows, 'row')}{since}) is kept", "Last Error": why})
+    protocol.log(f"topology not updated: {why}; the last good table ({_counted(rows, 'row')}) is kept", LogType.ERROR)
 
 
 def build_topology(protocol: QActionProtocol) -> None:
@@ -247,20 +252,20 @@ def build_topology(protocol: QActionProtocol) -> None:
         if not read.files:
             why = f"no file in {folder_text!r} matches {pattern!r}"
         else:
-            why = f"no good line in the {len(read.files)} files read"
+            why = f"no good line in {_counted(len(read.files), 'file')} read"
         _keep_last_table(protocol, why)
         if read.bad_lines:  # the bad lines are the better clue
             protocol.set_parameter("Last Error", read.bad_lines[-1].describe())
         return
     protocol.fill_array("Topology", [entry.row() for entry in read.entries.values()])
-    skipped = f", {len(read.bad_lines)} bad lines skipped" if read.bad_lines else ""
+    skipped = f", {_counted(len(read.bad_lines), 'bad line')} skipped" if read.bad_lines else ""
     protocol.set_parameters({
         "Rows": len(read.entries),
         "Last Run Status": f"OK{skipped}",
         "Last Good Run Time": started,
     })
-    overridden = f"; {read.overridden} entries overridden by a later line" if read.overridden else ""
-    protocol.log(f"topology built: {len(read.entries)} rows from {len(read.files)} files{skipped}{overridden}")
+    overridden = f"; {_counted(read.overridden, 'entry', 'entries')} overridden by a later line" if read.overridden else ""
+    protocol.log(f"topology built: {_counted(len(read.entries), 'row')} from {_counted(len(read.files), 'file')}{skipped}{overridden}")
 
 
 def check_update_timer(protocol: QActionProtocol) -> None:
