@@ -151,6 +151,9 @@ class TestRefused:
             ('{"source": "A", "interval": -5, "time": 1}', "'interval' -5 is out of range"),
             ('{"source": "A", "interval": 60, "time": 1e300}', "'time' 1e+300 is not a moment"),
             ('{"source": "A", "interval": 60, "time": NaN}', "'time' must be a number"),
+            ('{"source": "A", "interval": 1' + "0" * 400 + ', "time": 1}', "'interval' 1000000000000000000000000000000000000... is out of range"),
+            ('{"source": "A", "interval": 60, "time": -1' + "0" * 400 + "}", "'time' -100000000000000000000000000000000000... is not a moment"),
+            ('{"source": "' + "x" * 300 + '", "interval": 60, "time": 1}', "'source' is 300 characters long"),
         ],
     )
     def test_a_malformed_heartbeat_changes_nothing(
