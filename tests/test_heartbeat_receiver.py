@@ -136,26 +136,26 @@ class TestMissing:
         expect(receiver).logged("source 'Gone' deleted")
 
 
+MALFORMED = [
+    ("not json", "not JSON"),
+    ("[1, 2]", "a heartbeat is a JSON object, not list"),
+    ('{"source": "A", "interval": 60}', "'time' missing"),
+    ('{"source": "", "interval": 60, "time": 1}', "'source' must be a non-empty string"),
+    ('{"source": 7, "interval": 60, "time": 1}', "'source' must be a non-empty string, not 7"),
+    ('{"source": "A", "interval": "60", "time": 1}', "'interval' must be a number"),
+    ('{"source": "A", "interval": true, "time": 1}', "'interval' must be a number"),
+    ('{"source": "A", "interval": 0, "time": 1}', "'interval' 0 is out of range"),
+    ('{"source": "A", "interval": -5, "time": 1}', "'interval' -5 is out of range"),
+    ('{"source": "A", "interval": 60, "time": 1e300}', "'time' 1e+300 is not a moment"),
+    ('{"source": "A", "interval": 60, "time": NaN}', "'time' must be a number"),
+    ('{"source": "A", "interval": 1' + "0" * 400 + ', "time": 1}', "'interval' 1000000000000000000000000000000000000... is out of range"),
+    ('{"source": "A", "interval": 60, "time": -1' + "0" * 400 + "}", "'time' -100000000000000000000000000000000000... is not a moment"),
+    ('{"source": "' + "x" * 300 + '", "interval": 60, "time": 1}', "'source' is 300 characters long"),
+]
+
+
 class TestRefused:
-    @pytest.mark.parametrize(
-        ("text", "reason"),
-        [
-            ("not json", "not JSON"),
-            ("[1, 2]", "a heartbeat is a JSON object, not list"),
-            ('{"source": "A", "interval": 60}', "'time' missing"),
-            ('{"source": "", "interval": 60, "time": 1}', "'source' must be a non-empty string"),
-            ('{"source": 7, "interval": 60, "time": 1}', "'source' must be a non-empty string, not 7"),
-            ('{"source": "A", "interval": "60", "time": 1}', "'interval' must be a number"),
-            ('{"source": "A", "interval": true, "time": 1}', "'interval' must be a number"),
-            ('{"source": "A", "interval": 0, "time": 1}', "'interval' 0 is out of range"),
-            ('{"source": "A", "interval": -5, "time": 1}', "'interval' -5 is out of range"),
-            ('{"source": "A", "interval": 60, "time": 1e300}', "'time' 1e+300 is not a moment"),
-            ('{"source": "A", "interval": 60, "time": NaN}', "'time' must be a number"),
-            ('{"source": "A", "interval": 1' + "0" * 400 + ', "time": 1}', "'interval' 1000000000000000000000000000000000000... is out of range"),
-            ('{"source": "A", "interval": 60, "time": -1' + "0" * 400 + "}", "'time' -100000000000000000000000000000000000... is not a moment"),
-            ('{"source": "' + "x" * 300 + '", "interval": 60, "time": 1}', "'source' is 300 characters long"),
-        ],
-    )
+    @pytest.mark.parametrize(("text", "reason"), MALFORMED, ids=[reason[:40] for _, reason in MALFORMED])
     def test_a_malformed_heartbeat_changes_nothing(
         self, dms: DataMinerSystem, receiver: Element, dmemu_clock: VirtualClock, text: str, reason: str
     ) -> None:
