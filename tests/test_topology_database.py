@@ -95,6 +95,8 @@ class TestCsv:
         element = create(dms, folder)
         assert element.get("Bad Lines") == 150 and len(element.table("Rejected Lines")) == MAX_REJECTED_LINES_SHOWN
         assert element.get("Last Error") == "a.csv line 152: 1 field where the header has 2"
+        assert len(element.logs(LogType.ERROR)) == MAX_REJECTED_LINES_SHOWN + 1
+        expect(element).logged("50 more bad lines not logged one by one")
 
     def test_a_file_without_the_required_header_adds_nothing(self, folder: Path) -> None:
         path = write(folder, "x.csv", "address,path\n10.0.0.1,BRU\n")
