@@ -117,6 +117,16 @@ class TestMissing:
         dmemu_clock.advance(160)  # missing again: the next silence adds its own intervals
         assert row(receiver, "A")["Missed Beats"] == 7 and alarms(dms) == {"A": Severity.MAJOR}
 
+    def test_a_check_that_finds_nothing_new_writes_no_row(self, receiver: Element, dmemu_clock: VirtualClock) -> None:
+        beat(receiver, "A")
+        dmemu_clock.advance(160)  # Missing, 2 beats missed
+        changes: list[object] = []
+        receiver.add_change_listener(lambda element, change: changes.append(change), ids=(1000,))
+        dmemu_clock.advance(10)  # 170 s: still 2 whole intervals
+        assert changes == [] and row(receiver, "A")["Missed Beats"] == 2
+        dmemu_clock.advance(10)  # 180 s: the third
+        assert len(changes) == 1 and row(receiver, "A")["Missed Beats"] == 3
+
     def test_the_tolerance_is_configurable(self, dms: DataMinerSystem, receiver: Element, dmemu_clock: VirtualClock) -> None:
         receiver.set("Missing Tolerance", 1.5)
         beat(receiver, "A")

@@ -160,6 +160,8 @@ def check_heartbeats(protocol: QActionProtocol) -> None:
         # Whole intervals of silence not yet counted: all of them when it just went missing.
         counted_until = since if status != MISSING or last_check is None else max(last_check, since)
         newly_missed = math.floor(silence / interval) - math.floor((counted_until - since) / interval)
+        if status == MISSING and newly_missed <= 0:
+            continue  # nothing new: the row is not written (nor saved) again
         protocol.set_row("Heartbeats", source, [None, None, None, None, missed + max(0, newly_missed), MISSING])
         if status != MISSING:
             changed = True
@@ -202,7 +204,8 @@ class GenericDynamicHeartbeatReceiver(Protocol):
         Parameter(13, "Heartbeats Refused", Number(0), default=0, save=True, page="General"),
         Parameter(14, "Last Refusal", String(), default="", save=True, page="General",
                   description="Why the last refused heartbeat was refused."),
-        Parameter(15, "Last Check", DateTime(), save=True, description="When the sources were last checked."),
+        # Not saved: after a restart silence counts from the start, later than any check before it.
+        Parameter(15, "Last Check", DateTime(), description="When the sources were last checked."),
         Parameter(16, "Receiving Since", DateTime(), description="When this element started receiving."),
         # Configuration
         Parameter(100, "Missing Tolerance", Number(1, 100, "x", decimals=1), write=True, default=2.5, save=True,
