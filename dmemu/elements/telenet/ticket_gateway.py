@@ -285,14 +285,18 @@ class _Service:
             status = response.status_code
             content = response.content
             if status != 200:
+                retry = status >= 500 or status in RETRIED_STATUSES
+                detail = _cut(response.text)
                 try:
                     parse(content)  # a SOAP Fault says more than the status
                 except OsbFaultError as fault:
-                    raise self._failed(REFUSED if fault.client_fault else HTTP_ERROR, status, _cut(str(fault)), retry=not fault.client_fault) from None
+                    retry = retry and not fault.client_fault  # a request the service cannot read stays unreadable
+                    detail = f"SOAP Fault {fault.code}: {_cut(fault.text)}"
+                    if fault.client_fault:
+                        raise self._failed(REFUSED, status, f"HTTP {status} {response.reason}: {detail}", retry=False) from None
                 except OsbAnswerError:
                     pass
-                retry = status >= 500 or status in RETRIED_STATUSES
-                raise self._failed(HTTP_ERROR, status, f"HTTP {status} {response.reason}: {_cut(response.text)}", retry=retry)
+                raise self._failed(HTTP_ERROR, status, f"HTTP {status} {response.reason}: {detail}", retry=retry)
             try:
                 answer = parse(content)
             except OsbFaultError as fault:
@@ -533,7 +537,7 @@ def work_buffer(protocol: QActionProtocol) -> None:
 
 
 def resume_buffer(protocol: QActionProtocol) -> None:
-    """QAction 3, after start-up: what the buffer kept is due now (a restart keeps its RequestIds)."""
+    """QAction 3, after start-up: what the buffer kept is due (a restart keeps its RequestIds)."""
     now = protocol.now()
     resumed = 0
     for key, state in protocol.get_column(BUFFER, "State").items():
@@ -543,7 +547,8 @@ def resume_buffer(protocol: QActionProtocol) -> None:
     if resumed:
         protocol.log(f"resuming {resumed} buffered requests")
     protocol.set_parameter("Next Search Time", None)
-    _Round(protocol).run()
+    # Sent by the first Buffer Processing, not now: the requesters starting with the system
+    # (after this element, maybe) are then there to hear the answers.
 
 
 # --------------------------------------------------------------------------------------------
