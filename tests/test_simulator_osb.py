@@ -6,6 +6,7 @@ from __future__ import annotations
 import http.client
 import os
 import signal
+import socket
 import subprocess
 import sys
 import threading
@@ -273,6 +274,16 @@ class TestUnreadableRequests:
         assert answer.status == 400 and b"Content-Length '-5' is not a length" in answer.read()
         assert answer.getheader("Connection") is None or answer.will_close
         connection.close()
+
+    def test_a_request_line_http_server_cannot_read_is_a_soap_fault(self, osb):
+        with socket.create_connection((osb.host, osb.port), timeout=10) as raw:
+            raw.sendall(b"NOT A REQUEST\r\n\r\n")
+            chunks = []
+            while chunk := raw.recv(65536):
+                chunks.append(chunk)
+        head, _, body = b"".join(chunks).partition(b"\r\n\r\n")
+        assert head.startswith(b"HTTP/1.1 400 ") and b"Content-Type: text/xml; charset=utf-8" in head
+        assert b"<faultcode>soapenv:Client</faultcode><faultstring>Bad request version ('REQUEST')</faultstring>" in body
 
     def test_a_chunked_body_is_read(self, osb, http):
         body = envelope("SearchTicketRequest", {"TicketType": "MO", "NetworkElement": "n"})

@@ -266,6 +266,8 @@ class OsbTickets:
         self.clock = clock
         self.processing_delay = processing_delay
         self._tickets: dict[str, OsbTicket] = {}
+        # (ticket type, network element) -> ticket ids, as a search names both: it reads only those
+        self._by_element: dict[tuple[str, str], list[str]] = {}
         self._counters = dict.fromkeys(TICKET_TYPES, 0)
         self._transactions: dict[str, OsbTransaction] = {}
         self._by_request_id: dict[str, OsbTransaction] = {}
@@ -318,7 +320,7 @@ class OsbTickets:
                 self._next_ticket_id(ticket_type), ticket_type, status, severity, network_element, alarm_id,
                 path_details, description, now, now, resolution,
             )  # fmt: skip
-            self._tickets[ticket.ticket_id] = ticket
+            self._add(ticket)
             return ticket
 
     # -- the operations --------------------------------------------------------------------------
@@ -342,13 +344,9 @@ class OsbTickets:
         return _response(operation, _elements([("Result", ACK), ("TransactionId", transaction_id)]))
 
     def _search(self, fields: Mapping[str, str]) -> list[OsbTicket]:
-        wanted = {
-            "ticket_type": fields["TicketType"],
-            "network_element": fields["NetworkElement"],
-            "alarm_id": fields.get("AlarmId"),
-            "status": fields.get("Status"),
-        }
-        found = [t for t in self._tickets.values() if all(value is None or getattr(t, name) == value for name, value in wanted.items())]
+        alarm_id, status = fields.get("AlarmId"), fields.get("Status")
+        candidates = (self._tickets[ticket_id] for ticket_id in self._by_element.get((fields["TicketType"], fields["NetworkElement"]), ()))
+        found = [t for t in candidates if (alarm_id is None or t.alarm_id == alarm_id) and (status is None or t.status == status)]
         return sorted(found, key=lambda ticket: ticket.order)
 
     def _result(self, transaction_id: str) -> str:
@@ -411,7 +409,7 @@ class OsbTickets:
                 self._next_ticket_id(ticket_type), ticket_type, "Open", fields["Severity"], fields["NetworkElement"],
                 fields["AlarmId"], fields["PathDetails"], fields["Description"], when, when,
             )  # fmt: skip
-            self._tickets[ticket.ticket_id] = ticket
+            self._add(ticket)
             return attrs.evolve(transaction, status=COMPLETED, ticket_id=ticket.ticket_id)
         ticket = self._tickets[fields["TicketId"]]  # ACKed for a known ticket; tickets are never removed
         if ticket.status == "Closed":
@@ -422,6 +420,10 @@ class OsbTickets:
             changed = attrs.evolve(ticket, status="Closed", resolution=fields.get("Resolution", ""), updated_time=when)
         self._tickets[ticket.ticket_id] = changed
         return attrs.evolve(transaction, status=COMPLETED, ticket_id=ticket.ticket_id)
+
+    def _add(self, ticket: OsbTicket) -> None:
+        self._tickets[ticket.ticket_id] = ticket
+        self._by_element.setdefault((ticket.ticket_type, ticket.network_element), []).append(ticket.ticket_id)
 
     def _next_ticket_id(self, ticket_type: str) -> str:
         self._counters[ticket_type] += 1
