@@ -535,3 +535,17 @@ def test_dmemu_simulate_osb_serves_the_ticketing_service(http):
         assert process.wait(10) == 0
     finally:
         process.kill()
+
+
+def test_dmemu_simulate_refuses_an_osb_port_in_use_and_a_bad_delay(capsys):
+    from dmemu.cli import main
+
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        assert main(["simulate", "--services", "1", "--carriers", "0", "--resources", "0", "--osb", "--osb-port", str(port)]) == 2
+    assert f"dmemu: cannot listen on 127.0.0.1:{port} for the OSB" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        main(["simulate", "--osb", "--osb-delay", "-1"])
+    assert "-1 is not a number of seconds from 0 to 86,400" in capsys.readouterr().err
