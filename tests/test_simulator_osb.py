@@ -136,6 +136,7 @@ class TestOperations:
         assert [t["TicketId"] for t in search(http, osb, "PLM")] == ["PLM-000001"]
         assert [t["TicketId"] for t in search(http, osb, network_element="ne-other", AlarmId="alarm-0")] == ["MO-000012"]
         assert search(http, osb, network_element="nowhere") == []
+        assert len(search(http, osb, AlarmId="", Status=" ")) == 11  # an optional filter given empty is "any"
 
     def test_a_seeded_ticket_is_found_and_closed(self, osb, http):
         seeded = osb.add_ticket("PLM", "ne-9", alarm_id="a-9", severity="Minor", description="planned")
@@ -233,6 +234,7 @@ class TestUnreadableRequests:
             (envelope("GetTransactionResultRequest", {"TransactionId": "  "}), "GetTransactionResultRequest: TransactionId is empty"),
             (envelope("CloseTicketRequest", {"RequestId": "r", "TicketId": "t", "Reason": "x"}), "CloseTicketRequest has no field 'Reason'"),
             (envelope("GetTransactionResultRequest", {"TransactionId": "a"}, raw_fields="<tck:TransactionId>b</tck:TransactionId>"), "TransactionId is given twice"),
+            (envelope("SearchTicketRequest", {"TicketType": "MO", "NetworkElement": "n", "AlarmId": ""}, raw_fields="<tck:AlarmId>a</tck:AlarmId>"), "AlarmId is given twice"),
             (envelope("GetTransactionResultRequest", raw_fields="<TransactionId>a</TransactionId>"), "field 'TransactionId' is in namespace 'none'"),
             (envelope("GetTransactionResultRequest", raw_fields="<tck:TransactionId><tck:x/></tck:TransactionId>"), "TransactionId holds elements"),
         ],

@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable, Iterable, Mapping
-from typing import Literal
 from xml.etree.ElementTree import Element, ParseError
 from xml.sax.saxutils import escape
 
@@ -50,15 +49,15 @@ WRITE_OPERATIONS = (CREATE, UPDATE, CLOSE)  # ACKed, then processed: each has a 
 
 ID_WIDTH = 6  # MO-000001
 
-# A field is an identifier (text that must not be empty), free text (may be empty) or one of some values.
 _IDENTIFIER = "identifier"
 _TEXT = "text"
-FieldKind = tuple[str, ...] | Literal["identifier", "text"]
 
 
 @attrs.frozen
 class _Field:
-    kind: FieldKind
+    # _IDENTIFIER (text that must not be empty), _TEXT (free, may be empty) or the values it takes.
+    # An optional identifier or value given empty counts as not given (a search's "any").
+    kind: tuple[str, ...] | str
     required: bool = True
 
 
@@ -154,19 +153,23 @@ def _local_name(element: Element, what: str) -> str:
 def _fields(operation: str, element: Element) -> dict[str, str]:
     allowed = FIELDS[operation]
     found: dict[str, str] = {}
+    seen: set[str] = set()
     for child in element:
         name = _local_name(child, f"{operation} field")
         field = allowed.get(name)
         if field is None:
             raise SoapFault(f"{operation} has no field {name!r}; its fields are {', '.join(allowed)}")
-        if name in found:
+        if name in seen:
             raise SoapFault(f"{operation}: {name} is given twice")
+        seen.add(name)
         if len(child):
             raise SoapFault(f"{operation}: {name} holds elements; it takes text")
         text = child.text or ""
         if field.kind != _TEXT:
             text = text.strip()
             if not text:
+                if not field.required:
+                    continue
                 raise SoapFault(f"{operation}: {name} is empty")
             if field.kind != _IDENTIFIER and text not in field.kind:
                 raise SoapFault(f"{operation}: {name} {text!r} is not one of {', '.join(field.kind)}")
@@ -345,8 +348,12 @@ class OsbTickets:
 
     def _search(self, fields: Mapping[str, str]) -> list[OsbTicket]:
         alarm_id, status = fields.get("AlarmId"), fields.get("Status")
-        candidates = (self._tickets[ticket_id] for ticket_id in self._by_element.get((fields["TicketType"], fields["NetworkElement"]), ()))
-        found = [t for t in candidates if (alarm_id is None or t.alarm_id == alarm_id) and (status is None or t.status == status)]
+        ticket_ids = self._by_element.get((fields["TicketType"], fields["NetworkElement"]), [])
+        found = [
+            ticket
+            for ticket in map(self._tickets.__getitem__, ticket_ids)
+            if (alarm_id is None or ticket.alarm_id == alarm_id) and (status is None or ticket.status == status)
+        ]
         return sorted(found, key=lambda ticket: ticket.order)
 
     def _result(self, transaction_id: str) -> str:
