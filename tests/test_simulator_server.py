@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import math
+import queue
 import re
 import socket
 import threading
@@ -434,17 +435,24 @@ class TestFaults:
         answers are seen to wait for it, with no race against the wall clock."""
 
         class HeldTime:
-            """The server's time module; each sleep is recorded, then waits for the test's word."""
+            """The server's time module; each sleep is recorded, then waits for the test's word.
+
+            Every sleep has a gate of its own, handed to the test in the order the sleeps began:
+            releasing one sleep can never let another one go (with one shared semaphore, a second
+            sleeper could take the permit meant for a first that had not reached its wait yet)."""
 
             def __init__(self) -> None:
                 self.slept: list[float] = []
-                self.sleeping = threading.Semaphore(0)
-                self.release = threading.Semaphore(0)
+                self.gates: queue.Queue[threading.Event] = queue.Queue()
 
             def sleep(self, seconds: float) -> None:
+                gate = threading.Event()
                 self.slept.append(seconds)
-                self.sleeping.release()
-                assert self.release.acquire(timeout=10)
+                self.gates.put(gate)
+                assert gate.wait(timeout=10)
+
+            def next_sleeper(self) -> threading.Event:
+                return self.gates.get(timeout=10)
 
             def __getattr__(self, name: str) -> object:
                 return getattr(time, name)
@@ -455,16 +463,15 @@ class TestFaults:
             sim.faults.add(Fault(api="tmf639", kind="latency", latency=0.3, requests={1, 2}))
             with pytest.raises(requests.Timeout):  # a client that waits less gives up
                 http.get(sim.url("tmf639"), timeout=0.05)
-            assert held.sleeping.acquire(timeout=10)
-            held.release.release()  # the first request's wait ends after its client left
+            held.next_sleeper().set()  # the first request's wait ends after its client left
 
             answers: list[requests.Response] = []
             second = threading.Thread(target=lambda: answers.append(http.get(sim.url("tmf639"), params={"limit": 2}, timeout=10)))
             second.start()
-            assert held.sleeping.acquire(timeout=10)  # the server waits out the latency...
+            second_sleep = held.next_sleeper()  # the server waits out the latency...
             second.join(0.2)
             assert second.is_alive() and answers == []  # ...and the answer waits with it
-            held.release.release()
+            second_sleep.set()
             second.join(30)
             assert len(answers) == 1 and answers[0].status_code == 206 and len(answers[0].json()) == 2
             assert held.slept == [0.3, 0.3]  # the configured latency, once for each request it hits
