@@ -24,6 +24,7 @@ from ..protocol.errors import (
     InvalidValueError,
     QActionFailedError,
     ReadOnlyParameterError,
+    StateFileError,
     UnknownParameterError,
     UnknownRowError,
 )
@@ -60,6 +61,8 @@ _STATUSES: tuple[tuple[type[Exception], int], ...] = (
     (QActionFailedError, 500),
     (AlarmError, 422),
     (TicketingError, 422),
+    (StateFileError, 500),  # the disk, not the request
+    (DmemuError, 409),  # anything else dmemu refuses on purpose: the system's state does not allow it (closed)
 )
 
 
