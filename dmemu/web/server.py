@@ -32,6 +32,17 @@ def is_loopback(host: str) -> bool:
         return False
 
 
+def check_access(host: str, token: str | None) -> None:
+    """Refuse a server that anyone reaching it could control: no token ("") off loopback."""
+    if token is not None and not isinstance(token, str):
+        raise TypeError(f"a token is a string (None: a random one; \"\": none, on loopback only), not {token!r}")
+    if token == "" and not is_loopback(host):
+        raise WebServerError(
+            f"serving on {host} without a token would let anyone who reaches it control the DMS; "
+            "give a token (or none for a random one), or bind 127.0.0.1"
+        )
+
+
 class _Uvicorn(uvicorn.Server):
     """uvicorn's server telling when it is up (or could not start)."""
 
@@ -53,15 +64,9 @@ class WebServer:
         self, dms: DataMinerSystem, *, port: int = 0, host: str = "127.0.0.1", token: str | None = None, simulators: Any = None,
         interval: float | None = None,
     ) -> None:  # fmt: skip
+        check_access(host, token)
         if token is None:
             token = secrets.token_urlsafe(24)
-        if not isinstance(token, str):
-            raise TypeError(f"a token is a string (None: a random one; \"\": none, on loopback only), not {token!r}")
-        if not token and not is_loopback(host):
-            raise WebServerError(
-                f"serving on {host} without a token would let anyone who reaches it control the DMS; "
-                "give a token (or none for a random one), or bind 127.0.0.1"
-            )
         self.dms = dms
         self.token = token
         self.host = host
