@@ -602,6 +602,10 @@ def test_events_bring_table_alarm_ticket_and_element_state_changes(api: Api, dms
         api.put("/api/elements/1/2/tables/Items/cells/Mode/item-00003", 2)
         table = events.until("table", lambda data: data["name"] == "Items")[-1]
         assert (table["element"], table["row_count"], table["keys"]) == ("1/2", ROWS, ["item-00003"])
+        api.put("/api/elements/1/2/parameters/Row Count", 150)
+        api.post("/api/elements/1/2/buttons/Fill")  # a whole new table: too many keys to list, reload
+        refilled = events.until("table", lambda data: data["row_count"] == 150)[-1]
+        assert (refilled["keys"], refilled["removed"]) == (None, None)
         api.put("/api/elements/1/2/parameters/Level", 70)
         alarm = events.until("alarm", lambda data: data["kind"] == "opened")[-1]["alarm"]
         assert (alarm["element"], alarm["severity"], alarm["value"]) == ("1/2", "Major", 70)
