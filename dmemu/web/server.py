@@ -85,7 +85,10 @@ class WebServer:
             self._socket.close()
             raise WebServerError(f"cannot listen on {host}:{port}: {error.strerror or error}") from None
         self.port: int = self._socket.getsockname()[1]
-        config = uvicorn.Config(self.app, lifespan="off", log_level="warning", access_log=False, timeout_graceful_shutdown=5)
+        # log_config=None: a harness's own logging is left as it is (uvicorn's loggers propagate to it).
+        config = uvicorn.Config(
+            self.app, lifespan="off", log_config=None, log_level="warning", access_log=False, timeout_graceful_shutdown=5
+        )
         self._server = _Uvicorn(config)
         self._thread = threading.Thread(target=self._server.run, kwargs={"sockets": [self._socket]}, name="dmemu-web", daemon=True)
         self._thread.start()
