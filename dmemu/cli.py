@@ -8,7 +8,8 @@ import json
 import sys
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 from typing import NoReturn
 
@@ -28,6 +29,7 @@ from .pages import (
     render_pages,
 )
 from .protocol.errors import DmemuError
+from .protocol.storage import REGISTRY_FILE
 
 
 def _list_elements(args: argparse.Namespace) -> int:
@@ -44,14 +46,14 @@ def _list_elements(args: argparse.Namespace) -> int:
     return 0
 
 
-def _show(args: argparse.Namespace) -> int:
-    """Saved state, read without running anything: the elements, an element's pages, or one page."""
-    # A user's own protocols are imported by their saved module path: from the current
-    # directory, as `python -m` would, and from each --path folder.
+@contextmanager
+def _user_protocols(args: argparse.Namespace) -> Iterator[None]:
+    """While a state directory is read: a user's own protocols are imported by their saved module
+    path, from the current directory (as `python -m` would) and from each --path folder."""
     import_path = sys.path.copy()
     sys.path[:0] = [str(Path(folder).resolve()) for folder in [*args.path, "."]]
     try:
-        system = SavedSystem(args.state)
+        yield
     except ProtocolImportError as error:
         raise DmemuError(
             f"{args.state} holds elements of protocol {error.protocol!r}, which cannot be imported "
@@ -59,6 +61,12 @@ def _show(args: argparse.Namespace) -> int:
         ) from None
     finally:
         sys.path[:] = import_path
+
+
+def _show(args: argparse.Namespace) -> int:
+    """Saved state, read without running anything: the elements, an element's pages, or one page."""
+    with _user_protocols(args):
+        system = SavedSystem(args.state)
     output: str | dict[str, object]
     if args.element is None:
         output = elements_data(system.elements) if args.json else render_elements(system.elements, width=args.width)
@@ -77,6 +85,30 @@ def _show(args: argparse.Namespace) -> int:
                 output = render_page(element, page, rows=rows, width=args.width)
     # Compact JSON: a page may hold a 100,000-row table, and programs (or jq) need no indentation.
     print(json.dumps(output, ensure_ascii=False) if isinstance(output, dict) else output)
+    return 0
+
+
+def _serve(args: argparse.Namespace) -> int:
+    """A saved DMS, running (on the wall clock) and served over HTTP until Ctrl-C."""
+    from .dms import DataMinerSystem
+    from .web.server import check_access, serve
+
+    check_access(args.host, args.token)  # before the DMS starts its elements for nothing
+    if not (Path(args.state) / REGISTRY_FILE).exists():
+        raise DmemuError(f"{args.state} holds no DataMiner System ({REGISTRY_FILE} is missing); `dmemu demo --state DIR` makes one")
+    with _user_protocols(args):
+        dms = DataMinerSystem(args.state)
+    try:
+        with serve(dms, port=args.port, host=args.host, token=args.token) as server:
+            print(f"dmemu serving {args.state} ({len(dms.elements)} elements) on {server.url} (Ctrl-C stops)")
+            print(f"  token: {server.token}  (send Authorization: Bearer TOKEN or X-Dmemu-Token: TOKEN)")
+            print(f"  API: {server.url}/api/elements  OpenAPI: {server.url}/api/openapi.json", flush=True)
+            try:
+                threading.Event().wait()
+            except KeyboardInterrupt:
+                print("stopped", flush=True)
+    finally:
+        dms.close()
     return 0
 
 
@@ -149,6 +181,8 @@ def _demo(args: argparse.Namespace) -> int:
         port=args.port,
         seed=args.seed,
         width=args.width,
+        web=args.web,
+        web_port=args.web_port,
     )
     try:
         return run_demo(settings)
@@ -289,7 +323,22 @@ def build_parser() -> _Parser:
     demo.add_argument("--port", type=_port, help="the simulators' port (default: a kept state's, else a free one)")
     demo.add_argument("--seed", type=_whole_number, default=1, help="the generated inventory's seed")
     demo.add_argument("--width", type=_width, metavar="N", help="text width (default: the terminal's)")
+    demo.add_argument(
+        "--web", action="store_true",
+        help="then serve the DMS's REST API (with the simulators' faults) on 127.0.0.1 until Ctrl-C; runs on the wall clock",
+    )  # fmt: skip
+    demo.add_argument("--web-port", type=_port, default=0, help="the API's port with --web (default: a free one)")
     demo.set_defaults(run=_demo)
+    serve = commands.add_parser("serve", help="run a saved DataMiner System and serve its REST API until interrupted")
+    serve.add_argument("--state", required=True, metavar="DIR", help="the DataMiner System's state directory")
+    serve.add_argument("--port", type=_port, default=0, help="port to listen on (default: a free one)")
+    serve.add_argument("--host", default="127.0.0.1", help="address to bind (default: 127.0.0.1; another needs a token)")
+    serve.add_argument("--token", help="the token every call must carry (default: a random one, printed)")
+    serve.add_argument(
+        "--path", action="append", default=[], metavar="DIR",
+        help="a folder to import the elements' protocols from (repeatable; the current folder always is)",
+    )  # fmt: skip
+    serve.set_defaults(run=_serve)
     simulate = commands.add_parser("simulate", help="run the TMF638/639/656 simulators on 127.0.0.1 until interrupted")
     simulate.add_argument("--port", type=_port, default=0, help="port to listen on (default: a free one)")
     simulate.add_argument("--services", type=_count, default=200, help="customer-facing services in TMF638 (default: 200)")

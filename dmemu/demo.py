@@ -52,6 +52,8 @@ class DemoSettings:
     port: int | None = None  # None: the kept elements' port, else a free one
     seed: int = 1
     width: int | None = None
+    web: bool = False  # then serve the REST API until interrupted (on the wall clock)
+    web_port: int = 0
 
 
 @attrs.frozen
@@ -118,7 +120,8 @@ def run_demo(settings: DemoSettings, out: TextIO | None = None) -> int:
         if settings.port is not None and kept_port and settings.port != kept_port:
             raise DmemuError(f"the elements kept in {state} expect the simulators on port {kept_port}, not {settings.port}")
         port = settings.port if settings.port is not None else kept_port
-        clock = None if settings.real_time else VirtualClock()
+        real_time = settings.real_time or settings.web  # a console shows timers at work: the wall clock
+        clock = None if real_time else VirtualClock()
         spec = InventorySpec(
             services=settings.services,
             carriers=settings.carriers,
@@ -144,7 +147,11 @@ def run_demo(settings: DemoSettings, out: TextIO | None = None) -> int:
             unfinished += [f"{element.name}: {problem}" for problem in connector.unfinished(element)]
         for problem in unfinished:
             print(f"dmemu: start-up work not finished: {problem}", file=sys.stderr)
-        if settings.real_time:
+        if settings.web:
+            server = stack.enter_context(dms.serve(port=settings.web_port, simulators=sim))  # stopped before the DMS closes
+            print(f"\nweb API on {server.url}/api (OpenAPI: {server.url}/api/openapi.json)", file=out)
+            print(f"  token: {server.token}  (send Authorization: Bearer TOKEN or X-Dmemu-Token: TOKEN)", file=out, flush=True)
+        if real_time:
             _poll_until_interrupted(dms, out)  # the next cycles try again
             return 0
     return 1 if unfinished else 0

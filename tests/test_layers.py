@@ -65,6 +65,8 @@ def test_imports_only_point_down_the_layers() -> None:
         for imported, _ in _imports(path):
             if imported == "dmemu" or (module == "dmemu.protocol" and imported == "dmemu.dms"):
                 continue  # the version; the engine's package offering the system's old names lazily
+            if module == "dmemu.dms.system" and imported == "dmemu.web":
+                continue  # `DataMinerSystem.serve`: the web face, imported only when called
             if LAYERS.index(_layer(imported)) < own:
                 upward.append(f"{module} imports {imported}")
     assert upward == []
@@ -120,3 +122,16 @@ def test_the_system_names_still_import_from_the_engine_package() -> None:
     from dmemu.protocol import DataMinerSystem, TicketFieldError  # the README's form before dmemu.dms
 
     assert DataMinerSystem is dmemu.dms.DataMinerSystem and TicketFieldError is dmemu.dms.TicketFieldError
+
+
+def test_the_system_loads_its_web_face_only_when_serving() -> None:
+    code = (
+        "import sys, tempfile, dmemu.dms, dmemu.elements.ses_inventory, dmemu.pages\n"
+        "from dmemu.protocol import VirtualClock\n"
+        "dms = dmemu.dms.DataMinerSystem(tempfile.mkdtemp(), VirtualClock())\n"
+        "before = sorted(m for m in sys.modules if m.startswith(('dmemu.web', 'starlette', 'uvicorn')))\n"
+        "dms.serve().stop(); dms.close()\n"
+        "print(before, 'dmemu.web' in sys.modules)"
+    )
+    loaded = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.strip()
+    assert loaded == "[] True"

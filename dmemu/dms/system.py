@@ -31,6 +31,9 @@ from .saved import read_element_records
 from .state_lock import StateDirectoryLock
 from .ticketing import Ticketing
 
+if typing.TYPE_CHECKING:
+    from ..web import WebServer
+
 _logger = logging.getLogger("dmemu.dms")
 
 LICENCES = frozenset({"Ticketing", "Automation"})
@@ -330,6 +333,16 @@ class DataMinerSystem:
         self._lock.release()
         if errors:
             raise errors[0]
+
+    def serve(
+        self, port: int = 0, *, host: str = "127.0.0.1", token: str | None = None, simulators: Any = None
+    ) -> WebServer:
+        """Serve this DMS's REST API on `host`:`port` (0: a free port) in the background, until
+        the answer's `stop()`; its `url` and `token` (random unless given) are what clients need.
+        `simulators` (a `dmemu.simulators.Simulators`) adds their faults and request log."""
+        from ..web import serve  # the web face: loaded only when asked for, never by the system itself
+
+        return serve(self, port=port, host=host, token=token, simulators=simulators)
 
     def __enter__(self) -> DataMinerSystem:
         return self

@@ -8,7 +8,7 @@ Both read an element through `dmemu.protocol.ReadableElement`, so a live `Elemen
 never rendered: a set one shows as ``********``, an empty one as nothing.
 """
 
-from .content import PageContent, ParameterContent, TableContent, read_page
+from .content import PageContent, ParameterContent, TableContent, masked_rows, read_page
 from .data import element_data, elements_data, page_data, pages_data
 from .model import PageModel, UnknownPageError, find_page, pages_of
 from .text import CUT_MARKER, DEFAULT_ROWS, MIN_WIDTH, render_elements, render_page, render_pages
@@ -25,6 +25,7 @@ __all__ = [
     "element_data",
     "elements_data",
     "find_page",
+    "masked_rows",
     "page_data",
     "pages_data",
     "pages_of",

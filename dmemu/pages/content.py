@@ -82,13 +82,18 @@ def read_page(element: ReadableElement, page: str | PageModel, *, rows: int | No
 def _read_table(element: ReadableElement, table: Table, limit: int | None) -> TableContent:
     view = element.table(table.id)
     row_count = len(view)
-    rows = view.row_cells(limit)
+    return TableContent(table, row_count, tuple(masked_rows(table, view.row_cells(limit))))
+
+
+def masked_rows(table: Table, rows: list[tuple[Any, ...]]) -> list[tuple[Any, ...]]:
+    """`rows` of `table` as a page may show them: password cells as ``********`` or ``""``
+    (the same list when the table has no password column)."""
     secret = [
         index for index, column in enumerate(table.columns) if isinstance(column.type, String) and column.type.secret
     ]
     if secret:
         rows = [_masked(row, secret, table) for row in rows]
-    return TableContent(table, row_count, tuple(rows))
+    return rows
 
 
 def _masked(row: tuple[Any, ...], secret: list[int], table: Table) -> tuple[Any, ...]:

@@ -1,0 +1,212 @@
+"""What the REST API answers: the DMS's objects as plain JSON-ready data.
+
+Element identity and parameter values come from the page model (`dmemu.pages`), so the API
+shows exactly what `dmemu show --json` shows: the same display texts and units, and passwords
+masked in the same one place (`ReadableElement.get`, `pages.masked_rows`), never sent.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import attrs
+
+from ..dms import Alarm, AlarmEvent, ScriptRun, Ticket, TicketEvent
+from ..pages import PageModel, ParameterContent, element_data, masked_rows, read_page
+from ..protocol import (
+    Button,
+    Column,
+    DateTime,
+    Discrete,
+    Element,
+    Number,
+    PageButton,
+    Parameter,
+    String,
+    Table,
+    TableView,
+)
+from ..protocol.measurement import Measurement
+
+
+def element_ref(element: Element) -> str:
+    """``AGENT/ELEMENT``: how the API's paths and events name an element."""
+    return f"{element.agent_id}/{element.element_id}"
+
+
+def element_json(element: Element) -> dict[str, Any]:
+    return {"ref": element_ref(element), **element_data(element)}
+
+
+def type_json(kind: Measurement) -> dict[str, Any]:
+    """What a parameter or column accepts, for a form: its kind and limits."""
+    data: dict[str, Any]
+    if isinstance(kind, DateTime):
+        data = {"kind": "datetime"}
+    elif isinstance(kind, Number):
+        data = {"kind": "number", "minimum": kind.minimum, "maximum": kind.maximum, "decimals": kind.decimals}
+        if kind.units:
+            data["units"] = kind.units
+    elif isinstance(kind, String):
+        data = {"kind": "string", "max_length": kind.max_length}
+        if kind.secret:
+            data["secret"] = True
+    elif isinstance(kind, Discrete):
+        data = {"kind": "discrete", "options": [{"value": value, "display": name} for value, name in kind.values.items()]}
+    elif isinstance(kind, Button):
+        data = {"kind": "button", "label": kind.label}
+    elif isinstance(kind, PageButton):
+        data = {"kind": "page_button", "page": kind.page, "label": kind.label or kind.page}
+    else:  # pragma: no cover - the protocol check allows no other kind
+        data = {"kind": type(kind).__name__}
+    data["allowed"] = kind.allowed()
+    return data
+
+
+def parameter_content(element: Element, parameter: Parameter) -> ParameterContent:
+    """A parameter as a page reads it (`get` reads a password as its mask)."""
+    value = element.get(parameter.id)
+    return ParameterContent(parameter, value, parameter.type.display(value))
+
+
+def parameter_json(item: ParameterContent) -> dict[str, Any]:
+    parameter = item.parameter
+    data: dict[str, Any] = {
+        "id": parameter.id,
+        "name": parameter.name,
+        "value": item.value,
+        "display": item.display,
+        "units": item.units,
+        "write": parameter.write,
+        "secret": parameter.secret,
+        "page": parameter.page,
+        "type": type_json(parameter.type),
+    }
+    if parameter.description:
+        data["description"] = parameter.description
+    return data
+
+
+def column_json(column: Column) -> dict[str, Any]:
+    return {"id": column.id, "name": column.name, "key": column.key, "write": column.write, "type": type_json(column.type)}
+
+
+def table_json(element: Element, table: Table) -> dict[str, Any]:
+    """A table without its rows: columns, row count and display key (rows come paged)."""
+    display_key = None
+    if table.display_key is not None:
+        model = element.protocol.model.table(table.id)
+        names = [table.columns[model.column_position(column)].name for column in table.display_key.columns]
+        display_key = {"columns": names, "separator": table.display_key.separator}
+    return {
+        "id": table.id,
+        "name": table.name,
+        "page": table.page,
+        "columns": [column_json(column) for column in table.columns],
+        "row_count": len(element.table(table.id)),
+        "display_key": display_key,
+    }
+
+
+def page_json(element: Element, page: PageModel) -> dict[str, Any]:
+    """One page: its parameters with values and display texts, its tables without rows."""
+    content = read_page(element, page, rows=1)  # the parameters; tables' rows come paged
+    return {
+        "name": page.name,
+        "parent": page.parent,
+        "depth": page.depth,
+        "sub_pages": list(page.sub_pages),
+        "parameters": [parameter_json(item) for item in content.parameters],
+        "tables": [table_json(element, table) for table in page.tables],
+    }
+
+
+def rows_json(view: TableView, table: Table, rows: list[tuple[Any, ...]]) -> list[dict[str, Any]]:
+    """Rows as a page shows them: raw cells and display texts, passwords masked."""
+    key_index = view.model.key_index
+    # Looked up once per column, not per cell: a plain string column shows itself.
+    displays = [None if type(column.type) is String and not column.type.secret else column.type.display for column in table.columns]
+    shown = []
+    for raw, row in zip(rows, masked_rows(table, rows)):
+        key = row[key_index]
+        shown.append(
+            {
+                "key": key,
+                "display_key": view.row_label(raw),
+                "cells": list(row),
+                "display": [("" if value is None else value) if show is None else show(value) for show, value in zip(displays, row)],
+            }
+        )
+    return shown
+
+
+def row_json(view: TableView, table: Table, key: str) -> dict[str, Any]:
+    """One row in full: every cell with its column's id, name, value and display text."""
+    row = masked_rows(table, [tuple(view.row(key).values())])[0]
+    return {
+        "key": key,
+        "display_key": view.display_key(key),
+        "cells": [
+            {"id": column.id, "name": column.name, "value": value, "display": column.type.display(value)}
+            for column, value in zip(table.columns, row)
+        ],
+    }
+
+
+def alarm_json(alarm: Alarm) -> dict[str, Any]:
+    return {
+        "id": alarm.id,
+        "element": f"{alarm.element_ids[0]}/{alarm.element_ids[1]}",
+        "element_name": alarm.element_name,
+        "parameter_id": alarm.parameter_id,
+        "parameter_name": alarm.parameter_name,
+        "row_key": alarm.row_key,
+        "severity": alarm.severity.label,
+        "worst_severity": alarm.worst_severity.label,
+        "value": alarm.value,
+        "active": alarm.active,
+        "opened": alarm.opened,
+        "last_change": alarm.last_change,
+        "cleared": alarm.cleared,
+        "properties": dict(alarm.properties),
+        "records": [
+            {"time": record.time, "severity": record.severity.label, "value": record.value, "reason": record.reason}
+            for record in alarm.records
+        ],
+    }
+
+
+def alarm_event_json(event: AlarmEvent) -> dict[str, Any]:
+    return {"kind": event.kind.value, "property": event.property, "alarm": alarm_json(event.alarm)}
+
+
+def ticket_json(ticket: Ticket) -> dict[str, Any]:
+    return ticket.to_record()
+
+
+def ticket_event_json(event: TicketEvent) -> dict[str, Any]:
+    return {
+        "kind": event.kind.value,
+        "changed_fields": sorted(event.changed_fields),
+        "previous_state": None if event.previous_state is None else event.previous_state.value,
+        "ticket": ticket_json(event.ticket),
+    }
+
+
+def run_json(run: ScriptRun) -> dict[str, Any]:
+    return {
+        "id": run.id,
+        "script": run.script,
+        "input": run.input,
+        "state": run.state.value,
+        "result": run.result,
+        "error": run.error,
+        "started": run.started,
+        "finished": run.finished,
+        "logs": [{"time": entry.time, "type": entry.type.value, "message": entry.message} for entry in run.logs()],
+    }
+
+
+def record_json(record: Any) -> dict[str, Any]:
+    """A simulator's `RequestRecord` (credentials already masked by the simulator's log)."""
+    return attrs.asdict(record)
