@@ -640,6 +640,7 @@ def create_app(dms: DataMinerSystem, *, token: str, simulators: Any = None, inte
     """The API of `dms` as an ASGI application; every ``/api/`` call needs `token` ("" for none:
     `serve` allows that on loopback only). `simulators` (a `dmemu.simulators.Simulators`) adds
     their faults and request log; `interval` is how often live updates are sent at most."""
+    from .console import console_routes
     from .openapi import openapi_document
 
     hub = EventHub(dms) if interval is None else EventHub(dms, interval=interval)
@@ -652,6 +653,7 @@ def create_app(dms: DataMinerSystem, *, token: str, simulators: Any = None, inte
         return JsonResponse(document)
 
     routes.append(Route("/api/openapi.json", openapi, methods=["GET"]))
+    routes += console_routes()
     async def not_routed(request: Request, error: Exception) -> Response:
         status = getattr(error, "status_code", 404)
         reason = f"no route {request.method} {request.url.path}" if status == 404 else f"{request.method} is not allowed on {request.url.path}"
