@@ -145,7 +145,7 @@ export class ElementCard {
         { class: "title" },
         h("h2", { text: element.name }),
         h("span", { class: "ids", title: "Agent/Element ids", text: element.ref }),
-        h("span", { class: "protocol", text: `${element.protocol}${element.version ? ` ${element.version}` : ""}` }),
+        h("span", { class: "protocol", text: `${element.protocol}${element.protocol_version ? ` ${element.protocol_version}` : ""}` }),
         h("span", { class: stateClass, "aria-label": `State ${element.state}`, text: element.state }),
       ),
       h(
