@@ -330,21 +330,22 @@ def _alarm_filters(api: Api, query: Any) -> dict[str, Any]:
 
 def list_active_alarms(api: Api, path: dict[str, str], query: Any, body: Any) -> Any:
     alarms = api.dms.alarms.active(**_alarm_filters(api, query))
-    return {"alarms": [shapes.alarm_json(alarm) for alarm in alarms], "count": len(alarms)}
+    return {"alarms": [shapes.alarm_json(alarm, api.dms.find(alarm.element_ids)) for alarm in alarms], "count": len(alarms)}
 
 
 def list_alarm_history(api: Api, path: dict[str, str], query: Any, body: Any) -> Any:
     alarms = api.dms.alarms.history(**_alarm_filters(api, query))
-    return {"alarms": [shapes.alarm_json(alarm) for alarm in alarms], "count": len(alarms)}
+    return {"alarms": [shapes.alarm_json(alarm, api.dms.find(alarm.element_ids)) for alarm in alarms], "count": len(alarms)}
 
 
 def get_alarm(api: Api, path: dict[str, str], query: Any, body: Any) -> Any:
     if not path["alarm"].isdigit():
         raise ApiError(404, "alarm", f"alarm ids are whole numbers, not {path['alarm']!r}")
     try:
-        return shapes.alarm_json(api.dms.alarms.get(int(path["alarm"])))
+        alarm = api.dms.alarms.get(int(path["alarm"]))
     except DmemuError as error:
         raise ApiError(404, "alarm", str(error)) from None
+    return shapes.alarm_json(alarm, api.dms.find(alarm.element_ids))
 
 
 def list_tickets(api: Api, path: dict[str, str], query: Any, body: Any) -> Any:

@@ -48,7 +48,8 @@ class Console {
     );
     // The clock tells no one its time: the top bar reads it every few seconds.
     setInterval(() => this.refreshSystem(), 5000);
-    this.showView("elements");
+    if (!this.view) this.showView("elements"); // unless a person was quicker
+
   }
 
   async refreshSystem() {

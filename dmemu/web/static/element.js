@@ -205,7 +205,7 @@ export class ElementCard {
         ),
       );
     }
-    parts.push(h("h3", { class: "page-title", text: page.name }));
+    if (page.depth > 0) parts.push(h("h3", { class: "page-title", text: page.name })); // a top page's name is on its tab
     const parameters = h("div", { class: "parameters", role: "group", "aria-label": `Parameters of ${page.name}` });
     for (const parameter of page.parameters) parameters.append(this.parameterRow(parameter, { top, trail }));
     if (page.parameters.length) parts.push(parameters);
@@ -280,7 +280,7 @@ export class ElementCard {
         (answer) => this.showParameter(answer),
       );
     }
-    replace(row, label, value, editor);
+    replace(row, label, value, editor || h("span", { class: "read-only", "aria-hidden": "true" }));
     this.parameters.set(parameter.id, { value, editor });
     return row;
   }
@@ -399,7 +399,8 @@ class TableBlock {
       const filter = h("input", {
         type: "text",
         "aria-label": `Filter ${column.name}`,
-        placeholder: column.type.kind === "number" ? "> 5, = 0 …" : "contains…",
+        placeholder: "filter",
+        title: column.type.kind === "number" ? "a number: =, !=, >, >=, < or <= first (> 5); else text it contains" : "text it contains, or =, != first for the exact text",
         value: this.filters.get(column.id) || "",
       });
       filter.addEventListener("input", debounced(() => {
@@ -496,6 +497,7 @@ class TableBlock {
   renderPager(answer) {
     const pages = Math.max(1, Math.ceil(answer.matched / this.limit));
     const current = Math.floor(answer.offset / this.limit) + 1;
+    this.pager.hidden = pages === 1 && current === 1; // a table that fits one page needs no pager
     const go = (page) => {
       this.offset = (page - 1) * this.limit;
       this.reload();

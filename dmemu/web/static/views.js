@@ -108,7 +108,7 @@ export class AlarmConsole {
       replace(this.list, h("p", { class: "error", role: "alert", text: error.message }));
       return;
     }
-    const alarms = this.which === "active" ? [...answer.alarms].reverse() : [...answer.alarms].reverse(); // the newest first
+    const alarms = [...answer.alarms].reverse(); // the newest first
     const headers = ["Severity", "Element", "Parameter", "Value", this.which === "active" ? "Opened" : "Cleared", "Last change", "Properties"];
     const rows = alarms.map((alarm) => {
       const severity = this.which === "active" ? alarm.severity : alarm.worst_severity;
@@ -119,7 +119,7 @@ export class AlarmConsole {
           h("span", { class: "badge", text: severity }),
           alarm.element_name,
           alarm.row_key ? `${alarm.parameter_name} [${alarm.row_key}]` : alarm.parameter_name,
-          alarm.value,
+          alarm.display,
           timeText(this.which === "active" ? alarm.opened : alarm.cleared),
           timeText(alarm.last_change),
           propertiesText(alarm.properties),
@@ -155,7 +155,7 @@ export class AlarmConsole {
             ["Worst severity", alarm.worst_severity],
             ["Element", `${alarm.element_name} (${alarm.element})`],
             ["Parameter", `${alarm.parameter_name} (${alarm.parameter_id})${alarm.row_key ? `, row ${alarm.row_key}` : ""}`],
-            ["Value", valueText(alarm.value)],
+            ["Value", alarm.display],
             ["Opened", timeText(alarm.opened)],
             ["Cleared", timeText(alarm.cleared) || "active"],
           ].map(([name, value]) => h("div", {}, h("dt", { text: name }), h("dd", { text: value }))),
@@ -229,7 +229,7 @@ export class AlarmBar {
                 h("span", { class: "time", text: timeText(alarm.last_change) }),
                 h("button", { type: "button", class: "link", text: alarm.element_name, onclick: () => this.app.openElement(alarm.element) }),
                 h("span", { text: alarm.row_key ? `${alarm.parameter_name} [${alarm.row_key}]` : alarm.parameter_name }),
-                h("span", { class: "value", text: `= ${valueText(alarm.value)}` }),
+                h("span", { class: "value", text: alarm.display }),
                 Object.keys(alarm.properties).length ? h("span", { class: "muted", text: propertiesText(alarm.properties) }) : null,
               ),
             )
