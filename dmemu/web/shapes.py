@@ -169,8 +169,12 @@ def value_display(element: Element | None, pid: int, value: Any) -> str | None:
 
 
 def alarm_json(alarm: Alarm, element: Element | None = None) -> dict[str, Any]:
-    """An alarm; with its element (if it still exists) the value's display text too."""
-    display = value_display(element, alarm.parameter_id, alarm.value)
+    """An alarm; with its element (if it still exists) its values' display texts too."""
+
+    def shown(value: Any) -> str:
+        display = value_display(element, alarm.parameter_id, value)
+        return display if display is not None else ("" if value is None else str(value))
+
     return {
         "id": alarm.id,
         "element": f"{alarm.element_ids[0]}/{alarm.element_ids[1]}",
@@ -181,14 +185,14 @@ def alarm_json(alarm: Alarm, element: Element | None = None) -> dict[str, Any]:
         "severity": alarm.severity.label,
         "worst_severity": alarm.worst_severity.label,
         "value": alarm.value,
-        "display": display if display is not None else ("" if alarm.value is None else str(alarm.value)),
+        "display": shown(alarm.value),
         "active": alarm.active,
         "opened": alarm.opened,
         "last_change": alarm.last_change,
         "cleared": alarm.cleared,
         "properties": dict(alarm.properties),
         "records": [
-            {"time": record.time, "severity": record.severity.label, "value": record.value, "reason": record.reason}
+            {"time": record.time, "severity": record.severity.label, "value": record.value, "display": shown(record.value), "reason": record.reason}
             for record in alarm.records
         ],
     }

@@ -168,7 +168,7 @@ export class AlarmConsole {
         grid(
           "Alarm records",
           ["Time", "Severity", "Value", "Reason"],
-          alarm.records.map((record) => h("tr", { class: severityClass(record.severity) }, cells([timeText(record.time), record.severity, record.value, record.reason]))),
+          alarm.records.map((record) => h("tr", { class: severityClass(record.severity) }, cells([timeText(record.time), record.severity, record.display, record.reason]))),
           "No records.",
         ),
       ),
@@ -274,8 +274,8 @@ export class TicketsView {
           propertiesText(ticket.fields),
           ticket.elements.map((ids) => names.get(ids.join("/")) || ids.join("/")).join(", "),
           ticket.alarms.join(", "),
-          ticket.created,
-          ticket.updated,
+          timeText(ticket.created),
+          timeText(ticket.updated),
         ]),
       ),
     );
@@ -486,7 +486,7 @@ export class SimulatorsView {
     const rows = faults.faults.map((fault) => {
       const { api, kind, status, ...rest } = fault;
       const more = Object.entries(rest)
-        .filter(([, value]) => value !== null && value !== undefined)
+        .filter(([name, value]) => value !== null && value !== undefined && !(name === "latency" && value === 0) && !(name === "probability" && value === 1))
         .map(([name, value]) => `${name} ${valueText(value)}`)
         .join(", ");
       return h("tr", { class: "fault" }, cells([api, kind, status, more]));
