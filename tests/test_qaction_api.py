@@ -264,6 +264,10 @@ def test_table_view(element):
     assert items.cell("b", "Size") == 2
     assert items.column(1002) == {"a": "Alpha", "b": "Beta"}
     assert items.display_key("a") == "Alpha/a"
+    assert items.row_label(("b", "Beta", 2, 1)) == "Beta/b"
+    fill(element, [[f"k{n}", f"N{n}", n, 0] for n in range(10)])
+    assert [row[0] for row in items.row_cells(3, offset=4)] == ["k4", "k5", "k6"]  # a window of the rows
+    assert [row[0] for row in items.row_cells(offset=8)] == ["k8", "k9"] and items.row_cells(5, offset=20) == []
     with pytest.raises(UnknownRowError):
         items.row("zzz")
     with pytest.raises(UnknownParameterError, match="is not a table"):

@@ -474,6 +474,16 @@ def test_another_address_without_a_token_is_refused(dms: DataMinerSystem) -> Non
         assert rebound.status_code == 403 and rebound.json()["error"]["field"] == "host"
 
 
+def test_the_server_sends_without_waiting_for_acknowledgements(dms: DataMinerSystem) -> None:
+    import socket
+
+    # With Nagle's algorithm on, a response written in two parts waits for the client's delayed
+    # ACK (some 40 ms on every call); the accepted sockets inherit this from the listening one.
+    with dms.serve() as server:
+        assert server._socket.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY)
+        assert server._socket.proto == socket.IPPROTO_TCP  # what asyncio looks at to set it itself
+
+
 def test_a_port_in_use_is_said(dms: DataMinerSystem) -> None:
     with dms.serve() as first, pytest.raises(WebServerError, match=f"cannot listen on 127.0.0.1:{first.port}"):
         dms.serve(port=first.port)

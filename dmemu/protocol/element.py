@@ -10,6 +10,7 @@ import traceback
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from functools import partial
+from itertools import islice
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
@@ -782,13 +783,21 @@ class TableView:
         names = self.columns
         return [dict(zip(names, row)) for row in list(self._data.rows.values())]
 
-    def row_cells(self, limit: int | None = None) -> list[tuple[Any, ...]]:
-        """The rows as tuples of cells in column order, only the first `limit` when given.
+    def row_cells(self, limit: int | None = None, offset: int = 0) -> list[tuple[Any, ...]]:
+        """The rows as tuples of cells in column order: from the `offset`-th on, only `limit`
+        of them when given.
 
-        Cheaper than `rows()` for showing a few rows of a large table: no dict per row.
+        Cheaper than `rows()` for showing a few rows of a large table: no dict per row, and a
+        window of rows is taken without copying the whole table.
         """
-        rows = list(self._data.rows.values())  # one C-level copy: safe while a QAction adds rows
-        return rows if limit is None else rows[:limit]
+        rows = self._data.rows
+        if limit is not None:
+            try:  # C-level from start to end, so a QAction's thread cannot change the rows meanwhile
+                return list(islice(rows.values(), offset, offset + limit))
+            except RuntimeError:  # changed all the same (the rows are copied below instead)
+                pass
+        copied = list(rows.values())  # one C-level copy: safe while a QAction adds rows
+        return copied[offset:] if limit is None else copied[offset : offset + limit]
 
     def cell(self, key: str, column: int | str) -> Any:
         return self._data.get(key)[self.model.column_position(column)]
@@ -800,11 +809,14 @@ class TableView:
 
     def display_key(self, key: str) -> str:
         """The row's readable label (its display key), or the primary key when none is defined."""
+        return self.row_label(self._data.get(key))
+
+    def row_label(self, row: Sequence[Any]) -> str:
+        """The display key of a row given by its cells (as `row_cells` gives them): for many rows
+        at once, without a lookup per row."""
         spec = self.model.table.display_key
         if spec is None:
-            self._data.get(key)
-            return key
-        row = self._data.get(key)
+            return row[self.model.key_index]
         return spec.separator.join(str(row[self.model.column_position(c)] or "") for c in spec.columns)
 
     def __repr__(self) -> str:

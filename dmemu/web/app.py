@@ -87,17 +87,11 @@ class Api:
         self.hub = hub
 
     def element(self, ref: str) -> Element:
-        element = self.dms.find(ref)
-        if element is None:
-            raise ApiError(404, "element", str(self.dms_error(ref)))
-        return element
-
-    def dms_error(self, ref: str) -> Exception:
+        """An element by ``AGENT/ELEMENT`` or name; a 404 naming the elements there are."""
         try:
-            self.dms.element(ref)
+            return self.dms.element(ref)
         except DmemuError as error:
-            return error
-        return DmemuError(f"no element {ref!r}")  # pragma: no cover - found after all
+            raise ApiError(404, "element", str(error)) from None
 
     def simulator(self) -> Any:
         if self.simulators is None:
@@ -317,7 +311,7 @@ def _alarm_filters(api: Api, query: Any) -> dict[str, Any]:
         elif element_ids(ref) is not None:
             filters["element"] = element_ids(ref)  # a deleted element's history is still there
         else:
-            raise ApiError(404, "element", str(api.dms_error(ref)))
+            api.element(ref)  # raises the 404
     if query.get("severity"):
         try:
             filters["severity"] = Severity.from_label(query["severity"])
@@ -571,11 +565,12 @@ def _endpoint(api: Api, route: ApiRoute) -> Callable[[Request], Any]:
 
 def _events_endpoint(api: Api) -> Callable[[Request], Any]:
     async def events(request: Request) -> Response:
-        element = request.query_params.get("element")
-        if element:
-            element = shapes.element_ref(api.element(element)) if api.dms.find(element) else None
-            if element is None:
-                return error_response(ApiError(404, "element", str(api.dms_error(request.query_params["element"]))))
+        element = None
+        if request.query_params.get("element"):
+            try:
+                element = shapes.element_ref(api.element(request.query_params["element"]))
+            except ApiError as error:
+                return error_response(error)
         types = EVENT_TYPES
         if request.query_params.get("types"):
             types = frozenset(request.query_params["types"].split(","))

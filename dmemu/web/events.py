@@ -27,7 +27,7 @@ from ..protocol.changes import Change
 from ..protocol.errors import DmemuError
 from .shapes import alarm_event_json, element_json, element_ref, parameter_content, parameter_json, ticket_event_json
 
-DEFAULT_INTERVAL = 0.02
+DEFAULT_INTERVAL = 0.005
 """Seconds between two sends: what a burst of changes is coalesced into."""
 KEEP_ALIVE_SECONDS = 15.0
 MAX_KEYS = 100
@@ -138,7 +138,7 @@ class EventHub:
         for unsubscribe in self._unsubscribe:
             unsubscribe()
         self._unsubscribe = []
-        for element in self._listened.values():
+        for element in list(self._listened.values()):
             element.remove_change_listener(self._on_change)
         self._listened = {}
         if self._poller is not None:
@@ -255,6 +255,8 @@ class EventHub:
         """Element states, and elements created or deleted, every `poll_seconds`."""
         while True:
             await asyncio.sleep(self._poll_seconds)
+            if not self._subscriptions:  # the last client went (or the server stops): listen to nothing more
+                return
             events = []
             current = {element.ids: element for element in self._dms.elements}
             for ids, element in current.items():

@@ -123,17 +123,18 @@ def page_json(element: Element, page: PageModel) -> dict[str, Any]:
 
 def rows_json(view: TableView, table: Table, rows: list[tuple[Any, ...]]) -> list[dict[str, Any]]:
     """Rows as a page shows them: raw cells and display texts, passwords masked."""
-    columns = table.columns
     key_index = view.model.key_index
+    # Looked up once per column, not per cell: a plain string column shows itself.
+    displays = [None if type(column.type) is String and not column.type.secret else column.type.display for column in table.columns]
     shown = []
-    for row in masked_rows(table, rows):
+    for raw, row in zip(rows, masked_rows(table, rows)):
         key = row[key_index]
         shown.append(
             {
                 "key": key,
-                "display_key": view.display_key(key) if table.display_key is not None else key,
+                "display_key": view.row_label(raw),
                 "cells": list(row),
-                "display": [column.type.display(value) for column, value in zip(columns, row)],
+                "display": [("" if value is None else value) if show is None else show(value) for show, value in zip(displays, row)],
             }
         )
     return shown

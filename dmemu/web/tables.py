@@ -94,9 +94,11 @@ def _whole(text: str | None, field: str, default: int, low: int, high: int | Non
 
 def query_rows(view: TableView, table: Table, query: RowQuery) -> tuple[int, int, list[tuple[Any, ...]]]:
     """(rows in the table, rows matching the filters, the asked page of those rows)."""
+    columns = table.columns
+    if not (query.filters or query.search or query.sort is not None):
+        return len(view), len(view), view.row_cells(query.limit, query.offset)  # a window: no copy of the table
     rows = view.row_cells()  # one copy of the rows: the table may change while we look
     total = len(rows)
-    columns = table.columns
     for row_filter in query.filters:
         rows = [row for row in rows if _filter_test(columns[row_filter.index], row_filter)(row[row_filter.index])]
     if query.search:
