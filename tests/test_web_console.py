@@ -20,7 +20,20 @@ import pytest
 from dmemu.dms import AlarmTemplate, DataMinerSystem, DiscreteSeverities, Severity, TicketField, TicketType
 from dmemu.elements.ses_inventory import SesInventoryManagement
 from dmemu.pages import pages_of
-from dmemu.protocol import BYPASS_PROXY, Connection, DateTime, Element, InvalidValueError, VirtualClock
+from dmemu.protocol import (
+    BYPASS_PROXY,
+    Connection,
+    DateTime,
+    Element,
+    InvalidValueError,
+    Number,
+    Page,
+    PageButton,
+    Parameter,
+    Protocol,
+    String,
+    VirtualClock,
+)
 from dmemu.simulators import InventorySpec, Simulators
 from dmemu.simulators.server import SES_BASE
 from dmemu.web import WebServer
@@ -36,6 +49,18 @@ CHROMIUM_ARGS = [
 ]  # fmt: skip
 TIMEOUT_MS = 20_000  # how long an expectation waits for the page before it fails (it passes as soon as it holds)
 SHOTS = os.environ.get("DMEMU_CONSOLE_SHOTS")
+
+
+class Panel(Protocol):
+    """A page button opening a sub-page, which holds a password."""
+
+    name = "Web Panel"
+    pages = (Page("Main"), Page("Advanced", parent="Main"))
+    parameters = (
+        Parameter(1, "Gain", type=Number(0, 10, "dB"), write=True, default=3, page="Main"),
+        Parameter(2, "More Settings", type=PageButton("Advanced", label="Advanced"), page="Main"),
+        Parameter(3, "Secret", type=String(secret=True), write=True, default="", page="Advanced"),
+    )
 
 
 def _no_browser(reason: str) -> None:
@@ -339,3 +364,36 @@ def test_tickets_and_automation_runs(page: Any, dms: DataMinerSystem, inventory:
     page.get_by_role("button", name="Run double").click()
     expect(runs.get_by_role("row").filter(has_text="abab")).to_be_visible()
     shot(page, "13-automation")
+
+
+def test_a_page_button_opens_its_sub_page_and_a_password_is_write_only(page: Any, dms: DataMinerSystem) -> None:
+    panel = dms.create_element(Panel, "Panel 1")
+    card = open_element(page, "Panel 1")
+    assert card.get_by_role("tab").all_inner_texts() == ["Main"]  # a sub-page opens from its page, not as a tab
+    card.get_by_role("button", name="More Settings").click()
+    trail = card.get_by_role("navigation", name="Sub-page")
+    expect(trail.get_by_role("button", name="Main")).to_be_visible()
+    expect(trail.get_by_text("Advanced")).to_be_visible()
+    secret = card.get_by_label("Secret", exact=True)
+    expect(secret).to_have_attribute("type", "password")
+    secret.fill("hunter2-secret")
+    card.get_by_role("button", name="Set Secret").click()
+    expect(card.get_by_label("Secret value")).to_have_text("********")
+    expect(secret).to_have_value("")
+    assert panel.get("Secret") == "********" and "hunter2-secret" not in page.content()
+    shot(page, "14-sub-page")
+    trail.get_by_role("button", name="Main").click()
+    expect(card.get_by_label("Gain value")).to_have_text("3 dB")
+
+
+@pytest.mark.parametrize(("setting", "outcome"), [(None, "Failed"), ("optional", "Skipped")])
+def test_without_a_browser_the_tests_fail_unless_told_they_are_optional(
+    monkeypatch: pytest.MonkeyPatch, setting: str | None, outcome: str
+) -> None:
+    if setting is None:
+        monkeypatch.delenv("DMEMU_BROWSER_TESTS", raising=False)
+    else:
+        monkeypatch.setenv("DMEMU_BROWSER_TESTS", setting)
+    with pytest.raises(BaseException) as stopped:
+        _no_browser("no Chromium at /nowhere")
+    assert type(stopped.value).__name__ == outcome and "no Chromium at /nowhere" in str(stopped.value)

@@ -142,7 +142,7 @@ class Console {
   showView(name) {
     if (name === "elements") {
       if (this.selected) this.openElement(this.selected);
-      else this.setView(this.overview(), "elements");
+      else if (this.system) this.setView(this.overview(), "elements");
       return;
     }
     this.setView(new VIEWS[name](this), name);
@@ -183,7 +183,10 @@ class Console {
   }
 
   onEvent(type, data) {
-    if (type === "element" || type === "ready") this.reloadElements();
+    if (type === "element" || type === "ready") {
+      this.reloadElements();
+      this.refreshSystem();
+    }
     if (this.alarmBar) this.alarmBar.onEvent(type, data);
     if (this.view && this.view.onEvent) this.view.onEvent(type, data);
   }
