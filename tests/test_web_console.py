@@ -397,3 +397,25 @@ def test_without_a_browser_the_tests_fail_unless_told_they_are_optional(
     with pytest.raises(BaseException) as stopped:
         _no_browser("no Chromium at /nowhere")
     assert type(stopped.value).__name__ == outcome and "no Chromium at /nowhere" in str(stopped.value)
+
+
+def test_the_console_files_are_served_without_a_token_and_load_nothing_from_elsewhere(server: WebServer) -> None:
+    import requests
+
+    from dmemu.web.console import CONSOLE_FILES
+
+    http = requests.Session()
+    http.trust_env = False
+    assert server.console_url == f"{server.url}/#token={server.token}"
+    index = http.get(server.url + "/", timeout=30)
+    assert index.status_code == 200 and index.headers["content-type"].startswith("text/html")
+    policy = index.headers["content-security-policy"]
+    assert "default-src 'none'" in policy and "connect-src 'self'" in policy and "script-src 'self'" in policy
+    for name in CONSOLE_FILES:
+        answer = http.get(f"{server.url}/console/{name}", timeout=30) if name != "index.html" else index
+        assert answer.status_code == 200, name
+        # Nothing from another site: no CDN, no font service, no absolute address at all.
+        assert not re.search(r"https?://", answer.text.replace("http://127.0.0.1", "")), name
+    assert http.get(f"{server.url}/console/app.py", timeout=30).status_code == 404
+    assert http.get(f"{server.url}/console/..%2Fapp.py", timeout=30).status_code == 404
+    assert http.get(f"{server.url}/api/system", timeout=30).status_code == 401  # the API still needs the token
