@@ -27,7 +27,7 @@ from ..protocol.changes import Change
 from ..protocol.errors import DmemuError
 from .shapes import alarm_event_json, element_json, element_ref, parameter_content, parameter_json, ticket_event_json
 
-DEFAULT_INTERVAL = 0.005
+DEFAULT_INTERVAL = 0.002
 """Seconds between two sends: what a burst of changes is coalesced into."""
 KEEP_ALIVE_SECONDS = 15.0
 MAX_KEYS = 100
