@@ -22,6 +22,9 @@ class Console {
       button.addEventListener("click", () => this.showView(button.dataset.view));
     }
     this.reloadElements = throttled(() => this.loadElements(), 300);
+    // The clock tells no one its time: the top bar reads it again when anything happens (a
+    // virtual clock moves only then), at most once a second, and every few seconds anyway.
+    this.refreshSystemSoon = throttled(() => this.refreshSystem(), 1000);
   }
 
   async start() {
@@ -46,7 +49,6 @@ class Console {
         live.className = `live live-${status}`;
       },
     );
-    // The clock tells no one its time: the top bar reads it every few seconds.
     setInterval(() => this.refreshSystem(), 5000);
     if (!this.view) this.showView("elements"); // unless a person was quicker
 
@@ -183,10 +185,8 @@ class Console {
   }
 
   onEvent(type, data) {
-    if (type === "element" || type === "ready") {
-      this.reloadElements();
-      this.refreshSystem();
-    }
+    if (type === "element" || type === "ready") this.reloadElements();
+    this.refreshSystemSoon();
     if (this.alarmBar) this.alarmBar.onEvent(type, data);
     if (this.view && this.view.onEvent) this.view.onEvent(type, data);
   }
