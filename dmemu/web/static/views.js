@@ -109,12 +109,12 @@ export class AlarmConsole {
       return;
     }
     const alarms = [...answer.alarms].reverse(); // the newest first
-    const headers = ["Severity", "Element", "Parameter", "Value", this.which === "active" ? "Opened" : "Cleared", "Last change", "Properties"];
+    const headers = [this.which === "active" ? "Severity" : "Worst severity", "Element", "Parameter", "Value", this.which === "active" ? "Opened" : "Cleared", "Last change", "Properties"];
     const rows = alarms.map((alarm) => {
       const severity = this.which === "active" ? alarm.severity : alarm.worst_severity;
       const tr = h(
         "tr",
-        { class: `alarm ${severityClass(severity)}`, tabindex: "0", "aria-label": `${severity} alarm on ${alarm.element_name}: ${alarm.parameter_name}` },
+        { class: `alarm ${severityClass(severity)}${alarm.active ? "" : " cleared"}`, tabindex: "0", "aria-label": `${severity} alarm on ${alarm.element_name}: ${alarm.parameter_name}` },
         cells([
           h("span", { class: "badge", text: severity }),
           alarm.element_name,
