@@ -7,7 +7,8 @@ import json
 import sys
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 from typing import NoReturn
 
@@ -44,14 +45,14 @@ def _list_elements(args: argparse.Namespace) -> int:
     return 0
 
 
-def _show(args: argparse.Namespace) -> int:
-    """Saved state, read without running anything: the elements, an element's pages, or one page."""
-    # A user's own protocols are imported by their saved module path: from the current
-    # directory, as `python -m` would, and from each --path folder.
+@contextmanager
+def _user_protocols(args: argparse.Namespace) -> Iterator[None]:
+    """While a state directory is read: a user's own protocols are imported by their saved module
+    path, from the current directory (as `python -m` would) and from each --path folder."""
     import_path = sys.path.copy()
     sys.path[:0] = [str(Path(folder).resolve()) for folder in [*args.path, "."]]
     try:
-        system = SavedSystem(args.state)
+        yield
     except ProtocolImportError as error:
         raise DmemuError(
             f"{args.state} holds elements of protocol {error.protocol!r}, which cannot be imported "
@@ -59,6 +60,12 @@ def _show(args: argparse.Namespace) -> int:
         ) from None
     finally:
         sys.path[:] = import_path
+
+
+def _show(args: argparse.Namespace) -> int:
+    """Saved state, read without running anything: the elements, an element's pages, or one page."""
+    with _user_protocols(args):
+        system = SavedSystem(args.state)
     output: str | dict[str, object]
     if args.element is None:
         output = elements_data(system.elements) if args.json else render_elements(system.elements, width=args.width)
@@ -83,21 +90,13 @@ def _show(args: argparse.Namespace) -> int:
 def _serve(args: argparse.Namespace) -> int:
     """A saved DMS, running (on the wall clock) and served over HTTP until Ctrl-C."""
     from .dms import DataMinerSystem
-    from .web import serve
+    from .web.server import check_access, serve
 
+    check_access(args.host, args.token)  # before the DMS starts its elements for nothing
     if not (Path(args.state) / REGISTRY_FILE).exists():
         raise DmemuError(f"{args.state} holds no DataMiner System ({REGISTRY_FILE} is missing); `dmemu demo --state DIR` makes one")
-    import_path = sys.path.copy()
-    sys.path[:0] = [str(Path(folder).resolve()) for folder in [*args.path, "."]]
-    try:
+    with _user_protocols(args):
         dms = DataMinerSystem(args.state)
-    except ProtocolImportError as error:
-        raise DmemuError(
-            f"{args.state} holds elements of protocol {error.protocol!r}, which cannot be imported "
-            f"({error.reason}); run dmemu in the folder that holds its module, or give that folder with --path DIR"
-        ) from None
-    finally:
-        sys.path[:] = import_path
     try:
         with serve(dms, port=args.port, host=args.host, token=args.token) as server:
             print(f"dmemu serving {args.state} ({len(dms.elements)} elements) on {server.url} (Ctrl-C stops)")

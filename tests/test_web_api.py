@@ -501,6 +501,49 @@ def test_the_openapi_document_describes_every_route(api: Api) -> None:
     assert len({operation["operationId"] for operations in document["paths"].values() for operation in operations.values()}) == len(described)
 
 
+def test_answers_match_the_openapi_document(api: Api, dms: DataMinerSystem, lab: Element) -> None:
+    import jsonschema
+
+    document = api.get("/api/openapi.json").json()
+    operations = {
+        operation["operationId"]: (operation, method) for operations in document["paths"].values() for method, operation in operations.items()
+    }
+    dms.alarms.assign_template(lab, AlarmTemplate("Lab", {"Level": Thresholds(high={Severity.MAJOR: 50})}))
+    dms.tickets.define_type(TicketType("Incident", fields=(TicketField("Title", "string"),)))
+    dms.tickets.create("Incident", {"Title": "checked"})
+    dms.automation.register("echo", lambda ctx, value: value)
+    run = api.post("/api/automation/scripts/echo/runs", {"input": {"any": ["thing"]}})
+    alarm = api.put("/api/elements/1/2/parameters/Level", 70) and api.get("/api/alarms").json()["alarms"][0]
+    answers = {
+        "get_system": api.get("/api/system"), "list_elements": api.get("/api/elements"), "get_element": api.get("/api/elements/1/2"),
+        "pause_element": api.post("/api/elements/1/2/pause"), "start_element": api.post("/api/elements/1/2/start"),
+        "list_pages": api.get("/api/elements/1/2/pages"), "get_page": api.get("/api/elements/1/2/pages/General"),
+        "list_parameters": api.get("/api/elements/1/1/parameters"), "get_parameter": api.get("/api/elements/1/2/parameters/Mode"),
+        "set_parameter": api.put("/api/elements/1/2/parameters/Mode", 1), "press_button": api.post("/api/elements/1/1/buttons/20"),
+        "list_tables": api.get("/api/elements/1/1/tables"), "get_table": api.get("/api/elements/1/2/tables/Items", sort="Name"),
+        "get_row": api.get("/api/elements/1/2/tables/Items/rows/item-00001"),
+        "set_cell": api.put("/api/elements/1/2/tables/Items/cells/Mode/item-00001", 0),
+        "list_active_alarms": api.get("/api/alarms"), "list_alarm_history": api.get("/api/alarms/history"),
+        "get_alarm": api.get(f"/api/alarms/{alarm['id']}"), "list_tickets": api.get("/api/tickets"),
+        "list_ticket_types": api.get("/api/ticket-types"), "list_scripts": api.get("/api/automation/scripts"), "start_run": run,
+        "list_runs": api.get("/api/automation/runs"), "get_run": api.get(f"/api/automation/runs/{run.json()['id']}"),
+        "get_simulators": api.get("/api/simulators"), "add_faults": api.post("/api/simulators/faults", {"status": 502}),
+        "list_faults": api.get("/api/simulators/faults"), "list_requests": api.get("/api/simulators/requests"),
+        "clear_faults": api.delete("/api/simulators/faults"), "clear_requests": api.delete("/api/simulators/requests"),
+    }  # fmt: skip
+    ticket = answers["list_tickets"].json()["tickets"][0]
+    answers["get_ticket"] = api.get(f"/api/tickets/{ticket['id']}")
+    answers["stop_element"], answers["restart_element"] = api.post("/api/elements/1/2/stop"), api.post("/api/elements/1/2/restart")
+    assert set(answers) == {name for name in operations if name not in ("events", "openapi")}
+    for name, answer in answers.items():
+        operation, _ = operations[name]
+        assert answer.status_code in {int(status) for status in operation["responses"] if status != "default"}, (name, answer.text)
+        schema = {**operation["responses"][str(answer.status_code)]["content"]["application/json"]["schema"], "components": document["components"]}
+        jsonschema.validate(answer.json(), schema, cls=jsonschema.Draft202012Validator)
+    wrong = api.get("/api/elements/1/2/parameters/Nothing")
+    jsonschema.validate(wrong.json(), {"$ref": "#/components/schemas/Error", "components": document["components"]})
+
+
 # -- live updates ----------------------------------------------------------------------------
 
 
@@ -560,6 +603,10 @@ def test_events_bring_table_alarm_ticket_and_element_state_changes(api: Api, dms
         api.put("/api/elements/1/2/tables/Items/cells/Mode/item-00003", 2)
         table = events.until("table", lambda data: data["name"] == "Items")[-1]
         assert (table["element"], table["row_count"], table["keys"]) == ("1/2", ROWS, ["item-00003"])
+        api.put("/api/elements/1/2/parameters/Row Count", 150)
+        api.post("/api/elements/1/2/buttons/Fill")  # a whole new table: too many keys to list, reload
+        refilled = events.until("table", lambda data: data["row_count"] == 150)[-1]
+        assert (refilled["keys"], refilled["removed"]) == (None, None)
         api.put("/api/elements/1/2/parameters/Level", 70)
         alarm = events.until("alarm", lambda data: data["kind"] == "opened")[-1]["alarm"]
         assert (alarm["element"], alarm["severity"], alarm["value"]) == ("1/2", "Major", 70)

@@ -31,7 +31,7 @@ DEFAULT_INTERVAL = 0.002
 """Seconds between two sends: what a burst of changes is coalesced into."""
 KEEP_ALIVE_SECONDS = 15.0
 MAX_KEYS = 100
-"""Changed row keys listed in one table event; more say ``"keys": null`` (reload the page)."""
+"""Changed (or removed) row keys listed in one table event; more say ``null``: reload the rows."""
 MAX_QUEUED_BATCHES = 1000
 """A client that lets this many sends pile up is dropped (it reconnects and reloads)."""
 EVENT_TYPES = frozenset({"parameter", "table", "alarm", "ticket", "element"})
@@ -74,7 +74,7 @@ class EventHub:
         self._loop: asyncio.AbstractEventLoop | None = None
         # What changed since the last send, marked by the elements' threads under `_lock`.
         self._parameters: dict[tuple[tuple[int, int], int], None] = {}
-        self._tables: dict[tuple[tuple[int, int], int], tuple[set[str] | None, set[str]]] = {}
+        self._tables: dict[tuple[tuple[int, int], int], tuple[set[str] | None, set[str] | None]] = {}
         self._alarms: dict[int, AlarmEvent] = {}
         self._tickets: dict[str, TicketEvent] = {}
         self._wake_pending = False
@@ -155,9 +155,8 @@ class EventHub:
                 self._parameters[ids, change.parameter] = None
             elif type(change) is TableChange:
                 keys, removed = self._tables.get((ids, change.table)) or (set(), set())
-                if keys is not None:
-                    keys = None if change.keys is None or len(keys) + len(change.keys) > MAX_KEYS else keys | change.keys
-                removed = removed | change.removed if len(removed) + len(change.removed) <= MAX_KEYS else removed
+                keys = _joined(keys, change.keys)
+                removed = _joined(removed, change.removed)
                 self._tables[ids, change.table] = (keys, removed)
             self._wake_locked()
 
@@ -217,7 +216,7 @@ class EventHub:
             events.append(Event("parameter", data, data["element"]))
         return events
 
-    def _table_events(self, changed: dict[tuple[tuple[int, int], int], tuple[set[str] | None, set[str]]]) -> list[Event]:
+    def _table_events(self, changed: dict[tuple[tuple[int, int], int], tuple[set[str] | None, set[str] | None]]) -> list[Event]:
         events = []
         for (ids, tid), (keys, removed) in changed.items():
             element = self._dms.find(ids)
@@ -230,8 +229,8 @@ class EventHub:
                 "id": tid,
                 "name": view.name,
                 "row_count": len(view),
-                "keys": None if keys is None else sorted(keys),
-                "removed": sorted(removed),
+                "keys": None if keys is None else sorted(keys),  # None: too many to list, reload
+                "removed": None if removed is None else sorted(removed),
             }
             events.append(Event("table", data, ref))
         return events
@@ -277,6 +276,14 @@ class EventHub:
     @staticmethod
     def _state_of(element: Element) -> dict[str, Any]:
         return element_json(element)
+
+
+def _joined(keys: set[str] | None, more: frozenset[str] | None) -> set[str] | None:
+    """Row keys changed since the last send; None once they are too many to list (or unknown):
+    the client reloads the rows it shows."""
+    if keys is None or more is None or len(keys) + len(more) > MAX_KEYS:
+        return None
+    return keys | more
 
 
 def _ref(ids: tuple[int, int]) -> str:

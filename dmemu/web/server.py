@@ -33,6 +33,17 @@ def is_loopback(host: str) -> bool:
         return False
 
 
+def check_access(host: str, token: str | None) -> None:
+    """Refuse a server that anyone reaching it could control: no token ("") off loopback."""
+    if token is not None and not isinstance(token, str):
+        raise TypeError(f"a token is a string (None: a random one; \"\": none, on loopback only), not {token!r}")
+    if token == "" and not is_loopback(host):
+        raise WebServerError(
+            f"serving on {host} without a token would let anyone who reaches it control the DMS; "
+            "give a token (or none for a random one), or bind 127.0.0.1"
+        )
+
+
 class _Uvicorn(uvicorn.Server):
     """uvicorn's server telling when it is up (or could not start)."""
 
@@ -54,15 +65,9 @@ class WebServer:
         self, dms: DataMinerSystem, *, port: int = 0, host: str = "127.0.0.1", token: str | None = None, simulators: Any = None,
         interval: float | None = None,
     ) -> None:  # fmt: skip
+        check_access(host, token)
         if token is None:
             token = secrets.token_urlsafe(24)
-        if not isinstance(token, str):
-            raise TypeError(f"a token is a string (None: a random one; \"\": none, on loopback only), not {token!r}")
-        if not token and not is_loopback(host):
-            raise WebServerError(
-                f"serving on {host} without a token would let anyone who reaches it control the DMS; "
-                "give a token (or none for a random one), or bind 127.0.0.1"
-            )
         self.dms = dms
         self.token = token
         self.host = host
@@ -81,7 +86,10 @@ class WebServer:
             self._socket.close()
             raise WebServerError(f"cannot listen on {host}:{port}: {error.strerror or error}") from None
         self.port: int = self._socket.getsockname()[1]
-        config = uvicorn.Config(self.app, lifespan="off", log_level="warning", access_log=False, timeout_graceful_shutdown=5)
+        # log_config=None: a harness's own logging is left as it is (uvicorn's loggers propagate to it).
+        config = uvicorn.Config(
+            self.app, lifespan="off", log_config=None, log_level="warning", access_log=False, timeout_graceful_shutdown=5
+        )
         self._server = _Uvicorn(config)
         self._thread = threading.Thread(target=self._server.run, kwargs={"sockets": [self._socket]}, name="dmemu-web", daemon=True)
         self._thread.start()
