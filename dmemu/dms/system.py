@@ -198,7 +198,7 @@ class DataMinerSystem:
                 _logger.warning(
                     "element %r (protocol %r) was created without a connection, so it talks to %s; "
                     "pass connection=Connection(host=..., port=...) to reach its device",
-                    name, protocol.name, connection.base_url(spec.default_port),
+                    name, protocol.name, spec.address_of(connection),
                 )
         elif (connection.username or connection.password) and not (spec and spec.credentials):
             raise ValueError(f"protocol {protocol.name!r} takes no credentials on its connection; leave username and password out")

@@ -16,6 +16,7 @@ from .definitions import (
     Parameter,
     Protocol,
     QAction,
+    SerialConnection,
     Table,
     Timer,
 )
@@ -34,6 +35,9 @@ from .errors import (
     QActionFailedError,
     QActionLoopError,
     ReadOnlyParameterError,
+    SerialConnectionError,
+    SerialPortError,
+    SerialTimeoutError,
     StateFileError,
     UnknownParameterError,
     UnknownRowError,
@@ -43,6 +47,7 @@ from .logs import LogEntry, LogLevel, LogType
 from .measurement import Button, DateTime, Discrete, Number, PageButton, String
 from .messages import Reply, ReplyAddress, Request
 from .qaction import QActionProtocol, SetStatus
+from .serial import Framing, HttpAnswer, HttpFraming, LengthFraming, SerialPort, TrailerFraming
 from .testing import expect
 
 __all__ = [
@@ -67,8 +72,12 @@ __all__ = [
     "ElementSession",
     "ElementState",
     "ElementStateError",
+    "Framing",
+    "HttpAnswer",
     "HttpConnection",
+    "HttpFraming",
     "InvalidValueError",
+    "LengthFraming",
     "LogEntry",
     "LogLevel",
     "LogType",
@@ -91,6 +100,11 @@ __all__ = [
     "ReplyAddress",
     "Request",
     "RetryPolicy",
+    "SerialConnection",
+    "SerialConnectionError",
+    "SerialPort",
+    "SerialPortError",
+    "SerialTimeoutError",
     "SetStatus",
     "StateFileError",
     "String",
@@ -98,6 +112,7 @@ __all__ = [
     "TableChange",
     "TableView",
     "Timer",
+    "TrailerFraming",
     "UnknownParameterError",
     "UnknownRowError",
     "VirtualClock",

@@ -20,12 +20,16 @@ from __future__ import annotations
 import difflib
 import inspect
 from collections.abc import Callable, Iterable
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import attrs
 
 from .errors import DefinitionError, UnknownParameterError
 from .measurement import Button, Checker, Discrete, Measurement, Number, PageButton, String
+
+if TYPE_CHECKING:
+    from .http import Connection
+    from .serial import Framing
 
 
 def _sequence(value: Any) -> Any:
@@ -140,6 +144,23 @@ class HttpConnection:
     default_port: int = 443
     credentials: bool = False
 
+    def address_of(self, connection: Connection) -> str:
+        """Where an element with `connection` talks to."""
+        return connection.base_url(self.default_port)
+
+
+@attrs.frozen
+class SerialConnection:
+    """The protocol talks over a TCP stream (`element.serial`): the element is created with host,
+    port and timeout. `framing` finds the end of an answer when an exchange names none."""
+
+    default_port: int = 8650
+    framing: Framing | None = None
+    credentials: ClassVar[bool] = False
+
+    def address_of(self, connection: Connection) -> str:
+        return f"{connection.host}:{connection.port if connection.port is not None else self.default_port}"
+
 
 @attrs.frozen
 class TableModel:
@@ -235,7 +256,7 @@ class Protocol:
     name: ClassVar[str] = ""
     version: ClassVar[str] = "1.0.0.1"
     description: ClassVar[str] = ""
-    connection: ClassVar[HttpConnection | None] = None
+    connection: ClassVar[HttpConnection | SerialConnection | None] = None
     pages: ClassVar[tuple[Page, ...]] = ()
     parameters: ClassVar[tuple[Parameter, ...]] = ()
     tables: ClassVar[tuple[Table, ...]] = ()
@@ -374,8 +395,11 @@ def _check_definition(cls: type[Protocol]) -> None:
             if qid not in qaction_ids:
                 fail(f"timer {timer.id} runs QAction {qid}, which does not exist")
 
-    if cls.connection is not None and not isinstance(cls.connection, HttpConnection):
-        fail(f"`connection` must be an HttpConnection, not {cls.connection!r}")
+    if cls.connection is not None and not isinstance(cls.connection, (HttpConnection, SerialConnection)):
+        fail(f"`connection` must be an HttpConnection or a SerialConnection, not {cls.connection!r}")
+    framing = getattr(cls.connection, "framing", None)
+    if framing is not None and not callable(getattr(framing, "answer_end", None)):
+        fail(f"the serial connection's framing {framing!r} is no framing: use TrailerFraming, LengthFraming or HttpFraming")
 
 
 def _timer_runs(timers: Iterable[Timer], qaction_id: int) -> bool:
@@ -486,6 +510,7 @@ __all__ = [
     "Parameter",
     "Protocol",
     "QAction",
+    "SerialConnection",
     "String",
     "Table",
     "Timer",

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 from .changes import Change, ParameterChange, TableChange
 from .clock import TimerJob
-from .definitions import Protocol, ProtocolModel, QAction, TableModel, Timer
+from .definitions import Protocol, ProtocolModel, QAction, SerialConnection, TableModel, Timer
 from .errors import (
     ElementNotFoundError,
     ElementStateError,
@@ -29,6 +29,7 @@ from .http import Connection, ElementSession, build_session
 from .logs import LogEntry, LogLevel, LogType
 from .qaction import QActionProtocol
 from .queue import WorkQueue
+from .serial import SerialPort
 from .storage import ElementSnapshot, ElementStore
 from .tables import TableData
 
@@ -239,6 +240,7 @@ class Element(ReadableElement):
         self._jobs: list[TimerJob] = []
         self._queued_timers: set[int] = set()
         self._session: ElementSession | None = None
+        self._serial: SerialPort | None = None
         self._session_lock = threading.Lock()
         self._save_done = threading.Condition()  # held while writing; notified after each write
         self._snapshots_unwritten = 0
@@ -367,6 +369,18 @@ class Element(ReadableElement):
                 )
             return self._session
 
+    @property
+    def serial(self) -> SerialPort:
+        """The element's serial (TCP stream) connection, built from its connection settings on
+        first use; it connects on its first exchange."""
+        with self._session_lock:
+            if self._serial is None:
+                spec = self.protocol.connection
+                if not isinstance(spec, SerialConnection):
+                    spec = SerialConnection()  # its default port, and framings given per exchange
+                self._serial = SerialPort(self.connection, default_port=spec.default_port, framing=spec.framing)
+            return self._serial
+
     # -- user API: lifecycle ----------------------------------------------------------------
 
     def start(self) -> None:
@@ -488,6 +502,9 @@ class Element(ReadableElement):
         if self._session is not None:
             self._session.close()
             self._session = None
+        if self._serial is not None:
+            self._serial.close()
+            self._serial = None  # a start begins at the connection's own target again
 
     # -- internals used by the QAction facade and the DMS -----------------------------------
 

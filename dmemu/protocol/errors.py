@@ -85,3 +85,20 @@ class StateFileError(DmemuError):
 
 class MessageFormatError(DmemuError, ValueError):
     """A parameter's text is not the request or reply envelope elements exchange."""
+
+
+class SerialPortError(DmemuError):
+    """A serial (TCP stream) exchange failed; `target` is the (host, port) it talked to."""
+
+    def __init__(self, message: str, *, target: tuple[str, int]) -> None:
+        super().__init__(message)
+        self.target = target
+
+
+class SerialTimeoutError(SerialPortError, TimeoutError):
+    """No complete answer (or no connection) within the timeout. The socket is closed, so a late
+    answer is never read as the next command's."""
+
+
+class SerialConnectionError(SerialPortError, ConnectionError):
+    """The connection was refused, reset or closed mid-answer, or the answer cannot be framed."""

@@ -30,6 +30,7 @@ from .tables import RowInput, TableData
 if TYPE_CHECKING:
     from .element import Element, ElementRef
     from .http import ElementSession
+    from .serial import SerialPort
 
 
 class SetStatus(enum.Enum):
@@ -80,6 +81,11 @@ class QActionProtocol:
     def http(self) -> ElementSession:
         """The element's HTTP connection (base URL, timeout, retries, proxy, auth)."""
         return self.element.http
+
+    @property
+    def serial(self) -> SerialPort:
+        """The element's serial (TCP stream) connection: `exchange`, `http_exchange`, `set_target`."""
+        return self.element.serial
 
     @property
     def tickets(self) -> Any:
