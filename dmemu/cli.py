@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import sys
 import threading
@@ -82,6 +83,7 @@ def _show(args: argparse.Namespace) -> int:
 def _simulate(args: argparse.Namespace) -> int:
     from .simulators.activity import KINDS, ProblemActivity
     from .simulators.inventory import InventorySpec
+    from .simulators.osb_server import OsbService
     from .simulators.server import SES_PATHS, TMF_PATHS, Simulators
 
     if args.password is not None and not args.user:
@@ -110,7 +112,14 @@ def _simulate(args: argparse.Namespace) -> int:
         simulators = Simulators(spec, credentials=credentials, now=now, port=args.port, seed=args.seed, activity=activity)
     except OSError as error:
         raise DmemuError(f"cannot listen on 127.0.0.1:{args.port}: {error.strerror or error}") from None
-    with simulators:
+    osb: OsbService | None = None
+    if args.osb:
+        try:
+            osb = OsbService(port=args.osb_port, clock=now, processing_delay=args.osb_delay, seed=args.seed)
+        except OSError as error:
+            simulators.stop()
+            raise DmemuError(f"cannot listen on 127.0.0.1:{args.osb_port} for the OSB: {error.strerror or error}") from None
+    with simulators, osb or contextlib.nullcontext():
         pace = "" if args.speed == 1 else f", simulated time {args.speed:g} times as fast"
         print(f"dmemu simulators on {simulators.base_url} (Ctrl-C stops them{pace})")
         for api, path in TMF_PATHS.items():
@@ -118,6 +127,9 @@ def _simulate(args: argparse.Namespace) -> int:
         for api, path in SES_PATHS.items():
             print(f"  {api} (SES):    {simulators.base_url}{path}")
         print(f"  faults and request log: {simulators.base_url}/_admin/faults, /_admin/requests", flush=True)
+        if osb is not None:
+            print(f"  osb (Telenet OSB ticketing): {osb.url}")
+            print(f"  its faults, request log and tickets: {osb.base_url}/_admin/faults, /_admin/requests, /_admin/tickets", flush=True)
         try:
             threading.Event().wait()
         except KeyboardInterrupt:
@@ -180,6 +192,16 @@ def _rate(text: str) -> float:
         raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
     if not 0.0 <= value <= 100_000:  # NaN fails this too
         raise argparse.ArgumentTypeError(f"{value:g} is not a rate from 0 to 100,000 an hour")
+    return value
+
+
+def _seconds(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    if not 0.0 <= value <= 86_400:  # NaN fails this too
+        raise argparse.ArgumentTypeError(f"{value:g} is not a number of seconds from 0 to 86,400")
     return value
 
 
@@ -291,6 +313,12 @@ def build_parser() -> _Parser:
     )
     simulate.add_argument(
         "--speed", type=_speed, default=1.0, help="simulated seconds per real second, e.g. 86400 for a day a second (default: 1)"
+    )
+    simulate.add_argument("--osb", action="store_true", help="also run the Telenet OSB ticketing service (SOAP over HTTP)")
+    simulate.add_argument("--osb-port", type=_port, default=0, help="port of the OSB ticketing service (default: a free one)")
+    simulate.add_argument(
+        "--osb-delay", type=_seconds, default=0.0, metavar="SECONDS",
+        help="simulated seconds the OSB takes to process a create, update or close after its ACK (default: 0)",
     )
     simulate.set_defaults(run=_simulate)
     parser.commands = dict(commands.choices)

@@ -737,10 +737,11 @@ class TestFaultsPerRoute:
     @pytest.mark.parametrize(
         ("fields", "message"),
         [
-            ({"api": "tmf999"}, "fault api 'tmf999' is not one of tmf638, tmf639, tmf656, tmf642, *"),
+            ({"api": "tmf999"}, "fault api 'tmf999' is not one of tmf638, tmf639, tmf656, tmf642, osb, *"),
             ({"method": "get"}, "fault method 'get' is not one of GET, POST, PATCH, DELETE or None"),
             ({"target": "items"}, "fault target 'items' is not one of collection, item or None"),
             ({"paths": "v4"}, "fault paths 'v4' is not one of tmf, ses, v3 or None"),
+            ({"operation": "Create"}, "fault operation 'Create' is not one of SearchTicketRequest, CreateTicketRequest"),
             ({"query": {"limit": 40}}, "fault query parameters and values are strings, not 'limit': 40"),
             ({"query": "limit=40"}, "fault query 'limit=40' is not a mapping"),
             ({"requests": "12"}, "'12' is not a collection of request or page numbers"),

@@ -15,6 +15,12 @@ A ``rate_limit`` fault lets `limit` of the requests it matches through in any `p
 the simulator's clock (a sliding window) and answers the others 429 Too Many Requests, with
 ``Retry-After``: `retry_after` when given, else the whole seconds until the window lets one
 through again. Refused requests do not count against the limit.
+
+The OSB ticketing service (api ``osb``) is one endpoint taking SOAP operations: a fault there
+may be narrowed to an ``operation`` (``CreateTicketRequest``, ...), and two kinds of business
+answer are its own: ``nack`` refuses a search, create, update or close (HTTP 200, Result NACK,
+no effect) and ``fail`` ACKs a create, update or close whose asynchronous result is then FAILED
+(it never takes effect).
 """
 
 from __future__ import annotations
@@ -29,10 +35,14 @@ from typing import Any, Literal
 
 import attrs
 
-FaultKind = Literal["status", "latency", "malformed", "truncated", "drop", "lost", "rate_limit"]
-KINDS: tuple[str, ...] = ("status", "latency", "malformed", "truncated", "drop", "lost", "rate_limit")
+from .osb import OPERATIONS, SEARCH, WRITE_OPERATIONS
+
+FaultKind = Literal["status", "latency", "malformed", "truncated", "drop", "lost", "rate_limit", "nack", "fail"]
+KINDS: tuple[str, ...] = ("status", "latency", "malformed", "truncated", "drop", "lost", "rate_limit", "nack", "fail")
+# The OSB's business answers, and the operations each can hit (it hits no other request).
+OPERATION_KINDS: Mapping[str, tuple[str, ...]] = MappingProxyType({"nack": (SEARCH, *WRITE_OPERATIONS), "fail": WRITE_OPERATIONS})
 RATE_LIMITED = 429  # what a rate_limit fault answers
-APIS: tuple[str, ...] = ("tmf638", "tmf639", "tmf656", "tmf642", "*")
+APIS: tuple[str, ...] = ("tmf638", "tmf639", "tmf656", "tmf642", "osb", "*")
 METHODS: tuple[str, ...] = ("GET", "POST", "PATCH", "DELETE")
 TARGETS: tuple[str, ...] = ("collection", "item")  # list or create, or one item
 PATH_FAMILIES: tuple[str, ...] = ("tmf", "ses", "v3")  # the TMF v4 paths, SES's gstm paths, TMF656's v3 path
@@ -97,6 +107,7 @@ class Fault:
     query: Mapping[str, str] | None = attrs.field(default=None, converter=_optional_query, hash=False)
     limit: int | None = None  # rate_limit: requests let through per window
     per: float | None = None  # rate_limit: the window, in seconds of the simulator's clock
+    operation: str | None = attrs.field(default=None, validator=_one_of("operation", OPERATIONS, optional=True))  # OSB only
 
     def __attrs_post_init__(self) -> None:
         if self.kind not in KINDS:
@@ -109,6 +120,9 @@ class Fault:
             raise ValueError(f"fault latency {self.latency!r} is not a number of seconds from 0 to {MAX_LATENCY}")
         if self.retry_after is not None and (not _is_number(self.retry_after) or self.retry_after < 0):
             raise ValueError(f"fault retry_after {self.retry_after!r} is not a number of seconds from 0")
+        if (self.kind in OPERATION_KINDS or self.operation is not None) and self.api not in ("osb", "*"):
+            what = f"kind {self.kind!r}" if self.kind in OPERATION_KINDS else "operation"
+            raise ValueError(f"fault {what} is for the OSB ticketing service (api 'osb'), not {self.api!r}")
         if self.kind != "rate_limit":
             if self.limit is not None or self.per is not None:
                 raise ValueError(f"fault limit and per are for kind 'rate_limit', not {self.kind!r}")
@@ -131,11 +145,14 @@ class Fault:
         target: str | None = None,
         paths: str | None = None,
         query: Mapping[str, Iterable[str]] | None = None,
+        operation: str | None = None,
     ) -> bool:
-        """Whether this fault hits a request. `target`, `paths` and `query` (each parameter's
-        values) describe its route; a fault narrowed to a route the caller does not describe
-        does not hit."""
+        """Whether this fault hits a request. `target`, `paths`, `query` (each parameter's
+        values) and `operation` (the OSB's) describe its route; a fault narrowed to a route the
+        caller does not describe does not hit."""
         if self.api not in ("*", api) or (self.method is not None and self.method != method):
+            return False
+        if (self.operation is not None and self.operation != operation) or operation not in OPERATION_KINDS.get(self.kind, (operation,)):
             return False
         if (self.target is not None and self.target != target) or (self.paths is not None and self.paths != paths):
             return False
@@ -185,6 +202,7 @@ class RequestRecord:
     headers: dict[str, str] = attrs.field(factory=dict, hash=False)  # credentials masked (`masked_headers`)
     body: str = ""  # as text, cut at BODY_LOG_LIMIT bytes
     time: float = 0.0  # epoch seconds (wall clock) when the request came in
+    operation: str | None = None  # the OSB operation asked, when the body named one
 
 
 def masked_headers(headers: Iterable[tuple[str, str]]) -> dict[str, str]:
@@ -247,6 +265,7 @@ class FaultPlan:
         target: str | None = None,
         paths: str | None = None,
         query: Mapping[str, Iterable[str]] | None = None,
+        operation: str | None = None,
         now: float = 0.0,
     ) -> Fault | None:
         """The first fault that hits this request (see `Fault.matches`), or None. A rate_limit
@@ -256,7 +275,8 @@ class FaultPlan:
             faults = list(self._faults)
         # Each fault draws on its own seed, so two probabilistic faults do not always coincide.
         for index, fault in enumerate(faults):
-            if not fault.matches(api, method, number, page, f"{self.seed}:{index}", target=target, paths=paths, query=query):
+            seed = f"{self.seed}:{index}"
+            if not fault.matches(api, method, number, page, seed, target=target, paths=paths, query=query, operation=operation):
                 continue
             if fault.kind != "rate_limit":
                 return fault
