@@ -1,0 +1,429 @@
+"""The OSB ticketing service's XML, client side: each operation's request, and its answer parsed.
+
+The service (Telenet's OSB) takes SOAP 1.1 style XML by ``POST`` on `SERVICE_PATH`; every
+operation's element and fields are in the ``tck`` namespace (`TICKETING_NAMESPACE`):
+
+* ``SearchTicket``: tickets of a type on a network element (optionally of an alarm, a status);
+  answered at once with the tickets found.
+* ``CreateTicket``, ``UpdateTicket``, ``CloseTicket``: carry the caller's ``RequestId`` (the service
+  is idempotent on it) and are answered ``ACK`` with a ``TransactionId`` or ``NACK`` with a
+  ``Reason``; the outcome comes later from ``GetTransactionResult``: ``PENDING``, ``COMPLETED``
+  (with the ``TicketId``) or ``FAILED`` (with a ``Reason``).
+* A request the service cannot read is answered HTTP 500 with a SOAP Fault.
+
+Requests are built here from checked values (`OsbRequestError` names a missing or wrong field);
+answers are parsed with defusedxml, which refuses a DOCTYPE rather than expanding entities. An
+answer that is a SOAP Fault raises `OsbFaultError`; one that is not the expected XML raises
+`OsbAnswerError` naming what was wrong.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from typing import Any
+from xml.etree.ElementTree import Element, ParseError
+from xml.sax.saxutils import escape
+
+import attrs
+import defusedxml
+import defusedxml.ElementTree
+
+from dmemu.protocol.errors import DmemuError
+
+SERVICE_PATH = "/osb/TicketingService"
+CONTENT_TYPE = "text/xml; charset=utf-8"
+SOAP_NAMESPACE = "http://schemas.xmlsoap.org/soap/envelope/"
+TICKETING_NAMESPACE = "urn:telenet:sam:ticketing:v1"
+
+TICKET_TYPES = ("MO", "PLM")  # malfunction / outage, planned maintenance
+TICKET_STATES = ("Open", "Closed")
+SEVERITIES = ("Critical", "Major", "Minor", "Warning")  # the alarm severities that open tickets
+ACK, NACK = "ACK", "NACK"
+PENDING, COMPLETED, FAILED = "PENDING", "COMPLETED", "FAILED"
+
+_ALLOWED_VALUES = {"TicketType": TICKET_TYPES, "Status": TICKET_STATES, "Severity": SEVERITIES}
+# Characters XML 1.0 cannot carry at all, even escaped: a request holding one would be refused.
+_NOT_XML = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ufffe\uffff]")
+_ANSWER_SHOWN = 120  # characters of an unreadable answer quoted in an error
+
+
+class OsbError(DmemuError):
+    """Something about an exchange with the OSB ticketing service went wrong."""
+
+
+class OsbRequestError(OsbError, ValueError):
+    """A request cannot be built from the values given; the message names the field."""
+
+
+class OsbAnswerError(OsbError):
+    """The service's answer is not the XML the operation expects; the message says what was wrong."""
+
+
+class OsbFaultError(OsbAnswerError):
+    """The service answered a SOAP Fault: it could not read the request (`code` ``soapenv:Client``)
+    or failed itself (``soapenv:Server``); `text` is its faultstring."""
+
+    def __init__(self, operation: str, code: str, text: str) -> None:
+        super().__init__(f"{operation}: the service answered a SOAP Fault ({code}): {text}")
+        self.operation = operation
+        self.code = code
+        self.text = text
+
+    @property
+    def client_fault(self) -> bool:
+        """True when the service blames the request: sending it again changes nothing."""
+        return self.code.rpartition(":")[2] == "Client"
+
+
+class OsbNackError(OsbError):
+    """The service refused a search (``Result`` ``NACK``); `reason` is its reason."""
+
+    def __init__(self, operation: str, reason: str) -> None:
+        super().__init__(f"{operation}: NACK: {reason}")
+        self.reason = reason
+
+
+def snake_case(wire_name: str) -> str:
+    """A field's wire name in snake_case, as requests between elements name it: ``NetworkElement`` ->
+    ``network_element``."""
+    return re.sub(r"(?<!^)(?=[A-Z])", "_", wire_name).lower()
+
+
+@attrs.frozen
+class Operation:
+    """One operation of the service: its name and the fields its request carries, in order."""
+
+    name: str
+    required: tuple[str, ...]
+    optional: tuple[str, ...] = ()
+    may_be_empty: tuple[str, ...] = ()  # required fields that may be sent empty
+
+    @property
+    def fields(self) -> tuple[str, ...]:
+        return self.required + self.optional
+
+    @property
+    def request_element(self) -> str:
+        return f"{self.name}Request"
+
+    @property
+    def response_element(self) -> str:
+        return f"{self.name}Response"
+
+    def headers(self) -> dict[str, str]:
+        """The HTTP headers of this operation's request."""
+        return {"Content-Type": CONTENT_TYPE, "SOAPAction": f'"{self.name}"'}
+
+
+SEARCH_TICKET = Operation("SearchTicket", ("TicketType", "NetworkElement"), ("AlarmId", "Status"))
+CREATE_TICKET = Operation(
+    "CreateTicket",
+    ("RequestId", "TicketType", "AlarmId", "NetworkElement", "Severity", "PathDetails", "Description"),
+    may_be_empty=("PathDetails", "Description"),
+)
+UPDATE_TICKET = Operation("UpdateTicket", ("RequestId", "TicketId", "Severity"), ("Description",))
+CLOSE_TICKET = Operation("CloseTicket", ("RequestId", "TicketId"), ("Resolution",))
+GET_TRANSACTION_RESULT = Operation("GetTransactionResult", ("TransactionId",))
+OPERATIONS = {op.name: op for op in (SEARCH_TICKET, CREATE_TICKET, UPDATE_TICKET, CLOSE_TICKET, GET_TRANSACTION_RESULT)}
+
+TICKET_FIELDS = (
+    "TicketId", "TicketType", "Status", "Severity", "NetworkElement", "AlarmId", "PathDetails", "Description",
+    "CreatedTime", "UpdatedTime",
+)  # fmt: skip
+
+
+# --------------------------------------------------------------------------------------------
+# Requests
+
+
+def build_request(operation: Operation, values: Mapping[str, Any]) -> bytes:
+    """The request XML of `operation` with `values` by wire name (None or absent: an optional field
+    left out). Text and whole numbers are taken; anything else, a missing required field, an
+    unknown field or a value out of the allowed ones raises `OsbRequestError` naming the field."""
+    unknown = sorted(set(values) - set(operation.fields))
+    if unknown:
+        raise OsbRequestError(f"{operation.name}: unknown field {unknown[0]!r}; its fields are {', '.join(operation.fields)}")
+    parts = []
+    for name in operation.fields:
+        value = values.get(name)
+        if value is None:
+            if name in operation.required:
+                raise OsbRequestError(f"{operation.name}: the field {name} is required")
+            continue
+        text = _field_text(operation, name, value)
+        parts.append(f"<tck:{name}>{escape(text)}</tck:{name}>")
+    return (
+        '<?xml version="1.0" encoding="UTF-8"?>'
+        f'<soapenv:Envelope xmlns:soapenv="{SOAP_NAMESPACE}" xmlns:tck="{TICKETING_NAMESPACE}">'
+        f"<soapenv:Body><tck:{operation.request_element}>{''.join(parts)}</tck:{operation.request_element}></soapenv:Body>"
+        "</soapenv:Envelope>"
+    ).encode()
+
+
+def _field_text(operation: Operation, name: str, value: Any) -> str:
+    if type(value) is int:  # an alarm id may come as a number; a bool is no number here
+        value = str(value)
+    if not isinstance(value, str):
+        raise OsbRequestError(f"{operation.name}: the field {name} is text, not {type(value).__name__} {value!r}")
+    if not value.strip() and name not in operation.may_be_empty and (name in operation.required or name in _ALLOWED_VALUES):
+        raise OsbRequestError(f"{operation.name}: the field {name} is empty")
+    allowed = _ALLOWED_VALUES.get(name)
+    if allowed is not None and value not in allowed:
+        raise OsbRequestError(f"{operation.name}: the field {name} is {value!r}, not one of {', '.join(allowed)}")
+    bad = _NOT_XML.search(value)
+    if bad:
+        raise OsbRequestError(f"{operation.name}: the field {name} holds the character {bad.group()!r}, which XML cannot carry")
+    return value
+
+
+def search_request(ticket_type: str, network_element: str, alarm_id: str | int | None = None, status: str | None = None) -> bytes:
+    """SearchTicketRequest: tickets of `ticket_type` on `network_element`, optionally of one alarm
+    and in one status (Open or Closed; None: any)."""
+    values = {"TicketType": ticket_type, "NetworkElement": network_element, "AlarmId": alarm_id, "Status": status}
+    return build_request(SEARCH_TICKET, values)
+
+
+def create_request(
+    request_id: str,
+    ticket_type: str,
+    alarm_id: str | int,
+    network_element: str,
+    severity: str,
+    path_details: str,
+    description: str,
+) -> bytes:
+    """CreateTicketRequest; a repeated `request_id` creates nothing new upstream."""
+    values = {
+        "RequestId": request_id, "TicketType": ticket_type, "AlarmId": alarm_id, "NetworkElement": network_element,
+        "Severity": severity, "PathDetails": path_details, "Description": description,
+    }  # fmt: skip
+    return build_request(CREATE_TICKET, values)
+
+
+def update_request(request_id: str, ticket_id: str, severity: str, description: str | None = None) -> bytes:
+    """UpdateTicketRequest: a ticket's new severity (and description)."""
+    return build_request(UPDATE_TICKET, {"RequestId": request_id, "TicketId": ticket_id, "Severity": severity, "Description": description})
+
+
+def close_request(request_id: str, ticket_id: str, resolution: str | None = None) -> bytes:
+    """CloseTicketRequest."""
+    return build_request(CLOSE_TICKET, {"RequestId": request_id, "TicketId": ticket_id, "Resolution": resolution})
+
+
+def transaction_result_request(transaction_id: str) -> bytes:
+    """GetTransactionResultRequest: how an acknowledged create, update or close ended."""
+    return build_request(GET_TRANSACTION_RESULT, {"TransactionId": transaction_id})
+
+
+# --------------------------------------------------------------------------------------------
+# Answers
+
+
+@attrs.frozen
+class OsbAck:
+    """A create, update or close was accepted; its outcome comes from GetTransactionResult."""
+
+    transaction_id: str
+
+
+@attrs.frozen
+class OsbNack:
+    """A create, update or close was refused (unknown ticket, ticket closed, ...)."""
+
+    reason: str
+
+
+@attrs.frozen
+class FoundTicket:
+    """A ticket a search found; times are the service's ISO 8601 UTC text."""
+
+    ticket_id: str
+    ticket_type: str
+    status: str
+    severity: str
+    network_element: str
+    alarm_id: str
+    path_details: str
+    description: str
+    created_time: str
+    updated_time: str
+
+    def as_dict(self) -> dict[str, str]:
+        """The ticket with snake_case keys, as a Gateway reply carries it."""
+        return attrs.asdict(self)
+
+
+@attrs.frozen
+class TransactionResult:
+    """GetTransactionResult's answer: `status` PENDING, COMPLETED (`ticket_id` set) or FAILED (`reason` set)."""
+
+    status: str
+    ticket_id: str | None = None
+    reason: str | None = None
+
+
+def _tag(namespace: str, name: str) -> str:
+    return f"{{{namespace}}}{name}"
+
+
+def _shown(body: bytes) -> str:
+    text = body[:_ANSWER_SHOWN].decode("utf-8", "replace")
+    return repr(text + ("..." if len(body) > _ANSWER_SHOWN else ""))
+
+
+def _answer_element(body: bytes, operation: Operation) -> Element:
+    """The answer's element inside the SOAP Body, after checking it is `operation`'s response.
+
+    A Fault raises `OsbFaultError`; anything else unexpected `OsbAnswerError`."""
+    where = f"{operation.name}: the answer"
+    if not isinstance(body, (bytes, bytearray)):
+        raise TypeError(f"{operation.name}: the answer is the HTTP body as bytes, not {type(body).__name__}")
+    if not body.strip():
+        raise OsbAnswerError(f"{where} is empty")
+    try:
+        root = defusedxml.ElementTree.fromstring(bytes(body), forbid_dtd=True)
+    except defusedxml.DefusedXmlException as error:
+        raise OsbAnswerError(f"{where} was refused: it declares a DTD or entities ({type(error).__name__})") from None
+    except ParseError as error:
+        raise OsbAnswerError(f"{where} is not XML ({error}): {_shown(body)}") from None
+    if root.tag != _tag(SOAP_NAMESPACE, "Envelope"):
+        raise OsbAnswerError(f"{where} is not a SOAP Envelope but <{root.tag}>")
+    soap_body = root.find(_tag(SOAP_NAMESPACE, "Body"))
+    if soap_body is None:
+        raise OsbAnswerError(f"{where} has no SOAP Body")
+    children = list(soap_body)
+    if not children:
+        raise OsbAnswerError(f"{where} has an empty SOAP Body")
+    answer = children[0]
+    if answer.tag == _tag(SOAP_NAMESPACE, "Fault"):
+        # faultcode and faultstring are unqualified in SOAP 1.1; qualified ones are taken too.
+        code = _child_text(answer, "faultcode") or "unknown"
+        text = _child_text(answer, "faultstring") or "(no faultstring)"
+        raise OsbFaultError(operation.name, code.strip(), text.strip())
+    expected = _tag(TICKETING_NAMESPACE, operation.response_element)
+    if answer.tag != expected:
+        raise OsbAnswerError(f"{where} is <{answer.tag}>, not {operation.response_element} in {TICKETING_NAMESPACE}")
+    return answer
+
+
+def _child_text(parent: Element, name: str) -> str | None:
+    for child in parent:
+        if child.tag == name or child.tag.endswith("}" + name):
+            return child.text or ""
+    return None
+
+
+def _field(parent: Element, name: str, where: str, *, required: bool = True) -> str | None:
+    """The text of `parent`'s child `name` in the ticketing namespace."""
+    child = parent.find(_tag(TICKETING_NAMESPACE, name))
+    if child is None:
+        if required:
+            raise OsbAnswerError(f"{where} has no {name}")
+        return None
+    return (child.text or "").strip()
+
+
+def _result(answer: Element, operation: Operation) -> str:
+    where = f"{operation.name}: the answer"
+    result = _field(answer, "Result", where)
+    if result not in (ACK, NACK):
+        raise OsbAnswerError(f"{where}'s Result is {result!r}, not ACK or NACK")
+    return result  # type: ignore[return-value]
+
+
+def parse_ticket_response(body: bytes, operation: Operation) -> OsbAck | OsbNack:
+    """The answer to a create, update or close (`operation`): ACK with its transaction, or NACK."""
+    if operation not in (CREATE_TICKET, UPDATE_TICKET, CLOSE_TICKET):
+        raise ValueError(f"{operation.name} is not answered with ACK or NACK and a transaction")
+    answer = _answer_element(body, operation)
+    where = f"{operation.name}: the answer"
+    if _result(answer, operation) == NACK:
+        return OsbNack(_field(answer, "Reason", where, required=False) or "(no reason given)")
+    transaction_id = _field(answer, "TransactionId", f"{where} (ACK)")
+    if not transaction_id:
+        raise OsbAnswerError(f"{where} (ACK) has an empty TransactionId")
+    return OsbAck(transaction_id)
+
+
+def parse_search_response(body: bytes) -> list[FoundTicket]:
+    """The tickets a search found, in the service's order; a NACK raises `OsbNackError`."""
+    answer = _answer_element(body, SEARCH_TICKET)
+    where = "SearchTicket: the answer"
+    if _result(answer, SEARCH_TICKET) == NACK:
+        raise OsbNackError(SEARCH_TICKET.name, _field(answer, "Reason", where, required=False) or "(no reason given)")
+    tickets = answer.find(_tag(TICKETING_NAMESPACE, "Tickets"))
+    if tickets is None:
+        raise OsbAnswerError(f"{where} has no Tickets")
+    found = []
+    for position, ticket in enumerate(tickets, start=1):
+        if ticket.tag != _tag(TICKETING_NAMESPACE, "Ticket"):
+            raise OsbAnswerError(f"{where}: Tickets holds <{ticket.tag}> at position {position}, not a Ticket")
+        here = f"{where}: Ticket {position}"
+        values = {snake_case(name): _field(ticket, name, here) for name in TICKET_FIELDS}
+        if not values["ticket_id"]:
+            raise OsbAnswerError(f"{here} has an empty TicketId")
+        for name, allowed in (("TicketType", TICKET_TYPES), ("Status", TICKET_STATES)):
+            if values[snake_case(name)] not in allowed:
+                raise OsbAnswerError(f"{here} ({values['ticket_id']}): {name} is {values[snake_case(name)]!r}, not one of {', '.join(allowed)}")
+        found.append(FoundTicket(**values))  # type: ignore[arg-type]
+    return found
+
+
+def parse_transaction_result(body: bytes) -> TransactionResult:
+    """GetTransactionResult's answer."""
+    answer = _answer_element(body, GET_TRANSACTION_RESULT)
+    where = "GetTransactionResult: the answer"
+    status = _field(answer, "Status", where)
+    if status == PENDING:
+        return TransactionResult(PENDING)
+    if status == COMPLETED:
+        ticket_id = _field(answer, "TicketId", f"{where} (COMPLETED)")
+        if not ticket_id:
+            raise OsbAnswerError(f"{where} (COMPLETED) has an empty TicketId")
+        return TransactionResult(COMPLETED, ticket_id=ticket_id)
+    if status == FAILED:
+        return TransactionResult(FAILED, reason=_field(answer, "Reason", where, required=False) or "(no reason given)")
+    raise OsbAnswerError(f"{where}'s Status is {status!r}, not one of {PENDING}, {COMPLETED}, {FAILED}")
+
+
+__all__ = [
+    "ACK",
+    "CLOSE_TICKET",
+    "COMPLETED",
+    "CONTENT_TYPE",
+    "CREATE_TICKET",
+    "FAILED",
+    "GET_TRANSACTION_RESULT",
+    "NACK",
+    "OPERATIONS",
+    "PENDING",
+    "SEARCH_TICKET",
+    "SERVICE_PATH",
+    "SEVERITIES",
+    "SOAP_NAMESPACE",
+    "TICKETING_NAMESPACE",
+    "TICKET_STATES",
+    "TICKET_TYPES",
+    "UPDATE_TICKET",
+    "FoundTicket",
+    "Operation",
+    "OsbAck",
+    "OsbAnswerError",
+    "OsbError",
+    "OsbFaultError",
+    "OsbNack",
+    "OsbNackError",
+    "OsbRequestError",
+    "TransactionResult",
+    "build_request",
+    "close_request",
+    "create_request",
+    "parse_search_response",
+    "parse_ticket_response",
+    "parse_transaction_result",
+    "search_request",
+    "snake_case",
+    "transaction_result_request",
+    "update_request",
+]
