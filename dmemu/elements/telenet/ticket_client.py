@@ -68,7 +68,7 @@ from dmemu.protocol import (
     Timer,
 )
 
-from .osb_messages import CONTENT_TYPE, OsbError, parse_search_response, search_request
+from .osb_messages import SEARCH_TICKET, OsbError, parse_search_response, search_request
 from .service_info import (
     ServiceInfo,
     ServiceInfoCsvError,
@@ -364,7 +364,7 @@ def _search(protocol: QActionProtocol, command: dict[str, Any]) -> None:
         body = search_request(ticket_type, network_element, alarm_id, status)
         serial = protocol.serial
         serial.set_target(service.host, service.port)
-        answer = serial.http_exchange("POST", service.path, body, {"Content-Type": CONTENT_TYPE, "SOAPAction": '"SearchTicket"'})
+        answer = serial.http_exchange("POST", service.path, body, SEARCH_TICKET.headers())
         try:
             tickets = parse_search_response(answer.body)
         except OsbError as failure:
@@ -375,7 +375,8 @@ def _search(protocol: QActionProtocol, command: dict[str, Any]) -> None:
         error = _cut(f"{type(failure).__name__}: {failure}")
     duration_ms = round((time.monotonic() - wall_start) * 1000, 1)
     found = ", ".join(ticket.ticket_id for ticket in tickets) or "none"
-    response = f"{len(tickets)} tickets found: {found}" if error is None else f"Failed: {error}"
+    count = "1 ticket" if len(tickets) == 1 else f"{len(tickets)} tickets"
+    response = f"{count} found: {found}" if error is None else f"Failed: {error}"
     _record_response(protocol, [
         command_id, started, protocol.now(), duration_ms, service.name if service else "", ticket_type, network_element,
         "" if alarm_id is None else str(alarm_id), SUCCESS if error is None else FAILURE, response, guid,
