@@ -5,8 +5,14 @@ loopback, on a virtual clock."""
 
 from __future__ import annotations
 
+import json
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
 import pytest
 
+from dmemu.dms import DataMinerSystem
 from dmemu.elements.telenet import osb_messages as osb
 from dmemu.elements.telenet.osb_messages import (
     CREATE_TICKET,
@@ -19,6 +25,20 @@ from dmemu.elements.telenet.osb_messages import (
     OsbRequestError,
     TransactionResult,
 )
+from dmemu.elements.telenet.ticket_gateway import TelenetTicketGateway
+from dmemu.protocol import (
+    BYPASS_PROXY,
+    Connection,
+    Element,
+    InvalidValueError,
+    Parameter,
+    Protocol,
+    QAction,
+    Reply,
+    String,
+    VirtualClock,
+)
+from dmemu.simulators import Fault, OsbService
 
 ENVELOPE = (
     '<soapenv:Envelope xmlns:soapenv="http://schemas.xmlsoap.org/soap/envelope/" xmlns:tck="urn:telenet:sam:ticketing:v1">'
@@ -183,3 +203,308 @@ def test_snake_case_names_follow_the_wire_names() -> None:
     assert [osb.snake_case(name) for name in ("NetworkElement", "AlarmId", "TicketId", "PathDetails")] == [
         "network_element", "alarm_id", "ticket_id", "path_details",
     ]  # fmt: skip
+
+
+# --------------------------------------------------------------------------------------------
+# The Gateway, end to end against the OSB simulator over loopback, on a virtual clock
+
+REPLIES: list[tuple[str, Reply]] = []  # (requester, reply) as the requesters' reply QAction heard them
+SENT: list[tuple[str, str]] = []  # (requester, request id)
+
+
+def send_ticket_request(protocol) -> None:
+    request_id = protocol.send_request("Ticket Gateway", "Ticket Request", json.loads(protocol.trigger_value), "Ticket Reply")
+    SENT.append((protocol.element_name, request_id))
+
+
+def take_reply(protocol) -> None:
+    REPLIES.append((protocol.element_name, Reply.from_json(protocol.trigger_value)))
+
+
+class Requester(Protocol):
+    """An element asking the Gateway, as a Ticket Client or a flow does."""
+
+    name = "Gateway Test Requester"
+    parameters = (
+        Parameter(10, "Outgoing", String(), write=True, default=""),
+        Parameter(20, "Ticket Reply", String(), write=True, default=""),
+    )
+    qactions = (QAction(1, send_ticket_request, triggers=(10,)), QAction(2, take_reply, triggers=(20,)))
+
+
+@pytest.fixture(autouse=True)
+def clear_messages() -> Iterator[None]:
+    REPLIES.clear()
+    SENT.clear()
+    yield
+
+
+@pytest.fixture
+def clock() -> VirtualClock:
+    return VirtualClock()
+
+
+@pytest.fixture
+def osb_service(clock: VirtualClock) -> Iterator[OsbService]:
+    with OsbService(clock=clock.now) as service:
+        yield service
+
+
+@pytest.fixture
+def system(tmp_path: Path, clock: VirtualClock) -> Iterator[DataMinerSystem]:
+    dms = DataMinerSystem(tmp_path / "dms", clock)
+    yield dms
+    dms.close()
+
+
+def make_gateway(dms: DataMinerSystem, service: OsbService, **parameters: Any) -> Element:
+    gateway = dms.create_element(
+        TelenetTicketGateway, "Ticket Gateway", connection=Connection(port=service.port, bus_address=BYPASS_PROXY, timeout=5), parameters=parameters
+    )
+    gateway.raise_on_failure = True
+    return gateway
+
+
+@pytest.fixture
+def gateway(system: DataMinerSystem, osb_service: OsbService) -> Element:
+    return make_gateway(system, osb_service)
+
+
+@pytest.fixture
+def requester(system: DataMinerSystem, gateway: Element) -> Element:
+    element = system.create_element(Requester, "Flow Requester")
+    element.raise_on_failure = True
+    return element
+
+
+def ask(requester: Element, operation: str, ticket_type: str = "MO", **fields: Any) -> str:
+    """Send a request from `requester`'s QAction; answers its id."""
+    requester.set("Outgoing", json.dumps({"operation": operation, "ticket_type": ticket_type, "fields": fields}))
+    return SENT[-1][1]
+
+
+def replies_to(request_id: str) -> list[Reply]:
+    return [reply for _, reply in REPLIES if reply.id == request_id]
+
+
+def create_fields(alarm: int) -> dict[str, Any]:
+    return {"alarm_id": alarm, "network_element": f"ne-{alarm}", "severity": "Major", "path_details": "a > b", "description": f"alarm {alarm}"}
+
+
+def osb_operations(service: OsbService) -> list[str | None]:
+    return [record.operation for record in service.requests()]
+
+
+def test_a_create_is_acknowledged_then_its_result_is_replied(gateway: Element, requester: Element, osb_service: OsbService, clock: VirtualClock) -> None:
+    request_id = ask(requester, "create", **create_fields(7))
+    [ack] = replies_to(request_id)  # sent at once: the buffer was empty
+    assert ack.ok and ack.body["stage"] == "ack"
+    transaction_id = ack.body["transaction_id"]
+    row = gateway.table("Request Buffer").row(request_id)
+    assert (row["State"], row["Transaction ID"], row["Priority"], row["Requester"]) == (2, transaction_id, 1, "1/2/20")
+    clock.advance(2)  # the Result Poll Interval
+    assert [reply.body for reply in replies_to(request_id)][1:] == [{"stage": "result", "status": "COMPLETED", "ticket_id": "MO-000001"}]
+    [ticket] = osb_service.tickets()
+    assert (ticket.ticket_id, ticket.alarm_id, ticket.network_element, ticket.path_details) == ("MO-000001", "7", "ne-7", "a > b")
+    row = gateway.table("Request Buffer").row(request_id)
+    assert (row["State"], row["Ticket ID"], row["Attempts"]) == (3, "MO-000001", 1)
+    assert osb_operations(osb_service) == ["CreateTicketRequest", "GetTransactionResultRequest"]
+    communication = gateway.table("Communication").rows()
+    assert [(r["Operation"], r["HTTP Status"], r["Result"]) for r in communication] == [
+        ("CreateTicket", 200, f"ACK: transaction {transaction_id}"), ("GetTransactionResult", 200, "COMPLETED: MO-000001"),
+    ]  # fmt: skip
+    assert (gateway.get("API Status"), gateway.get("Last HTTP Status"), gateway.get("Done Requests"), gateway.get("Buffer Depth")) == (1, 200, 1, 0)
+
+
+def test_a_result_pending_upstream_is_asked_for_again(gateway: Element, requester: Element, osb_service: OsbService, clock: VirtualClock) -> None:
+    osb_service.processing_delay = 5
+    request_id = ask(requester, "create", **create_fields(1))
+    clock.advance(4)  # polled at +2 and +4: PENDING
+    assert len(replies_to(request_id)) == 1 and gateway.get("Awaiting Result Requests") == 1
+    clock.advance(2)
+    assert replies_to(request_id)[-1].body == {"stage": "result", "status": "COMPLETED", "ticket_id": "MO-000001"}
+    assert osb_operations(osb_service).count("GetTransactionResultRequest") == 3
+
+
+def test_update_and_close_reach_the_ticket(gateway: Element, requester: Element, osb_service: OsbService, clock: VirtualClock) -> None:
+    ticket = osb_service.add_ticket("PLM", "ne-1", alarm_id="3")
+    update = ask(requester, "update", "PLM", ticket_id=ticket.ticket_id, severity="Critical", description="worse")
+    clock.advance(2)
+    close = ask(requester, "close", "PLM", ticket_id=ticket.ticket_id, resolution="fixed")
+    clock.advance(2)
+    assert [reply.body["stage"] for reply in replies_to(update)] == ["ack", "result"]
+    assert replies_to(close)[-1].body == {"stage": "result", "status": "COMPLETED", "ticket_id": ticket.ticket_id}
+    [now] = osb_service.tickets()
+    assert (now.severity, now.description, now.status, now.resolution) == ("Critical", "worse", "Closed", "fixed")
+
+
+def test_a_search_is_replied_once_with_the_tickets_found(gateway: Element, requester: Element, osb_service: OsbService) -> None:
+    first = osb_service.add_ticket("MO", "ne-1", alarm_id="5", description="down")
+    osb_service.add_ticket("MO", "ne-2", alarm_id="6")
+    request_id = ask(requester, "search", network_element="ne-1", status="Open")
+    [reply] = replies_to(request_id)
+    assert reply.body["stage"] == "result" and reply.body["status"] == "COMPLETED"
+    [found] = reply.body["tickets"]
+    assert (found["ticket_id"], found["alarm_id"], found["description"], found["status"]) == (first.ticket_id, "5", "down", "Open")
+    assert set(found) == {"ticket_id", "ticket_type", "status", "severity", "network_element", "alarm_id", "path_details", "description", "created_time", "updated_time"}
+    assert gateway.table("Request Buffer").row(request_id)["State"] == 3
+
+
+@pytest.mark.parametrize(
+    ("body", "error"),
+    [
+        ("MO", 'refused: the body is a JSON object with operation, ticket_type and fields, not "MO"'),
+        ({"operation": "delete", "ticket_type": "MO", "fields": {}}, 'refused: operation "delete" is not one of create, update, close, search'),
+        ({"operation": "search", "ticket_type": "TT", "fields": {}}, 'refused: ticket_type "TT" is not one of MO, PLM'),
+        ({"operation": "search", "ticket_type": "MO", "fields": {"ne": "x"}}, "refused: unknown field 'ne' for search; its fields are network_element, alarm_id, status"),
+        ({"operation": "close", "ticket_type": "MO", "fields": {}}, "refused: CloseTicket: the field TicketId is required"),
+        ({"operation": "create", "ticket_type": "MO", "fields": {**create_fields(1), "severity": "Normal"}}, "refused: CreateTicket: the field Severity is 'Normal', not one of"),
+        ({"operation": "update", "ticket_type": "MO", "fields": {"ticket_id": "MO-1", "severity": ["Major"]}}, 'refused: field severity is text, not ["Major"]'),
+        ({"operation": "search", "ticket_type": "MO", "fields": {"network_element": "x"}, "priority": 1}, "refused: unknown key 'priority' in the body"),
+    ],
+)
+def test_a_bad_body_is_refused_at_once_naming_what_was_wrong(gateway: Element, requester: Element, osb_service: OsbService, body: Any, error: str) -> None:
+    requester.set("Outgoing", json.dumps(body))
+    [reply] = replies_to(SENT[-1][1])
+    assert reply.error is not None and reply.error.startswith(error)
+    assert len(gateway.table("Request Buffer")) == 0 and osb_service.requests() == []
+
+
+def test_a_nack_is_replied_as_an_error_and_not_retried(gateway: Element, requester: Element, osb_service: OsbService, clock: VirtualClock) -> None:
+    request_id = ask(requester, "update", ticket_id="MO-000042", severity="Minor")
+    clock.advance(60)
+    [reply] = replies_to(request_id)
+    assert reply.error == "NACK: unknown ticket 'MO-000042'"
+    assert osb_operations(osb_service) == ["UpdateTicketRequest"]
+    row = gateway.table("Request Buffer").row(request_id)
+    assert (row["State"], row["Last Error"]) == (4, "NACK: unknown ticket 'MO-000042'")
+
+
+def test_a_failed_result_is_replied_as_an_error(gateway: Element, requester: Element, osb_service: OsbService, clock: VirtualClock) -> None:
+    osb_service.faults.add(Fault(api="osb", kind="fail", operation="CreateTicketRequest"))
+    request_id = ask(requester, "create", **create_fields(2))
+    clock.advance(2)
+    ack, result = replies_to(request_id)
+    assert ack.ok and result.error is not None and result.error.startswith("FAILED: simulated processing failure")
+    assert gateway.get("Failed Requests") == 1
+
+
+def test_creates_updates_and_closes_go_before_searches(system: DataMinerSystem, osb_service: OsbService, clock: VirtualClock) -> None:
+    gateway = make_gateway(system, osb_service, **{"Search Rate": 0.5})
+    requester = system.create_element(Requester, "Flow Requester")
+    searches = [ask(requester, "search", network_element=f"ne-{n}") for n in range(3)]
+    assert [len(replies_to(s)) for s in searches] == [1, 0, 0]  # one search every 2 s
+    create = ask(requester, "create", **create_fields(9))
+    assert len(replies_to(create)) == 1  # acknowledged before the searches queued ahead of it
+    assert gateway.table("Request Buffer").column("State") == {searches[0]: 3, searches[1]: 0, searches[2]: 0, create: 2}
+    clock.advance(4)
+    assert osb_operations(osb_service) == [
+        "SearchTicketRequest", "CreateTicketRequest", "GetTransactionResultRequest", "SearchTicketRequest", "SearchTicketRequest",
+    ]  # fmt: skip
+
+
+def test_searches_go_at_the_search_rate(system: DataMinerSystem, osb_service: OsbService, clock: VirtualClock) -> None:
+    gateway = make_gateway(system, osb_service, **{"Search Rate": 2})
+    requester = system.create_element(Requester, "Flow Requester")
+    for n in range(7):
+        ask(requester, "search", network_element=f"ne-{n}")
+    sent = [len(osb_service.requests())]
+    for _ in range(4):
+        clock.advance(1)
+        sent.append(len(osb_service.requests()))
+    assert sent == [2, 4, 6, 7, 7]  # two a second
+    with pytest.raises(InvalidValueError, match="Search Rate"):
+        gateway.set("Search Rate", 0)
+    with pytest.raises(InvalidValueError, match="Search Rate"):
+        gateway.set("Search Rate", 1000)
+
+
+FAULTS = {
+    "drop": Fault(api="osb", kind="drop", operation="CreateTicketRequest", requests={1}),
+    "503": Fault(api="osb", status=503, operation="CreateTicketRequest", requests={1}),
+    "lost": Fault(api="osb", kind="lost", operation="CreateTicketRequest", requests={1}),
+    "malformed": Fault(api="osb", kind="malformed", operation="CreateTicketRequest", requests={1}),
+}
+
+
+@pytest.mark.parametrize("fault", list(FAULTS), ids=list(FAULTS))
+def test_a_create_without_an_answer_is_retried_and_makes_one_ticket(
+    gateway: Element, requester: Element, osb_service: OsbService, clock: VirtualClock, fault: str
+) -> None:
+    osb_service.faults.add(FAULTS[fault])
+    request_id = ask(requester, "create", **create_fields(4))
+    assert replies_to(request_id) == [] and gateway.get("Sent Requests") == 1
+    assert gateway.table("Request Buffer").row(request_id)["Last Error"] != ""
+    clock.advance(5)  # the Retry Interval
+    clock.advance(2)
+    assert [reply.body["stage"] for reply in replies_to(request_id)] == ["ack", "result"]
+    assert len(osb_service.tickets()) == 1
+    assert gateway.table("Request Buffer").row(request_id)["Attempts"] == 2
+    assert osb_operations(osb_service).count("CreateTicketRequest") == 2
+
+
+def test_after_three_retries_the_requester_hears_the_last_error(
+    gateway: Element, requester: Element, osb_service: OsbService, clock: VirtualClock
+) -> None:
+    osb_service.faults.add(Fault(api="osb", status=503))
+    request_id = ask(requester, "create", **create_fields(4))
+    clock.advance(60)
+    [reply] = replies_to(request_id)
+    assert reply.error is not None and reply.error.startswith("no answer after 4 attempts: HTTP 503 Service Unavailable: SOAP Fault soapenv:Server: simulated fault")
+    assert osb_operations(osb_service).count("CreateTicketRequest") == 4
+    assert (gateway.get("API Status"), gateway.get("Last HTTP Status")) == (4, 503)
+
+
+def test_during_an_outage_nothing_is_lost_and_each_request_makes_one_ticket(
+    gateway: Element, requester: Element, osb_service: OsbService, clock: VirtualClock
+) -> None:
+    osb_service.stop()
+    requests_sent = [ask(requester, "create", **create_fields(n)) for n in range(3)]
+    clock.advance(4)
+    assert gateway.get("Buffer Depth") == 3 and gateway.get("API Status") == 3  # Connection Failed
+    osb_service.start()
+    clock.advance(10)
+    assert all([reply.body["stage"] for reply in replies_to(r)] == ["ack", "result"] for r in requests_sent)
+    assert sorted(t.alarm_id for t in osb_service.tickets()) == ["0", "1", "2"]
+
+
+def test_a_restart_resends_the_buffer_with_the_same_request_ids(
+    gateway: Element, requester: Element, osb_service: OsbService, clock: VirtualClock
+) -> None:
+    acknowledged = ask(requester, "create", **create_fields(1))  # ACKed; its result comes after the restart
+    osb_service.processing_delay = 0
+    osb_service.faults.add(Fault(api="osb", kind="lost", operation="CreateTicketRequest", requests={2}))
+    lost = ask(requester, "create", **create_fields(2))  # created upstream, its answer lost
+    assert gateway.table("Request Buffer").row(lost)["State"] == 1
+    gateway.restart()
+    clock.advance(3)  # sent again at the first Buffer Processing, its result asked for 2 s later
+    assert [reply.body["stage"] for reply in replies_to(acknowledged)] == ["ack", "result"]
+    assert [reply.body["stage"] for reply in replies_to(lost)] == ["ack", "result"]
+    assert sorted(t.alarm_id for t in osb_service.tickets()) == ["1", "2"]  # the resend made no second ticket
+    assert [r.fields["RequestId"] for r in osb_service.transactions()] == [acknowledged, lost]
+
+
+def test_the_buffer_survives_the_system_closing(tmp_path: Path, osb_service: OsbService, clock: VirtualClock) -> None:
+    with DataMinerSystem(tmp_path / "dms", clock) as dms:
+        make_gateway(dms, osb_service)
+        requester = dms.create_element(Requester, "Flow Requester")
+        osb_service.stop()
+        queued = [ask(requester, "create", **create_fields(n)) for n in range(2)]
+    osb_service.start()
+    with DataMinerSystem(tmp_path / "dms", clock) as dms:
+        clock.advance(3)
+        assert all([reply.body["stage"] for reply in replies_to(r)] == ["ack", "result"] for r in queued)
+        assert dms.find("Ticket Gateway").get("Done Requests") == 2
+    assert len(osb_service.tickets()) == 2
+
+
+def test_finished_requests_are_kept_a_while_and_the_communication_table_is_capped(system: DataMinerSystem, osb_service: OsbService, clock: VirtualClock) -> None:
+    gateway = make_gateway(system, osb_service, **{"Finished Request Retention": 60, "Communication Max Rows": 3, "Search Rate": 100})
+    requester = system.create_element(Requester, "Flow Requester")
+    searches = [ask(requester, "search", network_element=f"ne-{n}") for n in range(5)]
+    assert len(gateway.table("Request Buffer")) == 5
+    assert [row["Request ID"] for row in gateway.table("Communication").rows()] == searches[2:]
+    clock.advance(59)
+    assert len(gateway.table("Request Buffer")) == 5
+    clock.advance(1)
+    assert len(gateway.table("Request Buffer")) == 0 and gateway.get("Done Requests") == 0

@@ -1,0 +1,637 @@
+"""Telenet Ticket Gateway: a buffer of ticket requests from any element, sent one at a time to the
+ticketing web service (OSB), each answer set back on the requester's parameter.
+
+What the connector's help page says, and where it lives here:
+
+* **HTTP connection**: the ticketing service is the element's connection (IP address/host and
+  IP port; bus address ``BypassProxy`` for no proxy). Every operation is a ``POST`` of SOAP-style
+  XML to ``/osb/TicketingService`` (`osb_messages`).
+* **Requests from any element**: another element's QAction sends a request
+  (``protocol.send_request(gateway, "Ticket Request", body, reply_parameter)``) whose body is
+  ``{"operation": "create" | "update" | "close" | "search", "ticket_type": "MO" | "PLM",
+  "fields": {...}}``, the fields named as on the wire in snake_case (create: ``alarm_id``,
+  ``network_element``, ``severity``, ``path_details``, ``description``; update: ``ticket_id``,
+  ``severity``, ``description``; close: ``ticket_id``, ``resolution``; search:
+  ``network_element``, ``alarm_id``, ``status``). A body that cannot be sent is answered at once
+  with an error reply naming what was wrong, and never buffered.
+* **The buffer** (Request Buffer table): create, update and close of MO and PLM tickets go
+  before searches, each kind in the order it came; searches are sent at most *Search Rate* per
+  second. One request at a time goes to the service (the element's queue runs one QAction at a
+  time and each exchange finishes before the next starts).
+* **Answers**: a create, update or close is answered ACK with a transaction (replied as
+  ``{"stage": "ack", "transaction_id": ...}``), then its asynchronous result is asked for every
+  *Result Poll Interval* seconds with GetTransactionResult and replied as ``{"stage": "result",
+  "status": "COMPLETED", "ticket_id": ...}``; a search is replied once with the tickets found.
+  Failures are error replies: ``NACK: <reason>``, ``FAILED: <reason>`` (the result),
+  ``no answer after N attempts: <last error>``, or the service's refusal of the request.
+* **Retries**: a timeout, a connection failure, an HTTP 5xx (or 408, 429) or an answer that is
+  not the expected XML is tried again after *Retry Interval* seconds, up to *Max Retries* (3)
+  times after the first attempt. A NACK or a SOAP Fault blaming the request is final. Retrying a
+  create, update or close is safe: it carries the same RequestId (the buffer's key), on which
+  the service is idempotent, so no second ticket is made.
+* **Restarts**: the buffer is saved; after a restart, requests not yet acknowledged are sent
+  again with their RequestId and acknowledged ones are polled for their result.
+* **Pages**: Buffer (the requests, the Buffer Depth and the count per state; finished rows are
+  kept *Finished Request Retention* seconds), Communication (API Status, last HTTP status, last
+  error, and the latest exchanges with the service, at most *Communication Max Rows*),
+  Configuration.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable, Mapping
+from typing import Any, TypeVar
+
+import attrs
+import requests
+
+from dmemu.protocol import (
+    Column,
+    DateTime,
+    Discrete,
+    HttpConnection,
+    LogType,
+    MessageFormatError,
+    Number,
+    Page,
+    Parameter,
+    Protocol,
+    QAction,
+    QActionProtocol,
+    ReplyAddress,
+    Request,
+    String,
+    Table,
+    Timer,
+)
+
+from .osb_messages import (
+    CLOSE_TICKET,
+    COMPLETED,
+    CREATE_TICKET,
+    FAILED,
+    GET_TRANSACTION_RESULT,
+    PENDING,
+    SEARCH_TICKET,
+    SERVICE_PATH,
+    TICKET_TYPES,
+    UPDATE_TICKET,
+    Operation,
+    OsbAck,
+    OsbAnswerError,
+    OsbFaultError,
+    OsbNack,
+    OsbNackError,
+    OsbRequestError,
+    TransactionResult,
+    build_request,
+    parse_search_response,
+    parse_ticket_response,
+    parse_transaction_result,
+    snake_case,
+    transaction_result_request,
+)
+
+BUFFER = "Request Buffer"
+COMMUNICATION = "Communication"
+
+# Operations a request names, and what goes on the wire for each.
+OPERATIONS: Mapping[str, Operation] = {"create": CREATE_TICKET, "update": UPDATE_TICKET, "close": CLOSE_TICKET, "search": SEARCH_TICKET}
+_SET_BY_GATEWAY = ("RequestId", "TicketType")  # wire fields the body does not carry in `fields`
+BODY_FIELDS: Mapping[str, tuple[str, ...]] = {
+    name: tuple(snake_case(field) for field in operation.fields if field not in _SET_BY_GATEWAY) for name, operation in OPERATIONS.items()
+}
+
+# Priorities (column "Priority"): lower goes first.
+HIGH, LOW = 1, 2
+# Request states (column "State")
+QUEUED, SENT, AWAITING_RESULT, DONE, FAILED_STATE = range(5)
+STATE_NAMES = {QUEUED: "Queued", SENT: "Sent", AWAITING_RESULT: "Awaiting Result", DONE: "Done", FAILED_STATE: "Failed"}
+WAITING = (QUEUED, SENT)  # not yet acknowledged: to be sent (again)
+# Communication states (parameter "API Status")
+NOT_CONTACTED, OK, TIMEOUT, CONNECTION_FAILED, HTTP_ERROR, INVALID_ANSWER, REFUSED = range(7)
+RETRIED_STATUSES = frozenset({408, 429})  # besides every 5xx: a busy or briefly broken service
+_TEXT_LIMIT = 300  # characters of an error kept in a cell
+
+
+# --------------------------------------------------------------------------------------------
+# The request body
+
+
+class TicketRequestError(OsbRequestError):
+    """A Ticket Request's body cannot be sent; the message names what was wrong."""
+
+
+@attrs.frozen
+class TicketRequest:
+    """A request's body, checked: what to send, and its fields by wire name."""
+
+    operation: str  # create, update, close or search
+    ticket_type: str
+    fields: Mapping[str, str]  # snake_case names, as the body gave them
+
+    @property
+    def wire(self) -> Operation:
+        return OPERATIONS[self.operation]
+
+    def xml(self, request_id: str) -> bytes:
+        """The request's XML; `request_id` goes in RequestId where the operation has one."""
+        values: dict[str, Any] = {field: self.fields.get(snake_case(field)) for field in self.wire.fields if field not in _SET_BY_GATEWAY}
+        if "TicketType" in self.wire.fields:
+            values["TicketType"] = self.ticket_type
+        if "RequestId" in self.wire.fields:
+            values["RequestId"] = request_id
+        return build_request(self.wire, values)
+
+    @classmethod
+    def from_body(cls, body: Any, request_id: str) -> TicketRequest:
+        """The body of a Ticket Request, checked as far as the wire goes (`TicketRequestError`)."""
+        if not isinstance(body, dict):
+            raise TicketRequestError(f"the body is a JSON object with operation, ticket_type and fields, not {_short(body)}")
+        unknown = sorted(set(body) - {"operation", "ticket_type", "fields"})
+        if unknown:
+            raise TicketRequestError(f"unknown key {unknown[0]!r} in the body; its keys are operation, ticket_type and fields")
+        operation = body.get("operation")
+        if operation not in OPERATIONS:
+            raise TicketRequestError(f"operation {_short(operation)} is not one of {', '.join(OPERATIONS)}")
+        ticket_type = body.get("ticket_type")
+        if ticket_type not in TICKET_TYPES:
+            raise TicketRequestError(f"ticket_type {_short(ticket_type)} is not one of {', '.join(TICKET_TYPES)}")
+        fields = body.get("fields", {})
+        if not isinstance(fields, dict):
+            raise TicketRequestError(f"fields is a JSON object, not {_short(fields)}")
+        allowed = BODY_FIELDS[operation]
+        unknown = sorted(set(fields) - set(allowed))
+        if unknown:
+            raise TicketRequestError(f"unknown field {unknown[0]!r} for {operation}; its fields are {', '.join(allowed)}")
+        texts = {}
+        for name, value in fields.items():
+            if value is None:
+                continue  # an optional field left out
+            if type(value) is int:  # alarm ids are numbers in the DMS
+                value = str(value)
+            if not isinstance(value, str):
+                raise TicketRequestError(f"field {name} is text, not {_short(value)}")
+            texts[name] = value
+        request = cls(operation, ticket_type, texts)
+        try:
+            request.xml(request_id)  # the wire's own checks: required fields, allowed values
+        except OsbRequestError as error:
+            raise TicketRequestError(str(error)) from None
+        return request
+
+
+def _short(value: Any) -> str:
+    text = json.dumps(value) if value is not None else "null"
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+def _cut(text: str) -> str:
+    text = " ".join(text.split())
+    return text if len(text) <= _TEXT_LIMIT else text[: _TEXT_LIMIT - 3] + "..."
+
+
+# --------------------------------------------------------------------------------------------
+# The buffer's rows
+
+_COLUMNS = (
+    "Request ID", "Requester", "Operation", "Ticket Type", "Priority", "State", "Attempts", "Queued Time", "Last Error",
+    "Transaction ID", "Ticket ID", "Next Action Time", "Acknowledged Time", "Finished Time", "Sequence", "Request Fields",
+)  # fmt: skip
+_POSITION = {name: index for index, name in enumerate(_COLUMNS)}
+
+
+@attrs.define
+class _Buffered:
+    """A row of the Request Buffer table."""
+
+    key: str
+    reply_to: ReplyAddress
+    request: TicketRequest
+    priority: int
+    state: int
+    attempts: int
+    queued_time: float
+    transaction_id: str
+    next_action: float
+    acknowledged: float | None
+    finished: float | None
+    sequence: int
+
+    @classmethod
+    def of(cls, key: str, row: list[Any]) -> _Buffered:
+        cell = dict(zip(_COLUMNS, row))
+        agent, element, parameter = (int(part) for part in cell["Requester"].split("/"))
+        saved = json.loads(cell["Request Fields"])
+        request = TicketRequest(saved["operation"], cell["Ticket Type"], saved["fields"])
+        return cls(
+            key, ReplyAddress(agent, element, parameter), request, int(cell["Priority"]), int(cell["State"]), int(cell["Attempts"] or 0),
+            cell["Queued Time"], cell["Transaction ID"] or "", cell["Next Action Time"] or 0.0, cell["Acknowledged Time"],
+            cell["Finished Time"], int(cell["Sequence"] or 0),
+        )  # fmt: skip
+
+    @property
+    def reply_request(self) -> Request:
+        """The request as the requester sent it, for `protocol.reply`."""
+        return Request(self.key, self.reply_to)
+
+
+def _write(protocol: QActionProtocol, key: str, **cells: Any) -> None:
+    """Update some cells of a buffer row (by column name, spaces as underscores)."""
+    row: list[Any] = [None] * len(_COLUMNS)
+    for name, value in cells.items():
+        row[_POSITION[name.replace("_", " ")]] = value
+    protocol.set_row(BUFFER, key, row)
+
+
+# --------------------------------------------------------------------------------------------
+# Talking to the service
+
+
+class _Failure(Exception):
+    """An exchange failed: `retry` when trying again may help (the service may be down)."""
+
+    def __init__(self, message: str, *, retry: bool) -> None:
+        super().__init__(message)
+        self.retry = retry
+
+
+T = TypeVar("T")
+
+
+class _Service:
+    """Exchanges with the ticketing service, each recorded in the Communication table and the
+    API Status; `stopped` once one failed in a way that says the service is not answering."""
+
+    def __init__(self, protocol: QActionProtocol) -> None:
+        self.protocol = protocol
+        self.stopped = False
+
+    def exchange(self, operation: Operation, body: bytes, parse: Callable[[bytes], T], request_id: str, attempt: int) -> T:
+        """`parse` of the service's answer to `body`; `_Failure` says why there is none."""
+        protocol = self.protocol
+        started = time.perf_counter()
+        status = 0
+        try:
+            try:
+                response = protocol.http.post(SERVICE_PATH, data=body, headers=operation.headers())
+            except requests.Timeout:
+                raise self._failed(TIMEOUT, 0, f"no answer within {protocol.http.timeout:g} s", retry=True) from None
+            except requests.RequestException as error:
+                reason = getattr(error.args[0], "reason", None) if error.args else None  # what urllib3 saw underneath
+                raise self._failed(CONNECTION_FAILED, 0, f"connection failed: {_cut(str(reason or error))}", retry=True) from None
+            status = response.status_code
+            content = response.content
+            if status != 200:
+                retry = status >= 500 or status in RETRIED_STATUSES
+                detail = _cut(response.text)
+                try:
+                    parse(content)  # a SOAP Fault says more than the status
+                except OsbFaultError as fault:
+                    retry = retry and not fault.client_fault  # a request the service cannot read stays unreadable
+                    detail = f"SOAP Fault {fault.code}: {_cut(fault.text)}"
+                    if fault.client_fault:
+                        raise self._failed(REFUSED, status, f"HTTP {status} {response.reason}: {detail}", retry=False) from None
+                except OsbAnswerError:
+                    pass
+                raise self._failed(HTTP_ERROR, status, f"HTTP {status} {response.reason}: {detail}", retry=retry)
+            try:
+                answer = parse(content)
+            except OsbFaultError as fault:
+                raise self._failed(REFUSED if fault.client_fault else HTTP_ERROR, status, _cut(str(fault)), retry=not fault.client_fault) from None
+            except OsbAnswerError as error:
+                raise self._failed(INVALID_ANSWER, status, _cut(str(error)), retry=True) from None
+        except _Failure as failure:
+            self._record(operation, request_id, attempt, status, str(failure), started)
+            raise
+        self._status(OK, status, "")
+        self._record(operation, request_id, attempt, status, _outcome(answer), started)
+        return answer
+
+    def _failed(self, state: int, status: int, message: str, *, retry: bool) -> _Failure:
+        self._status(state, status, message)
+        self.stopped = retry  # a service that did not answer is not asked again in this round
+        return _Failure(message, retry=retry)
+
+    def _status(self, state: int, status: int, error: str) -> None:
+        protocol = self.protocol
+        values: dict[int | str, Any] = {"API Status": state, "Last HTTP Status": status, "Last Attempt": protocol.now()}
+        if state == OK:
+            values["Last Success"] = protocol.now()
+        else:
+            values["Last Error"] = error
+        protocol.set_parameters(values)
+
+    def _record(self, operation: Operation, request_id: str, attempt: int, status: int, outcome: str, started: float) -> None:
+        """A row of the Communication table; the oldest go beyond Communication Max Rows."""
+        protocol = self.protocol
+        number = int(protocol.get_parameter("Last Exchange Number") or 0) + 1
+        protocol.set_parameter("Last Exchange Number", number)
+        duration = round((time.perf_counter() - started) * 1000, 1)
+        protocol.add_row(COMMUNICATION, [str(number), protocol.now(), request_id, operation.name, attempt, status, outcome, duration])
+        excess = protocol.row_count(COMMUNICATION) - int(protocol.get_parameter("Communication Max Rows"))
+        if excess > 0:
+            protocol.delete_row(COMMUNICATION, sorted(protocol.get_keys(COMMUNICATION), key=int)[:excess])
+
+
+def _outcome(answer: Any) -> str:
+    """An answer in a few words, for the Communication table."""
+    if isinstance(answer, list):
+        return f"ACK: {len(answer)} tickets found"
+    if isinstance(answer, OsbAck):
+        return f"ACK: transaction {answer.transaction_id}"
+    if isinstance(answer, (OsbNack, OsbNackError)):
+        return f"NACK: {answer.reason}"
+    assert isinstance(answer, TransactionResult)
+    detail = answer.ticket_id or answer.reason
+    return f"{answer.status}: {detail}" if detail else answer.status
+
+
+# --------------------------------------------------------------------------------------------
+# Working the buffer
+
+
+class _Round:
+    """One pass over the buffer: results polled, then the most urgent requests sent."""
+
+    def __init__(self, protocol: QActionProtocol) -> None:
+        self.protocol = protocol
+        self.now = protocol.now()
+        self.service = _Service(protocol)
+        self.max_retries = int(protocol.get_parameter("Max Retries"))
+        self.rows = [_Buffered.of(key, protocol.get_row(BUFFER, key)) for key in protocol.get_keys(BUFFER)]
+        self.rows.sort(key=lambda row: row.sequence)
+
+    def run(self) -> None:
+        self.remove_expired()
+        for row in [row for row in self.rows if row.state == AWAITING_RESULT and row.next_action <= self.now]:
+            if self.service.stopped:
+                break
+            self.poll(row)
+        waiting = [row for row in self.rows if row.state in WAITING]
+        urgent = [row for row in waiting if row.priority == HIGH]
+        for row in urgent:  # in the order they came; one waiting for its retry holds the rest back
+            if self.service.stopped or row.next_action > self.now:
+                break
+            self.send(row)
+        if not self.service.stopped and all(row.state not in WAITING for row in urgent):
+            self.send_searches([row for row in waiting if row.priority == LOW])
+        self.show_depth()
+
+    def send_searches(self, searches: list[_Buffered]) -> None:
+        """At most Search Rate a second: a budget of one second's searches at most, spent as they go."""
+        protocol = self.protocol
+        interval = 1.0 / protocol.get_parameter("Search Rate")
+        budget_span = max(interval, 1.0)
+        next_search = protocol.get_parameter("Next Search Time")
+        next_search = self.now - budget_span if next_search is None else next_search
+        for row in searches:
+            if self.service.stopped or next_search > self.now:
+                break
+            if row.next_action > self.now:
+                continue  # waiting for its retry
+            next_search = max(next_search, self.now - budget_span + interval) + interval
+            self.send(row)
+        protocol.set_parameter("Next Search Time", next_search)
+
+    def send(self, row: _Buffered) -> None:
+        protocol = self.protocol
+        row.attempts, row.state = row.attempts + 1, SENT
+        _write(protocol, row.key, State=SENT, Attempts=row.attempts)
+        operation = row.request.wire
+        try:
+            if operation is SEARCH_TICKET:
+                tickets = self.service.exchange(operation, row.request.xml(row.key), parse_search_response_or_nack, row.key, row.attempts)
+            else:
+                answer = self.service.exchange(
+                    operation, row.request.xml(row.key), lambda body: parse_ticket_response(body, operation), row.key, row.attempts
+                )
+        except _Failure as failure:
+            self.failed_attempt(row, str(failure), retry=failure.retry)
+            return
+        if operation is SEARCH_TICKET:
+            if isinstance(tickets, OsbNackError):
+                self.finish(row, error=f"NACK: {tickets.reason}")
+            else:
+                self.finish(row, answer={"stage": "result", "status": COMPLETED, "tickets": [ticket.as_dict() for ticket in tickets]})
+        elif isinstance(answer, OsbAck):
+            row.state, row.transaction_id = AWAITING_RESULT, answer.transaction_id
+            interval = protocol.get_parameter("Result Poll Interval")
+            _write(protocol, row.key, State=AWAITING_RESULT, Transaction_ID=answer.transaction_id, Acknowledged_Time=self.now,
+                   Next_Action_Time=self.now + interval, Last_Error="")  # fmt: skip
+            self.reply(row, {"stage": "ack", "transaction_id": answer.transaction_id})
+        else:
+            self.finish(row, error=f"NACK: {answer.reason}")
+
+    def failed_attempt(self, row: _Buffered, error: str, *, retry: bool) -> None:
+        if not retry:
+            self.finish(row, error=error)
+        elif row.attempts > self.max_retries:
+            self.finish(row, error=f"no answer after {row.attempts} attempts: {error}")
+        else:
+            row.next_action = self.now + self.protocol.get_parameter("Retry Interval")
+            _write(self.protocol, row.key, Last_Error=error, Next_Action_Time=row.next_action)
+
+    def poll(self, row: _Buffered) -> None:
+        """Ask how an acknowledged create, update or close ended."""
+        protocol = self.protocol
+        body = transaction_result_request(row.transaction_id)
+        try:
+            result = self.service.exchange(GET_TRANSACTION_RESULT, body, parse_transaction_result, row.key, 0)
+        except _Failure as failure:
+            error = str(failure)
+        else:
+            if result.status == COMPLETED:
+                _write(protocol, row.key, Ticket_ID=result.ticket_id)
+                self.finish(row, answer={"stage": "result", "status": COMPLETED, "ticket_id": result.ticket_id})
+                return
+            if result.status == FAILED:
+                self.finish(row, error=f"FAILED: {result.reason}")
+                return
+            error = ""  # PENDING
+        timeout = protocol.get_parameter("Result Timeout")
+        if row.acknowledged is not None and self.now - row.acknowledged >= timeout:
+            self.finish(row, error=f"FAILED: no result within {timeout:g} s of the ACK ({error or 'still ' + PENDING})")
+            return
+        row.next_action = self.now + protocol.get_parameter("Result Poll Interval")
+        _write(protocol, row.key, Next_Action_Time=row.next_action, Last_Error=error)
+
+    def finish(self, row: _Buffered, *, answer: Any = None, error: str | None = None) -> None:
+        row.state, row.finished = (DONE if error is None else FAILED_STATE), self.now
+        _write(self.protocol, row.key, State=row.state, Finished_Time=self.now, Last_Error=error or "")
+        self.reply(row, answer, error)
+
+    def reply(self, row: _Buffered, answer: Any, error: str | None = None) -> None:
+        if error is not None:
+            self.protocol.log(f"request {row.key} ({row.request.operation} {row.request.ticket_type}) failed: {error}", LogType.ERROR)
+        self.protocol.reply(row.reply_request, answer, error=error)
+
+    def remove_expired(self) -> None:
+        """Done and Failed rows go once kept Finished Request Retention seconds."""
+        keep = self.protocol.get_parameter("Finished Request Retention")
+        expired = {row.key for row in self.rows if row.finished is not None and row.state in (DONE, FAILED_STATE) and self.now - row.finished >= keep}
+        if expired:
+            self.protocol.delete_row(BUFFER, expired)
+            self.rows = [row for row in self.rows if row.key not in expired]
+
+    def show_depth(self) -> None:
+        counts = dict.fromkeys(STATE_NAMES, 0)
+        for state in self.protocol.get_column(BUFFER, "State").values():
+            counts[int(state)] += 1
+        self.protocol.set_parameters({
+            "Buffer Depth": counts[QUEUED] + counts[SENT] + counts[AWAITING_RESULT],
+            "Queued Requests": counts[QUEUED], "Sent Requests": counts[SENT], "Awaiting Result Requests": counts[AWAITING_RESULT],
+            "Done Requests": counts[DONE], "Failed Requests": counts[FAILED_STATE],
+        })  # fmt: skip
+
+
+def parse_search_response_or_nack(body: bytes) -> Any:
+    """The tickets found, or the NACK as a value: a refused search is an answer, not a failure."""
+    try:
+        return parse_search_response(body)
+    except OsbNackError as nack:
+        return nack
+
+
+# --------------------------------------------------------------------------------------------
+# QActions
+
+
+def take_ticket_request(protocol: QActionProtocol) -> None:
+    """QAction 1, on Ticket Request: buffer the request (or refuse it), then work the buffer."""
+    try:
+        request = protocol.request
+    except MessageFormatError as error:  # nobody to answer: said in the log
+        protocol.log(f"Ticket Request ignored: {error}", LogType.ERROR)
+        return
+    try:
+        ticket_request = TicketRequest.from_body(request.body, request.id)
+    except TicketRequestError as error:
+        protocol.log(f"request {request.id} refused: {error}", LogType.ERROR)
+        protocol.reply(request, error=f"refused: {error}")
+        return
+    if protocol.exists(BUFFER, request.id):
+        protocol.log(f"request {request.id} is already in the buffer; the repeat is ignored", LogType.ERROR)
+        return
+    sequence = int(protocol.get_parameter("Last Sequence") or 0) + 1
+    protocol.set_parameter("Last Sequence", sequence)
+    address = request.reply_to
+    now = protocol.now()
+    saved = json.dumps({"operation": ticket_request.operation, "fields": dict(ticket_request.fields)}, sort_keys=True)
+    row = {
+        "Request ID": request.id, "Requester": f"{address.agent_id}/{address.element_id}/{address.parameter}",
+        "Operation": ticket_request.operation.capitalize(), "Ticket Type": ticket_request.ticket_type,
+        "Priority": LOW if ticket_request.operation == "search" else HIGH, "State": QUEUED, "Attempts": 0, "Queued Time": now,
+        "Last Error": "", "Transaction ID": "", "Ticket ID": "", "Next Action Time": now, "Acknowledged Time": None,
+        "Finished Time": None, "Sequence": sequence, "Request Fields": saved,
+    }  # fmt: skip
+    protocol.add_row(BUFFER, [row[name] for name in _COLUMNS])
+    work_buffer(protocol)
+
+
+def work_buffer(protocol: QActionProtocol) -> None:
+    """QAction 2, every second (and after each new request): poll results, send what is due."""
+    _Round(protocol).run()
+
+
+def resume_buffer(protocol: QActionProtocol) -> None:
+    """QAction 3, after start-up: what the buffer kept is due (a restart keeps its RequestIds)."""
+    now = protocol.now()
+    resumed = 0
+    for key, state in protocol.get_column(BUFFER, "State").items():
+        if state in (QUEUED, SENT, AWAITING_RESULT):
+            _write(protocol, key, Next_Action_Time=now)
+            resumed += 1
+    if resumed:
+        protocol.log(f"resuming {resumed} buffered requests")
+    protocol.set_parameter("Next Search Time", None)
+    # Sent by the first Buffer Processing, not now: the requesters starting with the system
+    # (after this element, maybe) are then there to hear the answers.
+
+
+# --------------------------------------------------------------------------------------------
+# The protocol
+
+
+def _column(pid: int, name: str, kind: Any = None, *, key: bool = False, description: str = "") -> Column:
+    return Column(pid, name, kind if kind is not None else String(), key=key, description=description)
+
+
+class TelenetTicketGateway(Protocol):
+    name = "Telenet Ticket Gateway"
+    version = "1.0.0.1"
+    description = "Buffers ticket requests from any element and sends them one at a time to the OSB ticketing service."
+    connection = HttpConnection(default_port=80)
+    pages = (
+        Page("Buffer", order=0),
+        Page("Communication", order=1),
+        Page("Configuration", order=2),
+    )
+    parameters = (
+        Parameter(10, "Ticket Request", String(), write=True, default="",
+                  description="Where other elements send their requests (protocol.send_request); see the module's help."),
+        # Buffer
+        Parameter(20, "Buffer Depth", Number(0), default=0, page="Buffer", description="Requests not finished yet."),
+        Parameter(21, "Queued Requests", Number(0), default=0, page="Buffer"),
+        Parameter(22, "Sent Requests", Number(0), default=0, page="Buffer", description="Sent without an answer yet: waiting for a retry."),
+        Parameter(23, "Awaiting Result Requests", Number(0), default=0, page="Buffer"),
+        Parameter(24, "Done Requests", Number(0), default=0, page="Buffer"),
+        Parameter(25, "Failed Requests", Number(0), default=0, page="Buffer"),
+        Parameter(26, "Last Sequence", Number(0), default=0, save=True, description="The arrival number of the latest request."),
+        # Communication
+        Parameter(30, "API Status", Discrete({
+            NOT_CONTACTED: "Not Contacted", OK: "OK", TIMEOUT: "Timeout", CONNECTION_FAILED: "Connection Failed",
+            HTTP_ERROR: "HTTP Error", INVALID_ANSWER: "Invalid Answer", REFUSED: "Request Refused",
+        }), default=NOT_CONTACTED, page="Communication"),
+        Parameter(31, "Last HTTP Status", Number(0, 999), default=0, page="Communication", description="0: no answer came"),
+        Parameter(32, "Last Error", String(), default="", page="Communication"),
+        Parameter(33, "Last Success", DateTime(), page="Communication"),
+        Parameter(34, "Last Attempt", DateTime(), page="Communication"),
+        Parameter(35, "Next Search Time", DateTime(), page="Communication", description="When the Search Rate lets the next search go."),
+        Parameter(36, "Last Exchange Number", Number(0), default=0),
+        # Configuration
+        Parameter(100, "Search Rate", Number(0.01, 100, "/s", decimals=2), write=True, default=1, save=True, page="Configuration",
+                  description="Searches sent per second at most."),
+        Parameter(101, "Max Retries", Number(0, 10), write=True, default=3, save=True, page="Configuration",
+                  description="Attempts after the first when the service does not answer (timeout, connection, 5xx, unreadable answer)."),
+        Parameter(102, "Retry Interval", Number(1, 3600, "s"), write=True, default=5, save=True, page="Configuration"),
+        Parameter(103, "Result Poll Interval", Number(1, 3600, "s"), write=True, default=2, save=True, page="Configuration",
+                  description="How often the result of an acknowledged create, update or close is asked for."),
+        Parameter(104, "Result Timeout", Number(10, 7 * 86400, "s"), write=True, default=3600, save=True, page="Configuration",
+                  description="An acknowledged request without a result this long after its ACK fails."),
+        Parameter(105, "Finished Request Retention", Number(0, 7 * 86400, "s"), write=True, default=3600, save=True, page="Configuration",
+                  description="How long Done and Failed requests stay in the buffer."),
+        Parameter(106, "Communication Max Rows", Number(1, 10000), write=True, default=100, save=True, page="Configuration"),
+    )  # fmt: skip
+    tables = (
+        Table(1000, BUFFER, save=True, page="Buffer", columns=(
+            _column(1001, "Request ID", key=True, description="The requester's request id, sent as RequestId."),
+            _column(1002, "Requester", description="agent/element/parameter the answers go to"),
+            _column(1003, "Operation"), _column(1004, "Ticket Type"),
+            _column(1005, "Priority", Discrete({HIGH: "High", LOW: "Low"})),
+            _column(1006, "State", Discrete(STATE_NAMES)),
+            _column(1007, "Attempts", Number(0)), _column(1008, "Queued Time", DateTime()), _column(1009, "Last Error"),
+            _column(1010, "Transaction ID"), _column(1011, "Ticket ID"),
+            _column(1012, "Next Action Time", DateTime(), description="When it is next sent, or its result next asked for."),
+            _column(1013, "Acknowledged Time", DateTime()), _column(1014, "Finished Time", DateTime()),
+            _column(1015, "Sequence", Number(0), description="Arrival order."),
+            _column(1016, "Request Fields", description="The request's operation and fields (JSON), to send it again after a restart."),
+        )),
+        Table(2000, COMMUNICATION, page="Communication", columns=(
+            _column(2001, "Exchange", key=True), _column(2002, "Time", DateTime()), _column(2003, "Request ID"),
+            _column(2004, "Operation"), _column(2005, "Attempt", Number(0), description="0: a result poll"),
+            _column(2006, "HTTP Status", Number(0, 999), description="0: no answer came"), _column(2007, "Result"),
+            _column(2008, "Duration", Number(0, None, "ms", decimals=1)),
+        )),
+    )  # fmt: skip
+    timers = (Timer(1, seconds=1, qactions=(2,), at_startup=False, name="Buffer Processing"),)
+    qactions = (
+        QAction(1, take_ticket_request, triggers=(10,), name="Ticket Request"),
+        QAction(2, work_buffer, name="Buffer Processing"),
+        QAction(3, resume_buffer, after_startup=True, name="Resume Buffer"),
+    )
+
+
+__all__ = ["BODY_FIELDS", "OPERATIONS", "TelenetTicketGateway", "TicketRequest", "TicketRequestError"]
