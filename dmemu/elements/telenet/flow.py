@@ -75,7 +75,7 @@ class FlowSettings:
     lock_wait_limit: float = 600.0  # all clients locked: how long to wait for one
     lock_poll_interval: float = 5.0  # while waiting, how often the other clients are looked at again
     reply_timeout: float = 60.0  # a lock request's or a search's answer
-    gateway_timeout: float = 900.0  # the Gateway's final answer (it retries 3 times)
+    gateway_timeout: float = 3900.0  # the Gateway's final answer (its Result Timeout is an hour, and it retries)
 
 
 def ticket_flow_script(settings: FlowSettings | None = None) -> Callable[[ScriptContext, AlarmEvent], Awaitable[dict[str, Any]]]:

@@ -21,7 +21,8 @@ What the connector's help page says, and where it lives here:
   lock expired (no command from its holder for *Lock Expiry Time*), and answers on *Lock
   Reply*. Every command carries the holder's GUID; a command or a release with any other GUID
   is refused, so two flows never act through one client, and a flow whose lock was forced open
-  or expired hears so at its next command.
+  or expired hears so at its next command. A lock does not expire while a Gateway request of its
+  holder is pending (the flow is waiting for the Gateway, whose answers renew the lock).
 * **Communication page**: *Processing IAS Request Busy Status* (Busy while a search or a
   Gateway request runs; *Force Not Busy* ends a wait that will not end, and the waiting flow
   is told), *Client Processing Data* (what happens now), and the *Communication - Response
@@ -231,6 +232,10 @@ def select_service(protocol: QActionProtocol) -> None:
 
 
 def _lock_expired(protocol: QActionProtocol) -> bool:
+    """No command from the holder for Lock Expiry Time. Not while a Gateway request it sent is
+    pending: its flow is waiting for the Gateway (Force Not Busy ends a wait that will not end)."""
+    if protocol.get_parameter("Pending Gateway Request"):
+        return False
     renewed = protocol.get_parameter("Lock Renewed") or protocol.get_parameter("Lock Time") or 0
     return protocol.now() - renewed >= protocol.get_parameter("Lock Expiry Time")
 
