@@ -214,7 +214,7 @@ def import_service_table(protocol: QActionProtocol, table: int | str, path: str)
         protocol.log(str(error), LogType.ERROR)
         raise
     protocol.fill_array(table, [service.row() for service in services])
-    protocol.log(f"Service Info Table imported from {path.strip()}: {len(services)} services")
+    protocol.log(f"Service Info Table imported from {path.strip()}: {len(services)} service(s)")
     return services
 
 
@@ -229,7 +229,7 @@ def export_service_table(protocol: QActionProtocol, table: int | str, path: str)
     except ServiceInfoCsvError as error:
         protocol.log(str(error), LogType.ERROR)
         raise
-    protocol.log(f"Service Info Table exported to {path.strip()}: {len(services)} services")
+    protocol.log(f"Service Info Table exported to {path.strip()}: {len(services)} service(s)")
     return services
 
 

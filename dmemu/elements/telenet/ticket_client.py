@@ -135,6 +135,10 @@ def _cut(text: str) -> str:
     return text if len(text) <= _TEXT_LIMIT else text[: _TEXT_LIMIT - 3] + "..."
 
 
+def _count(number: int, noun: str) -> str:
+    return f"{number} {noun}" if number == 1 else f"{number} {noun}s"
+
+
 def _short(guid: str) -> str:
     return guid[:8]
 
@@ -167,8 +171,9 @@ def _copy_topology(protocol: QActionProtocol) -> None:
         protocol.set_parameter("Topology Status", message)
         return
     protocol.fill_array(TOPOLOGY_TABLE, rows)
-    protocol.set_parameters({"Topology Status": f"{len(rows)} network elements copied from {source!r}", "Topology Copy Time": protocol.now()})
-    protocol.log(f"Topology: {len(rows)} network elements copied from {source!r}")
+    copied = f"{_count(len(rows), 'network element')} copied from {source!r}"
+    protocol.set_parameters({"Topology Status": copied, "Topology Copy Time": protocol.now()})
+    protocol.log(f"Topology: {copied}")
 
 
 def _selected_service(protocol: QActionProtocol) -> ServiceInfo | None:
@@ -191,7 +196,7 @@ def import_csv(protocol: QActionProtocol) -> None:
     except ServiceInfoCsvError as error:
         protocol.set_parameter("CSV Status", f"Import refused: {error}; the Service Info Table is unchanged")
         raise
-    status = f"Imported {len(services)} services from {path.strip()}"
+    status = f"Imported {_count(len(services), 'service')} from {path.strip()}"
     selected = protocol.get_parameter("Selected Service") or ""
     if selected and selected not in {service.name for service in services}:
         protocol.set_parameters({"Selected Service": "", "Service Selection": ""})
@@ -209,7 +214,7 @@ def export_csv(protocol: QActionProtocol) -> None:
     except ServiceInfoCsvError as error:
         protocol.set_parameter("CSV Status", f"Export failed: {error}")
         raise
-    protocol.set_parameter("CSV Status", f"Exported {len(services)} services to {path.strip()}")
+    protocol.set_parameter("CSV Status", f"Exported {_count(len(services), 'service')} to {path.strip()}")
 
 
 def select_service(protocol: QActionProtocol) -> None:
@@ -380,8 +385,7 @@ def _search(protocol: QActionProtocol, command: dict[str, Any]) -> None:
         error = _cut(f"{type(failure).__name__}: {failure}")
     duration_ms = round((time.monotonic() - wall_start) * 1000, 1)
     found = ", ".join(ticket.ticket_id for ticket in tickets) or "none"
-    count = "1 ticket" if len(tickets) == 1 else f"{len(tickets)} tickets"
-    response = f"{count} found: {found}" if error is None else f"Failed: {error}"
+    response = f"{_count(len(tickets), 'ticket')} found: {found}" if error is None else f"Failed: {error}"
     _record_response(protocol, [
         command_id, started, protocol.now(), duration_ms, service.name if service else "", ticket_type, network_element,
         "" if alarm_id is None else str(alarm_id), SUCCESS if error is None else FAILURE, response, guid,
