@@ -153,6 +153,21 @@ def test_flows_of_several_alarms_run_on_the_clients_at_once_one_ticket_each(dms,
     assert_all_released(suite)
 
 
+def test_an_alarms_flows_run_in_the_order_of_its_events_so_a_change_during_the_create_updates(dms, dmemu_clock, tmp_path, osb):
+    osb.processing_delay = 10  # the create takes a while upstream
+    suite = make_suite(dms, tmp_path, osb, clients=3)
+    router = dms.element("Router 1")
+    router.set("Signal Loss", 40)
+    dmemu_clock.advance(2)
+    router.set("Signal Loss", 70)  # a free client is there, but this flow waits for the create's
+    router.set("Signal Loss", 0)
+    opened, changed, cleared = finish(dms)
+    assert [run.result["action"] for run in (opened, changed, cleared)] == ["created", "updated", "closed"]
+    [ticket] = osb.tickets()
+    assert (ticket.status, ticket.severity) == ("Closed", "Critical")
+    assert_all_released(suite)
+
+
 def test_a_flow_that_fails_releases_its_client_and_leaves_a_trace(dms, tmp_path, osb):
     suite = make_suite(dms, tmp_path, osb)
     osb.stop()  # the ticketing service is down: the search fails
