@@ -19,7 +19,7 @@ from dmemu.elements.telenet.flow import (
 from dmemu.elements.telenet.suite import create_telenet_suite
 from dmemu.elements.telenet.ticket_client import LOCKED, NOT_BUSY, UNLOCKED, lock_message
 from dmemu.protocol import Number, Parameter, Protocol
-from dmemu.simulators import OsbService
+from dmemu.simulators import Fault, OsbService
 
 
 class Router(Protocol):
@@ -188,6 +188,42 @@ def test_a_flow_that_fails_releases_its_client_and_leaves_a_trace(dms, tmp_path,
     assert dms.alarms.get(alarm.id).properties[TICKET_ERROR_PROPERTY] == ""
 
 
+@pytest.mark.parametrize("kind", ["drop", "status", "malformed", "truncated"])
+def test_a_search_that_meets_a_passing_fault_is_tried_again(dms, tmp_path, osb, kind):
+    make_suite(dms, tmp_path, osb)
+    osb.faults.add(Fault(api="osb", kind=kind, operation="SearchTicketRequest", requests={1}))
+    dms.element("Router 1").set("Signal Loss", 40)
+    [run] = finish(dms)
+    assert (run.state, run.result["action"]) == (ScriptState.SUCCEEDED, "created"), run.error
+    assert [record.operation for record in osb.requests()][:2] == ["SearchTicketRequest", "SearchTicketRequest"]
+    assert len(osb.tickets()) == 1
+    assert any("search attempt 1 failed, again in 5 s" in entry.message for entry in run.logs())
+
+
+def test_a_refused_search_is_not_tried_again(dms, tmp_path, osb):
+    make_suite(dms, tmp_path, osb)
+    osb.faults.add(Fault(api="osb", kind="nack", operation="SearchTicketRequest"))
+    dms.element("Router 1").set("Signal Loss", 40)
+    [run] = finish(dms)
+    assert run.state is ScriptState.FAILED and "NACK: simulated refusal of request 1" in run.error
+    assert [record.operation for record in osb.requests()] == ["SearchTicketRequest"]
+
+
+def test_a_client_restarted_while_its_flow_waits_for_the_gateway_still_passes_the_answer_on(dms, dmemu_clock, tmp_path, osb):
+    osb.processing_delay = 20
+    suite = make_suite(dms, tmp_path, osb, clients=1)
+    dms.element("Router 1").set("Signal Loss", 40)
+    run = last_run(dms)
+    dmemu_clock.advance(5)
+    client = suite.clients[0]
+    client.restart()
+    assert (client.get("Lock Status"), client.get("Processing IAS Request Busy Status")) == (LOCKED, 1)
+    run.wait(timeout=120)
+    assert (run.state, run.result["action"], run.result["ticket_id"]) == (ScriptState.SUCCEEDED, "created", "MO-000001"), run.error
+    assert len(osb.tickets()) == 1
+    assert_all_released(suite)
+
+
 def test_a_flow_waits_for_a_client_when_all_are_locked(dms, dmemu_clock, tmp_path, osb):
     suite = make_suite(dms, tmp_path, osb, clients=2)
     for client in suite.clients:
@@ -224,7 +260,7 @@ def test_a_forced_unlock_while_a_flow_waits_for_the_gateway_fails_that_flow_clea
     client.set("Force Unlock", 1)
     run.wait(timeout=60)
     assert run.state is ScriptState.FAILED
-    assert run.error == "TicketFlowError: ticket through 'Telenet Ticket Client 1' failed: abandoned: the lock was forced open by a user"
+    assert run.error == "TicketFlowError: create through 'Telenet Ticket Client 1' failed: abandoned: the lock was forced open by a user"
     assert_all_released(suite)
     # The ticket the Gateway was creating is still made upstream; the next flow finds and updates it.
     dmemu_clock.advance(40)

@@ -226,6 +226,7 @@ def test_an_import_that_drops_the_selected_service_leaves_none_selected(dms, tmp
     assert lock(client, "g1")["granted"]
     reply = search(client, "g1", "c1")
     assert not reply["ok"] and "no ticketing service is selected" in reply["error"]
+    assert not reply["retryable"]
 
 
 def test_searches_go_to_the_selected_service_not_the_elements_own_address(dms, dmemu_clock, tmp_path, osb):
@@ -362,6 +363,7 @@ def test_a_failed_search_is_recorded_and_answered_as_a_failure(dms, tmp_path, os
     osb.stop()  # an outage
     reply = search(client, "flow-a", "c1")
     assert not reply["ok"] and "SerialConnectionError" in reply["error"]
+    assert reply["retryable"]  # an outage may pass: the flow may search again
     row = client.table("Communication - Response Table").row("c1")
     assert row["Result"] == 0 and row["Response"].startswith("Failed: SerialConnectionError")
     assert client.get("Processing IAS Request Busy Status") == NOT_BUSY

@@ -9,11 +9,13 @@ clearing) one run of `ticket_flow`:
    run, to spread the load), and when all are locked waits for one to come free, up to
    `FlowSettings.lock_wait_limit` seconds;
 3. searches the alarm's open ticket through the client (over its serial connection to the
-   ticketing service);
+   ticketing service), again after a passing failure (no answer, a dropped connection), up to
+   `FlowSettings.search_attempts` times;
 4. reads the network element's path details from the client's Ninas Network Path Details;
 5. decides: no open ticket and the alarm active -> create; an open ticket of another severity
    -> update; the alarm cleared and an open ticket -> close; otherwise nothing to send;
-6. sends that through the client to the Ticket Gateway and waits for the asynchronous result;
+6. sends that through the client to the Ticket Gateway and waits for the asynchronous result
+   (once: the Gateway retries it itself, and a new request could make a second ticket);
 7. puts the ticket id on the alarm (property ``Ticket ID``, with ``Ticket Status``), and
 8. releases the client.
 
@@ -75,6 +77,8 @@ class FlowSettings:
     lock_wait_limit: float = 600.0  # all clients locked: how long to wait for one
     lock_poll_interval: float = 5.0  # while waiting, how often the other clients are looked at again
     reply_timeout: float = 60.0  # a lock request's or a search's answer
+    search_attempts: int = 4  # a search that met a passing failure (no answer, a drop) is tried again
+    search_retry_interval: float = 5.0
     gateway_timeout: float = 3900.0  # the Gateway's final answer (its Result Timeout is an hour, and it retries)
 
 
@@ -175,12 +179,21 @@ class _Flow:
             remaining = deadline - ctx.now()
             if remaining <= 0:
                 raise TicketFlowError(f"no Ticket Client came free within {settings.lock_wait_limit:g} s (clients: {', '.join(names)})")
-            watched = names[(first + rounds) % len(names)]
+            pause = min(settings.lock_poll_interval, remaining)
+            locked = [name for name in names if self._held(name)]
+            if not locked:  # none usable (stopped, say): look again later
+                await ctx.sleep(pause)
+                continue
+            watched = locked[(first + rounds) % len(locked)]
             rounds += 1
             try:  # the next client to come free, or another look at them all soon
-                await ctx.wait_for(watched, "Lock Status", lambda status: status == UNLOCKED, timeout=min(settings.lock_poll_interval, remaining))
+                await ctx.wait_for(watched, "Lock Status", lambda status: status == UNLOCKED, timeout=pause)
             except (WaitTimeoutError, DmemuError):
                 pass
+
+    def _held(self, name: str) -> bool:
+        element = self.ctx.dms.find(name)
+        return element is not None and element.state is ElementState.ACTIVE and element.get("Lock Status") == LOCKED
 
     def _looks_free(self, name: str) -> bool:
         """Worth a lock request: active, and unlocked or its lock past expiry."""
@@ -228,7 +241,7 @@ class _Flow:
     # -- commands through the client ---------------------------------------------------------
 
     async def _command(self, command: str, timeout: float, **fields: Any) -> dict[str, Any]:
-        """Send a command under this flow's lock and answer its final reply; a failure raises."""
+        """Send a command under this flow's lock and answer its final reply (failed or not)."""
         assert self.client is not None
         self.commands += 1
         command_id = f"{self.guid}-{self.commands}"
@@ -239,17 +252,29 @@ class _Flow:
             raise TicketFlowError(f"{self.client!r} gave no answer to {command} {command_id} within {timeout:g} s") from None
         reply = _reply_of(text, command_id)
         assert reply is not None
-        if not reply.get("ok"):
-            raise TicketFlowError(f"{command} through {self.client!r} failed: {reply.get('error')}")
         return reply
+
+    async def _search(self) -> list[dict[str, Any]]:
+        """The alarm's open tickets; a passing failure is tried again (a search changes nothing)."""
+        settings = self.settings
+        for attempt in range(1, settings.search_attempts + 1):
+            reply = await self._command(
+                "search", settings.reply_timeout,
+                ticket_type=self.ticket_type, network_element=self.network_element, alarm_id=str(self.alarm.id), status="Open",
+            )  # fmt: skip
+            if reply.get("ok"):
+                return list(reply.get("tickets") or [])
+            if not reply.get("retryable") or attempt == settings.search_attempts:
+                tries = f" (attempt {attempt} of {settings.search_attempts})" if attempt > 1 else ""
+                raise TicketFlowError(f"search through {self.client!r} failed{tries}: {reply.get('error')}")
+            self.ctx.log(f"flow {self.guid}: search attempt {attempt} failed, again in {settings.search_retry_interval:g} s: {reply.get('error')}")
+            await self.ctx.sleep(settings.search_retry_interval)
+        raise AssertionError("unreachable")
 
     async def _handle(self) -> dict[str, Any]:
         alarm = self.alarm
-        reply = await self._command(
-            "search", self.settings.reply_timeout,
-            ticket_type=self.ticket_type, network_element=self.network_element, alarm_id=str(alarm.id), status="Open",
-        )  # fmt: skip
-        open_tickets = [t for t in reply.get("tickets") or [] if t.get("status") == "Open" and t.get("alarm_id") == str(alarm.id)]
+        found = await self._search()
+        open_tickets = [t for t in found if t.get("status") == "Open" and t.get("alarm_id") == str(alarm.id)]
         ticket = open_tickets[0] if open_tickets else None
         severity = alarm.severity if alarm.active else alarm.worst_severity
         outcome: dict[str, Any] = {"client": self.client, "alarm": alarm.id, "network_element": self.network_element}
@@ -277,7 +302,11 @@ class _Flow:
         return {**outcome, "action": "up to date", "ticket_id": ticket["ticket_id"]}
 
     async def _send(self, operation: str, fields: dict[str, Any]) -> str:
+        """A create, update or close through the Gateway, once: the Gateway retries it itself, and
+        sending it again as a new request could make a second ticket."""
         reply = await self._command("ticket", self.settings.gateway_timeout, operation=operation, ticket_type=self.ticket_type, fields=fields)
+        if not reply.get("ok"):
+            raise TicketFlowError(f"{operation} through {self.client!r} failed: {reply.get('error')}")
         ticket_id = reply.get("ticket_id") or fields.get("ticket_id")
         if not ticket_id:
             raise TicketFlowError(f"the Gateway's answer to the {operation} names no ticket: {reply}")
@@ -296,7 +325,11 @@ class _Flow:
     def _set_properties(self, values: dict[str, str]) -> None:
         for key, value in values.items():
             self._set_property(key, value)
-        if self.ctx.dms.alarms.get(self.alarm.id).properties.get(TICKET_ERROR_PROPERTY):
+        try:
+            earlier_error = self.ctx.dms.alarms.get(self.alarm.id).properties.get(TICKET_ERROR_PROPERTY)
+        except DmemuError:  # the alarm left the history meanwhile
+            return
+        if earlier_error:
             self._set_property(TICKET_ERROR_PROPERTY, "")  # an earlier flow's error is over
 
     def _set_property(self, key: str, value: str) -> None:

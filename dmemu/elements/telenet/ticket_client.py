@@ -69,7 +69,7 @@ from dmemu.protocol import (
     Timer,
 )
 
-from .osb_messages import SEARCH_TICKET, OsbError, parse_search_response, search_request
+from .osb_messages import SEARCH_TICKET, OsbError, OsbFaultError, OsbNackError, parse_search_response, search_request
 from .service_info import (
     ServiceInfo,
     ServiceInfoCsvError,
@@ -367,6 +367,7 @@ def _search(protocol: QActionProtocol, command: dict[str, Any]) -> None:
     what = f"{ticket_type} tickets of {network_element!r}" + (f" for alarm {alarm_id}" if alarm_id not in (None, "") else "")
     tickets: list[Any] = []
     error: str | None = None
+    retryable = False  # whether the same search may well work a moment later
     protocol.set_parameters({"Processing IAS Request Busy Status": BUSY, "Client Processing Data": f"Searching {what}"})
     try:
         if service is None:
@@ -383,6 +384,7 @@ def _search(protocol: QActionProtocol, command: dict[str, Any]) -> None:
             raise OsbError(f"HTTP {answer.status} {answer.reason}")
     except (DmemuError, OSError, ValueError) as failure:  # serial, OSB, a bad service or field
         error = _cut(f"{type(failure).__name__}: {failure}")
+        retryable = _transient(failure)
     duration_ms = round((time.monotonic() - wall_start) * 1000, 1)
     found = ", ".join(ticket.ticket_id for ticket in tickets) or "none"
     response = f"{_count(len(tickets), 'ticket')} found: {found}" if error is None else f"Failed: {error}"
@@ -395,7 +397,17 @@ def _search(protocol: QActionProtocol, command: dict[str, Any]) -> None:
     protocol.set_parameters({"Processing IAS Request Busy Status": NOT_BUSY, "Client Processing Data": f"Search of {what}: {response}"})
     if error is not None:
         protocol.log(f"search {command_id} of {what} failed: {error}", LogType.ERROR)
-    _reply_command(protocol, command_id, guid, error=error, tickets=[ticket.as_dict() for ticket in tickets])
+    _reply_command(protocol, command_id, guid, error=error, retryable=retryable, tickets=[ticket.as_dict() for ticket in tickets])
+
+
+def _transient(failure: BaseException) -> bool:
+    """A failure the same search may not meet again: no answer, a broken connection, a service
+    fault of its own, an answer that is not what a search answers. A NACK, a fault blaming the
+    request, a bad request or no service selected stay as they are."""
+    cause = failure.__cause__ if isinstance(failure, OsbError) and failure.__cause__ is not None else failure
+    if isinstance(cause, (OsbNackError, ServiceSelectionError)) or (isinstance(cause, OsbFaultError) and cause.client_fault):
+        return False
+    return isinstance(cause, (DmemuError, OSError)) and not isinstance(cause, ValueError)
 
 
 def _ticket_row(ticket: Any) -> list[Any]:
