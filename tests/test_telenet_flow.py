@@ -188,8 +188,8 @@ def test_a_flow_that_fails_releases_its_client_and_leaves_a_trace(dms, tmp_path,
     assert dms.alarms.get(alarm.id).properties[TICKET_ERROR_PROPERTY] == ""
 
 
-@pytest.mark.parametrize("kind", ["drop", "status", "malformed", "truncated"])
-def test_a_search_that_meets_a_passing_fault_is_tried_again(dms, tmp_path, osb, kind):
+@pytest.mark.parametrize("kind", ["drop", "status", "malformed", "truncated", "nack"])
+def test_a_search_that_meets_a_passing_fault_is_made_again(dms, tmp_path, osb, kind):
     make_suite(dms, tmp_path, osb)
     osb.faults.add(Fault(api="osb", kind=kind, operation="SearchTicketRequest", requests={1}))
     dms.element("Router 1").set("Signal Loss", 40)
@@ -197,16 +197,35 @@ def test_a_search_that_meets_a_passing_fault_is_tried_again(dms, tmp_path, osb, 
     assert (run.state, run.result["action"]) == (ScriptState.SUCCEEDED, "created"), run.error
     assert [record.operation for record in osb.requests()][:2] == ["SearchTicketRequest", "SearchTicketRequest"]
     assert len(osb.tickets()) == 1
-    assert any("search attempt 1 failed, again in 5 s" in entry.message for entry in run.logs())
+    assert any("attempt 1 failed, again in 10 s: search through" in entry.message for entry in run.logs())
 
 
-def test_a_refused_search_is_not_tried_again(dms, tmp_path, osb):
+@pytest.mark.parametrize("kind", ["nack", "fail"])
+def test_a_refused_or_failed_create_is_decided_again_after_a_new_search(dms, tmp_path, osb, kind):
     make_suite(dms, tmp_path, osb)
+    osb.faults.add(Fault(api="osb", kind=kind, operation="CreateTicketRequest", requests={2}))  # after the search
+    dms.element("Router 1").set("Signal Loss", 40)
+    [run] = finish(dms)
+    assert (run.state, run.result["action"]) == (ScriptState.SUCCEEDED, "created"), run.error
+    assert len([ticket for ticket in osb.tickets() if ticket.status == "Open"]) == 1
+    assert any("attempt 1 failed, again in 10 s: create through" in entry.message for entry in run.logs())
+
+
+def test_a_flow_gives_up_after_its_attempts_and_says_so(dms, tmp_path, osb):
+    make_suite(dms, tmp_path, osb, settings=FlowSettings(attempts=2, retry_interval=1))
     osb.faults.add(Fault(api="osb", kind="nack", operation="SearchTicketRequest"))
     dms.element("Router 1").set("Signal Loss", 40)
     [run] = finish(dms)
-    assert run.state is ScriptState.FAILED and "NACK: simulated refusal of request 1" in run.error
-    assert [record.operation for record in osb.requests()] == ["SearchTicketRequest"]
+    assert run.state is ScriptState.FAILED and run.error.endswith("NACK: simulated refusal of request 2 (attempt 2 of 2)")
+    assert [record.operation for record in osb.requests()] == ["SearchTicketRequest", "SearchTicketRequest"]
+
+
+def test_a_search_the_service_cannot_read_is_not_made_again(dms, tmp_path, osb):
+    make_suite(dms, tmp_path, osb, settings=FlowSettings(ticket_type="XX"))  # no such ticket type
+    dms.element("Router 1").set("Signal Loss", 40)
+    [run] = finish(dms)
+    assert run.state is ScriptState.FAILED and "search through" in run.error and "(attempt" not in run.error
+    assert len(osb.requests()) <= 1
 
 
 def test_a_client_restarted_while_its_flow_waits_for_the_gateway_still_passes_the_answer_on(dms, dmemu_clock, tmp_path, osb):

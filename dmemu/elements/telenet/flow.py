@@ -9,13 +9,15 @@ clearing) one run of `ticket_flow`:
    run, to spread the load), and when all are locked waits for one to come free, up to
    `FlowSettings.lock_wait_limit` seconds;
 3. searches the alarm's open ticket through the client (over its serial connection to the
-   ticketing service), again after a passing failure (no answer, a dropped connection), up to
-   `FlowSettings.search_attempts` times;
+   ticketing service);
 4. reads the network element's path details from the client's Ninas Network Path Details;
 5. decides: no open ticket and the alarm active -> create; an open ticket of another severity
    -> update; the alarm cleared and an open ticket -> close; otherwise nothing to send;
-6. sends that through the client to the Ticket Gateway and waits for the asynchronous result
-   (once: the Gateway retries it itself, and a new request could make a second ticket);
+6. sends that through the client to the Ticket Gateway and waits for the asynchronous result;
+   after a failure that may pass (no answer to the search, a NACK, a FAILED result, the Gateway
+   without an answer after its retries) it searches and decides again, after
+   `FlowSettings.retry_interval`, up to `FlowSettings.attempts` times: the new search shows what
+   an earlier attempt did upstream, so no second ticket is made;
 7. puts the ticket id on the alarm (property ``Ticket ID``, with ``Ticket Status``), and
 8. releases the client.
 
@@ -67,6 +69,17 @@ class TicketFlowError(DmemuError):
     """A ticketing flow could not do its work; the message says where and why."""
 
 
+class _Retryable(TicketFlowError):
+    """A failure that may pass and left nothing behind upstream, or something the next search
+    shows: a search without an answer, a broken connection, a NACK; a create, update or close
+    the service refused (NACK), whose processing failed (FAILED) or that the Gateway could not
+    get an answer to. The flow searches and decides again. A lost lock is never retried."""
+
+
+# The Gateway's error replies (contract) after which searching and deciding again is safe.
+_GATEWAY_RETRYABLE = ("NACK:", "FAILED:", "no answer after")
+
+
 @attrs.frozen
 class FlowSettings:
     """How a flow behaves. `clients`: the Ticket Client element names it may use (None: every
@@ -77,8 +90,8 @@ class FlowSettings:
     lock_wait_limit: float = 600.0  # all clients locked: how long to wait for one
     lock_poll_interval: float = 5.0  # while waiting, how often the other clients are looked at again
     reply_timeout: float = 60.0  # a lock request's or a search's answer
-    search_attempts: int = 4  # a search that met a passing failure (no answer, a drop) is tried again
-    search_retry_interval: float = 5.0
+    attempts: int = 4  # search, decide and send, again after a failure that may pass (see `_Retryable`)
+    retry_interval: float = 10.0
     gateway_timeout: float = 3900.0  # the Gateway's final answer (its Result Timeout is an hour, and it retries)
 
 
@@ -255,23 +268,31 @@ class _Flow:
         return reply
 
     async def _search(self) -> list[dict[str, Any]]:
-        """The alarm's open tickets; a passing failure is tried again (a search changes nothing)."""
-        settings = self.settings
-        for attempt in range(1, settings.search_attempts + 1):
-            reply = await self._command(
-                "search", settings.reply_timeout,
-                ticket_type=self.ticket_type, network_element=self.network_element, alarm_id=str(self.alarm.id), status="Open",
-            )  # fmt: skip
-            if reply.get("ok"):
-                return list(reply.get("tickets") or [])
-            if not reply.get("retryable") or attempt == settings.search_attempts:
-                tries = f" (attempt {attempt} of {settings.search_attempts})" if attempt > 1 else ""
-                raise TicketFlowError(f"search through {self.client!r} failed{tries}: {reply.get('error')}")
-            self.ctx.log(f"flow {self.guid}: search attempt {attempt} failed, again in {settings.search_retry_interval:g} s: {reply.get('error')}")
-            await self.ctx.sleep(settings.search_retry_interval)
-        raise AssertionError("unreachable")
+        """The alarm's open tickets upstream."""
+        reply = await self._command(
+            "search", self.settings.reply_timeout,
+            ticket_type=self.ticket_type, network_element=self.network_element, alarm_id=str(self.alarm.id), status="Open",
+        )  # fmt: skip
+        if reply.get("ok"):
+            return list(reply.get("tickets") or [])
+        failure = _Retryable if reply.get("retryable") else TicketFlowError
+        raise failure(f"search through {self.client!r} failed: {reply.get('error')}")
 
     async def _handle(self) -> dict[str, Any]:
+        """Search, decide and send, again after a failure that changed nothing upstream (or
+        whose outcome the next search shows), up to `FlowSettings.attempts` times."""
+        settings = self.settings
+        for attempt in range(1, settings.attempts + 1):
+            try:
+                return await self._search_decide_send()
+            except _Retryable as failure:
+                if attempt == settings.attempts:
+                    raise TicketFlowError(f"{failure} (attempt {attempt} of {settings.attempts})") from None
+                self.ctx.log(f"flow {self.guid}: attempt {attempt} failed, again in {settings.retry_interval:g} s: {failure}")
+                await self.ctx.sleep(settings.retry_interval)
+        raise AssertionError("unreachable")
+
+    async def _search_decide_send(self) -> dict[str, Any]:
         alarm = self.alarm
         found = await self._search()
         open_tickets = [t for t in found if t.get("status") == "Open" and t.get("alarm_id") == str(alarm.id)]
@@ -306,7 +327,9 @@ class _Flow:
         sending it again as a new request could make a second ticket."""
         reply = await self._command("ticket", self.settings.gateway_timeout, operation=operation, ticket_type=self.ticket_type, fields=fields)
         if not reply.get("ok"):
-            raise TicketFlowError(f"{operation} through {self.client!r} failed: {reply.get('error')}")
+            error = str(reply.get("error"))
+            failure = _Retryable if error.startswith(_GATEWAY_RETRYABLE) else TicketFlowError
+            raise failure(f"{operation} through {self.client!r} failed: {error}")
         ticket_id = reply.get("ticket_id") or fields.get("ticket_id")
         if not ticket_id:
             raise TicketFlowError(f"the Gateway's answer to the {operation} names no ticket: {reply}")

@@ -275,12 +275,11 @@ def lock_request(protocol: QActionProtocol) -> None:
             since = protocol.get_parameter("Lock Time") or now
             _reply_lock(protocol, request, False, f"locked by flow {holder} for {now - since:g} s")
             return
-        if holder and holder != guid:
-            idle = now - (protocol.get_parameter("Lock Renewed") or now)
-            message = f"the lock of flow {holder} expired ({idle:g} s without a command) and was taken by flow {guid}"
-            protocol.log(message, LogType.ERROR)
-            _abandon_pending(protocol, f"the lock of flow {holder} expired")
-        if holder != guid:  # a new flow: its own search results only
+        if holder != guid:  # a new flow: nothing of the last one's goes on, its own search results only
+            if holder:
+                idle = now - (protocol.get_parameter("Lock Renewed") or now)
+                protocol.log(f"the lock of flow {holder} expired ({idle:g} s without a command) and was taken by flow {guid}", LogType.ERROR)
+            _abandon_pending(protocol, f"the lock of flow {holder} expired" if holder else f"flow {guid} took the client")
             protocol.clear_table(SEARCHED_TICKETS_TABLE)
             protocol.set_parameters({"Lock Status": LOCKED, "LockGuidId": guid, "Lock Time": now})
             protocol.set_parameters({"Processing IAS Request Busy Status": NOT_BUSY, "Client Processing Data": f"Locked by flow {_short(guid)}"})
@@ -307,7 +306,7 @@ def force_unlock(protocol: QActionProtocol) -> None:
     if not holder:
         protocol.log("Force Unlock: the client was not locked")
         return
-    since = protocol.get_parameter("Lock Time")
+    since = DateTime().display(protocol.get_parameter("Lock Time"))
     protocol.log(f"Force Unlock: the lock of flow {holder} (held since {since}) was forced open by a user", LogType.ERROR)
     _unlock(protocol, "the lock was forced open by a user")
     protocol.set_parameter("Client Processing Data", f"Unlocked by a user (was held by flow {_short(holder)})")
@@ -402,10 +401,12 @@ def _search(protocol: QActionProtocol, command: dict[str, Any]) -> None:
 
 def _transient(failure: BaseException) -> bool:
     """A failure the same search may not meet again: no answer, a broken connection, a service
-    fault of its own, an answer that is not what a search answers. A NACK, a fault blaming the
-    request, a bad request or no service selected stay as they are."""
+    fault of its own, an answer that is not what a search answers, a refusal (NACK). A fault
+    blaming the request, a bad request or no service selected stay as they are."""
     cause = failure.__cause__ if isinstance(failure, OsbError) and failure.__cause__ is not None else failure
-    if isinstance(cause, (OsbNackError, ServiceSelectionError)) or (isinstance(cause, OsbFaultError) and cause.client_fault):
+    if isinstance(cause, OsbNackError):
+        return True
+    if isinstance(cause, ServiceSelectionError) or (isinstance(cause, OsbFaultError) and cause.client_fault):
         return False
     return isinstance(cause, (DmemuError, OSError)) and not isinstance(cause, ValueError)
 
