@@ -168,6 +168,35 @@ def test_an_alarms_flows_run_in_the_order_of_its_events_so_a_change_during_the_c
     assert_all_released(suite)
 
 
+def test_a_burst_of_alarms_under_faults_gets_one_ticket_each_and_never_a_client_twice(dms, tmp_path, dmemu_clock):
+    with OsbService(clock=dmemu_clock.now, processing_delay=3, seed=7) as osb:
+        names = [f"Router {n}" for n in range(1, 31)]
+        suite = create_telenet_suite(dms, tmp_path / "suite", service=("127.0.0.1", osb.port), clients=3, monitored=names, timeout=5)
+        replies: dict[str, list[dict]] = {client.name: [] for client in suite.clients}
+        for client in suite.clients:
+            client.add_change_listener(lambda element, change: replies[element.name].append(json.loads(change.value)),
+                                       ids=(client.protocol.model.resolve("Lock Reply"),))  # fmt: skip
+        for name in names:
+            dms.alarms.assign_template(dms.create_element(Router, name), ROUTER_ALARMS)
+        for kind in ("drop", "lost", "nack", "fail", "malformed"):
+            osb.faults.add(Fault(api="osb", kind=kind, probability=0.04))
+        for name in names:
+            dms.element(name).set("Signal Loss", 40)
+        runs = finish(dms)
+        assert [run.state for run in runs] == [ScriptState.SUCCEEDED] * 30, [run.error for run in runs if run.error]
+        per_alarm: dict[str, int] = {}
+        for ticket in osb.tickets():
+            per_alarm[ticket.alarm_id] = per_alarm.get(ticket.alarm_id, 0) + 1
+        assert len(per_alarm) == 30 and set(per_alarm.values()) == {1}
+        assert len({record.fault for record in osb.requests() if record.fault}) >= 3  # the faults did strike
+        for name, answers in replies.items():  # grants and releases alternate on every client
+            holder = None
+            for reply in (reply for reply in answers if reply["granted"]):
+                assert (reply["action"], holder) in (("lock", None), ("release", reply["guid"])), (name, reply, holder)
+                holder = reply["guid"] if reply["action"] == "lock" else None
+        assert_all_released(suite)
+
+
 def test_a_flow_that_fails_releases_its_client_and_leaves_a_trace(dms, tmp_path, osb):
     suite = make_suite(dms, tmp_path, osb)
     osb.stop()  # the ticketing service is down: the search fails
