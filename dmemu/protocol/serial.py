@@ -229,13 +229,12 @@ class SerialPort:
         timeout: float | None = None,
     ) -> HttpAnswer:
         """Send an HTTP/1.1 request (with Host and Content-Length) and read its answer."""
-        host, port = self._target
-        fields: CaseInsensitiveDict[str] = CaseInsensitiveDict({"Host": f"[{host}]:{port}" if ":" in host else f"{host}:{port}"})
-        fields.update(headers or {})
-        fields["Content-Length"] = str(len(body))
-        head = "".join(f"{name}: {value}\r\n" for name, value in fields.items())
-        request = f"{method} {path} HTTP/1.1\r\n{head}\r\n".encode("latin-1") + body
-        with self._lock:
+        with self._lock:  # the Host header names the target this request goes to
+            fields: CaseInsensitiveDict[str] = CaseInsensitiveDict({"Host": self._address})
+            fields.update(headers or {})
+            fields["Content-Length"] = str(len(body))
+            head = "".join(f"{name}: {value}\r\n" for name, value in fields.items())
+            request = f"{method} {path} HTTP/1.1\r\n{head}\r\n".encode("latin-1") + body
             answer = HttpFraming.parse(self.exchange(request, HttpFraming(), timeout=timeout))
             if answer.headers.get("Connection", "").lower() == "close":
                 self._drop()
@@ -253,16 +252,9 @@ class SerialPort:
             self._socket.close()
             self._socket = None
 
-    def _remaining(self, deadline: float, seconds: float, doing: str) -> float:
-        remaining = deadline - time.monotonic()
-        if remaining <= 0:
-            raise SerialTimeoutError(f"{self._address}: {doing} within {seconds} s", target=self._target)
-        return remaining
-
     def _connect(self, deadline: float, seconds: float) -> socket.socket:
-        remaining = self._remaining(deadline, seconds, "no connection")
         try:
-            sock = socket.create_connection(self._target, timeout=remaining)
+            sock = socket.create_connection(self._target, timeout=_remaining(deadline))
         except TimeoutError:
             raise SerialTimeoutError(f"{self._address}: no connection within {seconds} s", target=self._target) from None
         except OSError as error:
@@ -274,10 +266,10 @@ class SerialPort:
     def _send_and_read(self, sock: socket.socket, data: bytes, framing: Framing, deadline: float, seconds: float) -> bytes:
         received = b""
         try:
-            sock.settimeout(self._remaining(deadline, seconds, "no complete answer"))
+            sock.settimeout(_remaining(deadline))
             sock.sendall(data)
             while (end := framing.answer_end(received)) is None:
-                sock.settimeout(self._remaining(deadline, seconds, f"no complete answer ({len(received)} bytes received)"))
+                sock.settimeout(_remaining(deadline))
                 chunk = sock.recv(_RECEIVE_SIZE)
                 if not chunk:
                     raise _PeerClosed(len(received), f"the connection was closed after {len(received)} bytes of the answer")
@@ -292,6 +284,14 @@ class SerialPort:
             raise _PeerClosed(len(received), f"the connection was lost after {len(received)} bytes of the answer: {error}") from None
         # Bytes past the answer were asked for by no command; the next exchange drops them.
         return received[:end]
+
+
+def _remaining(deadline: float) -> float:
+    """Seconds left before `deadline` (time.monotonic); `TimeoutError` when none are."""
+    remaining = deadline - time.monotonic()
+    if remaining <= 0:
+        raise TimeoutError
+    return remaining
 
 
 def _closed_by_peer(sock: socket.socket) -> bool:
