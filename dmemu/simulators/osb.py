@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable, Iterable, Mapping
-from typing import Literal
 from xml.etree.ElementTree import Element, ParseError
 from xml.sax.saxutils import escape
 
@@ -50,15 +49,15 @@ WRITE_OPERATIONS = (CREATE, UPDATE, CLOSE)  # ACKed, then processed: each has a 
 
 ID_WIDTH = 6  # MO-000001
 
-# A field is an identifier (text that must not be empty), free text (may be empty) or one of some values.
 _IDENTIFIER = "identifier"
 _TEXT = "text"
-FieldKind = tuple[str, ...] | Literal["identifier", "text"]
 
 
 @attrs.frozen
 class _Field:
-    kind: FieldKind
+    # _IDENTIFIER (text that must not be empty), _TEXT (free, may be empty) or the values it takes.
+    # An optional identifier or value given empty counts as not given (a search's "any").
+    kind: tuple[str, ...] | str
     required: bool = True
 
 
@@ -154,19 +153,23 @@ def _local_name(element: Element, what: str) -> str:
 def _fields(operation: str, element: Element) -> dict[str, str]:
     allowed = FIELDS[operation]
     found: dict[str, str] = {}
+    seen: set[str] = set()
     for child in element:
         name = _local_name(child, f"{operation} field")
         field = allowed.get(name)
         if field is None:
             raise SoapFault(f"{operation} has no field {name!r}; its fields are {', '.join(allowed)}")
-        if name in found:
+        if name in seen:
             raise SoapFault(f"{operation}: {name} is given twice")
+        seen.add(name)
         if len(child):
             raise SoapFault(f"{operation}: {name} holds elements; it takes text")
         text = child.text or ""
         if field.kind != _TEXT:
             text = text.strip()
             if not text:
+                if not field.required:
+                    continue
                 raise SoapFault(f"{operation}: {name} is empty")
             if field.kind != _IDENTIFIER and text not in field.kind:
                 raise SoapFault(f"{operation}: {name} {text!r} is not one of {', '.join(field.kind)}")
@@ -266,6 +269,8 @@ class OsbTickets:
         self.clock = clock
         self.processing_delay = processing_delay
         self._tickets: dict[str, OsbTicket] = {}
+        # (ticket type, network element) -> ticket ids, as a search names both: it reads only those
+        self._by_element: dict[tuple[str, str], list[str]] = {}
         self._counters = dict.fromkeys(TICKET_TYPES, 0)
         self._transactions: dict[str, OsbTransaction] = {}
         self._by_request_id: dict[str, OsbTransaction] = {}
@@ -318,7 +323,7 @@ class OsbTickets:
                 self._next_ticket_id(ticket_type), ticket_type, status, severity, network_element, alarm_id,
                 path_details, description, now, now, resolution,
             )  # fmt: skip
-            self._tickets[ticket.ticket_id] = ticket
+            self._add(ticket)
             return ticket
 
     # -- the operations --------------------------------------------------------------------------
@@ -342,13 +347,13 @@ class OsbTickets:
         return _response(operation, _elements([("Result", ACK), ("TransactionId", transaction_id)]))
 
     def _search(self, fields: Mapping[str, str]) -> list[OsbTicket]:
-        wanted = {
-            "ticket_type": fields["TicketType"],
-            "network_element": fields["NetworkElement"],
-            "alarm_id": fields.get("AlarmId"),
-            "status": fields.get("Status"),
-        }
-        found = [t for t in self._tickets.values() if all(value is None or getattr(t, name) == value for name, value in wanted.items())]
+        alarm_id, status = fields.get("AlarmId"), fields.get("Status")
+        ticket_ids = self._by_element.get((fields["TicketType"], fields["NetworkElement"]), [])
+        found = [
+            ticket
+            for ticket in map(self._tickets.__getitem__, ticket_ids)
+            if (alarm_id is None or ticket.alarm_id == alarm_id) and (status is None or ticket.status == status)
+        ]
         return sorted(found, key=lambda ticket: ticket.order)
 
     def _result(self, transaction_id: str) -> str:
@@ -411,7 +416,7 @@ class OsbTickets:
                 self._next_ticket_id(ticket_type), ticket_type, "Open", fields["Severity"], fields["NetworkElement"],
                 fields["AlarmId"], fields["PathDetails"], fields["Description"], when, when,
             )  # fmt: skip
-            self._tickets[ticket.ticket_id] = ticket
+            self._add(ticket)
             return attrs.evolve(transaction, status=COMPLETED, ticket_id=ticket.ticket_id)
         ticket = self._tickets[fields["TicketId"]]  # ACKed for a known ticket; tickets are never removed
         if ticket.status == "Closed":
@@ -422,6 +427,10 @@ class OsbTickets:
             changed = attrs.evolve(ticket, status="Closed", resolution=fields.get("Resolution", ""), updated_time=when)
         self._tickets[ticket.ticket_id] = changed
         return attrs.evolve(transaction, status=COMPLETED, ticket_id=ticket.ticket_id)
+
+    def _add(self, ticket: OsbTicket) -> None:
+        self._tickets[ticket.ticket_id] = ticket
+        self._by_element.setdefault((ticket.ticket_type, ticket.network_element), []).append(ticket.ticket_id)
 
     def _next_ticket_id(self, ticket_type: str) -> str:
         self._counters[ticket_type] += 1
