@@ -25,7 +25,7 @@ from dmemu.elements.telenet.osb_messages import (
     OsbRequestError,
     TransactionResult,
 )
-from dmemu.elements.telenet.ticket_gateway import TelenetTicketGateway
+from dmemu.elements.telenet.ticket_gateway import TelenetTicketGateway, TicketRequest
 from dmemu.protocol import (
     BYPASS_PROXY,
     Connection,
@@ -508,3 +508,18 @@ def test_finished_requests_are_kept_a_while_and_the_communication_table_is_cappe
     assert len(gateway.table("Request Buffer")) == 5
     clock.advance(1)
     assert len(gateway.table("Request Buffer")) == 0 and gateway.get("Done Requests") == 0
+
+
+def test_a_request_the_service_cannot_read_is_not_sent_again(
+    gateway: Element, requester: Element, osb_service: OsbService, clock: VirtualClock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    osb_service.stop()
+    request_id = ask(requester, "search", network_element="ne-1")  # buffered: the service is down
+    # What the service will call unreadable (here an operation it does not know) is a SOAP Client Fault.
+    monkeypatch.setattr(TicketRequest, "xml", lambda self, request_id: osb.build_request(osb.Operation("ListTickets", ()), {}))
+    osb_service.start()
+    clock.advance(60)
+    [reply] = replies_to(request_id)
+    assert reply.error is not None and reply.error.startswith("HTTP 500 Internal Server Error: SOAP Fault soapenv:Client:")
+    assert len(osb_service.requests()) == 1
+    assert gateway.get("API Status") == 6  # Request Refused

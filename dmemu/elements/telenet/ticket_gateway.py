@@ -39,6 +39,7 @@ What the connector's help page says, and where it lives here:
 
 from __future__ import annotations
 
+import functools
 import json
 import time
 from collections.abc import Callable, Mapping
@@ -78,6 +79,7 @@ from .osb_messages import (
     SERVICE_PATH,
     TICKET_TYPES,
     UPDATE_TICKET,
+    FoundTicket,
     Operation,
     OsbAck,
     OsbAnswerError,
@@ -110,6 +112,7 @@ HIGH, LOW = 1, 2
 QUEUED, SENT, AWAITING_RESULT, DONE, FAILED_STATE = range(5)
 STATE_NAMES = {QUEUED: "Queued", SENT: "Sent", AWAITING_RESULT: "Awaiting Result", DONE: "Done", FAILED_STATE: "Failed"}
 WAITING = (QUEUED, SENT)  # not yet acknowledged: to be sent (again)
+FINISHED = (DONE, FAILED_STATE)
 # Communication states (parameter "API Status")
 NOT_CONTACTED, OK, TIMEOUT, CONNECTION_FAILED, HTTP_ERROR, INVALID_ANSWER, REFUSED = range(7)
 RETRIED_STATUSES = frozenset({408, 429})  # besides every 5xx: a busy or briefly broken service
@@ -361,69 +364,76 @@ class _Round:
         self.now = protocol.now()
         self.service = _Service(protocol)
         self.max_retries = int(protocol.get_parameter("Max Retries"))
-        self.rows = [_Buffered.of(key, protocol.get_row(BUFFER, key)) for key in protocol.get_keys(BUFFER)]
-        self.rows.sort(key=lambda row: row.sequence)
+        # A round reads a few columns of every row, and whole rows only of the requests it acts on.
+        self.states: dict[str, int] = protocol.get_column(BUFFER, "State")
+        self.next_action: dict[str, float] = protocol.get_column(BUFFER, "Next Action Time")
+        sequence = protocol.get_column(BUFFER, "Sequence")
+        self.order = sorted((key for key, state in self.states.items() if state not in FINISHED), key=sequence.__getitem__)
+
+    def due(self, key: str) -> bool:
+        return (self.next_action[key] or 0) <= self.now
+
+    def load(self, key: str) -> _Buffered:
+        return _Buffered.of(key, self.protocol.get_row(BUFFER, key))
 
     def run(self) -> None:
         self.remove_expired()
-        for row in [row for row in self.rows if row.state == AWAITING_RESULT and row.next_action <= self.now]:
+        for key in [key for key in self.order if self.states[key] == AWAITING_RESULT and self.due(key)]:
             if self.service.stopped:
                 break
-            self.poll(row)
-        waiting = [row for row in self.rows if row.state in WAITING]
-        urgent = [row for row in waiting if row.priority == HIGH]
-        for row in urgent:  # in the order they came; one waiting for its retry holds the rest back
-            if self.service.stopped or row.next_action > self.now:
+            self.poll(self.load(key))
+        priority = self.protocol.get_column(BUFFER, "Priority")
+        urgent = [key for key in self.order if self.states[key] in WAITING and priority[key] == HIGH]
+        for key in urgent:  # in the order they came; one waiting for its retry holds the rest back
+            if self.service.stopped or not self.due(key):
                 break
-            self.send(row)
-        if not self.service.stopped and all(row.state not in WAITING for row in urgent):
-            self.send_searches([row for row in waiting if row.priority == LOW])
+            self.send(self.load(key))
+        if not self.service.stopped and all(self.states[key] not in WAITING for key in urgent):
+            self.send_searches([key for key in self.order if self.states[key] in WAITING and priority[key] == LOW])
         self.show_depth()
 
-    def send_searches(self, searches: list[_Buffered]) -> None:
+    def send_searches(self, searches: list[str]) -> None:
         """At most Search Rate a second: a budget of one second's searches at most, spent as they go."""
         protocol = self.protocol
         interval = 1.0 / protocol.get_parameter("Search Rate")
         budget_span = max(interval, 1.0)
         next_search = protocol.get_parameter("Next Search Time")
         next_search = self.now - budget_span if next_search is None else next_search
-        for row in searches:
+        for key in searches:
             if self.service.stopped or next_search > self.now:
                 break
-            if row.next_action > self.now:
+            if not self.due(key):
                 continue  # waiting for its retry
             next_search = max(next_search, self.now - budget_span + interval) + interval
-            self.send(row)
+            self.send(self.load(key))
         protocol.set_parameter("Next Search Time", next_search)
 
     def send(self, row: _Buffered) -> None:
         protocol = self.protocol
-        row.attempts, row.state = row.attempts + 1, SENT
+        row.attempts = row.attempts + 1
+        self._state(row, SENT)
         _write(protocol, row.key, State=SENT, Attempts=row.attempts)
         operation = row.request.wire
+        parse = parse_search_answer if operation is SEARCH_TICKET else functools.partial(parse_ticket_response, operation=operation)
         try:
-            if operation is SEARCH_TICKET:
-                tickets = self.service.exchange(operation, row.request.xml(row.key), parse_search_response_or_nack, row.key, row.attempts)
-            else:
-                answer = self.service.exchange(
-                    operation, row.request.xml(row.key), lambda body: parse_ticket_response(body, operation), row.key, row.attempts
-                )
+            answer = self.service.exchange(operation, row.request.xml(row.key), parse, row.key, row.attempts)
         except _Failure as failure:
             self.failed_attempt(row, str(failure), retry=failure.retry)
             return
-        if operation is SEARCH_TICKET:
-            if isinstance(tickets, OsbNackError):
-                self.finish(row, error=f"NACK: {tickets.reason}")
-            else:
-                self.finish(row, answer={"stage": "result", "status": COMPLETED, "tickets": [ticket.as_dict() for ticket in tickets]})
+        if isinstance(answer, (OsbNack, OsbNackError)):
+            self.finish(row, error=f"NACK: {answer.reason}")
         elif isinstance(answer, OsbAck):
-            row.state, row.transaction_id = AWAITING_RESULT, answer.transaction_id
+            row.transaction_id = answer.transaction_id
+            self._state(row, AWAITING_RESULT)
             interval = protocol.get_parameter("Result Poll Interval")
             _write(protocol, row.key, State=AWAITING_RESULT, Transaction_ID=answer.transaction_id, Acknowledged_Time=self.now,
                    Next_Action_Time=self.now + interval, Last_Error="")  # fmt: skip
             self.reply(row, {"stage": "ack", "transaction_id": answer.transaction_id})
-        else:
-            self.finish(row, error=f"NACK: {answer.reason}")
+        else:  # the tickets a search found
+            self.finish(row, answer={"stage": "result", "status": COMPLETED, "tickets": [ticket.as_dict() for ticket in answer]})
+
+    def _state(self, row: _Buffered, state: int) -> None:
+        row.state = self.states[row.key] = state
 
     def failed_attempt(self, row: _Buffered, error: str, *, retry: bool) -> None:
         if not retry:
@@ -459,7 +469,8 @@ class _Round:
         _write(protocol, row.key, Next_Action_Time=row.next_action, Last_Error=error)
 
     def finish(self, row: _Buffered, *, answer: Any = None, error: str | None = None) -> None:
-        row.state, row.finished = (DONE if error is None else FAILED_STATE), self.now
+        row.finished = self.now
+        self._state(row, DONE if error is None else FAILED_STATE)
         _write(self.protocol, row.key, State=row.state, Finished_Time=self.now, Last_Error=error or "")
         self.reply(row, answer, error)
 
@@ -471,14 +482,16 @@ class _Round:
     def remove_expired(self) -> None:
         """Done and Failed rows go once kept Finished Request Retention seconds."""
         keep = self.protocol.get_parameter("Finished Request Retention")
-        expired = {row.key for row in self.rows if row.finished is not None and row.state in (DONE, FAILED_STATE) and self.now - row.finished >= keep}
+        finished = self.protocol.get_column(BUFFER, "Finished Time")
+        expired = [key for key, state in self.states.items() if state in FINISHED and self.now - (finished[key] or 0) >= keep]
         if expired:
             self.protocol.delete_row(BUFFER, expired)
-            self.rows = [row for row in self.rows if row.key not in expired]
+            for key in expired:
+                del self.states[key]
 
     def show_depth(self) -> None:
         counts = dict.fromkeys(STATE_NAMES, 0)
-        for state in self.protocol.get_column(BUFFER, "State").values():
+        for state in self.states.values():  # kept current through the round
             counts[int(state)] += 1
         self.protocol.set_parameters({
             "Buffer Depth": counts[QUEUED] + counts[SENT] + counts[AWAITING_RESULT],
@@ -487,7 +500,7 @@ class _Round:
         })  # fmt: skip
 
 
-def parse_search_response_or_nack(body: bytes) -> Any:
+def parse_search_answer(body: bytes) -> list[FoundTicket] | OsbNackError:
     """The tickets found, or the NACK as a value: a refused search is an answer, not a failure."""
     try:
         return parse_search_response(body)
