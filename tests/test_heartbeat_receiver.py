@@ -117,6 +117,16 @@ class TestMissing:
         dmemu_clock.advance(160)  # missing again: the next silence adds its own intervals
         assert row(receiver, "A")["Missed Beats"] == 7 and alarms(dms) == {"A": Severity.MAJOR}
 
+    def test_a_check_that_finds_nothing_new_writes_no_row(self, receiver: Element, dmemu_clock: VirtualClock) -> None:
+        beat(receiver, "A")
+        dmemu_clock.advance(160)  # Missing, 2 beats missed
+        changes: list[object] = []
+        receiver.add_change_listener(lambda element, change: changes.append(change), ids=(1000,))
+        dmemu_clock.advance(10)  # 170 s: still 2 whole intervals
+        assert changes == [] and row(receiver, "A")["Missed Beats"] == 2
+        dmemu_clock.advance(10)  # 180 s: the third
+        assert len(changes) == 1 and row(receiver, "A")["Missed Beats"] == 3
+
     def test_the_tolerance_is_configurable(self, dms: DataMinerSystem, receiver: Element, dmemu_clock: VirtualClock) -> None:
         receiver.set("Missing Tolerance", 1.5)
         beat(receiver, "A")
@@ -136,23 +146,26 @@ class TestMissing:
         expect(receiver).logged("source 'Gone' deleted")
 
 
+MALFORMED = [
+    ("not json", "not JSON"),
+    ("[1, 2]", "a heartbeat is a JSON object, not list"),
+    ('{"source": "A", "interval": 60}', "'time' missing"),
+    ('{"source": "", "interval": 60, "time": 1}', "'source' must be a non-empty string"),
+    ('{"source": 7, "interval": 60, "time": 1}', "'source' must be a non-empty string, not 7"),
+    ('{"source": "A", "interval": "60", "time": 1}', "'interval' must be a number"),
+    ('{"source": "A", "interval": true, "time": 1}', "'interval' must be a number"),
+    ('{"source": "A", "interval": 0, "time": 1}', "'interval' 0 is out of range"),
+    ('{"source": "A", "interval": -5, "time": 1}', "'interval' -5 is out of range"),
+    ('{"source": "A", "interval": 60, "time": 1e300}', "'time' 1e+300 is not a moment"),
+    ('{"source": "A", "interval": 60, "time": NaN}', "'time' must be a number"),
+    ('{"source": "A", "interval": 1' + "0" * 400 + ', "time": 1}', "'interval' 1000000000000000000000000000000000000... is out of range"),
+    ('{"source": "A", "interval": 60, "time": -1' + "0" * 400 + "}", "'time' -100000000000000000000000000000000000... is not a moment"),
+    ('{"source": "' + "x" * 300 + '", "interval": 60, "time": 1}', "'source' is 300 characters long"),
+]
+
+
 class TestRefused:
-    @pytest.mark.parametrize(
-        ("text", "reason"),
-        [
-            ("not json", "not JSON"),
-            ("[1, 2]", "a heartbeat is a JSON object, not list"),
-            ('{"source": "A", "interval": 60}', "'time' missing"),
-            ('{"source": "", "interval": 60, "time": 1}', "'source' must be a non-empty string"),
-            ('{"source": 7, "interval": 60, "time": 1}', "'source' must be a non-empty string, not 7"),
-            ('{"source": "A", "interval": "60", "time": 1}', "'interval' must be a number"),
-            ('{"source": "A", "interval": true, "time": 1}', "'interval' must be a number"),
-            ('{"source": "A", "interval": 0, "time": 1}', "'interval' 0 is out of range"),
-            ('{"source": "A", "interval": -5, "time": 1}', "'interval' -5 is out of range"),
-            ('{"source": "A", "interval": 60, "time": 1e300}', "'time' 1e+300 is not a moment"),
-            ('{"source": "A", "interval": 60, "time": NaN}', "'time' must be a number"),
-        ],
-    )
+    @pytest.mark.parametrize(("text", "reason"), MALFORMED, ids=[reason[:40] for _, reason in MALFORMED])
     def test_a_malformed_heartbeat_changes_nothing(
         self, dms: DataMinerSystem, receiver: Element, dmemu_clock: VirtualClock, text: str, reason: str
     ) -> None:

@@ -7,7 +7,11 @@ from pathlib import Path
 import pytest
 
 from dmemu.dms import DataMinerSystem
-from dmemu.elements.telenet.topology_database import TelenetTopologyDatabase, read_provisioning_file
+from dmemu.elements.telenet.topology_database import (
+    MAX_REJECTED_LINES_SHOWN,
+    TelenetTopologyDatabase,
+    read_provisioning_file,
+)
 from dmemu.protocol import Element, InvalidValueError, LogType, VirtualClock, expect
 
 HEADER = "network_element_address,ninas_network_path_details\n"
@@ -86,6 +90,14 @@ class TestCsv:
         assert any("drop.csv line 3: 3 fields" in message for message in errors)
         assert any("drop.csv line 6: not UTF-8" in message for message in errors)
 
+    def test_the_rejected_lines_shown_are_capped_but_all_are_counted(self, dms: DataMinerSystem, folder: Path) -> None:
+        write(folder, "a.csv", HEADER + "10.0.0.1,BRU\n" + "only-one-field\n" * 150)
+        element = create(dms, folder)
+        assert element.get("Bad Lines") == 150 and len(element.table("Rejected Lines")) == MAX_REJECTED_LINES_SHOWN
+        assert element.get("Last Error") == "a.csv line 152: 1 field where the header has 2"
+        assert len(element.logs(LogType.ERROR)) == MAX_REJECTED_LINES_SHOWN + 1
+        expect(element).logged("50 more bad lines not logged one by one")
+
     def test_a_file_without_the_required_header_adds_nothing(self, folder: Path) -> None:
         path = write(folder, "x.csv", "address,path\n10.0.0.1,BRU\n")
         entries, bad = read_provisioning_file(path)
@@ -124,7 +136,7 @@ class TestLastGoodTable:
         assert topology(element) == built
         status = element.get("Last Run Status")
         assert status.startswith("Failed: folder ") and "gone' does not exist" in status
-        assert "the last good table (1 rows from 2026-01-01 00:00:00) is kept" in status
+        assert "the last good table (1 row from 2026-01-01 00:00:00) is kept" in status
         assert "does not exist" in element.get("Last Error") and element.get("Rows") == 1
 
     def test_a_run_with_no_good_row_keeps_the_last_table(self, dms: DataMinerSystem, folder: Path) -> None:
@@ -133,7 +145,7 @@ class TestLastGoodTable:
         path.write_text(HEADER + ",no address\n", encoding="utf-8")
         element.set("Execute Now", 1)
         assert set(topology(element)) == {"10.0.0.1"}
-        assert element.get("Last Run Status").startswith("Failed: no good line in the 1 files read")
+        assert element.get("Last Run Status").startswith("Failed: no good line in 1 file read")
         assert element.get("Last Error") == "a.csv line 2: empty network element address" and element.get("Bad Lines") == 1
         path.unlink()
         element.set("Execute Now", "Execute")

@@ -73,9 +73,14 @@ def heartbeat_text(source: str, interval: float, time: float) -> str:
 
 
 def _number(value: Any, name: str) -> float:
-    if type(value) not in (int, float) or not math.isfinite(value):
-        raise HeartbeatError(f"{name!r} must be a number, not {json.dumps(value)}")
+    # An int is always finite (and may be too large for a float: not converted here).
+    if type(value) is not int and (type(value) is not float or not math.isfinite(value)):
+        raise HeartbeatError(f"{name!r} must be a number, not {_cut(json.dumps(value))}")
     return value  # type: ignore[no-any-return]
+
+
+def _cut(text: str, limit: int = 40) -> str:
+    return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
 def parse_heartbeat(text: Any) -> tuple[str, float, float]:
@@ -93,16 +98,16 @@ def parse_heartbeat(text: Any) -> tuple[str, float, float]:
         raise HeartbeatError(f"{', '.join(repr(field) for field in missing)} missing")
     source = beat["source"]
     if not isinstance(source, str) or not source.strip():
-        raise HeartbeatError(f"'source' must be a non-empty string, not {json.dumps(source)}")
+        raise HeartbeatError(f"'source' must be a non-empty string, not {_cut(json.dumps(source))}")
     source = source.strip()
     if len(source) > MAX_SOURCE_LENGTH:
         raise HeartbeatError(f"'source' is {len(source)} characters long; at most {MAX_SOURCE_LENGTH} are taken")
     interval = _number(beat["interval"], "interval")
     if not 0 < interval <= MAX_INTERVAL:
-        raise HeartbeatError(f"'interval' {interval!r} is out of range: more than 0, at most {MAX_INTERVAL} seconds")
+        raise HeartbeatError(f"'interval' {_cut(repr(interval))} is out of range: more than 0, at most {MAX_INTERVAL} seconds")
     time = _number(beat["time"], "time")
     if not FIRST_DATE_TIME <= time <= LAST_DATE_TIME:
-        raise HeartbeatError(f"'time' {time!r} is not a moment in epoch seconds")
+        raise HeartbeatError(f"'time' {_cut(repr(time))} is not a moment in epoch seconds")
     return source, interval, time
 
 
@@ -121,7 +126,7 @@ def receive_heartbeat(protocol: QActionProtocol) -> None:
     try:
         source, interval, sent = parse_heartbeat(text)
     except HeartbeatError as error:
-        shown = text if not isinstance(text, str) or len(text) <= _REFUSED_TEXT_LIMIT else text[: _REFUSED_TEXT_LIMIT - 3] + "..."
+        shown = _cut(text, _REFUSED_TEXT_LIMIT) if isinstance(text, str) else text
         protocol.log(f"heartbeat refused: {error}: {shown!r}", LogType.ERROR)
         protocol.set_parameters({"Heartbeats Refused": protocol.get_parameter("Heartbeats Refused") + 1, "Last Refusal": str(error)})
         return
@@ -155,6 +160,8 @@ def check_heartbeats(protocol: QActionProtocol) -> None:
         # Whole intervals of silence not yet counted: all of them when it just went missing.
         counted_until = since if status != MISSING or last_check is None else max(last_check, since)
         newly_missed = math.floor(silence / interval) - math.floor((counted_until - since) / interval)
+        if status == MISSING and newly_missed <= 0:
+            continue  # nothing new: the row is not written (nor saved) again
         protocol.set_row("Heartbeats", source, [None, None, None, None, missed + max(0, newly_missed), MISSING])
         if status != MISSING:
             changed = True
@@ -197,7 +204,8 @@ class GenericDynamicHeartbeatReceiver(Protocol):
         Parameter(13, "Heartbeats Refused", Number(0), default=0, save=True, page="General"),
         Parameter(14, "Last Refusal", String(), default="", save=True, page="General",
                   description="Why the last refused heartbeat was refused."),
-        Parameter(15, "Last Check", DateTime(), save=True, description="When the sources were last checked."),
+        # Not saved: after a restart silence counts from the start, later than any check before it.
+        Parameter(15, "Last Check", DateTime(), description="When the sources were last checked."),
         Parameter(16, "Receiving Since", DateTime(), description="When this element started receiving."),
         # Configuration
         Parameter(100, "Missing Tolerance", Number(1, 100, "x", decimals=1), write=True, default=2.5, save=True,

@@ -26,9 +26,9 @@ The CSV format (UTF-8, a byte order mark allowed)::
 What goes wrong, and what happens then:
 
 * A bad line (not as many fields as the header, an empty address, not UTF-8, a quote left open)
-  is skipped, counted in *Bad Lines*, logged with its file and line, listed in the *Rejected
-  Lines* table (the first `MAX_REJECTED_LINES_SHOWN` of a run) and named in *Last Error*; the
-  rest of its file still loads. A file whose header lacks a required column counts as one bad
+  is skipped and counted in *Bad Lines*; the last one is named in *Last Error*, and the first
+  `MAX_REJECTED_LINES_SHOWN` of a run are logged with their file and line and listed in the
+  *Rejected Lines* table (the others in one log line). The rest of its file still loads. A file whose header lacks a required column counts as one bad
   line (line 1) and adds nothing.
 * A run that cannot trust what it read keeps the last good table, and *Last Run Status* says
   why: the folder is not set, missing or unreadable; a matching file cannot be read (its rows
@@ -121,6 +121,11 @@ def matching_files(folder: Path, pattern: str) -> list[Path]:
     return [folder / name for name in sorted(names)]
 
 
+def _counted(count: int, noun: str, plural: str = "") -> str:
+    """``1 row``, ``2 rows``: the figures read in the status and the log."""
+    return f"{count} {noun if count == 1 else plural or noun + 's'}"
+
+
 def _shown(text: str) -> str:
     text = text.rstrip("\r\n")
     return text if len(text) <= _SHOWN_TEXT_LIMIT else text[: _SHOWN_TEXT_LIMIT - 3] + "..."
@@ -164,7 +169,7 @@ def read_provisioning_file(path: Path) -> tuple[list[TopologyEntry], list[BadLin
             positions = (header.index(ADDRESS_FIELD), header.index(PATH_DETAILS_FIELD))
             continue
         if not problem and len(fields) != len(header):
-            problem = f"{len(fields)} fields where the header has {len(header)}"
+            problem = f"{_counted(len(fields), 'field')} where the header has {len(header)}"
         if not problem and not fields[positions[0]]:
             problem = "empty network element address"
         if problem:
@@ -206,13 +211,15 @@ def read_topology(folder: Path, pattern: str) -> TopologyRead:
 # QActions
 
 
-def _keep_last_table(protocol: QActionProtocol, why: str) -> None:
-    """A run that failed: the table stays, and the status says why."""
+def _keep_last_table(protocol: QActionProtocol, why: str, last_error: str = "") -> None:
+    """A run that failed: the table stays, and the status says why (Last Error too, unless a
+    bad line is the better clue)."""
     rows = protocol.row_count("Topology")
     last_good = protocol.get_parameter("Last Good Run Time")
     since = f" from {DateTime().display(last_good)}" if last_good is not None else ""
-    protocol.set_parameters({"Last Run Status": f"Failed: {why}; the last good table ({rows} rows{since}) is kept", "Last Error": why})
-    protocol.log(f"topology not updated: {why}; the last good table ({rows} rows) is kept", LogType.ERROR)
+    status = f"Failed: {why}; the last good table ({_counted(rows, 'row')}{since}) is kept"
+    protocol.set_parameters({"Last Run Status": status, "Last Error": last_error or why})
+    protocol.log(f"topology not updated: {why}; the last good table ({_counted(rows, 'row')}) is kept", LogType.ERROR)
 
 
 def build_topology(protocol: QActionProtocol) -> None:
@@ -234,33 +241,30 @@ def build_topology(protocol: QActionProtocol) -> None:
         protocol.clear_table("Rejected Lines")
         _keep_last_table(protocol, str(error))
         return
-    for bad in read.bad_lines:
-        protocol.log(f"bad provisioning line: {bad.describe()}", LogType.ERROR)
     shown = read.bad_lines[:MAX_REJECTED_LINES_SHOWN]
+    for bad in shown:
+        protocol.log(f"bad provisioning line: {bad.describe()}", LogType.ERROR)
+    if len(read.bad_lines) > len(shown):  # a broken export must not flood the log
+        protocol.log(f"{_counted(len(read.bad_lines) - len(shown), 'more bad line')} not logged one by one", LogType.ERROR)
     protocol.fill_array("Rejected Lines", [[f"{b.source_file}:{b.line}", b.source_file, b.line, b.reason, b.text] for b in shown])
-    protocol.set_parameters({
-        "Files Read": len(read.files),
-        "Bad Lines": len(read.bad_lines),
-        "Last Error": read.bad_lines[-1].describe() if read.bad_lines else "",
-    })
+    last_bad_line = read.bad_lines[-1].describe() if read.bad_lines else ""
+    protocol.set_parameters({"Files Read": len(read.files), "Bad Lines": len(read.bad_lines), "Last Error": last_bad_line})
     if not read.entries:
         if not read.files:
             why = f"no file in {folder_text!r} matches {pattern!r}"
         else:
-            why = f"no good line in the {len(read.files)} files read"
-        _keep_last_table(protocol, why)
-        if read.bad_lines:  # the bad lines are the better clue
-            protocol.set_parameter("Last Error", read.bad_lines[-1].describe())
+            why = f"no good line in {_counted(len(read.files), 'file')} read"
+        _keep_last_table(protocol, why, last_bad_line)
         return
     protocol.fill_array("Topology", [entry.row() for entry in read.entries.values()])
-    skipped = f", {len(read.bad_lines)} bad lines skipped" if read.bad_lines else ""
+    skipped = f", {_counted(len(read.bad_lines), 'bad line')} skipped" if read.bad_lines else ""
     protocol.set_parameters({
         "Rows": len(read.entries),
         "Last Run Status": f"OK{skipped}",
         "Last Good Run Time": started,
     })
-    overridden = f"; {read.overridden} entries overridden by a later line" if read.overridden else ""
-    protocol.log(f"topology built: {len(read.entries)} rows from {len(read.files)} files{skipped}{overridden}")
+    overridden = f"; {_counted(read.overridden, 'entry', 'entries')} overridden by a later line" if read.overridden else ""
+    protocol.log(f"topology built: {_counted(len(read.entries), 'row')} from {_counted(len(read.files), 'file')}{skipped}{overridden}")
 
 
 def check_update_timer(protocol: QActionProtocol) -> None:
