@@ -286,6 +286,31 @@ def test_a_flow_waits_for_a_client_when_all_are_locked(dms, dmemu_clock, tmp_pat
     assert suite.clients[0].get("Lock Status") == LOCKED  # still the other flow's
 
 
+def test_a_release_wakes_one_waiting_flow_not_all_of_them(dms, tmp_path, osb, monkeypatch):
+    from dmemu.dms import ScriptContext
+
+    waits = []
+    wait_for = ScriptContext.wait_for
+
+    async def counted(self, element, parameter, predicate=None, *, timeout=None):
+        if parameter == "Lock Status":
+            waits.append(self.run.id)
+        return await wait_for(self, element, parameter, predicate, timeout=timeout)
+
+    monkeypatch.setattr(ScriptContext, "wait_for", counted)
+    suite = make_suite(dms, tmp_path, osb, clients=1, routers=6, settings=FlowSettings(lock_poll_interval=600))
+    granted = []
+    suite.clients[0].add_change_listener(lambda element, change: granted.append(json.loads(change.value)),
+                                         ids=(suite.clients[0].protocol.model.resolve("Lock Reply"),))  # fmt: skip
+    for number in range(1, 7):
+        dms.element(f"Router {number}").set("Signal Loss", 40)
+    runs = finish(dms)
+    assert all(run.state is ScriptState.SUCCEEDED for run in runs)
+    flow_order = [reply["guid"] for reply in granted if reply["granted"] and reply["action"] == "lock"]
+    assert len(flow_order) == 6
+    assert sorted(waits) == [2, 3, 4, 5, 6]  # each waiting flow waited once: woken at its turn only
+
+
 def test_a_flow_gives_up_when_no_client_comes_free_in_time(dms, tmp_path, osb):
     suite = make_suite(dms, tmp_path, osb, clients=1, settings=FlowSettings(lock_wait_limit=20))
     suite.clients[0].set("Lock Request", lock_message("lock", "other"))

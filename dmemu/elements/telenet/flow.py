@@ -6,7 +6,8 @@ clearing) one run of `ticket_flow`:
 1. waits for the earlier flows of the same alarm to end, so an alarm's events are handled in
    the order they happened (an update never overtakes the create it updates);
 2. takes hold of a free Ticket Client: it tries each client (starting at a different one per
-   run, to spread the load), and when all are locked waits for one to come free, up to
+   run, to spread the load), and when all are locked waits in line for one to come free (the
+   shortest line; the flow at its head is woken by the release), up to
    `FlowSettings.lock_wait_limit` seconds;
 3. searches the alarm's open ticket through the client (over its serial connection to the
    ticketing service);
@@ -33,14 +34,16 @@ of a table alarm, else the element's name; the ticket type is its ``Ticket Type`
 from __future__ import annotations
 
 import json
+import threading
 import uuid
+import weakref
 from collections.abc import Awaitable, Callable
 from typing import Any
 
 import attrs
 
 from dmemu.dms import Alarm, AlarmEvent, AlarmEventKind, ScriptContext, ScriptState, Severity, WaitTimeoutError
-from dmemu.protocol import DmemuError, ElementState, LogType
+from dmemu.protocol import DmemuError, Element, ElementState, LogType
 
 from .ticket_client import (
     CLIENT_COMMAND,
@@ -56,6 +59,8 @@ from .ticket_client import (
 )
 
 SCRIPT_NAME = "Telenet Ticket Flow"
+_LINES: weakref.WeakKeyDictionary[Element, list[_Flow]] = weakref.WeakKeyDictionary()  # flows waiting per client
+_LINES_LOCK = threading.Lock()
 TICKET_ID_PROPERTY = "Ticket ID"
 TICKET_STATUS_PROPERTY = "Ticket Status"
 TICKET_ERROR_PROPERTY = "Ticket Error"
@@ -88,7 +93,7 @@ class FlowSettings:
     clients: tuple[str, ...] | None = attrs.field(default=None, converter=lambda names: None if names is None else tuple(names))
     ticket_type: str = "MO"
     lock_wait_limit: float = 600.0  # all clients locked: how long to wait for one
-    lock_poll_interval: float = 5.0  # while waiting, how often the other clients are looked at again
+    lock_poll_interval: float = 30.0  # while waiting for a client, how often every client is looked at again
     reply_timeout: float = 60.0  # a lock request's or a search's answer
     attempts: int = 4  # search, decide and send, again after a failure that may pass (see `_Retryable`)
     retry_interval: float = 10.0
@@ -176,33 +181,74 @@ class _Flow:
         return sorted(element.name for element in self.ctx.dms.elements if element.protocol.name == PROTOCOL_NAME)
 
     async def _take_client(self) -> None:
+        try:
+            await self._wait_for_client()
+        finally:
+            self._leave_line()
+
+    async def _wait_for_client(self) -> None:
         ctx, settings = self.ctx, self.settings
         names = self._client_names()
         if not names:
             raise TicketFlowError("no Ticket Client element in the DataMiner System")
         deadline = ctx.now() + settings.lock_wait_limit
         first = ctx.run.id % len(names)  # runs start at different clients: fewer collisions
-        rounds = 0
+        rotated = names[first:] + names[:first]
+        scan_due = ctx.now()
         while True:
-            for offset in range(len(names)):
-                name = names[(first + offset) % len(names)]
+            now = ctx.now()
+            watched = self._line_client
+            if watched is None or now >= scan_due:  # every client, now and then
+                tried, scan_due = rotated, now + settings.lock_poll_interval
+            else:  # woken at the head of the line of a client just freed: that one
+                tried = [watched.name]
+            for name in tried:
                 if self._looks_free(name) and await self._lock(name):
                     self.client = name
                     return
             remaining = deadline - ctx.now()
             if remaining <= 0:
                 raise TicketFlowError(f"no Ticket Client came free within {settings.lock_wait_limit:g} s (clients: {', '.join(names)})")
-            pause = min(settings.lock_poll_interval, remaining)
-            locked = [name for name in names if self._held(name)]
-            if not locked:  # none usable (stopped, say): look again later
-                await ctx.sleep(pause)
-                continue
-            watched = locked[(first + rounds) % len(locked)]
-            rounds += 1
-            try:  # the next client to come free, or another look at them all soon
-                await ctx.wait_for(watched, "Lock Status", lambda status: status == UNLOCKED, timeout=pause)
+            if watched is None or not self._held(watched.name):
+                locked = [name for name in rotated if self._held(name)]
+                if not locked:  # none usable (stopped, say): look again later
+                    self._leave_line()
+                    await ctx.sleep(min(settings.lock_poll_interval, remaining))
+                    continue
+                watched = self._join_shortest_line(locked)
+            try:
+                await ctx.wait_for(watched, "Lock Status", self._my_turn, timeout=max(0.0, min(scan_due - ctx.now(), remaining)))
             except (WaitTimeoutError, DmemuError):
-                pass
+                scan_due = ctx.now()
+
+    # All clients taken, a flow waits in the line of one of them (the shortest), and only the
+    # flow at its head is woken when that client comes free: a release wakes one flow, not all.
+    _line_client: Element | None = None
+    _line: list[_Flow] | None = None
+
+    def _my_turn(self, lock_status: Any) -> bool:
+        line = self._line
+        return lock_status == UNLOCKED and bool(line) and line[0] is self  # type: ignore[index]
+
+    def _join_shortest_line(self, names: list[str]) -> Element:
+        clients = [self.ctx.dms.element(name) for name in names]
+        with _LINES_LOCK:
+            lines = [_LINES.setdefault(client, []) for client in clients]
+            shortest = min(range(len(clients)), key=lambda index: len(lines[index]))
+            if self._line is not lines[shortest]:
+                self._leave_line_locked()
+                lines[shortest].append(self)
+                self._line_client, self._line = clients[shortest], lines[shortest]
+        return clients[shortest]
+
+    def _leave_line(self) -> None:
+        with _LINES_LOCK:
+            self._leave_line_locked()
+
+    def _leave_line_locked(self) -> None:
+        if self._line is not None and self in self._line:
+            self._line.remove(self)
+        self._line_client, self._line = None, None
 
     def _held(self, name: str) -> bool:
         element = self.ctx.dms.find(name)

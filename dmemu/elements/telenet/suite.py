@@ -14,7 +14,9 @@ creates, in this order (each finds the ones before it when it starts):
   ``folder/services.csv`` (one service, ``OSB``, at `service`) and selecting it;
 * the automatic flow (`flow.ticket_flow_script`) registered as `flow.SCRIPT_NAME`, started by an
   alarm rule per monitored element (a name gives a rule for that element's alarms opening,
-  changing severity and clearing; an `AlarmRule` is used as given).
+  changing severity and clearing; an `AlarmRule` is used as given). Every rule is checked on
+  every alarm event: for many elements, one rule by protocol (`flow_rule(protocol=...)`) is
+  cheaper than a name each.
 """
 
 from __future__ import annotations
@@ -50,6 +52,12 @@ class TelenetSuite:
     services_csv: Path
     script: str
     stop_flows: Callable[[], None]
+
+
+def flow_rule(**criteria: Any) -> AlarmRule:
+    """An alarm rule that starts the flow on the events it handles (opened, changed, cleared) of
+    the alarms `criteria` pick (`AlarmRule`'s: element, protocol, parameter, min_severity)."""
+    return AlarmRule(**criteria, kinds=FLOW_EVENT_KINDS)
 
 
 def create_telenet_suite(
@@ -111,7 +119,7 @@ def create_telenet_suite(
         settings = attrs.evolve(settings, clients=tuple(client.name for client in created))
     dms.automation.register(SCRIPT_NAME, ticket_flow_script(settings), replace=True)
     removers = [
-        dms.automation.on_alarm(rule if isinstance(rule, AlarmRule) else AlarmRule(element=rule, kinds=FLOW_EVENT_KINDS), SCRIPT_NAME)
+        dms.automation.on_alarm(rule if isinstance(rule, AlarmRule) else flow_rule(element=rule), SCRIPT_NAME)
         for rule in monitored
     ]
 
@@ -122,4 +130,4 @@ def create_telenet_suite(
     return TelenetSuite(tuple(created), gateway, topology_database, receiver, services_csv, SCRIPT_NAME, stop_flows)
 
 
-__all__ = ["SERVICE_NAME", "TelenetSuite", "create_telenet_suite"]
+__all__ = ["SERVICE_NAME", "TelenetSuite", "create_telenet_suite", "flow_rule"]
