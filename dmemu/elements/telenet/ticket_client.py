@@ -36,8 +36,13 @@ What the connector's help page says, and where it lives here:
 * **Heartbeat**: every *Heartbeat Interval* seconds a beat goes to the Heartbeat Receiver
   element's ``Heartbeat`` parameter.
 
-Flows talk to a client with JSON on its parameters (`lock_message`, `command_message`; the
-answers are read with `read_message`): the automatic flow (`flow.py`) is one such flow.
+Flows talk to a client with JSON on its parameters (`lock_message`, `command_message`): the
+automatic flow (`flow.py`) is one such flow. *Lock Reply* answers ``{"action", "guid",
+"granted", "reason"}``; *Client Command Reply* answers ``{"id", "guid", "final", "ok", "error",
+...}``: a search's ``tickets`` (and ``retryable``: whether the same search may work a moment
+later), a Gateway request's ``stage`` ``ack`` (not final) then ``result`` with its ``ticket_id``.
+A search's duration in the Communication - Response Table is measured on the wall clock (the
+exchange's real time); its request and response times are the DMS clock's.
 """
 
 from __future__ import annotations
