@@ -390,6 +390,22 @@ class TicketFields(Mapping[str, Any]):
         value = self._values[name]
         return json.loads(value) if name in self._json_names else value
 
+    # `get` and `to_dict` in one step each: connectors read fields per ticket they synchronise,
+    # and Mapping's own `get` (and `dict(fields)`) call `__getitem__` per value.
+    def get(self, name: str, default: Any = None) -> Any:
+        value = self._values.get(name, _ABSENT)
+        if value is _ABSENT:
+            return default
+        return json.loads(value) if name in self._json_names else value
+
+    def to_dict(self) -> dict[str, Any]:
+        """The values as a new plain dict, as ``dict(fields)`` gives them."""
+        values = dict(self._values)
+        for name in self._json_names:  # few: a type's JSON fields
+            if name in values:
+                values[name] = json.loads(values[name])
+        return values
+
     def __iter__(self) -> Iterator[str]:
         return iter(self._values)
 
@@ -428,7 +444,7 @@ class Ticket:
             "id": self.id,
             "type": self.type,
             "state": self.state.value,
-            "fields": dict(self.fields),
+            "fields": self.fields.to_dict(),
             "alarms": list(self.alarms),
             "elements": [list(ids) for ids in self.elements],
             "created": self.created,

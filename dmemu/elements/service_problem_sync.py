@@ -288,7 +288,7 @@ def fields_of_problem(problem: Mapping[str, Any], custom: Sequence[CustomAttribu
 
 
 def fields_of_ticket(ticket: Any) -> dict[str, Any]:
-    values = dict(ticket.fields)
+    values = ticket.fields.to_dict()
     values[NOTES] = _notes(values.get(NOTES))
     return values
 
@@ -769,7 +769,9 @@ class _Cycle:
         unknown = {row.ticket_id for row in waiting if row.attempts or row.creation == BUFFERED or after_start}
         for row in waiting:
             row.creation, row.changed = BUFFERED, True
-        _save_rows(self.protocol, waiting, self.flavour.custom)
+        # Shown (and saved) as Buffered before anything is sent. Their baselines have not changed
+        # in this cycle: they are written with the outcome, at the end of the cycle.
+        self.protocol.fill_array_no_delete(TICKETS, [row.cells(self.flavour.custom) for row in waiting])
         # Each worker takes the next waiting ticket as it finishes one, as a plain loop of
         # requests does: no task or future per ticket, and the cycle's thread wakes up once.
         outcomes: list[_ApiFailed | None] = [None] * len(waiting)
@@ -868,7 +870,7 @@ class _Cycle:
                 continue  # closed upstream: nothing more is sent
             mine = fields_of_ticket(ticket)
             changed = {name: mine.get(name) for name in self.flavour.synced_fields if mine.get(name) != row.agreed.get(name)}
-            patch = problem_changes(changed, self.flavour.custom, creating=False)
+            patch = problem_changes(changed, self.flavour.custom, creating=False) if changed else {}
             characteristics = [a for a in self.flavour.custom if a.travels == "characteristic"]
             if any(a.field in changed for a in characteristics):  # the list travels whole in a merge patch
                 patch.update(problem_changes({a.field: mine.get(a.field) for a in characteristics}, characteristics, creating=False))
