@@ -485,19 +485,23 @@ def _custom_cell(attribute: CustomAttribute, value: Any) -> Any:
 
 def _load_rows(protocol: QActionProtocol, custom: Sequence[CustomAttribute]) -> dict[str, _Row]:
     rows: dict[str, _Row] = {}
-    for key in protocol.get_keys(TICKETS):
-        cells = protocol.get_row(TICKETS, key)
+    for cells in _table_rows(protocol, TICKETS, C_ATTEMPTS + 1 + len(custom)):
+        key = cells[C_ID]
         rows[key] = _Row(
             key, cells[C_PROBLEM] or "", cells[C_INCIDENT] or "", cells[C_LINK] or "", int(cells[C_CREATION] or NONE),
             cells[C_DMS_STATE] or "", cells[C_STATUS] or "", cells[C_SYNCED], cells[C_ERROR] or "", int(cells[C_ATTEMPTS] or 0),
             cells[C_INFO] or "", {a.field: cells[C_ATTEMPTS + 1 + i] for i, a in enumerate(custom)}, changed=False,
         )  # fmt: skip
-    for key in protocol.get_keys(BASELINE):
+    for key, agreed, state, status, update in _table_rows(protocol, BASELINE, 5):
         row = rows.get(key)
         if row is not None:
-            _, agreed, state, status, update = protocol.get_row(BASELINE, key)
             row.agreed, row.agreed_state, row.agreed_status, row.upstream_update = json.loads(agreed or "{}"), state or "", status or "", update or ""
     return rows
+
+
+def _table_rows(protocol: QActionProtocol, table: str, width: int) -> Iterable[tuple[Any, ...]]:
+    """The rows' cells, read a column at a time (one lookup per column, not per row)."""
+    return zip(*(protocol.get_column(table, position).values() for position in range(1, width + 1)))
 
 
 def _save_rows(protocol: QActionProtocol, rows: Iterable[_Row], custom: Sequence[CustomAttribute]) -> None:
