@@ -28,7 +28,7 @@ from dmemu.elements.tm_forum_service_problems import (
     TmForumServiceProblemManagement,
     tm_forum_protocol,
 )
-from dmemu.protocol import BYPASS_PROXY, Connection, InvalidValueError, LogType, Protocol, VirtualClock
+from dmemu.protocol import BYPASS_PROXY, Connection, InvalidValueError, LogType, Protocol, TableChange, VirtualClock
 from dmemu.simulators import Fault, InventorySpec, ProblemActivity, Simulators
 
 LOGIN = ("snow", "s3cret")
@@ -184,6 +184,25 @@ def test_a_new_ticket_is_created_upstream_once_with_its_fields(
     cycle(clock)
     assert api_requests(sim, "POST") == posts and len(problems(sim)) == 1  # created once
     assert api_requests(sim, "PATCH") == []  # the problem id written back is no change to send
+
+
+def test_a_create_marks_its_row_buffered_and_writes_its_baseline_once_with_the_outcome(
+    dms: DataMinerSystem, sim: Simulators, clock: VirtualClock, connector: Connector
+) -> None:
+    element = create_element(dms, connector, sim)
+    ticket = dms.tickets.create(connector.ticket_type, {"Description": "carrier unlocked"})
+    written: list[tuple[int, str]] = []  # (table id, creation status then) per write of the ticket's rows
+
+    def heard(source: Any, change: Any) -> None:
+        if isinstance(change, TableChange) and change.keys and ticket.id in change.keys:
+            written.append((change.table, source.table("Managed Tickets").row(ticket.id)["Creation Status"]))
+
+    element.add_change_listener(heard, ids=(1000, 1100))
+    cycle(clock)
+    # Buffered before the POST; the baseline, unchanged until the answer, is written once with it.
+    assert written == [(1000, 1), (1000, 2), (1100, 2)]
+    baseline = element.table("Sync Baseline").row(ticket.id)
+    assert json.loads(baseline["Agreed Fields"])["Description"] == "carrier unlocked" and baseline["Agreed Status"] == "acknowledged"
 
 
 def test_creates_go_five_at_a_time_and_every_ticket_gets_one_problem(

@@ -221,6 +221,11 @@ def test_json_values_read_from_a_ticket_are_copies(tickets):
     ticket = tickets.create("Incident", {"Title": "t", "Info": {"tags": ["a"]}})
     ticket.fields["Info"]["tags"].append("changed")
     assert tickets.get(ticket.id).fields["Info"] == {"tags": ["a"]}
+    for copy in (ticket.fields.get("Info"), ticket.fields.to_dict()["Info"]):  # every way of reading
+        copy["tags"].append("changed")
+    stored = tickets.get(ticket.id).fields.to_dict()
+    assert stored == dict(ticket.fields) and stored["Info"] == {"tags": ["a"]} and set(stored) == {"Title", "Priority", "Info"}
+    assert (ticket.fields.get("Owner"), ticket.fields.get("Owner", "nobody"), ticket.fields.get("Title")) == (None, "nobody", "t")
     with pytest.raises(TypeError):
         ticket.fields["Title"] = "other"  # type: ignore[index]
     with pytest.raises(AttributeError):

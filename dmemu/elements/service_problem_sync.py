@@ -49,8 +49,10 @@ the ticket keeps its last good value while the rest of the cycle goes on.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import json
+import queue
 import threading
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -85,6 +87,12 @@ INCIDENT_NUMBER_TYPE, INCIDENT_LINK_TYPE = "incidentNumber", "incidentLink"
 ORIGINATING_SYSTEM = "dataminer"  # ServiceNow's u_source of the problems DataMiner creates
 TICKETING_LICENCE = "Ticketing"
 _ERROR_TEXT_LIMIT = 200
+
+# Made once: json.dumps with any option builds a new encoder at every call, and these run per
+# ticket. The request bodies are what requests' ``json=`` sends (it refuses NaN likewise).
+_BODY_ENCODER = json.JSONEncoder(allow_nan=False)
+_INFO_ENCODER = json.JSONEncoder(ensure_ascii=False)
+_BASELINE_ENCODER = json.JSONEncoder(sort_keys=True)
 
 # Creation Status (REFERENCE §3): None -> Buffered -> Created, back to None on failure
 NONE, BUFFERED, CREATED = 0, 1, 2
@@ -280,7 +288,7 @@ def fields_of_problem(problem: Mapping[str, Any], custom: Sequence[CustomAttribu
 
 
 def fields_of_ticket(ticket: Any) -> dict[str, Any]:
-    values = dict(ticket.fields)
+    values = ticket.fields.to_dict()
     values[NOTES] = _notes(values.get(NOTES))
     return values
 
@@ -391,10 +399,14 @@ class _Api:
         self.session = protocol.http
         self.masked = protocol.masked
 
-    def call(self, method: str, path: str = "", **kwargs: Any) -> Any:
-        """The JSON answer of one request; `_ApiFailed` for anything but a 2xx with JSON."""
+    def call(self, method: str, path: str = "", *, body: Any = None, **kwargs: Any) -> Any:
+        """The JSON answer of one request (with `body` sent as JSON, when given); `_ApiFailed`
+        for anything but a 2xx with JSON."""
         where = f"{method} {self.collection}{path}"
-        headers = {"Content-Type": "application/merge-patch+json"} if method == "PATCH" else None
+        headers = None
+        if body is not None:
+            headers = {"Content-Type": "application/merge-patch+json" if method == "PATCH" else "application/json"}
+            kwargs["data"] = _BODY_ENCODER.encode(body).encode()
         try:
             response = self.session.request(method, self.collection + path, auth=self.auth, headers=headers, **kwargs)
         except requests.Timeout:
@@ -462,7 +474,7 @@ class _Row:
         ]  # fmt: skip
 
     def baseline_cells(self) -> list[Any]:
-        return [self.ticket_id, json.dumps(self.agreed, sort_keys=True), self.agreed_state, self.agreed_status, self.upstream_update]
+        return [self.ticket_id, _BASELINE_ENCODER.encode(self.agreed), self.agreed_state, self.agreed_status, self.upstream_update]
 
 
 def _custom_cell(attribute: CustomAttribute, value: Any) -> Any:
@@ -473,19 +485,23 @@ def _custom_cell(attribute: CustomAttribute, value: Any) -> Any:
 
 def _load_rows(protocol: QActionProtocol, custom: Sequence[CustomAttribute]) -> dict[str, _Row]:
     rows: dict[str, _Row] = {}
-    for key in protocol.get_keys(TICKETS):
-        cells = protocol.get_row(TICKETS, key)
+    for cells in _table_rows(protocol, TICKETS, C_ATTEMPTS + 1 + len(custom)):
+        key = cells[C_ID]
         rows[key] = _Row(
             key, cells[C_PROBLEM] or "", cells[C_INCIDENT] or "", cells[C_LINK] or "", int(cells[C_CREATION] or NONE),
             cells[C_DMS_STATE] or "", cells[C_STATUS] or "", cells[C_SYNCED], cells[C_ERROR] or "", int(cells[C_ATTEMPTS] or 0),
             cells[C_INFO] or "", {a.field: cells[C_ATTEMPTS + 1 + i] for i, a in enumerate(custom)}, changed=False,
         )  # fmt: skip
-    for key in protocol.get_keys(BASELINE):
+    for key, agreed, state, status, update in _table_rows(protocol, BASELINE, 5):
         row = rows.get(key)
         if row is not None:
-            _, agreed, state, status, update = protocol.get_row(BASELINE, key)
             row.agreed, row.agreed_state, row.agreed_status, row.upstream_update = json.loads(agreed or "{}"), state or "", status or "", update or ""
     return rows
+
+
+def _table_rows(protocol: QActionProtocol, table: str, width: int) -> Iterable[tuple[Any, ...]]:
+    """The rows' cells, read a column at a time (one lookup per column, not per row)."""
+    return zip(*(protocol.get_column(table, position).values() for position in range(1, width + 1)))
 
 
 def _save_rows(protocol: QActionProtocol, rows: Iterable[_Row], custom: Sequence[CustomAttribute]) -> None:
@@ -504,9 +520,8 @@ def _info(ticket: Any) -> str:
 def _info_text(type_name: str, state: str, fields: Mapping[str, Any]) -> str:
     """Ticket Info: what a person needs to recognise the ticket, as JSON (from a `Ticket`, or
     from the ticket record a ticket event carries)."""
-    return json.dumps(
-        {"type": type_name, "state": state, "priority": fields.get("Priority"), "description": fields.get("Description")},
-        ensure_ascii=False,
+    return _INFO_ENCODER.encode(
+        {"type": type_name, "state": state, "priority": fields.get("Priority"), "description": fields.get("Description")}
     )
 
 
@@ -758,13 +773,38 @@ class _Cycle:
         unknown = {row.ticket_id for row in waiting if row.attempts or row.creation == BUFFERED or after_start}
         for row in waiting:
             row.creation, row.changed = BUFFERED, True
-        _save_rows(self.protocol, waiting, self.flavour.custom)
+        # Shown (and saved) as Buffered before anything is sent. Their baselines have not changed
+        # in this cycle: they are written with the outcome, at the end of the cycle.
+        self.protocol.fill_array_no_delete(TICKETS, [row.cells(self.flavour.custom) for row in waiting])
+        # Each worker takes the next waiting ticket as it finishes one, as a plain loop of
+        # requests does: no task or future per ticket, and the cycle's thread wakes up once.
+        outcomes: list[_ApiFailed | None] = [None] * len(waiting)
+        pending: queue.SimpleQueue[int] = queue.SimpleQueue()
+        for index in range(len(waiting)):
+            pending.put(index)
+
+        def work() -> None:
+            while True:
+                try:
+                    index = pending.get_nowait()
+                except queue.Empty:
+                    return
+                row = waiting[index]
+                try:
+                    outcomes[index] = self.create_one(row, tickets, row.ticket_id in unknown)
+                except BaseException:  # a bug: the other workers take no more tickets either
+                    with contextlib.suppress(queue.Empty):
+                        while True:
+                            pending.get_nowait()
+                    raise
+
         with ThreadPoolExecutor(PARALLEL_CREATES) as pool:
-            outcomes = pool.map(lambda row: self.create_one(row, tickets, row.ticket_id in unknown), waiting)
-            for row, outcome in zip(waiting, outcomes):
-                if isinstance(outcome, _ApiFailed):
-                    row.creation, row.attempts = NONE, row.attempts + (1 if outcome.maybe_done else 0)
-                    self.failed(outcome, row)
+            for worker in [pool.submit(work) for _ in range(min(PARALLEL_CREATES, len(waiting)))]:
+                worker.result()
+        for row, outcome in zip(waiting, outcomes):
+            if outcome is not None:
+                row.creation, row.attempts = NONE, row.attempts + (1 if outcome.maybe_done else 0)
+                self.failed(outcome, row)
         if self.created_ok and not self.failures:
             self.api_status(OK, 201, "")
         self.protocol.set_parameter("Create Phases Since Start", self.protocol.get_parameter("Create Phases Since Start") + 1)
@@ -795,7 +835,7 @@ class _Cycle:
         body = problem_changes(fields_of_ticket(ticket), self.flavour.custom, creating=True)
         body["externalIdentifier"] = [{"id": ticket.id, "externalIdentifierType": CORRELATION_TYPE, "owner": "DataMiner"}]
         body["originatingSystem"] = ORIGINATING_SYSTEM
-        payload, _ = self.api.call("POST", json=body)
+        payload, _ = self.api.call("POST", body=body)
         if not isinstance(payload, dict) or not payload.get("id"):
             raise _ApiFailed(f"POST {self.api.collection}: the answer is no service problem", state=INVALID_RESPONSE, maybe_done=True)
         return payload
@@ -834,7 +874,7 @@ class _Cycle:
                 continue  # closed upstream: nothing more is sent
             mine = fields_of_ticket(ticket)
             changed = {name: mine.get(name) for name in self.flavour.synced_fields if mine.get(name) != row.agreed.get(name)}
-            patch = problem_changes(changed, self.flavour.custom, creating=False)
+            patch = problem_changes(changed, self.flavour.custom, creating=False) if changed else {}
             characteristics = [a for a in self.flavour.custom if a.travels == "characteristic"]
             if any(a.field in changed for a in characteristics):  # the list travels whole in a merge patch
                 patch.update(problem_changes({a.field: mine.get(a.field) for a in characteristics}, characteristics, creating=False))
@@ -864,7 +904,7 @@ class _Cycle:
         if self.retry_at is not None:
             return _ApiFailed("not sent: the server asked to wait (429)", state=RATE_LIMITED, maybe_done=False, retry_after=0)
         try:
-            payload, _ = self.api.call("PATCH", f"/{row.problem_id}", json=patch)
+            payload, _ = self.api.call("PATCH", f"/{row.problem_id}", body=patch)
             if not isinstance(payload, dict) or payload.get("id") != row.problem_id:
                 raise _ApiFailed(f"PATCH {self.api.collection}/{row.problem_id}: the answer is not that problem", state=INVALID_RESPONSE, maybe_done=True)
             return payload
