@@ -265,13 +265,15 @@ class SystemDescription:
 
 @attrs.frozen
 class Connector:
-    """A protocol a file names by a short name; `options` are the element keys of its own, read
-    by `read_options` and applied by `setup` (before the element starts, with its folder)."""
+    """A protocol a file names by a short name. `options` are the element keys of its own, read
+    by `read_options`; `prepare` turns them into files in the element's folder and first
+    parameter values before the element is created, `setup` into sets once it runs."""
 
     protocol: Callable[[Mapping[str, Any]], type[Protocol]]
     options: tuple[str, ...] = ()
     read_options: Callable[[_Reader, Key, Mapping[str, Any]], dict[str, Any]] | None = None
-    setup: Callable[[Element, Mapping[str, Any], Path, Callable[[Any], Any]], None] | None = None
+    prepare: Callable[[Mapping[str, Any], Path, Callable[[Any], Any]], dict[str, Any]] | None = None
+    setup: Callable[[Element, Mapping[str, Any]], None] | None = None
 
 
 def _ses_inventory(options: Mapping[str, Any]) -> type[Protocol]:
@@ -326,19 +328,19 @@ def _read_topology(reader: _Reader, key: Key, options: Mapping[str, Any]) -> dic
     return {"topology": dict(topology)}
 
 
-def _write_topology(element: Element, options: Mapping[str, Any], folder: Path, resolve: Callable[[Any], Any]) -> None:
-    """The topology, as the provisioning system would drop it, in a folder the element reads."""
+def _write_topology(options: Mapping[str, Any], folder: Path, resolve: Callable[[Any], Any]) -> dict[str, Any]:
+    """The topology, as the provisioning system would drop it, in the folder the element reads."""
     from .elements.telenet.topology_database import ADDRESS_FIELD, PATH_DETAILS_FIELD
 
     if "topology" not in options:
-        return
+        return {}
     provisioning = folder / "provisioning"
     provisioning.mkdir(parents=True, exist_ok=True)
     with (provisioning / "topology.csv").open("w", encoding="utf-8", newline="") as file:
         writer = csv.writer(file, lineterminator="\n")
         writer.writerow((ADDRESS_FIELD, PATH_DETAILS_FIELD))
         writer.writerows(options["topology"].items())
-    element.set("Provisioning Folder", str(provisioning))
+    return {"Provisioning Folder": str(provisioning)}
 
 
 def _ticket_gateway(options: Mapping[str, Any]) -> type[Protocol]:
@@ -380,17 +382,22 @@ def _read_services(reader: _Reader, key: Key, options: Mapping[str, Any]) -> dic
     return read
 
 
-def _import_services(element: Element, options: Mapping[str, Any], folder: Path, resolve: Callable[[Any], Any]) -> None:
-    """The services written to a CSV file and imported, as a person does on the Connection
-    Details page (the table changes only by import), then the service selected."""
+def _write_services(options: Mapping[str, Any], folder: Path, resolve: Callable[[Any], Any]) -> dict[str, Any]:
+    """The services written to the CSV file the element imports (its table changes only so)."""
     from .elements.telenet.service_info import ServiceInfo, write_service_csv
 
     if not options.get("services"):
-        return
+        return {}
     path = folder / "services.csv"
     folder.mkdir(parents=True, exist_ok=True)
     write_service_csv(path, [ServiceInfo(s["name"], s["host"], resolve(s["port"]), s["path"], s["description"]) for s in options["services"]])
-    element.set("CSV File Path", str(path))
+    return {"CSV File Path": str(path)}
+
+
+def _import_services(element: Element, options: Mapping[str, Any]) -> None:
+    """Import CSV pressed and the service selected, as a person does on the Connection Details page."""
+    if not options.get("services"):
+        return
     element.set("Import CSV", 1, raise_on_failure=True)
     if "service" in options:
         element.set("Service Selection", options["service"], raise_on_failure=True)
@@ -401,9 +408,9 @@ CONNECTORS: Mapping[str, Connector] = {
     "ses-service-problems": Connector(_ses_service_problems),
     "tmf-service-problems": Connector(_tmf_service_problems, ("profile",), _read_profile),
     "heartbeat-receiver": Connector(_heartbeat_receiver),
-    "telenet-topology-database": Connector(_topology_database, ("topology",), _read_topology, _write_topology),
+    "telenet-topology-database": Connector(_topology_database, ("topology",), _read_topology, prepare=_write_topology),
     "telenet-ticket-gateway": Connector(_ticket_gateway),
-    "telenet-ticket-client": Connector(_ticket_client, ("services", "service"), _read_services, _import_services),
+    "telenet-ticket-client": Connector(_ticket_client, ("services", "service"), _read_services, _write_services, _import_services),
 }
 """The connectors by the short names a system file gives them (``protocol = "ses-inventory"``)."""
 
@@ -1026,16 +1033,18 @@ def _create(dms: DataMinerSystem, spec: ElementSpec, simulators: Mapping[str, An
     connection = None
     if spec.connection is not None:
         connection = Connection(**{name: resolve(value) for name, value in spec.connection.items()})
-    parameters = {
-        name: (simulators[value.simulator].base_url + value.path if isinstance(value, SimulatorRef) else value)
-        for name, value in spec.parameters.items()
-    }
-    element = dms.create_element(spec.protocol, spec.name, connection=connection, agent_id=spec.agent, parameters=parameters, start=False)
     connector = CONNECTORS.get(spec.connector)
+    parameters: dict[str, Any] = {}
+    if connector is not None and connector.prepare is not None:
+        parameters.update(connector.prepare(spec.options, files / _folder_name(spec.name), resolve))
+    parameters.update(
+        (name, simulators[value.simulator].base_url + value.path if isinstance(value, SimulatorRef) else value)
+        for name, value in spec.parameters.items()
+    )
+    element = dms.create_element(spec.protocol, spec.name, connection=connection, agent_id=spec.agent, parameters=parameters, start=False)
     if connector is not None and connector.setup is not None:
-        # The connector's setup needs the element running: its QActions do the work.
-        element.start()
-        connector.setup(element, spec.options, files / _folder_name(spec.name), resolve)
+        element.start()  # the setup's sets run the element's QActions
+        connector.setup(element, spec.options)
         if not spec.start:
             element.stop()
     elif spec.start:
