@@ -534,15 +534,18 @@ def load_system(path: str | Path) -> SystemDescription:
     try:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as error:
-        line = getattr(error, "lineno", None) or _line_in_message(str(error))
-        reason = re.sub(r"\s*\(at line \d+, column \d+\)", "", str(error)) or "not TOML"
+        line = getattr(error, "lineno", None) or _line_in_message(str(error), text)
+        reason = re.sub(r"\s*\(at (line \d+, column \d+|end of document)\)", "", str(error)) or "not TOML"
         raise SystemFileError(path, line, "", f"not valid TOML: {reason}") from None
     return _read(data, _Reader(path, KeyLines(text)))
 
 
-def _line_in_message(message: str) -> int:
+def _line_in_message(message: str, text: str) -> int:
+    """tomllib (before 3.14) says where only in its message: a line, or the end of the document."""
     found = re.search(r"line (\d+)", message)
-    return int(found.group(1)) if found else 0
+    if found:
+        return int(found.group(1))
+    return len(text.splitlines()) if "end of document" in message else 0
 
 
 def _read(data: dict[str, Any], reader: _Reader) -> SystemDescription:
@@ -707,6 +710,10 @@ def _template(reader: _Reader, key: Key, name: str, entries: Any) -> AlarmTempla
                 _severity(reader, s, (*where, side, s)): reader.number(limit, (*where, side, s), "a finite number", -math.inf) for s, limit in table.items()
             }
         monitors[_ref(parameter)] = Thresholds(high=limits["high"], low=limits["low"])
+    for parameter, monitor in zip(entries, monitors.values()):
+        problem = monitor.problem()  # said at the parameter's own line
+        if problem:
+            raise reader.error((*key, parameter), problem)
     try:
         return AlarmTemplate(name, monitors)
     except DmemuError as error:
@@ -735,20 +742,25 @@ def _script(reader: _Reader, key: Key, name: str, entry: Any) -> ScriptSpec:
     return ScriptSpec(name, function)
 
 
+@contextmanager
+def _importing_from(folder: Path) -> Iterator[None]:
+    """Modules imported meanwhile are looked for in `folder` first (a file's own protocols)."""
+    import_path = sys.path.copy()
+    sys.path.insert(0, str(folder.resolve()))
+    try:
+        yield
+    finally:
+        sys.path[:] = import_path
+
+
 def _imported(reader: _Reader, key: Key, path: str) -> Any:
     """``module:name`` imported from the file's folder (first) and the import path."""
     module_name, _, name = path.partition(":")
-    folder = str(reader.path.parent.resolve())
-    added = folder not in sys.path
-    if added:
-        sys.path.insert(0, folder)
     try:
-        module = importlib.import_module(module_name)
+        with _importing_from(reader.path.parent):
+            module = importlib.import_module(module_name)
     except ImportError as error:
         raise reader.error(key, f"cannot import {module_name!r}: {error}") from None
-    finally:
-        if added:
-            sys.path.remove(folder)
     try:
         found: Any = module
         for part in name.split("."):
@@ -796,7 +808,7 @@ def _elements(
             agent = reader.typed(entry["agent"], (*key, "agent"), int, "an agent id")
             if agent not in agents:
                 raise reader.error((*key, "agent"), f"agent {agent} is not one of the system's agents {list(agents)}")
-        connection = _connection(reader, (*key, "connection"), entry["connection"], simulators) if "connection" in entry else None
+        connection = _connection(reader, (*key, "connection"), entry["connection"], simulators, protocol) if "connection" in entry else None
         parameters = _parameters(reader, (*key, "parameters"), entry.get("parameters", {}), protocol, simulators)
         template = None
         if "alarm_template" in entry:
@@ -826,9 +838,13 @@ def _check_simulator(reader: _Reader, key: Key, ref: SimulatorRef, simulators: M
         raise reader.error((*key, "simulator"), f"no simulator {ref.simulator!r} is started{hint} (started: {started}; [simulators.{ref.simulator}] starts it)")
 
 
-def _connection(reader: _Reader, key: Key, value: Any, simulators: Mapping[str, Any]) -> dict[str, Any]:
+def _connection(reader: _Reader, key: Key, value: Any, simulators: Mapping[str, Any], protocol: type[Protocol]) -> dict[str, Any]:
     table = reader.table(value, key, _CONNECTION)
     connection = dict(table)
+    takes_credentials = protocol.connection is not None and protocol.connection.credentials
+    for name in ("username", "password"):
+        if name in table and not takes_credentials:
+            raise reader.error((*key, name), f"{protocol.name} takes no credentials on its connection")
     if "port" in table:
         connection["port"] = reader.port(table["port"], (*key, "port"))
         if isinstance(connection["port"], SimulatorRef):
@@ -967,9 +983,11 @@ def start_system(description: SystemDescription, *, clock: Clock | None = None) 
         except OSError as error:
             raise DmemuError(f"cannot use state directory {state}: {error.strerror or error}") from None
         kept = _kept_elements(description, state)
+        paced = clock is None and description.clock.speed is not None  # a harness's own clock is its to move
         clock = clock or _clock_of(description.clock)
         simulators = {name: stack.enter_context(_started(name, spec, clock)) for name, spec in description.simulators.items()}
-        dms = DataMinerSystem(state, clock, agent_ids=description.agents, licences=description.licences, autosave_seconds=description.autosave_seconds)
+        with _importing_from(description.path.parent):  # kept elements of the file's own protocols
+            dms = DataMinerSystem(state, clock, agent_ids=description.agents, licences=description.licences, autosave_seconds=description.autosave_seconds)
         stack.callback(dms.close)
         for script in description.scripts:
             dms.automation.register(script.name, script.function, replace=True)
@@ -989,8 +1007,8 @@ def start_system(description: SystemDescription, *, clock: Clock | None = None) 
                 dms.alarms.assign_template(element, spec.alarm_template)
         for rule, script in description.alarm_rules:
             dms.automation.on_alarm(rule, script)
-        if isinstance(clock, VirtualClock) and description.clock.speed and clock is not None:
-            stack.enter_context(_paced(clock, description.clock.speed))
+        if paced and isinstance(clock, VirtualClock):
+            stack.enter_context(_paced(clock, description.clock.speed or 1.0))
         yield RunningSystem(description, dms, clock, simulators, state)
 
 
