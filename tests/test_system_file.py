@@ -467,3 +467,12 @@ def test_an_example_file_is_served_by_dmemu_serve_until_ctrl_c(name):
             process.communicate()
     assert process.returncode == 0, err
     assert out.splitlines()[-1] == "stopped"
+
+
+def test_the_readme_system_file_starts(tmp_path):
+    (block,) = re.findall(r"```toml\n(.*?)```", (ROOT / "README.md").read_text(encoding="utf-8"), flags=re.DOTALL)
+    description = load_system(_write(tmp_path, block))
+    with start_system(description, clock=VirtualClock()) as running:
+        inventory = running.dms.element("SES Inventory")
+        assert [row["Result"] for row in inventory.table("Cache Progress").rows()] == ["OK", "OK", "OK"]
+        assert running.state == tmp_path / "state"
