@@ -46,6 +46,7 @@ from .dms.alarms import template_problem
 from .dms.automation import AlarmEventKind
 from .dms.saved import existing_registry
 from .protocol import Clock, Connection, Element, Protocol, RealClock, VirtualClock
+from .protocol.definitions import protocol_path
 from .protocol.errors import ConnectionSettingError, DmemuError
 from .protocol.storage import REGISTRY_FILE
 from .simulators import Fault, InventorySpec, OsbService, ProblemActivity, RequestRecord, Simulators
@@ -1021,6 +1022,12 @@ def _kept_elements(description: SystemDescription, state: Path) -> set[str]:
     if not (state / REGISTRY_FILE).exists():
         return set()
     saved = {record["name"]: record["protocol"] for record in existing_registry(state).load()}
+    for spec in description.elements:
+        if spec.name in saved and saved[spec.name] != protocol_path(spec.protocol):
+            raise DmemuError(
+                f"{description.path}: element {spec.name!r} is of protocol {protocol_path(spec.protocol)} there, "
+                f"but {state} keeps it as {saved[spec.name]}; give another state directory, or the element another name"
+            )
     return {spec.name for spec in description.elements if spec.name in saved}
 
 

@@ -22,8 +22,9 @@ from dmemu import system_file
 from dmemu.cli import main
 from dmemu.dms import AlarmEventKind, Severity
 from dmemu.elements.tm_forum_service_problems import PROFILES_FOLDER
-from dmemu.protocol import ElementState, VirtualClock
+from dmemu.protocol import DmemuError, ElementState, VirtualClock
 from dmemu.protocol.storage import REGISTRY_FILE
+from dmemu.simulators import Fault
 from dmemu.system_file import SimulatorRef, SystemFileError, load_system, start_system
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -197,8 +198,13 @@ def test_every_key_is_started_and_stopped(tmp_path):
         meter.set("Link", 0)  # by id in the template: Critical, but not the rule's parameter
         assert len(dms.automation.runs("Note Alarm")) == 1
         assert clock.now() == 1772323200.0  # nothing moved the harness's clock
-        group = running.simulator_group
-        assert {f.api for f in group.faults.faults} == {"tmf642", "osb"}
+        group = running.simulator_group  # what the console shows: a fault goes to the simulator of its api
+        group.faults.add(Fault(api="osb", status=500), Fault(api="tmf639", status=504))
+        assert [(f.kind, f.status) for f in osb.faults.faults] == [("nack", 503), ("status", 500)]
+        assert [f.api for f in tmf.faults.faults] == ["tmf642", "tmf639"]
+        assert [f.api for f in group.faults.faults] == ["tmf642", "tmf639", "osb", "osb"]
+        group.faults.clear()
+        assert group.faults.faults == [] and group.requests() == sorted(group.requests(), key=lambda record: record.time)
     assert (tmp_path / "kept-state" / REGISTRY_FILE).exists()  # kept
     # The kept state: a second start picks the elements up as saved, instead of creating them again.
     with start_system(description, clock=VirtualClock(1772323200.0)) as running:
@@ -476,3 +482,16 @@ def test_the_readme_system_file_starts(tmp_path):
         inventory = running.dms.element("SES Inventory")
         assert [row["Result"] for row in inventory.table("Cache Progress").rows()] == ["OK", "OK", "OK"]
         assert running.state == tmp_path / "state"
+
+
+def test_a_kept_element_of_another_protocol_is_refused_before_anything_starts(tmp_path, monkeypatch):
+    first = _write(tmp_path, '[system]\nstate = "state"\n[[elements]]\nname = "A"\nprotocol = "heartbeat-receiver"\n', "first.toml")
+    with start_system(load_system(first), clock=VirtualClock()):
+        pass
+    second = load_system(_write(tmp_path, '[system]\nstate = "state"\n[simulators.osb]\n[[elements]]\nname = "A"\n'
+                                          'protocol = "telenet-ticket-gateway"\n', "second.toml"))  # fmt: skip
+    monkeypatch.setattr(system_file, "OsbService", lambda *args, **kwargs: pytest.fail("a simulator started"))
+    with pytest.raises(DmemuError, match=r"element 'A' is of protocol .*TelenetTicketGateway there, but .*state keeps it as "
+                                         r".*GenericDynamicHeartbeatReceiver"):  # fmt: skip
+        with start_system(second, clock=VirtualClock()):
+            pass
