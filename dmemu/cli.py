@@ -11,7 +11,7 @@ import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
-from typing import NoReturn
+from typing import Any, NoReturn
 
 from . import __version__
 from .dms import SavedSystem
@@ -94,22 +94,44 @@ def _serve(args: argparse.Namespace) -> int:
     from .web.server import check_access, serve
 
     check_access(args.host, args.token)  # before the DMS starts its elements for nothing
+    if args.system is not None:
+        return _serve_system(args)
     if not (Path(args.state) / REGISTRY_FILE).exists():
         raise DmemuError(f"{args.state} holds no DataMiner System ({REGISTRY_FILE} is missing); `dmemu demo --state DIR` makes one")
     with _user_protocols(args):
         dms = DataMinerSystem(args.state)
     try:
         with serve(dms, port=args.port, host=args.host, token=args.token) as server:
-            print(f"dmemu serving {args.state} ({len(dms.elements)} elements) on {server.url} (Ctrl-C stops)")
-            print(f"  token: {server.token}  (send Authorization: Bearer TOKEN or X-Dmemu-Token: TOKEN)")
-            print(f"  API: {server.url}/api/elements  OpenAPI: {server.url}/api/openapi.json")
-            print(f"  console: {server.console_url}", flush=True)
+            _announce(server, f"{args.state} ({len(dms.elements)} elements)")
             try:
                 threading.Event().wait()
             except KeyboardInterrupt:
                 print("stopped", flush=True)
     finally:
         dms.close()
+    return 0
+
+
+def _announce(server: Any, what: str) -> None:
+    print(f"dmemu serving {what} on {server.url} (Ctrl-C stops)")
+    print(f"  token: {server.token}  (send Authorization: Bearer TOKEN or X-Dmemu-Token: TOKEN)")
+    print(f"  API: {server.url}/api/elements  OpenAPI: {server.url}/api/openapi.json")
+    print(f"  console: {server.console_url}", flush=True)
+
+
+def _serve_system(args: argparse.Namespace) -> int:
+    """The DMS a system file describes, started with its simulators and served until Ctrl-C."""
+    from .system_file import load_system, start_system
+
+    description = load_system(args.system)  # every mistake in the file is said before anything starts
+    with start_system(description) as running, running.serve(args.port, host=args.host, token=args.token) as server:
+        _announce(server, f"{args.system} ({len(running.dms.elements)} elements)")
+        for name, simulator in running.simulators.items():
+            print(f"  simulator {name}: {simulator.base_url}", flush=True)
+        try:
+            threading.Event().wait()
+        except KeyboardInterrupt:
+            print("stopped", flush=True)
     return 0
 
 
@@ -330,8 +352,12 @@ def build_parser() -> _Parser:
     )  # fmt: skip
     demo.add_argument("--web-port", type=_port, default=0, help="the API's port with --web (default: a free one)")
     demo.set_defaults(run=_demo)
-    serve = commands.add_parser("serve", help="run a saved DataMiner System and serve its REST API until interrupted")
-    serve.add_argument("--state", required=True, metavar="DIR", help="the DataMiner System's state directory")
+    serve = commands.add_parser(
+        "serve", help="run a saved DataMiner System, or one a system file describes, and serve its REST API until interrupted"
+    )
+    source = serve.add_mutually_exclusive_group(required=True)
+    source.add_argument("--state", metavar="DIR", help="the DataMiner System's state directory")
+    source.add_argument("--system", metavar="FILE", help="a system file (TOML) describing the DMS to start: see the README")
     serve.add_argument("--port", type=_port, default=0, help="port to listen on (default: a free one)")
     serve.add_argument("--host", default="127.0.0.1", help="address to bind (default: 127.0.0.1; another needs a token)")
     serve.add_argument("--token", help="the token every call must carry (default: a random one, printed)")

@@ -10,6 +10,7 @@ and creates, updates or closes the ticket through the Ticket Gateway, all on a v
 from __future__ import annotations
 
 import argparse
+import sys
 import tempfile
 from pathlib import Path
 
@@ -17,16 +18,12 @@ from dmemu.dms import AlarmTemplate, DataMinerSystem, Severity, Thresholds
 from dmemu.elements.telenet.flow import SCRIPT_NAME, TICKET_ID_PROPERTY
 from dmemu.elements.telenet.suite import create_telenet_suite
 from dmemu.pages import render_page
-from dmemu.protocol import Number, Parameter, Protocol, VirtualClock
+from dmemu.protocol import VirtualClock
 from dmemu.simulators import OsbService
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-class Router(Protocol):
-    """A monitored network element: its signal loss alarms (Minor 10 %, Major 30 %, Critical 60 %)."""
-
-    name = "Example Router"
-    parameters = (Parameter(10, "Signal Loss", Number(0, 100, "%"), write=True, default=0),)
-
+from router import Router  # noqa: E402  (the protocol in examples/router.py, as the system file names it)
 
 ROUTER_ALARMS = AlarmTemplate("Router", {"Signal Loss": Thresholds(high={Severity.MINOR: 10, Severity.MAJOR: 30, Severity.CRITICAL: 60})})
 

@@ -56,7 +56,7 @@ from typing import TYPE_CHECKING, Any
 import attrs
 
 from ..protocol.changes import Change, TableChange
-from ..protocol.definitions import Column, Parameter, ProtocolModel, TableModel
+from ..protocol.definitions import Column, Parameter, Protocol, ProtocolModel, TableModel
 from ..protocol.element import ElementState, ValueWatcher
 from ..protocol.errors import InvalidValueError, StateFileError
 from ..protocol.logs import LogType
@@ -246,6 +246,16 @@ class _Rule:
 class _CompiledTemplate:
     parameters: dict[int, _Rule]
     tables: dict[int, tuple[_Rule, ...]]
+
+
+def template_problem(template: AlarmTemplate, protocol: type[Protocol]) -> str | None:
+    """Why `template` does not fit `protocol` (what `assign_template` would refuse), or None:
+    for checking a template before any element of the protocol exists (a system file)."""
+    try:
+        _compile(template, protocol.model, protocol.name)
+    except AlarmTemplateError as error:
+        return str(error)
+    return None
 
 
 def _compile(template: AlarmTemplate, model: ProtocolModel, element_name: str) -> _CompiledTemplate:
