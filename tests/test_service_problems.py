@@ -410,6 +410,26 @@ def test_after_a_429_nothing_is_sent_until_its_retry_after_has_passed(
     problem_of(sim, ticket.id)
 
 
+def test_a_429_among_parallel_creates_holds_every_request_for_its_retry_after(
+    dms: DataMinerSystem, sim: Simulators, clock: VirtualClock, connector: Connector
+) -> None:
+    """The creates still waiting when one is refused are "not sent"; they must not bring the
+    time to wait back to now (they used to, leaving Retry Not Before at the cycle's time)."""
+    element = create_element(dms, connector, sim)
+    sim.faults.add(Fault(api="tmf656", status=429, retry_after=300, method="POST", requests={3}))
+    tickets = [dms.tickets.create(connector.ticket_type, {"Description": f"rate limited {n}"}) for n in range(12)]
+    cycle(clock)
+    refused_at = element.get("Last Synchronization Cycle")
+    assert element.get("Retry Not Before") == refused_at + 300
+    assert len(problems(sim)) < len(tickets)  # the refusal stopped the cycle's creates
+    sent = len(api_requests(sim))
+    clock.advance(240)
+    assert len(api_requests(sim)) == sent  # nothing before the Retry-After has passed
+    clock.advance(120)
+    for ticket in tickets:
+        problem_of(sim, ticket.id)
+
+
 def test_a_timeout_on_create_never_makes_a_second_problem(
     dms: DataMinerSystem, sim: Simulators, clock: VirtualClock, connector: Connector
 ) -> None:

@@ -560,10 +560,20 @@ class _Cycle:
         self.api_status(error.state, error.http_status, message)
         self.protocol.log(f"{self.flavour.name}: {message}", LogType.ERROR)
         self.failures.append(message)
-        if error.retry_after is not None:
-            self.retry_at = self.protocol.now() + error.retry_after
+        self.hold_for(error)
         if row is not None:
             row.error, row.changed = message, True
+
+    def hold_for(self, error: _ApiFailed) -> None:
+        """After a 429, nothing more is sent before its Retry-After has passed. Only ever later:
+        the requests refused meanwhile ("not sent", retry_after 0) on other workers must not
+        bring the time back to now."""
+        if error.retry_after is None:
+            return
+        until = self.protocol.now() + error.retry_after
+        with self.counting:
+            if self.retry_at is None or until > self.retry_at:
+                self.retry_at = until
 
     # -- the DMS side -----------------------------------------------------------------------
 
@@ -822,8 +832,7 @@ class _Cycle:
             if problem is None:
                 problem = self.post(ticket)
         except _ApiFailed as error:
-            if error.retry_after is not None:
-                self.retry_at = self.protocol.now() + error.retry_after  # no more creates this cycle
+            self.hold_for(error)  # no more creates this cycle
             return error
         tickets[row.ticket_id] = self.adopt_created(row, ticket, problem)
         return None
@@ -909,8 +918,7 @@ class _Cycle:
                 raise _ApiFailed(f"PATCH {self.api.collection}/{row.problem_id}: the answer is not that problem", state=INVALID_RESPONSE, maybe_done=True)
             return payload
         except _ApiFailed as error:
-            if error.retry_after is not None:
-                self.retry_at = self.protocol.now() + error.retry_after
+            self.hold_for(error)
             return error
 
     def refetch(self, row: _Row, tickets: dict[str, Any]) -> None:
