@@ -28,11 +28,11 @@ What goes wrong, and what happens then:
 * A bad line (not as many fields as the header, an empty address, not UTF-8, a quote left open)
   is skipped and counted in *Bad Lines*; the last one is named in *Last Error*, and the first
   `MAX_REJECTED_LINES_SHOWN` of a run are logged with their file and line and listed in the
-  *Rejected Lines* table (the others in one log line). The rest of its file still loads. A file whose header lacks a required column counts as one bad
-  line (line 1) and adds nothing.
+  *Rejected Lines* table (the others in one log line). The rest of its file still loads.
 * A run that cannot trust what it read keeps the last good table, and *Last Run Status* says
-  why: the folder is not set, missing or unreadable; a matching file cannot be read (its rows
-  would silently vanish); or no good row was read at all (an empty drop is far likelier a
+  why: the folder is not set, missing or unreadable; a matching file cannot be read or its
+  header lacks a required column or is not a CSV record (its rows would silently vanish); or
+  no good row was read at all (an empty drop is far likelier a
   broken export than an empty network).
 
 The table and the run figures are saved, so a restart shows them at once.
@@ -134,7 +134,7 @@ def _shown(text: str) -> str:
 def read_provisioning_file(path: Path) -> tuple[list[TopologyEntry], list[BadLine]]:
     """The good entries and the bad lines of one file, both in line order.
 
-    Raises `FolderError` when the file cannot be read at all."""
+    Raises `FolderError` when the file cannot be read at all or its header cannot be used."""
     try:
         data = path.read_bytes()
     except OSError as error:
@@ -164,8 +164,8 @@ def read_provisioning_file(path: Path) -> tuple[list[TopologyEntry], list[BadLin
                 header = [field.lower() for field in fields]
                 missing = [field for field in REQUIRED_FIELDS if field not in header]
                 problem = f"the header lacks {', '.join(missing)}" if missing else ""
-            if problem:
-                return [], [BadLine(name, number, f"{problem}; nothing of this file is loaded", _shown(text))]
+            if problem:  # the file cannot be read as provisioning: its rows would silently vanish
+                raise FolderError(f"file {name!r} line {number}: {problem}")
             positions = (header.index(ADDRESS_FIELD), header.index(PATH_DETAILS_FIELD))
             continue
         if not problem and len(fields) != len(header):
