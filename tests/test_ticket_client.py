@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 
 from dmemu.dms import DataMinerSystem
+from dmemu.elements.heartbeat_receiver import OK as HEARTBEAT_OK
 from dmemu.elements.heartbeat_receiver import GenericDynamicHeartbeatReceiver
 from dmemu.elements.telenet.service_info import (
     SERVICE_INFO_COLUMNS,
@@ -33,7 +34,16 @@ from dmemu.elements.telenet.ticket_client import (
     lock_message,
 )
 from dmemu.elements.telenet.topology_database import TelenetTopologyDatabase
-from dmemu.protocol import Connection, LogType, Parameter, Protocol, QAction, QActionFailedError, String
+from dmemu.protocol import (
+    Connection,
+    InvalidValueError,
+    LogType,
+    Parameter,
+    Protocol,
+    QAction,
+    QActionFailedError,
+    String,
+)
 from dmemu.simulators import OsbService
 
 HEADER = ",".join(SERVICE_INFO_COLUMNS)
@@ -475,6 +485,18 @@ def test_heartbeats_reach_the_receiver_at_the_configured_interval(dms, dmemu_clo
     client.set("Heartbeat Interval", 60)
     dmemu_clock.advance(60)
     assert receiver.table("Heartbeats").row("Client 1")["Beats Received"] == 5
+
+
+def test_beats_announce_the_period_they_really_go_at_so_the_receiver_never_flaps(dms, dmemu_clock, tmp_path, osb):
+    receiver = dms.create_element(GenericDynamicHeartbeatReceiver, "Heartbeats")
+    with pytest.raises(InvalidValueError):  # beats go on the 5 s timer: a shorter interval cannot be kept
+        make_client(dms, tmp_path, osb, **{"Heartbeat Receiver Element": "Heartbeats", "Heartbeat Interval": 1})
+    client = make_client(dms, tmp_path, osb, name="Client 2", **{"Heartbeat Receiver Element": "Heartbeats", "Heartbeat Interval": 7})
+    for _ in range(12):
+        dmemu_clock.advance(10)
+        assert receiver.table("Heartbeats").row("Client 2")["Status"] == HEARTBEAT_OK
+    assert receiver.table("Heartbeats").row("Client 2")["Expected Interval"] == 10  # the 5 s timer's next look after 7 s
+    assert client.get("Heartbeat Status") == "OK"
 
 
 def test_a_heartbeat_to_a_missing_receiver_says_it_failed(dms, tmp_path, osb):

@@ -48,9 +48,11 @@ exchange's real time); its request and response times are the DMS clock's.
 from __future__ import annotations
 
 import json
+import math
 import time
 from typing import Any
 
+from dmemu.elements.heartbeat_receiver import heartbeat_text
 from dmemu.protocol import (
     Button,
     Column,
@@ -89,6 +91,7 @@ UNLOCKED, LOCKED = 0, 1
 NOT_BUSY, BUSY = 0, 1
 SUCCESS, FAILURE = 1, 0
 IDLE = "Idle"
+TIMER_PERIOD = 5  # seconds between two looks at the lock expiry and the heartbeat
 _TEXT_LIMIT = 300  # characters of an error kept in a cell
 
 # Names the flows and the other elements use (one place, so a rename cannot split them).
@@ -505,6 +508,13 @@ def force_not_busy(protocol: QActionProtocol) -> None:
 # Heartbeat
 
 
+def heartbeat_period(interval: float) -> float:
+    """The period beats really go at: the timer looks every `TIMER_PERIOD` seconds, so an
+    interval between two looks is the next look's (7 s -> 10 s). The beat announces this, so
+    the receiver never expects beats faster than they come."""
+    return math.ceil(interval / TIMER_PERIOD) * TIMER_PERIOD
+
+
 def heartbeat_check(protocol: QActionProtocol) -> None:
     """Timer: a heartbeat to the Heartbeat Receiver once Heartbeat Interval has passed."""
     receiver = (protocol.get_parameter("Heartbeat Receiver Element") or "").strip()
@@ -514,7 +524,7 @@ def heartbeat_check(protocol: QActionProtocol) -> None:
     last = protocol.get_parameter("Last Heartbeat")
     if last is not None and now - last < interval:
         return
-    beat = json.dumps({"source": protocol.element_name, "interval": interval, "time": now})
+    beat = heartbeat_text(protocol.element_name, heartbeat_period(interval), now)
     status = protocol.set_element_parameter(receiver, HEARTBEAT_PARAMETER, beat)
     protocol.set_parameters({"Last Heartbeat": now, "Heartbeat Status": "OK" if status is SetStatus.OK else f"Failed: {status.value} (see the log)"})
 
@@ -563,7 +573,8 @@ class TelenetTicketClient(Protocol):
                   description="The most rows the Communication - Response Table keeps; the oldest go first."),
         Parameter(211, "Lock Expiry Time", Number(1, 86400, "s"), write=True, default=300, save=True, page="Configuration",
                   description="A lock whose flow sent no command for this long is freed."),
-        Parameter(212, "Heartbeat Interval", Number(1, 86400, "s"), write=True, default=60, save=True, page="Configuration"),
+        Parameter(212, "Heartbeat Interval", Number(TIMER_PERIOD, 86400, "s"), write=True, default=60, save=True, page="Configuration",
+                  description=f"Beats go on the {TIMER_PERIOD} s timer: an interval between two of its looks is the next look's."),
         Parameter(220, "Force Unlock", Button("Unlock"), write=True, page="Configuration",
                   description="The help page's Lock Status on the Configuration sub-page: frees the client whoever holds it (logged)."),
         # Communication
@@ -603,7 +614,7 @@ class TelenetTicketClient(Protocol):
             _text(659, "Created Time"), _text(660, "Updated Time"),
         )),
     )  # fmt: skip
-    timers = (Timer(1, seconds=5, qactions=(20, 21), name="Lock Expiry and Heartbeat"),)
+    timers = (Timer(1, seconds=TIMER_PERIOD, qactions=(20, 21), name="Lock Expiry and Heartbeat"),)
     qactions = (
         QAction(1, element_started, after_startup=True, name="Element Started"),
         QAction(2, import_csv, triggers=(101,), name="Import CSV"),
