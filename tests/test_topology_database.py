@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 
 from dmemu.dms import DataMinerSystem
+from dmemu.elements.telenet.csv_files import csv_lines, csv_text
 from dmemu.elements.telenet.topology_database import (
     MAX_REJECTED_LINES_SHOWN,
     FolderError,
@@ -122,6 +123,21 @@ class TestCsv:
         write(folder, "other.csv", HEADER + "10.0.0.2,B\n")
         element = create(dms, folder, **{"File Pattern": "topo_*.csv"})
         assert set(topology(element)) == {"10.0.0.1"} and element.get("Files Read") == 1
+
+
+    def test_the_shared_csv_reader_gives_line_numbers_fields_and_problems(self) -> None:
+        data = b'\xef\xbb\xbfa , b\r\n\r\n"x, y",z\n caf\xe9,1\n"open,2\n'
+        assert [(line.number, line.fields, line.problem[:24]) for line in csv_lines(data)] == [
+            (1, ("a", "b"), ""),  # the byte order mark and the CR go, fields are trimmed
+            (3, ("x, y", "z"), ""),  # the blank line 2 is skipped
+            (4, (), "not UTF-8 text (byte 5 o"),
+            (5, (), "not a CSV record (unexpe"),
+        ]
+        assert csv_lines_text(csv_text(("a", "b"), [("x, y", 1)])) == [("a", "b"), ("x, y", "1")]
+
+
+def csv_lines_text(text: str) -> list[tuple[str, ...]]:
+    return [line.fields for line in csv_lines(text.encode())]
 
 
 class TestLastGoodTable:

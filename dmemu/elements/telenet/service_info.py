@@ -2,8 +2,9 @@
 talk to, kept only through CSV files (the help page: "this configuration is only possible by
 importing or exporting a CSV file"), so the Client's table and the Gateway's stay the same.
 
-The file is UTF-8 (a byte order mark is allowed), comma separated, with a header naming the
-columns `SERVICE_INFO_COLUMNS` in any order, then one service per record::
+The file is read by `csv_files.csv_lines` (UTF-8, a byte order mark allowed, one record per
+line, fields trimmed, blank lines skipped), with a header naming the columns
+`SERVICE_INFO_COLUMNS` in any order, then one service per line::
 
     Service Name,Host,Port,Path,Description
     OSB Production,osb.telenet.be,8650,/osb/TicketingService,Telenet SAM ticketing
@@ -22,17 +23,16 @@ let both connectors declare and manage the table the same way.
 
 from __future__ import annotations
 
-import csv
-import io
 import os
-import tempfile
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
 import attrs
 
 from dmemu.protocol import Column, DmemuError, LogType, Number, QActionProtocol, String
+
+from .csv_files import CsvLine, csv_lines, csv_text, field_count_problem, write_csv_file
 
 SERVICE_INFO_COLUMNS = ("Service Name", "Host", "Port", "Path", "Description")
 """The CSV header's columns, and the Service Info Table's, in this order when written."""
@@ -86,17 +86,9 @@ def service_info_columns(first_id: int) -> tuple[Column, ...]:
 def parse_service_csv(data: bytes, source: str = "<csv>") -> list[ServiceInfo]:
     """The services in a CSV file's bytes; `ServiceInfoCsvError` names `source`, the line and
     the reason of the first problem found."""
-    try:
-        text = data.decode("utf-8-sig")
-    except UnicodeDecodeError as error:
-        line = data[: error.start].count(b"\n") + 1
-        raise ServiceInfoCsvError(source, line, f"not UTF-8 text (byte 0x{data[error.start]:02x} at offset {error.start})") from None
-    reader = csv.reader(io.StringIO(text, newline=""), strict=True)
-    try:
-        header = _header(reader, source)
-        services = _records(reader, header, source)
-    except csv.Error as error:
-        raise ServiceInfoCsvError(source, reader.line_num, f"not valid CSV ({error})") from None
+    lines = csv_lines(data)
+    header = _header(lines, source)
+    services = _records(lines, header, source)
     if not services:
         raise ServiceInfoCsvError(source, 0, "the file lists no service")
     return services
@@ -111,55 +103,50 @@ def read_service_csv(path: str | os.PathLike[str]) -> list[ServiceInfo]:
     return parse_service_csv(data, str(path))
 
 
-def _header(reader: Any, source: str) -> dict[str, int]:
-    """Column name -> field position, from the first non-blank record."""
-    for fields in reader:
-        if not any(field.strip() for field in fields):
-            continue
-        names = [field.strip() for field in fields]
-        line = reader.line_num
+def _header(lines: Iterator[CsvLine], source: str) -> dict[str, int]:
+    """Column name -> field position, from the first non-blank line."""
+    for line in lines:
+        if line.problem:
+            raise ServiceInfoCsvError(source, line.number, line.problem)
+        names = list(line.fields)
         seen: set[str] = set()
         for name in names:
             if name in seen:
-                raise ServiceInfoCsvError(source, line, f"the header names column {name!r} twice")
+                raise ServiceInfoCsvError(source, line.number, f"the header names column {name!r} twice")
             seen.add(name)
         unknown = [name for name in names if name not in SERVICE_INFO_COLUMNS]
         if unknown:
-            raise ServiceInfoCsvError(source, line, f"the header names unknown column(s) {unknown}; columns: {', '.join(SERVICE_INFO_COLUMNS)}")
+            raise ServiceInfoCsvError(source, line.number, f"the header names unknown column(s) {unknown}; columns: {', '.join(SERVICE_INFO_COLUMNS)}")
         missing = [name for name in SERVICE_INFO_COLUMNS if name not in seen]
         if missing:
-            raise ServiceInfoCsvError(source, line, f"the header lacks column(s) {missing}; columns: {', '.join(SERVICE_INFO_COLUMNS)}")
+            raise ServiceInfoCsvError(source, line.number, f"the header lacks column(s) {missing}; columns: {', '.join(SERVICE_INFO_COLUMNS)}")
         return {name: position for position, name in enumerate(names)}
     raise ServiceInfoCsvError(source, 0, f"the file is empty; it needs a header: {','.join(SERVICE_INFO_COLUMNS)}")
 
 
-def _records(reader: Any, header: dict[str, int], source: str) -> list[ServiceInfo]:
+def _records(lines: Iterator[CsvLine], header: dict[str, int], source: str) -> list[ServiceInfo]:
     services: list[ServiceInfo] = []
-    lines: dict[str, int] = {}
-    last_line = reader.line_num
-    for fields in reader:
-        line = last_line + 1  # where the record began (a quoted field may span lines)
-        last_line = reader.line_num
-        if not any(field.strip() for field in fields):
-            continue  # a blank line
-        if len(fields) != len(header):
-            raise ServiceInfoCsvError(source, line, f"{len(fields)} fields where the header has {len(header)}")
-        value = {name: fields[position].strip() for name, position in header.items()}
+    first_lines: dict[str, int] = {}
+    for line in lines:
+        problem = line.problem or field_count_problem(line, len(header))
+        if problem:
+            raise ServiceInfoCsvError(source, line.number, problem)
+        value = {name: line.fields[position] for name, position in header.items()}
         name = value["Service Name"]
         if not name:
-            raise ServiceInfoCsvError(source, line, "the Service Name is empty")
-        if name in lines:
-            raise ServiceInfoCsvError(source, line, f"service {name!r} is already listed on line {lines[name]}")
+            raise ServiceInfoCsvError(source, line.number, "the Service Name is empty")
+        if name in first_lines:
+            raise ServiceInfoCsvError(source, line.number, f"service {name!r} is already listed on line {first_lines[name]}")
         if not value["Host"]:
-            raise ServiceInfoCsvError(source, line, f"service {name!r}: the Host is empty")
+            raise ServiceInfoCsvError(source, line.number, f"service {name!r}: the Host is empty")
         port_text = value["Port"]
         port = int(port_text) if port_text.isascii() and port_text.isdigit() else 0
         if not 1 <= port <= 65535:
-            raise ServiceInfoCsvError(source, line, f"service {name!r}: Port {port_text!r} is not a whole number from 1 to 65535")
+            raise ServiceInfoCsvError(source, line.number, f"service {name!r}: Port {port_text!r} is not a whole number from 1 to 65535")
         path = value["Path"]
         if not path.startswith("/"):
-            raise ServiceInfoCsvError(source, line, f"service {name!r}: Path {path!r} does not start with '/'")
-        lines[name] = line
+            raise ServiceInfoCsvError(source, line.number, f"service {name!r}: Path {path!r} does not start with '/'")
+        first_lines[name] = line.number
         services.append(ServiceInfo(name, value["Host"], port, path, value["Description"]))
     return services
 
@@ -169,28 +156,14 @@ def _records(reader: Any, header: dict[str, int], source: str) -> list[ServiceIn
 
 def service_csv_text(services: Iterable[ServiceInfo]) -> str:
     """The services as a CSV file's text, header first, in the format `parse_service_csv` reads."""
-    out = io.StringIO(newline="")
-    writer = csv.writer(out, lineterminator="\n")
-    writer.writerow(SERVICE_INFO_COLUMNS)
-    for service in services:
-        writer.writerow(service.row())
-    return out.getvalue()
+    return csv_text(SERVICE_INFO_COLUMNS, (service.row() for service in services))
 
 
 def write_service_csv(path: str | os.PathLike[str], services: Iterable[ServiceInfo]) -> None:
     """Write the services to `path` whole (a temporary file replaces it): a reader never sees
     half a file. `ServiceInfoCsvError` when it cannot be written."""
-    target = Path(path)
-    text = service_csv_text(services)
     try:
-        handle, temporary = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent or ".")
-        try:
-            with os.fdopen(handle, "w", encoding="utf-8", newline="") as file:
-                file.write(text)
-            os.replace(temporary, target)
-        except BaseException:
-            Path(temporary).unlink(missing_ok=True)
-            raise
+        write_csv_file(path, SERVICE_INFO_COLUMNS, [service.row() for service in services])
     except OSError as error:
         raise ServiceInfoCsvError(str(path), 0, f"cannot be written: {error.strerror or error}") from None
 

@@ -21,7 +21,6 @@ creates, in this order (each finds the ones before it when it starts):
 
 from __future__ import annotations
 
-import csv
 from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from typing import Any
@@ -32,6 +31,7 @@ from dmemu.dms import AlarmRule, DataMinerSystem
 from dmemu.elements.heartbeat_receiver import HEARTBEAT_ALARMS, GenericDynamicHeartbeatReceiver
 from dmemu.protocol import BYPASS_PROXY, Connection, Element
 
+from .csv_files import write_csv_file
 from .flow import FLOW_EVENT_KINDS, SCRIPT_NAME, FlowSettings, ticket_flow_script
 from .service_info import ServiceInfo, write_service_csv
 from .ticket_client import DEFAULT_PORT, TelenetTicketClient
@@ -82,10 +82,7 @@ def create_telenet_suite(
     provisioning = folder / "provisioning"
     provisioning.mkdir(parents=True, exist_ok=True)
     if topology is not None:
-        with (provisioning / "topology.csv").open("w", encoding="utf-8", newline="") as file:
-            writer = csv.writer(file, lineterminator="\n")
-            writer.writerow((ADDRESS_FIELD, PATH_DETAILS_FIELD))
-            writer.writerows(topology.items())
+        write_csv_file(provisioning / "topology.csv", (ADDRESS_FIELD, PATH_DETAILS_FIELD), topology.items())
     host, port = service
     services_csv = folder / "services.csv"
     write_service_csv(services_csv, [ServiceInfo(SERVICE_NAME, host, port, description="Telenet ticketing service (OSB)")])

@@ -40,7 +40,6 @@ The table and the run figures are saved, so a restart shows them at once.
 
 from __future__ import annotations
 
-import csv
 import fnmatch
 import os
 from pathlib import Path
@@ -62,6 +61,8 @@ from dmemu.protocol import (
     Table,
     Timer,
 )
+
+from .csv_files import csv_lines, field_count_problem
 
 ADDRESS_FIELD = "network_element_address"
 PATH_DETAILS_FIELD = "ninas_network_path_details"
@@ -144,38 +145,24 @@ def read_provisioning_file(path: Path) -> tuple[list[TopologyEntry], list[BadLin
     bad: list[BadLine] = []
     header: list[str] | None = None
     positions: tuple[int, int] = (0, 0)
-    if data.startswith(b"\xef\xbb\xbf"):
-        data = data[3:]
-    # Line by line, so one line that is not UTF-8 (or leaves a quote open) costs that line only.
-    for number, raw in enumerate(data.split(b"\n"), start=1):
-        try:
-            text = raw.decode("utf-8")
-            fields = [field.strip() for field in next(csv.reader([text.rstrip("\r")], strict=True), [])]
-        except UnicodeDecodeError as error:
-            problem, text = f"not UTF-8 (byte {error.start + 1})", raw.decode("utf-8", "replace")
-        except csv.Error as error:
-            problem = f"not a CSV record ({error})"
-        else:
-            problem = ""
-        if not problem and not text.strip():
-            continue  # a blank line
+    for line in csv_lines(data):
         if header is None:
+            problem = line.problem
             if not problem:
-                header = [field.lower() for field in fields]
+                header = [field.lower() for field in line.fields]
                 missing = [field for field in REQUIRED_FIELDS if field not in header]
                 problem = f"the header lacks {', '.join(missing)}" if missing else ""
             if problem:  # the file cannot be read as provisioning: its rows would silently vanish
-                raise FolderError(f"file {name!r} line {number}: {problem}")
+                raise FolderError(f"file {name!r} line {line.number}: {problem}")
             positions = (header.index(ADDRESS_FIELD), header.index(PATH_DETAILS_FIELD))
             continue
-        if not problem and len(fields) != len(header):
-            problem = f"{_counted(len(fields), 'field')} where the header has {len(header)}"
-        if not problem and not fields[positions[0]]:
+        problem = line.problem or field_count_problem(line, len(header))
+        if not problem and not line.fields[positions[0]]:
             problem = "empty network element address"
         if problem:
-            bad.append(BadLine(name, number, problem, _shown(text)))
+            bad.append(BadLine(name, line.number, problem, _shown(line.text)))
             continue
-        entries.append(TopologyEntry(fields[positions[0]], fields[positions[1]], name, number))
+        entries.append(TopologyEntry(line.fields[positions[0]], line.fields[positions[1]], name, line.number))
     if header is None:
         bad.append(BadLine(name, 1, "empty file: no header"))
     return entries, bad
