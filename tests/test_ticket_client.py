@@ -168,6 +168,8 @@ MALFORMED = {
     "too many fields": (f"{HEADER}\nA,h,1,/p,,x\n".encode(), 2, "6 fields where the header has 5"),
     "bad encoding": (f"{HEADER}\nA,h,1,/p,\nB,h\N{LATIN SMALL LETTER E WITH ACUTE},2,/p,\n".encode("latin-1"), 3, "not UTF-8 text"),
     "empty host": (f"{HEADER}\nA,,1,/p,\n".encode(), 2, "the Host is empty"),
+    "host with a space": (f"{HEADER}\nA,h,1,/p,\nB,osb .telenet.be,2,/p,\n".encode(), 3, "service 'B': connection host='osb .telenet.be'"),
+    "host with another scheme": (f"{HEADER}\nA,ftp://h,1,/p,\n".encode(), 2, "a scheme written in the host is one of http, https"),
     "relative path": (f"{HEADER}\nA,h,1,osb,\n".encode(), 2, "Path 'osb' does not start with '/'"),
     "no service": (f"{HEADER}\n".encode(), 0, "the file lists no service"),
     "empty file": (b"", 0, "the file is empty"),

@@ -12,7 +12,8 @@ line, fields trimmed, blank lines skipped), with a header naming the columns
 A file is taken whole or not at all: `parse_service_csv` refuses a file that is not UTF-8, a
 header missing a column or naming an unknown or repeated one, a record with another number of
 fields than the header, an empty service name or host, a name used twice, a port that is not a
-whole number from 1 to 65535, a path not starting with ``/``, and a file without any service,
+whole number from 1 to 65535, a host or port the engine's `Connection` refuses (a space in the
+host, a scheme other than http or https), a path not starting with ``/``, and a file without any service,
 raising `ServiceInfoCsvError` with the file, the line and the reason; the table is then left
 as it was. `service_csv_text` writes the table back in the same format, so an export imported
 again gives the same table.
@@ -30,7 +31,16 @@ from typing import Any
 
 import attrs
 
-from dmemu.protocol import Column, DmemuError, LogType, Number, QActionProtocol, String
+from dmemu.protocol import (
+    Column,
+    Connection,
+    ConnectionSettingError,
+    DmemuError,
+    LogType,
+    Number,
+    QActionProtocol,
+    String,
+)
 
 from .csv_files import CsvLine, csv_lines, csv_text, field_count_problem, write_csv_file
 
@@ -143,6 +153,10 @@ def _records(lines: Iterator[CsvLine], header: dict[str, int], source: str) -> l
         port = int(port_text) if port_text.isascii() and port_text.isdigit() else 0
         if not 1 <= port <= 65535:
             raise ServiceInfoCsvError(source, line.number, f"service {name!r}: Port {port_text!r} is not a whole number from 1 to 65535")
+        try:
+            Connection(host=value["Host"], port=port)  # the engine's own checks of a connection's host and port
+        except ConnectionSettingError as error:
+            raise ServiceInfoCsvError(source, line.number, f"service {name!r}: {error}") from None
         path = value["Path"]
         if not path.startswith("/"):
             raise ServiceInfoCsvError(source, line.number, f"service {name!r}: Path {path!r} does not start with '/'")
