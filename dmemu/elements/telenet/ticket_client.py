@@ -78,11 +78,14 @@ from dmemu.protocol import (
 
 from .osb_messages import SEARCH_TICKET, OsbError, OsbFaultError, OsbNackError, parse_search_response, search_request
 from .service_info import (
-    ServiceInfo,
-    ServiceInfoCsvError,
-    export_service_table,
-    import_service_table,
-    service_info_columns,
+    ServiceSelectionError,
+    export_csv,
+    import_csv,
+    select_service,
+    selected_service,
+    service_info_parameters,
+    service_info_table,
+    show_active_service,
 )
 
 PROTOCOL_NAME = "Telenet Ticket Client"
@@ -95,7 +98,6 @@ TIMER_PERIOD = 5  # seconds between two looks at the lock expiry and the heartbe
 _TEXT_LIMIT = 300  # characters of an error kept in a cell
 
 # Names the flows and the other elements use (one place, so a rename cannot split them).
-SERVICE_INFO_TABLE = "Service Info Table"
 TOPOLOGY_TABLE = "Ninas Network Path Details"
 SEARCHED_TICKETS_TABLE = "Searched Tickets"
 RESPONSE_TABLE = "Communication - Response Table"
@@ -105,10 +107,6 @@ GATEWAY_REQUEST_PARAMETER = "Ticket Request"  # on the Ticket Gateway
 HEARTBEAT_PARAMETER = "Heartbeat"  # on the Heartbeat Receiver
 TOPOLOGY_SOURCE_TABLE = "Topology"  # on the Topology Database
 TOPOLOGY_ADDRESS, TOPOLOGY_PATH = "Network Element Address", "Ninas Network Path Details"
-
-
-class ServiceSelectionError(DmemuError, ValueError):
-    """Service Selection named a service the Service Info Table does not hold."""
 
 
 # --------------------------------------------------------------------------------------------
@@ -159,7 +157,7 @@ def element_started(protocol: QActionProtocol) -> None:
     """After startup: the topology is copied (only now), the service in use is shown again."""
     protocol.set_parameters({"Processing IAS Request Busy Status": NOT_BUSY, "Client Processing Data": IDLE})
     _copy_topology(protocol)
-    _show_active_service(protocol)
+    show_active_service(protocol)
     if protocol.get_parameter("Pending Gateway Request"):
         # A Gateway request sent before a restart: its answer still lands here and is passed on.
         protocol.set_parameter("Processing IAS Request Busy Status", BUSY)
@@ -182,62 +180,6 @@ def _copy_topology(protocol: QActionProtocol) -> None:
     copied = f"{_count(len(rows), 'network element')} copied from {source!r}"
     protocol.set_parameters({"Topology Status": copied, "Topology Copy Time": protocol.now()})
     protocol.log(f"Topology: {copied}")
-
-
-def _selected_service(protocol: QActionProtocol) -> ServiceInfo | None:
-    name = protocol.get_parameter("Selected Service") or ""
-    if not name or not protocol.exists(SERVICE_INFO_TABLE, name):
-        return None
-    return ServiceInfo.from_row(protocol.get_row(SERVICE_INFO_TABLE, name))
-
-
-def _show_active_service(protocol: QActionProtocol) -> None:
-    service = _selected_service(protocol)
-    protocol.set_parameter("Active Service", "" if service is None else f"{service.name} ({service.host}:{service.port}{service.path})")
-
-
-def import_csv(protocol: QActionProtocol) -> None:
-    """Import CSV: the table becomes the file's services, or stays as it was (the status says why)."""
-    path = protocol.get_parameter("CSV File Path") or ""
-    try:
-        services = import_service_table(protocol, SERVICE_INFO_TABLE, path)
-    except ServiceInfoCsvError as error:
-        protocol.set_parameter("CSV Status", f"Import refused: {error}; the Service Info Table is unchanged")
-        raise
-    status = f"Imported {_count(len(services), 'service')} from {path.strip()}"
-    selected = protocol.get_parameter("Selected Service") or ""
-    if selected and selected not in {service.name for service in services}:
-        protocol.set_parameters({"Selected Service": "", "Service Selection": ""})
-        protocol.log(f"Service Selection {selected!r} cleared: the imported table no longer lists it", LogType.ERROR)
-        status += f"; the selected service {selected!r} is no longer listed, so none is selected"
-    protocol.set_parameter("CSV Status", status)
-    _show_active_service(protocol)
-
-
-def export_csv(protocol: QActionProtocol) -> None:
-    """Export CSV: the table written to CSV File Path, in the format Import CSV reads."""
-    path = protocol.get_parameter("CSV File Path") or ""
-    try:
-        services = export_service_table(protocol, SERVICE_INFO_TABLE, path)
-    except ServiceInfoCsvError as error:
-        protocol.set_parameter("CSV Status", f"Export failed: {error}")
-        raise
-    protocol.set_parameter("CSV Status", f"Exported {_count(len(services), 'service')} to {path.strip()}")
-
-
-def select_service(protocol: QActionProtocol) -> None:
-    """Service Selection: one of the table's services (empty: none); anything else is refused
-    and the selection goes back to the service in use."""
-    chosen = (protocol.trigger_value or "").strip()
-    if chosen and not protocol.exists(SERVICE_INFO_TABLE, chosen):
-        previous = protocol.get_parameter("Selected Service") or ""
-        protocol.set_parameter("Service Selection", previous)
-        known = ", ".join(repr(key) for key in protocol.get_keys(SERVICE_INFO_TABLE)) or "none (import a CSV first)"
-        raise ServiceSelectionError(f"Service Selection {chosen!r} refused: the Service Info Table lists {known}; {previous or 'no service'!r} stays selected")
-    if chosen != protocol.get_parameter("Selected Service"):
-        protocol.log(f"Service Selection: {chosen or 'none'}")
-    protocol.set_parameter("Selected Service", chosen)
-    _show_active_service(protocol)
 
 
 # --------------------------------------------------------------------------------------------
@@ -369,7 +311,7 @@ def _search(protocol: QActionProtocol, command: dict[str, Any]) -> None:
     guid, command_id = command["guid"], command["id"]
     ticket_type, network_element = command.get("ticket_type") or "MO", command.get("network_element") or ""
     alarm_id, status = command.get("alarm_id"), command.get("status")
-    service = _selected_service(protocol)
+    service = selected_service(protocol)
     started, wall_start = protocol.now(), time.monotonic()
     what = f"{ticket_type} tickets of {network_element!r}" + (f" for alarm {alarm_id}" if alarm_id not in (None, "") else "")
     tickets: list[Any] = []
@@ -550,15 +492,7 @@ class TelenetTicketClient(Protocol):
     )
     parameters = (
         # Connection Details
-        Parameter(100, "CSV File Path", String(), write=True, default="", save=True, page="Connection Details",
-                  description="The CSV file Import CSV reads and Export CSV writes."),
-        Parameter(101, "Import CSV", Button("Import"), write=True, page="Connection Details"),
-        Parameter(102, "Export CSV", Button("Export"), write=True, page="Connection Details"),
-        Parameter(103, "CSV Status", String(), default="", page="Connection Details"),
-        Parameter(110, "Service Selection", String(), write=True, default="", save=True, page="Connection Details",
-                  description="The ticketing service searches go to: a Service Name of the Service Info Table."),
-        Parameter(111, "Active Service", String(), default="", page="Connection Details"),
-        Parameter(112, "Selected Service", String(), default="", save=True, description="The accepted Service Selection."),
+        *service_info_parameters(100, "Connection Details", "searches go to"),
         Parameter(120, "Lock Status", Discrete({UNLOCKED: "Unlocked", LOCKED: "Locked"}), default=UNLOCKED, save=True, page="Connection Details"),
         Parameter(121, "LockGuidId", String(), default="", save=True, page="Connection Details"),
         Parameter(122, "Lock Time", DateTime(), save=True, page="Connection Details"),
@@ -597,8 +531,7 @@ class TelenetTicketClient(Protocol):
                   description="The Gateway request a flow waits for (JSON), kept across restarts."),
     )  # fmt: skip
     tables = (
-        Table(1000, SERVICE_INFO_TABLE, service_info_columns(1001), save=True, page="Connection Details",
-              description="The ticketing services; changed only by Import CSV."),
+        service_info_table(1000, "Connection Details"),
         Table(400, RESPONSE_TABLE, save=True, page="Communication", columns=(
             _text(401, "Request ID", key=True), Column(402, "Request Time", DateTime()), Column(403, "Response Time", DateTime()),
             Column(404, "Duration", Number(0, None, "ms", 1)), _text(405, "Service"), _text(406, "Ticket Type"),

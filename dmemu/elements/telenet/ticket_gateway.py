@@ -3,9 +3,14 @@ ticketing web service (OSB), each answer set back on the requester's parameter.
 
 What the connector's help page says, and where it lives here:
 
-* **HTTP connection**: the ticketing service is the element's connection (IP address/host and
-  IP port; bus address ``BypassProxy`` for no proxy). Every operation is a ``POST`` of SOAP-style
-  XML to ``/osb/TicketingService`` (`osb_messages`).
+* **The ticketing service**: the *Connection Details* page has the same *Service Info Table* as
+  the Ticket Clients (changed only by *Import CSV*, shown back by *Export CSV*, on *CSV File
+  Path*; `service_info`) and *Service Selection*: every request goes to the selected service's
+  host, port and path. With no service selected (the choice is optional, so a Gateway set up
+  the plain HTTP way keeps working) requests go to ``/osb/TicketingService`` on the element's
+  own HTTP connection (IP address/host and IP port; bus address ``BypassProxy`` for no proxy,
+  which applies to a selected service too). Every operation is a ``POST`` of SOAP-style XML
+  (`osb_messages`).
 * **Requests from any element**: another element's QAction sends a request
   (``protocol.send_request(gateway, "Ticket Request", body, reply_parameter)``) whose body is
   ``{"operation": "create" | "update" | "close" | "search", "ticket_type": "MO" | "PLM",
@@ -50,6 +55,7 @@ import requests
 
 from dmemu.protocol import (
     Column,
+    Connection,
     DateTime,
     Discrete,
     HttpConnection,
@@ -94,6 +100,15 @@ from .osb_messages import (
     parse_transaction_result,
     snake_case,
     transaction_result_request,
+)
+from .service_info import (
+    export_csv,
+    import_csv,
+    select_service,
+    selected_service,
+    service_info_parameters,
+    service_info_table,
+    show_active_service,
 )
 
 BUFFER = "Request Buffer"
@@ -271,6 +286,7 @@ class _Service:
     def __init__(self, protocol: QActionProtocol) -> None:
         self.protocol = protocol
         self.stopped = False
+        self.url = service_url(protocol)
 
     def exchange(self, operation: Operation, body: bytes, parse: Callable[[bytes], T], request_id: str, attempt: int) -> T:
         """`parse` of the service's answer to `body`; `_Failure` says why there is none."""
@@ -279,7 +295,7 @@ class _Service:
         status = 0
         try:
             try:
-                response = protocol.http.post(SERVICE_PATH, data=body, headers=operation.headers())
+                response = protocol.http.post(self.url, data=body, headers=operation.headers())
             except requests.Timeout:
                 raise self._failed(TIMEOUT, 0, f"no answer within {protocol.http.timeout:g} s", retry=True) from None
             except requests.RequestException as error:
@@ -337,6 +353,15 @@ class _Service:
         excess = protocol.row_count(COMMUNICATION) - int(protocol.get_parameter("Communication Max Rows"))
         if excess > 0:
             protocol.delete_row(COMMUNICATION, sorted(protocol.get_keys(COMMUNICATION), key=int)[:excess])
+
+
+def service_url(protocol: QActionProtocol) -> str:
+    """Where the requests go: the selected service's host, port and path, or, with none
+    selected, `SERVICE_PATH` on the element's own connection."""
+    service = selected_service(protocol)
+    if service is None:
+        return SERVICE_PATH
+    return Connection(host=service.host, port=service.port).base_url(default_port=service.port) + service.path
 
 
 def _outcome(answer: Any) -> str:
@@ -581,6 +606,7 @@ class TelenetTicketGateway(Protocol):
         Page("Buffer", order=0),
         Page("Communication", order=1),
         Page("Configuration", order=2),
+        Page("Connection Details", order=3),
     )
     parameters = (
         Parameter(10, "Ticket Request", String(), write=True, default="",
@@ -617,6 +643,8 @@ class TelenetTicketGateway(Protocol):
         Parameter(105, "Finished Request Retention", Number(0, 7 * 86400, "s"), write=True, default=3600, save=True, page="Configuration",
                   description="How long Done and Failed requests stay in the buffer."),
         Parameter(106, "Communication Max Rows", Number(1, 10000), write=True, default=100, save=True, page="Configuration"),
+        # Connection Details
+        *service_info_parameters(200, "Connection Details", "requests go to (none selected: the element's own connection)"),
     )  # fmt: skip
     tables = (
         Table(1000, BUFFER, save=True, page="Buffer", columns=(
@@ -638,12 +666,17 @@ class TelenetTicketGateway(Protocol):
             _column(2006, "HTTP Status", Number(0, 999), description="0: no answer came"), _column(2007, "Result"),
             _column(2008, "Duration", Number(0, None, "ms", decimals=1)),
         )),
+        service_info_table(3000, "Connection Details"),
     )  # fmt: skip
     timers = (Timer(1, seconds=1, qactions=(2,), at_startup=False, name="Buffer Processing"),)
     qactions = (
         QAction(1, take_ticket_request, triggers=(10,), name="Ticket Request"),
         QAction(2, work_buffer, name="Buffer Processing"),
         QAction(3, resume_buffer, after_startup=True, name="Resume Buffer"),
+        QAction(4, import_csv, triggers=(201,), name="Import CSV"),
+        QAction(5, export_csv, triggers=(202,), name="Export CSV"),
+        QAction(6, select_service, triggers=(210,), name="Service Selection"),
+        QAction(7, show_active_service, after_startup=True, name="Show Active Service"),
     )
 
 
