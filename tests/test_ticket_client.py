@@ -28,6 +28,7 @@ from dmemu.elements.telenet.ticket_client import (
     LOCKED,
     NOT_BUSY,
     UNLOCKED,
+    ManualSetRefusedError,
     ServiceSelectionError,
     TelenetTicketClient,
     command_message,
@@ -315,12 +316,37 @@ def test_an_expired_lock_is_taken_over_at_once_by_a_lock_request(dms, dmemu_cloc
 def test_a_forced_unlock_is_logged_and_the_holders_next_command_fails(dms, tmp_path, osb):
     client = make_client(dms, tmp_path, osb)
     lock(client, "flow-a")
-    client.set("Force Unlock", 1)
-    assert client.get("Lock Status") == UNLOCKED
+    client.set("Lock Status", UNLOCKED)  # the help page's Lock Status on the Configuration sub-page
+    assert (client.get("Lock Status"), client.get("LockGuidId")) == (UNLOCKED, "")
     assert any("the lock of flow flow-a" in entry.message and "forced open by a user" in entry.message for entry in client.logs(LogType.ERROR))
     assert lock(client, "flow-b")["granted"]
     reply = search(client, "flow-a", "c1")
     assert not reply["ok"] and reply["error"] == "stale GUID flow-a: the lock is held by flow flow-b"
+
+
+def test_lock_status_set_to_locked_by_hand_is_refused_and_a_free_client_stays_free(dms, tmp_path, osb):
+    client = make_client(dms, tmp_path, osb)
+    with pytest.raises(QActionFailedError) as refused:
+        client.set("Lock Status", LOCKED)
+    assert isinstance(refused.value.__cause__, ManualSetRefusedError)
+    assert "a flow takes the client with a Lock Request" in str(refused.value.__cause__)
+    assert (client.get("Lock Status"), client.get("LockGuidId")) == (UNLOCKED, "")
+    assert lock(client, "flow-a")["granted"]
+    client.set("Lock Status", LOCKED)  # locked already: nothing changes
+    assert (client.get("Lock Status"), client.get("LockGuidId")) == (LOCKED, "flow-a")
+    client.set("Lock Status", UNLOCKED)
+    client.set("Lock Status", UNLOCKED)  # not locked: said in the log, nothing else
+    assert any("the client was not locked" in entry.message for entry in client.logs())
+
+
+def test_busy_status_forced_to_busy_by_hand_is_refused(dms, tmp_path, osb):
+    client = make_client(dms, tmp_path, osb)
+    with pytest.raises(QActionFailedError) as refused:
+        client.set("Processing IAS Request Busy Status", BUSY)
+    assert isinstance(refused.value.__cause__, ManualSetRefusedError)
+    assert client.get("Processing IAS Request Busy Status") == NOT_BUSY
+    lock(client, "flow-a")
+    assert search(client, "flow-a", "c1")["ok"]  # the client still works
 
 
 def test_concurrent_lock_attempts_grant_the_client_to_exactly_one_flow(dms, tmp_path, osb):
@@ -450,7 +476,7 @@ def test_forcing_not_busy_ends_the_flows_wait_and_the_late_answer_is_ignored(dms
     client.set("Client Command", command_message("flow-a", "c1", "ticket", operation="update", ticket_type="MO",
                                                  fields={"ticket_id": "MO-000001", "severity": "Minor"}))  # fmt: skip
     assert client.get("Processing IAS Request Busy Status") == BUSY
-    client.set("Force Not Busy", 1)
+    client.set("Processing IAS Request Busy Status", NOT_BUSY)
     assert client.get("Processing IAS Request Busy Status") == NOT_BUSY
     reply = json.loads(client.get("Client Command Reply"))
     assert (reply["id"], reply["ok"], reply["error"]) == ("c1", False, "abandoned: the client was forced Not Busy by a user")
@@ -465,7 +491,7 @@ def test_a_forced_unlock_during_a_gateway_request_tells_the_waiting_flow(dms, tm
     client = make_client(dms, tmp_path, osb)
     lock(client, "flow-a")
     client.set("Client Command", command_message("flow-a", "c1", "ticket", operation="close", ticket_type="MO", fields={"ticket_id": "MO-1"}))
-    client.set("Force Unlock", 1)
+    client.set("Lock Status", UNLOCKED)
     reply = json.loads(client.get("Client Command Reply"))
     assert (reply["id"], reply["ok"], reply["error"]) == ("c1", False, "abandoned: the lock was forced open by a user")
     assert client.get("Processing IAS Request Busy Status") == NOT_BUSY
@@ -547,8 +573,8 @@ def test_the_pages_are_the_help_pages():
 
     shown = {page.path: [item.name for item in (*page.parameters, *page.tables)] for page in pages_of(TelenetTicketClient)}
     assert list(shown) == ["Connection Details", "Connection Details > Configuration", "Communication", "Search Results"]
-    assert {"Service Info Table", "Service Selection", "Lock Status", "LockGuidId", "Lock Time", "Import CSV", "Export CSV"} <= set(shown["Connection Details"])
-    assert {"Ticket Gateway Element", "Topology Database Element", "Heartbeat Receiver Element", "Response Table Max Rows", "Force Unlock"} <= set(
+    assert {"Service Info Table", "Service Selection", "LockGuidId", "Lock Time", "Import CSV", "Export CSV"} <= set(shown["Connection Details"])
+    assert {"Ticket Gateway Element", "Topology Database Element", "Heartbeat Receiver Element", "Response Table Max Rows", "Lock Status"} <= set(
         shown["Connection Details > Configuration"]
     )
     assert {"Processing IAS Request Busy Status", "Client Processing Data", "Communication - Response Table"} <= set(shown["Communication"])

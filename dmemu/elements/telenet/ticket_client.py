@@ -10,12 +10,14 @@ What the connector's help page says, and where it lives here:
 * **Connection Details page**: the *Service Info Table*, changed only by *Import CSV* and shown
   back by *Export CSV*, both on the file at *CSV File Path* (`service_info`: a malformed file is
   refused with its line and reason, the table unchanged); *Service Selection* (one of the
-  table's services, anything else refused); the lock (*Lock Status*, *LockGuidId*, *Lock Time*);
+  table's services, anything else refused); the lock (*LockGuidId*, *Lock Time*);
   the *Configuration* page button.
 * **Configuration sub-page**: the names of the related elements (Ticket Gateway, Topology
   Database, Heartbeat Receiver), the maximum rows of the Communication - Response Table, the
-  lock expiry time, the heartbeat interval, and *Force Unlock* (the help page's "Lock Status on
-  the Configuration subpage"), which is logged.
+  lock expiry time, the heartbeat interval, and *Lock Status*: set to Unlocked it forces the
+  client free whoever holds it ("force an unlock via the Lock Status parameter on the
+  Configuration subpage"), which is logged; set to Locked by hand it is refused (only a flow's
+  Lock Request locks). The sub-page opens from Connection Details.
 * **The lock**: a flow sets *Lock Request* to ``{"action": "lock", "guid": ...}``; the QAction,
   on the element's queue (so never two at once), grants it when the client is unlocked or its
   lock expired (no command from its holder for *Lock Expiry Time*), and answers on *Lock
@@ -24,8 +26,8 @@ What the connector's help page says, and where it lives here:
   or expired hears so at its next command. A lock does not expire while a Gateway request of its
   holder is pending (the flow is waiting for the Gateway, whose answers renew the lock).
 * **Communication page**: *Processing IAS Request Busy Status* (Busy while a search or a
-  Gateway request runs; *Force Not Busy* ends a wait that will not end, and the waiting flow
-  is told), *Client Processing Data* (what happens now), and the *Communication - Response
+  Gateway request runs; a user setting it to Not Busy ends a wait that will not end, logged,
+  and the waiting flow is told; setting it to Busy by hand is refused), *Client Processing Data* (what happens now), and the *Communication - Response
   Table*: every search with its answer or failure, times and duration, at most *Response Table
   Max Rows* rows, the oldest dropped first.
 * **Search Results page**: *Ninas Network Path Details*, copied from the Topology Database
@@ -54,7 +56,6 @@ from typing import Any
 
 from dmemu.elements.heartbeat_receiver import heartbeat_text
 from dmemu.protocol import (
-    Button,
     Column,
     DateTime,
     Discrete,
@@ -107,6 +108,10 @@ GATEWAY_REQUEST_PARAMETER = "Ticket Request"  # on the Ticket Gateway
 HEARTBEAT_PARAMETER = "Heartbeat"  # on the Heartbeat Receiver
 TOPOLOGY_SOURCE_TABLE = "Topology"  # on the Topology Database
 TOPOLOGY_ADDRESS, TOPOLOGY_PATH = "Network Element Address", "Ninas Network Path Details"
+
+
+class ManualSetRefusedError(DmemuError, ValueError):
+    """A user set Lock Status or the Busy Status to a value only the client itself sets."""
 
 
 # --------------------------------------------------------------------------------------------
@@ -188,7 +193,7 @@ def _copy_topology(protocol: QActionProtocol) -> None:
 
 def _lock_expired(protocol: QActionProtocol) -> bool:
     """No command from the holder for Lock Expiry Time. Not while a Gateway request it sent is
-    pending: its flow is waiting for the Gateway (Force Not Busy ends a wait that will not end)."""
+    pending: its flow is waiting for the Gateway (forcing the Busy Status to Not Busy ends a wait that will not end)."""
     if protocol.get_parameter("Pending Gateway Request"):
         return False
     renewed = protocol.get_parameter("Lock Renewed") or protocol.get_parameter("Lock Time") or 0
@@ -196,9 +201,8 @@ def _lock_expired(protocol: QActionProtocol) -> bool:
 
 
 def _holder(protocol: QActionProtocol) -> str:
-    """The GUID holding the lock, or "" when the client is free."""
-    if protocol.get_parameter("Lock Status") != LOCKED:
-        return ""
+    """The GUID holding the lock, or "" when the client is free. LockGuidId tells, not Lock
+    Status: a user's set of that one takes effect when its QAction runs (`lock_status_set`)."""
     return protocol.get_parameter("LockGuidId") or ""
 
 
@@ -250,14 +254,23 @@ def lock_request(protocol: QActionProtocol) -> None:
         raise MessageFormatError(f"{LOCK_REQUEST}: action {action!r} is neither 'lock' nor 'release'")
 
 
-def force_unlock(protocol: QActionProtocol) -> None:
-    """Force Unlock (Configuration page): the client is freed whoever holds it; logged."""
-    holder = _holder(protocol)
+def lock_status_set(protocol: QActionProtocol) -> None:
+    """Lock Status set by a user (Configuration sub-page): Unlocked forces the client free,
+    whoever holds it (logged, the holder's next command refused); Locked is refused, since only
+    a flow's Lock Request takes the client (`ManualSetRefusedError`)."""
+    if protocol.set_by_qaction:
+        return  # the client's own lock bookkeeping
+    holder = protocol.get_parameter("LockGuidId") or ""  # Lock Status already holds the user's value
+    if protocol.trigger_value == LOCKED:
+        if holder:
+            return  # locked already: nothing changes
+        protocol.set_parameter("Lock Status", UNLOCKED)
+        raise ManualSetRefusedError("Lock Status cannot be set to Locked by hand: a flow takes the client with a Lock Request; it stays Unlocked")
     if not holder:
-        protocol.log("Force Unlock: the client was not locked")
+        protocol.log("Lock Status set to Unlocked: the client was not locked")
         return
     since = DateTime().display(protocol.get_parameter("Lock Time"))
-    protocol.log(f"Force Unlock: the lock of flow {holder} (held since {since}) was forced open by a user", LogType.ERROR)
+    protocol.log(f"Lock Status forced to Unlocked: the lock of flow {holder} (held since {since}) was forced open by a user", LogType.ERROR)
     _unlock(protocol, "the lock was forced open by a user")
     protocol.set_parameter("Client Processing Data", f"Unlocked by a user (was held by flow {_short(holder)})")
 
@@ -439,8 +452,21 @@ def gateway_reply(protocol: QActionProtocol) -> None:
     protocol.set_parameters({"Pending Gateway Request": "", "Processing IAS Request Busy Status": NOT_BUSY, "Client Processing Data": outcome})
 
 
-def force_not_busy(protocol: QActionProtocol) -> None:
-    """Force Not Busy: a wait that will not end is ended; the flow waiting hears so."""
+def busy_status_set(protocol: QActionProtocol) -> None:
+    """Processing IAS Request Busy Status set by a user: Not Busy ends a wait for the Gateway
+    that will not end (logged; the waiting flow is told); Busy is refused unless the client is
+    busy already (`ManualSetRefusedError`)."""
+    if protocol.set_by_qaction:
+        return  # the client's own bookkeeping
+    pending = bool(protocol.get_parameter("Pending Gateway Request"))
+    if protocol.trigger_value == BUSY:
+        if pending:
+            return  # busy already: nothing changes
+        protocol.set_parameter("Processing IAS Request Busy Status", NOT_BUSY)
+        raise ManualSetRefusedError("Processing IAS Request Busy Status cannot be forced to Busy: only a search or a Gateway request makes the client busy; it stays Not Busy")
+    if not pending:
+        protocol.log("Processing IAS Request Busy Status set to Not Busy: the client was not busy")
+        return
     protocol.log("Processing IAS Request Busy Status forced to Not Busy by a user", LogType.ERROR)
     _abandon_pending(protocol, "the client was forced Not Busy by a user")
     protocol.set_parameters({"Processing IAS Request Busy Status": NOT_BUSY, "Client Processing Data": "Forced Not Busy by a user"})
@@ -493,7 +519,7 @@ class TelenetTicketClient(Protocol):
     parameters = (
         # Connection Details
         *service_info_parameters(100, "Connection Details", "searches go to"),
-        Parameter(120, "Lock Status", Discrete({UNLOCKED: "Unlocked", LOCKED: "Locked"}), default=UNLOCKED, save=True, page="Connection Details"),
+
         Parameter(121, "LockGuidId", String(), default="", save=True, page="Connection Details"),
         Parameter(122, "Lock Time", DateTime(), save=True, page="Connection Details"),
         Parameter(123, "Lock Renewed", DateTime(), save=True, description="The lock holder's last command: its lock expires from here."),
@@ -509,12 +535,11 @@ class TelenetTicketClient(Protocol):
                   description="A lock whose flow sent no command for this long is freed."),
         Parameter(212, "Heartbeat Interval", Number(TIMER_PERIOD, 86400, "s"), write=True, default=60, save=True, page="Configuration",
                   description=f"Beats go on the {TIMER_PERIOD} s timer: an interval between two of its looks is the next look's."),
-        Parameter(220, "Force Unlock", Button("Unlock"), write=True, page="Configuration",
-                  description="The help page's Lock Status on the Configuration sub-page: frees the client whoever holds it (logged)."),
+        Parameter(120, "Lock Status", Discrete({UNLOCKED: "Unlocked", LOCKED: "Locked"}), write=True, default=UNLOCKED, save=True, page="Configuration",
+                  description="Whether a flow holds the client; set to Unlocked to force it free (logged). Only a flow locks it."),
         # Communication
-        Parameter(300, "Processing IAS Request Busy Status", Discrete({NOT_BUSY: "Not Busy", BUSY: "Busy"}), default=NOT_BUSY, page="Communication"),
-        Parameter(301, "Force Not Busy", Button("Not Busy"), write=True, page="Communication",
-                  description="Ends a wait for the Gateway that will not end; the waiting flow is told."),
+        Parameter(300, "Processing IAS Request Busy Status", Discrete({NOT_BUSY: "Not Busy", BUSY: "Busy"}), write=True, default=NOT_BUSY, page="Communication",
+                  description="Busy while a search or a Gateway request runs; set to Not Busy to end a wait that will not end (the waiting flow is told)."),
         Parameter(302, "Client Processing Data", String(), default=IDLE, page="Communication"),
         Parameter(310, "Last Heartbeat", DateTime(), page="Communication"),
         Parameter(311, "Heartbeat Status", String(), default="", page="Communication"),
@@ -554,10 +579,10 @@ class TelenetTicketClient(Protocol):
         QAction(3, export_csv, triggers=(102,), name="Export CSV"),
         QAction(4, select_service, triggers=(110,), name="Service Selection"),
         QAction(5, lock_request, triggers=(700,), name="Lock Request"),
-        QAction(6, force_unlock, triggers=(220,), name="Force Unlock"),
+        QAction(6, lock_status_set, triggers=(120,), name="Lock Status Set"),
         QAction(7, client_command, triggers=(710,), name="Client Command"),
         QAction(8, gateway_reply, triggers=(720,), name="Gateway Reply"),
-        QAction(9, force_not_busy, triggers=(301,), name="Force Not Busy"),
+        QAction(9, busy_status_set, triggers=(300,), name="Busy Status Set"),
         QAction(10, max_rows_changed, triggers=(210,), name="Response Table Max Rows Changed"),
         QAction(20, lock_expiry_check, name="Lock Expiry Check"),
         QAction(21, heartbeat_check, name="Heartbeat"),
@@ -566,6 +591,7 @@ class TelenetTicketClient(Protocol):
 
 __all__ = [
     "PROTOCOL_NAME",
+    "ManualSetRefusedError",
     "ServiceSelectionError",
     "TelenetTicketClient",
     "command_message",
