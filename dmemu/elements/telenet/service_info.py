@@ -51,6 +51,7 @@ from dmemu.protocol import (
 )
 
 from .csv_files import CsvLine, csv_lines, csv_text, field_count_problem, write_csv_file
+from .texts import counted
 
 SERVICE_INFO_COLUMNS = ("Service Name", "Host", "Port", "Path", "Description")
 """The CSV header's columns, and the Service Info Table's, in this order when written."""
@@ -243,7 +244,7 @@ def import_csv(protocol: QActionProtocol) -> None:
     except ServiceInfoCsvError as error:
         protocol.set_parameter("CSV Status", f"Import refused: {error}; the Service Info Table is unchanged")
         raise
-    status = f"Imported {_count(len(services), 'service')} from {path.strip()}"
+    status = f"Imported {counted(len(services), 'service')} from {path.strip()}"
     selected = protocol.get_parameter("Selected Service") or ""
     if selected and selected not in {service.name for service in services}:
         protocol.set_parameters({"Selected Service": "", "Service Selection": ""})
@@ -261,7 +262,7 @@ def export_csv(protocol: QActionProtocol) -> None:
     except ServiceInfoCsvError as error:
         protocol.set_parameter("CSV Status", f"Export failed: {error}")
         raise
-    protocol.set_parameter("CSV Status", f"Exported {_count(len(services), 'service')} to {path.strip()}")
+    protocol.set_parameter("CSV Status", f"Exported {counted(len(services), 'service')} to {path.strip()}")
 
 
 def select_service(protocol: QActionProtocol) -> None:
@@ -312,10 +313,6 @@ def export_service_table(protocol: QActionProtocol, table: int | str, path: str)
         raise
     protocol.log(f"Service Info Table exported to {path.strip()}: {len(services)} service(s)")
     return services
-
-
-def _count(number: int, noun: str) -> str:
-    return f"{number} {noun}" if number == 1 else f"{number} {noun}s"
 
 
 __all__ = [

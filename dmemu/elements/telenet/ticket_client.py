@@ -88,6 +88,7 @@ from .service_info import (
     service_info_table,
     show_active_service,
 )
+from .texts import cell_text, counted
 
 PROTOCOL_NAME = "Telenet Ticket Client"
 DEFAULT_PORT = 8650
@@ -96,7 +97,6 @@ NOT_BUSY, BUSY = 0, 1
 SUCCESS, FAILURE = 1, 0
 IDLE = "Idle"
 TIMER_PERIOD = 5  # seconds between two looks at the lock expiry and the heartbeat
-_TEXT_LIMIT = 300  # characters of an error kept in a cell
 
 # Names the flows and the other elements use (one place, so a rename cannot split them).
 TOPOLOGY_TABLE = "Ninas Network Path Details"
@@ -141,15 +141,6 @@ def read_message(text: Any, what: str) -> dict[str, Any]:
     return message
 
 
-def _cut(text: str) -> str:
-    text = " ".join(str(text).split())
-    return text if len(text) <= _TEXT_LIMIT else text[: _TEXT_LIMIT - 3] + "..."
-
-
-def _count(number: int, noun: str) -> str:
-    return f"{number} {noun}" if number == 1 else f"{number} {noun}s"
-
-
 def _short(guid: str) -> str:
     return guid[:8]
 
@@ -177,12 +168,12 @@ def _copy_topology(protocol: QActionProtocol) -> None:
         table = protocol.get_element_parameter(source, TOPOLOGY_SOURCE_TABLE)
         rows = [[row[TOPOLOGY_ADDRESS], row[TOPOLOGY_PATH] or ""] for row in table.rows()]
     except (DmemuError, AttributeError, KeyError, TypeError) as error:
-        message = f"Topology not copied from {source!r}: {type(error).__name__}: {_cut(str(error))}; the last copy is kept"
+        message = f"Topology not copied from {source!r}: {type(error).__name__}: {cell_text(str(error))}; the last copy is kept"
         protocol.log(message, LogType.ERROR)
         protocol.set_parameter("Topology Status", message)
         return
     protocol.fill_array(TOPOLOGY_TABLE, rows)
-    copied = f"{_count(len(rows), 'network element')} copied from {source!r}"
+    copied = f"{counted(len(rows), 'network element')} copied from {source!r}"
     protocol.set_parameters({"Topology Status": copied, "Topology Copy Time": protocol.now()})
     protocol.log(f"Topology: {copied}")
 
@@ -247,7 +238,7 @@ def lock_request(protocol: QActionProtocol) -> None:
             return
         note = request.get("note") or ""
         _unlock(protocol, f"flow {guid} released the client")
-        shown = f"Released by flow {_short(guid)}" + (f": {_cut(note)}" if note else "")
+        shown = f"Released by flow {_short(guid)}" + (f": {cell_text(note)}" if note else "")
         protocol.set_parameter("Client Processing Data", shown)
         _reply_lock(protocol, request, True)
     else:
@@ -345,11 +336,11 @@ def _search(protocol: QActionProtocol, command: dict[str, Any]) -> None:
         if answer.status != 200:
             raise OsbError(f"HTTP {answer.status} {answer.reason}")
     except (DmemuError, OSError, ValueError) as failure:  # serial, OSB, a bad service or field
-        error = _cut(f"{type(failure).__name__}: {failure}")
+        error = cell_text(f"{type(failure).__name__}: {failure}")
         retryable = _transient(failure)
     duration_ms = round((time.monotonic() - wall_start) * 1000, 1)
     found = ", ".join(ticket.ticket_id for ticket in tickets) or "none"
-    response = f"{_count(len(tickets), 'ticket')} found: {found}" if error is None else f"Failed: {error}"
+    response = f"{counted(len(tickets), 'ticket')} found: {found}" if error is None else f"Failed: {error}"
     _record_response(protocol, [
         command_id, started, protocol.now(), duration_ms, service.name if service else "", ticket_type, network_element,
         "" if alarm_id is None else str(alarm_id), SUCCESS if error is None else FAILURE, response, guid,
@@ -439,7 +430,7 @@ def gateway_reply(protocol: QActionProtocol) -> None:
         protocol.set_parameter("Lock Renewed", protocol.now())  # a flow waiting for the Gateway is alive
     body = reply.body if isinstance(reply.body, dict) else {}
     if not reply.ok:
-        outcome = f"{what} failed: {_cut(reply.error or '')}"
+        outcome = f"{what} failed: {cell_text(reply.error or '')}"
         protocol.log(f"Gateway request {reply.id}: {outcome}", LogType.ERROR)
         _reply_command(protocol, command_id, guid, error=reply.error)
     elif body.get("stage") == "ack":

@@ -110,6 +110,7 @@ from .service_info import (
     service_info_table,
     show_active_service,
 )
+from .texts import cell_text
 
 BUFFER = "Request Buffer"
 COMMUNICATION = "Communication"
@@ -131,7 +132,6 @@ FINISHED = (DONE, FAILED_STATE)
 # Communication states (parameter "API Status")
 NOT_CONTACTED, OK, TIMEOUT, CONNECTION_FAILED, HTTP_ERROR, INVALID_ANSWER, REFUSED = range(7)
 RETRIED_STATUSES = frozenset({408, 429})  # besides every 5xx: a busy or briefly broken service
-_TEXT_LIMIT = 300  # characters of an error kept in a cell
 
 
 # --------------------------------------------------------------------------------------------
@@ -204,11 +204,6 @@ class TicketRequest:
 def _short(value: Any) -> str:
     text = json.dumps(value) if value is not None else "null"
     return text if len(text) <= 60 else text[:57] + "..."
-
-
-def _cut(text: str) -> str:
-    text = " ".join(text.split())
-    return text if len(text) <= _TEXT_LIMIT else text[: _TEXT_LIMIT - 3] + "..."
 
 
 # --------------------------------------------------------------------------------------------
@@ -300,17 +295,17 @@ class _Service:
                 raise self._failed(TIMEOUT, 0, f"no answer within {protocol.http.timeout:g} s", retry=True) from None
             except requests.RequestException as error:
                 reason = getattr(error.args[0], "reason", None) if error.args else None  # what urllib3 saw underneath
-                raise self._failed(CONNECTION_FAILED, 0, f"connection failed: {_cut(str(reason or error))}", retry=True) from None
+                raise self._failed(CONNECTION_FAILED, 0, f"connection failed: {cell_text(str(reason or error))}", retry=True) from None
             status = response.status_code
             content = response.content
             if status != 200:
                 retry = status >= 500 or status in RETRIED_STATUSES
-                detail = _cut(response.text)
+                detail = cell_text(response.text)
                 try:
                     parse(content)  # a SOAP Fault says more than the status
                 except OsbFaultError as fault:
                     retry = retry and not fault.client_fault  # a request the service cannot read stays unreadable
-                    detail = f"SOAP Fault {fault.code}: {_cut(fault.text)}"
+                    detail = f"SOAP Fault {fault.code}: {cell_text(fault.text)}"
                     if fault.client_fault:
                         raise self._failed(REFUSED, status, f"HTTP {status} {response.reason}: {detail}", retry=False) from None
                 except OsbAnswerError:
@@ -319,9 +314,9 @@ class _Service:
             try:
                 answer = parse(content)
             except OsbFaultError as fault:
-                raise self._failed(REFUSED if fault.client_fault else HTTP_ERROR, status, _cut(str(fault)), retry=not fault.client_fault) from None
+                raise self._failed(REFUSED if fault.client_fault else HTTP_ERROR, status, cell_text(str(fault)), retry=not fault.client_fault) from None
             except OsbAnswerError as error:
-                raise self._failed(INVALID_ANSWER, status, _cut(str(error)), retry=True) from None
+                raise self._failed(INVALID_ANSWER, status, cell_text(str(error)), retry=True) from None
         except _Failure as failure:
             self._record(operation, request_id, attempt, status, str(failure), started)
             raise

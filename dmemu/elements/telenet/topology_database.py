@@ -63,6 +63,7 @@ from dmemu.protocol import (
 )
 
 from .csv_files import csv_lines, field_count_problem
+from .texts import cell_text, counted
 
 ADDRESS_FIELD = "network_element_address"
 PATH_DETAILS_FIELD = "ninas_network_path_details"
@@ -122,16 +123,6 @@ def matching_files(folder: Path, pattern: str) -> list[Path]:
     return [folder / name for name in sorted(names)]
 
 
-def _counted(count: int, noun: str, plural: str = "") -> str:
-    """``1 row``, ``2 rows``: the figures read in the status and the log."""
-    return f"{count} {noun if count == 1 else plural or noun + 's'}"
-
-
-def _shown(text: str) -> str:
-    text = text.rstrip("\r\n")
-    return text if len(text) <= _SHOWN_TEXT_LIMIT else text[: _SHOWN_TEXT_LIMIT - 3] + "..."
-
-
 def read_provisioning_file(path: Path) -> tuple[list[TopologyEntry], list[BadLine]]:
     """The good entries and the bad lines of one file, both in line order.
 
@@ -160,7 +151,7 @@ def read_provisioning_file(path: Path) -> tuple[list[TopologyEntry], list[BadLin
         if not problem and not line.fields[positions[0]]:
             problem = "empty network element address"
         if problem:
-            bad.append(BadLine(name, line.number, problem, _shown(line.text)))
+            bad.append(BadLine(name, line.number, problem, cell_text(line.text, _SHOWN_TEXT_LIMIT)))
             continue
         entries.append(TopologyEntry(line.fields[positions[0]], line.fields[positions[1]], name, line.number))
     if header is None:
@@ -204,9 +195,9 @@ def _keep_last_table(protocol: QActionProtocol, why: str, last_error: str = "") 
     rows = protocol.row_count("Topology")
     last_good = protocol.get_parameter("Last Good Run Time")
     since = f" from {DateTime().display(last_good)}" if last_good is not None else ""
-    status = f"Failed: {why}; the last good table ({_counted(rows, 'row')}{since}) is kept"
+    status = f"Failed: {why}; the last good table ({counted(rows, 'row')}{since}) is kept"
     protocol.set_parameters({"Last Run Status": status, "Last Error": last_error or why})
-    protocol.log(f"topology not updated: {why}; the last good table ({_counted(rows, 'row')}) is kept", LogType.ERROR)
+    protocol.log(f"topology not updated: {why}; the last good table ({counted(rows, 'row')}) is kept", LogType.ERROR)
 
 
 def build_topology(protocol: QActionProtocol) -> None:
@@ -232,7 +223,7 @@ def build_topology(protocol: QActionProtocol) -> None:
     for bad in shown:
         protocol.log(f"bad provisioning line: {bad.describe()}", LogType.ERROR)
     if len(read.bad_lines) > len(shown):  # a broken export must not flood the log
-        protocol.log(f"{_counted(len(read.bad_lines) - len(shown), 'more bad line')} not logged one by one", LogType.ERROR)
+        protocol.log(f"{counted(len(read.bad_lines) - len(shown), 'more bad line')} not logged one by one", LogType.ERROR)
     protocol.fill_array("Rejected Lines", [[f"{b.source_file}:{b.line}", b.source_file, b.line, b.reason, b.text] for b in shown])
     last_bad_line = read.bad_lines[-1].describe() if read.bad_lines else ""
     protocol.set_parameters({"Files Read": len(read.files), "Bad Lines": len(read.bad_lines), "Last Error": last_bad_line})
@@ -240,18 +231,18 @@ def build_topology(protocol: QActionProtocol) -> None:
         if not read.files:
             why = f"no file in {folder_text!r} matches {pattern!r}"
         else:
-            why = f"no good line in {_counted(len(read.files), 'file')} read"
+            why = f"no good line in {counted(len(read.files), 'file')} read"
         _keep_last_table(protocol, why, last_bad_line)
         return
     protocol.fill_array("Topology", [entry.row() for entry in read.entries.values()])
-    skipped = f", {_counted(len(read.bad_lines), 'bad line')} skipped" if read.bad_lines else ""
+    skipped = f", {counted(len(read.bad_lines), 'bad line')} skipped" if read.bad_lines else ""
     protocol.set_parameters({
         "Rows": len(read.entries),
         "Last Run Status": f"OK{skipped}",
         "Last Good Run Time": started,
     })
-    overridden = f"; {_counted(read.overridden, 'entry', 'entries')} overridden by a later line" if read.overridden else ""
-    protocol.log(f"topology built: {_counted(len(read.entries), 'row')} from {_counted(len(read.files), 'file')}{skipped}{overridden}")
+    overridden = f"; {counted(read.overridden, 'entry', 'entries')} overridden by a later line" if read.overridden else ""
+    protocol.log(f"topology built: {counted(len(read.entries), 'row')} from {counted(len(read.files), 'file')}{skipped}{overridden}")
 
 
 def check_update_timer(protocol: QActionProtocol) -> None:
