@@ -90,6 +90,7 @@ class OsbService:
         return self.store.tickets()
 
     def transactions(self) -> list[OsbTransaction]:
+        """Every transaction (acknowledged create, update or close) so far, in order."""
         return self.store.transactions()
 
     def add_ticket(self, ticket_type: str, network_element: str, **details: str) -> OsbTicket:
@@ -97,6 +98,7 @@ class OsbService:
         return self.store.add_ticket(ticket_type, network_element, **details)
 
     def requests(self) -> list[RequestRecord]:
+        """The request log: the newest `log_limit` requests, with their answer and any fault."""
         return self.faults.requests()
 
     def start(self) -> OsbService:

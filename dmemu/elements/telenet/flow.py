@@ -143,6 +143,8 @@ ticket_flow = ticket_flow_script()
 
 
 def network_element_of(alarm: Alarm) -> str:
+    """The network element a ticket for `alarm` is about: its Network Element property when set,
+    else the alarm's row key (a table row names the device), else its element's name."""
     return alarm.properties.get(NETWORK_ELEMENT_PROPERTY) or alarm.row_key or alarm.element_name
 
 

@@ -386,6 +386,7 @@ def _trim_responses(protocol: QActionProtocol) -> None:
 
 
 def max_rows_changed(protocol: QActionProtocol) -> None:
+    """Response Table Max Rows changed: the oldest rows beyond it go at once."""
     _trim_responses(protocol)
 
 
@@ -497,6 +498,9 @@ def _text(pid: int, name: str, *, key: bool = False) -> Column:
 
 
 class TelenetTicketClient(Protocol):
+    """The Telenet Ticket Client connector (see the module's text): searches over its serial
+    connection to the selected service, the lock flows take, Gateway forwarding, heartbeats."""
+
     name = PROTOCOL_NAME
     version = "1.0.0.1"
     description = "Interface between alarm-started ticketing flows and the Telenet ticketing service (OSB): searches, locks, Gateway requests."

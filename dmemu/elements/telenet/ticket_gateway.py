@@ -593,6 +593,9 @@ def _column(pid: int, name: str, kind: Any = None, *, key: bool = False, descrip
 
 
 class TelenetTicketGateway(Protocol):
+    """The Telenet Ticket Gateway connector (see the module's text): buffers ticket requests
+    from any element and sends them one at a time to the selected ticketing service."""
+
     name = "Telenet Ticket Gateway"
     version = "1.0.0.1"
     description = "Buffers ticket requests from any element and sends them one at a time to the OSB ticketing service."

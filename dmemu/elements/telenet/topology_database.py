@@ -264,6 +264,9 @@ def interval_changed(protocol: QActionProtocol) -> None:
 
 
 class TelenetTopologyDatabase(Protocol):
+    """The Telenet Topology Database connector (see the module's text): the Topology table built
+    from the provisioning folder's CSV files, keeping the last good table when a run fails."""
+
     name = "Telenet Topology Database"
     version = "1.0.0.1"
     description = "Network element addresses and their Ninas network path details, from provisioning CSV files."
