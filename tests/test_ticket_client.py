@@ -16,6 +16,7 @@ import pytest
 from dmemu.dms import DataMinerSystem
 from dmemu.elements.heartbeat_receiver import OK as HEARTBEAT_OK
 from dmemu.elements.heartbeat_receiver import GenericDynamicHeartbeatReceiver
+from dmemu.elements.telenet import ticket_client
 from dmemu.elements.telenet.service_info import (
     SERVICE_INFO_COLUMNS,
     ServiceInfo,
@@ -43,6 +44,7 @@ from dmemu.protocol import (
     Protocol,
     QAction,
     QActionFailedError,
+    ReadOnlyParameterError,
     String,
 )
 from dmemu.simulators import OsbService
@@ -209,9 +211,13 @@ def test_an_unreadable_file_and_an_unwritable_export_say_so(dms, tmp_path, osb):
     assert client.table("Service Info Table").keys() == ["OSB"]
 
 
-def test_the_table_has_no_write_column_so_only_an_import_changes_it():
-    table = next(t for t in TelenetTicketClient.tables if t.name == "Service Info Table")
-    assert not any(column.write for column in table.columns)
+def test_the_table_has_no_write_column_so_only_an_import_changes_it(dms, tmp_path, osb):
+    client = make_client(dms, tmp_path, osb)
+    before = client.table("Service Info Table").rows()
+    for column in SERVICE_INFO_COLUMNS[1:]:
+        with pytest.raises(ReadOnlyParameterError, match=f"column .* {column!r} is read-only"):
+            client.set_cell("Service Info Table", "OSB", column, 1 if column == "Port" else "changed")
+    assert client.table("Service Info Table").rows() == before
     assert ServiceInfo.from_row(ServiceInfo("A", "h", 1, "/p", "d").row()) == ServiceInfo("A", "h", 1, "/p", "d")
 
 
@@ -374,16 +380,17 @@ def test_concurrent_lock_attempts_grant_the_client_to_exactly_one_flow(dms, tmp_
 # Searches and the Communication page
 
 
-def test_a_search_is_recorded_with_its_answer_and_shows_the_tickets_found(dms, dmemu_clock, tmp_path, osb):
+def test_a_search_is_recorded_with_its_answer_and_shows_the_tickets_found(dms, dmemu_clock, tmp_path, osb, monkeypatch):
     osb.add_ticket("MO", "ne-1", alarm_id="5", severity="Major", path_details="BRU-01/3/2")
     osb.add_ticket("MO", "ne-2", alarm_id="6", severity="Minor")
     client = make_client(dms, tmp_path, osb)
     lock(client, "flow-a")
+    monkeypatch.setattr(ticket_client, "_wall_clock", iter([100.0, 100.25]).__next__)  # the exchange took 250 ms
     reply = search(client, "flow-a", "c1", alarm_id="5", status="Open")
     assert reply["ok"] and [t["ticket_id"] for t in reply["tickets"]] == ["MO-000001"]
     row = client.table("Communication - Response Table").row("c1")
     assert row["Request Time"] == row["Response Time"] == dmemu_clock.now()
-    assert row["Duration"] >= 0
+    assert row["Duration"] == 250.0
     assert {k: row[k] for k in ("Service", "Ticket Type", "Network Element", "Alarm ID", "Result", "Response", "Flow GUID")} == {
         "Service": "OSB", "Ticket Type": "MO", "Network Element": "ne-1", "Alarm ID": "5", "Result": 1,
         "Response": "1 ticket found: MO-000001", "Flow GUID": "flow-a",
@@ -529,7 +536,8 @@ def test_beats_announce_the_period_they_really_go_at_so_the_receiver_never_flaps
 
 def test_a_heartbeat_to_a_missing_receiver_says_it_failed(dms, tmp_path, osb):
     client = make_client(dms, tmp_path, osb, **{"Heartbeat Receiver Element": "Nobody"})
-    assert client.get("Heartbeat Status").startswith("Failed")
+    assert client.get("Heartbeat Status") == "Failed: failed (see the log)"
+    assert any("'Nobody'" in entry.message and "Heartbeat" in entry.message for entry in client.logs(LogType.ERROR))
 
 
 def test_the_topology_is_copied_when_the_client_starts_and_only_then(dms, tmp_path, osb):
