@@ -67,9 +67,11 @@ def main() -> None:
                 state = "active" if alarm.active else "cleared"
                 print(f"  alarm {alarm.id} on {alarm.element_name}: {state}, {TICKET_ID_PROPERTY} {alarm.properties.get(TICKET_ID_PROPERTY)}")
         client = suite.clients[0]
-        for page in ("Connection Details", "Communication", "Search Results"):
+        for page in ("Connection Details", "Configuration", "Communication", "Search Results"):
             print()
             print(render_page(client, page, width=140))
+        print()
+        print(render_page(suite.gateway, "Buffer", width=140))  # every create, update, close and search the flows sent
 
 
 if __name__ == "__main__":

@@ -86,9 +86,13 @@ def test_telenet_ticketing_example_creates_updates_and_closes_tickets_through_th
         "  alarm 3 on Router 3: active, Ticket ID MO-000003", "  alarm 4 on Router 4: cleared, Ticket ID MO-000004",
     ]  # fmt: skip
     pages = [line for line in lines if line.startswith("Telenet Ticket Client 1 ")]
-    assert [page.rsplit("page ", 1)[1] for page in pages] == ["Connection Details", "Communication", "Search Results"]
-    for shown in ("Lock Status        Unlocked", "Communication - Response Table:", "Ninas Network Path Details: 4 rows", "Searched Tickets:"):
+    assert [page.rsplit("page ", 1)[1] for page in pages] == ["Connection Details", "Connection Details > Configuration", "Communication", "Search Results"]
+    for shown in ("Lock Status ", "Communication - Response Table:", "Ninas Network Path Details: 4 rows", "Searched Tickets:"):
         assert any(line.startswith(shown) for line in lines), shown
+    assert next(line for line in lines if line.startswith("Lock Status ")).split()[-1] == "Unlocked"
+    assert any(line.startswith("Telenet Ticket Gateway ") and line.endswith("page Buffer") for line in lines)
+    assert "Request Buffer: 6 rows" in lines  # 4 creates, 1 update, 1 close
+    assert [line.split()[-1] for line in lines if line.startswith("Operation:")] == ["Create"] * 4 + ["Update", "Close"]
     assert result.stderr == ""
 
 

@@ -272,3 +272,37 @@ def test_table_view(element):
         items.row("zzz")
     with pytest.raises(UnknownParameterError, match="is not a table"):
         element.table("Count")
+
+
+# -- who set the trigger: a user, or a QAction ----------------------------------------------------
+
+SET_BY: list[tuple[object, bool]] = []
+
+
+def note_who_set(protocol):
+    SET_BY.append((protocol.trigger_value, protocol.set_by_qaction))
+
+
+def set_state_from_a_qaction(protocol):
+    protocol.set_parameter("State", f"from {protocol.trigger_value or 'start-up'}")
+
+
+class StateShown(Protocol):
+    name = "State Shown"
+    parameters = (
+        Parameter(1, "State", String(), write=True, default=""),
+        Parameter(2, "Poke", String(), write=True, default=""),
+    )
+    qactions = (
+        QAction(1, note_who_set, triggers=(1,)),
+        QAction(2, set_state_from_a_qaction, triggers=(2,)),
+        QAction(3, set_state_from_a_qaction, after_startup=True),
+    )
+
+
+def test_a_qaction_tells_a_users_set_from_a_qactions(dms):
+    SET_BY.clear()
+    element = dms.create_element(StateShown, "Shown")
+    element.set("State", "by hand")
+    element.set("Poke", "poke")
+    assert SET_BY == [("from start-up", True), ("by hand", False), ("from poke", True)]

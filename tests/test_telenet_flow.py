@@ -330,7 +330,7 @@ def test_a_forced_unlock_while_a_flow_waits_for_the_gateway_fails_that_flow_clea
     dmemu_clock.advance(5)
     client = suite.clients[0]
     assert client.get("Processing IAS Request Busy Status") == 1 and client.get("Lock Status") == LOCKED
-    client.set("Force Unlock", 1)
+    client.set("Lock Status", UNLOCKED)  # forced open by a user
     run.wait(timeout=60)
     assert run.state is ScriptState.FAILED
     assert run.error == "TicketFlowError: create through 'Telenet Ticket Client 1' failed: abandoned: the lock was forced open by a user"

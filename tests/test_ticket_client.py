@@ -14,7 +14,9 @@ from pathlib import Path
 import pytest
 
 from dmemu.dms import DataMinerSystem
+from dmemu.elements.heartbeat_receiver import OK as HEARTBEAT_OK
 from dmemu.elements.heartbeat_receiver import GenericDynamicHeartbeatReceiver
+from dmemu.elements.telenet import ticket_client
 from dmemu.elements.telenet.service_info import (
     SERVICE_INFO_COLUMNS,
     ServiceInfo,
@@ -27,13 +29,24 @@ from dmemu.elements.telenet.ticket_client import (
     LOCKED,
     NOT_BUSY,
     UNLOCKED,
+    ManualSetRefusedError,
     ServiceSelectionError,
     TelenetTicketClient,
     command_message,
     lock_message,
 )
 from dmemu.elements.telenet.topology_database import TelenetTopologyDatabase
-from dmemu.protocol import Connection, LogType, Parameter, Protocol, QAction, QActionFailedError, String
+from dmemu.protocol import (
+    Connection,
+    InvalidValueError,
+    LogType,
+    Parameter,
+    Protocol,
+    QAction,
+    QActionFailedError,
+    ReadOnlyParameterError,
+    String,
+)
 from dmemu.simulators import OsbService
 
 HEADER = ",".join(SERVICE_INFO_COLUMNS)
@@ -158,6 +171,8 @@ MALFORMED = {
     "too many fields": (f"{HEADER}\nA,h,1,/p,,x\n".encode(), 2, "6 fields where the header has 5"),
     "bad encoding": (f"{HEADER}\nA,h,1,/p,\nB,h\N{LATIN SMALL LETTER E WITH ACUTE},2,/p,\n".encode("latin-1"), 3, "not UTF-8 text"),
     "empty host": (f"{HEADER}\nA,,1,/p,\n".encode(), 2, "the Host is empty"),
+    "host with a space": (f"{HEADER}\nA,h,1,/p,\nB,osb .telenet.be,2,/p,\n".encode(), 3, "service 'B': connection host='osb .telenet.be'"),
+    "host with another scheme": (f"{HEADER}\nA,ftp://h,1,/p,\n".encode(), 2, "a scheme written in the host is one of http, https"),
     "relative path": (f"{HEADER}\nA,h,1,osb,\n".encode(), 2, "Path 'osb' does not start with '/'"),
     "no service": (f"{HEADER}\n".encode(), 0, "the file lists no service"),
     "empty file": (b"", 0, "the file is empty"),
@@ -196,9 +211,13 @@ def test_an_unreadable_file_and_an_unwritable_export_say_so(dms, tmp_path, osb):
     assert client.table("Service Info Table").keys() == ["OSB"]
 
 
-def test_the_table_has_no_write_column_so_only_an_import_changes_it():
-    table = next(t for t in TelenetTicketClient.tables if t.name == "Service Info Table")
-    assert not any(column.write for column in table.columns)
+def test_the_table_has_no_write_column_so_only_an_import_changes_it(dms, tmp_path, osb):
+    client = make_client(dms, tmp_path, osb)
+    before = client.table("Service Info Table").rows()
+    for column in SERVICE_INFO_COLUMNS[1:]:
+        with pytest.raises(ReadOnlyParameterError, match=f"column .* {column!r} is read-only"):
+            client.set_cell("Service Info Table", "OSB", column, 1 if column == "Port" else "changed")
+    assert client.table("Service Info Table").rows() == before
     assert ServiceInfo.from_row(ServiceInfo("A", "h", 1, "/p", "d").row()) == ServiceInfo("A", "h", 1, "/p", "d")
 
 
@@ -303,12 +322,37 @@ def test_an_expired_lock_is_taken_over_at_once_by_a_lock_request(dms, dmemu_cloc
 def test_a_forced_unlock_is_logged_and_the_holders_next_command_fails(dms, tmp_path, osb):
     client = make_client(dms, tmp_path, osb)
     lock(client, "flow-a")
-    client.set("Force Unlock", 1)
-    assert client.get("Lock Status") == UNLOCKED
+    client.set("Lock Status", UNLOCKED)  # the help page's Lock Status on the Configuration sub-page
+    assert (client.get("Lock Status"), client.get("LockGuidId")) == (UNLOCKED, "")
     assert any("the lock of flow flow-a" in entry.message and "forced open by a user" in entry.message for entry in client.logs(LogType.ERROR))
     assert lock(client, "flow-b")["granted"]
     reply = search(client, "flow-a", "c1")
     assert not reply["ok"] and reply["error"] == "stale GUID flow-a: the lock is held by flow flow-b"
+
+
+def test_lock_status_set_to_locked_by_hand_is_refused_and_a_free_client_stays_free(dms, tmp_path, osb):
+    client = make_client(dms, tmp_path, osb)
+    with pytest.raises(QActionFailedError) as refused:
+        client.set("Lock Status", LOCKED)
+    assert isinstance(refused.value.__cause__, ManualSetRefusedError)
+    assert "a flow takes the client with a Lock Request" in str(refused.value.__cause__)
+    assert (client.get("Lock Status"), client.get("LockGuidId")) == (UNLOCKED, "")
+    assert lock(client, "flow-a")["granted"]
+    client.set("Lock Status", LOCKED)  # locked already: nothing changes
+    assert (client.get("Lock Status"), client.get("LockGuidId")) == (LOCKED, "flow-a")
+    client.set("Lock Status", UNLOCKED)
+    client.set("Lock Status", UNLOCKED)  # not locked: said in the log, nothing else
+    assert any("the client was not locked" in entry.message for entry in client.logs())
+
+
+def test_busy_status_forced_to_busy_by_hand_is_refused(dms, tmp_path, osb):
+    client = make_client(dms, tmp_path, osb)
+    with pytest.raises(QActionFailedError) as refused:
+        client.set("Processing IAS Request Busy Status", BUSY)
+    assert isinstance(refused.value.__cause__, ManualSetRefusedError)
+    assert client.get("Processing IAS Request Busy Status") == NOT_BUSY
+    lock(client, "flow-a")
+    assert search(client, "flow-a", "c1")["ok"]  # the client still works
 
 
 def test_concurrent_lock_attempts_grant_the_client_to_exactly_one_flow(dms, tmp_path, osb):
@@ -336,16 +380,17 @@ def test_concurrent_lock_attempts_grant_the_client_to_exactly_one_flow(dms, tmp_
 # Searches and the Communication page
 
 
-def test_a_search_is_recorded_with_its_answer_and_shows_the_tickets_found(dms, dmemu_clock, tmp_path, osb):
+def test_a_search_is_recorded_with_its_answer_and_shows_the_tickets_found(dms, dmemu_clock, tmp_path, osb, monkeypatch):
     osb.add_ticket("MO", "ne-1", alarm_id="5", severity="Major", path_details="BRU-01/3/2")
     osb.add_ticket("MO", "ne-2", alarm_id="6", severity="Minor")
     client = make_client(dms, tmp_path, osb)
     lock(client, "flow-a")
+    monkeypatch.setattr(ticket_client, "_wall_clock", iter([100.0, 100.25]).__next__)  # the exchange took 250 ms
     reply = search(client, "flow-a", "c1", alarm_id="5", status="Open")
     assert reply["ok"] and [t["ticket_id"] for t in reply["tickets"]] == ["MO-000001"]
     row = client.table("Communication - Response Table").row("c1")
     assert row["Request Time"] == row["Response Time"] == dmemu_clock.now()
-    assert row["Duration"] >= 0
+    assert row["Duration"] == 250.0
     assert {k: row[k] for k in ("Service", "Ticket Type", "Network Element", "Alarm ID", "Result", "Response", "Flow GUID")} == {
         "Service": "OSB", "Ticket Type": "MO", "Network Element": "ne-1", "Alarm ID": "5", "Result": 1,
         "Response": "1 ticket found: MO-000001", "Flow GUID": "flow-a",
@@ -438,7 +483,7 @@ def test_forcing_not_busy_ends_the_flows_wait_and_the_late_answer_is_ignored(dms
     client.set("Client Command", command_message("flow-a", "c1", "ticket", operation="update", ticket_type="MO",
                                                  fields={"ticket_id": "MO-000001", "severity": "Minor"}))  # fmt: skip
     assert client.get("Processing IAS Request Busy Status") == BUSY
-    client.set("Force Not Busy", 1)
+    client.set("Processing IAS Request Busy Status", NOT_BUSY)
     assert client.get("Processing IAS Request Busy Status") == NOT_BUSY
     reply = json.loads(client.get("Client Command Reply"))
     assert (reply["id"], reply["ok"], reply["error"]) == ("c1", False, "abandoned: the client was forced Not Busy by a user")
@@ -453,7 +498,7 @@ def test_a_forced_unlock_during_a_gateway_request_tells_the_waiting_flow(dms, tm
     client = make_client(dms, tmp_path, osb)
     lock(client, "flow-a")
     client.set("Client Command", command_message("flow-a", "c1", "ticket", operation="close", ticket_type="MO", fields={"ticket_id": "MO-1"}))
-    client.set("Force Unlock", 1)
+    client.set("Lock Status", UNLOCKED)
     reply = json.loads(client.get("Client Command Reply"))
     assert (reply["id"], reply["ok"], reply["error"]) == ("c1", False, "abandoned: the lock was forced open by a user")
     assert client.get("Processing IAS Request Busy Status") == NOT_BUSY
@@ -477,9 +522,22 @@ def test_heartbeats_reach_the_receiver_at_the_configured_interval(dms, dmemu_clo
     assert receiver.table("Heartbeats").row("Client 1")["Beats Received"] == 5
 
 
+def test_beats_announce_the_period_they_really_go_at_so_the_receiver_never_flaps(dms, dmemu_clock, tmp_path, osb):
+    receiver = dms.create_element(GenericDynamicHeartbeatReceiver, "Heartbeats")
+    with pytest.raises(InvalidValueError):  # beats go on the 5 s timer: a shorter interval cannot be kept
+        make_client(dms, tmp_path, osb, **{"Heartbeat Receiver Element": "Heartbeats", "Heartbeat Interval": 1})
+    client = make_client(dms, tmp_path, osb, name="Client 2", **{"Heartbeat Receiver Element": "Heartbeats", "Heartbeat Interval": 7})
+    for _ in range(12):
+        dmemu_clock.advance(10)
+        assert receiver.table("Heartbeats").row("Client 2")["Status"] == HEARTBEAT_OK
+    assert receiver.table("Heartbeats").row("Client 2")["Expected Interval"] == 10  # the 5 s timer's next look after 7 s
+    assert client.get("Heartbeat Status") == "OK"
+
+
 def test_a_heartbeat_to_a_missing_receiver_says_it_failed(dms, tmp_path, osb):
     client = make_client(dms, tmp_path, osb, **{"Heartbeat Receiver Element": "Nobody"})
-    assert client.get("Heartbeat Status").startswith("Failed")
+    assert client.get("Heartbeat Status") == "Failed: failed (see the log)"
+    assert any("'Nobody'" in entry.message and "Heartbeat" in entry.message for entry in client.logs(LogType.ERROR))
 
 
 def test_the_topology_is_copied_when_the_client_starts_and_only_then(dms, tmp_path, osb):
@@ -523,8 +581,8 @@ def test_the_pages_are_the_help_pages():
 
     shown = {page.path: [item.name for item in (*page.parameters, *page.tables)] for page in pages_of(TelenetTicketClient)}
     assert list(shown) == ["Connection Details", "Connection Details > Configuration", "Communication", "Search Results"]
-    assert {"Service Info Table", "Service Selection", "Lock Status", "LockGuidId", "Lock Time", "Import CSV", "Export CSV"} <= set(shown["Connection Details"])
-    assert {"Ticket Gateway Element", "Topology Database Element", "Heartbeat Receiver Element", "Response Table Max Rows", "Force Unlock"} <= set(
+    assert {"Service Info Table", "Service Selection", "LockGuidId", "Lock Time", "Import CSV", "Export CSV"} <= set(shown["Connection Details"])
+    assert {"Ticket Gateway Element", "Topology Database Element", "Heartbeat Receiver Element", "Response Table Max Rows", "Lock Status"} <= set(
         shown["Connection Details > Configuration"]
     )
     assert {"Processing IAS Request Busy Status", "Client Processing Data", "Communication - Response Table"} <= set(shown["Communication"])

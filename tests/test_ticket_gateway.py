@@ -25,6 +25,8 @@ from dmemu.elements.telenet.osb_messages import (
     OsbRequestError,
     TransactionResult,
 )
+from dmemu.elements.telenet.service_info import ServiceInfo, ServiceSelectionError, write_service_csv
+from dmemu.elements.telenet.suite import SERVICE_NAME, create_telenet_suite
 from dmemu.elements.telenet.ticket_gateway import TelenetTicketGateway, TicketRequest
 from dmemu.protocol import (
     BYPASS_PROXY,
@@ -34,6 +36,7 @@ from dmemu.protocol import (
     Parameter,
     Protocol,
     QAction,
+    QActionFailedError,
     Reply,
     String,
     VirtualClock,
@@ -65,15 +68,25 @@ def test_a_search_request_carries_its_fields_in_the_ticketing_namespace() -> Non
     )
 
 
+def create_request(request_id: str, ticket_type: str, alarm_id: Any, network_element: str, severity: str) -> bytes:
+    values = {"RequestId": request_id, "TicketType": ticket_type, "AlarmId": alarm_id, "NetworkElement": network_element, "Severity": severity,
+              "PathDetails": "", "Description": ""}  # fmt: skip
+    return osb.build_request(CREATE_TICKET, values)
+
+
+def close_request(request_id: str, ticket_id: str, resolution: str | None = None) -> bytes:
+    return osb.build_request(osb.CLOSE_TICKET, {"RequestId": request_id, "TicketId": ticket_id, "Resolution": resolution})
+
+
 def test_optional_fields_left_out_are_not_sent() -> None:
     assert b"AlarmId" not in osb.search_request("PLM", "ne-1")
-    assert b"Resolution" not in osb.close_request("r1", "MO-000001")
-    assert b"<tck:Resolution>fixed</tck:Resolution>" in osb.close_request("r1", "MO-000001", "fixed")
+    assert b"Resolution" not in close_request("r1", "MO-000001")
+    assert b"<tck:Resolution>fixed</tck:Resolution>" in close_request("r1", "MO-000001", "fixed")
 
 
 def test_each_operation_has_its_request_element_and_soap_action() -> None:
-    assert b"<tck:CreateTicketRequest><tck:RequestId>r1</tck:RequestId>" in osb.create_request("r1", "MO", "5", "ne", "Major", "", "")
-    assert b"<tck:UpdateTicketRequest>" in osb.update_request("r1", "MO-000001", "Minor")
+    assert b"<tck:CreateTicketRequest><tck:RequestId>r1</tck:RequestId>" in create_request("r1", "MO", "5", "ne", "Major")
+    assert b"<tck:UpdateTicketRequest>" in osb.build_request(osb.UPDATE_TICKET, {"RequestId": "r1", "TicketId": "MO-000001", "Severity": "Minor"})
     assert b"<tck:GetTransactionResultRequest><tck:TransactionId>T-1</tck:TransactionId>" in osb.transaction_result_request("T-1")
     assert CREATE_TICKET.headers() == {"Content-Type": "text/xml; charset=utf-8", "SOAPAction": '"CreateTicket"'}
     assert osb.SERVICE_PATH == "/osb/TicketingService"
@@ -85,9 +98,12 @@ def test_each_operation_has_its_request_element_and_soap_action() -> None:
         (lambda: osb.search_request("XX", "ne"), "SearchTicket: the field TicketType is 'XX', not one of MO, PLM"),
         (lambda: osb.search_request("MO", " "), "SearchTicket: the field NetworkElement is empty"),
         (lambda: osb.search_request("MO", "ne", status="open"), "SearchTicket: the field Status is 'open', not one of Open, Closed"),
-        (lambda: osb.create_request("r1", "MO", "5", "ne", "Normal", "", ""), "CreateTicket: the field Severity is 'Normal'"),
-        (lambda: osb.create_request("r1", "MO", 5.0, "ne", "Major", "", ""), "CreateTicket: the field AlarmId is text, not float 5.0"),
-        (lambda: osb.update_request("r1", "MO-1", "Major", "bell \x07"), "UpdateTicket: the field Description holds the character '\\x07'"),
+        (lambda: create_request("r1", "MO", "5", "ne", "Normal"), "CreateTicket: the field Severity is 'Normal'"),
+        (lambda: create_request("r1", "MO", 5.0, "ne", "Major"), "CreateTicket: the field AlarmId is text, not float 5.0"),
+        (
+            lambda: osb.build_request(osb.UPDATE_TICKET, {"RequestId": "r1", "TicketId": "MO-1", "Severity": "Major", "Description": "bell \x07"}),
+            "UpdateTicket: the field Description holds the character '\\x07'",
+        ),
         (lambda: osb.build_request(CREATE_TICKET, {"RequestId": "r1"}), "CreateTicket: the field TicketType is required"),
         (lambda: osb.build_request(osb.CLOSE_TICKET, {"RequestId": "r", "TicketId": "t", "Colour": "x"}), "CloseTicket: unknown field 'Colour'"),
     ],
@@ -523,3 +539,48 @@ def test_a_request_the_service_cannot_read_is_not_sent_again(
     assert reply.error is not None and reply.error.startswith("HTTP 500 Internal Server Error: SOAP Fault soapenv:Client:")
     assert len(osb_service.requests()) == 1
     assert gateway.get("API Status") == 6  # Request Refused
+
+
+# --------------------------------------------------------------------------------------------
+# The Service Info Table and Service Selection
+
+
+def test_requests_go_to_the_selected_service_and_to_the_own_connection_when_none_is(
+    gateway: Element, requester: Element, osb_service: OsbService, clock: VirtualClock, tmp_path: Path
+) -> None:
+    with OsbService(clock=clock.now) as other:
+        csv_path = tmp_path / "services.csv"
+        write_service_csv(csv_path, [ServiceInfo("Main", "127.0.0.1", osb_service.port), ServiceInfo("Other", "127.0.0.1", other.port)])
+        gateway.set("CSV File Path", str(csv_path))
+        gateway.set("Import CSV", 1)
+        assert gateway.table("Service Info Table").keys() == ["Main", "Other"]
+        assert gateway.get("CSV Status") == f"Imported 2 services from {csv_path}"
+        gateway.set("Service Selection", "Other")
+        assert gateway.get("Active Service") == f"Other (127.0.0.1:{other.port}/osb/TicketingService)"
+        first = ask(requester, "search", network_element="ne-1")
+        assert replies_to(first)[-1].ok
+        assert (len(other.requests()), len(osb_service.requests())) == (1, 0)
+        with pytest.raises(QActionFailedError) as refused:
+            gateway.set("Service Selection", "Nowhere")
+        assert isinstance(refused.value.__cause__, ServiceSelectionError)
+        assert (gateway.get("Service Selection"), gateway.get("Selected Service")) == ("Other", "Other")
+        gateway.set("Service Selection", "")  # none: the element's own connection, as before
+        clock.advance(1)
+        second = ask(requester, "search", network_element="ne-2")
+        assert replies_to(second)[-1].ok
+        assert (len(other.requests()), len(osb_service.requests())) == (1, 1)
+        exported = tmp_path / "exported.csv"
+        gateway.set("CSV File Path", str(exported))
+        gateway.set("Export CSV", 1)
+        assert exported.read_text(encoding="utf-8") == csv_path.read_text(encoding="utf-8")
+
+
+def test_the_suite_gives_the_gateway_and_every_client_the_same_services(
+    system: DataMinerSystem, osb_service: OsbService, tmp_path: Path
+) -> None:
+    suite = create_telenet_suite(system, tmp_path / "suite", service=("127.0.0.1", osb_service.port), clients=2)
+    services = suite.gateway.table("Service Info Table").rows()
+    assert [row["Port"] for row in services] == [osb_service.port]
+    for element in (suite.gateway, *suite.clients):
+        assert element.table("Service Info Table").rows() == services
+        assert element.get("Selected Service") == SERVICE_NAME

@@ -7,8 +7,10 @@ from pathlib import Path
 import pytest
 
 from dmemu.dms import DataMinerSystem
+from dmemu.elements.telenet.csv_files import csv_lines, csv_text
 from dmemu.elements.telenet.topology_database import (
     MAX_REJECTED_LINES_SHOWN,
+    FolderError,
     TelenetTopologyDatabase,
     read_provisioning_file,
 )
@@ -98,13 +100,10 @@ class TestCsv:
         assert len(element.logs(LogType.ERROR)) == MAX_REJECTED_LINES_SHOWN + 1
         expect(element).logged("50 more bad lines not logged one by one")
 
-    def test_a_file_without_the_required_header_adds_nothing(self, folder: Path) -> None:
+    def test_a_file_without_the_required_header_cannot_be_read(self, folder: Path) -> None:
         path = write(folder, "x.csv", "address,path\n10.0.0.1,BRU\n")
-        entries, bad = read_provisioning_file(path)
-        assert entries == []
-        assert [(b.line, b.reason) for b in bad] == [
-            (1, "the header lacks network_element_address, ninas_network_path_details; nothing of this file is loaded")
-        ]
+        with pytest.raises(FolderError, match="file 'x.csv' line 1: the header lacks network_element_address, ninas_network_path_details"):
+            read_provisioning_file(path)
         assert read_provisioning_file(write(folder, "empty.csv", ""))[1][0].reason == "empty file: no header"
         with_bom = write(folder, "bom.csv", b"\xef\xbb\xbf" + HEADER.encode() + b"10.0.0.1,BRU\n")
         assert [e.address for e in read_provisioning_file(with_bom)[0]] == ["10.0.0.1"]
@@ -124,6 +123,21 @@ class TestCsv:
         write(folder, "other.csv", HEADER + "10.0.0.2,B\n")
         element = create(dms, folder, **{"File Pattern": "topo_*.csv"})
         assert set(topology(element)) == {"10.0.0.1"} and element.get("Files Read") == 1
+
+
+    def test_the_shared_csv_reader_gives_line_numbers_fields_and_problems(self) -> None:
+        data = b'\xef\xbb\xbfa , b\r\n\r\n"x, y",z\n caf\xe9,1\n"open,2\n'
+        assert [(line.number, line.fields, line.problem[:24]) for line in csv_lines(data)] == [
+            (1, ("a", "b"), ""),  # the byte order mark and the CR go, fields are trimmed
+            (3, ("x, y", "z"), ""),  # the blank line 2 is skipped
+            (4, (), "not UTF-8 text (byte 5 o"),
+            (5, (), "not a CSV record (unexpe"),
+        ]
+        assert csv_lines_text(csv_text(("a", "b"), [("x, y", 1)])) == [("a", "b"), ("x, y", "1")]
+
+
+def csv_lines_text(text: str) -> list[tuple[str, ...]]:
+    return [line.fields for line in csv_lines(text.encode())]
 
 
 class TestLastGoodTable:
@@ -170,6 +184,18 @@ class TestLastGoodTable:
         element.set("Execute Now", 1)
         assert topology(element) == {"10.0.0.1": ("BRU", "a.csv", 2), "10.0.0.2": ("ANT", "b.csv", 2)}
         assert element.get("Last Run Status").startswith("Failed: file 'b.csv' cannot be read: Permission denied;")
+
+    def test_a_file_with_a_bad_header_keeps_the_last_table_like_an_unreadable_file(self, dms: DataMinerSystem, folder: Path) -> None:
+        write(folder, "a.csv", HEADER + "10.0.0.1,BRU\n")
+        write(folder, "b.csv", HEADER + "10.0.0.2,ANT\n")
+        element = create(dms, folder)
+        built = topology(element)
+        write(folder, "b.csv", "address,path\n10.0.0.2,ANT\n")  # an export with renamed columns
+        element.set("Execute Now", 1)
+        assert topology(element) == built  # 10.0.0.2 does not silently vanish
+        status = element.get("Last Run Status")
+        assert status.startswith("Failed: file 'b.csv' line 1: the header lacks network_element_address")
+        assert status.endswith("the last good table (2 rows from 2026-01-01 00:00:00) is kept")
 
     def test_only_regular_files_are_read(self, dms: DataMinerSystem, folder: Path) -> None:
         write(folder, "a.csv", HEADER + "10.0.0.1,BRU\n")

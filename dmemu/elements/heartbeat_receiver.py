@@ -189,6 +189,9 @@ def started(protocol: QActionProtocol) -> None:
 
 
 class GenericDynamicHeartbeatReceiver(Protocol):
+    """The Generic Dynamic Heartbeat Receiver connector (see the module's text): a row per
+    source on its first beat, and a source that misses its beats goes Missing (an alarm)."""
+
     name = "Generic Dynamic Heartbeat Receiver"
     version = "1.0.0.1"
     description = "A row per heartbeat source, created on its first beat; sources that miss their beats go Missing."

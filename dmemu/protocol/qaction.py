@@ -69,6 +69,15 @@ class QActionProtocol:
         return self._trigger_value
 
     @property
+    def set_by_qaction(self) -> bool:
+        """Whether the set that started this QAction came from a QAction (this element's own
+        bookkeeping, a timer's or start-up QAction included, or another element's QAction)
+        rather than from a user, a script or a test: a write parameter that also shows the
+        element's state tells a user's set by this. (A QAction's sets count at least one link of
+        a QAction chain, so the QAction they trigger runs at depth 2 or more.)"""
+        return self._depth > 1
+
+    @property
     def row_key(self) -> str | None:
         """RowKey: the row whose cell started a row-level QAction."""
         return self._row_key
@@ -140,7 +149,7 @@ class QActionProtocol:
         except InvalidValueError as error:
             element.log(f"set_parameter({ref!r}) refused: {error}", LogType.ERROR)
             return SetStatus.INVALID_VALUE
-        element._apply_set(pid, value, self._depth)
+        element._apply_set(pid, value, max(self._depth, 1))  # at least 1: set by a QAction (see set_by_qaction)
         return SetStatus.OK
 
     def set_parameters(self, values: dict[int | str, Any]) -> SetStatus:
@@ -156,7 +165,7 @@ class QActionProtocol:
 
     def set_element_parameter(self, element: ElementRef, ref: int | str, value: Any) -> SetStatus:
         """Set a write parameter of another element; its QActions run on its own queue."""
-        return self._set_on(element, ref, value, self._depth)
+        return self._set_on(element, ref, value, max(self._depth, 1))
 
     def _set_on(self, element: ElementRef, ref: int | str, value: Any, depth: int) -> SetStatus:
         try:

@@ -2,9 +2,10 @@
 
 As DataMiner's serial connections do, a command is sent and one answer is read back, its end
 found by a framing (a trailer, a fixed length, or an HTTP/1.1 response). The socket opens on
-first use and stays open between exchanges; one exchange runs at a time. A command sent into a
-connection the peer had closed while it was idle goes again, once, on a new connection. A
-timeout closes the socket, so a late answer is never read as the next command's. The target can
+first use and stays open between exchanges; one exchange runs at a time. A connection the peer
+closed while it was idle is seen before the command goes and opened again; a command whose
+connection closes once it went out is never resent (a device command may not be idempotent):
+that exchange fails with `SerialConnectionError`. A timeout closes the socket, so a late answer is never read as the next command's. The target can
 change at run time (DataMiner's "dynamic ip" parameter option).
 """
 
@@ -26,6 +27,7 @@ from .http import Connection
 
 DEFAULT_SERIAL_PORT = 8650
 MAX_HTTP_HEAD = 64 * 1024  # an answer whose status line and headers never end is refused past this
+MAX_HTTP_BODY = 16 * 1024 * 1024  # an answer announcing a longer body is refused before reading it
 _RECEIVE_SIZE = 64 * 1024
 _STATUS_LINE = re.compile(r"HTTP/1\.[01] (\d{3})(?: (.*))?")
 
@@ -134,17 +136,21 @@ def _http_head(received: bytes) -> tuple[int, int, int, str, CaseInsensitiveDict
     if not length.isdigit():
         raise FramingError(f"Content-Length {length!r} is not a number of bytes")
     body_size = int(length)
+    if body_size > MAX_HTTP_BODY:
+        raise FramingError(f"Content-Length {body_size} exceeds MAX_HTTP_BODY ({MAX_HTTP_BODY} bytes)")
     if len(received) < end + 4 + body_size:
         return None
     return end + 4, body_size, status, match.group(2) or "", headers
 
 
 class _PeerClosed(Exception):
-    """The peer closed or reset the connection after `received` bytes of the answer."""
+    """The peer closed or reset the connection after `received` bytes of the answer; `sent`
+    whether the command had gone out (then the peer may have acted on it)."""
 
-    def __init__(self, received: int, cause: str) -> None:
+    def __init__(self, received: int, cause: str, *, sent: bool = True) -> None:
         super().__init__(cause)
         self.received = received
+        self.sent = sent
 
 
 class SerialPort:
@@ -172,6 +178,7 @@ class SerialPort:
 
     @property
     def connected(self) -> bool:
+        """Whether a socket is open (the next exchange reuses it)."""
         return self._socket is not None
 
     def set_target(self, host: str, port: int) -> None:
@@ -185,6 +192,7 @@ class SerialPort:
                 self._target = (host, port)
 
     def close(self) -> None:
+        """Close the socket, if open; the next exchange connects again."""
         with self._lock:
             self._drop()
 
@@ -211,9 +219,9 @@ class SerialPort:
                         return self._send_and_read(sock, data, framing, deadline, seconds)
                     except _PeerClosed as closed:
                         self._drop()
-                        # Nothing came back on a connection left open since the last exchange:
-                        # the peer closed it meanwhile, so the command goes once more on a new one.
-                        if fresh or closed.received:
+                        # Sent again only when the command could not go out on a connection left
+                        # open since the last exchange: once sent, the peer may have acted on it.
+                        if fresh or closed.sent:
                             raise SerialConnectionError(f"{self._address}: {closed}", target=self._target) from None
             except BaseException:
                 self._drop()  # the stream is out of step with the commands: start afresh
@@ -267,7 +275,10 @@ class SerialPort:
         received = b""
         try:
             sock.settimeout(_remaining(deadline))
-            sock.sendall(data)
+            try:
+                sock.sendall(data)
+            except (BrokenPipeError, ConnectionResetError) as error:  # the peer's close, seen before the command went
+                raise _PeerClosed(0, f"the connection was closed before the command went out: {error}", sent=False) from None
             while (end := framing.answer_end(received)) is None:
                 sock.settimeout(_remaining(deadline))
                 chunk = sock.recv(_RECEIVE_SIZE)

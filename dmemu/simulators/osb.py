@@ -110,6 +110,8 @@ class SoapFault(Exception):
 
 @attrs.frozen
 class OsbRequest:
+    """A request the service read: its operation's name and its fields by wire name."""
+
     operation: str
     fields: Mapping[str, str]  # the wire names of the fields given, with their text
 
@@ -207,6 +209,9 @@ def _response(operation: str, content: str) -> bytes:
 
 @attrs.frozen
 class OsbTicket:
+    """A ticket the service keeps: its id, type, state, severity, what it is about and when it
+    was created and last changed (ISO 8601 UTC)."""
+
     ticket_id: str
     ticket_type: str
     status: str
@@ -244,6 +249,9 @@ class OsbTicket:
 
 @attrs.frozen
 class OsbTransaction:
+    """An acknowledged create, update or close: the caller's RequestId it answers, and how it
+    ends (PENDING until its processing delay passed, then COMPLETED or FAILED)."""
+
     transaction_id: str
     request_id: str
     operation: str  # one of WRITE_OPERATIONS

@@ -5,7 +5,7 @@
 
 The operations are `osb`'s; this is the HTTP side: faults (`FaultPlan`, api ``osb``, narrowed
 to an ``operation`` if wanted), the request log, and answers that always carry Content-Length
-on a kept-alive connection. It runs on the TMF simulators' server (`server._Server`): TCP_NODELAY
+on a kept-alive connection. It runs on the TMF simulators' server (`server.LoopbackHttpServer`): TCP_NODELAY
 on accepted sockets, and `stop()` ends every open connection, as an outage does; `start()` again
 listens on the same port with every ticket and transaction kept.
 
@@ -28,8 +28,7 @@ import attrs
 
 from .faults import LOG_LIMIT, RATE_LIMITED, Fault, FaultPlan, RequestRecord, logged_body, masked_headers
 from .osb import CONTENT_TYPE, ENDPOINT, OsbTicket, OsbTickets, OsbTransaction, SoapFault, parse_request
-from .server import MAX_BODY, _read_chunked, _Server
-from .tmf import TmfError
+from .server import MAX_BODY, LoopbackHttpServer, RequestBodyError, read_chunked
 
 API = "osb"  # how faults and the request log name the service
 _logger = logging.getLogger("dmemu.simulators")
@@ -56,7 +55,7 @@ class OsbService:
         self.clock = clock or time.time
         self.store = OsbTickets(self.clock, processing_delay)
         self.faults = FaultPlan(seed, log_limit=log_limit)
-        self._server = _Server((host, port), _Handler, self)  # type: ignore[arg-type]  # it keeps the service as `simulators`
+        self._server = LoopbackHttpServer((host, port), _Handler, self)  # type: ignore[arg-type]  # it keeps the service as `simulators`
         self._listening = True  # False once stop() closed the socket: start() binds a new one
         self._thread: threading.Thread | None = None
 
@@ -91,6 +90,7 @@ class OsbService:
         return self.store.tickets()
 
     def transactions(self) -> list[OsbTransaction]:
+        """Every transaction (acknowledged create, update or close) so far, in order."""
         return self.store.transactions()
 
     def add_ticket(self, ticket_type: str, network_element: str, **details: str) -> OsbTicket:
@@ -98,12 +98,13 @@ class OsbService:
         return self.store.add_ticket(ticket_type, network_element, **details)
 
     def requests(self) -> list[RequestRecord]:
+        """The request log: the newest `log_limit` requests, with their answer and any fault."""
         return self.faults.requests()
 
     def start(self) -> OsbService:
         """Serve (again, after `stop`, on the same port; OSError if something else took it)."""
         if not self._listening:
-            self._server = _Server(self._server.server_address[:2], _Handler, self)  # type: ignore[arg-type]
+            self._server = LoopbackHttpServer(self._server.server_address[:2], _Handler, self)  # type: ignore[arg-type]
             self._listening = True
         if self._thread is None:
             self._thread = threading.Thread(
@@ -132,7 +133,7 @@ class OsbService:
 
 class _Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
-    server: _Server
+    server: LoopbackHttpServer
 
     def log_message(self, format: str, *args: Any) -> None:  # the request log is kept in FaultPlan
         pass
@@ -242,15 +243,15 @@ class _Handler(BaseHTTPRequestHandler):
         """The request body, or None once a SOAP Fault went out for an unreadable one."""
         try:
             if "chunked" in self.headers.get("Transfer-Encoding", "").lower():  # RFC 9112: chunked wins over a length
-                return _read_chunked(self.rfile)
+                return read_chunked(self.rfile)
             text = self.headers.get("Content-Length") or "0"
             if not (text.isascii() and text.isdigit()):
-                raise TmfError(400, "Bad Request", f"Content-Length {text!r} is not a length")
+                raise RequestBodyError(400, "Bad Request", f"Content-Length {text!r} is not a length")
             length = int(text)
             if length > MAX_BODY:
-                raise TmfError(413, "Content Too Large", f"a request body is at most {MAX_BODY} bytes")
+                raise RequestBodyError(413, "Content Too Large", f"a request body is at most {MAX_BODY} bytes")
             return self.rfile.read(length) if length else b""
-        except TmfError as error:
+        except RequestBodyError as error:
             self.close_connection = True  # the stream cannot be trusted past a bad length or chunk
             self._send(error.status, SoapFault(error.message, status=error.status).xml(), {})
             return None

@@ -181,7 +181,7 @@ class Simulators:
         if unknown:
             raise ValueError(f"credentials for unknown APIs: {', '.join(sorted(unknown))}")
         self.faults = FaultPlan(seed, log_limit=log_limit)
-        self._server = _Server((host, port), _Handler, self)
+        self._server = LoopbackHttpServer((host, port), _Handler, self)
         self._listening = True  # False once stop() closed the socket: start() binds a new one
         self._thread: threading.Thread | None = None
         # Bound first: hrefs are absolute, as TMF servers give them, so they need the port.
@@ -251,7 +251,7 @@ class Simulators:
             self._ticker = threading.Thread(target=self._tick, name="dmemu-problem-activity", daemon=True)
             self._ticker.start()
         if not self._listening:
-            self._server = _Server(self._server.server_address[:2], _Handler, self)
+            self._server = LoopbackHttpServer(self._server.server_address[:2], _Handler, self)
             self._listening = True
         if self._thread is None:
             # A short poll interval: `stop()` waits for the serving loop to look up (an idle wake-up
@@ -297,7 +297,10 @@ class Simulators:
         return self.faults.requests(api)
 
 
-class _Server(ThreadingHTTPServer):
+class LoopbackHttpServer(ThreadingHTTPServer):
+    """The simulators' threaded HTTP server: TCP_NODELAY on accepted sockets, every open
+    connection tracked so `close_connections` can end them (an outage)."""
+
     daemon_threads = True
     allow_reuse_address = True
     request_queue_size = 128  # with socketserver's 5, clients connecting together wait for SYN retries, or are reset
@@ -339,7 +342,7 @@ class _Server(ThreadingHTTPServer):
 
 class _Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
-    server: _Server
+    server: LoopbackHttpServer
 
     def log_message(self, format: str, *args: Any) -> None:  # the request log is kept in FaultPlan
         pass
@@ -474,7 +477,10 @@ class _Handler(BaseHTTPRequestHandler):
 
     def _read_body(self) -> bytes:
         if "chunked" in self.headers.get("Transfer-Encoding", "").lower():  # RFC 9112: chunked wins over a length
-            return _read_chunked(self.rfile)
+            try:
+                return read_chunked(self.rfile)
+            except RequestBodyError as error:
+                raise TmfError(error.status, error.reason, error.message) from None
         text = self.headers.get("Content-Length") or "0"
         if not (text.isascii() and text.isdigit()):  # str.isdigit() also takes "²", which int() does not
             raise bad_request(f"Content-Length {text!r} is not a length")
@@ -644,33 +650,46 @@ def _too_large() -> TmfError:
     return TmfError(413, "Content Too Large", f"a request body is at most {MAX_BODY} bytes")
 
 
-def _read_chunked(stream: Any) -> bytes:
+class RequestBodyError(Exception):
+    """A request body that cannot be read (a bad length or chunking, or too large): the HTTP
+    `status` and `reason` to answer, and `message` saying why. Each simulator answers it in its
+    own API's error format."""
+
+    def __init__(self, status: int, reason: str, message: str) -> None:
+        super().__init__(f"{status} {reason}: {message}")
+        self.status = status
+        self.reason = reason
+        self.message = message
+
+
+def read_chunked(stream: Any) -> bytes:
     """A chunked request body (RFC 9112 section 7.1): sizes in hex, each chunk followed by CRLF,
-    a last chunk of size 0, then trailer lines up to an empty one. 400 for anything else."""
+    a last chunk of size 0, then trailer lines up to an empty one. `RequestBodyError` (400, or
+    413 past `MAX_BODY`) for anything else."""
     body = bytearray()
     while True:
         line = stream.readline(MAX_CHUNK_LINE + 1)
         if not line.endswith(b"\n") or len(line) > MAX_CHUNK_LINE:
-            raise bad_request("chunked body: a chunk-size line is missing or too long")
+            raise RequestBodyError(400, "Bad Request", "chunked body: a chunk-size line is missing or too long")
         size_text = line.split(b";", 1)[0].strip()  # chunk extensions are ignored
         try:
             if not size_text or size_text.startswith((b"-", b"+", b"0x", b"0X")):
                 raise ValueError
             size = int(size_text, 16)
         except ValueError:
-            raise bad_request(f"chunked body: chunk size {size_text.decode('latin-1')!r} is not a hexadecimal number") from None
+            raise RequestBodyError(400, "Bad Request", f"chunked body: chunk size {size_text.decode('latin-1')!r} is not a hexadecimal number") from None
         if size == 0:
             break
         if len(body) + size > MAX_BODY:
-            raise _too_large()
+            raise RequestBodyError(413, "Content Too Large", f"a request body is at most {MAX_BODY} bytes")
         chunk = stream.read(size)
         if len(chunk) != size or stream.read(2) != b"\r\n":
-            raise bad_request(f"chunked body: a chunk of {size} bytes is cut short or not followed by CRLF")
+            raise RequestBodyError(400, "Bad Request", f"chunked body: a chunk of {size} bytes is cut short or not followed by CRLF")
         body += chunk
     while True:  # trailer fields, which nothing here reads
         line = stream.readline(MAX_CHUNK_LINE + 1)
         if not line.endswith(b"\n"):
-            raise bad_request("chunked body: the trailer does not end with an empty line")
+            raise RequestBodyError(400, "Bad Request", "chunked body: the trailer does not end with an empty line")
         if line in (b"\r\n", b"\n"):
             return bytes(body)
 

@@ -42,7 +42,16 @@ from typing import Any
 
 import attrs
 
-from dmemu.dms import Alarm, AlarmEvent, AlarmEventKind, ScriptContext, ScriptState, Severity, WaitTimeoutError
+from dmemu.dms import (
+    Alarm,
+    AlarmEvent,
+    AlarmEventKind,
+    DataMinerSystem,
+    ScriptContext,
+    ScriptState,
+    Severity,
+    WaitTimeoutError,
+)
 from dmemu.protocol import DmemuError, Element, ElementState, LogType
 
 from .ticket_client import (
@@ -59,8 +68,6 @@ from .ticket_client import (
 )
 
 SCRIPT_NAME = "Telenet Ticket Flow"
-_LINES: weakref.WeakKeyDictionary[Element, list[_Flow]] = weakref.WeakKeyDictionary()  # flows waiting per client
-_LINES_LOCK = threading.Lock()
 TICKET_ID_PROPERTY = "Ticket ID"
 TICKET_STATUS_PROPERTY = "Ticket Status"
 TICKET_ERROR_PROPERTY = "Ticket Error"
@@ -68,6 +75,26 @@ NETWORK_ELEMENT_PROPERTY = "Network Element"
 TICKET_TYPE_PROPERTY = "Ticket Type"
 FLOW_EVENT_KINDS = (AlarmEventKind.OPENED, AlarmEventKind.CHANGED, AlarmEventKind.CLEARED)
 """The alarm events a flow handles (its alarm rule's kinds)."""
+
+
+class _WaitingLines:
+    """The flows of one DMS waiting for each of its clients, in order (see `_Flow._take_client`)."""
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.by_client: weakref.WeakKeyDictionary[Element, list[_Flow]] = weakref.WeakKeyDictionary()
+
+
+_LINES_BY_DMS: weakref.WeakKeyDictionary[DataMinerSystem, _WaitingLines] = weakref.WeakKeyDictionary()
+_LINES_BY_DMS_LOCK = threading.Lock()
+
+
+def _waiting_lines(dms: DataMinerSystem) -> _WaitingLines:
+    with _LINES_BY_DMS_LOCK:
+        lines = _LINES_BY_DMS.get(dms)
+        if lines is None:
+            lines = _LINES_BY_DMS[dms] = _WaitingLines()
+        return lines
 
 
 class TicketFlowError(DmemuError):
@@ -116,6 +143,8 @@ ticket_flow = ticket_flow_script()
 
 
 def network_element_of(alarm: Alarm) -> str:
+    """The network element a ticket for `alarm` is about: its Network Element property when set,
+    else the alarm's row key (a table row names the device), else its element's name."""
     return alarm.properties.get(NETWORK_ELEMENT_PROPERTY) or alarm.row_key or alarm.element_name
 
 
@@ -145,6 +174,11 @@ class _Flow:
         self.commands = 0
         self.network_element = network_element_of(self.alarm)
         self.ticket_type = self.alarm.properties.get(TICKET_TYPE_PROPERTY) or settings.ticket_type
+        # All clients taken, a flow waits in the line of one of them (the shortest), and only the
+        # flow at its head is woken when that client comes free: a release wakes one flow, not all.
+        self._lines = _waiting_lines(ctx.dms)
+        self._line_client: Element | None = None
+        self._line: list[_Flow] | None = None
 
     async def run(self) -> dict[str, Any]:
         ctx, alarm = self.ctx, self.alarm
@@ -221,19 +255,14 @@ class _Flow:
             except (WaitTimeoutError, DmemuError):
                 scan_due = ctx.now()
 
-    # All clients taken, a flow waits in the line of one of them (the shortest), and only the
-    # flow at its head is woken when that client comes free: a release wakes one flow, not all.
-    _line_client: Element | None = None
-    _line: list[_Flow] | None = None
-
     def _my_turn(self, lock_status: Any) -> bool:
         line = self._line
         return lock_status == UNLOCKED and bool(line) and line[0] is self  # type: ignore[index]
 
     def _join_shortest_line(self, names: list[str]) -> Element:
         clients = [self.ctx.dms.element(name) for name in names]
-        with _LINES_LOCK:
-            lines = [_LINES.setdefault(client, []) for client in clients]
+        with self._lines.lock:
+            lines = [self._lines.by_client.setdefault(client, []) for client in clients]
             shortest = min(range(len(clients)), key=lambda index: len(lines[index]))
             if self._line is not lines[shortest]:
                 self._leave_line_locked()
@@ -242,7 +271,7 @@ class _Flow:
         return clients[shortest]
 
     def _leave_line(self) -> None:
-        with _LINES_LOCK:
+        with self._lines.lock:
             self._leave_line_locked()
 
     def _leave_line_locked(self) -> None:

@@ -11,7 +11,10 @@ operation's element and fields are in the ``tck`` namespace (`TICKETING_NAMESPAC
   (with the ``TicketId``) or ``FAILED`` (with a ``Reason``).
 * A request the service cannot read is answered HTTP 500 with a SOAP Fault.
 
-Requests are built here from checked values (`OsbRequestError` names a missing or wrong field);
+Requests are built here from checked values (`OsbRequestError` names a missing or wrong field):
+`build_request` takes any operation's fields by wire name (the Ticket Gateway builds creates,
+updates and closes this way, from the fields of the request it buffered), `search_request` and
+`transaction_result_request` the two requests with fixed fields;
 answers are parsed with defusedxml, which refuses a DOCTYPE rather than expanding entities. An
 answer that is a SOAP Fault raises `OsbFaultError`; one that is not the expected XML raises
 `OsbAnswerError` naming what was wrong.
@@ -182,33 +185,6 @@ def search_request(ticket_type: str, network_element: str, alarm_id: str | int |
     and in one status (Open or Closed; None: any)."""
     values = {"TicketType": ticket_type, "NetworkElement": network_element, "AlarmId": alarm_id, "Status": status}
     return build_request(SEARCH_TICKET, values)
-
-
-def create_request(
-    request_id: str,
-    ticket_type: str,
-    alarm_id: str | int,
-    network_element: str,
-    severity: str,
-    path_details: str,
-    description: str,
-) -> bytes:
-    """CreateTicketRequest; a repeated `request_id` creates nothing new upstream."""
-    values = {
-        "RequestId": request_id, "TicketType": ticket_type, "AlarmId": alarm_id, "NetworkElement": network_element,
-        "Severity": severity, "PathDetails": path_details, "Description": description,
-    }  # fmt: skip
-    return build_request(CREATE_TICKET, values)
-
-
-def update_request(request_id: str, ticket_id: str, severity: str, description: str | None = None) -> bytes:
-    """UpdateTicketRequest: a ticket's new severity (and description)."""
-    return build_request(UPDATE_TICKET, {"RequestId": request_id, "TicketId": ticket_id, "Severity": severity, "Description": description})
-
-
-def close_request(request_id: str, ticket_id: str, resolution: str | None = None) -> bytes:
-    """CloseTicketRequest."""
-    return build_request(CLOSE_TICKET, {"RequestId": request_id, "TicketId": ticket_id, "Resolution": resolution})
 
 
 def transaction_result_request(transaction_id: str) -> bytes:
@@ -417,13 +393,10 @@ __all__ = [
     "OsbRequestError",
     "TransactionResult",
     "build_request",
-    "close_request",
-    "create_request",
     "parse_search_response",
     "parse_ticket_response",
     "parse_transaction_result",
     "search_request",
     "snake_case",
     "transaction_result_request",
-    "update_request",
 ]

@@ -9,9 +9,10 @@ creates, in this order (each finds the ones before it when it starts):
 * a Generic Dynamic Heartbeat Receiver (with its Missing alarm);
 * a Telenet Topology Database reading the provisioning folder ``folder/provisioning``, where
   `topology` (network element -> Ninas network path details) is written as a CSV file first;
-* a Telenet Ticket Gateway talking to the ticketing service at `service`;
-* `clients` Telenet Ticket Clients, each importing the services CSV written to
-  ``folder/services.csv`` (one service, ``OSB``, at `service`) and selecting it;
+* a Telenet Ticket Gateway and `clients` Telenet Ticket Clients, each importing the services
+  CSV written to ``folder/services.csv`` (one service, ``OSB``, at `service`) and selecting
+  it, so the Gateway's Service Info Table and every client's are the same (the Gateway's own
+  connection also points at `service`);
 * the automatic flow (`flow.ticket_flow_script`) registered as `flow.SCRIPT_NAME`, started by an
   alarm rule per monitored element (a name gives a rule for that element's alarms opening,
   changing severity and clearing; an `AlarmRule` is used as given). Every rule is checked on
@@ -21,7 +22,6 @@ creates, in this order (each finds the ones before it when it starts):
 
 from __future__ import annotations
 
-import csv
 from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from typing import Any
@@ -32,6 +32,7 @@ from dmemu.dms import AlarmRule, DataMinerSystem
 from dmemu.elements.heartbeat_receiver import HEARTBEAT_ALARMS, GenericDynamicHeartbeatReceiver
 from dmemu.protocol import BYPASS_PROXY, Connection, Element
 
+from .csv_files import write_csv_file
 from .flow import FLOW_EVENT_KINDS, SCRIPT_NAME, FlowSettings, ticket_flow_script
 from .service_info import ServiceInfo, write_service_csv
 from .ticket_client import DEFAULT_PORT, TelenetTicketClient
@@ -82,10 +83,7 @@ def create_telenet_suite(
     provisioning = folder / "provisioning"
     provisioning.mkdir(parents=True, exist_ok=True)
     if topology is not None:
-        with (provisioning / "topology.csv").open("w", encoding="utf-8", newline="") as file:
-            writer = csv.writer(file, lineterminator="\n")
-            writer.writerow((ADDRESS_FIELD, PATH_DETAILS_FIELD))
-            writer.writerows(topology.items())
+        write_csv_file(provisioning / "topology.csv", (ADDRESS_FIELD, PATH_DETAILS_FIELD), topology.items())
     host, port = service
     services_csv = folder / "services.csv"
     write_service_csv(services_csv, [ServiceInfo(SERVICE_NAME, host, port, description="Telenet ticketing service (OSB)")])
@@ -97,8 +95,10 @@ def create_telenet_suite(
     )
     gateway = dms.create_element(
         TelenetTicketGateway, f"{prefix} Ticket Gateway",
-        connection=Connection(host=host, port=port, bus_address=BYPASS_PROXY, timeout=timeout), parameters=gateway_parameters,
+        connection=Connection(host=host, port=port, bus_address=BYPASS_PROXY, timeout=timeout),
+        parameters={"CSV File Path": str(services_csv), **(gateway_parameters or {})},
     )  # fmt: skip
+    _import_and_select(gateway)
     created = []
     for number in range(1, clients + 1):
         client = dms.create_element(
@@ -110,8 +110,7 @@ def create_telenet_suite(
                 **(client_parameters or {}),
             },
         )  # fmt: skip
-        client.set("Import CSV", 1, raise_on_failure=True)
-        client.set("Service Selection", SERVICE_NAME, raise_on_failure=True)
+        _import_and_select(client)
         created.append(client)
 
     settings = flow_settings or FlowSettings()
@@ -128,6 +127,12 @@ def create_telenet_suite(
             remove()
 
     return TelenetSuite(tuple(created), gateway, topology_database, receiver, services_csv, SCRIPT_NAME, stop_flows)
+
+
+def _import_and_select(element: Element) -> None:
+    """The services CSV imported and its service selected: the same in the Gateway and every client."""
+    element.set("Import CSV", 1, raise_on_failure=True)
+    element.set("Service Selection", SERVICE_NAME, raise_on_failure=True)
 
 
 __all__ = ["SERVICE_NAME", "TelenetSuite", "create_telenet_suite", "flow_rule"]

@@ -10,12 +10,14 @@ What the connector's help page says, and where it lives here:
 * **Connection Details page**: the *Service Info Table*, changed only by *Import CSV* and shown
   back by *Export CSV*, both on the file at *CSV File Path* (`service_info`: a malformed file is
   refused with its line and reason, the table unchanged); *Service Selection* (one of the
-  table's services, anything else refused); the lock (*Lock Status*, *LockGuidId*, *Lock Time*);
+  table's services, anything else refused); the lock (*LockGuidId*, *Lock Time*);
   the *Configuration* page button.
 * **Configuration sub-page**: the names of the related elements (Ticket Gateway, Topology
   Database, Heartbeat Receiver), the maximum rows of the Communication - Response Table, the
-  lock expiry time, the heartbeat interval, and *Force Unlock* (the help page's "Lock Status on
-  the Configuration subpage"), which is logged.
+  lock expiry time, the heartbeat interval, and *Lock Status*: set to Unlocked it forces the
+  client free whoever holds it ("force an unlock via the Lock Status parameter on the
+  Configuration subpage"), which is logged; set to Locked by hand it is refused (only a flow's
+  Lock Request locks). The sub-page opens from Connection Details.
 * **The lock**: a flow sets *Lock Request* to ``{"action": "lock", "guid": ...}``; the QAction,
   on the element's queue (so never two at once), grants it when the client is unlocked or its
   lock expired (no command from its holder for *Lock Expiry Time*), and answers on *Lock
@@ -24,8 +26,8 @@ What the connector's help page says, and where it lives here:
   or expired hears so at its next command. A lock does not expire while a Gateway request of its
   holder is pending (the flow is waiting for the Gateway, whose answers renew the lock).
 * **Communication page**: *Processing IAS Request Busy Status* (Busy while a search or a
-  Gateway request runs; *Force Not Busy* ends a wait that will not end, and the waiting flow
-  is told), *Client Processing Data* (what happens now), and the *Communication - Response
+  Gateway request runs; a user setting it to Not Busy ends a wait that will not end, logged,
+  and the waiting flow is told; setting it to Busy by hand is refused), *Client Processing Data* (what happens now), and the *Communication - Response
   Table*: every search with its answer or failure, times and duration, at most *Response Table
   Max Rows* rows, the oldest dropped first.
 * **Search Results page**: *Ninas Network Path Details*, copied from the Topology Database
@@ -48,11 +50,12 @@ exchange's real time); its request and response times are the DMS clock's.
 from __future__ import annotations
 
 import json
+import math
 import time
 from typing import Any
 
+from dmemu.elements.heartbeat_receiver import heartbeat_text
 from dmemu.protocol import (
-    Button,
     Column,
     DateTime,
     Discrete,
@@ -76,12 +79,16 @@ from dmemu.protocol import (
 
 from .osb_messages import SEARCH_TICKET, OsbError, OsbFaultError, OsbNackError, parse_search_response, search_request
 from .service_info import (
-    ServiceInfo,
-    ServiceInfoCsvError,
-    export_service_table,
-    import_service_table,
-    service_info_columns,
+    ServiceSelectionError,
+    export_csv,
+    import_csv,
+    select_service,
+    selected_service,
+    service_info_parameters,
+    service_info_table,
+    show_active_service,
 )
+from .texts import cell_text, counted
 
 PROTOCOL_NAME = "Telenet Ticket Client"
 DEFAULT_PORT = 8650
@@ -89,10 +96,10 @@ UNLOCKED, LOCKED = 0, 1
 NOT_BUSY, BUSY = 0, 1
 SUCCESS, FAILURE = 1, 0
 IDLE = "Idle"
-_TEXT_LIMIT = 300  # characters of an error kept in a cell
+_wall_clock = time.monotonic  # a search's Duration is the exchange's real time (a test gives its own)
+TIMER_PERIOD = 5  # seconds between two looks at the lock expiry and the heartbeat
 
 # Names the flows and the other elements use (one place, so a rename cannot split them).
-SERVICE_INFO_TABLE = "Service Info Table"
 TOPOLOGY_TABLE = "Ninas Network Path Details"
 SEARCHED_TICKETS_TABLE = "Searched Tickets"
 RESPONSE_TABLE = "Communication - Response Table"
@@ -104,8 +111,8 @@ TOPOLOGY_SOURCE_TABLE = "Topology"  # on the Topology Database
 TOPOLOGY_ADDRESS, TOPOLOGY_PATH = "Network Element Address", "Ninas Network Path Details"
 
 
-class ServiceSelectionError(DmemuError, ValueError):
-    """Service Selection named a service the Service Info Table does not hold."""
+class ManualSetRefusedError(DmemuError, ValueError):
+    """A user set Lock Status or the Busy Status to a value only the client itself sets."""
 
 
 # --------------------------------------------------------------------------------------------
@@ -135,15 +142,6 @@ def read_message(text: Any, what: str) -> dict[str, Any]:
     return message
 
 
-def _cut(text: str) -> str:
-    text = " ".join(str(text).split())
-    return text if len(text) <= _TEXT_LIMIT else text[: _TEXT_LIMIT - 3] + "..."
-
-
-def _count(number: int, noun: str) -> str:
-    return f"{number} {noun}" if number == 1 else f"{number} {noun}s"
-
-
 def _short(guid: str) -> str:
     return guid[:8]
 
@@ -156,7 +154,7 @@ def element_started(protocol: QActionProtocol) -> None:
     """After startup: the topology is copied (only now), the service in use is shown again."""
     protocol.set_parameters({"Processing IAS Request Busy Status": NOT_BUSY, "Client Processing Data": IDLE})
     _copy_topology(protocol)
-    _show_active_service(protocol)
+    show_active_service(protocol)
     if protocol.get_parameter("Pending Gateway Request"):
         # A Gateway request sent before a restart: its answer still lands here and is passed on.
         protocol.set_parameter("Processing IAS Request Busy Status", BUSY)
@@ -171,70 +169,14 @@ def _copy_topology(protocol: QActionProtocol) -> None:
         table = protocol.get_element_parameter(source, TOPOLOGY_SOURCE_TABLE)
         rows = [[row[TOPOLOGY_ADDRESS], row[TOPOLOGY_PATH] or ""] for row in table.rows()]
     except (DmemuError, AttributeError, KeyError, TypeError) as error:
-        message = f"Topology not copied from {source!r}: {type(error).__name__}: {_cut(str(error))}; the last copy is kept"
+        message = f"Topology not copied from {source!r}: {type(error).__name__}: {cell_text(str(error))}; the last copy is kept"
         protocol.log(message, LogType.ERROR)
         protocol.set_parameter("Topology Status", message)
         return
     protocol.fill_array(TOPOLOGY_TABLE, rows)
-    copied = f"{_count(len(rows), 'network element')} copied from {source!r}"
+    copied = f"{counted(len(rows), 'network element')} copied from {source!r}"
     protocol.set_parameters({"Topology Status": copied, "Topology Copy Time": protocol.now()})
     protocol.log(f"Topology: {copied}")
-
-
-def _selected_service(protocol: QActionProtocol) -> ServiceInfo | None:
-    name = protocol.get_parameter("Selected Service") or ""
-    if not name or not protocol.exists(SERVICE_INFO_TABLE, name):
-        return None
-    return ServiceInfo.from_row(protocol.get_row(SERVICE_INFO_TABLE, name))
-
-
-def _show_active_service(protocol: QActionProtocol) -> None:
-    service = _selected_service(protocol)
-    protocol.set_parameter("Active Service", "" if service is None else f"{service.name} ({service.host}:{service.port}{service.path})")
-
-
-def import_csv(protocol: QActionProtocol) -> None:
-    """Import CSV: the table becomes the file's services, or stays as it was (the status says why)."""
-    path = protocol.get_parameter("CSV File Path") or ""
-    try:
-        services = import_service_table(protocol, SERVICE_INFO_TABLE, path)
-    except ServiceInfoCsvError as error:
-        protocol.set_parameter("CSV Status", f"Import refused: {error}; the Service Info Table is unchanged")
-        raise
-    status = f"Imported {_count(len(services), 'service')} from {path.strip()}"
-    selected = protocol.get_parameter("Selected Service") or ""
-    if selected and selected not in {service.name for service in services}:
-        protocol.set_parameters({"Selected Service": "", "Service Selection": ""})
-        protocol.log(f"Service Selection {selected!r} cleared: the imported table no longer lists it", LogType.ERROR)
-        status += f"; the selected service {selected!r} is no longer listed, so none is selected"
-    protocol.set_parameter("CSV Status", status)
-    _show_active_service(protocol)
-
-
-def export_csv(protocol: QActionProtocol) -> None:
-    """Export CSV: the table written to CSV File Path, in the format Import CSV reads."""
-    path = protocol.get_parameter("CSV File Path") or ""
-    try:
-        services = export_service_table(protocol, SERVICE_INFO_TABLE, path)
-    except ServiceInfoCsvError as error:
-        protocol.set_parameter("CSV Status", f"Export failed: {error}")
-        raise
-    protocol.set_parameter("CSV Status", f"Exported {_count(len(services), 'service')} to {path.strip()}")
-
-
-def select_service(protocol: QActionProtocol) -> None:
-    """Service Selection: one of the table's services (empty: none); anything else is refused
-    and the selection goes back to the service in use."""
-    chosen = (protocol.trigger_value or "").strip()
-    if chosen and not protocol.exists(SERVICE_INFO_TABLE, chosen):
-        previous = protocol.get_parameter("Selected Service") or ""
-        protocol.set_parameter("Service Selection", previous)
-        known = ", ".join(repr(key) for key in protocol.get_keys(SERVICE_INFO_TABLE)) or "none (import a CSV first)"
-        raise ServiceSelectionError(f"Service Selection {chosen!r} refused: the Service Info Table lists {known}; {previous or 'no service'!r} stays selected")
-    if chosen != protocol.get_parameter("Selected Service"):
-        protocol.log(f"Service Selection: {chosen or 'none'}")
-    protocol.set_parameter("Selected Service", chosen)
-    _show_active_service(protocol)
 
 
 # --------------------------------------------------------------------------------------------
@@ -243,7 +185,7 @@ def select_service(protocol: QActionProtocol) -> None:
 
 def _lock_expired(protocol: QActionProtocol) -> bool:
     """No command from the holder for Lock Expiry Time. Not while a Gateway request it sent is
-    pending: its flow is waiting for the Gateway (Force Not Busy ends a wait that will not end)."""
+    pending: its flow is waiting for the Gateway (forcing the Busy Status to Not Busy ends a wait that will not end)."""
     if protocol.get_parameter("Pending Gateway Request"):
         return False
     renewed = protocol.get_parameter("Lock Renewed") or protocol.get_parameter("Lock Time") or 0
@@ -251,9 +193,8 @@ def _lock_expired(protocol: QActionProtocol) -> bool:
 
 
 def _holder(protocol: QActionProtocol) -> str:
-    """The GUID holding the lock, or "" when the client is free."""
-    if protocol.get_parameter("Lock Status") != LOCKED:
-        return ""
+    """The GUID holding the lock, or "" when the client is free. LockGuidId tells, not Lock
+    Status: a user's set of that one takes effect when its QAction runs (`lock_status_set`)."""
     return protocol.get_parameter("LockGuidId") or ""
 
 
@@ -298,21 +239,30 @@ def lock_request(protocol: QActionProtocol) -> None:
             return
         note = request.get("note") or ""
         _unlock(protocol, f"flow {guid} released the client")
-        shown = f"Released by flow {_short(guid)}" + (f": {_cut(note)}" if note else "")
+        shown = f"Released by flow {_short(guid)}" + (f": {cell_text(note)}" if note else "")
         protocol.set_parameter("Client Processing Data", shown)
         _reply_lock(protocol, request, True)
     else:
         raise MessageFormatError(f"{LOCK_REQUEST}: action {action!r} is neither 'lock' nor 'release'")
 
 
-def force_unlock(protocol: QActionProtocol) -> None:
-    """Force Unlock (Configuration page): the client is freed whoever holds it; logged."""
-    holder = _holder(protocol)
+def lock_status_set(protocol: QActionProtocol) -> None:
+    """Lock Status set by a user (Configuration sub-page): Unlocked forces the client free,
+    whoever holds it (logged, the holder's next command refused); Locked is refused, since only
+    a flow's Lock Request takes the client (`ManualSetRefusedError`)."""
+    if protocol.set_by_qaction:
+        return  # the client's own lock bookkeeping
+    holder = protocol.get_parameter("LockGuidId") or ""  # Lock Status already holds the user's value
+    if protocol.trigger_value == LOCKED:
+        if holder:
+            return  # locked already: nothing changes
+        protocol.set_parameter("Lock Status", UNLOCKED)
+        raise ManualSetRefusedError("Lock Status cannot be set to Locked by hand: a flow takes the client with a Lock Request; it stays Unlocked")
     if not holder:
-        protocol.log("Force Unlock: the client was not locked")
+        protocol.log("Lock Status set to Unlocked: the client was not locked")
         return
     since = DateTime().display(protocol.get_parameter("Lock Time"))
-    protocol.log(f"Force Unlock: the lock of flow {holder} (held since {since}) was forced open by a user", LogType.ERROR)
+    protocol.log(f"Lock Status forced to Unlocked: the lock of flow {holder} (held since {since}) was forced open by a user", LogType.ERROR)
     _unlock(protocol, "the lock was forced open by a user")
     protocol.set_parameter("Client Processing Data", f"Unlocked by a user (was held by flow {_short(holder)})")
 
@@ -366,8 +316,8 @@ def _search(protocol: QActionProtocol, command: dict[str, Any]) -> None:
     guid, command_id = command["guid"], command["id"]
     ticket_type, network_element = command.get("ticket_type") or "MO", command.get("network_element") or ""
     alarm_id, status = command.get("alarm_id"), command.get("status")
-    service = _selected_service(protocol)
-    started, wall_start = protocol.now(), time.monotonic()
+    service = selected_service(protocol)
+    started, wall_start = protocol.now(), _wall_clock()
     what = f"{ticket_type} tickets of {network_element!r}" + (f" for alarm {alarm_id}" if alarm_id not in (None, "") else "")
     tickets: list[Any] = []
     error: str | None = None
@@ -387,11 +337,11 @@ def _search(protocol: QActionProtocol, command: dict[str, Any]) -> None:
         if answer.status != 200:
             raise OsbError(f"HTTP {answer.status} {answer.reason}")
     except (DmemuError, OSError, ValueError) as failure:  # serial, OSB, a bad service or field
-        error = _cut(f"{type(failure).__name__}: {failure}")
+        error = cell_text(f"{type(failure).__name__}: {failure}")
         retryable = _transient(failure)
-    duration_ms = round((time.monotonic() - wall_start) * 1000, 1)
+    duration_ms = round((_wall_clock() - wall_start) * 1000, 1)
     found = ", ".join(ticket.ticket_id for ticket in tickets) or "none"
-    response = f"{_count(len(tickets), 'ticket')} found: {found}" if error is None else f"Failed: {error}"
+    response = f"{counted(len(tickets), 'ticket')} found: {found}" if error is None else f"Failed: {error}"
     _record_response(protocol, [
         command_id, started, protocol.now(), duration_ms, service.name if service else "", ticket_type, network_element,
         "" if alarm_id is None else str(alarm_id), SUCCESS if error is None else FAILURE, response, guid,
@@ -437,6 +387,7 @@ def _trim_responses(protocol: QActionProtocol) -> None:
 
 
 def max_rows_changed(protocol: QActionProtocol) -> None:
+    """Response Table Max Rows changed: the oldest rows beyond it go at once."""
     _trim_responses(protocol)
 
 
@@ -481,7 +432,7 @@ def gateway_reply(protocol: QActionProtocol) -> None:
         protocol.set_parameter("Lock Renewed", protocol.now())  # a flow waiting for the Gateway is alive
     body = reply.body if isinstance(reply.body, dict) else {}
     if not reply.ok:
-        outcome = f"{what} failed: {_cut(reply.error or '')}"
+        outcome = f"{what} failed: {cell_text(reply.error or '')}"
         protocol.log(f"Gateway request {reply.id}: {outcome}", LogType.ERROR)
         _reply_command(protocol, command_id, guid, error=reply.error)
     elif body.get("stage") == "ack":
@@ -494,8 +445,21 @@ def gateway_reply(protocol: QActionProtocol) -> None:
     protocol.set_parameters({"Pending Gateway Request": "", "Processing IAS Request Busy Status": NOT_BUSY, "Client Processing Data": outcome})
 
 
-def force_not_busy(protocol: QActionProtocol) -> None:
-    """Force Not Busy: a wait that will not end is ended; the flow waiting hears so."""
+def busy_status_set(protocol: QActionProtocol) -> None:
+    """Processing IAS Request Busy Status set by a user: Not Busy ends a wait for the Gateway
+    that will not end (logged; the waiting flow is told); Busy is refused unless the client is
+    busy already (`ManualSetRefusedError`)."""
+    if protocol.set_by_qaction:
+        return  # the client's own bookkeeping
+    pending = bool(protocol.get_parameter("Pending Gateway Request"))
+    if protocol.trigger_value == BUSY:
+        if pending:
+            return  # busy already: nothing changes
+        protocol.set_parameter("Processing IAS Request Busy Status", NOT_BUSY)
+        raise ManualSetRefusedError("Processing IAS Request Busy Status cannot be forced to Busy: only a search or a Gateway request makes the client busy; it stays Not Busy")
+    if not pending:
+        protocol.log("Processing IAS Request Busy Status set to Not Busy: the client was not busy")
+        return
     protocol.log("Processing IAS Request Busy Status forced to Not Busy by a user", LogType.ERROR)
     _abandon_pending(protocol, "the client was forced Not Busy by a user")
     protocol.set_parameters({"Processing IAS Request Busy Status": NOT_BUSY, "Client Processing Data": "Forced Not Busy by a user"})
@@ -503,6 +467,13 @@ def force_not_busy(protocol: QActionProtocol) -> None:
 
 # --------------------------------------------------------------------------------------------
 # Heartbeat
+
+
+def heartbeat_period(interval: float) -> float:
+    """The period beats really go at: the timer looks every `TIMER_PERIOD` seconds, so an
+    interval between two looks is the next look's (7 s -> 10 s). The beat announces this, so
+    the receiver never expects beats faster than they come."""
+    return math.ceil(interval / TIMER_PERIOD) * TIMER_PERIOD
 
 
 def heartbeat_check(protocol: QActionProtocol) -> None:
@@ -514,7 +485,7 @@ def heartbeat_check(protocol: QActionProtocol) -> None:
     last = protocol.get_parameter("Last Heartbeat")
     if last is not None and now - last < interval:
         return
-    beat = json.dumps({"source": protocol.element_name, "interval": interval, "time": now})
+    beat = heartbeat_text(protocol.element_name, heartbeat_period(interval), now)
     status = protocol.set_element_parameter(receiver, HEARTBEAT_PARAMETER, beat)
     protocol.set_parameters({"Last Heartbeat": now, "Heartbeat Status": "OK" if status is SetStatus.OK else f"Failed: {status.value} (see the log)"})
 
@@ -528,6 +499,9 @@ def _text(pid: int, name: str, *, key: bool = False) -> Column:
 
 
 class TelenetTicketClient(Protocol):
+    """The Telenet Ticket Client connector (see the module's text): searches over its serial
+    connection to the selected service, the lock flows take, Gateway forwarding, heartbeats."""
+
     name = PROTOCOL_NAME
     version = "1.0.0.1"
     description = "Interface between alarm-started ticketing flows and the Telenet ticketing service (OSB): searches, locks, Gateway requests."
@@ -540,16 +514,8 @@ class TelenetTicketClient(Protocol):
     )
     parameters = (
         # Connection Details
-        Parameter(100, "CSV File Path", String(), write=True, default="", save=True, page="Connection Details",
-                  description="The CSV file Import CSV reads and Export CSV writes."),
-        Parameter(101, "Import CSV", Button("Import"), write=True, page="Connection Details"),
-        Parameter(102, "Export CSV", Button("Export"), write=True, page="Connection Details"),
-        Parameter(103, "CSV Status", String(), default="", page="Connection Details"),
-        Parameter(110, "Service Selection", String(), write=True, default="", save=True, page="Connection Details",
-                  description="The ticketing service searches go to: a Service Name of the Service Info Table."),
-        Parameter(111, "Active Service", String(), default="", page="Connection Details"),
-        Parameter(112, "Selected Service", String(), default="", save=True, description="The accepted Service Selection."),
-        Parameter(120, "Lock Status", Discrete({UNLOCKED: "Unlocked", LOCKED: "Locked"}), default=UNLOCKED, save=True, page="Connection Details"),
+        *service_info_parameters(100, "Connection Details", "searches go to"),
+
         Parameter(121, "LockGuidId", String(), default="", save=True, page="Connection Details"),
         Parameter(122, "Lock Time", DateTime(), save=True, page="Connection Details"),
         Parameter(123, "Lock Renewed", DateTime(), save=True, description="The lock holder's last command: its lock expires from here."),
@@ -563,13 +529,13 @@ class TelenetTicketClient(Protocol):
                   description="The most rows the Communication - Response Table keeps; the oldest go first."),
         Parameter(211, "Lock Expiry Time", Number(1, 86400, "s"), write=True, default=300, save=True, page="Configuration",
                   description="A lock whose flow sent no command for this long is freed."),
-        Parameter(212, "Heartbeat Interval", Number(1, 86400, "s"), write=True, default=60, save=True, page="Configuration"),
-        Parameter(220, "Force Unlock", Button("Unlock"), write=True, page="Configuration",
-                  description="The help page's Lock Status on the Configuration sub-page: frees the client whoever holds it (logged)."),
+        Parameter(212, "Heartbeat Interval", Number(TIMER_PERIOD, 86400, "s"), write=True, default=60, save=True, page="Configuration",
+                  description=f"Beats go on the {TIMER_PERIOD} s timer: an interval between two of its looks is the next look's."),
+        Parameter(120, "Lock Status", Discrete({UNLOCKED: "Unlocked", LOCKED: "Locked"}), write=True, default=UNLOCKED, save=True, page="Configuration",
+                  description="Whether a flow holds the client; set to Unlocked to force it free (logged). Only a flow locks it."),
         # Communication
-        Parameter(300, "Processing IAS Request Busy Status", Discrete({NOT_BUSY: "Not Busy", BUSY: "Busy"}), default=NOT_BUSY, page="Communication"),
-        Parameter(301, "Force Not Busy", Button("Not Busy"), write=True, page="Communication",
-                  description="Ends a wait for the Gateway that will not end; the waiting flow is told."),
+        Parameter(300, "Processing IAS Request Busy Status", Discrete({NOT_BUSY: "Not Busy", BUSY: "Busy"}), write=True, default=NOT_BUSY, page="Communication",
+                  description="Busy while a search or a Gateway request runs; set to Not Busy to end a wait that will not end (the waiting flow is told)."),
         Parameter(302, "Client Processing Data", String(), default=IDLE, page="Communication"),
         Parameter(310, "Last Heartbeat", DateTime(), page="Communication"),
         Parameter(311, "Heartbeat Status", String(), default="", page="Communication"),
@@ -586,8 +552,7 @@ class TelenetTicketClient(Protocol):
                   description="The Gateway request a flow waits for (JSON), kept across restarts."),
     )  # fmt: skip
     tables = (
-        Table(1000, SERVICE_INFO_TABLE, service_info_columns(1001), save=True, page="Connection Details",
-              description="The ticketing services; changed only by Import CSV."),
+        service_info_table(1000, "Connection Details"),
         Table(400, RESPONSE_TABLE, save=True, page="Communication", columns=(
             _text(401, "Request ID", key=True), Column(402, "Request Time", DateTime()), Column(403, "Response Time", DateTime()),
             Column(404, "Duration", Number(0, None, "ms", 1)), _text(405, "Service"), _text(406, "Ticket Type"),
@@ -603,17 +568,17 @@ class TelenetTicketClient(Protocol):
             _text(659, "Created Time"), _text(660, "Updated Time"),
         )),
     )  # fmt: skip
-    timers = (Timer(1, seconds=5, qactions=(20, 21), name="Lock Expiry and Heartbeat"),)
+    timers = (Timer(1, seconds=TIMER_PERIOD, qactions=(20, 21), name="Lock Expiry and Heartbeat"),)
     qactions = (
         QAction(1, element_started, after_startup=True, name="Element Started"),
         QAction(2, import_csv, triggers=(101,), name="Import CSV"),
         QAction(3, export_csv, triggers=(102,), name="Export CSV"),
         QAction(4, select_service, triggers=(110,), name="Service Selection"),
         QAction(5, lock_request, triggers=(700,), name="Lock Request"),
-        QAction(6, force_unlock, triggers=(220,), name="Force Unlock"),
+        QAction(6, lock_status_set, triggers=(120,), name="Lock Status Set"),
         QAction(7, client_command, triggers=(710,), name="Client Command"),
         QAction(8, gateway_reply, triggers=(720,), name="Gateway Reply"),
-        QAction(9, force_not_busy, triggers=(301,), name="Force Not Busy"),
+        QAction(9, busy_status_set, triggers=(300,), name="Busy Status Set"),
         QAction(10, max_rows_changed, triggers=(210,), name="Response Table Max Rows Changed"),
         QAction(20, lock_expiry_check, name="Lock Expiry Check"),
         QAction(21, heartbeat_check, name="Heartbeat"),
@@ -622,6 +587,7 @@ class TelenetTicketClient(Protocol):
 
 __all__ = [
     "PROTOCOL_NAME",
+    "ManualSetRefusedError",
     "ServiceSelectionError",
     "TelenetTicketClient",
     "command_message",

@@ -3,9 +3,14 @@ ticketing web service (OSB), each answer set back on the requester's parameter.
 
 What the connector's help page says, and where it lives here:
 
-* **HTTP connection**: the ticketing service is the element's connection (IP address/host and
-  IP port; bus address ``BypassProxy`` for no proxy). Every operation is a ``POST`` of SOAP-style
-  XML to ``/osb/TicketingService`` (`osb_messages`).
+* **The ticketing service**: the *Connection Details* page has the same *Service Info Table* as
+  the Ticket Clients (changed only by *Import CSV*, shown back by *Export CSV*, on *CSV File
+  Path*; `service_info`) and *Service Selection*: every request goes to the selected service's
+  host, port and path. With no service selected (the choice is optional, so a Gateway set up
+  the plain HTTP way keeps working) requests go to ``/osb/TicketingService`` on the element's
+  own HTTP connection (IP address/host and IP port; bus address ``BypassProxy`` for no proxy,
+  which applies to a selected service too). Every operation is a ``POST`` of SOAP-style XML
+  (`osb_messages`).
 * **Requests from any element**: another element's QAction sends a request
   (``protocol.send_request(gateway, "Ticket Request", body, reply_parameter)``) whose body is
   ``{"operation": "create" | "update" | "close" | "search", "ticket_type": "MO" | "PLM",
@@ -50,6 +55,7 @@ import requests
 
 from dmemu.protocol import (
     Column,
+    Connection,
     DateTime,
     Discrete,
     HttpConnection,
@@ -95,6 +101,16 @@ from .osb_messages import (
     snake_case,
     transaction_result_request,
 )
+from .service_info import (
+    export_csv,
+    import_csv,
+    select_service,
+    selected_service,
+    service_info_parameters,
+    service_info_table,
+    show_active_service,
+)
+from .texts import cell_text
 
 BUFFER = "Request Buffer"
 COMMUNICATION = "Communication"
@@ -116,7 +132,6 @@ FINISHED = (DONE, FAILED_STATE)
 # Communication states (parameter "API Status")
 NOT_CONTACTED, OK, TIMEOUT, CONNECTION_FAILED, HTTP_ERROR, INVALID_ANSWER, REFUSED = range(7)
 RETRIED_STATUSES = frozenset({408, 429})  # besides every 5xx: a busy or briefly broken service
-_TEXT_LIMIT = 300  # characters of an error kept in a cell
 
 
 # --------------------------------------------------------------------------------------------
@@ -189,11 +204,6 @@ class TicketRequest:
 def _short(value: Any) -> str:
     text = json.dumps(value) if value is not None else "null"
     return text if len(text) <= 60 else text[:57] + "..."
-
-
-def _cut(text: str) -> str:
-    text = " ".join(text.split())
-    return text if len(text) <= _TEXT_LIMIT else text[: _TEXT_LIMIT - 3] + "..."
 
 
 # --------------------------------------------------------------------------------------------
@@ -271,6 +281,7 @@ class _Service:
     def __init__(self, protocol: QActionProtocol) -> None:
         self.protocol = protocol
         self.stopped = False
+        self.url = service_url(protocol)
 
     def exchange(self, operation: Operation, body: bytes, parse: Callable[[bytes], T], request_id: str, attempt: int) -> T:
         """`parse` of the service's answer to `body`; `_Failure` says why there is none."""
@@ -279,22 +290,22 @@ class _Service:
         status = 0
         try:
             try:
-                response = protocol.http.post(SERVICE_PATH, data=body, headers=operation.headers())
+                response = protocol.http.post(self.url, data=body, headers=operation.headers())
             except requests.Timeout:
                 raise self._failed(TIMEOUT, 0, f"no answer within {protocol.http.timeout:g} s", retry=True) from None
             except requests.RequestException as error:
                 reason = getattr(error.args[0], "reason", None) if error.args else None  # what urllib3 saw underneath
-                raise self._failed(CONNECTION_FAILED, 0, f"connection failed: {_cut(str(reason or error))}", retry=True) from None
+                raise self._failed(CONNECTION_FAILED, 0, f"connection failed: {cell_text(str(reason or error))}", retry=True) from None
             status = response.status_code
             content = response.content
             if status != 200:
                 retry = status >= 500 or status in RETRIED_STATUSES
-                detail = _cut(response.text)
+                detail = cell_text(response.text)
                 try:
                     parse(content)  # a SOAP Fault says more than the status
                 except OsbFaultError as fault:
                     retry = retry and not fault.client_fault  # a request the service cannot read stays unreadable
-                    detail = f"SOAP Fault {fault.code}: {_cut(fault.text)}"
+                    detail = f"SOAP Fault {fault.code}: {cell_text(fault.text)}"
                     if fault.client_fault:
                         raise self._failed(REFUSED, status, f"HTTP {status} {response.reason}: {detail}", retry=False) from None
                 except OsbAnswerError:
@@ -303,9 +314,9 @@ class _Service:
             try:
                 answer = parse(content)
             except OsbFaultError as fault:
-                raise self._failed(REFUSED if fault.client_fault else HTTP_ERROR, status, _cut(str(fault)), retry=not fault.client_fault) from None
+                raise self._failed(REFUSED if fault.client_fault else HTTP_ERROR, status, cell_text(str(fault)), retry=not fault.client_fault) from None
             except OsbAnswerError as error:
-                raise self._failed(INVALID_ANSWER, status, _cut(str(error)), retry=True) from None
+                raise self._failed(INVALID_ANSWER, status, cell_text(str(error)), retry=True) from None
         except _Failure as failure:
             self._record(operation, request_id, attempt, status, str(failure), started)
             raise
@@ -337,6 +348,15 @@ class _Service:
         excess = protocol.row_count(COMMUNICATION) - int(protocol.get_parameter("Communication Max Rows"))
         if excess > 0:
             protocol.delete_row(COMMUNICATION, sorted(protocol.get_keys(COMMUNICATION), key=int)[:excess])
+
+
+def service_url(protocol: QActionProtocol) -> str:
+    """Where the requests go: the selected service's host, port and path, or, with none
+    selected, `SERVICE_PATH` on the element's own connection."""
+    service = selected_service(protocol)
+    if service is None:
+        return SERVICE_PATH
+    return Connection(host=service.host, port=service.port).base_url(default_port=service.port) + service.path
 
 
 def _outcome(answer: Any) -> str:
@@ -573,6 +593,9 @@ def _column(pid: int, name: str, kind: Any = None, *, key: bool = False, descrip
 
 
 class TelenetTicketGateway(Protocol):
+    """The Telenet Ticket Gateway connector (see the module's text): buffers ticket requests
+    from any element and sends them one at a time to the selected ticketing service."""
+
     name = "Telenet Ticket Gateway"
     version = "1.0.0.1"
     description = "Buffers ticket requests from any element and sends them one at a time to the OSB ticketing service."
@@ -581,6 +604,7 @@ class TelenetTicketGateway(Protocol):
         Page("Buffer", order=0),
         Page("Communication", order=1),
         Page("Configuration", order=2),
+        Page("Connection Details", order=3),
     )
     parameters = (
         Parameter(10, "Ticket Request", String(), write=True, default="",
@@ -617,6 +641,8 @@ class TelenetTicketGateway(Protocol):
         Parameter(105, "Finished Request Retention", Number(0, 7 * 86400, "s"), write=True, default=3600, save=True, page="Configuration",
                   description="How long Done and Failed requests stay in the buffer."),
         Parameter(106, "Communication Max Rows", Number(1, 10000), write=True, default=100, save=True, page="Configuration"),
+        # Connection Details
+        *service_info_parameters(200, "Connection Details", "requests go to (none selected: the element's own connection)"),
     )  # fmt: skip
     tables = (
         Table(1000, BUFFER, save=True, page="Buffer", columns=(
@@ -638,12 +664,17 @@ class TelenetTicketGateway(Protocol):
             _column(2006, "HTTP Status", Number(0, 999), description="0: no answer came"), _column(2007, "Result"),
             _column(2008, "Duration", Number(0, None, "ms", decimals=1)),
         )),
+        service_info_table(3000, "Connection Details"),
     )  # fmt: skip
     timers = (Timer(1, seconds=1, qactions=(2,), at_startup=False, name="Buffer Processing"),)
     qactions = (
         QAction(1, take_ticket_request, triggers=(10,), name="Ticket Request"),
         QAction(2, work_buffer, name="Buffer Processing"),
         QAction(3, resume_buffer, after_startup=True, name="Resume Buffer"),
+        QAction(4, import_csv, triggers=(201,), name="Import CSV"),
+        QAction(5, export_csv, triggers=(202,), name="Export CSV"),
+        QAction(6, select_service, triggers=(210,), name="Service Selection"),
+        QAction(7, show_active_service, after_startup=True, name="Show Active Service"),
     )
 
 

@@ -28,11 +28,11 @@ What goes wrong, and what happens then:
 * A bad line (not as many fields as the header, an empty address, not UTF-8, a quote left open)
   is skipped and counted in *Bad Lines*; the last one is named in *Last Error*, and the first
   `MAX_REJECTED_LINES_SHOWN` of a run are logged with their file and line and listed in the
-  *Rejected Lines* table (the others in one log line). The rest of its file still loads. A file whose header lacks a required column counts as one bad
-  line (line 1) and adds nothing.
+  *Rejected Lines* table (the others in one log line). The rest of its file still loads.
 * A run that cannot trust what it read keeps the last good table, and *Last Run Status* says
-  why: the folder is not set, missing or unreadable; a matching file cannot be read (its rows
-  would silently vanish); or no good row was read at all (an empty drop is far likelier a
+  why: the folder is not set, missing or unreadable; a matching file cannot be read or its
+  header lacks a required column or is not a CSV record (its rows would silently vanish); or
+  no good row was read at all (an empty drop is far likelier a
   broken export than an empty network).
 
 The table and the run figures are saved, so a restart shows them at once.
@@ -40,7 +40,6 @@ The table and the run figures are saved, so a restart shows them at once.
 
 from __future__ import annotations
 
-import csv
 import fnmatch
 import os
 from pathlib import Path
@@ -62,6 +61,9 @@ from dmemu.protocol import (
     Table,
     Timer,
 )
+
+from .csv_files import csv_lines, field_count_problem
+from .texts import cell_text, counted
 
 ADDRESS_FIELD = "network_element_address"
 PATH_DETAILS_FIELD = "ninas_network_path_details"
@@ -121,20 +123,10 @@ def matching_files(folder: Path, pattern: str) -> list[Path]:
     return [folder / name for name in sorted(names)]
 
 
-def _counted(count: int, noun: str, plural: str = "") -> str:
-    """``1 row``, ``2 rows``: the figures read in the status and the log."""
-    return f"{count} {noun if count == 1 else plural or noun + 's'}"
-
-
-def _shown(text: str) -> str:
-    text = text.rstrip("\r\n")
-    return text if len(text) <= _SHOWN_TEXT_LIMIT else text[: _SHOWN_TEXT_LIMIT - 3] + "..."
-
-
 def read_provisioning_file(path: Path) -> tuple[list[TopologyEntry], list[BadLine]]:
     """The good entries and the bad lines of one file, both in line order.
 
-    Raises `FolderError` when the file cannot be read at all."""
+    Raises `FolderError` when the file cannot be read at all or its header cannot be used."""
     try:
         data = path.read_bytes()
     except OSError as error:
@@ -144,38 +136,24 @@ def read_provisioning_file(path: Path) -> tuple[list[TopologyEntry], list[BadLin
     bad: list[BadLine] = []
     header: list[str] | None = None
     positions: tuple[int, int] = (0, 0)
-    if data.startswith(b"\xef\xbb\xbf"):
-        data = data[3:]
-    # Line by line, so one line that is not UTF-8 (or leaves a quote open) costs that line only.
-    for number, raw in enumerate(data.split(b"\n"), start=1):
-        try:
-            text = raw.decode("utf-8")
-            fields = [field.strip() for field in next(csv.reader([text.rstrip("\r")], strict=True), [])]
-        except UnicodeDecodeError as error:
-            problem, text = f"not UTF-8 (byte {error.start + 1})", raw.decode("utf-8", "replace")
-        except csv.Error as error:
-            problem = f"not a CSV record ({error})"
-        else:
-            problem = ""
-        if not problem and not text.strip():
-            continue  # a blank line
+    for line in csv_lines(data):
         if header is None:
+            problem = line.problem
             if not problem:
-                header = [field.lower() for field in fields]
+                header = [field.lower() for field in line.fields]
                 missing = [field for field in REQUIRED_FIELDS if field not in header]
                 problem = f"the header lacks {', '.join(missing)}" if missing else ""
-            if problem:
-                return [], [BadLine(name, number, f"{problem}; nothing of this file is loaded", _shown(text))]
+            if problem:  # the file cannot be read as provisioning: its rows would silently vanish
+                raise FolderError(f"file {name!r} line {line.number}: {problem}")
             positions = (header.index(ADDRESS_FIELD), header.index(PATH_DETAILS_FIELD))
             continue
-        if not problem and len(fields) != len(header):
-            problem = f"{_counted(len(fields), 'field')} where the header has {len(header)}"
-        if not problem and not fields[positions[0]]:
+        problem = line.problem or field_count_problem(line, len(header))
+        if not problem and not line.fields[positions[0]]:
             problem = "empty network element address"
         if problem:
-            bad.append(BadLine(name, number, problem, _shown(text)))
+            bad.append(BadLine(name, line.number, problem, cell_text(line.text, _SHOWN_TEXT_LIMIT)))
             continue
-        entries.append(TopologyEntry(fields[positions[0]], fields[positions[1]], name, number))
+        entries.append(TopologyEntry(line.fields[positions[0]], line.fields[positions[1]], name, line.number))
     if header is None:
         bad.append(BadLine(name, 1, "empty file: no header"))
     return entries, bad
@@ -217,9 +195,9 @@ def _keep_last_table(protocol: QActionProtocol, why: str, last_error: str = "") 
     rows = protocol.row_count("Topology")
     last_good = protocol.get_parameter("Last Good Run Time")
     since = f" from {DateTime().display(last_good)}" if last_good is not None else ""
-    status = f"Failed: {why}; the last good table ({_counted(rows, 'row')}{since}) is kept"
+    status = f"Failed: {why}; the last good table ({counted(rows, 'row')}{since}) is kept"
     protocol.set_parameters({"Last Run Status": status, "Last Error": last_error or why})
-    protocol.log(f"topology not updated: {why}; the last good table ({_counted(rows, 'row')}) is kept", LogType.ERROR)
+    protocol.log(f"topology not updated: {why}; the last good table ({counted(rows, 'row')}) is kept", LogType.ERROR)
 
 
 def build_topology(protocol: QActionProtocol) -> None:
@@ -245,7 +223,7 @@ def build_topology(protocol: QActionProtocol) -> None:
     for bad in shown:
         protocol.log(f"bad provisioning line: {bad.describe()}", LogType.ERROR)
     if len(read.bad_lines) > len(shown):  # a broken export must not flood the log
-        protocol.log(f"{_counted(len(read.bad_lines) - len(shown), 'more bad line')} not logged one by one", LogType.ERROR)
+        protocol.log(f"{counted(len(read.bad_lines) - len(shown), 'more bad line')} not logged one by one", LogType.ERROR)
     protocol.fill_array("Rejected Lines", [[f"{b.source_file}:{b.line}", b.source_file, b.line, b.reason, b.text] for b in shown])
     last_bad_line = read.bad_lines[-1].describe() if read.bad_lines else ""
     protocol.set_parameters({"Files Read": len(read.files), "Bad Lines": len(read.bad_lines), "Last Error": last_bad_line})
@@ -253,18 +231,18 @@ def build_topology(protocol: QActionProtocol) -> None:
         if not read.files:
             why = f"no file in {folder_text!r} matches {pattern!r}"
         else:
-            why = f"no good line in {_counted(len(read.files), 'file')} read"
+            why = f"no good line in {counted(len(read.files), 'file')} read"
         _keep_last_table(protocol, why, last_bad_line)
         return
     protocol.fill_array("Topology", [entry.row() for entry in read.entries.values()])
-    skipped = f", {_counted(len(read.bad_lines), 'bad line')} skipped" if read.bad_lines else ""
+    skipped = f", {counted(len(read.bad_lines), 'bad line')} skipped" if read.bad_lines else ""
     protocol.set_parameters({
         "Rows": len(read.entries),
         "Last Run Status": f"OK{skipped}",
         "Last Good Run Time": started,
     })
-    overridden = f"; {_counted(read.overridden, 'entry', 'entries')} overridden by a later line" if read.overridden else ""
-    protocol.log(f"topology built: {_counted(len(read.entries), 'row')} from {_counted(len(read.files), 'file')}{skipped}{overridden}")
+    overridden = f"; {counted(read.overridden, 'entry', 'entries')} overridden by a later line" if read.overridden else ""
+    protocol.log(f"topology built: {counted(len(read.entries), 'row')} from {counted(len(read.files), 'file')}{skipped}{overridden}")
 
 
 def check_update_timer(protocol: QActionProtocol) -> None:
@@ -286,6 +264,9 @@ def interval_changed(protocol: QActionProtocol) -> None:
 
 
 class TelenetTopologyDatabase(Protocol):
+    """The Telenet Topology Database connector (see the module's text): the Topology table built
+    from the provisioning folder's CSV files, keeping the last good table when a run fails."""
+
     name = "Telenet Topology Database"
     version = "1.0.0.1"
     description = "Network element addresses and their Ninas network path details, from provisioning CSV files."
