@@ -42,6 +42,7 @@ from dmemu.protocol import (
 from dmemu.simulators import InventorySpec, Simulators
 from dmemu.simulators.server import SES_BASE
 from dmemu.web import ROUTES, WebServer, WebServerError
+from dmemu.web.events import timer_wait
 from dmemu.web.tables import INLINE_LIMIT, is_window
 
 CREDENTIALS = {"tmf638": ("svc-user", "svc-secret-638"), "tmf639": ("res-user", "res-secret-639")}
@@ -346,6 +347,11 @@ def test_pages_kept_between_requests_follow_the_table(api: Api, lab: Element) ->
     assert api.get(path, filter="Mode=Idle").json()["matched"] == idle + 1
     lab.stop()  # the table is not saved: the stop empties it
     assert api.get(path, offset=2, limit=1).json()["rows"] == [] and api.get(path, sort="Mode").json()["row_count"] == 0
+
+
+def test_a_send_waits_whole_milliseconds_rounded_down_as_the_loops_timer_counts() -> None:
+    # The timer rounds a wait up to whole milliseconds: asked for 1.5 ms it waits 2.
+    assert [timer_wait(seconds) for seconds in (0.0025, 0.002, 0.0015, 0.0009, 0.0, -0.001)] == [0.002, 0.002, 0.001, 0, 0, 0]
 
 
 def test_plain_pages_of_a_few_rows_are_answered_on_the_event_loop() -> None:
