@@ -102,7 +102,8 @@ def _serve(args: argparse.Namespace) -> int:
         with serve(dms, port=args.port, host=args.host, token=args.token) as server:
             print(f"dmemu serving {args.state} ({len(dms.elements)} elements) on {server.url} (Ctrl-C stops)")
             print(f"  token: {server.token}  (send Authorization: Bearer TOKEN or X-Dmemu-Token: TOKEN)")
-            print(f"  API: {server.url}/api/elements  OpenAPI: {server.url}/api/openapi.json", flush=True)
+            print(f"  API: {server.url}/api/elements  OpenAPI: {server.url}/api/openapi.json")
+            print(f"  console: {server.console_url}", flush=True)
             try:
                 threading.Event().wait()
             except KeyboardInterrupt:

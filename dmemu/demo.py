@@ -150,7 +150,8 @@ def run_demo(settings: DemoSettings, out: TextIO | None = None) -> int:
         if settings.web:
             server = stack.enter_context(dms.serve(port=settings.web_port, simulators=sim))  # stopped before the DMS closes
             print(f"\nweb API on {server.url}/api (OpenAPI: {server.url}/api/openapi.json)", file=out)
-            print(f"  token: {server.token}  (send Authorization: Bearer TOKEN or X-Dmemu-Token: TOKEN)", file=out, flush=True)
+            print(f"  token: {server.token}  (send Authorization: Bearer TOKEN or X-Dmemu-Token: TOKEN)", file=out)
+            print(f"  console: {server.console_url}", file=out, flush=True)
         if real_time:
             _poll_until_interrupted(dms, out)  # the next cycles try again
             return 0

@@ -71,6 +71,27 @@ def test_tmf_service_problems_example_shows_custom_attributes_imports_and_refusa
     assert "siteCategory 'platinum' is not one of gold, silver, bronze" in lines[3]
 
 
+def test_telenet_ticketing_example_creates_updates_and_closes_tickets_through_three_clients():
+    result = subprocess.run(
+        [sys.executable, str(ROOT / "examples" / "telenet_ticketing.py"), "--routers", "4"],
+        capture_output=True, text=True, timeout=120, check=True,
+    )  # fmt: skip
+    lines = result.stdout.splitlines()
+    assert lines[0] == "Alarms opened: 4 flows: created MO-000001, created MO-000002, created MO-000003, created MO-000004"
+    assert lines[1:3] == ["Severity changed: 1 flow: updated MO-000001", "Alarm cleared: 1 flow: closed MO-000004"]
+    tickets = [line.split()[:3] for line in lines[4:8]]
+    assert tickets == [["MO-000001", "Open", "Critical"], ["MO-000002", "Open", "Major"], ["MO-000003", "Open", "Major"], ["MO-000004", "Closed", "Major"]]
+    assert lines[9:13] == [
+        "  alarm 1 on Router 1: active, Ticket ID MO-000001", "  alarm 2 on Router 2: active, Ticket ID MO-000002",
+        "  alarm 3 on Router 3: active, Ticket ID MO-000003", "  alarm 4 on Router 4: cleared, Ticket ID MO-000004",
+    ]  # fmt: skip
+    pages = [line for line in lines if line.startswith("Telenet Ticket Client 1 ")]
+    assert [page.rsplit("page ", 1)[1] for page in pages] == ["Connection Details", "Communication", "Search Results"]
+    for shown in ("Lock Status        Unlocked", "Communication - Response Table:", "Ninas Network Path Details: 4 rows", "Searched Tickets:"):
+        assert any(line.startswith(shown) for line in lines), shown
+    assert result.stderr == ""
+
+
 def test_cli_lists_the_elements_of_a_state_directory(tmp_path, capsys, monkeypatch):
     monkeypatch.syspath_prepend(str(ROOT / "examples"))
     from tiny_poller import TinyPoller

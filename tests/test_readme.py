@@ -13,7 +13,7 @@ ROOT = Path(__file__).resolve().parents[1]
 pytest_plugins = ["pytester"]
 
 # The README's ```python blocks, in order of appearance.
-SNIPPETS = ("declaration", "walk_through", "user_test", "simulators", "pytest_example", "service_problems")
+SNIPPETS = ("declaration", "walk_through", "user_test", "simulators", "pytest_example", "service_problems", "telenet")
 
 
 def python_snippets() -> dict[str, str]:
@@ -47,6 +47,8 @@ def test_the_readme_snippets_run(tmp_path, monkeypatch, capsys):
     assert capsys.readouterr().out == "206 550 [206]\n"
     exec(snippets["service_problems"], {"__name__": "readme"})
     assert capsys.readouterr().out == "SP-0000001 INC0000001 2\n"
+    exec(snippets["telenet"], {"__name__": "readme"})
+    assert capsys.readouterr().out == "created MO-000001\nMO-000001 BRU-01/slot 1/port 1\n"
 
 
 def test_the_readme_pytest_example_passes(pytester: pytest.Pytester):

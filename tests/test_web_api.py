@@ -383,6 +383,7 @@ def test_alarms_active_and_history_filtered_with_properties(api: Api, dms: DataM
     assert active["count"] == 1
     alarm = active["alarms"][0]
     assert (alarm["element"], alarm["parameter_name"], alarm["severity"], alarm["value"], alarm["active"]) == ("1/2", "Level", "Minor", 60, True)
+    assert alarm["display"] == "60 %"  # the value as the element's page shows it
     assert api.get("/api/alarms", severity="Major").json()["count"] == 0
     dms.alarms.set_property(alarm["id"], "Ticket ID", "INC0001234")  # as a connector keeps its ticket id
     assert api.get(f"/api/alarms/{alarm['id']}").json()["properties"] == {"Ticket ID": "INC0001234"}

@@ -339,21 +339,22 @@ def _alarm_filters(api: Api, query: Any) -> dict[str, Any]:
 
 def list_active_alarms(api: Api, path: dict[str, str], query: Any, body: Any) -> Any:
     alarms = api.dms.alarms.active(**_alarm_filters(api, query))
-    return {"alarms": [shapes.alarm_json(alarm) for alarm in alarms], "count": len(alarms)}
+    return {"alarms": [shapes.alarm_json(alarm, api.dms.find(alarm.element_ids)) for alarm in alarms], "count": len(alarms)}
 
 
 def list_alarm_history(api: Api, path: dict[str, str], query: Any, body: Any) -> Any:
     alarms = api.dms.alarms.history(**_alarm_filters(api, query))
-    return {"alarms": [shapes.alarm_json(alarm) for alarm in alarms], "count": len(alarms)}
+    return {"alarms": [shapes.alarm_json(alarm, api.dms.find(alarm.element_ids)) for alarm in alarms], "count": len(alarms)}
 
 
 def get_alarm(api: Api, path: dict[str, str], query: Any, body: Any) -> Any:
     if not path["alarm"].isdigit():
         raise ApiError(404, "alarm", f"alarm ids are whole numbers, not {path['alarm']!r}")
     try:
-        return shapes.alarm_json(api.dms.alarms.get(int(path["alarm"])))
+        alarm = api.dms.alarms.get(int(path["alarm"]))
     except DmemuError as error:
         raise ApiError(404, "alarm", str(error)) from None
+    return shapes.alarm_json(alarm, api.dms.find(alarm.element_ids))
 
 
 def list_tickets(api: Api, path: dict[str, str], query: Any, body: Any) -> Any:
@@ -653,6 +654,7 @@ def create_app(dms: DataMinerSystem, *, token: str, simulators: Any = None, inte
     """The API of `dms` as an ASGI application; every ``/api/`` call needs `token` ("" for none:
     `serve` allows that on loopback only). `simulators` (a `dmemu.simulators.Simulators`) adds
     their faults and request log; `interval` is how often live updates are sent at most."""
+    from .console import console_routes
     from .openapi import openapi_document
 
     hub = EventHub(dms) if interval is None else EventHub(dms, interval=interval)
@@ -665,6 +667,7 @@ def create_app(dms: DataMinerSystem, *, token: str, simulators: Any = None, inte
         return JsonResponse(document)
 
     routes.append(Route("/api/openapi.json", openapi, methods=["GET"]))
+    routes += console_routes()
     async def not_routed(request: Request, error: Exception) -> Response:
         status = getattr(error, "status_code", 404)
         reason = f"no route {request.method} {request.url.path}" if status == 404 else f"{request.method} is not allowed on {request.url.path}"

@@ -203,7 +203,10 @@ class EventHub:
             tickets, self._tickets = self._tickets, {}
         self._last_send = time.monotonic()
         events = [*self._parameter_events(parameters), *self._table_events(tables)]
-        events += [Event("alarm", alarm_event_json(event), _ref(event.alarm.element_ids)) for event in alarms.values()]
+        events += [
+            Event("alarm", alarm_event_json(event, self._dms.find(event.alarm.element_ids)), _ref(event.alarm.element_ids))
+            for event in alarms.values()
+        ]
         events += [Event("ticket", ticket_event_json(event)) for event in tickets.values()]
         self._deliver(events)
 

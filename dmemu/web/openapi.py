@@ -121,12 +121,15 @@ SCHEMAS: dict[str, dict[str, Any]] = {
         ]
     },
     "Alarm": _object(
-        "id element element_name parameter_id parameter_name row_key severity worst_severity value active opened last_change "
-        "cleared properties records",
+        "id element element_name parameter_id parameter_name row_key severity worst_severity value display active opened "
+        "last_change cleared properties records",
         id=_INTEGER, element=_TEXT, element_name=_TEXT, parameter_id=_INTEGER, parameter_name=_TEXT, row_key=_OPTIONAL_TEXT,
-        severity={"enum": ["Normal", "Warning", "Minor", "Major", "Critical"]}, worst_severity=_TEXT, value=_ANY, active=_FLAG,
+        severity={"enum": ["Normal", "Warning", "Minor", "Major", "Critical"]}, worst_severity=_TEXT, value=_ANY,
+        display={**_TEXT, "description": "the value as the element's page shows it"}, active=_FLAG,
         opened=_TIME, last_change=_TIME, cleared=_OPTIONAL_TIME, properties={"type": "object", "additionalProperties": _TEXT},
-        records={"type": "array", "items": _object("time severity value reason", time=_TIME, severity=_TEXT, value=_ANY, reason=_TEXT)},
+        records={"type": "array", "items": _object(
+            "time severity value display reason", time=_TIME, severity=_TEXT, value=_ANY, display=_TEXT, reason=_TEXT,
+        )},
     ),
     "Ticket": _object(
         "id type state fields alarms elements created updated",

@@ -17,6 +17,7 @@ import uvicorn
 from ..dms import DataMinerSystem
 from ..protocol.errors import DmemuError
 from .app import create_app
+from .console import console_url
 
 
 class WebServerError(DmemuError):
@@ -107,6 +108,11 @@ class WebServer:
         """``http://HOST:PORT``: the port is the one the system chose when asked for port 0."""
         host = f"[{self.host.strip('[]')}]" if ":" in self.host.strip("[]") else self.host
         return f"http://{host}:{self.port}"
+
+    @property
+    def console_url(self) -> str:
+        """The browser console's address, ``URL/#token=TOKEN``: the fragment stays in the browser."""
+        return console_url(self.url, self.token)
 
     def stop(self) -> None:
         """End the clients' event streams, stop serving and wait for the thread; the DMS runs on."""

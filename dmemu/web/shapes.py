@@ -169,7 +169,29 @@ def row_json(view: TableView, table: Table, key: str) -> dict[str, Any]:
     }
 
 
-def alarm_json(alarm: Alarm) -> dict[str, Any]:
+def value_display(element: Element | None, pid: int, value: Any) -> str | None:
+    """A monitored parameter's or column's value as its page shows it (None: the element is gone)."""
+    if element is None:
+        return None
+    model = element.protocol.model
+    kind = model.parameters[pid].type if pid in model.parameters else None
+    for table in model.tables.values():
+        if kind is None and pid in table.column_index:
+            kind = table.table.columns[table.column_index[pid]].type
+    if kind is None:
+        return None
+    if isinstance(kind, String) and kind.secret:
+        return "********"
+    return kind.display(value)
+
+
+def alarm_json(alarm: Alarm, element: Element | None = None) -> dict[str, Any]:
+    """An alarm; with its element (if it still exists) its values' display texts too."""
+
+    def shown(value: Any) -> str:
+        display = value_display(element, alarm.parameter_id, value)
+        return display if display is not None else ("" if value is None else str(value))
+
     return {
         "id": alarm.id,
         "element": f"{alarm.element_ids[0]}/{alarm.element_ids[1]}",
@@ -180,20 +202,21 @@ def alarm_json(alarm: Alarm) -> dict[str, Any]:
         "severity": alarm.severity.label,
         "worst_severity": alarm.worst_severity.label,
         "value": alarm.value,
+        "display": shown(alarm.value),
         "active": alarm.active,
         "opened": alarm.opened,
         "last_change": alarm.last_change,
         "cleared": alarm.cleared,
         "properties": dict(alarm.properties),
         "records": [
-            {"time": record.time, "severity": record.severity.label, "value": record.value, "reason": record.reason}
+            {"time": record.time, "severity": record.severity.label, "value": record.value, "display": shown(record.value), "reason": record.reason}
             for record in alarm.records
         ],
     }
 
 
-def alarm_event_json(event: AlarmEvent) -> dict[str, Any]:
-    return {"kind": event.kind.value, "property": event.property, "alarm": alarm_json(event.alarm)}
+def alarm_event_json(event: AlarmEvent, element: Element | None = None) -> dict[str, Any]:
+    return {"kind": event.kind.value, "property": event.property, "alarm": alarm_json(event.alarm, element)}
 
 
 def ticket_json(ticket: Ticket) -> dict[str, Any]:

@@ -1,0 +1,431 @@
+"""The automatic ticketing flow: an automation script an alarm rule starts (REFERENCE §4).
+
+For each alarm event (a new alarm on a monitored element, a change of its severity, its
+clearing) one run of `ticket_flow`:
+
+1. waits for the earlier flows of the same alarm to end, so an alarm's events are handled in
+   the order they happened (an update never overtakes the create it updates);
+2. takes hold of a free Ticket Client: it tries each client (starting at a different one per
+   run, to spread the load), and when all are locked waits in line for one to come free (the
+   shortest line; the flow at its head is woken by the release), up to
+   `FlowSettings.lock_wait_limit` seconds;
+3. searches the alarm's open ticket through the client (over its serial connection to the
+   ticketing service);
+4. reads the network element's path details from the client's Ninas Network Path Details;
+5. decides: no open ticket and the alarm active -> create; an open ticket of another severity
+   -> update; the alarm cleared and an open ticket -> close; otherwise nothing to send;
+6. sends that through the client to the Ticket Gateway and waits for the asynchronous result;
+   after a failure that may pass (no answer to the search, a NACK, a FAILED result, the Gateway
+   without an answer after its retries) it searches and decides again, after
+   `FlowSettings.retry_interval`, up to `FlowSettings.attempts` times: the new search shows what
+   an earlier attempt did upstream, so no second ticket is made;
+7. puts the ticket id on the alarm (property ``Ticket ID``, with ``Ticket Status``), and
+8. releases the client.
+
+A flow that fails anywhere releases its client (the release says why, in the client's Client
+Processing Data), sets the alarm property ``Ticket Error``, and ends with `TicketFlowError`:
+the script run's error. Every wait has a limit, so no flow waits forever.
+
+The network element of an alarm is its ``Network Element`` property when set, else the row key
+of a table alarm, else the element's name; the ticket type is its ``Ticket Type`` property
+(``MO`` or ``PLM``) when set, else `FlowSettings.ticket_type`.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import uuid
+import weakref
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import attrs
+
+from dmemu.dms import Alarm, AlarmEvent, AlarmEventKind, ScriptContext, ScriptState, Severity, WaitTimeoutError
+from dmemu.protocol import DmemuError, Element, ElementState, LogType
+
+from .ticket_client import (
+    CLIENT_COMMAND,
+    COMMAND_REPLY,
+    LOCK_REPLY,
+    LOCK_REQUEST,
+    LOCKED,
+    PROTOCOL_NAME,
+    TOPOLOGY_TABLE,
+    UNLOCKED,
+    command_message,
+    lock_message,
+)
+
+SCRIPT_NAME = "Telenet Ticket Flow"
+_LINES: weakref.WeakKeyDictionary[Element, list[_Flow]] = weakref.WeakKeyDictionary()  # flows waiting per client
+_LINES_LOCK = threading.Lock()
+TICKET_ID_PROPERTY = "Ticket ID"
+TICKET_STATUS_PROPERTY = "Ticket Status"
+TICKET_ERROR_PROPERTY = "Ticket Error"
+NETWORK_ELEMENT_PROPERTY = "Network Element"
+TICKET_TYPE_PROPERTY = "Ticket Type"
+FLOW_EVENT_KINDS = (AlarmEventKind.OPENED, AlarmEventKind.CHANGED, AlarmEventKind.CLEARED)
+"""The alarm events a flow handles (its alarm rule's kinds)."""
+
+
+class TicketFlowError(DmemuError):
+    """A ticketing flow could not do its work; the message says where and why."""
+
+
+class _Retryable(TicketFlowError):
+    """A failure that may pass and left nothing behind upstream, or something the next search
+    shows: a search without an answer, a broken connection, a NACK; a create, update or close
+    the service refused (NACK), whose processing failed (FAILED) or that the Gateway could not
+    get an answer to. The flow searches and decides again. A lost lock is never retried."""
+
+
+# The Gateway's error replies (contract) after which searching and deciding again is safe.
+_GATEWAY_RETRYABLE = ("NACK:", "FAILED:", "no answer after")
+
+
+@attrs.frozen
+class FlowSettings:
+    """How a flow behaves. `clients`: the Ticket Client element names it may use (None: every
+    Ticket Client element of the DMS, by name order). Times are seconds on the DMS clock."""
+
+    clients: tuple[str, ...] | None = attrs.field(default=None, converter=lambda names: None if names is None else tuple(names))
+    ticket_type: str = "MO"
+    lock_wait_limit: float = 600.0  # all clients locked: how long to wait for one
+    lock_poll_interval: float = 30.0  # while waiting for a client, how often every client is looked at again
+    reply_timeout: float = 60.0  # a lock request's or a search's answer
+    attempts: int = 4  # search, decide and send, again after a failure that may pass (see `_Retryable`)
+    retry_interval: float = 10.0
+    gateway_timeout: float = 3900.0  # the Gateway's final answer (its Result Timeout is an hour, and it retries)
+
+
+def ticket_flow_script(settings: FlowSettings | None = None) -> Callable[[ScriptContext, AlarmEvent], Awaitable[dict[str, Any]]]:
+    """The flow as an automation script with these settings (register it, then
+    ``dms.automation.on_alarm(AlarmRule(..., kinds=FLOW_EVENT_KINDS), name)``)."""
+    chosen = settings or FlowSettings()
+
+    async def telenet_ticket_flow(ctx: ScriptContext, event: AlarmEvent) -> dict[str, Any]:
+        return await _Flow(ctx, event, chosen).run()
+
+    return telenet_ticket_flow
+
+
+ticket_flow = ticket_flow_script()
+"""The flow with the default `FlowSettings`."""
+
+
+def network_element_of(alarm: Alarm) -> str:
+    return alarm.properties.get(NETWORK_ELEMENT_PROPERTY) or alarm.row_key or alarm.element_name
+
+
+def _reply_of(text: Any, command_id: str) -> dict[str, Any] | None:
+    """The final reply to `command_id` in a Client Command Reply's text, else None."""
+    if not isinstance(text, str) or command_id not in text:
+        return None
+    try:
+        reply = json.loads(text)
+    except ValueError:
+        return None
+    return reply if isinstance(reply, dict) and reply.get("id") == command_id and reply.get("final") else None
+
+
+class _Flow:
+    """One run of the flow: its alarm event, the client it holds and the GUID of its lock."""
+
+    def __init__(self, ctx: ScriptContext, event: AlarmEvent, settings: FlowSettings) -> None:
+        if not isinstance(event, AlarmEvent):
+            raise TicketFlowError(f"a ticketing flow is started by an alarm event, not {event!r}")
+        self.ctx = ctx
+        self.event = event
+        self.alarm = event.alarm
+        self.settings = settings
+        self.guid = uuid.uuid4().hex
+        self.client: str | None = None
+        self.commands = 0
+        self.network_element = network_element_of(self.alarm)
+        self.ticket_type = self.alarm.properties.get(TICKET_TYPE_PROPERTY) or settings.ticket_type
+
+    async def run(self) -> dict[str, Any]:
+        ctx, alarm = self.ctx, self.alarm
+        what = f"alarm {alarm.id} {self.event.kind.value} ({alarm.parameter_name} on {alarm.element_name}, {self.network_element})"
+        try:
+            await self._after_earlier_flows()
+            await self._take_client()
+            ctx.log(f"flow {self.guid} for {what} holds {self.client!r}")
+            outcome = await self._handle()
+        except Exception as error:
+            message = f"{type(error).__name__}: {error}" if not isinstance(error, TicketFlowError) else str(error)
+            ctx.log(f"flow {self.guid} for {what} failed: {message}", LogType.ERROR)
+            self._set_property(TICKET_ERROR_PROPERTY, message)
+            self._release(f"failed: {message}")
+            if isinstance(error, TicketFlowError):
+                raise
+            raise TicketFlowError(f"{what}: {message}") from error
+        self._release(f"done: {outcome['action']} {outcome.get('ticket_id') or ''}".rstrip())
+        ctx.log(f"flow {self.guid} for {what}: {outcome['action']} {outcome.get('ticket_id') or ''}".rstrip())
+        return outcome
+
+    # -- order and lock ---------------------------------------------------------------------
+
+    async def _after_earlier_flows(self) -> None:
+        """Runs are numbered in the order their alarm events came: wait for this alarm's earlier ones."""
+        run = self.ctx.run
+        for other in self.ctx.dms.automation.runs(script=run.script, state=ScriptState.RUNNING):
+            if other.id < run.id and isinstance(other.input, AlarmEvent) and other.input.alarm.id == self.alarm.id:
+                await self.ctx.wait_run(other)
+
+    def _client_names(self) -> list[str]:
+        if self.settings.clients is not None:
+            return list(self.settings.clients)
+        return sorted(element.name for element in self.ctx.dms.elements if element.protocol.name == PROTOCOL_NAME)
+
+    async def _take_client(self) -> None:
+        try:
+            await self._wait_for_client()
+        finally:
+            self._leave_line()
+
+    async def _wait_for_client(self) -> None:
+        ctx, settings = self.ctx, self.settings
+        names = self._client_names()
+        if not names:
+            raise TicketFlowError("no Ticket Client element in the DataMiner System")
+        deadline = ctx.now() + settings.lock_wait_limit
+        first = ctx.run.id % len(names)  # runs start at different clients: fewer collisions
+        rotated = names[first:] + names[:first]
+        scan_due = ctx.now()
+        while True:
+            now = ctx.now()
+            watched = self._line_client
+            if watched is None or now >= scan_due:  # every client, now and then
+                tried, scan_due = rotated, now + settings.lock_poll_interval
+            else:  # woken at the head of the line of a client just freed: that one
+                tried = [watched.name]
+            for name in tried:
+                if self._looks_free(name) and await self._lock(name):
+                    self.client = name
+                    return
+            remaining = deadline - ctx.now()
+            if remaining <= 0:
+                raise TicketFlowError(f"no Ticket Client came free within {settings.lock_wait_limit:g} s (clients: {', '.join(names)})")
+            if watched is None or not self._held(watched.name):
+                locked = [name for name in rotated if self._held(name)]
+                if not locked:  # none usable (stopped, say): look again later
+                    self._leave_line()
+                    await ctx.sleep(min(settings.lock_poll_interval, remaining))
+                    continue
+                watched = self._join_shortest_line(locked)
+            try:
+                await ctx.wait_for(watched, "Lock Status", self._my_turn, timeout=max(0.0, min(scan_due - ctx.now(), remaining)))
+            except (WaitTimeoutError, DmemuError):
+                scan_due = ctx.now()
+
+    # All clients taken, a flow waits in the line of one of them (the shortest), and only the
+    # flow at its head is woken when that client comes free: a release wakes one flow, not all.
+    _line_client: Element | None = None
+    _line: list[_Flow] | None = None
+
+    def _my_turn(self, lock_status: Any) -> bool:
+        line = self._line
+        return lock_status == UNLOCKED and bool(line) and line[0] is self  # type: ignore[index]
+
+    def _join_shortest_line(self, names: list[str]) -> Element:
+        clients = [self.ctx.dms.element(name) for name in names]
+        with _LINES_LOCK:
+            lines = [_LINES.setdefault(client, []) for client in clients]
+            shortest = min(range(len(clients)), key=lambda index: len(lines[index]))
+            if self._line is not lines[shortest]:
+                self._leave_line_locked()
+                lines[shortest].append(self)
+                self._line_client, self._line = clients[shortest], lines[shortest]
+        return clients[shortest]
+
+    def _leave_line(self) -> None:
+        with _LINES_LOCK:
+            self._leave_line_locked()
+
+    def _leave_line_locked(self) -> None:
+        if self._line is not None and self in self._line:
+            self._line.remove(self)
+        self._line_client, self._line = None, None
+
+    def _held(self, name: str) -> bool:
+        element = self.ctx.dms.find(name)
+        return element is not None and element.state is ElementState.ACTIVE and element.get("Lock Status") == LOCKED
+
+    def _looks_free(self, name: str) -> bool:
+        """Worth a lock request: active, and unlocked or its lock past expiry."""
+        element = self.ctx.dms.find(name)
+        if element is None or element.state is not ElementState.ACTIVE:
+            return False
+        if element.get("Lock Status") != LOCKED:
+            return True
+        renewed = element.get("Lock Renewed") or element.get("Lock Time") or 0
+        return self.ctx.now() - renewed >= element.get("Lock Expiry Time")
+
+    async def _lock(self, name: str) -> bool:
+        ctx, guid = self.ctx, self.guid
+        element = ctx.dms.find(name)
+        if element is None:
+            return False
+
+        def answered(text: Any) -> bool:
+            # The lock's state is the truth: another flow's reply may have replaced this one's.
+            if element.get("Lock Status") == LOCKED and element.get("LockGuidId") == guid:
+                return True
+            return isinstance(text, str) and guid in text
+        try:
+            ctx.set_parameter(name, LOCK_REQUEST, lock_message("lock", guid))
+            await ctx.wait_for(name, LOCK_REPLY, answered, timeout=self.settings.reply_timeout)
+        except WaitTimeoutError:
+            self._release_on(name, "no answer to the lock request in time")  # should it come late
+            return False
+        except DmemuError as error:  # stopped or deleted meanwhile: try another
+            ctx.log(f"flow {guid}: {name!r} cannot be locked: {error}", LogType.ERROR)
+            return False
+        return element.get("Lock Status") == LOCKED and element.get("LockGuidId") == guid
+
+    def _release(self, note: str) -> None:
+        if self.client is not None:
+            self._release_on(self.client, note)
+            self.client = None
+
+    def _release_on(self, name: str, note: str) -> None:
+        try:
+            self.ctx.set_parameter(name, LOCK_REQUEST, lock_message("release", self.guid, note))
+        except DmemuError as error:
+            self.ctx.log(f"flow {self.guid}: the release of {name!r} failed: {error}", LogType.ERROR)
+
+    # -- commands through the client ---------------------------------------------------------
+
+    async def _command(self, command: str, timeout: float, **fields: Any) -> dict[str, Any]:
+        """Send a command under this flow's lock and answer its final reply (failed or not)."""
+        assert self.client is not None
+        self.commands += 1
+        command_id = f"{self.guid}-{self.commands}"
+        self.ctx.set_parameter(self.client, CLIENT_COMMAND, command_message(self.guid, command_id, command, **fields))
+        try:
+            text = await self.ctx.wait_for(self.client, COMMAND_REPLY, lambda value: _reply_of(value, command_id) is not None, timeout=timeout)
+        except WaitTimeoutError:
+            raise TicketFlowError(f"{self.client!r} gave no answer to {command} {command_id} within {timeout:g} s") from None
+        reply = _reply_of(text, command_id)
+        assert reply is not None
+        return reply
+
+    async def _search(self) -> list[dict[str, Any]]:
+        """The alarm's open tickets upstream."""
+        reply = await self._command(
+            "search", self.settings.reply_timeout,
+            ticket_type=self.ticket_type, network_element=self.network_element, alarm_id=str(self.alarm.id), status="Open",
+        )  # fmt: skip
+        if reply.get("ok"):
+            return list(reply.get("tickets") or [])
+        failure = _Retryable if reply.get("retryable") else TicketFlowError
+        raise failure(f"search through {self.client!r} failed: {reply.get('error')}")
+
+    async def _handle(self) -> dict[str, Any]:
+        """Search, decide and send, again after a failure that changed nothing upstream (or
+        whose outcome the next search shows), up to `FlowSettings.attempts` times."""
+        settings = self.settings
+        for attempt in range(1, settings.attempts + 1):
+            try:
+                return await self._search_decide_send()
+            except _Retryable as failure:
+                if attempt == settings.attempts:
+                    raise TicketFlowError(f"{failure} (attempt {attempt} of {settings.attempts})") from None
+                self.ctx.log(f"flow {self.guid}: attempt {attempt} failed, again in {settings.retry_interval:g} s: {failure}")
+                await self.ctx.sleep(settings.retry_interval)
+        raise AssertionError("unreachable")
+
+    async def _search_decide_send(self) -> dict[str, Any]:
+        alarm = self.alarm
+        found = await self._search()
+        open_tickets = [t for t in found if t.get("status") == "Open" and t.get("alarm_id") == str(alarm.id)]
+        ticket = open_tickets[0] if open_tickets else None
+        severity = alarm.severity if alarm.active else alarm.worst_severity
+        outcome: dict[str, Any] = {"client": self.client, "alarm": alarm.id, "network_element": self.network_element}
+        if not alarm.active:
+            if ticket is None:
+                return {**outcome, "action": "nothing to close"}
+            fields = {"ticket_id": ticket["ticket_id"], "resolution": f"alarm {alarm.id} cleared"}
+            ticket_id = await self._send("close", fields)
+            self._set_properties({TICKET_ID_PROPERTY: ticket_id, TICKET_STATUS_PROPERTY: "Closed"})
+            return {**outcome, "action": "closed", "ticket_id": ticket_id}
+        if ticket is None:
+            fields = {
+                "alarm_id": str(alarm.id), "network_element": self.network_element, "severity": _severity(severity),
+                "path_details": self._path_details(), "description": _description(alarm),
+            }  # fmt: skip
+            ticket_id = await self._send("create", fields)
+            self._set_properties({TICKET_ID_PROPERTY: ticket_id, TICKET_STATUS_PROPERTY: "Open"})
+            return {**outcome, "action": "created", "ticket_id": ticket_id}
+        if ticket.get("severity") != _severity(severity):
+            fields = {"ticket_id": ticket["ticket_id"], "severity": _severity(severity), "description": _description(alarm)}
+            ticket_id = await self._send("update", fields)
+            self._set_properties({TICKET_ID_PROPERTY: ticket_id, TICKET_STATUS_PROPERTY: "Open"})
+            return {**outcome, "action": "updated", "ticket_id": ticket_id}
+        self._set_properties({TICKET_ID_PROPERTY: ticket["ticket_id"], TICKET_STATUS_PROPERTY: "Open"})
+        return {**outcome, "action": "up to date", "ticket_id": ticket["ticket_id"]}
+
+    async def _send(self, operation: str, fields: dict[str, Any]) -> str:
+        """A create, update or close through the Gateway, once: the Gateway retries it itself, and
+        sending it again as a new request could make a second ticket."""
+        reply = await self._command("ticket", self.settings.gateway_timeout, operation=operation, ticket_type=self.ticket_type, fields=fields)
+        if not reply.get("ok"):
+            error = str(reply.get("error"))
+            failure = _Retryable if error.startswith(_GATEWAY_RETRYABLE) else TicketFlowError
+            raise failure(f"{operation} through {self.client!r} failed: {error}")
+        ticket_id = reply.get("ticket_id") or fields.get("ticket_id")
+        if not ticket_id:
+            raise TicketFlowError(f"the Gateway's answer to the {operation} names no ticket: {reply}")
+        return str(ticket_id)
+
+    def _path_details(self) -> str:
+        assert self.client is not None
+        topology = self.ctx.element(self.client).table(TOPOLOGY_TABLE)
+        if self.network_element not in topology:
+            self.ctx.log(f"flow {self.guid}: {self.client!r} has no path details for {self.network_element!r}", LogType.ERROR)
+            return ""
+        return topology.cell(self.network_element, "Path Details") or ""
+
+    # -- alarm properties --------------------------------------------------------------------
+
+    def _set_properties(self, values: dict[str, str]) -> None:
+        for key, value in values.items():
+            self._set_property(key, value)
+        try:
+            earlier_error = self.ctx.dms.alarms.get(self.alarm.id).properties.get(TICKET_ERROR_PROPERTY)
+        except DmemuError:  # the alarm left the history meanwhile
+            return
+        if earlier_error:
+            self._set_property(TICKET_ERROR_PROPERTY, "")  # an earlier flow's error is over
+
+    def _set_property(self, key: str, value: str) -> None:
+        try:
+            self.ctx.dms.alarms.set_property(self.alarm.id, key, value)
+        except DmemuError as error:  # the alarm left the history meanwhile
+            self.ctx.log(f"flow {self.guid}: property {key!r} not set on alarm {self.alarm.id}: {error}", LogType.ERROR)
+
+
+def _severity(severity: Severity) -> str:
+    return severity.label if severity > Severity.NORMAL else Severity.WARNING.label
+
+
+def _description(alarm: Alarm) -> str:
+    where = f"{alarm.parameter_name} {alarm.row_key}" if alarm.row_key else alarm.parameter_name
+    return f"{where} on {alarm.element_name}: {_severity(alarm.severity if alarm.active else alarm.worst_severity)} (value {alarm.value})"
+
+
+__all__ = [
+    "FLOW_EVENT_KINDS",
+    "SCRIPT_NAME",
+    "TICKET_ERROR_PROPERTY",
+    "TICKET_ID_PROPERTY",
+    "TICKET_STATUS_PROPERTY",
+    "FlowSettings",
+    "TicketFlowError",
+    "network_element_of",
+    "ticket_flow",
+    "ticket_flow_script",
+]

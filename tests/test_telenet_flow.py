@@ -1,0 +1,343 @@
+"""The automatic ticketing flow end to end: alarms on a monitored element start flows that take a
+Ticket Client, search through it over loopback to the OSB simulator, and create, update and
+close tickets through the Ticket Gateway, on a virtual clock."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from dmemu.dms import AlarmTemplate, ScriptState, Severity, Thresholds
+from dmemu.elements.telenet.flow import (
+    SCRIPT_NAME,
+    TICKET_ERROR_PROPERTY,
+    TICKET_ID_PROPERTY,
+    TICKET_STATUS_PROPERTY,
+    FlowSettings,
+)
+from dmemu.elements.telenet.suite import create_telenet_suite
+from dmemu.elements.telenet.ticket_client import LOCKED, NOT_BUSY, UNLOCKED, lock_message
+from dmemu.protocol import Number, Parameter, Protocol
+from dmemu.simulators import Fault, OsbService
+
+
+class Router(Protocol):
+    name = "Telenet Flow Test Router"
+    parameters = (Parameter(10, "Signal Loss", Number(0, 100, "%"), write=True, default=0),)
+
+
+ROUTER_ALARMS = AlarmTemplate("Router", {"Signal Loss": Thresholds(high={Severity.MINOR: 10, Severity.MAJOR: 30, Severity.CRITICAL: 60})})
+PATHS = {f"Router {n}": f"BRU-0{n}/slot {n}/port 1" for n in range(1, 7)}
+
+
+@pytest.fixture(autouse=True)
+def forget_runs_seen():
+    _SEEN.clear()
+
+
+@pytest.fixture
+def osb(dmemu_clock):
+    with OsbService(clock=dmemu_clock.now) as service:
+        yield service
+
+
+def make_suite(dms, tmp_path, osb, *, clients=2, routers=1, settings=None):
+    names = [f"Router {n}" for n in range(1, routers + 1)]
+    suite = create_telenet_suite(dms, tmp_path / "suite", service=("127.0.0.1", osb.port), clients=clients, monitored=names,
+                                 topology=PATHS, flow_settings=settings, timeout=5)  # fmt: skip
+    for name in names:
+        router = dms.create_element(Router, name)
+        dms.alarms.assign_template(router, ROUTER_ALARMS)
+    return suite
+
+
+def last_run(dms):
+    run = dms.automation.runs(SCRIPT_NAME)[-1]
+    _SEEN[id(dms)] = run.id
+    return run
+
+
+_SEEN: dict[int, int] = {}  # per DMS, the last run id `finish` answered
+
+
+def finish(dms):
+    """Let every flow end (the virtual clock moves as far as they need); answers the runs started
+    since the last call."""
+    runs = [run for run in dms.automation.runs(SCRIPT_NAME) if run.id > _SEEN.get(id(dms), 0)]
+    for run in runs:
+        run.wait(timeout=600)
+    if runs:
+        _SEEN[id(dms)] = runs[-1].id
+    return runs
+
+
+def assert_all_released(suite):
+    for client in suite.clients:
+        assert (client.get("Lock Status"), client.get("LockGuidId")) == (UNLOCKED, "")
+        assert client.get("Processing IAS Request Busy Status") == NOT_BUSY
+
+
+def client_used(suite, run):
+    return next(client for client in suite.clients if client.name == run.result["client"])
+
+
+def test_an_alarm_opens_updates_and_closes_its_ticket_upstream(dms, tmp_path, osb):
+    suite = make_suite(dms, tmp_path, osb)
+    router = dms.element("Router 1")
+
+    router.set("Signal Loss", 40)  # Major
+    [alarm] = dms.alarms.active("Router 1")
+    [run] = finish(dms)
+    assert run.state is ScriptState.SUCCEEDED, run.error
+    assert run.result["action"] == "created"
+    [ticket] = osb.tickets()
+    assert (ticket.ticket_id, ticket.ticket_type, ticket.status, ticket.severity) == ("MO-000001", "MO", "Open", "Major")
+    assert (ticket.network_element, ticket.alarm_id, ticket.path_details) == ("Router 1", str(alarm.id), "BRU-01/slot 1/port 1")
+    assert dms.alarms.get(alarm.id).properties[TICKET_ID_PROPERTY] == "MO-000001"
+    client = client_used(suite, run)
+    [search] = client.table("Communication - Response Table").rows()
+    assert (search["Network Element"], search["Alarm ID"], search["Result"], search["Response"]) == ("Router 1", str(alarm.id), 1, "0 tickets found: none")
+    assert client.table("Searched Tickets").keys() == []
+    assert client.table("Ninas Network Path Details").cell("Router 1", "Path Details") == "BRU-01/slot 1/port 1"
+    assert client.get("Client Processing Data").startswith("Released by flow ") and client.get("Client Processing Data").endswith("done: created MO-000001")
+    assert_all_released(suite)
+
+    router.set("Signal Loss", 75)  # Critical: the severity changed
+    [run] = finish(dms)
+    assert (run.state, run.result["action"], run.result["ticket_id"]) == (ScriptState.SUCCEEDED, "updated", "MO-000001")
+    [ticket] = osb.tickets()
+    assert (ticket.status, ticket.severity) == ("Open", "Critical")
+    client = client_used(suite, run)
+    assert client.table("Searched Tickets").row("MO-000001")["Severity"] == "Major"  # as the flow found it
+    assert client.table("Communication - Response Table").rows()[-1]["Response"] == "1 ticket found: MO-000001"
+
+    router.set("Signal Loss", 0)  # cleared
+    [run] = finish(dms)
+    assert (run.state, run.result["action"], run.result["ticket_id"]) == (ScriptState.SUCCEEDED, "closed", "MO-000001")
+    [ticket] = osb.tickets()
+    assert ticket.status == "Closed"
+    properties = dms.alarms.get(alarm.id).properties
+    assert (properties[TICKET_ID_PROPERTY], properties[TICKET_STATUS_PROPERTY]) == ("MO-000001", "Closed")
+    assert TICKET_ERROR_PROPERTY not in properties
+    assert_all_released(suite)
+    assert suite.gateway.get("Failed Requests") == 0
+
+
+def test_flows_of_several_alarms_run_on_the_clients_at_once_one_ticket_each(dms, tmp_path, osb):
+    suite = make_suite(dms, tmp_path, osb, clients=2, routers=6)
+    granted = []
+    for client in suite.clients:
+        client.add_change_listener(
+            lambda element, change: granted.append((element.name, json.loads(change.value))) if json.loads(change.value)["granted"] else None,
+            ids=(client.protocol.model.resolve("Lock Reply"),),
+        )
+    for number in range(1, 7):
+        dms.element(f"Router {number}").set("Signal Loss", 35)
+    for number in range(1, 7):
+        dms.element(f"Router {number}").set("Signal Loss", 65)  # each alarm changes before its create is done
+    runs = finish(dms)
+    assert len(runs) == 12 and all(run.state is ScriptState.SUCCEEDED for run in runs), [run.error for run in runs]
+    tickets = osb.tickets()
+    assert len(tickets) == 6 and {ticket.severity for ticket in tickets} == {"Critical"}
+    assert sorted(ticket.network_element for ticket in tickets) == sorted(PATHS)
+    for alarm in dms.alarms.active():
+        if alarm.element_name.startswith("Router"):
+            ticket = next(ticket for ticket in tickets if ticket.alarm_id == str(alarm.id))
+            assert alarm.properties[TICKET_ID_PROPERTY] == ticket.ticket_id
+    # A client was never granted to a flow while another held it: grants and releases alternate.
+    for client in suite.clients:
+        holders = [reply["guid"] for name, reply in granted if name == client.name and reply["action"] == "lock"]
+        releases = [reply["guid"] for name, reply in granted if name == client.name and reply["action"] == "release"]
+        assert holders == releases
+    assert_all_released(suite)
+
+
+def test_an_alarms_flows_run_in_the_order_of_its_events_so_a_change_during_the_create_updates(dms, dmemu_clock, tmp_path, osb):
+    osb.processing_delay = 10  # the create takes a while upstream
+    suite = make_suite(dms, tmp_path, osb, clients=3)
+    router = dms.element("Router 1")
+    router.set("Signal Loss", 40)
+    dmemu_clock.advance(2)
+    router.set("Signal Loss", 70)  # a free client is there, but this flow waits for the create's
+    router.set("Signal Loss", 0)
+    opened, changed, cleared = finish(dms)
+    assert [run.result["action"] for run in (opened, changed, cleared)] == ["created", "updated", "closed"]
+    [ticket] = osb.tickets()
+    assert (ticket.status, ticket.severity) == ("Closed", "Critical")
+    assert_all_released(suite)
+
+
+def test_a_burst_of_alarms_under_faults_gets_one_ticket_each_and_never_a_client_twice(dms, tmp_path, dmemu_clock):
+    with OsbService(clock=dmemu_clock.now, processing_delay=3, seed=7) as osb:
+        names = [f"Router {n}" for n in range(1, 31)]
+        suite = create_telenet_suite(dms, tmp_path / "suite", service=("127.0.0.1", osb.port), clients=3, monitored=names, timeout=5)
+        replies: dict[str, list[dict]] = {client.name: [] for client in suite.clients}
+        for client in suite.clients:
+            client.add_change_listener(lambda element, change: replies[element.name].append(json.loads(change.value)),
+                                       ids=(client.protocol.model.resolve("Lock Reply"),))  # fmt: skip
+        for name in names:
+            dms.alarms.assign_template(dms.create_element(Router, name), ROUTER_ALARMS)
+        for kind in ("drop", "lost", "nack", "fail", "malformed"):
+            osb.faults.add(Fault(api="osb", kind=kind, probability=0.04))
+        for name in names:
+            dms.element(name).set("Signal Loss", 40)
+        runs = finish(dms)
+        assert [run.state for run in runs] == [ScriptState.SUCCEEDED] * 30, [run.error for run in runs if run.error]
+        per_alarm: dict[str, int] = {}
+        for ticket in osb.tickets():
+            per_alarm[ticket.alarm_id] = per_alarm.get(ticket.alarm_id, 0) + 1
+        assert len(per_alarm) == 30 and set(per_alarm.values()) == {1}
+        assert len({record.fault for record in osb.requests() if record.fault}) >= 3  # the faults did strike
+        for name, answers in replies.items():  # grants and releases alternate on every client
+            holder = None
+            for reply in (reply for reply in answers if reply["granted"]):
+                assert (reply["action"], holder) in (("lock", None), ("release", reply["guid"])), (name, reply, holder)
+                holder = reply["guid"] if reply["action"] == "lock" else None
+        assert_all_released(suite)
+
+
+def test_a_flow_that_fails_releases_its_client_and_leaves_a_trace(dms, tmp_path, osb):
+    suite = make_suite(dms, tmp_path, osb)
+    osb.stop()  # the ticketing service is down: the search fails
+    dms.element("Router 1").set("Signal Loss", 40)
+    [alarm] = dms.alarms.active("Router 1")
+    [run] = finish(dms)
+    assert run.state is ScriptState.FAILED
+    assert run.error.startswith("TicketFlowError: search through 'Telenet Ticket Client") and "SerialConnectionError" in run.error
+    assert dms.alarms.get(alarm.id).properties[TICKET_ERROR_PROPERTY].startswith("search through")
+    assert_all_released(suite)
+    used = [client for client in suite.clients if client.table("Communication - Response Table").row_count()]
+    [client] = used
+    assert "failed: search through" in client.get("Client Processing Data")
+    osb.start()
+    dms.element("Router 1").set("Signal Loss", 70)  # the next flow of that alarm creates its ticket and clears the error
+    [run] = finish(dms)
+    assert run.result["action"] == "created"
+    assert dms.alarms.get(alarm.id).properties[TICKET_ERROR_PROPERTY] == ""
+
+
+@pytest.mark.parametrize("kind", ["drop", "status", "malformed", "truncated", "nack"])
+def test_a_search_that_meets_a_passing_fault_is_made_again(dms, tmp_path, osb, kind):
+    make_suite(dms, tmp_path, osb)
+    osb.faults.add(Fault(api="osb", kind=kind, operation="SearchTicketRequest", requests={1}))
+    dms.element("Router 1").set("Signal Loss", 40)
+    [run] = finish(dms)
+    assert (run.state, run.result["action"]) == (ScriptState.SUCCEEDED, "created"), run.error
+    assert [record.operation for record in osb.requests()][:2] == ["SearchTicketRequest", "SearchTicketRequest"]
+    assert len(osb.tickets()) == 1
+    assert any("attempt 1 failed, again in 10 s: search through" in entry.message for entry in run.logs())
+
+
+@pytest.mark.parametrize("kind", ["nack", "fail"])
+def test_a_refused_or_failed_create_is_decided_again_after_a_new_search(dms, tmp_path, osb, kind):
+    make_suite(dms, tmp_path, osb)
+    osb.faults.add(Fault(api="osb", kind=kind, operation="CreateTicketRequest", requests={2}))  # after the search
+    dms.element("Router 1").set("Signal Loss", 40)
+    [run] = finish(dms)
+    assert (run.state, run.result["action"]) == (ScriptState.SUCCEEDED, "created"), run.error
+    assert len([ticket for ticket in osb.tickets() if ticket.status == "Open"]) == 1
+    assert any("attempt 1 failed, again in 10 s: create through" in entry.message for entry in run.logs())
+
+
+def test_a_flow_gives_up_after_its_attempts_and_says_so(dms, tmp_path, osb):
+    make_suite(dms, tmp_path, osb, settings=FlowSettings(attempts=2, retry_interval=1))
+    osb.faults.add(Fault(api="osb", kind="nack", operation="SearchTicketRequest"))
+    dms.element("Router 1").set("Signal Loss", 40)
+    [run] = finish(dms)
+    assert run.state is ScriptState.FAILED and run.error.endswith("NACK: simulated refusal of request 2 (attempt 2 of 2)")
+    assert [record.operation for record in osb.requests()] == ["SearchTicketRequest", "SearchTicketRequest"]
+
+
+def test_a_search_the_service_cannot_read_is_not_made_again(dms, tmp_path, osb):
+    make_suite(dms, tmp_path, osb, settings=FlowSettings(ticket_type="XX"))  # no such ticket type
+    dms.element("Router 1").set("Signal Loss", 40)
+    [run] = finish(dms)
+    assert run.state is ScriptState.FAILED and "search through" in run.error and "(attempt" not in run.error
+    assert len(osb.requests()) <= 1
+
+
+def test_a_client_restarted_while_its_flow_waits_for_the_gateway_still_passes_the_answer_on(dms, dmemu_clock, tmp_path, osb):
+    osb.processing_delay = 20
+    suite = make_suite(dms, tmp_path, osb, clients=1)
+    dms.element("Router 1").set("Signal Loss", 40)
+    run = last_run(dms)
+    dmemu_clock.advance(5)
+    client = suite.clients[0]
+    client.restart()
+    assert (client.get("Lock Status"), client.get("Processing IAS Request Busy Status")) == (LOCKED, 1)
+    run.wait(timeout=120)
+    assert (run.state, run.result["action"], run.result["ticket_id"]) == (ScriptState.SUCCEEDED, "created", "MO-000001"), run.error
+    assert len(osb.tickets()) == 1
+    assert_all_released(suite)
+
+
+def test_a_flow_waits_for_a_client_when_all_are_locked(dms, dmemu_clock, tmp_path, osb):
+    suite = make_suite(dms, tmp_path, osb, clients=2)
+    for client in suite.clients:
+        client.set("Lock Request", lock_message("lock", f"other-{client.name}"))
+    dms.element("Router 1").set("Signal Loss", 40)
+    run = last_run(dms)
+    dmemu_clock.advance(30)
+    assert not run.done and osb.tickets() == []
+    suite.clients[1].set("Lock Request", lock_message("release", f"other-{suite.clients[1].name}"))
+    run.wait(timeout=60)
+    assert run.state is ScriptState.SUCCEEDED and run.result["client"] == suite.clients[1].name
+    assert suite.clients[0].get("Lock Status") == LOCKED  # still the other flow's
+
+
+def test_a_release_wakes_one_waiting_flow_not_all_of_them(dms, tmp_path, osb, monkeypatch):
+    from dmemu.dms import ScriptContext
+
+    waits = []
+    wait_for = ScriptContext.wait_for
+
+    async def counted(self, element, parameter, predicate=None, *, timeout=None):
+        if parameter == "Lock Status":
+            waits.append(self.run.id)
+        return await wait_for(self, element, parameter, predicate, timeout=timeout)
+
+    monkeypatch.setattr(ScriptContext, "wait_for", counted)
+    suite = make_suite(dms, tmp_path, osb, clients=1, routers=6, settings=FlowSettings(lock_poll_interval=600))
+    granted = []
+    suite.clients[0].add_change_listener(lambda element, change: granted.append(json.loads(change.value)),
+                                         ids=(suite.clients[0].protocol.model.resolve("Lock Reply"),))  # fmt: skip
+    for number in range(1, 7):
+        dms.element(f"Router {number}").set("Signal Loss", 40)
+    runs = finish(dms)
+    assert all(run.state is ScriptState.SUCCEEDED for run in runs)
+    flow_order = [reply["guid"] for reply in granted if reply["granted"] and reply["action"] == "lock"]
+    assert len(flow_order) == 6
+    assert sorted(waits) == [2, 3, 4, 5, 6]  # each waiting flow waited once: woken at its turn only
+
+
+def test_a_flow_gives_up_when_no_client_comes_free_in_time(dms, tmp_path, osb):
+    suite = make_suite(dms, tmp_path, osb, clients=1, settings=FlowSettings(lock_wait_limit=20))
+    suite.clients[0].set("Lock Request", lock_message("lock", "other"))
+    dms.element("Router 1").set("Signal Loss", 40)
+    [alarm] = dms.alarms.active("Router 1")
+    [run] = finish(dms)
+    assert run.error == "TicketFlowError: no Ticket Client came free within 20 s (clients: Telenet Ticket Client 1)"
+    assert dms.alarms.get(alarm.id).properties[TICKET_ERROR_PROPERTY] == "no Ticket Client came free within 20 s (clients: Telenet Ticket Client 1)"
+    assert suite.clients[0].get("LockGuidId") == "other"  # another flow's lock is never touched
+
+
+def test_a_forced_unlock_while_a_flow_waits_for_the_gateway_fails_that_flow_clearly(dms, dmemu_clock, tmp_path, osb):
+    osb.processing_delay = 30  # the create's result comes 30 s after its ACK
+    suite = make_suite(dms, tmp_path, osb, clients=1)
+    dms.element("Router 1").set("Signal Loss", 40)
+    run = last_run(dms)
+    dmemu_clock.advance(5)
+    client = suite.clients[0]
+    assert client.get("Processing IAS Request Busy Status") == 1 and client.get("Lock Status") == LOCKED
+    client.set("Force Unlock", 1)
+    run.wait(timeout=60)
+    assert run.state is ScriptState.FAILED
+    assert run.error == "TicketFlowError: create through 'Telenet Ticket Client 1' failed: abandoned: the lock was forced open by a user"
+    assert_all_released(suite)
+    # The ticket the Gateway was creating is still made upstream; the next flow finds and updates it.
+    dmemu_clock.advance(40)
+    dms.element("Router 1").set("Signal Loss", 70)
+    [run] = finish(dms)
+    assert (run.result["action"], run.result["ticket_id"]) == ("updated", "MO-000001")
+    assert len(osb.tickets()) == 1
