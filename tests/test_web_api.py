@@ -349,6 +349,13 @@ def test_pages_kept_between_requests_follow_the_table(api: Api, lab: Element) ->
     assert api.get(path, offset=2, limit=1).json()["rows"] == [] and api.get(path, sort="Mode").json()["row_count"] == 0
 
 
+def test_pages_past_the_rows_json_kept_start_it_afresh(api: Api, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr("dmemu.web.tables.MAX_ROW_TEXTS", 150)
+    for offset in (0, 50, 100, 0):  # the third page has 50 rows kept and 50 too many: the kept ones go
+        page = api.get("/api/elements/1/2/tables/Items", offset=offset, limit=100)
+        assert [row["cells"] for row in page.json()["rows"]] == expected_rows()[offset : offset + 100], page.text
+
+
 def test_a_send_waits_whole_milliseconds_rounded_down_as_the_loops_timer_counts() -> None:
     # The timer rounds a wait up to whole milliseconds: asked for 1.5 ms it waits 2.
     assert [timer_wait(seconds) for seconds in (0.0025, 0.002, 0.0015, 0.0009, 0.0, -0.001)] == [0.002, 0.002, 0.001, 0, 0, 0]

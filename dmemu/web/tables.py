@@ -185,8 +185,9 @@ class ServedTable:
         texts = self._texts
         missing = [row for row in rows if texts.get(id(row), (None,))[0] is not row]
         if missing:
-            if len(texts) + len(missing) > MAX_ROW_TEXTS:
+            if len(texts) + len(missing) > MAX_ROW_TEXTS:  # start afresh with this page's rows
                 texts = self._texts = {}
+                missing = rows
             for row, shown in zip(missing, rows_json(view, self.table, missing)):
                 texts[id(row)] = (row, json_text(shown))
         return "[" + ",".join([texts[id(row)][1] for row in rows]) + "]"
