@@ -761,6 +761,15 @@ def test_a_failing_listener_is_logged_and_breaks_nothing(dms):
     assert heard[-1] == ParameterChange(1, 2) and len(element.logs(LogType.ERROR)) == 1
 
 
+def test_a_stop_tells_the_listeners_of_a_table_its_rows_are_new(dms):
+    element = dms.create_element(Ledger, "Ledger")
+    element.set("Triggering", 1)  # rows in a table not saved: a stop empties it
+    heard = []
+    element.add_change_listener(lambda source, change: heard.append(change), ids=(100,))
+    element.stop()
+    assert len(element.table("Rows")) == 0 and heard == [TableChange(100, None, frozenset())]
+
+
 def test_a_listener_for_some_ids_hears_only_those(dms):
     element = dms.create_element(Ledger, "Ledger")
     plain_only, everything = [], []

@@ -15,6 +15,7 @@ from typing import Any
 
 import pytest
 import requests
+from starlette.datastructures import QueryParams
 
 from dmemu.dms import AlarmTemplate, DataMinerSystem, Severity, Thresholds, TicketField, TicketType
 from dmemu.elements.ses_inventory import SesInventoryManagement
@@ -41,6 +42,8 @@ from dmemu.protocol import (
 from dmemu.simulators import InventorySpec, Simulators
 from dmemu.simulators.server import SES_BASE
 from dmemu.web import ROUTES, WebServer, WebServerError
+from dmemu.web.events import timer_wait
+from dmemu.web.tables import INLINE_LIMIT, is_window
 
 CREDENTIALS = {"tmf638": ("svc-user", "svc-secret-638"), "tmf639": ("res-user", "res-secret-639")}
 pytestmark = pytest.mark.dmemu_simulators(spec=InventorySpec(services=120, carriers=20, resources=60, seed=5), credentials=CREDENTIALS)
@@ -327,6 +330,41 @@ def test_a_large_table_filters(api: Api) -> None:
     assert error_of(api.get("/api/elements/1/2/tables/Items", filter="Value"), 400)["field"] == "filter"
     assert error_of(api.get("/api/elements/1/2/tables/Items", filter="Value>high"), 400)["field"] == "filter"
     assert error_of(api.get("/api/elements/1/2/tables/Items", filter="Colour=red"), 400)["field"] == "filter"
+
+
+def test_pages_kept_between_requests_follow_the_table(api: Api, lab: Element) -> None:
+    """An unchanged table's pages come from rows kept between requests (in each order asked), with
+    each row's JSON made once; a change shows at once, in every order, and so does a stop."""
+    path = "/api/elements/1/2/tables/Items"
+    idle = len([row for row in expected_rows() if row[3] == 0])
+    for _ in range(3):  # kept from the second look on
+        assert api.get(path, offset=2, limit=1).json()["rows"][0]["display"][3] == "Broken"
+        assert api.get(path, sort="Mode", limit=1).json()["rows"][0]["key"] == "item-00002"  # Broken first
+        assert api.get(path, filter="Mode=Idle").json()["matched"] == idle
+    lab.set_cell("Items", "item-00002", "Mode", 0)
+    assert api.get(path, offset=2, limit=1).json()["rows"][0]["display"][3] == "Idle"
+    assert api.get(path, sort="Mode", limit=1).json()["rows"][0]["key"] == "item-00005"
+    assert api.get(path, filter="Mode=Idle").json()["matched"] == idle + 1
+    lab.stop()  # the table is not saved: the stop empties it
+    assert api.get(path, offset=2, limit=1).json()["rows"] == [] and api.get(path, sort="Mode").json()["row_count"] == 0
+
+
+def test_pages_past_the_rows_json_kept_start_it_afresh(api: Api, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr("dmemu.web.tables.MAX_ROW_TEXTS", 150)
+    for offset in (0, 50, 100, 0):  # the third page has 50 rows kept and 50 too many: the kept ones go
+        page = api.get("/api/elements/1/2/tables/Items", offset=offset, limit=100)
+        assert [row["cells"] for row in page.json()["rows"]] == expected_rows()[offset : offset + 100], page.text
+
+
+def test_a_send_waits_whole_milliseconds_rounded_down_as_the_loops_timer_counts() -> None:
+    # The timer rounds a wait up to whole milliseconds: asked for 1.5 ms it waits 2.
+    assert [timer_wait(seconds) for seconds in (0.0025, 0.002, 0.0015, 0.0009, 0.0, -0.001)] == [0.002, 0.002, 0.001, 0, 0, 0]
+
+
+def test_plain_pages_of_a_few_rows_are_answered_on_the_event_loop() -> None:
+    assert is_window(QueryParams("offset=50000&limit=100")) and is_window(QueryParams(f"limit={INLINE_LIMIT}"))
+    for query in ("sort=Name", "filter=Mode%3D1", "search=item", f"limit={INLINE_LIMIT + 1}"):
+        assert not is_window(QueryParams(query)), query  # a worker thread's: it may take long
 
 
 def test_one_row_in_full_and_a_cell_set(api: Api, lab: Element) -> None:

@@ -498,6 +498,9 @@ class Element(ReadableElement):
             self.close_connection()
             self._queued_timers.clear()
             self._reset_volatile(self._snapshot_saved())
+            if self._change_listeners:  # every table has new rows: its listeners look again
+                for tid in self._tables:
+                    self._notify_table(tid, None, frozenset())
 
     def close_connection(self) -> None:
         if self._session is not None:

@@ -2,7 +2,9 @@
 
 Every route is declared once in `ROUTES` (method, path, handler, what it takes): the router and
 the OpenAPI document (`/api/openapi.json`) are both built from it. Handlers are plain functions
-run on worker threads, since the DMS's calls may block (a set waits for its QActions). An element
+run on worker threads, since the DMS's calls may block (a set waits for its QActions); reads of
+memory that never wait (`ApiRoute.inline`) run on the server's event loop instead, as the hop to
+a worker thread and back costs more than they do. An element
 is addressed by ``AGENT/ELEMENT`` ids or by its name (URL-encoded), a parameter, table or column
 by id or name, as in Python (`dms.element`, `element.get`).
 
@@ -36,7 +38,7 @@ from ..protocol.errors import DmemuError
 from . import shapes
 from .errors import ApiError, api_error
 from .events import EVENT_TYPES, EventHub, stream
-from .tables import column_index, parse_query, query_rows
+from .tables import ServedTables, column_index, is_window, parse_query, query_rows
 
 _logger = logging.getLogger("dmemu.web")
 
@@ -48,12 +50,12 @@ LOOPBACK_HOSTS = frozenset({"127.0.0.1", "localhost", "::1", "[::1]"})
 
 
 class JsonResponse(Response):
-    """Compact JSON; values JSON has no type for (a date in a ticket field) as their text."""
+    """Compact JSON (`shapes.json_text`), or JSON made before (`shapes.JsonText`)."""
 
     media_type = "application/json"
 
     def render(self, content: Any) -> bytes:
-        return json.dumps(content, ensure_ascii=False, default=str, separators=(",", ":")).encode("utf-8")
+        return (content if isinstance(content, shapes.JsonText) else shapes.json_text(content)).encode("utf-8")
 
 
 def error_response(error: ApiError, headers: Mapping[str, str] | None = None) -> JsonResponse:
@@ -76,6 +78,12 @@ class ApiRoute:
     body: str | None = None  # what the JSON body holds
     status: int = 200
     tag: str = "system"
+    # Answered on the event loop, not a worker thread: True for a quick read of memory that never
+    # waits; or a test of the query parameters, for a route quick only for some (a table's page).
+    inline: bool | Callable[[Any], bool] = False
+
+    def runs_inline(self, query: Any) -> bool:
+        return self.inline if isinstance(self.inline, bool) else self.inline(query)
 
 
 class Api:
@@ -85,6 +93,12 @@ class Api:
         self.dms = dms
         self.simulators = simulators
         self.hub = hub
+        self.tables = ServedTables()
+
+    def close(self) -> None:
+        """End the clients' event streams and stop listening to the DMS (the server stops)."""
+        self.hub.close()
+        self.tables.close()
 
     def element(self, ref: str) -> Element:
         """An element by ``AGENT/ELEMENT`` or name; a 404 naming the elements there are."""
@@ -254,9 +268,10 @@ def get_table(api: Api, path: dict[str, str], query: Any, body: Any) -> Any:
     model = _table(element, path["table"])
     view = element.table(model.table.id)
     row_query = parse_query(view, query)
-    total, matched, rows = query_rows(view, model.table, row_query)
+    served = api.tables.of(element, model.table)
+    total, matched, rows = query_rows(view, model.table, row_query, served)
     columns = model.table.columns
-    return {
+    head = {
         "element": shapes.element_ref(element),
         **shapes.table_json(element, model.table),
         "row_count": total,
@@ -265,8 +280,8 @@ def get_table(api: Api, path: dict[str, str], query: Any, body: Any) -> Any:
         "limit": row_query.limit,
         "sort": None if row_query.sort is None else columns[row_query.sort].name,
         "descending": row_query.descending,
-        "rows": shapes.rows_json(view, model.table, rows),
     }
+    return shapes.with_json_field(head, "rows", served.rows_text(view, rows))
 
 
 def get_row(api: Api, path: dict[str, str], query: Any, body: Any) -> Any:
@@ -465,7 +480,7 @@ ALARM_FILTERS = (
     ("parameter", "a parameter or column, by id or name"),
 )
 ROUTES: tuple[ApiRoute, ...] = (
-    ApiRoute("GET", "/api/system", get_system, "The DMS: version, clock, agents, licences, scripts"),
+    ApiRoute("GET", "/api/system", get_system, "The DMS: version, clock, agents, licences, scripts", inline=True),
     ApiRoute(
         "GET", "/api/elements", list_elements, "The elements: name, ids, protocol, state",
         query=(("search", "text in the name, AGENT/ELEMENT or protocol"), ("state", "Active, Paused or Stopped"),
@@ -476,41 +491,41 @@ ROUTES: tuple[ApiRoute, ...] = (
         ApiRoute("POST", f"{E}/{command}", _element_command(command), f"{command.capitalize()} the element", tag="elements")
         for command in ELEMENT_COMMANDS
     ),
-    ApiRoute("GET", f"{E}/pages", list_pages, "The element's pages in display order, with their parameters", tag="pages"),
-    ApiRoute("GET", f"{E}/pages/{{page:path}}", get_page, "One page with its parameters and tables (rows come paged)", tag="pages"),
-    ApiRoute("GET", f"{E}/parameters", list_parameters, "Every parameter with its value and display text", tag="parameters"),
-    ApiRoute("GET", f"{E}/parameters/{{parameter:path}}", get_parameter, "A parameter by id or name", tag="parameters"),
+    ApiRoute("GET", f"{E}/pages", list_pages, "The element's pages in display order, with their parameters", tag="pages", inline=True),
+    ApiRoute("GET", f"{E}/pages/{{page:path}}", get_page, "One page with its parameters and tables (rows come paged)", tag="pages", inline=True),
+    ApiRoute("GET", f"{E}/parameters", list_parameters, "Every parameter with its value and display text", tag="parameters", inline=True),
+    ApiRoute("GET", f"{E}/parameters/{{parameter:path}}", get_parameter, "A parameter by id or name", tag="parameters", inline=True),
     ApiRoute(
         "PUT", f"{E}/parameters/{{parameter:path}}", set_parameter,
         "Set a write parameter as element.set does: a refused value changes nothing (422 naming the parameter)",
         body='{"value": ...}', tag="parameters",
     ),  # fmt: skip
     ApiRoute("POST", f"{E}/buttons/{{parameter:path}}", press_button, "Press a button (runs its QActions)", tag="parameters"),
-    ApiRoute("GET", f"{E}/tables", list_tables, "The element's tables: columns, row counts, display keys", tag="tables"),
+    ApiRoute("GET", f"{E}/tables", list_tables, "The element's tables: columns, row counts, display keys", tag="tables", inline=True),
     ApiRoute(
         "GET", f"{E}/tables/{{table}}", get_table, "A page of a table's rows, sorted and filtered",
         query=(("offset", "rows to skip (default 0)"), ("limit", "rows to answer, 1 to 10,000 (default 100)"),
                ("sort", "a column by id, name or position; a leading - sorts descending"), ("order", "asc or desc"),
                ("filter", "COLUMN~TEXT (contains), COLUMN=VALUE, COLUMN!=VALUE, COLUMN>N (>=, <, <=); repeatable"),
                ("search", "text in any column")),
-        tag="tables",
+        tag="tables", inline=is_window,
     ),  # fmt: skip
-    ApiRoute("GET", f"{E}/tables/{{table}}/rows/{{key:path}}", get_row, "One row in full, with its display key", tag="tables"),
+    ApiRoute("GET", f"{E}/tables/{{table}}/rows/{{key:path}}", get_row, "One row in full, with its display key", tag="tables", inline=True),
     ApiRoute(
         "PUT", f"{E}/tables/{{table}}/cells/{{column}}/{{key:path}}", set_cell,
         "Set a cell of a write column as element.set_cell does", body='{"value": ...}', tag="tables",
     ),  # fmt: skip
-    ApiRoute("GET", E, get_element, "An element and its pages", tag="elements"),
+    ApiRoute("GET", E, get_element, "An element and its pages", tag="elements", inline=True),
     ApiRoute("GET", "/api/alarms", list_active_alarms, "The active alarms, oldest first", query=ALARM_FILTERS, tag="alarms"),
     ApiRoute("GET", "/api/alarms/history", list_alarm_history, "Cleared alarms kept, in the order they cleared", query=ALARM_FILTERS, tag="alarms"),
-    ApiRoute("GET", "/api/alarms/{alarm}", get_alarm, "An alarm with its properties and records", tag="alarms"),
+    ApiRoute("GET", "/api/alarms/{alarm}", get_alarm, "An alarm with its properties and records", tag="alarms", inline=True),
     ApiRoute(
         "GET", "/api/tickets", list_tickets, "Tickets, oldest first",
         query=(("state", "a ticket state, e.g. New"), ("type", "a ticket type"), ("element", "a linked element")), tag="tickets",
     ),  # fmt: skip
-    ApiRoute("GET", "/api/tickets/{ticket}", get_ticket, "A ticket", tag="tickets"),
+    ApiRoute("GET", "/api/tickets/{ticket}", get_ticket, "A ticket", tag="tickets", inline=True),
     ApiRoute("GET", "/api/ticket-types", list_ticket_types, "The ticket types and their fields", tag="tickets"),
-    ApiRoute("GET", "/api/automation/scripts", list_scripts, "The registered automation scripts", tag="automation"),
+    ApiRoute("GET", "/api/automation/scripts", list_scripts, "The registered automation scripts", tag="automation", inline=True),
     ApiRoute(
         "POST", "/api/automation/scripts/{script}/runs", start_run, "Start a registered script", body='{"input": ...} (optional)',
         status=201, tag="automation",
@@ -519,7 +534,7 @@ ROUTES: tuple[ApiRoute, ...] = (
         "GET", "/api/automation/runs", list_runs, "Script runs kept: state, result, error",
         query=(("script", "a script name"), ("state", "running, succeeded or failed")), tag="automation",
     ),  # fmt: skip
-    ApiRoute("GET", "/api/automation/runs/{run}", get_run, "A script run", tag="automation"),
+    ApiRoute("GET", "/api/automation/runs/{run}", get_run, "A script run", tag="automation", inline=True),
     ApiRoute("GET", "/api/simulators", get_simulators, "The simulators the DMS was served with", tag="simulators"),
     ApiRoute("GET", "/api/simulators/faults", list_faults, "The simulators' faults", tag="simulators"),
     ApiRoute(
@@ -551,7 +566,10 @@ def _endpoint(api: Api, route: ApiRoute) -> Callable[[Request], Any]:
                 except ValueError as error:
                     return error_response(ApiError(400, "body", f"the body is no JSON: {error}"))
         try:
-            data = await run_in_threadpool(route.handler, api, dict(request.path_params), request.query_params, body)
+            if route.runs_inline(request.query_params):
+                data = route.handler(api, dict(request.path_params), request.query_params, body)
+            else:
+                data = await run_in_threadpool(route.handler, api, dict(request.path_params), request.query_params, body)
         except Exception as error:
             answer = api_error(error, None)
             if answer is None:

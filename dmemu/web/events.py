@@ -3,8 +3,9 @@
 Changes happen on the elements' threads, many a second; a client wants each thing's latest
 state, not every step. So a change only marks what changed (a parameter, a table, an alarm, a
 ticket) and wakes the server's event loop; the loop sends each marked thing's state as it is
-then, at most once per `interval`. A thousand sets a second of one parameter become one event
-per interval, and the last value always arrives: it is what the last send reads.
+then, at most once per `interval` (give or take the millisecond the loop's timer counts in). A
+thousand sets a second of one parameter become one event per interval, and the last value
+always arrives: it is what the last send reads.
 
 Element states (and elements created or deleted) are looked at every `poll_seconds`; the DMS
 tells no one of those. Nothing is listened to while no client is connected.
@@ -14,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import math
 import threading
 import time
 from collections.abc import Iterable
@@ -29,6 +31,9 @@ from .shapes import alarm_event_json, element_json, element_ref, parameter_conte
 
 DEFAULT_INTERVAL = 0.002
 """Seconds between two sends: what a burst of changes is coalesced into."""
+TIMER_RESOLUTION = 0.001
+"""The event loop's timers count whole milliseconds and round a wait up (epoll's timeout is in
+milliseconds, and so is libuv's)."""
 KEEP_ALIVE_SECONDS = 15.0
 MAX_KEYS = 100
 """Changed (or removed) row keys listed in one table event; more say ``null``: reload the rows."""
@@ -181,7 +186,7 @@ class EventHub:
             self._wake_pending = False
 
     def _woken(self) -> None:
-        wait = self._last_send + self._interval - time.monotonic()
+        wait = timer_wait(self._last_send + self._interval - time.monotonic())
         if wait > 0:
             asyncio.get_running_loop().call_later(wait, self._send)
         else:
@@ -276,6 +281,14 @@ class EventHub:
     @staticmethod
     def _state_of(element: Element) -> dict[str, Any]:
         return element_json(element)
+
+
+def timer_wait(remaining: float) -> float:
+    """The wait to ask the loop's timer for when a send is due in `remaining` seconds: whole
+    milliseconds, rounded down, so the send comes under a millisecond early rather than late (a
+    wait of 1.1 ms rounded up to 2 ms by the timer would add most of a millisecond to each
+    update's delay); 0: send now."""
+    return max(0.0, math.floor(remaining / TIMER_RESOLUTION) * TIMER_RESOLUTION)
 
 
 def _joined(keys: set[str] | None, more: frozenset[str] | None) -> set[str] | None:

@@ -87,9 +87,12 @@ class WebServer:
             raise WebServerError(f"cannot listen on {host}:{port}: {error.strerror or error}") from None
         self.port: int = self._socket.getsockname()[1]
         # log_config=None: a harness's own logging is left as it is (uvicorn's loggers propagate to it).
+        # httptools: uvicorn's C parser of requests; its pure-Python one (h11) costs more per
+        # request than a small answer's whole handler.
         config = uvicorn.Config(
-            self.app, lifespan="off", log_config=None, log_level="warning", access_log=False, timeout_graceful_shutdown=5
-        )
+            self.app, lifespan="off", log_config=None, log_level="warning", access_log=False, timeout_graceful_shutdown=5,
+            http="httptools",
+        )  # fmt: skip
         self._server = _Uvicorn(config)
         self._thread = threading.Thread(target=self._server.run, kwargs={"sockets": [self._socket]}, name="dmemu-web", daemon=True)
         self._thread.start()
@@ -116,7 +119,7 @@ class WebServer:
         if self._stopped:
             return
         self._stopped = True
-        self.app.state.hub.close()
+        self.app.state.api.close()
         self._server.should_exit = True
         self._thread.join()
         self._socket.close()

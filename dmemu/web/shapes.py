@@ -7,6 +7,7 @@ masked in the same one place (`ReadableElement.get`, `pages.masked_rows`), never
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import attrs
@@ -27,6 +28,21 @@ from ..protocol import (
     TableView,
 )
 from ..protocol.measurement import Measurement
+
+
+class JsonText(str):
+    """JSON already made (`json_text`), answered as it is."""
+
+
+def json_text(content: Any) -> str:
+    """Compact JSON, as the API answers; values JSON has no type for (a date in a ticket field) as their text."""
+    return json.dumps(content, ensure_ascii=False, default=str, separators=(",", ":"))
+
+
+def with_json_field(content: dict[str, Any], name: str, text: str) -> JsonText:
+    """`content` as JSON with one more field, last, whose value is the JSON `text` made before."""
+    head = json_text(content)
+    return JsonText(f'{head[:-1]}{"," if content else ""}"{name}":{text}}}')
 
 
 def element_ref(element: Element) -> str:

@@ -4,22 +4,35 @@ Filters compare what a person sees (a discrete's name, a date as text), so ``Sta
 matches the rows that show Active; numbers compare as numbers with ``>``, ``>=``, ``<``, ``<=``.
 A password column is sorted and filtered by its mask only: its values never leak through the
 order of the rows or a filter's answer.
+
+A page of a large table costs the page, not the table: `ServedTable` keeps the rows in each order
+asked and each row's JSON until the table changes.
 """
 
 from __future__ import annotations
 
+import itertools
 import re
+import threading
 from collections.abc import Callable
 from typing import Any
 
 import attrs
 
-from ..protocol import Column, Discrete, Number, String, Table, TableView
+from ..protocol import Column, Discrete, Element, Number, String, Table, TableView
+from ..protocol.changes import Change
 from ..protocol.errors import UnknownParameterError
 from .errors import ApiError
+from .shapes import json_text, rows_json
 
 MAX_LIMIT = 10_000
 DEFAULT_LIMIT = 100
+INLINE_LIMIT = 1_000
+"""The most rows of a plain page (no sort, filter or search) answered on the server's event loop."""
+MAX_ROW_TEXTS = 20_000
+"""Rows' JSON kept per table; past that the kept texts are dropped and made again as pages ask."""
+
+Row = tuple[Any, ...]
 
 # The column reference is everything before the first operator character.
 _FILTER = re.compile(r"^(?P<column>[^~=!<>]+)(?P<operator>~|!=|>=|<=|=|>|<)(?P<text>.*)$", re.DOTALL)
@@ -43,6 +56,14 @@ class RowQuery:
     descending: bool = False
     filters: tuple[RowFilter, ...] = ()
     search: str = ""  # contained (ignoring case) in any column's display text
+
+
+def is_window(params: Any) -> bool:
+    """A plain page of a few rows (no sort, filter or search): quick enough for the event loop."""
+    if params.get("sort") or params.get("filter") or params.get("search"):
+        return False
+    limit = params.get("limit")
+    return not limit or not limit.isdigit() or int(limit) <= INLINE_LIMIT
 
 
 def column_index(view: TableView, ref: str, field: str) -> int:
@@ -92,23 +113,118 @@ def _whole(text: str | None, field: str, default: int, low: int, high: int | Non
     return value
 
 
-def query_rows(view: TableView, table: Table, query: RowQuery) -> tuple[int, int, list[tuple[Any, ...]]]:
+def query_rows(view: TableView, table: Table, query: RowQuery, served: ServedTable) -> tuple[int, int, list[Row]]:
     """(rows in the table, rows matching the filters, the asked page of those rows)."""
     columns = table.columns
-    if not (query.filters or query.search or query.sort is not None):
-        return len(view), len(view), view.row_cells(query.limit, query.offset)  # a window: no copy of the table
-    rows = view.row_cells()  # one copy of the rows: the table may change while we look
+    window = not (query.filters or query.search)
+    rows = served.ordered(view, query.sort, query.descending, window=window)
+    if rows is None:  # a plain page of a table that just changed: a window of the live rows, no copy
+        return len(view), len(view), view.row_cells(query.limit, query.offset)
     total = len(rows)
+    if window:
+        return total, total, rows[query.offset : query.offset + query.limit]
     for row_filter in query.filters:
         rows = [row for row in rows if _filter_test(columns[row_filter.index], row_filter)(row[row_filter.index])]
     if query.search:
         wanted = query.search.casefold()
         shown = [_shown(column) for column in columns]
         rows = [row for row in rows if any(wanted in show(value).casefold() for show, value in zip(shown, row))]
-    if query.sort is not None:
-        index, key = query.sort, _sort_key(columns[query.sort])
-        rows.sort(key=lambda row: key(row[index]), reverse=query.descending)
     return total, len(rows), rows[query.offset : query.offset + query.limit]
+
+
+class ServedTable:
+    """What the API keeps of one table between requests.
+
+    - The rows in table order and in each sort order asked, until the table changes (a change
+      listener counts its changes). Table order is copied only once the table stayed unchanged
+      from one request to the next, so paging a table that changes all the time copies nothing.
+    - Each row's JSON, made once: a row is a tuple that a change replaces (never alters), so the
+      JSON of a row stays right as long as that tuple is the row.
+    """
+
+    def __init__(self, element: Element, table: Table) -> None:
+        self.element = element
+        self.table = table
+        self._changes = itertools.count(1)
+        self._version = 0  # changes heard
+        self._seen_version = -1  # at the last plain page that found no rows kept
+        # (version, {(sort column, descending): rows}), replaced whole: a reader on another
+        # thread sees a version with the rows of that version, never a mix.
+        self._orders: tuple[int, dict[tuple[int | None, bool], list[Row]]] = (-1, {})
+        self._texts: dict[int, tuple[Row, str]] = {}  # id of a row's tuple: (the tuple, its JSON)
+        element.add_change_listener(self._changed, ids=(table.id,))
+
+    def close(self) -> None:
+        self.element.remove_change_listener(self._changed)
+
+    def _changed(self, element: Element, change: Change) -> None:
+        self._version = next(self._changes)
+
+    def ordered(self, view: TableView, sort: int | None, descending: bool, *, window: bool) -> list[Row] | None:
+        """The rows in table order (`sort` None) or sorted by column `sort`, as kept or taken now;
+        None for a `window` (a plain page) of a table changed since the last look: read it live."""
+        version = self._version  # read before the rows: a change meanwhile makes them stale at once
+        kept_version, orders = self._orders
+        if kept_version != version:
+            if window and sort is None and version != self._seen_version:
+                self._seen_version = version
+                return None
+            orders = {(None, False): view.row_cells()}  # one C-level copy: the table may change while we look
+            self._orders = (version, orders)
+        if sort is None:
+            return orders[None, False]
+        rows = orders.get((sort, descending))
+        if rows is None:
+            index, key = sort, _sort_key(self.table.columns[sort])
+            rows = sorted(orders[None, False], key=lambda row: key(row[index]), reverse=descending)
+            orders[sort, descending] = rows
+        return rows
+
+    def rows_text(self, view: TableView, rows: list[Row]) -> str:
+        """The JSON list of `rows` as `shapes.rows_json` shows them, each row's text made once."""
+        texts = self._texts
+        missing = [row for row in rows if texts.get(id(row), (None,))[0] is not row]
+        if missing:
+            if len(texts) + len(missing) > MAX_ROW_TEXTS:  # start afresh with this page's rows
+                texts = self._texts = {}
+                missing = rows
+            for row, shown in zip(missing, rows_json(view, self.table, missing)):
+                texts[id(row)] = (row, json_text(shown))
+        return "[" + ",".join([texts[id(row)][1] for row in rows]) + "]"
+
+
+class ServedTables:
+    """The `ServedTable` of each table the API was asked for, by element and table id."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._tables: dict[tuple[tuple[int, int], int], ServedTable] = {}
+        self._closed = False
+
+    def of(self, element: Element, table: Table) -> ServedTable:
+        key = (element.ids, table.id)
+        served = self._tables.get(key)
+        if served is not None and served.element is element:
+            return served
+        with self._lock:
+            served = self._tables.get(key)
+            if served is None or served.element is not element:  # first asked, or another element now has those ids
+                if served is not None:
+                    served.close()
+                served = ServedTable(element, table)
+                if self._closed:  # the server stops: this one answers one request, hearing no changes
+                    served.close()
+                else:
+                    self._tables[key] = served
+        return served
+
+    def close(self) -> None:
+        """Stop listening to the tables (the server stops)."""
+        with self._lock:
+            self._closed = True
+            tables, self._tables = self._tables, {}
+        for served in tables.values():
+            served.close()
 
 
 def _secret(column: Column) -> bool:
