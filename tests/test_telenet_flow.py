@@ -240,6 +240,56 @@ def test_a_refused_or_failed_create_is_decided_again_after_a_new_search(dms, tmp
     assert any("attempt 1 failed, again in 10 s: create through" in entry.message for entry in run.logs())
 
 
+def per_alarm(osb):
+    """How many tickets each alarm has upstream."""
+    counts: dict[str, int] = {}
+    for ticket in osb.tickets():
+        counts[ticket.alarm_id] = counts.get(ticket.alarm_id, 0) + 1
+    return counts
+
+
+def test_a_create_whose_answers_were_all_lost_is_asked_again_and_makes_one_ticket(dms, dmemu_clock, tmp_path):
+    with OsbService(clock=dmemu_clock.now, processing_delay=30) as osb:
+        make_suite(dms, tmp_path, osb, clients=1)
+        # Request 1 is the search; 2 to 5 the Gateway's 4 attempts at the create: done upstream, every answer lost.
+        osb.faults.add(Fault(api="osb", kind="lost", operation="CreateTicketRequest", requests={2, 3, 4, 5}))
+        dms.element("Router 1").set("Signal Loss", 40)
+        [alarm] = dms.alarms.active("Router 1")
+        [run] = finish(dms)
+        assert (run.state, run.result["action"], run.result["ticket_id"]) == (ScriptState.SUCCEEDED, "created", "MO-000001"), run.error
+        assert any("attempt 1 failed, again in 10 s: create through" in entry.message and "no answer after 4 attempts" in entry.message for entry in run.logs())
+        dmemu_clock.advance(120)
+        assert per_alarm(osb) == {str(alarm.id): 1}
+        assert len({transaction.request_id for transaction in osb.transactions()}) == 1  # the retry asked for the same one
+        assert dms.alarms.get(alarm.id).properties[TICKET_ID_PROPERTY] == "MO-000001"
+
+
+def test_a_create_whose_result_did_not_come_in_time_is_asked_again_and_makes_one_ticket(dms, dmemu_clock, tmp_path):
+    with OsbService(clock=dmemu_clock.now, processing_delay=25) as osb:
+        names = ["Router 1"]
+        create_telenet_suite(dms, tmp_path / "suite", service=("127.0.0.1", osb.port), clients=1, monitored=names, topology=PATHS,
+                             timeout=5, gateway_parameters={"Result Timeout": 10})  # fmt: skip
+        dms.alarms.assign_template(dms.create_element(Router, "Router 1"), ROUTER_ALARMS)
+        dms.element("Router 1").set("Signal Loss", 40)
+        [alarm] = dms.alarms.active("Router 1")
+        [run] = finish(dms)
+        assert (run.state, run.result["action"], run.result["ticket_id"]) == (ScriptState.SUCCEEDED, "created", "MO-000001"), run.error
+        assert any("FAILED: no result within 10 s" in entry.message for entry in run.logs())
+        dmemu_clock.advance(120)
+        assert per_alarm(osb) == {str(alarm.id): 1}
+
+
+def test_after_a_failed_create_the_flow_asks_with_a_new_request_key(dms, tmp_path, osb):
+    make_suite(dms, tmp_path, osb)
+    osb.faults.add(Fault(api="osb", kind="fail", operation="CreateTicketRequest", requests={2}))
+    dms.element("Router 1").set("Signal Loss", 40)
+    [run] = finish(dms)
+    assert (run.state, run.result["action"]) == (ScriptState.SUCCEEDED, "created"), run.error
+    failed, done = osb.transactions()
+    assert (failed.status, done.status) == ("FAILED", "COMPLETED")
+    assert done.request_id == failed.request_id + "-2"
+
+
 def test_a_flow_gives_up_after_its_attempts_and_says_so(dms, tmp_path, osb):
     make_suite(dms, tmp_path, osb, settings=FlowSettings(attempts=2, retry_interval=1))
     osb.faults.add(Fault(api="osb", kind="nack", operation="SearchTicketRequest"))

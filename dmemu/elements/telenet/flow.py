@@ -16,9 +16,14 @@ clearing) one run of `ticket_flow`:
    -> update; the alarm cleared and an open ticket -> close; otherwise nothing to send;
 6. sends that through the client to the Ticket Gateway and waits for the asynchronous result;
    after a failure that may pass (no answer to the search, a NACK, a FAILED result, the Gateway
-   without an answer after its retries) it searches and decides again, after
-   `FlowSettings.retry_interval`, up to `FlowSettings.attempts` times: the new search shows what
-   an earlier attempt did upstream, so no second ticket is made;
+   without an answer after its retries or without a result in time) it searches and decides
+   again, after `FlowSettings.retry_interval`, up to `FlowSettings.attempts` times. The new
+   search shows what an earlier attempt finished upstream; one still being processed there it
+   cannot show, so each create, update or close of the flow carries a request key of its own
+   (the alarm id, the operation and the flow's GUID: one flow per alarm event), sent as the
+   service's RequestId. Sent again after an answer that never came, it gets the transaction the
+   service already has back, not a second ticket; only after a FAILED transaction (which did
+   nothing) is a new key used;
 7. puts the ticket id on the alarm (property ``Ticket ID``, with ``Ticket Status``), and
 8. releases the client.
 
@@ -57,6 +62,7 @@ from .ticket_client import (
     command_message,
     lock_message,
 )
+from .ticket_gateway import OUTCOME_UNKNOWN
 
 SCRIPT_NAME = "Telenet Ticket Flow"
 _LINES: weakref.WeakKeyDictionary[Element, list[_Flow]] = weakref.WeakKeyDictionary()  # flows waiting per client
@@ -75,14 +81,15 @@ class TicketFlowError(DmemuError):
 
 
 class _Retryable(TicketFlowError):
-    """A failure that may pass and left nothing behind upstream, or something the next search
-    shows: a search without an answer, a broken connection, a NACK; a create, update or close
-    the service refused (NACK), whose processing failed (FAILED) or that the Gateway could not
-    get an answer to. The flow searches and decides again. A lost lock is never retried."""
+    """A failure that may pass and left nothing behind upstream, something the next search
+    shows, or something the same request key finds again: a search without an answer, a broken
+    connection, a NACK; a create, update or close the service refused (NACK), whose processing
+    failed (FAILED), that the Gateway could not get an answer or a result to. The flow searches
+    and decides again. A lost lock is never retried."""
 
 
 # The Gateway's error replies (contract) after which searching and deciding again is safe.
-_GATEWAY_RETRYABLE = ("NACK:", "FAILED:", "no answer after")
+_GATEWAY_RETRYABLE = ("NACK:", "FAILED:", *OUTCOME_UNKNOWN)
 
 
 @attrs.frozen
@@ -143,6 +150,7 @@ class _Flow:
         self.guid = uuid.uuid4().hex
         self.client: str | None = None
         self.commands = 0
+        self.failed_transactions: dict[str, int] = {}  # per operation: its request keys spent on FAILED transactions
         self.network_element = network_element_of(self.alarm)
         self.ticket_type = self.alarm.properties.get(TICKET_TYPE_PROPERTY) or settings.ticket_type
 
@@ -368,12 +376,23 @@ class _Flow:
         self._set_properties({TICKET_ID_PROPERTY: ticket["ticket_id"], TICKET_STATUS_PROPERTY: "Open"})
         return {**outcome, "action": "up to date", "ticket_id": ticket["ticket_id"]}
 
+    def _request_key(self, operation: str) -> str:
+        """The RequestId of this flow's `operation`: the same on every attempt, so the service
+        answers a repeat with the transaction it has (see the module's text), until one FAILED."""
+        spent = self.failed_transactions.get(operation, 0)
+        return f"alarm-{self.alarm.id}-{operation}-{self.guid}" + (f"-{spent + 1}" if spent else "")
+
     async def _send(self, operation: str, fields: dict[str, Any]) -> str:
-        """A create, update or close through the Gateway, once: the Gateway retries it itself, and
-        sending it again as a new request could make a second ticket."""
-        reply = await self._command("ticket", self.settings.gateway_timeout, operation=operation, ticket_type=self.ticket_type, fields=fields)
+        """A create, update or close through the Gateway, which retries it itself; keyed, so
+        that asking again after an answer never heard finds the same transaction upstream."""
+        reply = await self._command(
+            "ticket", self.settings.gateway_timeout,
+            operation=operation, ticket_type=self.ticket_type, fields=fields, request_key=self._request_key(operation),
+        )  # fmt: skip
         if not reply.get("ok"):
             error = str(reply.get("error"))
+            if error.startswith("FAILED:") and not error.startswith(OUTCOME_UNKNOWN):  # done upstream, and nothing made
+                self.failed_transactions[operation] = self.failed_transactions.get(operation, 0) + 1
             failure = _Retryable if error.startswith(_GATEWAY_RETRYABLE) else TicketFlowError
             raise failure(f"{operation} through {self.client!r} failed: {error}")
         ticket_id = reply.get("ticket_id") or fields.get("ticket_id")

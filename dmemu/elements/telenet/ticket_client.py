@@ -120,7 +120,8 @@ def lock_message(action: str, guid: str, note: str = "") -> str:
 
 def command_message(guid: str, command_id: str, command: str, **fields: Any) -> str:
     """What a flow sets on *Client Command*: ``search`` (ticket_type, network_element, alarm_id,
-    status) or ``ticket`` (operation, ticket_type, fields), under the lock of `guid`."""
+    status) or ``ticket`` (operation, ticket_type, fields, and optionally request_key: the
+    Gateway's, see `ticket_gateway`), under the lock of `guid`."""
     return json.dumps({"guid": guid, "id": command_id, "command": command, **fields})
 
 
@@ -448,6 +449,8 @@ def _forward_to_gateway(protocol: QActionProtocol, command: dict[str, Any]) -> N
         return
     operation, ticket_type, fields = command.get("operation"), command.get("ticket_type") or "MO", command.get("fields") or {}
     body = {"operation": operation, "ticket_type": ticket_type, "fields": fields}
+    if command.get("request_key"):  # the flow's id of what it asks: the same again after an answer never heard
+        body["request_key"] = command["request_key"]
     request_id = protocol.send_request(gateway, GATEWAY_REQUEST_PARAMETER, body, "Gateway Reply")
     pending = {"request": request_id, "id": command_id, "guid": guid, "operation": operation, "ticket_type": ticket_type}
     what = f"{operation} {ticket_type} ticket" + (f" {fields['ticket_id']}" if fields.get("ticket_id") else "")

@@ -12,8 +12,13 @@ What the connector's help page says, and where it lives here:
   "fields": {...}}``, the fields named as on the wire in snake_case (create: ``alarm_id``,
   ``network_element``, ``severity``, ``path_details``, ``description``; update: ``ticket_id``,
   ``severity``, ``description``; close: ``ticket_id``, ``resolution``; search:
-  ``network_element``, ``alarm_id``, ``status``). A body that cannot be sent is answered at once
-  with an error reply naming what was wrong, and never buffered.
+  ``network_element``, ``alarm_id``, ``status``). A create, update or close may also carry
+  ``"request_key"``: the caller's own id of what it asks, sent as the RequestId instead of the
+  request id. A caller that asks again after an answer it never got (``no answer after N
+  attempts``, ``FAILED: no result within``) sends the same key, and the service, idempotent on
+  RequestId, answers the transaction it already has instead of making a second ticket; the
+  automatic flow keys each alarm event's request so. A body that cannot be sent is answered at
+  once with an error reply naming what was wrong, and never buffered.
 * **The buffer** (Request Buffer table): create, update and close of MO and PLM tickets go
   before searches, each kind in the order it came; searches are sent at most *Search Rate* per
   second. One request at a time goes to the service (the element's queue runs one QAction at a
@@ -27,7 +32,7 @@ What the connector's help page says, and where it lives here:
 * **Retries**: a timeout, a connection failure, an HTTP 5xx (or 408, 429) or an answer that is
   not the expected XML is tried again after *Retry Interval* seconds, up to *Max Retries* (3)
   times after the first attempt. A NACK or a SOAP Fault blaming the request is final. Retrying a
-  create, update or close is safe: it carries the same RequestId (the buffer's key), on which
+  create, update or close is safe: it carries the same RequestId (its request_key, else the buffer's key), on which
   the service is idempotent, so no second ticket is made.
 * **Restarts**: the buffer is saved; after a restart, requests not yet acknowledged are sent
   again with their RequestId and acknowledged ones are polled for their result.
@@ -117,6 +122,11 @@ FINISHED = (DONE, FAILED_STATE)
 NOT_CONTACTED, OK, TIMEOUT, CONNECTION_FAILED, HTTP_ERROR, INVALID_ANSWER, REFUSED = range(7)
 RETRIED_STATUSES = frozenset({408, 429})  # besides every 5xx: a busy or briefly broken service
 _TEXT_LIMIT = 300  # characters of an error kept in a cell
+MAX_REQUEST_KEY = 200  # characters of a body's request_key
+# How the error replies begin after which the service may have done a create, update or close
+# all the same (its answer was lost, or its result never came): ask again with the same request_key.
+NO_ANSWER, NO_RESULT = "no answer after", "FAILED: no result within"
+OUTCOME_UNKNOWN = (NO_ANSWER, NO_RESULT)
 
 
 # --------------------------------------------------------------------------------------------
@@ -134,18 +144,19 @@ class TicketRequest:
     operation: str  # create, update, close or search
     ticket_type: str
     fields: Mapping[str, str]  # snake_case names, as the body gave them
+    request_key: str = ""  # the caller's RequestId for a create, update or close ("": the request id)
 
     @property
     def wire(self) -> Operation:
         return OPERATIONS[self.operation]
 
     def xml(self, request_id: str) -> bytes:
-        """The request's XML; `request_id` goes in RequestId where the operation has one."""
+        """The request's XML; its `request_key`, else `request_id`, goes in RequestId where the operation has one."""
         values: dict[str, Any] = {field: self.fields.get(snake_case(field)) for field in self.wire.fields if field not in _SET_BY_GATEWAY}
         if "TicketType" in self.wire.fields:
             values["TicketType"] = self.ticket_type
         if "RequestId" in self.wire.fields:
-            values["RequestId"] = request_id
+            values["RequestId"] = self.request_key or request_id
         return build_request(self.wire, values)
 
     @classmethod
@@ -153,9 +164,9 @@ class TicketRequest:
         """The body of a Ticket Request, checked as far as the wire goes (`TicketRequestError`)."""
         if not isinstance(body, dict):
             raise TicketRequestError(f"the body is a JSON object with operation, ticket_type and fields, not {_short(body)}")
-        unknown = sorted(set(body) - {"operation", "ticket_type", "fields"})
+        unknown = sorted(set(body) - {"operation", "ticket_type", "fields", "request_key"})
         if unknown:
-            raise TicketRequestError(f"unknown key {unknown[0]!r} in the body; its keys are operation, ticket_type and fields")
+            raise TicketRequestError(f"unknown key {unknown[0]!r} in the body; its keys are operation, ticket_type, fields and request_key")
         operation = body.get("operation")
         if operation not in OPERATIONS:
             raise TicketRequestError(f"operation {_short(operation)} is not one of {', '.join(OPERATIONS)}")
@@ -178,7 +189,13 @@ class TicketRequest:
             if not isinstance(value, str):
                 raise TicketRequestError(f"field {name} is text, not {_short(value)}")
             texts[name] = value
-        request = cls(operation, ticket_type, texts)
+        request_key = body.get("request_key")
+        if request_key is not None:
+            if operation == "search":
+                raise TicketRequestError("request_key is for a create, update or close: a search has no RequestId")
+            if not isinstance(request_key, str) or not request_key.strip() or len(request_key) > MAX_REQUEST_KEY:
+                raise TicketRequestError(f"request_key is text of 1 to {MAX_REQUEST_KEY} characters, not {_short(request_key)}")
+        request = cls(operation, ticket_type, texts, request_key or "")
         try:
             request.xml(request_id)  # the wire's own checks: required fields, allowed values
         except OsbRequestError as error:
@@ -228,7 +245,7 @@ class _Buffered:
         cell = dict(zip(_COLUMNS, row))
         agent, element, parameter = (int(part) for part in cell["Requester"].split("/"))
         saved = json.loads(cell["Request Fields"])
-        request = TicketRequest(saved["operation"], cell["Ticket Type"], saved["fields"])
+        request = TicketRequest(saved["operation"], cell["Ticket Type"], saved["fields"], saved.get("request_key", ""))
         return cls(
             key, ReplyAddress(agent, element, parameter), request, int(cell["Priority"]), int(cell["State"]), int(cell["Attempts"] or 0),
             cell["Queued Time"], cell["Transaction ID"] or "", cell["Next Action Time"] or 0.0, cell["Acknowledged Time"],
@@ -439,7 +456,7 @@ class _Round:
         if not retry:
             self.finish(row, error=error)
         elif row.attempts > self.max_retries:
-            self.finish(row, error=f"no answer after {row.attempts} attempts: {error}")
+            self.finish(row, error=f"{NO_ANSWER} {row.attempts} attempts: {error}")
         else:
             row.next_action = self.now + self.protocol.get_parameter("Retry Interval")
             _write(self.protocol, row.key, Last_Error=error, Next_Action_Time=row.next_action)
@@ -463,7 +480,7 @@ class _Round:
             error = ""  # PENDING
         timeout = protocol.get_parameter("Result Timeout")
         if row.acknowledged is not None and self.now - row.acknowledged >= timeout:
-            self.finish(row, error=f"FAILED: no result within {timeout:g} s of the ACK ({error or 'still ' + PENDING})")
+            self.finish(row, error=f"{NO_RESULT} {timeout:g} s of the ACK ({error or 'still ' + PENDING})")
             return
         row.next_action = self.now + protocol.get_parameter("Result Poll Interval")
         _write(protocol, row.key, Next_Action_Time=row.next_action, Last_Error=error)
@@ -532,7 +549,10 @@ def take_ticket_request(protocol: QActionProtocol) -> None:
     protocol.set_parameter("Last Sequence", sequence)
     address = request.reply_to
     now = protocol.now()
-    saved = json.dumps({"operation": ticket_request.operation, "fields": dict(ticket_request.fields)}, sort_keys=True)
+    kept: dict[str, Any] = {"operation": ticket_request.operation, "fields": dict(ticket_request.fields)}
+    if ticket_request.request_key:
+        kept["request_key"] = ticket_request.request_key
+    saved = json.dumps(kept, sort_keys=True)
     row = {
         "Request ID": request.id, "Requester": f"{address.agent_id}/{address.element_id}/{address.parameter}",
         "Operation": ticket_request.operation.capitalize(), "Ticket Type": ticket_request.ticket_type,
@@ -620,7 +640,7 @@ class TelenetTicketGateway(Protocol):
     )  # fmt: skip
     tables = (
         Table(1000, BUFFER, save=True, page="Buffer", columns=(
-            _column(1001, "Request ID", key=True, description="The requester's request id, sent as RequestId."),
+            _column(1001, "Request ID", key=True, description="The requester's request id, sent as RequestId unless the body gave a request_key."),
             _column(1002, "Requester", description="agent/element/parameter the answers go to"),
             _column(1003, "Operation"), _column(1004, "Ticket Type"),
             _column(1005, "Priority", Discrete({HIGH: "High", LOW: "Low"})),
@@ -630,7 +650,7 @@ class TelenetTicketGateway(Protocol):
             _column(1012, "Next Action Time", DateTime(), description="When it is next sent, or its result next asked for."),
             _column(1013, "Acknowledged Time", DateTime()), _column(1014, "Finished Time", DateTime()),
             _column(1015, "Sequence", Number(0), description="Arrival order."),
-            _column(1016, "Request Fields", description="The request's operation and fields (JSON), to send it again after a restart."),
+            _column(1016, "Request Fields", description="The request's operation, fields and request_key (JSON), to send it again after a restart."),
         )),
         Table(2000, COMMUNICATION, page="Communication", columns=(
             _column(2001, "Exchange", key=True), _column(2002, "Time", DateTime()), _column(2003, "Request ID"),
@@ -647,4 +667,4 @@ class TelenetTicketGateway(Protocol):
     )
 
 
-__all__ = ["BODY_FIELDS", "OPERATIONS", "TelenetTicketGateway", "TicketRequest", "TicketRequestError"]
+__all__ = ["BODY_FIELDS", "OPERATIONS", "OUTCOME_UNKNOWN", "TelenetTicketGateway", "TicketRequest", "TicketRequestError"]
