@@ -322,6 +322,27 @@ def test_a_client_restarted_while_its_flow_waits_for_the_gateway_still_passes_th
     assert_all_released(suite)
 
 
+@pytest.mark.parametrize("stopped", ["client", "gateway", "topology", "heartbeat_receiver"])
+def test_an_element_stopped_between_the_ack_and_the_result_loses_nothing_acknowledged(dms, dmemu_clock, tmp_path, osb, stopped):
+    osb.processing_delay = 20
+    suite = make_suite(dms, tmp_path, osb, clients=1)
+    dms.element("Router 1").set("Signal Loss", 40)
+    [alarm] = dms.alarms.active("Router 1")
+    run = last_run(dms)
+    dmemu_clock.advance(5)
+    client = suite.clients[0]
+    assert json.loads(client.get("Client Command Reply"))["stage"] == "ack" and not run.done  # acknowledged, its result to come
+    element = suite.clients[0] if stopped == "client" else getattr(suite, stopped)
+    element.stop()
+    dmemu_clock.advance(30)  # the result is there upstream meanwhile (and for the Gateway, its poll answered)
+    element.start()
+    run.wait(timeout=120)
+    assert (run.state, run.result["action"], run.result["ticket_id"]) == (ScriptState.SUCCEEDED, "created", "MO-000001"), run.error
+    assert dms.alarms.get(alarm.id).properties[TICKET_ID_PROPERTY] == "MO-000001"
+    assert per_alarm(osb) == {str(alarm.id): 1}
+    assert_all_released(suite)
+
+
 def test_a_flow_waits_for_a_client_when_all_are_locked(dms, dmemu_clock, tmp_path, osb):
     suite = make_suite(dms, tmp_path, osb, clients=2)
     for client in suite.clients:

@@ -518,6 +518,44 @@ def test_a_restart_resends_a_request_with_its_request_key(gateway: Element, requ
     assert [r.fields["RequestId"] for r in osb_service.transactions()] == ["alarm-3-create"]
 
 
+def test_an_answer_its_requester_could_not_hear_is_set_again_once_it_is_back(
+    gateway: Element, requester: Element, osb_service: OsbService, clock: VirtualClock
+) -> None:
+    osb_service.processing_delay = 10
+    request_id = ask(requester, "create", **create_fields(5))
+    requester.stop()  # the result comes while the requester is stopped
+    clock.advance(10)
+    row = gateway.table("Request Buffer").row(request_id)
+    assert (row["State"], row["Ticket ID"]) == (5, "MO-000001")  # Reply Pending
+    assert json.loads(row["Undelivered Reply"]) == {"answer": {"stage": "result", "status": "COMPLETED", "ticket_id": "MO-000001"}, "error": None}
+    assert (gateway.get("Reply Pending Requests"), gateway.get("Buffer Depth"), gateway.get("Done Requests")) == (1, 1, 0)
+    clock.advance(30)  # tried again every Retry Interval, in vain
+    requester.start()
+    clock.advance(5)
+    assert [reply.body["stage"] for reply in replies_to(request_id)] == ["ack", "result"]
+    assert replies_to(request_id)[-1].body["ticket_id"] == "MO-000001"
+    row = gateway.table("Request Buffer").row(request_id)
+    assert (row["State"], row["Undelivered Reply"]) == (3, "")
+    assert (gateway.get("Reply Pending Requests"), gateway.get("Buffer Depth"), gateway.get("Done Requests")) == (0, 0, 1)
+    assert osb_operations(osb_service).count("GetTransactionResultRequest") == 5  # asked until COMPLETED, never after
+    assert any(f"the answer to request {request_id} was set on its requester" in entry.message for entry in gateway.logs())
+
+
+def test_an_answer_never_heard_goes_with_the_finished_rows(system: DataMinerSystem, osb_service: OsbService, clock: VirtualClock) -> None:
+    gateway = make_gateway(system, osb_service, **{"Finished Request Retention": 60})
+    requester = system.create_element(Requester, "Flow Requester")
+    osb_service.faults.add(Fault(api="osb", kind="nack", operation="CreateTicketRequest"))
+    osb_service.stop()
+    request_id = ask(requester, "create", **create_fields(6))
+    requester.stop()
+    osb_service.start()
+    clock.advance(5)  # the NACK cannot be set on the stopped requester
+    assert gateway.table("Request Buffer").row(request_id)["State"] == 5
+    clock.advance(60)
+    assert len(gateway.table("Request Buffer")) == 0 and gateway.get("Buffer Depth") == 0
+    assert any(f"the answer to request {request_id} was never set on its requester: dropped after 60 s" in entry.message for entry in gateway.logs())
+
+
 def test_the_buffer_survives_the_system_closing(tmp_path: Path, osb_service: OsbService, clock: VirtualClock) -> None:
     with DataMinerSystem(tmp_path / "dms", clock) as dms:
         make_gateway(dms, osb_service)

@@ -35,7 +35,11 @@ What the connector's help page says, and where it lives here:
   create, update or close is safe: it carries the same RequestId (its request_key, else the buffer's key), on which
   the service is idempotent, so no second ticket is made.
 * **Restarts**: the buffer is saved; after a restart, requests not yet acknowledged are sent
-  again with their RequestId and acknowledged ones are polled for their result.
+  again with their RequestId and acknowledged ones are polled for their result. A final answer
+  (a result, a failure) that cannot be set on the requester (stopped, paused, deleted) keeps its
+  row *Reply Pending* and is set again every *Retry Interval* seconds, so a requester started
+  again hears it, until *Finished Request Retention* ends (then the row goes, logged). An ACK
+  is not kept: the result follows it.
 * **Pages**: Buffer (the requests, the Buffer Depth and the count per state; finished rows are
   kept *Finished Request Retention* seconds), Communication (API Status, last HTTP status, last
   error, and the latest exchanges with the service, at most *Communication Max Rows*),
@@ -114,8 +118,10 @@ BODY_FIELDS: Mapping[str, tuple[str, ...]] = {
 # Priorities (column "Priority"): lower goes first.
 HIGH, LOW = 1, 2
 # Request states (column "State")
-QUEUED, SENT, AWAITING_RESULT, DONE, FAILED_STATE = range(5)
-STATE_NAMES = {QUEUED: "Queued", SENT: "Sent", AWAITING_RESULT: "Awaiting Result", DONE: "Done", FAILED_STATE: "Failed"}
+QUEUED, SENT, AWAITING_RESULT, DONE, FAILED_STATE, REPLY_PENDING = range(6)
+STATE_NAMES = {
+    QUEUED: "Queued", SENT: "Sent", AWAITING_RESULT: "Awaiting Result", DONE: "Done", FAILED_STATE: "Failed", REPLY_PENDING: "Reply Pending",
+}  # fmt: skip
 WAITING = (QUEUED, SENT)  # not yet acknowledged: to be sent (again)
 FINISHED = (DONE, FAILED_STATE)
 # Communication states (parameter "API Status")
@@ -219,6 +225,7 @@ def _cut(text: str) -> str:
 _COLUMNS = (
     "Request ID", "Requester", "Operation", "Ticket Type", "Priority", "State", "Attempts", "Queued Time", "Last Error",
     "Transaction ID", "Ticket ID", "Next Action Time", "Acknowledged Time", "Finished Time", "Sequence", "Request Fields",
+    "Undelivered Reply",
 )  # fmt: skip
 _POSITION = {name: index for index, name in enumerate(_COLUMNS)}
 
@@ -256,6 +263,11 @@ class _Buffered:
     def reply_request(self) -> Request:
         """The request as the requester sent it, for `protocol.reply`."""
         return Request(self.key, self.reply_to)
+
+
+def _requester(row: _Buffered) -> str:
+    address = row.reply_to
+    return f"{address.agent_id}/{address.element_id} parameter {address.parameter}"
 
 
 def _write(protocol: QActionProtocol, key: str, **cells: Any) -> None:
@@ -395,6 +407,8 @@ class _Round:
 
     def run(self) -> None:
         self.remove_expired()
+        for key in [key for key in self.order if self.states[key] == REPLY_PENDING and self.due(key)]:
+            self.deliver_again(key)
         for key in [key for key in self.order if self.states[key] == AWAITING_RESULT and self.due(key)]:
             if self.service.stopped:
                 break
@@ -489,31 +503,56 @@ class _Round:
         row.finished = self.now
         self._state(row, DONE if error is None else FAILED_STATE)
         _write(self.protocol, row.key, State=row.state, Finished_Time=self.now, Last_Error=error or "")
-        self.reply(row, answer, error)
+        if not self.reply(row, answer, error):  # the requester cannot hear it now: kept for later
+            self._state(row, REPLY_PENDING)
+            row.next_action = self.now + self.protocol.get_parameter("Retry Interval")
+            kept = json.dumps({"answer": answer, "error": error})
+            _write(self.protocol, row.key, State=REPLY_PENDING, Next_Action_Time=row.next_action, Undelivered_Reply=kept)
+            self.protocol.log(f"the answer to request {row.key} could not be set on its requester {_requester(row)}: kept, and set again later", LogType.ERROR)
 
-    def reply(self, row: _Buffered, answer: Any, error: str | None = None) -> None:
+    def reply(self, row: _Buffered, answer: Any, error: str | None = None) -> bool:
+        """Set the answer on the requester; False when that failed (see the element's log)."""
         if error is not None:
             self.protocol.log(f"request {row.key} ({row.request.operation} {row.request.ticket_type}) failed: {error}", LogType.ERROR)
-        self.protocol.reply(row.reply_request, answer, error=error)
+        return bool(self.protocol.reply(row.reply_request, answer, error=error))
+
+    def deliver_again(self, key: str) -> None:
+        """A final answer the requester could not hear before: set again, and the row finished once it is."""
+        protocol = self.protocol
+        row = self.load(key)
+        kept = json.loads(protocol.get_cell(BUFFER, key, "Undelivered Reply") or "{}")
+        answer, error = kept.get("answer"), kept.get("error")
+        if not protocol.reply(row.reply_request, answer, error=error):
+            row.next_action = self.now + protocol.get_parameter("Retry Interval")
+            _write(protocol, key, Next_Action_Time=row.next_action)
+            return
+        self._state(row, DONE if error is None else FAILED_STATE)
+        _write(protocol, key, State=row.state, Undelivered_Reply="")
+        protocol.log(f"the answer to request {key} was set on its requester {_requester(row)} at last")
 
     def remove_expired(self) -> None:
-        """Done and Failed rows go once kept Finished Request Retention seconds."""
+        """Done, Failed and Reply Pending rows go once kept Finished Request Retention seconds."""
         keep = self.protocol.get_parameter("Finished Request Retention")
         finished = self.protocol.get_column(BUFFER, "Finished Time")
-        expired = [key for key, state in self.states.items() if state in FINISHED and self.now - (finished[key] or 0) >= keep]
+        expired = [key for key, state in self.states.items() if state in (*FINISHED, REPLY_PENDING) and self.now - (finished[key] or 0) >= keep]
+        undelivered = [key for key in expired if self.states[key] == REPLY_PENDING]
+        for key in undelivered:
+            self.protocol.log(f"the answer to request {key} was never set on its requester: dropped after {keep:g} s", LogType.ERROR)
         if expired:
             self.protocol.delete_row(BUFFER, expired)
             for key in expired:
                 del self.states[key]
+        if undelivered:  # unfinished rows, so in this round's order
+            self.order = [key for key in self.order if key in self.states]
 
     def show_depth(self) -> None:
         counts = dict.fromkeys(STATE_NAMES, 0)
         for state in self.states.values():  # kept current through the round
             counts[int(state)] += 1
         self.protocol.set_parameters({
-            "Buffer Depth": counts[QUEUED] + counts[SENT] + counts[AWAITING_RESULT],
+            "Buffer Depth": counts[QUEUED] + counts[SENT] + counts[AWAITING_RESULT] + counts[REPLY_PENDING],
             "Queued Requests": counts[QUEUED], "Sent Requests": counts[SENT], "Awaiting Result Requests": counts[AWAITING_RESULT],
-            "Done Requests": counts[DONE], "Failed Requests": counts[FAILED_STATE],
+            "Done Requests": counts[DONE], "Failed Requests": counts[FAILED_STATE], "Reply Pending Requests": counts[REPLY_PENDING],
         })  # fmt: skip
 
 
@@ -558,7 +597,7 @@ def take_ticket_request(protocol: QActionProtocol) -> None:
         "Operation": ticket_request.operation.capitalize(), "Ticket Type": ticket_request.ticket_type,
         "Priority": LOW if ticket_request.operation == "search" else HIGH, "State": QUEUED, "Attempts": 0, "Queued Time": now,
         "Last Error": "", "Transaction ID": "", "Ticket ID": "", "Next Action Time": now, "Acknowledged Time": None,
-        "Finished Time": None, "Sequence": sequence, "Request Fields": saved,
+        "Finished Time": None, "Sequence": sequence, "Request Fields": saved, "Undelivered Reply": "",
     }  # fmt: skip
     protocol.add_row(BUFFER, [row[name] for name in _COLUMNS])
     work_buffer(protocol)
@@ -574,7 +613,7 @@ def resume_buffer(protocol: QActionProtocol) -> None:
     now = protocol.now()
     resumed = 0
     for key, state in protocol.get_column(BUFFER, "State").items():
-        if state in (QUEUED, SENT, AWAITING_RESULT):
+        if state in (QUEUED, SENT, AWAITING_RESULT, REPLY_PENDING):
             _write(protocol, key, Next_Action_Time=now)
             resumed += 1
     if resumed:
@@ -606,12 +645,14 @@ class TelenetTicketGateway(Protocol):
         Parameter(10, "Ticket Request", String(), write=True, default="",
                   description="Where other elements send their requests (protocol.send_request); see the module's help."),
         # Buffer
-        Parameter(20, "Buffer Depth", Number(0), default=0, page="Buffer", description="Requests not finished yet."),
+        Parameter(20, "Buffer Depth", Number(0), default=0, page="Buffer", description="Requests not finished yet, or whose answer the requester is still to hear."),
         Parameter(21, "Queued Requests", Number(0), default=0, page="Buffer"),
         Parameter(22, "Sent Requests", Number(0), default=0, page="Buffer", description="Sent without an answer yet: waiting for a retry."),
         Parameter(23, "Awaiting Result Requests", Number(0), default=0, page="Buffer"),
         Parameter(24, "Done Requests", Number(0), default=0, page="Buffer"),
         Parameter(25, "Failed Requests", Number(0), default=0, page="Buffer"),
+        Parameter(27, "Reply Pending Requests", Number(0), default=0, page="Buffer",
+                  description="Finished, their answer not yet set on the requester (stopped, say): set again every Retry Interval."),
         Parameter(26, "Last Sequence", Number(0), default=0, save=True, description="The arrival number of the latest request."),
         # Communication
         Parameter(30, "API Status", Discrete({
@@ -651,6 +692,7 @@ class TelenetTicketGateway(Protocol):
             _column(1013, "Acknowledged Time", DateTime()), _column(1014, "Finished Time", DateTime()),
             _column(1015, "Sequence", Number(0), description="Arrival order."),
             _column(1016, "Request Fields", description="The request's operation, fields and request_key (JSON), to send it again after a restart."),
+            _column(1017, "Undelivered Reply", description="A Reply Pending row's answer (JSON), set on the requester again."),
         )),
         Table(2000, COMMUNICATION, page="Communication", columns=(
             _column(2001, "Exchange", key=True), _column(2002, "Time", DateTime()), _column(2003, "Request ID"),
