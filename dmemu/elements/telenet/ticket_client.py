@@ -21,8 +21,10 @@ What the connector's help page says, and where it lives here:
   lock expired (no command from its holder for *Lock Expiry Time*), and answers on *Lock
   Reply*. Every command carries the holder's GUID; a command or a release with any other GUID
   is refused, so two flows never act through one client, and a flow whose lock was forced open
-  or expired hears so at its next command. A lock does not expire while a Gateway request of its
-  holder is pending (the flow is waiting for the Gateway, whose answers renew the lock).
+  or expired hears so at its next command. While a Gateway request of its holder is pending
+  (the flow is waiting for the Gateway, whose answers renew the lock) a lock lasts the
+  Gateway's *Result Timeout* longer, by when the Gateway has answered: a lock held past that
+  is a dead flow's. With the Gateway element gone no answer can come, and it expires as usual.
 * **Communication page**: *Processing IAS Request Busy Status* (Busy while a search or a
   Gateway request runs; *Force Not Busy* ends a wait that will not end, and the waiting flow
   is told), *Client Processing Data* (what happens now), and the *Communication - Response
@@ -57,6 +59,7 @@ from dmemu.protocol import (
     DateTime,
     Discrete,
     DmemuError,
+    ElementNotFoundError,
     LogType,
     MessageFormatError,
     Number,
@@ -99,6 +102,7 @@ RESPONSE_TABLE = "Communication - Response Table"
 LOCK_REQUEST, LOCK_REPLY = "Lock Request", "Lock Reply"
 CLIENT_COMMAND, COMMAND_REPLY = "Client Command", "Client Command Reply"
 GATEWAY_REQUEST_PARAMETER = "Ticket Request"  # on the Ticket Gateway
+GATEWAY_RESULT_TIMEOUT, DEFAULT_GATEWAY_RESULT_TIMEOUT = "Result Timeout", 3600.0  # on the Ticket Gateway
 HEARTBEAT_PARAMETER = "Heartbeat"  # on the Heartbeat Receiver
 TOPOLOGY_SOURCE_TABLE = "Topology"  # on the Topology Database
 TOPOLOGY_ADDRESS, TOPOLOGY_PATH = "Network Element Address", "Ninas Network Path Details"
@@ -243,12 +247,25 @@ def select_service(protocol: QActionProtocol) -> None:
 
 
 def _lock_expired(protocol: QActionProtocol) -> bool:
-    """No command from the holder for Lock Expiry Time. Not while a Gateway request it sent is
-    pending: its flow is waiting for the Gateway (Force Not Busy ends a wait that will not end)."""
-    if protocol.get_parameter("Pending Gateway Request"):
-        return False
+    """No command from the holder for Lock Expiry Time; for the Gateway's Result Timeout longer
+    while a Gateway request it sent is pending (see the module's text)."""
     renewed = protocol.get_parameter("Lock Renewed") or protocol.get_parameter("Lock Time") or 0
-    return protocol.now() - renewed >= protocol.get_parameter("Lock Expiry Time")
+    limit = protocol.get_parameter("Lock Expiry Time")
+    if protocol.get_parameter("Pending Gateway Request"):
+        limit += _gateway_result_timeout(protocol)
+    return protocol.now() - renewed >= limit
+
+
+def _gateway_result_timeout(protocol: QActionProtocol) -> float:
+    """How long the Gateway may take to answer an acknowledged request: its Result Timeout (a
+    Gateway without one: an hour, its default); 0 when the Gateway element does not exist."""
+    gateway = (protocol.get_parameter("Ticket Gateway Element") or "").strip()
+    try:
+        return float(protocol.get_element_parameter(gateway, GATEWAY_RESULT_TIMEOUT) or 0)
+    except ElementNotFoundError:
+        return 0.0
+    except DmemuError:  # another kind of Gateway
+        return DEFAULT_GATEWAY_RESULT_TIMEOUT
 
 
 def _holder(protocol: QActionProtocol) -> str:
@@ -565,7 +582,7 @@ class TelenetTicketClient(Protocol):
         Parameter(210, "Response Table Max Rows", Number(1, 10000), write=True, default=100, save=True, page="Configuration",
                   description="The most rows the Communication - Response Table keeps; the oldest go first."),
         Parameter(211, "Lock Expiry Time", Number(1, 86400, "s"), write=True, default=300, save=True, page="Configuration",
-                  description="A lock whose flow sent no command for this long is freed."),
+                  description="A lock whose flow sent no command for this long is freed (the Gateway's Result Timeout longer while it waits for the Gateway)."),
         Parameter(212, "Heartbeat Interval", Number(1, 86400, "s"), write=True, default=60, save=True, page="Configuration"),
         Parameter(220, "Force Unlock", Button("Unlock"), write=True, page="Configuration",
                   description="The help page's Lock Status on the Configuration sub-page: frees the client whoever holds it (logged)."),
