@@ -17,7 +17,7 @@ from dmemu.elements.telenet.flow import (
     FlowSettings,
 )
 from dmemu.elements.telenet.suite import create_telenet_suite
-from dmemu.elements.telenet.ticket_client import LOCKED, NOT_BUSY, UNLOCKED, lock_message
+from dmemu.elements.telenet.ticket_client import LOCKED, NOT_BUSY, UNLOCKED, command_message, lock_message
 from dmemu.protocol import Number, Parameter, Protocol
 from dmemu.simulators import Fault, OsbService
 
@@ -380,6 +380,57 @@ def test_a_release_wakes_one_waiting_flow_not_all_of_them(dms, tmp_path, osb, mo
     flow_order = [reply["guid"] for reply in granted if reply["granted"] and reply["action"] == "lock"]
     assert len(flow_order) == 6
     assert sorted(waits) == [2, 3, 4, 5, 6]  # each waiting flow waited once: woken at its turn only
+
+
+@pytest.mark.parametrize(
+    ("settings", "message"),
+    [
+        ({"attempts": 0}, "FlowSettings.attempts is a whole number from 1 (the first attempt counts), not 0"),
+        ({"attempts": 2.5}, "FlowSettings.attempts is a whole number from 1 (the first attempt counts), not 2.5"),
+        ({"reply_timeout": 0}, "FlowSettings.reply_timeout is a number of seconds above 0, not 0"),
+        ({"gateway_timeout": -1}, "FlowSettings.gateway_timeout is a number of seconds above 0, not -1"),
+        ({"lock_poll_interval": float("nan")}, "FlowSettings.lock_poll_interval is a number of seconds above 0, not nan"),
+        ({"lock_wait_limit": -5}, "FlowSettings.lock_wait_limit is a number of seconds from 0, not -5"),
+        ({"retry_interval": "10"}, "FlowSettings.retry_interval is a number of seconds from 0, not '10'"),
+        ({"ticket_type": ""}, "FlowSettings.ticket_type is a non-empty text, not ''"),
+        ({"clients": []}, "FlowSettings.clients is empty: a flow needs a Ticket Client (None: all of them)"),
+        ({"clients": "Client 1"}, "FlowSettings.clients is a list of Ticket Client element names (or None: all of them), not 'Client 1'"),
+        ({"clients": ["Client 1", 2]}, "FlowSettings.clients holds 2, not a Ticket Client element name"),
+    ],
+)
+def test_flow_settings_a_flow_cannot_work_with_are_refused_naming_the_field(settings, message):
+    with pytest.raises(ValueError) as raised:
+        FlowSettings(**settings)
+    assert str(raised.value) == message
+
+
+def test_flow_settings_at_their_bounds_are_taken():
+    settings = FlowSettings(clients=("Client 1",), attempts=1, lock_wait_limit=0, retry_interval=0, reply_timeout=0.5)
+    assert (settings.clients, settings.attempts) == (("Client 1",), 1)
+
+
+def test_a_refused_lock_whose_reply_was_overwritten_does_not_wait_for_the_reply_timeout(dms, dmemu_clock, tmp_path, osb):
+    osb.processing_delay = 10_000  # the holder's create stays pending at the Gateway
+    suite = make_suite(dms, tmp_path, osb, clients=1, settings=FlowSettings(lock_wait_limit=20, reply_timeout=60))
+    client = suite.clients[0]
+    client.set("Lock Expiry Time", 10)
+    client.set("Lock Request", lock_message("lock", "holder"))
+    fields = {"alarm_id": "x", "network_element": "Router 9", "severity": "Major", "path_details": "", "description": ""}
+    client.set("Client Command", command_message("holder", "h1", "ticket", operation="create", ticket_type="MO", fields=fields))
+    dmemu_clock.advance(15)  # quiet for longer than Lock Expiry Time, but waiting for the Gateway: the client keeps the lock
+    assert client.get("Pending Gateway Request") and client.get("LockGuidId") == "holder"
+
+    def overwrite(element, change):  # another lock request answered right after the flow's refusal
+        reply = json.loads(change.value)
+        if not reply["granted"] and reply["guid"] not in ("holder", "third"):
+            element.set("Lock Request", lock_message("lock", "third"), wait=False)
+
+    client.add_change_listener(overwrite, ids=(client.protocol.model.resolve("Lock Reply"),))
+    dms.element("Router 1").set("Signal Loss", 40)
+    [run] = finish(dms)
+    assert run.error == "TicketFlowError: no Ticket Client came free within 20 s (clients: Telenet Ticket Client 1)"
+    assert run.finished - run.started < 60  # never waited for an answer already given
+    assert client.get("LockGuidId") == "holder"
 
 
 def test_a_flow_gives_up_when_no_client_comes_free_in_time(dms, tmp_path, osb):

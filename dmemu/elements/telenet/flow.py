@@ -39,10 +39,11 @@ of a table alarm, else the element's name; the ticket type is its ``Ticket Type`
 from __future__ import annotations
 
 import json
+import math
 import threading
 import uuid
 import weakref
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterable
 from typing import Any
 
 import attrs
@@ -92,19 +93,56 @@ class _Retryable(TicketFlowError):
 _GATEWAY_RETRYABLE = ("NACK:", "FAILED:", *OUTCOME_UNKNOWN)
 
 
+def _client_names(names: Any) -> tuple[str, ...] | None:
+    if names is None:
+        return None
+    if isinstance(names, str) or not isinstance(names, Iterable):
+        raise ValueError(f"FlowSettings.clients is a list of Ticket Client element names (or None: all of them), not {names!r}")
+    chosen = tuple(names)
+    if not chosen:
+        raise ValueError("FlowSettings.clients is empty: a flow needs a Ticket Client (None: all of them)")
+    for name in chosen:
+        if not isinstance(name, str) or not name.strip():
+            raise ValueError(f"FlowSettings.clients holds {name!r}, not a Ticket Client element name")
+    return chosen
+
+
+def _text(instance: Any, attribute: attrs.Attribute[Any], value: Any) -> None:
+    if not isinstance(value, str) or not value.strip():
+        raise ValueError(f"FlowSettings.{attribute.name} is a non-empty text, not {value!r}")
+
+
+def _seconds(*, above: float | None = None, least: float | None = None) -> Callable[[Any, attrs.Attribute[Any], Any], None]:
+    """A validator: a finite number of seconds above `above` (or from `least`)."""
+
+    def check(instance: Any, attribute: attrs.Attribute[Any], value: Any) -> None:
+        number = type(value) in (int, float) and math.isfinite(value)
+        if not number or (above is not None and value <= above) or (least is not None and value < least):
+            bound = f"above {above:g}" if above is not None else f"from {least:g}"
+            raise ValueError(f"FlowSettings.{attribute.name} is a number of seconds {bound}, not {value!r}")
+
+    return check
+
+
+def _attempts(instance: Any, attribute: attrs.Attribute[Any], value: Any) -> None:
+    if type(value) is not int or value < 1:
+        raise ValueError(f"FlowSettings.{attribute.name} is a whole number from 1 (the first attempt counts), not {value!r}")
+
+
 @attrs.frozen
 class FlowSettings:
     """How a flow behaves. `clients`: the Ticket Client element names it may use (None: every
-    Ticket Client element of the DMS, by name order). Times are seconds on the DMS clock."""
+    Ticket Client element of the DMS, by name order). Times are seconds on the DMS clock. A
+    value a flow cannot work with raises `ValueError` naming the field."""
 
-    clients: tuple[str, ...] | None = attrs.field(default=None, converter=lambda names: None if names is None else tuple(names))
-    ticket_type: str = "MO"
-    lock_wait_limit: float = 600.0  # all clients locked: how long to wait for one
-    lock_poll_interval: float = 30.0  # while waiting for a client, how often every client is looked at again
-    reply_timeout: float = 60.0  # a lock request's or a search's answer
-    attempts: int = 4  # search, decide and send, again after a failure that may pass (see `_Retryable`)
-    retry_interval: float = 10.0
-    gateway_timeout: float = 3900.0  # the Gateway's final answer (its Result Timeout is an hour, and it retries)
+    clients: tuple[str, ...] | None = attrs.field(default=None, converter=_client_names)
+    ticket_type: str = attrs.field(default="MO", validator=_text)
+    lock_wait_limit: float = attrs.field(default=600.0, validator=_seconds(least=0))  # all clients locked: how long to wait for one
+    lock_poll_interval: float = attrs.field(default=30.0, validator=_seconds(above=0))  # while waiting for a client, how often every client is looked at again
+    reply_timeout: float = attrs.field(default=60.0, validator=_seconds(above=0))  # a lock request's or a search's answer
+    attempts: int = attrs.field(default=4, validator=_attempts)  # search, decide and send, again after a failure that may pass (see `_Retryable`)
+    retry_interval: float = attrs.field(default=10.0, validator=_seconds(least=0))
+    gateway_timeout: float = attrs.field(default=3900.0, validator=_seconds(above=0))  # the Gateway's final answer (its Result Timeout is an hour, and it retries)
 
 
 def ticket_flow_script(settings: FlowSettings | None = None) -> Callable[[ScriptContext, AlarmEvent], Awaitable[dict[str, Any]]]:
@@ -279,20 +317,25 @@ class _Flow:
             return False
 
         def answered(text: Any) -> bool:
-            # The lock's state is the truth: another flow's reply may have replaced this one's.
-            if element.get("Lock Status") == LOCKED and element.get("LockGuidId") == guid:
+            # The lock's state is the truth: another flow's reply may have replaced this one's
+            # (Lock Reply holds one value), so a lock held by anyone ends the wait too.
+            if element.get("Lock Status") == LOCKED and element.get("LockGuidId"):
                 return True
             return isinstance(text, str) and guid in text
         try:
             ctx.set_parameter(name, LOCK_REQUEST, lock_message("lock", guid))
-            await ctx.wait_for(name, LOCK_REPLY, answered, timeout=self.settings.reply_timeout)
+            text = await ctx.wait_for(name, LOCK_REPLY, answered, timeout=self.settings.reply_timeout)
         except WaitTimeoutError:
             self._release_on(name, "no answer to the lock request in time")  # should it come late
             return False
         except DmemuError as error:  # stopped or deleted meanwhile: try another
             ctx.log(f"flow {guid}: {name!r} cannot be locked: {error}", LogType.ERROR)
             return False
-        return element.get("Lock Status") == LOCKED and element.get("LockGuidId") == guid
+        if element.get("Lock Status") == LOCKED and element.get("LockGuidId") == guid:
+            return True
+        if not (isinstance(text, str) and guid in text):  # held by another before this request's turn came, maybe
+            self._release_on(name, "the client was taken by another flow")  # should this request be granted later
+        return False
 
     def _release(self, note: str) -> None:
         if self.client is not None:
