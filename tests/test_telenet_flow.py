@@ -18,7 +18,7 @@ from dmemu.elements.telenet.flow import (
 )
 from dmemu.elements.telenet.suite import create_telenet_suite
 from dmemu.elements.telenet.ticket_client import LOCKED, NOT_BUSY, UNLOCKED, command_message, lock_message
-from dmemu.protocol import Number, Parameter, Protocol
+from dmemu.protocol import LogType, Number, Parameter, Protocol
 from dmemu.simulators import Fault, OsbService
 
 
@@ -340,6 +340,61 @@ def test_an_element_stopped_between_the_ack_and_the_result_loses_nothing_acknowl
     assert (run.state, run.result["action"], run.result["ticket_id"]) == (ScriptState.SUCCEEDED, "created", "MO-000001"), run.error
     assert dms.alarms.get(alarm.id).properties[TICKET_ID_PROPERTY] == "MO-000001"
     assert per_alarm(osb) == {str(alarm.id): 1}
+    assert_all_released(suite)
+
+
+def test_a_flow_killed_mid_way_leaves_its_lock_to_expire_and_the_client_is_used_again(dms, dmemu_clock, tmp_path, osb):
+    osb.processing_delay = 20
+    suite = make_suite(dms, tmp_path, osb, clients=1, routers=2)
+    client = suite.clients[0]
+    client.set("Lock Expiry Time", 60)
+    dms.element("Router 1").set("Signal Loss", 40)
+    [first_alarm] = dms.alarms.active("Router 1")
+    killed = last_run(dms)
+    dmemu_clock.advance(5)  # its create acknowledged, its result to come
+    killed_guid = client.get("LockGuidId")
+    assert killed.kill("killed mid-way by the test") is True
+    assert killed.error == "ScriptKilledError: killed mid-way by the test"
+    assert client.get("LockGuidId") == killed_guid  # a dead flow does not give its client back
+    dms.element("Router 2").set("Signal Loss", 40)  # the next flow waits for the only client
+    [second_alarm] = dms.alarms.active("Router 2")
+    [run] = finish(dms)
+    assert (run.state, run.result["client"], run.result["action"]) == (ScriptState.SUCCEEDED, client.name, "created"), run.error
+    assert any(f"the lock of flow {killed_guid} expired" in entry.message for entry in client.logs(LogType.ERROR))
+    # The killed flow's create was made upstream; its alarm got no ticket id (its next flow would find the ticket).
+    assert per_alarm(osb) == {str(first_alarm.id): 1, str(second_alarm.id): 1}
+    assert TICKET_ID_PROPERTY not in dms.alarms.get(first_alarm.id).properties
+    assert dms.alarms.get(second_alarm.id).properties[TICKET_ID_PROPERTY] == "MO-000002"
+    assert_all_released(suite)
+
+
+def test_a_forced_unlock_between_commands_makes_the_flows_next_command_fail_not_act_for_the_new_holder(dms, dmemu_clock, tmp_path, osb):
+    osb.processing_delay = 60  # the second flow waits for its create when the first one wakes up
+    suite = make_suite(dms, tmp_path, osb, clients=1, routers=2, settings=FlowSettings(retry_interval=30))
+    client = suite.clients[0]
+    osb.faults.add(Fault(api="osb", kind="nack", operation="SearchTicketRequest", requests={1}))
+    dms.element("Router 1").set("Signal Loss", 40)  # its search is refused: it sleeps 30 s before the next
+    [first_alarm] = dms.alarms.active("Router 1")
+    first = last_run(dms)
+    first_guid = client.get("LockGuidId")
+    dmemu_clock.advance(5)
+    client.set("Force Unlock", 1)
+    dms.element("Router 2").set("Signal Loss", 40)  # another flow takes the client
+    second = dms.automation.runs(SCRIPT_NAME)[-1]
+    second_guid = client.get("LockGuidId")
+    assert second_guid not in ("", first_guid)
+    searches = client.table("Communication - Response Table").row_count()
+    first.wait(timeout=60)
+    assert first.state is ScriptState.FAILED
+    assert first.error == (
+        f"TicketFlowError: search through {client.name!r} failed: stale GUID {first_guid}: the lock is held by flow {second_guid}"
+    )
+    assert dms.alarms.get(first_alarm.id).properties[TICKET_ERROR_PROPERTY].startswith("search through")
+    assert client.get("LockGuidId") == second_guid  # the refused flow's release did not free the new holder's client
+    assert client.table("Communication - Response Table").row_count() == searches  # nothing searched on its behalf
+    second.wait(timeout=120)
+    assert (second.state, second.result["action"]) == (ScriptState.SUCCEEDED, "created"), second.error
+    assert [ticket.network_element for ticket in osb.tickets()] == ["Router 2"]
     assert_all_released(suite)
 
 
