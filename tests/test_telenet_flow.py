@@ -16,7 +16,7 @@ from dmemu.elements.telenet.flow import (
     TICKET_STATUS_PROPERTY,
     FlowSettings,
 )
-from dmemu.elements.telenet.suite import create_telenet_suite
+from dmemu.elements.telenet.suite import create_telenet_suite, flow_rule
 from dmemu.elements.telenet.ticket_client import LOCKED, NOT_BUSY, UNLOCKED, command_message, lock_message
 from dmemu.protocol import LogType, Number, Parameter, Protocol
 from dmemu.simulators import Fault, OsbService
@@ -168,33 +168,80 @@ def test_an_alarms_flows_run_in_the_order_of_its_events_so_a_change_during_the_c
     assert_all_released(suite)
 
 
-def test_a_burst_of_alarms_under_faults_gets_one_ticket_each_and_never_a_client_twice(dms, tmp_path, dmemu_clock):
-    with OsbService(clock=dmemu_clock.now, processing_delay=3, seed=7) as osb:
-        names = [f"Router {n}" for n in range(1, 31)]
-        suite = create_telenet_suite(dms, tmp_path / "suite", service=("127.0.0.1", osb.port), clients=3, monitored=names, timeout=5)
+def every(step, start=0):
+    """Request numbers start, start + step, ...: a fault on them strikes the same requests on every run."""
+    return set(range(start or step, 20_000, step))
+
+
+def test_100_alarms_at_once_on_5_clients_under_faults_and_an_outage_get_one_ticket_each_and_never_a_client_twice(dms, tmp_path, dmemu_clock):
+    # A transaction takes 40 s upstream: a create whose answers were lost is still invisible to a search when the flow asks again.
+    with OsbService(clock=dmemu_clock.now, processing_delay=40) as osb:
+        names = [f"Router {n}" for n in range(1, 101)]
+        suite = create_telenet_suite(dms, tmp_path / "suite", service=("127.0.0.1", osb.port), clients=5, monitored=[flow_rule(protocol=Router.name)],
+                                     topology={name: f"BRU/{name}" for name in names}, flow_settings=FlowSettings(attempts=8, retry_interval=5, lock_wait_limit=3600),
+                                     gateway_parameters={"Result Poll Interval": 10}, timeout=5)  # fmt: skip
+        holders: dict[str, list[str]] = {client.name: [""] for client in suite.clients}  # each client's LockGuidId, change by change
         replies: dict[str, list[dict]] = {client.name: [] for client in suite.clients}
         for client in suite.clients:
-            client.add_change_listener(lambda element, change: replies[element.name].append(json.loads(change.value)),
-                                       ids=(client.protocol.model.resolve("Lock Reply"),))  # fmt: skip
+            model = client.protocol.model
+            client.add_change_listener(lambda element, change: holders[element.name].append(change.value), ids=(model.resolve("LockGuidId"),))
+            client.add_change_listener(lambda element, change: replies[element.name].append(json.loads(change.value)), ids=(model.resolve("Lock Reply"),))
         for name in names:
             dms.alarms.assign_template(dms.create_element(Router, name), ROUTER_ALARMS)
-        for kind in ("drop", "lost", "nack", "fail", "malformed"):
-            osb.faults.add(Fault(api="osb", kind=kind, probability=0.04))
+        create = "CreateTicketRequest"
+        faults = (
+            Fault(api="osb", kind="lost", operation=create, requests=every(7)),  # done upstream, the answer never comes
+            Fault(api="osb", kind="drop", operation=create, requests=every(11)),
+            Fault(api="osb", kind="nack", operation=create, requests=every(13)),
+            Fault(api="osb", kind="fail", operation=create, requests=every(17)),
+            Fault(api="osb", kind="lost", operation="GetTransactionResultRequest", requests=every(19)),
+            Fault(api="osb", kind="drop", operation="SearchTicketRequest", requests=every(23)),
+            Fault(api="osb", kind="latency", latency=0.01, requests=every(10)),
+        )
+        osb.faults.add(*faults)
         for name in names:
             dms.element(name).set("Signal Loss", 40)
+        alarms = {alarm.element_name: alarm for alarm in dms.alarms.active() if alarm.element_name in names}
+        assert len(alarms) == 100 and len(dms.automation.runs(SCRIPT_NAME, ScriptState.RUNNING)) == 100
+        dmemu_clock.advance(30)
+        osb.faults.add(Fault(api="osb", kind="lost", operation=create))  # from now every create is done but its answer lost...
+
+        def lost_creates():
+            return sum(record.fault == "lost" and record.operation == create for record in osb.requests())
+
+        lost_before = lost_creates()
+        for _ in range(300):
+            if lost_creates() > lost_before:
+                break
+            dmemu_clock.advance(1)
+        osb.stop()  # ...then an outage longer than the Gateway's retries: it gives up on that create
+        dmemu_clock.advance(20)
+        osb.faults.clear()
+        osb.faults.add(*faults)
+        osb.start()
         runs = finish(dms)
-        assert [run.state for run in runs] == [ScriptState.SUCCEEDED] * 30, [run.error for run in runs if run.error]
-        per_alarm: dict[str, int] = {}
-        for ticket in osb.tickets():
-            per_alarm[ticket.alarm_id] = per_alarm.get(ticket.alarm_id, 0) + 1
-        assert len(per_alarm) == 30 and set(per_alarm.values()) == {1}
-        assert len({record.fault for record in osb.requests() if record.fault}) >= 3  # the faults did strike
-        for name, answers in replies.items():  # grants and releases alternate on every client
-            holder = None
-            for reply in (reply for reply in answers if reply["granted"]):
-                assert (reply["action"], holder) in (("lock", None), ("release", reply["guid"])), (name, reply, holder)
-                holder = reply["guid"] if reply["action"] == "lock" else None
+        # Every flow ended, and well; exactly one ticket per alarm upstream, on its alarm.
+        assert len(runs) == 100 and [run.state for run in runs] == [ScriptState.SUCCEEDED] * 100, [run.error for run in runs if run.error]
+        assert per_alarm(osb) == {str(alarm.id): 1 for alarm in alarms.values()}
+        ticket_of = {ticket.alarm_id: ticket.ticket_id for ticket in osb.tickets()}
+        assert all(dms.alarms.get(alarm.id).properties[TICKET_ID_PROPERTY] == ticket_of[str(alarm.id)] for alarm in alarms.values())
+        # Zero double grants: a client's holder only ever changes from nobody to one flow and back.
+        for name, values in holders.items():
+            for before, after in zip(values, values[1:]):
+                assert before == "" or after in ("", before), (name, before, after)
+            granted = None
+            for reply in (reply for reply in replies[name] if reply["granted"]):
+                assert (reply["action"], granted) in (("lock", None), ("release", reply["guid"])), (name, reply, granted)
+                granted = reply["guid"] if reply["action"] == "lock" else None
+        assert sum(len(values) for values in holders.values()) >= 200  # 100 grants and releases at least
         assert_all_released(suite)
+        # The faults struck creates, and the outage struck flows and the Gateway.
+        struck = {record.fault for record in osb.requests() if record.operation == create}
+        assert {"lost", "drop", "nack", "fail"} <= struck
+        assert any(record.fault == "latency" for record in osb.requests())
+        failures = [entry.message for run in runs for entry in run.logs() if "failed, again in" in entry.message]
+        # creates the Gateway gave up on in the outage, asked again with their request key (one of them done upstream)
+        assert any("no answer after 4 attempts: connection failed" in message for message in failures)
 
 
 def test_a_flow_that_fails_releases_its_client_and_leaves_a_trace(dms, tmp_path, osb):
