@@ -264,14 +264,22 @@ def test_a_flow_that_fails_releases_its_client_and_leaves_a_trace(dms, tmp_path,
     assert dms.alarms.get(alarm.id).properties[TICKET_ERROR_PROPERTY] == ""
 
 
-@pytest.mark.parametrize("kind", ["drop", "status", "malformed", "truncated", "nack"])
+@pytest.mark.parametrize("kind", ["drop", "lost", "latency", "status", "malformed", "truncated", "nack"])
 def test_a_search_that_meets_a_passing_fault_is_made_again(dms, tmp_path, osb, kind):
-    make_suite(dms, tmp_path, osb)
-    osb.faults.add(Fault(api="osb", kind=kind, operation="SearchTicketRequest", requests={1}))
+    if kind == "latency":  # an answer later than the client waits for
+        suite = create_telenet_suite(dms, tmp_path / "suite", service=("127.0.0.1", osb.port), clients=2, monitored=["Router 1"],
+                                     topology=PATHS, timeout=0.5)  # fmt: skip
+        dms.alarms.assign_template(dms.create_element(Router, "Router 1"), ROUTER_ALARMS)
+    else:
+        suite = make_suite(dms, tmp_path, osb)
+    osb.faults.add(Fault(api="osb", kind=kind, operation="SearchTicketRequest", requests={1}, latency=1.0 if kind == "latency" else 0))
     dms.element("Router 1").set("Signal Loss", 40)
     [run] = finish(dms)
     assert (run.state, run.result["action"]) == (ScriptState.SUCCEEDED, "created"), run.error
-    assert [record.operation for record in osb.requests()][:2] == ["SearchTicketRequest", "SearchTicketRequest"]
+    searches = client_used(suite, run).table("Communication - Response Table").rows()
+    assert [row["Result"] for row in searches] == [0, 1]  # a failure, then the search made again
+    expected = {"latency": "SerialTimeoutError", "lost": "SerialConnectionError", "drop": "SerialConnectionError", "nack": "NACK"}
+    assert expected.get(kind, "") in searches[0]["Response"]
     assert len(osb.tickets()) == 1
     assert any("attempt 1 failed, again in 10 s: search through" in entry.message for entry in run.logs())
 
@@ -346,12 +354,26 @@ def test_a_flow_gives_up_after_its_attempts_and_says_so(dms, tmp_path, osb):
     assert [record.operation for record in osb.requests()] == ["SearchTicketRequest", "SearchTicketRequest"]
 
 
-def test_a_search_the_service_cannot_read_is_not_made_again(dms, tmp_path, osb):
+def test_a_search_the_client_cannot_build_is_neither_sent_nor_made_again(dms, tmp_path, osb):
     make_suite(dms, tmp_path, osb, settings=FlowSettings(ticket_type="XX"))  # no such ticket type
     dms.element("Router 1").set("Signal Loss", 40)
     [run] = finish(dms)
     assert run.state is ScriptState.FAILED and "search through" in run.error and "(attempt" not in run.error
-    assert len(osb.requests()) <= 1
+    assert "the field TicketType is 'XX'" in run.error
+    assert osb.requests() == []
+
+
+def test_a_search_the_service_cannot_read_is_not_made_again(dms, tmp_path, osb, monkeypatch):
+    from dmemu.elements.telenet import osb_messages, ticket_client
+
+    # What the service calls unreadable (here an operation it does not know) is a SOAP Client Fault.
+    monkeypatch.setattr(ticket_client, "search_request", lambda *args: osb_messages.build_request(osb_messages.Operation("ListTickets", ()), {}))
+    make_suite(dms, tmp_path, osb)
+    dms.element("Router 1").set("Signal Loss", 40)
+    [run] = finish(dms)
+    assert run.state is ScriptState.FAILED and "search through" in run.error and "(attempt" not in run.error
+    assert "HTTP 500 Internal Server Error: SearchTicket: the service answered a SOAP Fault (soapenv:Client)" in run.error
+    assert len(osb.requests()) == 1
 
 
 def test_a_client_restarted_while_its_flow_waits_for_the_gateway_still_passes_the_answer_on(dms, dmemu_clock, tmp_path, osb):
