@@ -522,6 +522,56 @@ def test_runs_are_kept_in_a_bounded_history_with_the_running_ones(dms, device):
         dms.automation.history_limit = -1
 
 
+def test_a_killed_run_ends_at_once_as_failed_with_the_reason_and_is_never_resumed(dms, device, dmemu_clock):
+    async def wait(ctx, input):
+        try:
+            await ctx.wait_for("Device 1", "Level", lambda level: level > 5, timeout=60)
+            EVENTS.append("resumed")
+        finally:
+            EVENTS.append("cleaned up")
+
+    async def watch(ctx, run):
+        watched = await ctx.wait_run(run)
+        return (watched.state.value, watched.error)
+
+    dms.automation.register("wait", wait)
+    dms.automation.register("watch", watch)
+    run = dms.automation.run("wait")
+    watcher = dms.automation.run("watch", run)
+    dmemu_clock.advance(10)
+    listeners = len(device._change_listeners)
+    assert run.kill("the operator stopped it") is True
+    assert (run.state, run.error, run.done, run.finished) == (ScriptState.FAILED, "ScriptKilledError: the operator stopped it", True, dmemu_clock.now())
+    assert EVENTS == ["cleaned up"]  # its finally ran, nothing else
+    assert len(device._change_listeners) == listeners - 1  # its wait was called off
+    assert any("ScriptKilledError: the operator stopped it" in entry.message for entry in run.logs(LogType.ERROR))
+    assert watcher.done and watcher.result == ("failed", "ScriptKilledError: the operator stopped it")  # a run waiting for it hears
+    device.set("Level", 10)
+    dmemu_clock.advance(120)  # neither the set nor the timeout resumes it
+    assert EVENTS == ["cleaned up"] and run.error == "ScriptKilledError: the operator stopped it"
+    assert run.kill() is False and dms.automation.kill(run) is False  # done already: left as it is
+    assert dms.automation.runs(state=ScriptState.RUNNING) == []
+
+
+def test_automation_kills_its_own_runs_and_a_script_cannot_kill_its_own(dms, device, dmemu_clock, tmp_path):
+    async def sleeper(ctx, input):
+        await ctx.sleep(3600)
+
+    async def suicidal(ctx, input):
+        ctx.run.kill()
+
+    dms.automation.register("sleeper", sleeper)
+    dms.automation.register("suicidal", suicidal)
+    run = dms.automation.run("sleeper")
+    assert dms.automation.kill(run) is True
+    assert run.error == "ScriptKilledError: killed by a user"
+    own = dms.automation.run("suicidal")
+    assert own.state is ScriptState.FAILED and own.error.startswith("DmemuError: <ScriptRun 2 'suicidal' running> cannot kill itself")
+    with DataMinerSystem(tmp_path / "other", dmemu_clock) as other:
+        with pytest.raises(ValueError, match="is not a run of this DataMiner System"):
+            other.automation.kill(run)
+
+
 def test_closing_the_dms_ends_waiting_runs_as_failed(dms, device, dmemu_state_dir, dmemu_clock):
     async def wait(ctx, input):
         try:

@@ -16,9 +16,9 @@ from dmemu.elements.telenet.flow import (
     TICKET_STATUS_PROPERTY,
     FlowSettings,
 )
-from dmemu.elements.telenet.suite import create_telenet_suite
-from dmemu.elements.telenet.ticket_client import LOCKED, NOT_BUSY, UNLOCKED, lock_message
-from dmemu.protocol import Number, Parameter, Protocol
+from dmemu.elements.telenet.suite import create_telenet_suite, flow_rule
+from dmemu.elements.telenet.ticket_client import LOCKED, NOT_BUSY, UNLOCKED, command_message, lock_message
+from dmemu.protocol import LogType, Number, Parameter, Protocol
 from dmemu.simulators import Fault, OsbService
 
 
@@ -168,33 +168,81 @@ def test_an_alarms_flows_run_in_the_order_of_its_events_so_a_change_during_the_c
     assert_all_released(suite)
 
 
-def test_a_burst_of_alarms_under_faults_gets_one_ticket_each_and_never_a_client_twice(dms, tmp_path, dmemu_clock):
-    with OsbService(clock=dmemu_clock.now, processing_delay=3, seed=7) as osb:
-        names = [f"Router {n}" for n in range(1, 31)]
-        suite = create_telenet_suite(dms, tmp_path / "suite", service=("127.0.0.1", osb.port), clients=3, monitored=names, timeout=5)
+def every(step):
+    """Request numbers step, 2 * step, ...: a fault on them strikes the same requests on every run."""
+    return set(range(step, 20_000, step))
+
+
+def test_100_alarms_at_once_on_5_clients_under_faults_and_an_outage_get_one_ticket_each_and_never_a_client_twice(dms, tmp_path, dmemu_clock):
+    # A transaction takes 40 s upstream: a create whose answers were lost is still invisible to a search when the flow asks again.
+    with OsbService(clock=dmemu_clock.now, processing_delay=40) as osb:
+        names = [f"Router {n}" for n in range(1, 101)]
+        suite = create_telenet_suite(dms, tmp_path / "suite", service=("127.0.0.1", osb.port), clients=5, monitored=[flow_rule(protocol=Router.name)],
+                                     topology={name: f"BRU/{name}" for name in names}, flow_settings=FlowSettings(attempts=8, retry_interval=5, lock_wait_limit=3600),
+                                     gateway_parameters={"Result Poll Interval": 10}, timeout=5)  # fmt: skip
+        holders: dict[str, list[str]] = {client.name: [""] for client in suite.clients}  # each client's LockGuidId, change by change
         replies: dict[str, list[dict]] = {client.name: [] for client in suite.clients}
         for client in suite.clients:
-            client.add_change_listener(lambda element, change: replies[element.name].append(json.loads(change.value)),
-                                       ids=(client.protocol.model.resolve("Lock Reply"),))  # fmt: skip
+            model = client.protocol.model
+            client.add_change_listener(lambda element, change: holders[element.name].append(change.value), ids=(model.resolve("LockGuidId"),))
+            client.add_change_listener(lambda element, change: replies[element.name].append(json.loads(change.value)), ids=(model.resolve("Lock Reply"),))
         for name in names:
             dms.alarms.assign_template(dms.create_element(Router, name), ROUTER_ALARMS)
-        for kind in ("drop", "lost", "nack", "fail", "malformed"):
-            osb.faults.add(Fault(api="osb", kind=kind, probability=0.04))
+        create = "CreateTicketRequest"
+        faults = (
+            Fault(api="osb", kind="lost", operation=create, requests=every(7)),  # done upstream, the answer never comes
+            Fault(api="osb", kind="drop", operation=create, requests=every(11)),
+            Fault(api="osb", kind="nack", operation=create, requests=every(13)),
+            Fault(api="osb", kind="fail", operation=create, requests=every(17)),
+            Fault(api="osb", kind="lost", operation="GetTransactionResultRequest", requests=every(19)),
+            Fault(api="osb", kind="drop", operation="SearchTicketRequest", requests=every(23)),
+            Fault(api="osb", kind="latency", latency=0.01, requests=every(10)),
+        )
+        osb.faults.add(*faults)
         for name in names:
             dms.element(name).set("Signal Loss", 40)
+        alarms = {alarm.element_name: alarm for alarm in dms.alarms.active() if alarm.element_name in names}
+        assert len(alarms) == 100 and len(dms.automation.runs(SCRIPT_NAME, ScriptState.RUNNING)) == 100
+        dmemu_clock.advance(30)
+        osb.faults.add(Fault(api="osb", kind="lost", operation=create))  # from now every create is done but its answer lost...
+
+        def lost_creates():
+            return sum(record.fault == "lost" and record.operation == create for record in osb.requests())
+
+        lost_before = lost_creates()
+        for _ in range(300):
+            if lost_creates() > lost_before:
+                break
+            dmemu_clock.advance(1)
+        assert lost_creates() > lost_before
+        osb.stop()  # ...then an outage longer than the Gateway's retries: it gives up on that create
+        dmemu_clock.advance(20)
+        osb.faults.clear()
+        osb.faults.add(*faults)
+        osb.start()
         runs = finish(dms)
-        assert [run.state for run in runs] == [ScriptState.SUCCEEDED] * 30, [run.error for run in runs if run.error]
-        per_alarm: dict[str, int] = {}
-        for ticket in osb.tickets():
-            per_alarm[ticket.alarm_id] = per_alarm.get(ticket.alarm_id, 0) + 1
-        assert len(per_alarm) == 30 and set(per_alarm.values()) == {1}
-        assert len({record.fault for record in osb.requests() if record.fault}) >= 3  # the faults did strike
-        for name, answers in replies.items():  # grants and releases alternate on every client
-            holder = None
-            for reply in (reply for reply in answers if reply["granted"]):
-                assert (reply["action"], holder) in (("lock", None), ("release", reply["guid"])), (name, reply, holder)
-                holder = reply["guid"] if reply["action"] == "lock" else None
+        # Every flow ended, and well; exactly one ticket per alarm upstream, on its alarm.
+        assert len(runs) == 100 and [run.state for run in runs] == [ScriptState.SUCCEEDED] * 100, [run.error for run in runs if run.error]
+        assert per_alarm(osb) == {str(alarm.id): 1 for alarm in alarms.values()}
+        ticket_of = {ticket.alarm_id: ticket.ticket_id for ticket in osb.tickets()}
+        assert all(dms.alarms.get(alarm.id).properties[TICKET_ID_PROPERTY] == ticket_of[str(alarm.id)] for alarm in alarms.values())
+        # Zero double grants: a client's holder only ever changes from nobody to one flow and back.
+        for name, values in holders.items():
+            for before, after in zip(values, values[1:]):
+                assert before == "" or after in ("", before), (name, before, after)
+            granted = None
+            for reply in (reply for reply in replies[name] if reply["granted"]):
+                assert (reply["action"], granted) in (("lock", None), ("release", reply["guid"])), (name, reply, granted)
+                granted = reply["guid"] if reply["action"] == "lock" else None
+        assert sum(len(values) for values in holders.values()) >= 200  # 100 grants and releases at least
         assert_all_released(suite)
+        # The faults struck creates, and the outage struck flows and the Gateway.
+        struck = {record.fault for record in osb.requests() if record.operation == create}
+        assert {"lost", "drop", "nack", "fail"} <= struck
+        assert any(record.fault == "latency" for record in osb.requests())
+        failures = [entry.message for run in runs for entry in run.logs() if "failed, again in" in entry.message]
+        # creates the Gateway gave up on in the outage, asked again with their request key (one of them done upstream)
+        assert any("no answer after 4 attempts: connection failed" in message for message in failures)
 
 
 def test_a_flow_that_fails_releases_its_client_and_leaves_a_trace(dms, tmp_path, osb):
@@ -217,14 +265,22 @@ def test_a_flow_that_fails_releases_its_client_and_leaves_a_trace(dms, tmp_path,
     assert dms.alarms.get(alarm.id).properties[TICKET_ERROR_PROPERTY] == ""
 
 
-@pytest.mark.parametrize("kind", ["drop", "status", "malformed", "truncated", "nack"])
+@pytest.mark.parametrize("kind", ["drop", "lost", "latency", "status", "malformed", "truncated", "nack"])
 def test_a_search_that_meets_a_passing_fault_is_made_again(dms, tmp_path, osb, kind):
-    make_suite(dms, tmp_path, osb)
-    osb.faults.add(Fault(api="osb", kind=kind, operation="SearchTicketRequest", requests={1}))
+    if kind == "latency":  # an answer later than the client waits for
+        suite = create_telenet_suite(dms, tmp_path / "suite", service=("127.0.0.1", osb.port), clients=2, monitored=["Router 1"],
+                                     topology=PATHS, timeout=0.5)  # fmt: skip
+        dms.alarms.assign_template(dms.create_element(Router, "Router 1"), ROUTER_ALARMS)
+    else:
+        suite = make_suite(dms, tmp_path, osb)
+    osb.faults.add(Fault(api="osb", kind=kind, operation="SearchTicketRequest", requests={1}, latency=1.0 if kind == "latency" else 0))
     dms.element("Router 1").set("Signal Loss", 40)
     [run] = finish(dms)
     assert (run.state, run.result["action"]) == (ScriptState.SUCCEEDED, "created"), run.error
-    assert [record.operation for record in osb.requests()][:2] == ["SearchTicketRequest", "SearchTicketRequest"]
+    searches = client_used(suite, run).table("Communication - Response Table").rows()
+    assert [row["Result"] for row in searches] == [0, 1]  # a failure, then the search made again
+    expected = {"latency": "SerialTimeoutError", "lost": "SerialConnectionError", "drop": "SerialConnectionError", "nack": "NACK"}
+    assert expected.get(kind, "") in searches[0]["Response"]
     assert len(osb.tickets()) == 1
     assert any("attempt 1 failed, again in 10 s: search through" in entry.message for entry in run.logs())
 
@@ -240,6 +296,56 @@ def test_a_refused_or_failed_create_is_decided_again_after_a_new_search(dms, tmp
     assert any("attempt 1 failed, again in 10 s: create through" in entry.message for entry in run.logs())
 
 
+def per_alarm(osb):
+    """How many tickets each alarm has upstream."""
+    counts: dict[str, int] = {}
+    for ticket in osb.tickets():
+        counts[ticket.alarm_id] = counts.get(ticket.alarm_id, 0) + 1
+    return counts
+
+
+def test_a_create_whose_answers_were_all_lost_is_asked_again_and_makes_one_ticket(dms, dmemu_clock, tmp_path):
+    with OsbService(clock=dmemu_clock.now, processing_delay=30) as osb:
+        make_suite(dms, tmp_path, osb, clients=1)
+        # Request 1 is the search; 2 to 5 the Gateway's 4 attempts at the create: done upstream, every answer lost.
+        osb.faults.add(Fault(api="osb", kind="lost", operation="CreateTicketRequest", requests={2, 3, 4, 5}))
+        dms.element("Router 1").set("Signal Loss", 40)
+        [alarm] = dms.alarms.active("Router 1")
+        [run] = finish(dms)
+        assert (run.state, run.result["action"], run.result["ticket_id"]) == (ScriptState.SUCCEEDED, "created", "MO-000001"), run.error
+        assert any("attempt 1 failed, again in 10 s: create through" in entry.message and "no answer after 4 attempts" in entry.message for entry in run.logs())
+        dmemu_clock.advance(120)
+        assert per_alarm(osb) == {str(alarm.id): 1}
+        assert len({transaction.request_id for transaction in osb.transactions()}) == 1  # the retry asked for the same one
+        assert dms.alarms.get(alarm.id).properties[TICKET_ID_PROPERTY] == "MO-000001"
+
+
+def test_a_create_whose_result_did_not_come_in_time_is_asked_again_and_makes_one_ticket(dms, dmemu_clock, tmp_path):
+    with OsbService(clock=dmemu_clock.now, processing_delay=25) as osb:
+        names = ["Router 1"]
+        create_telenet_suite(dms, tmp_path / "suite", service=("127.0.0.1", osb.port), clients=1, monitored=names, topology=PATHS,
+                             timeout=5, gateway_parameters={"Result Timeout": 10})  # fmt: skip
+        dms.alarms.assign_template(dms.create_element(Router, "Router 1"), ROUTER_ALARMS)
+        dms.element("Router 1").set("Signal Loss", 40)
+        [alarm] = dms.alarms.active("Router 1")
+        [run] = finish(dms)
+        assert (run.state, run.result["action"], run.result["ticket_id"]) == (ScriptState.SUCCEEDED, "created", "MO-000001"), run.error
+        assert any("FAILED: no result within 10 s" in entry.message for entry in run.logs())
+        dmemu_clock.advance(120)
+        assert per_alarm(osb) == {str(alarm.id): 1}
+
+
+def test_after_a_failed_create_the_flow_asks_with_a_new_request_key(dms, tmp_path, osb):
+    make_suite(dms, tmp_path, osb)
+    osb.faults.add(Fault(api="osb", kind="fail", operation="CreateTicketRequest", requests={2}))
+    dms.element("Router 1").set("Signal Loss", 40)
+    [run] = finish(dms)
+    assert (run.state, run.result["action"]) == (ScriptState.SUCCEEDED, "created"), run.error
+    failed, done = osb.transactions()
+    assert (failed.status, done.status) == ("FAILED", "COMPLETED")
+    assert done.request_id == failed.request_id + "-2"
+
+
 def test_a_flow_gives_up_after_its_attempts_and_says_so(dms, tmp_path, osb):
     make_suite(dms, tmp_path, osb, settings=FlowSettings(attempts=2, retry_interval=1))
     osb.faults.add(Fault(api="osb", kind="nack", operation="SearchTicketRequest"))
@@ -249,12 +355,26 @@ def test_a_flow_gives_up_after_its_attempts_and_says_so(dms, tmp_path, osb):
     assert [record.operation for record in osb.requests()] == ["SearchTicketRequest", "SearchTicketRequest"]
 
 
-def test_a_search_the_service_cannot_read_is_not_made_again(dms, tmp_path, osb):
+def test_a_search_the_client_cannot_build_is_neither_sent_nor_made_again(dms, tmp_path, osb):
     make_suite(dms, tmp_path, osb, settings=FlowSettings(ticket_type="XX"))  # no such ticket type
     dms.element("Router 1").set("Signal Loss", 40)
     [run] = finish(dms)
     assert run.state is ScriptState.FAILED and "search through" in run.error and "(attempt" not in run.error
-    assert len(osb.requests()) <= 1
+    assert "the field TicketType is 'XX'" in run.error
+    assert osb.requests() == []
+
+
+def test_a_search_the_service_cannot_read_is_not_made_again(dms, tmp_path, osb, monkeypatch):
+    from dmemu.elements.telenet import osb_messages, ticket_client
+
+    # What the service calls unreadable (here an operation it does not know) is a SOAP Client Fault.
+    monkeypatch.setattr(ticket_client, "search_request", lambda *args: osb_messages.build_request(osb_messages.Operation("ListTickets", ()), {}))
+    make_suite(dms, tmp_path, osb)
+    dms.element("Router 1").set("Signal Loss", 40)
+    [run] = finish(dms)
+    assert run.state is ScriptState.FAILED and "search through" in run.error and "(attempt" not in run.error
+    assert "HTTP 500 Internal Server Error: SearchTicket: the service answered a SOAP Fault (soapenv:Client)" in run.error
+    assert len(osb.requests()) == 1
 
 
 def test_a_client_restarted_while_its_flow_waits_for_the_gateway_still_passes_the_answer_on(dms, dmemu_clock, tmp_path, osb):
@@ -269,6 +389,82 @@ def test_a_client_restarted_while_its_flow_waits_for_the_gateway_still_passes_th
     run.wait(timeout=120)
     assert (run.state, run.result["action"], run.result["ticket_id"]) == (ScriptState.SUCCEEDED, "created", "MO-000001"), run.error
     assert len(osb.tickets()) == 1
+    assert_all_released(suite)
+
+
+@pytest.mark.parametrize("stopped", ["client", "gateway", "topology", "heartbeat_receiver"])
+def test_an_element_stopped_between_the_ack_and_the_result_loses_nothing_acknowledged(dms, dmemu_clock, tmp_path, osb, stopped):
+    osb.processing_delay = 20
+    suite = make_suite(dms, tmp_path, osb, clients=1)
+    dms.element("Router 1").set("Signal Loss", 40)
+    [alarm] = dms.alarms.active("Router 1")
+    run = last_run(dms)
+    dmemu_clock.advance(5)
+    client = suite.clients[0]
+    assert json.loads(client.get("Client Command Reply"))["stage"] == "ack" and not run.done  # acknowledged, its result to come
+    element = suite.clients[0] if stopped == "client" else getattr(suite, stopped)
+    element.stop()
+    dmemu_clock.advance(30)  # the result is there upstream meanwhile (and for the Gateway, its poll answered)
+    element.start()
+    run.wait(timeout=120)
+    assert (run.state, run.result["action"], run.result["ticket_id"]) == (ScriptState.SUCCEEDED, "created", "MO-000001"), run.error
+    assert dms.alarms.get(alarm.id).properties[TICKET_ID_PROPERTY] == "MO-000001"
+    assert per_alarm(osb) == {str(alarm.id): 1}
+    assert_all_released(suite)
+
+
+def test_a_flow_killed_mid_way_leaves_its_lock_to_expire_and_the_client_is_used_again(dms, dmemu_clock, tmp_path, osb):
+    osb.processing_delay = 20
+    suite = make_suite(dms, tmp_path, osb, clients=1, routers=2)
+    client = suite.clients[0]
+    client.set("Lock Expiry Time", 60)
+    dms.element("Router 1").set("Signal Loss", 40)
+    [first_alarm] = dms.alarms.active("Router 1")
+    killed = last_run(dms)
+    dmemu_clock.advance(5)  # its create acknowledged, its result to come
+    killed_guid = client.get("LockGuidId")
+    assert killed.kill("killed mid-way by the test") is True
+    assert killed.error == "ScriptKilledError: killed mid-way by the test"
+    assert client.get("LockGuidId") == killed_guid  # a dead flow does not give its client back
+    dms.element("Router 2").set("Signal Loss", 40)  # the next flow waits for the only client
+    [second_alarm] = dms.alarms.active("Router 2")
+    [run] = finish(dms)
+    assert (run.state, run.result["client"], run.result["action"]) == (ScriptState.SUCCEEDED, client.name, "created"), run.error
+    assert any(f"the lock of flow {killed_guid} expired" in entry.message for entry in client.logs(LogType.ERROR))
+    # The killed flow's create was made upstream; its alarm got no ticket id (its next flow would find the ticket).
+    assert per_alarm(osb) == {str(first_alarm.id): 1, str(second_alarm.id): 1}
+    assert TICKET_ID_PROPERTY not in dms.alarms.get(first_alarm.id).properties
+    assert dms.alarms.get(second_alarm.id).properties[TICKET_ID_PROPERTY] == "MO-000002"
+    assert_all_released(suite)
+
+
+def test_a_forced_unlock_between_commands_makes_the_flows_next_command_fail_not_act_for_the_new_holder(dms, dmemu_clock, tmp_path, osb):
+    osb.processing_delay = 60  # the second flow waits for its create when the first one wakes up
+    suite = make_suite(dms, tmp_path, osb, clients=1, routers=2, settings=FlowSettings(retry_interval=30))
+    client = suite.clients[0]
+    osb.faults.add(Fault(api="osb", kind="nack", operation="SearchTicketRequest", requests={1}))
+    dms.element("Router 1").set("Signal Loss", 40)  # its search is refused: it sleeps 30 s before the next
+    [first_alarm] = dms.alarms.active("Router 1")
+    first = last_run(dms)
+    first_guid = client.get("LockGuidId")
+    dmemu_clock.advance(5)
+    client.set("Lock Status", UNLOCKED)  # forced free, as the help page says
+    dms.element("Router 2").set("Signal Loss", 40)  # another flow takes the client
+    second = dms.automation.runs(SCRIPT_NAME)[-1]
+    second_guid = client.get("LockGuidId")
+    assert second_guid not in ("", first_guid)
+    searches = client.table("Communication - Response Table").row_count()
+    first.wait(timeout=60)
+    assert first.state is ScriptState.FAILED
+    assert first.error == (
+        f"TicketFlowError: search through {client.name!r} failed: stale GUID {first_guid}: the lock is held by flow {second_guid}"
+    )
+    assert dms.alarms.get(first_alarm.id).properties[TICKET_ERROR_PROPERTY].startswith("search through")
+    assert client.get("LockGuidId") == second_guid  # the refused flow's release did not free the new holder's client
+    assert client.table("Communication - Response Table").row_count() == searches  # nothing searched on its behalf
+    second.wait(timeout=120)
+    assert (second.state, second.result["action"]) == (ScriptState.SUCCEEDED, "created"), second.error
+    assert [ticket.network_element for ticket in osb.tickets()] == ["Router 2"]
     assert_all_released(suite)
 
 
@@ -309,6 +505,57 @@ def test_a_release_wakes_one_waiting_flow_not_all_of_them(dms, tmp_path, osb, mo
     flow_order = [reply["guid"] for reply in granted if reply["granted"] and reply["action"] == "lock"]
     assert len(flow_order) == 6
     assert sorted(waits) == [2, 3, 4, 5, 6]  # each waiting flow waited once: woken at its turn only
+
+
+@pytest.mark.parametrize(
+    ("settings", "message"),
+    [
+        ({"attempts": 0}, "FlowSettings.attempts is a whole number from 1 (the first attempt counts), not 0"),
+        ({"attempts": 2.5}, "FlowSettings.attempts is a whole number from 1 (the first attempt counts), not 2.5"),
+        ({"reply_timeout": 0}, "FlowSettings.reply_timeout is a number of seconds above 0, not 0"),
+        ({"gateway_timeout": -1}, "FlowSettings.gateway_timeout is a number of seconds above 0, not -1"),
+        ({"lock_poll_interval": float("nan")}, "FlowSettings.lock_poll_interval is a number of seconds above 0, not nan"),
+        ({"lock_wait_limit": -5}, "FlowSettings.lock_wait_limit is a number of seconds from 0, not -5"),
+        ({"retry_interval": "10"}, "FlowSettings.retry_interval is a number of seconds from 0, not '10'"),
+        ({"ticket_type": ""}, "FlowSettings.ticket_type is a non-empty text, not ''"),
+        ({"clients": []}, "FlowSettings.clients is empty: a flow needs a Ticket Client (None: all of them)"),
+        ({"clients": "Client 1"}, "FlowSettings.clients is a list of Ticket Client element names (or None: all of them), not 'Client 1'"),
+        ({"clients": ["Client 1", 2]}, "FlowSettings.clients holds 2, not a Ticket Client element name"),
+    ],
+)
+def test_flow_settings_a_flow_cannot_work_with_are_refused_naming_the_field(settings, message):
+    with pytest.raises(ValueError) as raised:
+        FlowSettings(**settings)
+    assert str(raised.value) == message
+
+
+def test_flow_settings_at_their_bounds_are_taken():
+    settings = FlowSettings(clients=("Client 1",), attempts=1, lock_wait_limit=0, retry_interval=0, reply_timeout=0.5)
+    assert (settings.clients, settings.attempts) == (("Client 1",), 1)
+
+
+def test_a_refused_lock_whose_reply_was_overwritten_does_not_wait_for_the_reply_timeout(dms, dmemu_clock, tmp_path, osb):
+    osb.processing_delay = 10_000  # the holder's create stays pending at the Gateway
+    suite = make_suite(dms, tmp_path, osb, clients=1, settings=FlowSettings(lock_wait_limit=20, reply_timeout=60))
+    client = suite.clients[0]
+    client.set("Lock Expiry Time", 10)
+    client.set("Lock Request", lock_message("lock", "holder"))
+    fields = {"alarm_id": "x", "network_element": "Router 9", "severity": "Major", "path_details": "", "description": ""}
+    client.set("Client Command", command_message("holder", "h1", "ticket", operation="create", ticket_type="MO", fields=fields))
+    dmemu_clock.advance(15)  # quiet for longer than Lock Expiry Time, but waiting for the Gateway: the client keeps the lock
+    assert client.get("Pending Gateway Request") and client.get("LockGuidId") == "holder"
+
+    def overwrite(element, change):  # another lock request answered right after the flow's refusal
+        reply = json.loads(change.value)
+        if not reply["granted"] and reply["guid"] not in ("holder", "third"):
+            element.set("Lock Request", lock_message("lock", "third"), wait=False)
+
+    client.add_change_listener(overwrite, ids=(client.protocol.model.resolve("Lock Reply"),))
+    dms.element("Router 1").set("Signal Loss", 40)
+    [run] = finish(dms)
+    assert run.error == "TicketFlowError: no Ticket Client came free within 20 s (clients: Telenet Ticket Client 1)"
+    assert run.finished - run.started < 60  # never waited for an answer already given
+    assert client.get("LockGuidId") == "holder"
 
 
 def test_a_flow_gives_up_when_no_client_comes_free_in_time(dms, tmp_path, osb):

@@ -35,8 +35,10 @@ from dmemu.elements.telenet.ticket_client import (
     command_message,
     lock_message,
 )
+from dmemu.elements.telenet.ticket_gateway import TelenetTicketGateway
 from dmemu.elements.telenet.topology_database import TelenetTopologyDatabase
 from dmemu.protocol import (
+    BYPASS_PROXY,
     Connection,
     InvalidValueError,
     LogType,
@@ -317,6 +319,37 @@ def test_an_expired_lock_is_taken_over_at_once_by_a_lock_request(dms, dmemu_cloc
     assert client.get("LockGuidId") == "dead-flow"
     assert lock(client, "flow-b")["granted"]
     assert any("expired (8 s without a command) and was taken by flow flow-b" in entry.message for entry in client.logs(LogType.ERROR))
+
+
+def test_a_lock_waiting_for_the_gateway_lasts_the_gateways_result_timeout_longer_then_expires(dms, dmemu_clock, tmp_path, osb):
+    osb.processing_delay = 10_000  # the result would come long after the flow died
+    gateway = dms.create_element(TelenetTicketGateway, "Gateway", connection=Connection(port=osb.port, bus_address=BYPASS_PROXY, timeout=5),
+                                 parameters={"Result Timeout": 100})  # fmt: skip
+    client = make_client(dms, tmp_path, osb, **{"Lock Expiry Time": 60})
+    lock(client, "dead-flow")
+    fields = {"alarm_id": "5", "network_element": "ne-1", "severity": "Major", "path_details": "p", "description": "d"}
+    reply = command(client, "dead-flow", "c1", "ticket", operation="create", ticket_type="MO", fields=fields)
+    assert reply["stage"] == "ack"  # the Gateway's ACK renewed the lock
+    gateway.stop()  # and will not answer again: the flow waits, then dies
+    dmemu_clock.advance(150)
+    assert client.get("LockGuidId") == "dead-flow"  # Lock Expiry Time passed, but the Gateway may still answer
+    dmemu_clock.advance(15)  # Lock Expiry Time + Result Timeout since the last renewal: a dead flow's lock
+    assert (client.get("Lock Status"), client.get("LockGuidId"), client.get("Pending Gateway Request")) == (UNLOCKED, "", "")
+    reply = json.loads(client.get("Client Command Reply"))
+    assert (reply["id"], reply["ok"], reply["error"]) == ("c1", False, "abandoned: the lock of flow dead-flow expired")
+    assert lock(client, "flow-b")["granted"]
+
+
+def test_a_lock_waiting_for_a_gateway_that_is_gone_expires_as_usual(dms, dmemu_clock, tmp_path, osb):
+    dms.create_element(StandInGateway, "Gateway")
+    client = make_client(dms, tmp_path, osb, **{"Lock Expiry Time": 60})
+    lock(client, "dead-flow")
+    client.set("Client Command", command_message("dead-flow", "c1", "ticket", operation="close", ticket_type="MO", fields={"ticket_id": "MO-1"}))
+    assert client.get("Pending Gateway Request")
+    dms.delete_element("Gateway")  # no answer can come
+    dmemu_clock.advance(65)
+    assert (client.get("Lock Status"), client.get("LockGuidId")) == (UNLOCKED, "")
+    assert json.loads(client.get("Client Command Reply"))["error"] == "abandoned: the lock of flow dead-flow expired"
 
 
 def test_a_forced_unlock_is_logged_and_the_holders_next_command_fails(dms, tmp_path, osb):

@@ -377,6 +377,9 @@ def test_a_search_is_replied_once_with_the_tickets_found(gateway: Element, reque
         ({"operation": "create", "ticket_type": "MO", "fields": {**create_fields(1), "severity": "Normal"}}, "refused: CreateTicket: the field Severity is 'Normal', not one of"),
         ({"operation": "update", "ticket_type": "MO", "fields": {"ticket_id": "MO-1", "severity": ["Major"]}}, 'refused: field severity is text, not ["Major"]'),
         ({"operation": "search", "ticket_type": "MO", "fields": {"network_element": "x"}, "priority": 1}, "refused: unknown key 'priority' in the body"),
+        ({"operation": "search", "ticket_type": "MO", "fields": {"network_element": "x"}, "request_key": "k"}, "refused: request_key is for a create, update or close"),
+        ({"operation": "create", "ticket_type": "MO", "fields": create_fields(1), "request_key": 7}, "refused: request_key is text of 1 to 200 characters, not 7"),
+        ({"operation": "create", "ticket_type": "MO", "fields": create_fields(1), "request_key": " "}, 'refused: request_key is text of 1 to 200 characters, not " "'),
     ],
 )
 def test_a_bad_body_is_refused_at_once_naming_what_was_wrong(gateway: Element, requester: Element, osb_service: OsbService, body: Any, error: str) -> None:
@@ -384,6 +387,26 @@ def test_a_bad_body_is_refused_at_once_naming_what_was_wrong(gateway: Element, r
     [reply] = replies_to(SENT[-1][1])
     assert reply.error is not None and reply.error.startswith(error)
     assert len(gateway.table("Request Buffer")) == 0 and osb_service.requests() == []
+
+
+def ask_keyed(requester: Element, key: str, operation: str, **fields: Any) -> str:
+    """A request carrying the caller's request_key; answers its request id."""
+    requester.set("Outgoing", json.dumps({"operation": operation, "ticket_type": "MO", "fields": fields, "request_key": key}))
+    return SENT[-1][1]
+
+
+def test_a_request_key_is_the_request_id_upstream_so_asking_again_finds_the_same_transaction(
+    gateway: Element, requester: Element, osb_service: OsbService, clock: VirtualClock
+) -> None:
+    osb_service.processing_delay = 30
+    first = ask_keyed(requester, "alarm-4-create", "create", **create_fields(4))
+    again = ask_keyed(requester, "alarm-4-create", "create", **create_fields(4))  # as a caller that never heard the first
+    [first_ack], [again_ack] = replies_to(first), replies_to(again)
+    assert first != again and first_ack.body == again_ack.body
+    clock.advance(30)
+    assert replies_to(first)[-1].body == replies_to(again)[-1].body == {"stage": "result", "status": "COMPLETED", "ticket_id": "MO-000001"}
+    assert len(osb_service.tickets()) == 1
+    assert [transaction.request_id for transaction in osb_service.transactions()] == ["alarm-4-create"]
 
 
 def test_a_nack_is_replied_as_an_error_and_not_retried(gateway: Element, requester: Element, osb_service: OsbService, clock: VirtualClock) -> None:
@@ -498,6 +521,55 @@ def test_a_restart_resends_the_buffer_with_the_same_request_ids(
     assert [reply.body["stage"] for reply in replies_to(lost)] == ["ack", "result"]
     assert sorted(t.alarm_id for t in osb_service.tickets()) == ["1", "2"]  # the resend made no second ticket
     assert [r.fields["RequestId"] for r in osb_service.transactions()] == [acknowledged, lost]
+
+
+def test_a_restart_resends_a_request_with_its_request_key(gateway: Element, requester: Element, osb_service: OsbService, clock: VirtualClock) -> None:
+    osb_service.faults.add(Fault(api="osb", kind="lost", operation="CreateTicketRequest", requests={1}))
+    keyed = ask_keyed(requester, "alarm-3-create", "create", **create_fields(3))  # created upstream, its answer lost
+    assert gateway.table("Request Buffer").row(keyed)["State"] == 1
+    gateway.restart()
+    clock.advance(3)
+    assert [reply.body["stage"] for reply in replies_to(keyed)] == ["ack", "result"]
+    assert [t.alarm_id for t in osb_service.tickets()] == ["3"]
+    assert [r.fields["RequestId"] for r in osb_service.transactions()] == ["alarm-3-create"]
+
+
+def test_an_answer_its_requester_could_not_hear_is_set_again_once_it_is_back(
+    gateway: Element, requester: Element, osb_service: OsbService, clock: VirtualClock
+) -> None:
+    osb_service.processing_delay = 10
+    request_id = ask(requester, "create", **create_fields(5))
+    requester.stop()  # the result comes while the requester is stopped
+    clock.advance(10)
+    row = gateway.table("Request Buffer").row(request_id)
+    assert (row["State"], row["Ticket ID"]) == (5, "MO-000001")  # Reply Pending
+    assert json.loads(row["Undelivered Reply"]) == {"answer": {"stage": "result", "status": "COMPLETED", "ticket_id": "MO-000001"}, "error": None}
+    assert (gateway.get("Reply Pending Requests"), gateway.get("Buffer Depth"), gateway.get("Done Requests")) == (1, 1, 0)
+    clock.advance(30)  # tried again every Retry Interval, in vain
+    requester.start()
+    clock.advance(5)
+    assert [reply.body["stage"] for reply in replies_to(request_id)] == ["ack", "result"]
+    assert replies_to(request_id)[-1].body["ticket_id"] == "MO-000001"
+    row = gateway.table("Request Buffer").row(request_id)
+    assert (row["State"], row["Undelivered Reply"]) == (3, "")
+    assert (gateway.get("Reply Pending Requests"), gateway.get("Buffer Depth"), gateway.get("Done Requests")) == (0, 0, 1)
+    assert osb_operations(osb_service).count("GetTransactionResultRequest") == 5  # asked until COMPLETED, never after
+    assert any(f"the answer to request {request_id} was set on its requester" in entry.message for entry in gateway.logs())
+
+
+def test_an_answer_never_heard_goes_with_the_finished_rows(system: DataMinerSystem, osb_service: OsbService, clock: VirtualClock) -> None:
+    gateway = make_gateway(system, osb_service, **{"Finished Request Retention": 60})
+    requester = system.create_element(Requester, "Flow Requester")
+    osb_service.faults.add(Fault(api="osb", kind="nack", operation="CreateTicketRequest"))
+    osb_service.stop()
+    request_id = ask(requester, "create", **create_fields(6))
+    requester.stop()
+    osb_service.start()
+    clock.advance(5)  # the NACK cannot be set on the stopped requester
+    assert gateway.table("Request Buffer").row(request_id)["State"] == 5
+    clock.advance(60)
+    assert len(gateway.table("Request Buffer")) == 0 and gateway.get("Buffer Depth") == 0
+    assert any(f"the answer to request {request_id} was never set on its requester: dropped after 60 s" in entry.message for entry in gateway.logs())
 
 
 def test_the_buffer_survives_the_system_closing(tmp_path: Path, osb_service: OsbService, clock: VirtualClock) -> None:

@@ -13,7 +13,9 @@ inside the QAction, set or alarm that caused it but once that is done; on a virt
 same thread at once (runs interleave in one order, nothing sleeps), on the real clock on the
 clock's workers.
 
-Runs are kept in memory only, the last `history_limit` finished ones plus those still running, as
+A run can be killed (`ScriptRun.kill`, `Automation.kill`): it ends at once as failed, its
+waits called off and its ``finally`` blocks run, what it holds elsewhere left as a crash leaves
+it. Runs are kept in memory only, the last `history_limit` finished ones plus those still running, as
 element logs are: a run's coroutine cannot outlive the process, its input and result are any
 Python objects (an alarm event, a ticket), and registrations are code, registered again by
 whoever creates the DMS. Closing the DMS ends the runs still waiting, as failed.
@@ -41,7 +43,7 @@ from ..protocol.errors import DmemuError, ElementNotFoundError, ParameterError, 
 from ..protocol.logs import LogEntry, LogLevel, LogType
 from ..protocol.queue import WorkQueue, _running_any_queue
 from .alarms import AlarmEvent, AlarmEventKind, Severity
-from .errors import UnknownScriptError, WaitTimeoutError
+from .errors import ScriptKilledError, UnknownScriptError, WaitTimeoutError
 
 if TYPE_CHECKING:
     from ..protocol.element import Element, ElementRef
@@ -82,7 +84,8 @@ class ScriptRun:
 
     `id` counts up from 1 in this DMS. `error` is the exception as a traceback's last line says
     it, with the bare class name (``"ValueError: no such port"``). `wait()` blocks until the run
-    is done (not from a QAction or a script: a script awaits ``ctx.wait_run(run)``).
+    is done (not from a QAction or a script: a script awaits ``ctx.wait_run(run)``); `kill()`
+    ends it.
     """
 
     def __init__(self, automation: Automation, run_id: int, script: str, function: ScriptFunction, input: Any) -> None:
@@ -142,6 +145,27 @@ class ScriptRun:
         elif not self._done.wait(timeout):
             raise TimeoutError(f"{self!r} is still running after {timeout} seconds")
         return self
+
+    def kill(self, reason: str = "killed by a user") -> bool:
+        """End the run now, as failed, its error ``ScriptKilledError: <reason>``; answers whether
+        it was still running (a run that is done is left as it is).
+
+        Its waits are called off (their listeners and timers removed, so nothing resumes it) and
+        its coroutine is closed: its ``finally`` blocks run, nothing else of it does. What it
+        holds outside itself (a lock on an element, a request sent) is not given back, as after
+        a crash: whatever guards such things (a lock's expiry) has to. Called while the run's
+        step is running on another thread, it ends the run between two steps; called from a
+        QAction or another run's step while this run's step runs, it ends the run right after
+        that step (and answers True). A script ends its own run by returning or raising, not
+        by killing it: that raises `DmemuError`.
+        """
+        if self._queue.in_worker:
+            raise DmemuError(f"{self!r} cannot kill itself: a script ends its run by returning or raising")
+        if self.done:
+            return False
+        error = ScriptKilledError(reason)
+        self._queue.run_exclusive(partial(self._abandon, reason, error))
+        return True
 
     def __repr__(self) -> str:
         return f"<ScriptRun {self.id} {self.script!r} {self.state.value}>"
@@ -230,8 +254,9 @@ class ScriptRun:
         # Steps catch what scripts raise; this is a bug of the driver itself, said loudly.
         _logger.error("%r: a step failed", self, exc_info=error)
 
-    def _abandon(self, reason: str) -> None:
-        """End a run that is still going (the DMS closes): its waits are called off."""
+    def _abandon(self, reason: str, error: BaseException | None = None) -> None:
+        """End a run that is still going (killed, or the DMS closes): its waits are called off;
+        it fails with `error` (by default a `DmemuError` saying `reason`)."""
         if self.done:
             return
         if self._wakeup is not None:
@@ -239,9 +264,9 @@ class ScriptRun:
         if self._coroutine is not None:
             try:
                 self._coroutine.close()  # the script's `finally` blocks run
-            except Exception as error:
-                self._log(f"ignored while closing: {type(error).__name__}: {error}", LogType.ERROR)
-        self._finish(error=DmemuError(reason))
+            except Exception as failure:
+                self._log(f"ignored while closing: {type(failure).__name__}: {failure}", LogType.ERROR)
+        self._finish(error=error or DmemuError(reason))
 
     def _log(self, message: str, type: LogType = LogType.INFORMATION) -> None:
         entry = LogEntry(self._automation.dms.clock.now(), type, LogLevel.NO_LOGGING, message)
@@ -537,6 +562,12 @@ class Automation:
             self._running[run.id] = run
         run._queue.run_soon(run._start)
         return run
+
+    def kill(self, run: ScriptRun, reason: str = "killed by a user") -> bool:
+        """Kill a run still going (`ScriptRun.kill`); answers whether it was."""
+        if not isinstance(run, ScriptRun) or run._automation is not self:
+            raise ValueError(f"{run!r} is not a run of this DataMiner System's automation")
+        return run.kill(reason)
 
     def runs(self, script: str | None = None, state: ScriptState | str | None = None) -> list[ScriptRun]:
         """Runs kept (the last `history_limit` finished ones and those running), oldest first."""

@@ -17,6 +17,10 @@ class WaitTimeoutError(DmemuError, TimeoutError):
     """An automation script waited for a parameter longer than its timeout."""
 
 
+class ScriptKilledError(DmemuError):
+    """An automation script run was killed (`ScriptRun.kill`); the message is the reason given."""
+
+
 class TicketingError(DmemuError):
     """The ticketing refused a request; the message names the ticket type, ticket or field."""
 

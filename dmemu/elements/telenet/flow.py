@@ -16,9 +16,14 @@ clearing) one run of `ticket_flow`:
    -> update; the alarm cleared and an open ticket -> close; otherwise nothing to send;
 6. sends that through the client to the Ticket Gateway and waits for the asynchronous result;
    after a failure that may pass (no answer to the search, a NACK, a FAILED result, the Gateway
-   without an answer after its retries) it searches and decides again, after
-   `FlowSettings.retry_interval`, up to `FlowSettings.attempts` times: the new search shows what
-   an earlier attempt did upstream, so no second ticket is made;
+   without an answer after its retries or without a result in time) it searches and decides
+   again, after `FlowSettings.retry_interval`, up to `FlowSettings.attempts` times. The new
+   search shows what an earlier attempt finished upstream; one still being processed there it
+   cannot show, so each create, update or close of the flow carries a request key of its own
+   (the alarm id, the operation and the flow's GUID: one flow per alarm event), sent as the
+   service's RequestId. Sent again after an answer that never came, it gets the transaction the
+   service already has back, not a second ticket; only after a FAILED transaction (which did
+   nothing) is a new key used;
 7. puts the ticket id on the alarm (property ``Ticket ID``, with ``Ticket Status``), and
 8. releases the client.
 
@@ -34,10 +39,11 @@ of a table alarm, else the element's name; the ticket type is its ``Ticket Type`
 from __future__ import annotations
 
 import json
+import math
 import threading
 import uuid
 import weakref
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterable
 from typing import Any
 
 import attrs
@@ -66,6 +72,7 @@ from .ticket_client import (
     command_message,
     lock_message,
 )
+from .ticket_gateway import OUTCOME_UNKNOWN
 
 SCRIPT_NAME = "Telenet Ticket Flow"
 TICKET_ID_PROPERTY = "Ticket ID"
@@ -102,29 +109,67 @@ class TicketFlowError(DmemuError):
 
 
 class _Retryable(TicketFlowError):
-    """A failure that may pass and left nothing behind upstream, or something the next search
-    shows: a search without an answer, a broken connection, a NACK; a create, update or close
-    the service refused (NACK), whose processing failed (FAILED) or that the Gateway could not
-    get an answer to. The flow searches and decides again. A lost lock is never retried."""
+    """A failure that may pass and left nothing behind upstream, something the next search
+    shows, or something the same request key finds again: a search without an answer, a broken
+    connection, a NACK; a create, update or close the service refused (NACK), whose processing
+    failed (FAILED), that the Gateway could not get an answer or a result to. The flow searches
+    and decides again. A lost lock is never retried."""
 
 
 # The Gateway's error replies (contract) after which searching and deciding again is safe.
-_GATEWAY_RETRYABLE = ("NACK:", "FAILED:", "no answer after")
+_GATEWAY_RETRYABLE = ("NACK:", "FAILED:", *OUTCOME_UNKNOWN)
+
+
+def _client_names(names: Any) -> tuple[str, ...] | None:
+    if names is None:
+        return None
+    if isinstance(names, str) or not isinstance(names, Iterable):
+        raise ValueError(f"FlowSettings.clients is a list of Ticket Client element names (or None: all of them), not {names!r}")
+    chosen = tuple(names)
+    if not chosen:
+        raise ValueError("FlowSettings.clients is empty: a flow needs a Ticket Client (None: all of them)")
+    for name in chosen:
+        if not isinstance(name, str) or not name.strip():
+            raise ValueError(f"FlowSettings.clients holds {name!r}, not a Ticket Client element name")
+    return chosen
+
+
+def _text(instance: Any, attribute: attrs.Attribute[Any], value: Any) -> None:
+    if not isinstance(value, str) or not value.strip():
+        raise ValueError(f"FlowSettings.{attribute.name} is a non-empty text, not {value!r}")
+
+
+def _seconds(*, above: float | None = None, least: float | None = None) -> Callable[[Any, attrs.Attribute[Any], Any], None]:
+    """A validator: a finite number of seconds above `above` (or from `least`)."""
+
+    def check(instance: Any, attribute: attrs.Attribute[Any], value: Any) -> None:
+        number = type(value) in (int, float) and math.isfinite(value)
+        if not number or (above is not None and value <= above) or (least is not None and value < least):
+            bound = f"above {above:g}" if above is not None else f"from {least:g}"
+            raise ValueError(f"FlowSettings.{attribute.name} is a number of seconds {bound}, not {value!r}")
+
+    return check
+
+
+def _attempts(instance: Any, attribute: attrs.Attribute[Any], value: Any) -> None:
+    if type(value) is not int or value < 1:
+        raise ValueError(f"FlowSettings.{attribute.name} is a whole number from 1 (the first attempt counts), not {value!r}")
 
 
 @attrs.frozen
 class FlowSettings:
     """How a flow behaves. `clients`: the Ticket Client element names it may use (None: every
-    Ticket Client element of the DMS, by name order). Times are seconds on the DMS clock."""
+    Ticket Client element of the DMS, by name order). Times are seconds on the DMS clock. A
+    value a flow cannot work with raises `ValueError` naming the field."""
 
-    clients: tuple[str, ...] | None = attrs.field(default=None, converter=lambda names: None if names is None else tuple(names))
-    ticket_type: str = "MO"
-    lock_wait_limit: float = 600.0  # all clients locked: how long to wait for one
-    lock_poll_interval: float = 30.0  # while waiting for a client, how often every client is looked at again
-    reply_timeout: float = 60.0  # a lock request's or a search's answer
-    attempts: int = 4  # search, decide and send, again after a failure that may pass (see `_Retryable`)
-    retry_interval: float = 10.0
-    gateway_timeout: float = 3900.0  # the Gateway's final answer (its Result Timeout is an hour, and it retries)
+    clients: tuple[str, ...] | None = attrs.field(default=None, converter=_client_names)
+    ticket_type: str = attrs.field(default="MO", validator=_text)
+    lock_wait_limit: float = attrs.field(default=600.0, validator=_seconds(least=0))  # all clients locked: how long to wait for one
+    lock_poll_interval: float = attrs.field(default=30.0, validator=_seconds(above=0))  # while waiting for a client, how often every client is looked at again
+    reply_timeout: float = attrs.field(default=60.0, validator=_seconds(above=0))  # a lock request's or a search's answer
+    attempts: int = attrs.field(default=4, validator=_attempts)  # search, decide and send, again after a failure that may pass (see `_Retryable`)
+    retry_interval: float = attrs.field(default=10.0, validator=_seconds(least=0))
+    gateway_timeout: float = attrs.field(default=3900.0, validator=_seconds(above=0))  # the Gateway's final answer (its Result Timeout is an hour, and it retries)
 
 
 def ticket_flow_script(settings: FlowSettings | None = None) -> Callable[[ScriptContext, AlarmEvent], Awaitable[dict[str, Any]]]:
@@ -172,6 +217,7 @@ class _Flow:
         self.guid = uuid.uuid4().hex
         self.client: str | None = None
         self.commands = 0
+        self.failed_transactions: dict[str, int] = {}  # per operation: its request keys spent on FAILED transactions
         self.network_element = network_element_of(self.alarm)
         self.ticket_type = self.alarm.properties.get(TICKET_TYPE_PROPERTY) or settings.ticket_type
         # All clients taken, a flow waits in the line of one of them (the shortest), and only the
@@ -300,20 +346,25 @@ class _Flow:
             return False
 
         def answered(text: Any) -> bool:
-            # The lock's state is the truth: another flow's reply may have replaced this one's.
-            if element.get("Lock Status") == LOCKED and element.get("LockGuidId") == guid:
+            # The lock's state is the truth: another flow's reply may have replaced this one's
+            # (Lock Reply holds one value), so a lock held by anyone ends the wait too.
+            if element.get("Lock Status") == LOCKED and element.get("LockGuidId"):
                 return True
             return isinstance(text, str) and guid in text
         try:
             ctx.set_parameter(name, LOCK_REQUEST, lock_message("lock", guid))
-            await ctx.wait_for(name, LOCK_REPLY, answered, timeout=self.settings.reply_timeout)
+            text = await ctx.wait_for(name, LOCK_REPLY, answered, timeout=self.settings.reply_timeout)
         except WaitTimeoutError:
             self._release_on(name, "no answer to the lock request in time")  # should it come late
             return False
         except DmemuError as error:  # stopped or deleted meanwhile: try another
             ctx.log(f"flow {guid}: {name!r} cannot be locked: {error}", LogType.ERROR)
             return False
-        return element.get("Lock Status") == LOCKED and element.get("LockGuidId") == guid
+        if element.get("Lock Status") == LOCKED and element.get("LockGuidId") == guid:
+            return True
+        if not (isinstance(text, str) and guid in text):  # held by another before this request's turn came, maybe
+            self._release_on(name, "the client was taken by another flow")  # should this request be granted later
+        return False
 
     def _release(self, note: str) -> None:
         if self.client is not None:
@@ -397,12 +448,23 @@ class _Flow:
         self._set_properties({TICKET_ID_PROPERTY: ticket["ticket_id"], TICKET_STATUS_PROPERTY: "Open"})
         return {**outcome, "action": "up to date", "ticket_id": ticket["ticket_id"]}
 
+    def _request_key(self, operation: str) -> str:
+        """The RequestId of this flow's `operation`: the same on every attempt, so the service
+        answers a repeat with the transaction it has (see the module's text), until one FAILED."""
+        spent = self.failed_transactions.get(operation, 0)
+        return f"alarm-{self.alarm.id}-{operation}-{self.guid}" + (f"-{spent + 1}" if spent else "")
+
     async def _send(self, operation: str, fields: dict[str, Any]) -> str:
-        """A create, update or close through the Gateway, once: the Gateway retries it itself, and
-        sending it again as a new request could make a second ticket."""
-        reply = await self._command("ticket", self.settings.gateway_timeout, operation=operation, ticket_type=self.ticket_type, fields=fields)
+        """A create, update or close through the Gateway, which retries it itself; keyed, so
+        that asking again after an answer never heard finds the same transaction upstream."""
+        reply = await self._command(
+            "ticket", self.settings.gateway_timeout,
+            operation=operation, ticket_type=self.ticket_type, fields=fields, request_key=self._request_key(operation),
+        )  # fmt: skip
         if not reply.get("ok"):
             error = str(reply.get("error"))
+            if error.startswith("FAILED:") and not error.startswith(OUTCOME_UNKNOWN):  # done upstream, and nothing made
+                self.failed_transactions[operation] = self.failed_transactions.get(operation, 0) + 1
             failure = _Retryable if error.startswith(_GATEWAY_RETRYABLE) else TicketFlowError
             raise failure(f"{operation} through {self.client!r} failed: {error}")
         ticket_id = reply.get("ticket_id") or fields.get("ticket_id")

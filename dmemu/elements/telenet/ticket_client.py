@@ -23,8 +23,10 @@ What the connector's help page says, and where it lives here:
   lock expired (no command from its holder for *Lock Expiry Time*), and answers on *Lock
   Reply*. Every command carries the holder's GUID; a command or a release with any other GUID
   is refused, so two flows never act through one client, and a flow whose lock was forced open
-  or expired hears so at its next command. A lock does not expire while a Gateway request of its
-  holder is pending (the flow is waiting for the Gateway, whose answers renew the lock).
+  or expired hears so at its next command. While a Gateway request of its holder is pending
+  (the flow is waiting for the Gateway, whose answers renew the lock) a lock lasts the
+  Gateway's *Result Timeout* longer, by when the Gateway has answered: a lock held past that
+  is a dead flow's. With the Gateway element gone no answer can come, and it expires as usual.
 * **Communication page**: *Processing IAS Request Busy Status* (Busy while a search or a
   Gateway request runs; a user setting it to Not Busy ends a wait that will not end, logged,
   and the waiting flow is told; setting it to Busy by hand is refused), *Client Processing Data* (what happens now), and the *Communication - Response
@@ -60,6 +62,7 @@ from dmemu.protocol import (
     DateTime,
     Discrete,
     DmemuError,
+    ElementNotFoundError,
     LogType,
     MessageFormatError,
     Number,
@@ -106,6 +109,7 @@ RESPONSE_TABLE = "Communication - Response Table"
 LOCK_REQUEST, LOCK_REPLY = "Lock Request", "Lock Reply"
 CLIENT_COMMAND, COMMAND_REPLY = "Client Command", "Client Command Reply"
 GATEWAY_REQUEST_PARAMETER = "Ticket Request"  # on the Ticket Gateway
+GATEWAY_RESULT_TIMEOUT, DEFAULT_GATEWAY_RESULT_TIMEOUT = "Result Timeout", 3600.0  # on the Ticket Gateway
 HEARTBEAT_PARAMETER = "Heartbeat"  # on the Heartbeat Receiver
 TOPOLOGY_SOURCE_TABLE = "Topology"  # on the Topology Database
 TOPOLOGY_ADDRESS, TOPOLOGY_PATH = "Network Element Address", "Ninas Network Path Details"
@@ -127,7 +131,8 @@ def lock_message(action: str, guid: str, note: str = "") -> str:
 
 def command_message(guid: str, command_id: str, command: str, **fields: Any) -> str:
     """What a flow sets on *Client Command*: ``search`` (ticket_type, network_element, alarm_id,
-    status) or ``ticket`` (operation, ticket_type, fields), under the lock of `guid`."""
+    status) or ``ticket`` (operation, ticket_type, fields, and optionally request_key: the
+    Gateway's, see `ticket_gateway`), under the lock of `guid`."""
     return json.dumps({"guid": guid, "id": command_id, "command": command, **fields})
 
 
@@ -184,12 +189,26 @@ def _copy_topology(protocol: QActionProtocol) -> None:
 
 
 def _lock_expired(protocol: QActionProtocol) -> bool:
-    """No command from the holder for Lock Expiry Time. Not while a Gateway request it sent is
-    pending: its flow is waiting for the Gateway (forcing the Busy Status to Not Busy ends a wait that will not end)."""
-    if protocol.get_parameter("Pending Gateway Request"):
-        return False
+    """No command from the holder for Lock Expiry Time; for the Gateway's Result Timeout longer
+    while a Gateway request it sent is pending (see the module's text). Forcing the Busy Status to
+    Not Busy ends such a wait at once."""
     renewed = protocol.get_parameter("Lock Renewed") or protocol.get_parameter("Lock Time") or 0
-    return protocol.now() - renewed >= protocol.get_parameter("Lock Expiry Time")
+    limit = protocol.get_parameter("Lock Expiry Time")
+    if protocol.get_parameter("Pending Gateway Request"):
+        limit += _gateway_result_timeout(protocol)
+    return protocol.now() - renewed >= limit
+
+
+def _gateway_result_timeout(protocol: QActionProtocol) -> float:
+    """How long the Gateway may take to answer an acknowledged request: its Result Timeout (a
+    Gateway without one: an hour, its default); 0 when the Gateway element does not exist."""
+    gateway = (protocol.get_parameter("Ticket Gateway Element") or "").strip()
+    try:
+        return float(protocol.get_element_parameter(gateway, GATEWAY_RESULT_TIMEOUT) or 0)
+    except ElementNotFoundError:
+        return 0.0
+    except DmemuError:  # another kind of Gateway
+        return DEFAULT_GATEWAY_RESULT_TIMEOUT
 
 
 def _holder(protocol: QActionProtocol) -> str:
@@ -399,6 +418,8 @@ def _forward_to_gateway(protocol: QActionProtocol, command: dict[str, Any]) -> N
         return
     operation, ticket_type, fields = command.get("operation"), command.get("ticket_type") or "MO", command.get("fields") or {}
     body = {"operation": operation, "ticket_type": ticket_type, "fields": fields}
+    if command.get("request_key"):  # the flow's id of what it asks: the same again after an answer never heard
+        body["request_key"] = command["request_key"]
     request_id = protocol.send_request(gateway, GATEWAY_REQUEST_PARAMETER, body, "Gateway Reply")
     pending = {"request": request_id, "id": command_id, "guid": guid, "operation": operation, "ticket_type": ticket_type}
     what = f"{operation} {ticket_type} ticket" + (f" {fields['ticket_id']}" if fields.get("ticket_id") else "")
@@ -528,7 +549,7 @@ class TelenetTicketClient(Protocol):
         Parameter(210, "Response Table Max Rows", Number(1, 10000), write=True, default=100, save=True, page="Configuration",
                   description="The most rows the Communication - Response Table keeps; the oldest go first."),
         Parameter(211, "Lock Expiry Time", Number(1, 86400, "s"), write=True, default=300, save=True, page="Configuration",
-                  description="A lock whose flow sent no command for this long is freed."),
+                  description="A lock whose flow sent no command for this long is freed (the Gateway's Result Timeout longer while it waits for the Gateway)."),
         Parameter(212, "Heartbeat Interval", Number(TIMER_PERIOD, 86400, "s"), write=True, default=60, save=True, page="Configuration",
                   description=f"Beats go on the {TIMER_PERIOD} s timer: an interval between two of its looks is the next look's."),
         Parameter(120, "Lock Status", Discrete({UNLOCKED: "Unlocked", LOCKED: "Locked"}), write=True, default=UNLOCKED, save=True, page="Configuration",

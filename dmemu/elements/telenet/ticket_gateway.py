@@ -17,8 +17,13 @@ What the connector's help page says, and where it lives here:
   "fields": {...}}``, the fields named as on the wire in snake_case (create: ``alarm_id``,
   ``network_element``, ``severity``, ``path_details``, ``description``; update: ``ticket_id``,
   ``severity``, ``description``; close: ``ticket_id``, ``resolution``; search:
-  ``network_element``, ``alarm_id``, ``status``). A body that cannot be sent is answered at once
-  with an error reply naming what was wrong, and never buffered.
+  ``network_element``, ``alarm_id``, ``status``). A create, update or close may also carry
+  ``"request_key"``: the caller's own id of what it asks, sent as the RequestId instead of the
+  request id. A caller that asks again after an answer it never got (``no answer after N
+  attempts``, ``FAILED: no result within``) sends the same key, and the service, idempotent on
+  RequestId, answers the transaction it already has instead of making a second ticket; the
+  automatic flow keys each alarm event's request so. A body that cannot be sent is answered at
+  once with an error reply naming what was wrong, and never buffered.
 * **The buffer** (Request Buffer table): create, update and close of MO and PLM tickets go
   before searches, each kind in the order it came; searches are sent at most *Search Rate* per
   second. One request at a time goes to the service (the element's queue runs one QAction at a
@@ -32,10 +37,14 @@ What the connector's help page says, and where it lives here:
 * **Retries**: a timeout, a connection failure, an HTTP 5xx (or 408, 429) or an answer that is
   not the expected XML is tried again after *Retry Interval* seconds, up to *Max Retries* (3)
   times after the first attempt. A NACK or a SOAP Fault blaming the request is final. Retrying a
-  create, update or close is safe: it carries the same RequestId (the buffer's key), on which
+  create, update or close is safe: it carries the same RequestId (its request_key, else the buffer's key), on which
   the service is idempotent, so no second ticket is made.
 * **Restarts**: the buffer is saved; after a restart, requests not yet acknowledged are sent
-  again with their RequestId and acknowledged ones are polled for their result.
+  again with their RequestId and acknowledged ones are polled for their result. A final answer
+  (a result, a failure) that cannot be set on the requester (stopped, paused, deleted) keeps its
+  row *Reply Pending* and is set again every *Retry Interval* seconds, so a requester started
+  again hears it, until *Finished Request Retention* ends (then the row goes, logged). An ACK
+  is not kept: the result follows it.
 * **Pages**: Buffer (the requests, the Buffer Depth and the count per state; finished rows are
   kept *Finished Request Retention* seconds), Communication (API Status, last HTTP status, last
   error, and the latest exchanges with the service, at most *Communication Max Rows*),
@@ -125,13 +134,20 @@ BODY_FIELDS: Mapping[str, tuple[str, ...]] = {
 # Priorities (column "Priority"): lower goes first.
 HIGH, LOW = 1, 2
 # Request states (column "State")
-QUEUED, SENT, AWAITING_RESULT, DONE, FAILED_STATE = range(5)
-STATE_NAMES = {QUEUED: "Queued", SENT: "Sent", AWAITING_RESULT: "Awaiting Result", DONE: "Done", FAILED_STATE: "Failed"}
+QUEUED, SENT, AWAITING_RESULT, DONE, FAILED_STATE, REPLY_PENDING = range(6)
+STATE_NAMES = {
+    QUEUED: "Queued", SENT: "Sent", AWAITING_RESULT: "Awaiting Result", DONE: "Done", FAILED_STATE: "Failed", REPLY_PENDING: "Reply Pending",
+}  # fmt: skip
 WAITING = (QUEUED, SENT)  # not yet acknowledged: to be sent (again)
 FINISHED = (DONE, FAILED_STATE)
 # Communication states (parameter "API Status")
 NOT_CONTACTED, OK, TIMEOUT, CONNECTION_FAILED, HTTP_ERROR, INVALID_ANSWER, REFUSED = range(7)
 RETRIED_STATUSES = frozenset({408, 429})  # besides every 5xx: a busy or briefly broken service
+MAX_REQUEST_KEY = 200  # characters of a body's request_key
+# How the error replies begin after which the service may have done a create, update or close
+# all the same (its answer was lost, or its result never came): ask again with the same request_key.
+NO_ANSWER, NO_RESULT = "no answer after", "FAILED: no result within"
+OUTCOME_UNKNOWN = (NO_ANSWER, NO_RESULT)
 
 
 # --------------------------------------------------------------------------------------------
@@ -149,18 +165,19 @@ class TicketRequest:
     operation: str  # create, update, close or search
     ticket_type: str
     fields: Mapping[str, str]  # snake_case names, as the body gave them
+    request_key: str = ""  # the caller's RequestId for a create, update or close ("": the request id)
 
     @property
     def wire(self) -> Operation:
         return OPERATIONS[self.operation]
 
     def xml(self, request_id: str) -> bytes:
-        """The request's XML; `request_id` goes in RequestId where the operation has one."""
+        """The request's XML; its `request_key`, else `request_id`, goes in RequestId where the operation has one."""
         values: dict[str, Any] = {field: self.fields.get(snake_case(field)) for field in self.wire.fields if field not in _SET_BY_GATEWAY}
         if "TicketType" in self.wire.fields:
             values["TicketType"] = self.ticket_type
         if "RequestId" in self.wire.fields:
-            values["RequestId"] = request_id
+            values["RequestId"] = self.request_key or request_id
         return build_request(self.wire, values)
 
     @classmethod
@@ -168,9 +185,9 @@ class TicketRequest:
         """The body of a Ticket Request, checked as far as the wire goes (`TicketRequestError`)."""
         if not isinstance(body, dict):
             raise TicketRequestError(f"the body is a JSON object with operation, ticket_type and fields, not {_short(body)}")
-        unknown = sorted(set(body) - {"operation", "ticket_type", "fields"})
+        unknown = sorted(set(body) - {"operation", "ticket_type", "fields", "request_key"})
         if unknown:
-            raise TicketRequestError(f"unknown key {unknown[0]!r} in the body; its keys are operation, ticket_type and fields")
+            raise TicketRequestError(f"unknown key {unknown[0]!r} in the body; its keys are operation, ticket_type, fields and request_key")
         operation = body.get("operation")
         if operation not in OPERATIONS:
             raise TicketRequestError(f"operation {_short(operation)} is not one of {', '.join(OPERATIONS)}")
@@ -193,7 +210,13 @@ class TicketRequest:
             if not isinstance(value, str):
                 raise TicketRequestError(f"field {name} is text, not {_short(value)}")
             texts[name] = value
-        request = cls(operation, ticket_type, texts)
+        request_key = body.get("request_key")
+        if request_key is not None:
+            if operation == "search":
+                raise TicketRequestError("request_key is for a create, update or close: a search has no RequestId")
+            if not isinstance(request_key, str) or not request_key.strip() or len(request_key) > MAX_REQUEST_KEY:
+                raise TicketRequestError(f"request_key is text of 1 to {MAX_REQUEST_KEY} characters, not {_short(request_key)}")
+        request = cls(operation, ticket_type, texts, request_key or "")
         try:
             request.xml(request_id)  # the wire's own checks: required fields, allowed values
         except OsbRequestError as error:
@@ -212,6 +235,7 @@ def _short(value: Any) -> str:
 _COLUMNS = (
     "Request ID", "Requester", "Operation", "Ticket Type", "Priority", "State", "Attempts", "Queued Time", "Last Error",
     "Transaction ID", "Ticket ID", "Next Action Time", "Acknowledged Time", "Finished Time", "Sequence", "Request Fields",
+    "Undelivered Reply",
 )  # fmt: skip
 _POSITION = {name: index for index, name in enumerate(_COLUMNS)}
 
@@ -238,7 +262,7 @@ class _Buffered:
         cell = dict(zip(_COLUMNS, row))
         agent, element, parameter = (int(part) for part in cell["Requester"].split("/"))
         saved = json.loads(cell["Request Fields"])
-        request = TicketRequest(saved["operation"], cell["Ticket Type"], saved["fields"])
+        request = TicketRequest(saved["operation"], cell["Ticket Type"], saved["fields"], saved.get("request_key", ""))
         return cls(
             key, ReplyAddress(agent, element, parameter), request, int(cell["Priority"]), int(cell["State"]), int(cell["Attempts"] or 0),
             cell["Queued Time"], cell["Transaction ID"] or "", cell["Next Action Time"] or 0.0, cell["Acknowledged Time"],
@@ -249,6 +273,11 @@ class _Buffered:
     def reply_request(self) -> Request:
         """The request as the requester sent it, for `protocol.reply`."""
         return Request(self.key, self.reply_to)
+
+
+def _requester(row: _Buffered) -> str:
+    address = row.reply_to
+    return f"{address.agent_id}/{address.element_id} parameter {address.parameter}"
 
 
 def _write(protocol: QActionProtocol, key: str, **cells: Any) -> None:
@@ -398,6 +427,8 @@ class _Round:
 
     def run(self) -> None:
         self.remove_expired()
+        for key in [key for key in self.order if self.states[key] == REPLY_PENDING and self.due(key)]:
+            self.deliver_again(key)
         for key in [key for key in self.order if self.states[key] == AWAITING_RESULT and self.due(key)]:
             if self.service.stopped:
                 break
@@ -459,7 +490,7 @@ class _Round:
         if not retry:
             self.finish(row, error=error)
         elif row.attempts > self.max_retries:
-            self.finish(row, error=f"no answer after {row.attempts} attempts: {error}")
+            self.finish(row, error=f"{NO_ANSWER} {row.attempts} attempts: {error}")
         else:
             row.next_action = self.now + self.protocol.get_parameter("Retry Interval")
             _write(self.protocol, row.key, Last_Error=error, Next_Action_Time=row.next_action)
@@ -483,7 +514,7 @@ class _Round:
             error = ""  # PENDING
         timeout = protocol.get_parameter("Result Timeout")
         if row.acknowledged is not None and self.now - row.acknowledged >= timeout:
-            self.finish(row, error=f"FAILED: no result within {timeout:g} s of the ACK ({error or 'still ' + PENDING})")
+            self.finish(row, error=f"{NO_RESULT} {timeout:g} s of the ACK ({error or 'still ' + PENDING})")
             return
         row.next_action = self.now + protocol.get_parameter("Result Poll Interval")
         _write(protocol, row.key, Next_Action_Time=row.next_action, Last_Error=error)
@@ -492,31 +523,56 @@ class _Round:
         row.finished = self.now
         self._state(row, DONE if error is None else FAILED_STATE)
         _write(self.protocol, row.key, State=row.state, Finished_Time=self.now, Last_Error=error or "")
-        self.reply(row, answer, error)
+        if not self.reply(row, answer, error):  # the requester cannot hear it now: kept for later
+            self._state(row, REPLY_PENDING)
+            row.next_action = self.now + self.protocol.get_parameter("Retry Interval")
+            kept = json.dumps({"answer": answer, "error": error})
+            _write(self.protocol, row.key, State=REPLY_PENDING, Next_Action_Time=row.next_action, Undelivered_Reply=kept)
+            self.protocol.log(f"the answer to request {row.key} could not be set on its requester {_requester(row)}: kept, and set again later", LogType.ERROR)
 
-    def reply(self, row: _Buffered, answer: Any, error: str | None = None) -> None:
+    def reply(self, row: _Buffered, answer: Any, error: str | None = None) -> bool:
+        """Set the answer on the requester; False when that failed (see the element's log)."""
         if error is not None:
             self.protocol.log(f"request {row.key} ({row.request.operation} {row.request.ticket_type}) failed: {error}", LogType.ERROR)
-        self.protocol.reply(row.reply_request, answer, error=error)
+        return bool(self.protocol.reply(row.reply_request, answer, error=error))
+
+    def deliver_again(self, key: str) -> None:
+        """A final answer the requester could not hear before: set again, and the row finished once it is."""
+        protocol = self.protocol
+        row = self.load(key)
+        kept = json.loads(protocol.get_cell(BUFFER, key, "Undelivered Reply") or "{}")
+        answer, error = kept.get("answer"), kept.get("error")
+        if not protocol.reply(row.reply_request, answer, error=error):
+            row.next_action = self.now + protocol.get_parameter("Retry Interval")
+            _write(protocol, key, Next_Action_Time=row.next_action)
+            return
+        self._state(row, DONE if error is None else FAILED_STATE)
+        _write(protocol, key, State=row.state, Undelivered_Reply="")
+        protocol.log(f"the answer to request {key} was set on its requester {_requester(row)} at last")
 
     def remove_expired(self) -> None:
-        """Done and Failed rows go once kept Finished Request Retention seconds."""
+        """Done, Failed and Reply Pending rows go once kept Finished Request Retention seconds."""
         keep = self.protocol.get_parameter("Finished Request Retention")
         finished = self.protocol.get_column(BUFFER, "Finished Time")
-        expired = [key for key, state in self.states.items() if state in FINISHED and self.now - (finished[key] or 0) >= keep]
+        expired = [key for key, state in self.states.items() if state in (*FINISHED, REPLY_PENDING) and self.now - (finished[key] or 0) >= keep]
+        undelivered = [key for key in expired if self.states[key] == REPLY_PENDING]
+        for key in undelivered:
+            self.protocol.log(f"the answer to request {key} was never set on its requester: dropped after {keep:g} s", LogType.ERROR)
         if expired:
             self.protocol.delete_row(BUFFER, expired)
             for key in expired:
                 del self.states[key]
+        if undelivered:  # unfinished rows, so in this round's order
+            self.order = [key for key in self.order if key in self.states]
 
     def show_depth(self) -> None:
         counts = dict.fromkeys(STATE_NAMES, 0)
         for state in self.states.values():  # kept current through the round
             counts[int(state)] += 1
         self.protocol.set_parameters({
-            "Buffer Depth": counts[QUEUED] + counts[SENT] + counts[AWAITING_RESULT],
+            "Buffer Depth": counts[QUEUED] + counts[SENT] + counts[AWAITING_RESULT] + counts[REPLY_PENDING],
             "Queued Requests": counts[QUEUED], "Sent Requests": counts[SENT], "Awaiting Result Requests": counts[AWAITING_RESULT],
-            "Done Requests": counts[DONE], "Failed Requests": counts[FAILED_STATE],
+            "Done Requests": counts[DONE], "Failed Requests": counts[FAILED_STATE], "Reply Pending Requests": counts[REPLY_PENDING],
         })  # fmt: skip
 
 
@@ -552,13 +608,16 @@ def take_ticket_request(protocol: QActionProtocol) -> None:
     protocol.set_parameter("Last Sequence", sequence)
     address = request.reply_to
     now = protocol.now()
-    saved = json.dumps({"operation": ticket_request.operation, "fields": dict(ticket_request.fields)}, sort_keys=True)
+    kept: dict[str, Any] = {"operation": ticket_request.operation, "fields": dict(ticket_request.fields)}
+    if ticket_request.request_key:
+        kept["request_key"] = ticket_request.request_key
+    saved = json.dumps(kept, sort_keys=True)
     row = {
         "Request ID": request.id, "Requester": f"{address.agent_id}/{address.element_id}/{address.parameter}",
         "Operation": ticket_request.operation.capitalize(), "Ticket Type": ticket_request.ticket_type,
         "Priority": LOW if ticket_request.operation == "search" else HIGH, "State": QUEUED, "Attempts": 0, "Queued Time": now,
         "Last Error": "", "Transaction ID": "", "Ticket ID": "", "Next Action Time": now, "Acknowledged Time": None,
-        "Finished Time": None, "Sequence": sequence, "Request Fields": saved,
+        "Finished Time": None, "Sequence": sequence, "Request Fields": saved, "Undelivered Reply": "",
     }  # fmt: skip
     protocol.add_row(BUFFER, [row[name] for name in _COLUMNS])
     work_buffer(protocol)
@@ -574,7 +633,7 @@ def resume_buffer(protocol: QActionProtocol) -> None:
     now = protocol.now()
     resumed = 0
     for key, state in protocol.get_column(BUFFER, "State").items():
-        if state in (QUEUED, SENT, AWAITING_RESULT):
+        if state in (QUEUED, SENT, AWAITING_RESULT, REPLY_PENDING):
             _write(protocol, key, Next_Action_Time=now)
             resumed += 1
     if resumed:
@@ -610,12 +669,14 @@ class TelenetTicketGateway(Protocol):
         Parameter(10, "Ticket Request", String(), write=True, default="",
                   description="Where other elements send their requests (protocol.send_request); see the module's help."),
         # Buffer
-        Parameter(20, "Buffer Depth", Number(0), default=0, page="Buffer", description="Requests not finished yet."),
+        Parameter(20, "Buffer Depth", Number(0), default=0, page="Buffer", description="Requests not finished yet, or whose answer the requester is still to hear."),
         Parameter(21, "Queued Requests", Number(0), default=0, page="Buffer"),
         Parameter(22, "Sent Requests", Number(0), default=0, page="Buffer", description="Sent without an answer yet: waiting for a retry."),
         Parameter(23, "Awaiting Result Requests", Number(0), default=0, page="Buffer"),
         Parameter(24, "Done Requests", Number(0), default=0, page="Buffer"),
         Parameter(25, "Failed Requests", Number(0), default=0, page="Buffer"),
+        Parameter(27, "Reply Pending Requests", Number(0), default=0, page="Buffer",
+                  description="Finished, their answer not yet set on the requester (stopped, say): set again every Retry Interval."),
         Parameter(26, "Last Sequence", Number(0), default=0, save=True, description="The arrival number of the latest request."),
         # Communication
         Parameter(30, "API Status", Discrete({
@@ -646,7 +707,7 @@ class TelenetTicketGateway(Protocol):
     )  # fmt: skip
     tables = (
         Table(1000, BUFFER, save=True, page="Buffer", columns=(
-            _column(1001, "Request ID", key=True, description="The requester's request id, sent as RequestId."),
+            _column(1001, "Request ID", key=True, description="The requester's request id, sent as RequestId unless the body gave a request_key."),
             _column(1002, "Requester", description="agent/element/parameter the answers go to"),
             _column(1003, "Operation"), _column(1004, "Ticket Type"),
             _column(1005, "Priority", Discrete({HIGH: "High", LOW: "Low"})),
@@ -656,7 +717,8 @@ class TelenetTicketGateway(Protocol):
             _column(1012, "Next Action Time", DateTime(), description="When it is next sent, or its result next asked for."),
             _column(1013, "Acknowledged Time", DateTime()), _column(1014, "Finished Time", DateTime()),
             _column(1015, "Sequence", Number(0), description="Arrival order."),
-            _column(1016, "Request Fields", description="The request's operation and fields (JSON), to send it again after a restart."),
+            _column(1016, "Request Fields", description="The request's operation, fields and request_key (JSON), to send it again after a restart."),
+            _column(1017, "Undelivered Reply", description="A Reply Pending row's answer (JSON), set on the requester again."),
         )),
         Table(2000, COMMUNICATION, page="Communication", columns=(
             _column(2001, "Exchange", key=True), _column(2002, "Time", DateTime()), _column(2003, "Request ID"),
@@ -678,4 +740,4 @@ class TelenetTicketGateway(Protocol):
     )
 
 
-__all__ = ["BODY_FIELDS", "OPERATIONS", "TelenetTicketGateway", "TicketRequest", "TicketRequestError"]
+__all__ = ["BODY_FIELDS", "OPERATIONS", "OUTCOME_UNKNOWN", "TelenetTicketGateway", "TicketRequest", "TicketRequestError"]
