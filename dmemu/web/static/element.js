@@ -316,11 +316,13 @@ export class ElementCard {
 }
 
 // One table: a page of rows from the server, sorted by any column, filtered, its row count,
-// a row in full on demand (write cells editable there), the display key first where it has one.
+// a row in full on demand (write cells editable there), the display key first where it is made
+// of several columns (a key of one column is that column, already shown: a copy of it says nothing).
 class TableBlock {
   constructor(card, table) {
     this.card = card;
     this.table = table;
+    this.keyColumn = Boolean(table.display_key && table.display_key.columns.length > 1);
     this.columns = table.columns;
     this.offset = 0;
     this.limit = 50;
@@ -375,7 +377,7 @@ class TableBlock {
   renderHead() {
     const headers = [];
     const filters = [];
-    if (this.table.display_key) {
+    if (this.keyColumn) {
       headers.push(h("th", { scope: "col", class: "display-key", title: `Display key: ${this.table.display_key.columns.join(this.table.display_key.separator)}`, text: "Display Key" }));
       filters.push(h("th", {}));
     }
@@ -423,7 +425,7 @@ class TableBlock {
     this.offset = 0;
     // Only the arrows change: the filter inputs (and the focus) stay.
     const cells = this.head.rows[0].cells;
-    const first = this.table.display_key ? 1 : 0;
+    const first = this.keyColumn ? 1 : 0;
     this.columns.forEach((column, index) => {
       const th = cells[first + index];
       const sorted = this.sort === column.id;
@@ -465,7 +467,7 @@ class TableBlock {
   renderRows(answer) {
     const rows = answer.rows.map((row) => {
       const cells = [];
-      if (this.table.display_key) cells.push(h("td", { class: "display-key", title: row.display_key, text: row.display_key }));
+      if (this.keyColumn) cells.push(h("td", { class: "display-key", title: row.display_key, text: row.display_key }));
       row.display.forEach((text, index) => {
         const column = this.columns[index];
         cells.push(h("td", { class: column.type.kind === "number" ? "number" : null, title: text, text }));
@@ -482,7 +484,7 @@ class TableBlock {
       return tr;
     });
     if (!rows.length) {
-      const span = this.columns.length + (this.table.display_key ? 1 : 0);
+      const span = this.columns.length + (this.keyColumn ? 1 : 0);
       rows.push(h("tr", { class: "empty" }, h("td", { colspan: String(span), text: answer.row_count ? "No row matches." : "The table is empty." })));
     }
     replace(this.body, rows);
