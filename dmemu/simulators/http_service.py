@@ -205,9 +205,9 @@ class SimulatorHandler(BaseHTTPRequestHandler, Generic[_Service]):
     body (``Content-Length`` or chunked) read or refused, ``/_admin`` paths told apart, the
     `FaultPlan`'s faults played, the request log kept, and answers written head and body at once.
 
-    `service` is the service it answers for. A service's handler supplies its routing (`_answer_request`, `_answer_admin`), its error
-    body (`_refusal`, `_fault_refusal`) and how it sends a payload (`_send_answer`); a payload is
-    whatever that takes.
+    `service` is the service it answers for. A service's handler supplies its routing
+    (`_answer_request`, `_answer_admin`), its error body (`_refusal`, `_fault_refusal`) and how it
+    sends a payload (`_send_answer`); a payload is whatever that takes.
     """
 
     protocol_version = "HTTP/1.1"
@@ -236,6 +236,7 @@ class SimulatorHandler(BaseHTTPRequestHandler, Generic[_Service]):
     # -- what a service supplies ------------------------------------------------------------
 
     def _answer_request(self, request: ReceivedRequest) -> None:
+        """Answer a request to any path but ``/_admin...`` (its body is read)."""
         raise NotImplementedError
 
     def _answer_admin(self, method: str, path: str, query: list[tuple[str, str]], body: bytes) -> None:
@@ -250,6 +251,7 @@ class SimulatorHandler(BaseHTTPRequestHandler, Generic[_Service]):
         raise NotImplementedError
 
     def _send_answer(self, status: int, payload: Any, headers: Mapping[str, str], fault: Fault | None) -> None:
+        """Send `payload` with `status` and `headers`, spoiled as a "malformed" or "truncated" `fault` says."""
         raise NotImplementedError
 
     def _sleep(self, seconds: float) -> None:
