@@ -5,7 +5,7 @@
 
 The operations are `osb`'s; this is the HTTP side: faults (`FaultPlan`, api ``osb``, narrowed
 to an ``operation`` if wanted), the request log, and answers that always carry Content-Length
-on a kept-alive connection. It runs on the TMF simulators' server (`server.LoopbackHttpServer`): TCP_NODELAY
+on a kept-alive connection. It runs on the server every simulator shares (`http_service`): TCP_NODELAY
 on accepted sockets, and `stop()` ends every open connection, as an outage does; `start()` again
 listens on the same port with every ticket and transaction kept.
 
@@ -17,24 +17,21 @@ from __future__ import annotations
 
 import json
 import logging
-import threading
 import time
-from collections.abc import Callable
-from http.server import BaseHTTPRequestHandler
+from collections.abc import Callable, Mapping
 from typing import Any
-from urllib.parse import parse_qsl, urlsplit
 
 import attrs
 
-from .faults import LOG_LIMIT, RATE_LIMITED, Fault, FaultPlan, RequestRecord, logged_body, masked_headers
+from .faults import LOG_LIMIT, RATE_LIMITED, Fault, RequestRecord
+from .http_service import Answer, LoopbackService, ReceivedRequest, SimulatorHandler
 from .osb import CONTENT_TYPE, ENDPOINT, OsbTicket, OsbTickets, OsbTransaction, SoapFault, parse_request
-from .server import MAX_BODY, LoopbackHttpServer, RequestBodyError, read_chunked
 
 API = "osb"  # how faults and the request log name the service
 _logger = logging.getLogger("dmemu.simulators")
 
 
-class OsbService:
+class OsbService(LoopbackService):
     """The Telenet OSB ticketing service, started in-process on `host`:`port` (0: a free port).
 
     `clock` is the simulated time (epoch seconds; pass the DMS clock's ``now`` to keep the two in
@@ -54,23 +51,7 @@ class OsbService:
     ) -> None:
         self.clock = clock or time.time
         self.store = OsbTickets(self.clock, processing_delay)
-        self.faults = FaultPlan(seed, log_limit=log_limit)
-        self._server = LoopbackHttpServer((host, port), _Handler, self)  # type: ignore[arg-type]  # it keeps the service as `simulators`
-        self._listening = True  # False once stop() closed the socket: start() binds a new one
-        self._thread: threading.Thread | None = None
-
-    @property
-    def host(self) -> str:
-        return str(self._server.server_address[0])
-
-    @property
-    def port(self) -> int:
-        """The port the server listens on: the one asked for, or the free one the system chose for port 0."""
-        return int(self._server.server_address[1])
-
-    @property
-    def base_url(self) -> str:
-        return f"http://{self.host}:{self.port}"
+        super().__init__(_Handler, host=host, port=port, seed=seed, log_limit=log_limit, thread_name="dmemu-osb")
 
     @property
     def url(self) -> str:
@@ -101,101 +82,38 @@ class OsbService:
         """The request log: the newest `log_limit` requests, with their answer and any fault."""
         return self.faults.requests()
 
-    def start(self) -> OsbService:
-        """Serve (again, after `stop`, on the same port; OSError if something else took it)."""
-        if not self._listening:
-            self._server = LoopbackHttpServer(self._server.server_address[:2], _Handler, self)  # type: ignore[arg-type]
-            self._listening = True
-        if self._thread is None:
-            self._thread = threading.Thread(
-                target=self._server.serve_forever, kwargs={"poll_interval": 0.01}, name="dmemu-osb", daemon=True
-            )
-            self._thread.start()
-        return self
 
-    def stop(self) -> None:
-        """An outage: the listening socket and every open connection close; the tickets stay."""
-        if self._thread is not None:
-            self._server.shutdown()
-            self._thread.join()
-            self._thread = None
-        self._server.server_close()
-        self._server.closing = True
-        self._server.close_connections()
-        self._listening = False
+class _Handler(SimulatorHandler[OsbService]):
+    malformed_tail = b"<<not xml"
 
-    def __enter__(self) -> OsbService:
-        return self.start()
-
-    def __exit__(self, *exc_info: object) -> None:
-        self.stop()
-
-
-class _Handler(BaseHTTPRequestHandler):
-    protocol_version = "HTTP/1.1"
-    server: LoopbackHttpServer
-
-    def log_message(self, format: str, *args: Any) -> None:  # the request log is kept in FaultPlan
-        pass
-
-    @property
-    def service(self) -> OsbService:
-        return self.server.simulators  # type: ignore[return-value]
-
-    def do_POST(self) -> None:
-        self._handle("POST")
-
-    def do_GET(self) -> None:
-        self._handle("GET")
-
-    def do_DELETE(self) -> None:
-        self._handle("DELETE")
+    def _sleep(self, seconds: float) -> None:
+        time.sleep(seconds)  # this module's `time`: tests hold a latency's wait by replacing it
 
     def do_PUT(self) -> None:
         self._handle("PUT")
 
-    def do_PATCH(self) -> None:
-        self._handle("PATCH")
+    def _refusal(self, status: int, reason: str, message: str, headers: dict[str, str]) -> tuple[int, Any]:
+        return status, SoapFault(message, status=status).xml()  # a SOAP Fault has no place for the reason phrase
 
-    def send_error(self, code: int, message: str | None = None, explain: str | None = None) -> None:
-        """http.server's own refusals (a bad request line, a header too long, an unknown method)
-        as SOAP Faults too, not its HTML page."""
-        self.close_connection = True
-        if self.request_version == "HTTP/0.9":  # a request line it could not read: answer with a head all the same
-            self.request_version = self.protocol_version
-        code = int(code)
-        self._send(code, SoapFault(explain or message or self.responses.get(code, ("Error",))[0], status=code).xml(), {"Connection": "close"})
+    def _fault_refusal(self, fault: Fault, number: int, headers: dict[str, str]) -> tuple[int, Any]:
+        if fault.kind == "rate_limit":
+            refusal = SoapFault(f"more than {fault.limit} requests in {fault.per:g} s", status=RATE_LIMITED, code="soapenv:Server")
+        else:
+            refusal = SoapFault(f"simulated fault on request {number}", status=fault.status, code="soapenv:Server")
+        return refusal.status, refusal.xml()
 
-    def _handle(self, method: str) -> None:
+    def _answer_request(self, received: ReceivedRequest) -> None:
         service = self.service
-        arrived = time.time()
-        parts = urlsplit(self.path)
-        path = parts.path.rstrip("/") or "/"
-        body = self._body_or_refusal()
-        if body is None:
-            return
-        if path.startswith("/_admin"):
-            self._answer_admin(method, path, parse_qsl(parts.query), body)
-            return
+        method, path, body = received.method, received.path, received.body
         number = service.faults.next_number(API)
-        operation: str | None = None
-
-        def record(status: int, fault: Fault | None) -> None:
-            service.faults.record(
-                RequestRecord(
-                    number, API, method, self.path, status, fault.kind if fault else None,
-                    headers=masked_headers(self.headers.items()), body=logged_body(body), time=arrived, operation=operation,
-                )
-            )  # fmt: skip
-
         if path != ENDPOINT or method != "POST":  # logged too: a client calling wrongly is worth seeing
             refusal = (
                 SoapFault(f"no service at {path}; the OSB ticketing service is at {ENDPOINT}", status=404)
                 if path != ENDPOINT
                 else SoapFault(f"{method} is not supported: post the SOAP envelope", status=405)
             )
-            record(refusal.status, None)
-            self._send(refusal.status, refusal.xml(), {"Allow": "POST"} if refusal.status == 405 else {})
+            self._record(received, API, number, refusal.status, None)
+            self._send_answer(refusal.status, refusal.xml(), {"Allow": "POST"} if refusal.status == 405 else {}, None)
             return
         try:
             request = parse_request(body)
@@ -203,74 +121,26 @@ class _Handler(BaseHTTPRequestHandler):
         except SoapFault as error:
             request, unreadable, operation = None, error, error.operation
         fault = service.faults.fault_for(API, method, number, None, operation=operation, now=service.clock())
-        if fault is not None and fault.latency:
-            time.sleep(fault.latency)
-            if self.server.closing:  # the outage began while it waited: it never takes effect
-                record(0, fault)
-                self.close_connection = True
-                return
-        headers: dict[str, str] = {}
-        if fault is not None and fault.kind == "drop":
-            status, data = 0, b""
-        elif fault is not None and fault.kind in ("status", "rate_limit"):
-            retry_after = fault.retry_after_header
-            if retry_after is not None:
-                headers["Retry-After"] = retry_after
-            if fault.kind == "rate_limit":
-                refusal = SoapFault(f"more than {fault.limit} requests in {fault.per:g} s", status=RATE_LIMITED, code="soapenv:Server")
-            else:
-                refusal = SoapFault(f"simulated fault on request {number}", status=fault.status, code="soapenv:Server")
-            status, data = refusal.status, refusal.xml()
-        elif request is None:
-            assert unreadable is not None
-            status, data, fault = unreadable.status, unreadable.xml(), None  # a refused request is answered whole
-        else:
+
+        def answer(fault: Fault | None) -> Answer:
+            if request is None:
+                assert unreadable is not None
+                return unreadable.status, unreadable.xml(), {}, None  # a refused request is answered whole
             nack = f"simulated refusal of request {number}" if fault is not None and fault.kind == "nack" else None
             failure = f"simulated processing failure of request {number}" if fault is not None and fault.kind == "fail" else None
             try:
-                status, data = 200, service.store.answer(request, nack=nack, failure=failure)
+                return 200, service.store.answer(request, nack=nack, failure=failure), {}, fault
             except Exception as error:  # a simulator bug still answers, as a SOAP Server fault, and is logged
                 _logger.exception("OSB simulator failed on %s", operation)
                 failed = SoapFault(f"{type(error).__name__}: {error}", code="soapenv:Server")
-                status, data, fault = failed.status, failed.xml(), None
-        record(status, fault)  # before answering, so a client that has its answer finds it in the log
-        if status == 0 or (fault is not None and fault.kind == "lost"):
-            self.close_connection = True  # no answer at all (a lost one took effect all the same)
-            return
-        self._send(status, data, headers, fault)
+                return failed.status, failed.xml(), {}, None
 
-    def _body_or_refusal(self) -> bytes | None:
-        """The request body, or None once a SOAP Fault went out for an unreadable one."""
-        try:
-            if "chunked" in self.headers.get("Transfer-Encoding", "").lower():  # RFC 9112: chunked wins over a length
-                return read_chunked(self.rfile)
-            text = self.headers.get("Content-Length") or "0"
-            if not (text.isascii() and text.isdigit()):
-                raise RequestBodyError(400, "Bad Request", f"Content-Length {text!r} is not a length")
-            length = int(text)
-            if length > MAX_BODY:
-                raise RequestBodyError(413, "Content Too Large", f"a request body is at most {MAX_BODY} bytes")
-            return self.rfile.read(length) if length else b""
-        except RequestBodyError as error:
-            self.close_connection = True  # the stream cannot be trusted past a bad length or chunk
-            self._send(error.status, SoapFault(error.message, status=error.status).xml(), {})
-            return None
+        outcome = self._answer_with_faults(received, API, number, fault, answer, operation=operation)
+        if outcome is not None:
+            self._send_answer(*outcome)
 
-    def _send(self, status: int, data: bytes, headers: dict[str, str], fault: Fault | None = None, content_type: str = CONTENT_TYPE) -> None:
-        if fault is not None and fault.kind == "malformed":
-            data = data[: max(1, len(data) // 2)] + b"<<not xml"
-        declared = len(data)
-        if fault is not None and fault.kind == "truncated":
-            data = data[: len(data) // 2]
-            self.close_connection = True
-        self.send_response(status)
-        self.send_header("Content-Type", content_type)
-        for name, value in headers.items():
-            self.send_header(name, value)
-        self.send_header("Content-Length", str(declared))
-        # Head and body in one write: two writes wake the client twice (REFERENCE §5).
-        self._headers_buffer.append(b"\r\n" + data)
-        self.flush_headers()
+    def _send_answer(self, status: int, payload: Any, headers: Mapping[str, str], fault: Fault | None) -> None:
+        self._write_answer(status, payload, headers, fault, CONTENT_TYPE)
 
     def _answer_admin(self, method: str, path: str, query: list[tuple[str, str]], body: bytes) -> None:
         service = self.service
@@ -297,4 +167,4 @@ class _Handler(BaseHTTPRequestHandler):
         except (TypeError, ValueError) as error:  # a body that is not JSON, or not a fault
             status, payload = 400, {"error": f"bad fault: {error}"}
         data = b"" if payload is None else json.dumps(payload, separators=(",", ":")).encode()
-        self._send(status, data, {}, content_type="application/json")
+        self._write_answer(status, data, {}, None, "application/json")

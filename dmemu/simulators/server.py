@@ -1,17 +1,16 @@
 """The simulators' HTTP server: TMF638, TMF639 and TMF656 (v4 and SES paths) and SES TMF642.
 
-One threaded server on 127.0.0.1 serves every API; `Simulators` starts it in-process::
+One threaded server on 127.0.0.1 (`http_service.LoopbackService`) serves every API; `Simulators`
+starts it in-process::
 
     with Simulators(InventorySpec(services=500)) as sim:
         requests.get(sim.url("tmf638"), params={"limit": 40})
 
-This module is the HTTP side: routing, authentication, faults, the request log, bodies
-(``Content-Length`` or chunked) and answers. What the items are and how edits overlay them is
-in `store` and `problems`; what the specs allow, in `schema`. Hrefs are absolute and follow the
-path asked: an item read at an SES path has its href there.
-
-Accepted sockets get ``TCP_NODELAY``: without it, HTTP/1.1 keep-alive answers wait ~40 ms
-for the client's delayed ACK (REFERENCE §5).
+This module is the TMF APIs' HTTP side: routing, authentication, which faults apply, TMF error
+bodies and answers; the mechanics every simulator shares (bodies, ``Content-Length`` or chunked,
+the fault flow, the request log, the server's lifecycle) are in `http_service`. What the items
+are and how edits overlay them is in `store` and `problems`; what the specs allow, in `schema`.
+Hrefs are absolute and follow the path asked: an item read at an SES path has its href there.
 """
 
 from __future__ import annotations
@@ -22,20 +21,18 @@ import hmac
 import json
 import logging
 import re
-import socket
-import sys
 import threading
 import time
 from collections.abc import Callable, Mapping
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, NamedTuple
-from urllib.parse import parse_qsl, unquote, urlsplit
+from urllib.parse import unquote
 
 import attrs
 
 from .activity import ProblemActivity
 from .clock import iso_utc, parse_snow
-from .faults import LOG_LIMIT, RATE_LIMITED, Fault, FaultPlan, RequestRecord, logged_body, masked_headers
+from .faults import LOG_LIMIT, RATE_LIMITED, Fault, RequestRecord
+from .http_service import Answer, LoopbackService, ReceivedRequest, SimulatorHandler
 from .hub import RETRY_DELAYS, Delivery, NotificationHub
 from .inventory import Inventory
 from .problems import ServiceProblems, correlation_ids, incident_number, with_incident
@@ -143,7 +140,7 @@ def _resource_available(item: dict[str, Any]) -> bool:
     return item.get("resourceStatus") == "available"
 
 
-class Simulators:
+class Simulators(LoopbackService):
     """The simulated remote systems on one loopback server, started in-process.
 
     `credentials` maps an API ("tmf638", "tmf639", "tmf656", "tmf642") to (user, password):
@@ -180,10 +177,7 @@ class Simulators:
         unknown = set(self.credentials) - {*TMF_PATHS, *SES_PATHS}
         if unknown:
             raise ValueError(f"credentials for unknown APIs: {', '.join(sorted(unknown))}")
-        self.faults = FaultPlan(seed, log_limit=log_limit)
-        self._server = LoopbackHttpServer((host, port), _Handler, self)
-        self._listening = True  # False once stop() closed the socket: start() binds a new one
-        self._thread: threading.Thread | None = None
+        super().__init__(_Handler, host=host, port=port, seed=seed, log_limit=log_limit, thread_name="dmemu-simulators")
         # Bound first: hrefs are absolute, as TMF servers give them, so they need the port.
         self.inventory = Inventory(self.spec, self.now, href_base=self.base_url)
         self.services = self._inventory_store("tmf638", lambda: self.inventory.services)
@@ -197,15 +191,6 @@ class Simulators:
 
     def _inventory_store(self, api: str, source: Callable[[], Any]) -> InventoryStore:
         return InventoryStore(source, self.now, api, self.url(api))
-
-    @property
-    def base_url(self) -> str:
-        return f"http://{self._server.server_address[0]}:{self.port}"
-
-    @property
-    def port(self) -> int:
-        """The port the server listens on: the one asked for, or the free one the system chose for port 0."""
-        return self._server.server_address[1]
 
     def url(self, api: str, *, ses: bool = False, version: int = 4) -> str:
         """The collection URL of an API, at its TMF v4 path, (``ses=True``) its SES path or
@@ -250,17 +235,7 @@ class Simulators:
             self._ticking.clear()
             self._ticker = threading.Thread(target=self._tick, name="dmemu-problem-activity", daemon=True)
             self._ticker.start()
-        if not self._listening:
-            self._server = LoopbackHttpServer(self._server.server_address[:2], _Handler, self)
-            self._listening = True
-        if self._thread is None:
-            # A short poll interval: `stop()` waits for the serving loop to look up (an idle wake-up
-            # every 10 ms costs next to nothing; tests start and stop hundreds of servers).
-            self._thread = threading.Thread(
-                target=self._server.serve_forever, kwargs={"poll_interval": 0.01}, name="dmemu-simulators", daemon=True
-            )
-            self._thread.start()
-        return self
+        return super().start()
 
     def stop(self) -> None:
         if self._ticker is not None:
@@ -268,14 +243,7 @@ class Simulators:
             self._ticker.join()
             self._ticker = None
         self.hub.stop()
-        if self._thread is not None:
-            self._server.shutdown()
-            self._thread.join()
-            self._thread = None
-        self._server.server_close()
-        self._server.closing = True
-        self._server.close_connections()
-        self._listening = False
+        super().stop()
 
     def create_alarm(self, body: Any, collection_url: str) -> dict[str, Any]:
         """An SES TMF642 alarm as posted, with the id and href the server gives it."""
@@ -287,77 +255,15 @@ class Simulators:
             self.alarms.append(alarm)
         return alarm
 
-    def __enter__(self) -> Simulators:
-        return self.start()
-
-    def __exit__(self, *exc_info: object) -> None:
-        self.stop()
-
     def requests(self, api: str | None = None) -> list[RequestRecord]:
         return self.faults.requests(api)
 
 
-class LoopbackHttpServer(ThreadingHTTPServer):
-    """The simulators' threaded HTTP server: TCP_NODELAY on accepted sockets, every open
-    connection tracked so `close_connections` can end them (an outage)."""
+class _Handler(SimulatorHandler[Simulators]):
+    malformed_tail = b"<<not json"
 
-    daemon_threads = True
-    allow_reuse_address = True
-    request_queue_size = 128  # with socketserver's 5, clients connecting together wait for SYN retries, or are reset
-
-    def __init__(self, address: tuple[str, int], handler: type[BaseHTTPRequestHandler], simulators: Simulators) -> None:
-        self.simulators = simulators
-        self._connections: set[socket.socket] = set()  # open ones, closed by `close_connections`
-        self.closing = False  # set by `Simulators.stop`: a request still waiting out a latency is dropped
-        self._connections_lock = threading.Lock()
-        super().__init__(address, handler)
-
-    def get_request(self) -> tuple[socket.socket, Any]:
-        connection, address = super().get_request()
-        connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        with self._connections_lock:
-            self._connections.add(connection)
-        return connection, address
-
-    def shutdown_request(self, request: Any) -> None:
-        with self._connections_lock:
-            self._connections.discard(request)
-        super().shutdown_request(request)
-
-    def close_connections(self) -> None:
-        """End every open connection: its handler reads end-of-stream and finishes."""
-        with self._connections_lock:
-            connections = list(self._connections)
-        for connection in connections:
-            try:
-                connection.shutdown(socket.SHUT_RDWR)
-            except OSError:
-                pass  # the client closed it first
-
-    def handle_error(self, request: Any, client_address: Any) -> None:
-        # A client that goes away mid-answer (or a stop) is no error; anything else is a bug, logged.
-        if not isinstance(sys.exc_info()[1], (ConnectionError, TimeoutError)):
-            _logger.exception("simulator connection from %s failed", client_address)
-
-
-class _Handler(BaseHTTPRequestHandler):
-    protocol_version = "HTTP/1.1"
-    server: LoopbackHttpServer
-
-    def log_message(self, format: str, *args: Any) -> None:  # the request log is kept in FaultPlan
-        pass
-
-    def do_GET(self) -> None:
-        self._handle("GET")
-
-    def do_POST(self) -> None:
-        self._handle("POST")
-
-    def do_PATCH(self) -> None:
-        self._handle("PATCH")
-
-    def do_DELETE(self) -> None:
-        self._handle("DELETE")
+    def _sleep(self, seconds: float) -> None:
+        time.sleep(seconds)  # this module's `time`: tests hold a latency's wait by replacing it
 
     def do_PUT(self) -> None:
         self._refuse_method("PUT")
@@ -368,15 +274,8 @@ class _Handler(BaseHTTPRequestHandler):
     def do_OPTIONS(self) -> None:
         self._refuse_method("OPTIONS")
 
-    def send_error(self, code: int, message: str | None = None, explain: str | None = None) -> None:
-        """http.server's own refusals (a bad request line, a URI or header too long, an unknown
-        method) as TMF JSON errors too, not its HTML page."""
-        self.close_connection = True
-        code = int(code)  # an HTTPStatus, which Python 3.10 writes as "HTTPStatus.NOT_FOUND"
-        reason = self.responses.get(code, ("Error",))[0]
-        error = TmfError(code, reason, explain or message or reason)
-        headers = {"Connection": "close"}
-        self._send_json(*_error_answer(error, headers), headers, None)
+    def _refusal(self, status: int, reason: str, message: str, headers: dict[str, str]) -> tuple[int, Any]:
+        return _error_answer(TmfError(status, reason, message), headers)
 
     def _refuse_method(self, method: str) -> None:
         """The TMF APIs here take GET, POST, PATCH and DELETE: anything else is a JSON 405."""
@@ -389,30 +288,12 @@ class _Handler(BaseHTTPRequestHandler):
 
     # -- dispatch ---------------------------------------------------------------------------
 
-    def _handle(self, method: str) -> None:
-        sim = self.server.simulators
-        arrived = time.time()
-        parts = urlsplit(self.path)
-        path = parts.path.rstrip("/") or "/"
-        query = parse_qsl(parts.query, keep_blank_values=True)
-        body = self._body_or_refusal()
-        if body is None:
-            return
-        if path.startswith("/_admin"):
-            self._answer_admin(method, path, query, body)
-            return
-
-        def record(api: str, number: int, status: int, fault: Fault | None) -> None:
-            sim.faults.record(
-                RequestRecord(
-                    number, api, method, self.path, status, fault.kind if fault else None,
-                    query=dict(query), headers=masked_headers(self.headers.items()), body=logged_body(body), time=arrived,
-                )
-            )  # fmt: skip
-
+    def _answer_request(self, request: ReceivedRequest) -> None:
+        sim = self.service
+        method, path, query, body = request.method, request.path, request.query, request.body
         route = _route(path)
         if route is None:  # logged too: a client calling a wrong path is worth seeing
-            record(UNKNOWN_API, sim.faults.next_number(UNKNOWN_API), 404, None)
+            self._record(request, UNKNOWN_API, sim.faults.next_number(UNKNOWN_API), 404, None, query=dict(query))
             self._send_error(TmfError(404, "Not Found", f"no API at {path}"))
             return
         api, item_id, family, hub = route
@@ -423,25 +304,9 @@ class _Handler(BaseHTTPRequestHandler):
             target="hub" if hub else "collection" if item_id is None else "item", paths=family, query=_values_by_name(query),
             now=sim.now(),
         )  # fmt: skip
-        if fault is not None and fault.latency:
-            time.sleep(fault.latency)
-            if self.server.closing:  # the outage began while it waited: it never takes effect
-                record(api, number, 0, fault)
-                self.close_connection = True
-                return
-        headers: dict[str, str] = {}
-        if fault is not None and fault.kind == "drop":
-            status, payload = 0, None
-        elif fault is not None and fault.kind in ("status", "rate_limit"):
-            retry_after = fault.retry_after_header
-            if retry_after is not None:
-                headers["Retry-After"] = retry_after
-            if fault.kind == "rate_limit":
-                error = TmfError(RATE_LIMITED, "Too Many Requests", f"more than {fault.limit} requests in {fault.per:g} s")
-            else:
-                error = TmfError(fault.status, "Simulated Fault", f"fault on request {number}")
-            status, payload = _error_answer(error, headers)
-        else:
+
+        def answer(fault: Fault | None) -> Answer:
+            headers: dict[str, str] = {}
             try:
                 self._check_auth(api)
                 if hub:
@@ -457,40 +322,25 @@ class _Handler(BaseHTTPRequestHandler):
                 _logger.exception("simulator failed on %s %s", method, self.path)
                 status, payload = _error_answer(TmfError(500, "Internal Server Error", f"{type(error).__name__}: {error}"), headers)
                 fault = None
+            return status, payload, headers, fault
+
+        outcome = self._answer_with_faults(request, api, number, fault, answer, query=dict(query))
+        if outcome is None:
+            return
+        status, payload, headers, fault = outcome
         if family == "v3" and status >= 400 and isinstance(payload, dict):
             payload = v3_error(payload)
-        # Logged before answering, so a client that has its answer finds it in the log.
-        record(api, number, status, fault)
-        if status == 0 or (fault is not None and fault.kind == "lost"):
-            self.close_connection = True  # no answer at all (a lost one took effect all the same)
-            return
         self._send_json(status, payload, headers, fault)
 
-    def _body_or_refusal(self) -> bytes | None:
-        """The request body, or None once a 400 went out for an unreadable one."""
-        try:
-            return self._read_body()
-        except TmfError as error:
-            self.close_connection = True  # the stream cannot be trusted past a bad length or chunk
-            self._send_error(error)
-            return None
-
-    def _read_body(self) -> bytes:
-        if "chunked" in self.headers.get("Transfer-Encoding", "").lower():  # RFC 9112: chunked wins over a length
-            try:
-                return read_chunked(self.rfile)
-            except RequestBodyError as error:
-                raise TmfError(error.status, error.reason, error.message) from None
-        text = self.headers.get("Content-Length") or "0"
-        if not (text.isascii() and text.isdigit()):  # str.isdigit() also takes "²", which int() does not
-            raise bad_request(f"Content-Length {text!r} is not a length")
-        length = int(text)
-        if length > MAX_BODY:
-            raise _too_large()
-        return self.rfile.read(length) if length else b""
+    def _fault_refusal(self, fault: Fault, number: int, headers: dict[str, str]) -> tuple[int, Any]:
+        if fault.kind == "rate_limit":
+            error = TmfError(RATE_LIMITED, "Too Many Requests", f"more than {fault.limit} requests in {fault.per:g} s")
+        else:
+            error = TmfError(fault.status, "Simulated Fault", f"fault on request {number}")
+        return _error_answer(error, headers)
 
     def _check_auth(self, api: str) -> None:
-        wanted = self.server.simulators.credentials.get(api)
+        wanted = self.service.credentials.get(api)
         if wanted is None:
             return
         scheme, _, token = self.headers.get("Authorization", "").strip().partition(" ")
@@ -504,37 +354,23 @@ class _Handler(BaseHTTPRequestHandler):
 
     # -- answers ----------------------------------------------------------------------------
 
-    def _send_json(self, status: int, payload: Any, headers: Mapping[str, str], fault: Fault | None) -> int:
+    def _send_answer(self, status: int, payload: Any, headers: Mapping[str, str], fault: Fault | None) -> None:
+        self._send_json(status, payload, headers, fault)
+
+    def _send_json(self, status: int, payload: Any, headers: Mapping[str, str], fault: Fault | None) -> None:
         if isinstance(payload, EncodedItems) and len(payload) > ITEMS_PER_WRITE and (fault is None or fault.kind == "latency"):
-            return self._send_items(status, payload, headers)
+            self._send_items(status, payload, headers)
+            return
         if payload is None:
             data = b""
         elif isinstance(payload, EncodedItems):
             data = f"[{','.join(payload)}]".encode()
         else:
             data = json.dumps(payload, separators=(",", ":")).encode()
-        if fault is not None and fault.kind == "malformed":
-            data = data[: max(1, len(data) // 2)] + b"<<not json"
-        declared = len(data)
-        if fault is not None and fault.kind == "truncated":
-            data = data[: len(data) // 2]
-            self.close_connection = True
-        # http.server answers HTTP/0.9 (and request lines it could not read) with no head; every client here wants one.
-        if self.request_version == "HTTP/0.9":
-            self.request_version = self.protocol_version
-        self.send_response(status)
-        if payload is not None:
-            self.send_header("Content-Type", "application/json;charset=utf-8")
-        for name, value in headers.items():
-            self.send_header(name, value)
-        self.send_header("Content-Length", str(declared))
-        # Head and body in one write: two writes wake the client twice (once for the head
-        # alone), which on loopback costs more than writing the page does.
-        self._headers_buffer.append(b"\r\n" + data)
-        self.flush_headers()
-        return status
+        self._answer_http09_with_head()
+        self._write_answer(status, data, headers, fault, None if payload is None else "application/json;charset=utf-8")
 
-    def _send_items(self, status: int, items: EncodedItems, headers: Mapping[str, str]) -> int:
+    def _send_items(self, status: int, items: EncodedItems, headers: Mapping[str, str]) -> None:
         """A long list (a GET with no limit) written a batch of items at a time: joined and encoded
         whole, a million items would be held three times over."""
         self.send_response(status)
@@ -549,15 +385,14 @@ class _Handler(BaseHTTPRequestHandler):
             opening = b"[" if start == 0 else b","
             closing = b"]" if start + ITEMS_PER_WRITE >= len(items) else b""
             self.wfile.write(opening + batch + closing)
-        return status
 
-    def _send_error(self, error: TmfError) -> int:
+    def _send_error(self, error: TmfError) -> None:
         headers: dict[str, str] = {}
         status, payload = _error_answer(error, headers)
-        return self._send_json(status, payload, headers, None)
+        self._send_json(status, payload, headers, None)
 
     def _answer_admin(self, method: str, path: str, query: list[tuple[str, str]], body: bytes) -> None:
-        sim = self.server.simulators
+        sim = self.service
         try:
             if path == "/_admin/health" and method == "GET":
                 self._send_json(200, {"status": "ok"}, {}, None)
@@ -641,57 +476,7 @@ def _values_by_name(query: list[tuple[str, str]]) -> dict[str, list[str]]:
     return values
 
 
-MAX_CHUNK_LINE = 1024  # a chunk-size line longer than this is not one
 ITEMS_PER_WRITE = 1000  # a list longer than this is written in pieces (`_Handler._send_items`)
-MAX_BODY = 16 * 1024 * 1024  # bytes: far above any TMF create or patch, far below what hurts
-
-
-def _too_large() -> TmfError:
-    return TmfError(413, "Content Too Large", f"a request body is at most {MAX_BODY} bytes")
-
-
-class RequestBodyError(Exception):
-    """A request body that cannot be read (a bad length or chunking, or too large): the HTTP
-    `status` and `reason` to answer, and `message` saying why. Each simulator answers it in its
-    own API's error format."""
-
-    def __init__(self, status: int, reason: str, message: str) -> None:
-        super().__init__(f"{status} {reason}: {message}")
-        self.status = status
-        self.reason = reason
-        self.message = message
-
-
-def read_chunked(stream: Any) -> bytes:
-    """A chunked request body (RFC 9112 section 7.1): sizes in hex, each chunk followed by CRLF,
-    a last chunk of size 0, then trailer lines up to an empty one. `RequestBodyError` (400, or
-    413 past `MAX_BODY`) for anything else."""
-    body = bytearray()
-    while True:
-        line = stream.readline(MAX_CHUNK_LINE + 1)
-        if not line.endswith(b"\n") or len(line) > MAX_CHUNK_LINE:
-            raise RequestBodyError(400, "Bad Request", "chunked body: a chunk-size line is missing or too long")
-        size_text = line.split(b";", 1)[0].strip()  # chunk extensions are ignored
-        try:
-            if not size_text or size_text.startswith((b"-", b"+", b"0x", b"0X")):
-                raise ValueError
-            size = int(size_text, 16)
-        except ValueError:
-            raise RequestBodyError(400, "Bad Request", f"chunked body: chunk size {size_text.decode('latin-1')!r} is not a hexadecimal number") from None
-        if size == 0:
-            break
-        if len(body) + size > MAX_BODY:
-            raise RequestBodyError(413, "Content Too Large", f"a request body is at most {MAX_BODY} bytes")
-        chunk = stream.read(size)
-        if len(chunk) != size or stream.read(2) != b"\r\n":
-            raise RequestBodyError(400, "Bad Request", f"chunked body: a chunk of {size} bytes is cut short or not followed by CRLF")
-        body += chunk
-    while True:  # trailer fields, which nothing here reads
-        line = stream.readline(MAX_CHUNK_LINE + 1)
-        if not line.endswith(b"\n"):
-            raise RequestBodyError(400, "Bad Request", "chunked body: the trailer does not end with an empty line")
-        if line in (b"\r\n", b"\n"):
-            return bytes(body)
 
 
 def _page(query: list[tuple[str, str]]) -> int | None:
