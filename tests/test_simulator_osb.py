@@ -287,6 +287,18 @@ class TestUnreadableRequests:
         assert head.startswith(b"HTTP/1.1 400 ") and b"Content-Type: text/xml; charset=utf-8" in head
         assert b"<faultcode>soapenv:Client</faultcode><faultstring>Bad request version ('REQUEST')</faultstring>" in body
 
+    def test_an_http_0_9_request_is_answered_with_a_head(self, osb):
+        """A request line without a version is HTTP/0.9, which http.server answers with no head;
+        the service answers it like any other (it used to fail with no answer at all)."""
+        with socket.create_connection((osb.host, osb.port), timeout=10) as raw:
+            raw.sendall(b"GET /osb/TicketingService\r\n\r\n")
+            chunks = []
+            while chunk := raw.recv(65536):
+                chunks.append(chunk)
+        head, _, body = b"".join(chunks).partition(b"\r\n\r\n")
+        assert head.startswith(b"HTTP/1.1 405 ") and b"Content-Type: text/xml; charset=utf-8" in head
+        assert b"<faultcode>soapenv:Client</faultcode>" in body
+
     def test_a_chunked_body_is_read(self, osb, http):
         body = envelope("SearchTicketRequest", {"TicketType": "MO", "NetworkElement": "n"})
         answer = http.post(osb.url, data=iter([body[:50], body[50:]]), headers={"Content-Type": "text/xml; charset=utf-8"})

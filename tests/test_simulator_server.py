@@ -1221,6 +1221,15 @@ def test_an_inventory_spec_of_the_wrong_types_is_refused_at_once(fields, message
         InventorySpec(**fields)
 
 
+def test_a_list_written_in_pieces_has_a_head_for_an_http_0_9_request(now):
+    """http.server writes no head for HTTP/0.9; a long list (written a batch at a time) gets one
+    all the same, as every other answer does."""
+    with Simulators(InventorySpec(services=ITEMS_PER_WRITE + 1, carriers=0, resources=0), now=now) as sim:
+        answer = raw_answer(sim, b"GET " + sim.url("tmf638").removeprefix(sim.base_url).encode() + b"\r\n\r\n")
+    head, _, body = answer.partition("\r\n\r\n")
+    assert head.startswith("HTTP/1.1 200 ") and len(json.loads(body)) == ITEMS_PER_WRITE + 1
+
+
 @pytest.mark.parametrize("size", [ITEMS_PER_WRITE + 1, 2 * ITEMS_PER_WRITE])
 def test_a_list_written_in_pieces_is_its_pages_together(now, http, size):
     with Simulators(InventorySpec(services=size, carriers=0, resources=0), now=now) as sim:

@@ -358,6 +358,7 @@ class SimulatorHandler(BaseHTTPRequestHandler, Generic[_Service]):
     def _write_answer(self, status: int, data: bytes, headers: Mapping[str, str], fault: Fault | None, content_type: str | None) -> None:
         """Head and body in one write, with ``Content-Length``; a "malformed" or "truncated"
         `fault` spoils the body (a truncated one then ends the connection)."""
+        self._answer_http09_with_head()
         if fault is not None and fault.kind == "malformed":
             data = data[: max(1, len(data) // 2)] + self.malformed_tail
         declared = len(data)

@@ -367,12 +367,12 @@ class _Handler(SimulatorHandler[Simulators]):
             data = f"[{','.join(payload)}]".encode()
         else:
             data = json.dumps(payload, separators=(",", ":")).encode()
-        self._answer_http09_with_head()
         self._write_answer(status, data, headers, fault, None if payload is None else "application/json;charset=utf-8")
 
     def _send_items(self, status: int, items: EncodedItems, headers: Mapping[str, str]) -> None:
         """A long list (a GET with no limit) written a batch of items at a time: joined and encoded
         whole, a million items would be held three times over."""
+        self._answer_http09_with_head()
         self.send_response(status)
         self.send_header("Content-Type", "application/json;charset=utf-8")
         for name, value in headers.items():
