@@ -576,6 +576,7 @@ class AlarmManager:
         self._dms = dms
         self._clock = dms.clock
         self._store = RecordStore(dms.state_dir / ALARMS_FILE, "alarms")
+        self._encoded: dict[int, tuple[Alarm, str]] = {}  # by id: the alarm last saved and its record's JSON
         self._lock = threading.Lock()
         self._dirty = False
         self._next_id = 1
@@ -690,11 +691,21 @@ class AlarmManager:
             # Alarms and templates are immutable: references are a consistent snapshot.
             next_id, templates = self._next_id, list(self._templates.items())
             alarms = [*self._active.values(), *self._cleared.values()]
-        records: list[dict[str, Any]] = [{"kind": "counter", "next_id": next_id}]
-        records.extend(_template_record(ids, template) for ids, template in templates)
-        records.extend(_alarm_record(alarm) for alarm in alarms)
+        store = self._store
         try:
-            self._store.save(records)
+            records = [store.encode({"kind": "counter", "next_id": next_id})]
+            records.extend(store.encode(_template_record(ids, template)) for ids, template in templates)
+            # An alarm is immutable, so its record is encoded once per version of it, not per
+            # batch: a batch that changed a few of thousands of alarms encodes those few.
+            known, encoded = self._encoded, {}
+            for alarm in alarms:
+                entry = known.get(alarm.id)
+                if entry is None or entry[0] is not alarm:
+                    entry = (alarm, store.encode(_alarm_record(alarm)))
+                encoded[alarm.id] = entry
+                records.append(entry[1])
+            self._encoded = encoded  # alarms that left the history are forgotten
+            store.save_encoded(records)
         except StateFileError:
             self._dirty = True  # the next batch tries again
             raise
