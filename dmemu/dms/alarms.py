@@ -61,7 +61,7 @@ from ..protocol.element import ElementState, ValueWatcher
 from ..protocol.errors import InvalidValueError, StateFileError
 from ..protocol.logs import LogType
 from ..protocol.measurement import Discrete, Number, String
-from ..protocol.storage import RecordStore
+from ..protocol.storage import EncodedObjects, RecordStore
 from .delivery import SerialDelivery
 from .errors import AlarmError, AlarmTemplateError, UnknownAlarmError
 
@@ -576,7 +576,7 @@ class AlarmManager:
         self._dms = dms
         self._clock = dms.clock
         self._store = RecordStore(dms.state_dir / ALARMS_FILE, "alarms")
-        self._encoded: dict[int, tuple[Alarm, str]] = {}  # by id: the alarm last saved and its record's JSON
+        self._encoded = EncodedObjects()  # the records of the alarms last saved
         self._lock = threading.Lock()
         self._dirty = False
         self._next_id = 1
@@ -697,14 +697,7 @@ class AlarmManager:
             records.extend(store.encode(_template_record(ids, template)) for ids, template in templates)
             # An alarm is immutable, so its record is encoded once per version of it, not per
             # batch: a batch that changed a few of thousands of alarms encodes those few.
-            known, encoded = self._encoded, {}
-            for alarm in alarms:
-                entry = known.get(alarm.id)
-                if entry is None or entry[0] is not alarm:
-                    entry = (alarm, store.encode(_alarm_record(alarm)))
-                encoded[alarm.id] = entry
-                records.append(entry[1])
-            self._encoded = encoded  # alarms that left the history are forgotten
+            records.extend(self._encoded.texts(alarms, lambda alarm: store.encode(_alarm_record(alarm))))
             store.save_encoded(records)
         except StateFileError:
             self._dirty = True  # the next batch tries again

@@ -14,7 +14,7 @@ import math
 import os
 import re
 import threading
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from itertools import chain
 from operator import is_
 from pathlib import Path
@@ -153,16 +153,37 @@ class AtomicJSONStorage(Storage):
 _encode = json.JSONEncoder(separators=(",", ":"), allow_nan=False).encode
 
 
-class EncodedRows:
-    """The JSON of a table's rows, each row encoded once: rows are immutable tuples, so a row
-    saved before is the same object until it changes, and a snapshot of a big table that changed
-    in a few rows re-encodes those few only. Gives exactly what encoding the whole list gives."""
+class EncodedObjects:
+    """The JSON texts of immutable objects (a table's row tuples, alarms), each encoded once while
+    it stays in use: a batch that changed a few of thousands re-encodes those few. Lookups are
+    by object identity, at C speed: the objects last encoded are held, so an id known here is
+    never another object's."""
 
-    __slots__ = ("_texts", "_rows", "_document")
+    __slots__ = ("_objects", "_texts")
 
     def __init__(self) -> None:
-        # id(row) -> (row, its JSON); the row is held so its id is not reused by another one.
-        self._texts: dict[int, tuple[Any, str]] = {}
+        self._objects: list[Any] = []
+        self._texts: dict[int, str] = {}
+
+    def texts(self, objects: list[Any], encode: Callable[[Any], str]) -> list[str]:
+        ids = list(map(id, objects))
+        texts = list(map(self._texts.get, ids))
+        if None in texts:
+            for position in [position for position, text in enumerate(texts) if text is None]:
+                texts[position] = encode(objects[position])
+        self._objects, self._texts = objects, dict(zip(ids, texts))  # objects gone are forgotten
+        return texts  # type: ignore[return-value]  # no None left
+
+
+class EncodedRows:
+    """The JSON of one table's rows for `ElementStore.save`: rows are immutable tuples, so the
+    rows of the last save that are still there are not encoded again (`EncodedObjects`), and an
+    unchanged table costs a comparison. Gives exactly what encoding the whole list gives."""
+
+    __slots__ = ("_cache", "_rows", "_document")
+
+    def __init__(self) -> None:
+        self._cache = EncodedObjects()
         self._rows: list[Any] = []  # the rows last encoded, and their JSON
         self._document = "[]"
 
@@ -171,20 +192,11 @@ class EncodedRows:
         last = self._rows
         if len(rows) == len(last) and all(map(is_, rows, last)):  # the same row objects: unchanged
             return self._document
-        known: dict[int, tuple[Any, str]] = self._texts
-        texts: dict[int, tuple[Any, str]] = {}
-        parts = []
-        for row in rows:
-            entry = known.get(id(row))
-            if entry is None or entry[0] is not row:
-                entry = (row, storage.encode(row))
-            if type(row) is tuple:  # only an immutable row stays what its text says
-                texts[id(row)] = entry
-            parts.append(entry[1])
-        self._texts = texts  # rows gone from the table are forgotten
-        if not all(type(row) is tuple for row in rows):
-            rows = []  # a list row may change in place: never taken as unchanged
-        self._rows, self._document = rows, "[" + ",".join(parts) + "]"
+        if all(type(row) is tuple for row in rows):
+            texts = self._cache.texts(rows, storage.encode)
+        else:  # a list row may change in place: encoded every time, never taken as unchanged
+            texts, rows = [storage.encode(row) for row in rows], []
+        self._rows, self._document = rows, "[" + ",".join(texts) + "]"
         return self._document
 
 
