@@ -170,10 +170,15 @@ class _Flow:
 
     async def _after_earlier_flows(self) -> None:
         """Runs are numbered in the order their alarm events came: wait for this alarm's earlier ones."""
-        run = self.ctx.run
-        for other in self.ctx.dms.automation.runs(script=run.script, state=ScriptState.RUNNING):
-            if other.id < run.id and isinstance(other.input, AlarmEvent) and other.input.alarm.id == self.alarm.id:
-                await self.ctx.wait_run(other)
+        run, alarm_id = self.ctx.run, self.alarm.id
+        earlier = []
+        for other in self.ctx.dms.automation.runs(state=ScriptState.RUNNING):  # in id order
+            if other.id >= run.id:
+                break
+            if other.script == run.script and isinstance(other.input, AlarmEvent) and other.input.alarm.id == alarm_id:
+                earlier.append(other)
+        for other in earlier:
+            await self.ctx.wait_run(other)
 
     def _client_names(self) -> list[str]:
         if self.settings.clients is not None:

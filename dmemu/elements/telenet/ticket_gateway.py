@@ -42,7 +42,10 @@ from __future__ import annotations
 import functools
 import json
 import time
+from collections import Counter
 from collections.abc import Callable, Mapping
+from itertools import compress
+from operator import not_
 from typing import Any, TypeVar
 
 import attrs
@@ -113,6 +116,7 @@ QUEUED, SENT, AWAITING_RESULT, DONE, FAILED_STATE = range(5)
 STATE_NAMES = {QUEUED: "Queued", SENT: "Sent", AWAITING_RESULT: "Awaiting Result", DONE: "Done", FAILED_STATE: "Failed"}
 WAITING = (QUEUED, SENT)  # not yet acknowledged: to be sent (again)
 FINISHED = (DONE, FAILED_STATE)
+_FINISHED_STATES = frozenset(FINISHED)
 # Communication states (parameter "API Status")
 NOT_CONTACTED, OK, TIMEOUT, CONNECTION_FAILED, HTTP_ERROR, INVALID_ANSWER, REFUSED = range(7)
 RETRIED_STATUSES = frozenset({408, 429})  # besides every 5xx: a busy or briefly broken service
@@ -204,6 +208,7 @@ _COLUMNS = (
     "Transaction ID", "Ticket ID", "Next Action Time", "Acknowledged Time", "Finished Time", "Sequence", "Request Fields",
 )  # fmt: skip
 _POSITION = {name: index for index, name in enumerate(_COLUMNS)}
+_NEXT_ACTION, _SEQUENCE, _PRIORITY = _POSITION["Next Action Time"], _POSITION["Sequence"], _POSITION["Priority"]
 
 
 @attrs.define
@@ -364,11 +369,13 @@ class _Round:
         self.now = protocol.now()
         self.service = _Service(protocol)
         self.max_retries = int(protocol.get_parameter("Max Retries"))
-        # A round reads a few columns of every row, and whole rows only of the requests it acts on.
+        # A round reads the State of every row (finished ones stay for an hour: often most of the
+        # buffer), at C speed, and the other cells only of the requests not finished.
         self.states: dict[str, int] = protocol.get_column(BUFFER, "State")
-        self.next_action: dict[str, float] = protocol.get_column(BUFFER, "Next Action Time")
-        sequence = protocol.get_column(BUFFER, "Sequence")
-        self.order = sorted((key for key, state in self.states.items() if state not in FINISHED), key=sequence.__getitem__)
+        open_keys = list(compress(self.states, map(not_, map(_FINISHED_STATES.__contains__, self.states.values()))))
+        self.open_rows = {key: protocol.get_row(BUFFER, key) for key in open_keys}
+        self.next_action: dict[str, float] = {key: row[_NEXT_ACTION] for key, row in self.open_rows.items()}
+        self.order = sorted(open_keys, key=lambda key: self.open_rows[key][_SEQUENCE])
 
     def due(self, key: str) -> bool:
         return (self.next_action[key] or 0) <= self.now
@@ -382,7 +389,7 @@ class _Round:
             if self.service.stopped:
                 break
             self.poll(self.load(key))
-        priority = self.protocol.get_column(BUFFER, "Priority")
+        priority = {key: row[_PRIORITY] for key, row in self.open_rows.items()}
         urgent = [key for key in self.order if self.states[key] in WAITING and priority[key] == HIGH]
         for key in urgent:  # in the order they came; one waiting for its retry holds the rest back
             if self.service.stopped or not self.due(key):
@@ -483,6 +490,10 @@ class _Round:
         """Done and Failed rows go once kept Finished Request Retention seconds."""
         keep = self.protocol.get_parameter("Finished Request Retention")
         finished = self.protocol.get_column(BUFFER, "Finished Time")
+        finished_keys = compress(self.states, map(_FINISHED_STATES.__contains__, self.states.values()))
+        times = list(map(finished.__getitem__, finished_keys))
+        if None not in times and (not times or self.now - min(times) < keep):
+            return  # none is that old (looked at at C speed: finished rows are often most of the buffer)
         expired = [key for key, state in self.states.items() if state in FINISHED and self.now - (finished[key] or 0) >= keep]
         if expired:
             self.protocol.delete_row(BUFFER, expired)
@@ -491,8 +502,8 @@ class _Round:
 
     def show_depth(self) -> None:
         counts = dict.fromkeys(STATE_NAMES, 0)
-        for state in self.states.values():  # kept current through the round
-            counts[int(state)] += 1
+        for state, count in Counter(self.states.values()).items():  # kept current through the round
+            counts[int(state)] += count
         self.protocol.set_parameters({
             "Buffer Depth": counts[QUEUED] + counts[SENT] + counts[AWAITING_RESULT],
             "Queued Requests": counts[QUEUED], "Sent Requests": counts[SENT], "Awaiting Result Requests": counts[AWAITING_RESULT],
