@@ -375,6 +375,20 @@ def test_a_command_lost_in_a_connection_closed_meanwhile_is_sent_again_once(devi
     assert device.commands == [(0, b"one\r\n"), (0, b"two\r\n"), (1, b"two\r\n")]
 
 
+def test_without_resend_a_command_lost_in_a_connection_closed_meanwhile_fails_and_goes_once(devices: Callable[..., Device]) -> None:
+    def answer_one_drop_the_next(conn: socket.socket, index: int) -> None:
+        device.read_command(conn, index)
+        conn.sendall(b"ok\r\n")
+        device.read_command(conn, index)  # closes as the command arrives: never answered
+
+    device = devices(answer_one_drop_the_next)
+    port = SerialPort(device.connection(timeout=HANG_LIMIT), framing=CRLF)
+    assert port.exchange(b"one\r\n", resend=False) == b"ok\r\n"
+    with pytest.raises(SerialConnectionError, match="the connection was closed after 0 bytes"):
+        port.exchange(b"two\r\n", resend=False)  # the peer may have acted on it: the caller decides
+    assert device.commands == [(0, b"one\r\n"), (0, b"two\r\n")]
+
+
 def test_a_new_connection_closed_before_any_answer_is_not_tried_again(devices: Callable[..., Device]) -> None:
     def drop(conn: socket.socket, index: int) -> None:
         device.read_command(conn, index)

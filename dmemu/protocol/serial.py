@@ -188,11 +188,14 @@ class SerialPort:
         with self._lock:
             self._drop()
 
-    def exchange(self, data: bytes, framing: Framing | None = None, *, timeout: float | None = None) -> bytes:
+    def exchange(self, data: bytes, framing: Framing | None = None, *, timeout: float | None = None, resend: bool = True) -> bytes:
         """Send `data` and answer the response `framing` (else the port's framing) finds complete.
 
         Raises `SerialTimeoutError` when no complete answer came within the timeout and
-        `SerialConnectionError` when the connection is refused, reset or closed mid-answer."""
+        `SerialConnectionError` when the connection is refused, reset or closed mid-answer.
+        Without `resend`, a connection kept open that closes before any answer fails the
+        exchange too, rather than sending the command again (for a command that must not be
+        repeated unasked: the peer may have taken it before it closed)."""
         framing = framing or self.framing
         if framing is None:
             raise TypeError("no framing for this exchange: pass framing=, or declare one on the protocol's SerialConnection")
@@ -213,7 +216,7 @@ class SerialPort:
                         self._drop()
                         # Nothing came back on a connection left open since the last exchange:
                         # the peer closed it meanwhile, so the command goes once more on a new one.
-                        if fresh or closed.received:
+                        if fresh or closed.received or not resend:
                             raise SerialConnectionError(f"{self._address}: {closed}", target=self._target) from None
             except BaseException:
                 self._drop()  # the stream is out of step with the commands: start afresh
@@ -227,15 +230,17 @@ class SerialPort:
         headers: Mapping[str, str] | None = None,
         *,
         timeout: float | None = None,
+        resend: bool = True,
     ) -> HttpAnswer:
-        """Send an HTTP/1.1 request (with Host and Content-Length) and read its answer."""
+        """Send an HTTP/1.1 request (with Host and Content-Length) and read its answer
+        (`resend`: as `exchange`'s)."""
         with self._lock:  # the Host header names the target this request goes to
             fields: CaseInsensitiveDict[str] = CaseInsensitiveDict({"Host": self._address})
             fields.update(headers or {})
             fields["Content-Length"] = str(len(body))
             head = "".join(f"{name}: {value}\r\n" for name, value in fields.items())
             request = f"{method} {path} HTTP/1.1\r\n{head}\r\n".encode("latin-1") + body
-            answer = HttpFraming.parse(self.exchange(request, HttpFraming(), timeout=timeout))
+            answer = HttpFraming.parse(self.exchange(request, HttpFraming(), timeout=timeout, resend=resend))
             if answer.headers.get("Connection", "").lower() == "close":
                 self._drop()
         return answer

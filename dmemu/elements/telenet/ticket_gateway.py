@@ -66,9 +66,12 @@ from dmemu.protocol import (
     QActionProtocol,
     ReplyAddress,
     Request,
+    SerialConnectionError,
+    SerialTimeoutError,
     String,
     Table,
     Timer,
+    plain_http_target,
 )
 
 from .osb_messages import (
@@ -276,6 +279,21 @@ class _Service:
     def __init__(self, protocol: QActionProtocol) -> None:
         self.protocol = protocol
         self.stopped = False
+        # Where a POST can go over the element's kept-alive stream instead of its requests
+        # session (the same bytes reach the service; see `plain_http_target`), else None.
+        self.stream_target = plain_http_target(protocol.element.connection, TelenetTicketGateway.connection.default_port)
+
+    def _post(self, body: bytes, headers: dict[str, str]) -> tuple[int, str, bytes, Callable[[], str]]:
+        """Status, reason, body and the body as text of the service's answer to `body`."""
+        protocol = self.protocol
+        if self.stream_target is None:
+            response = protocol.http.post(SERVICE_PATH, data=body, headers=headers)
+            return response.status_code, response.reason, response.content, lambda: response.text
+        stream = protocol.serial
+        stream.set_target(*self.stream_target)
+        # Never sent twice unasked, as a session does not: a retry is the buffer's, counted and logged.
+        answer = stream.http_exchange("POST", SERVICE_PATH, body, headers, resend=False)
+        return answer.status, answer.reason, answer.body, lambda: answer.text
 
     def exchange(self, operation: Operation, body: bytes, parse: Callable[[bytes], T], request_id: str, attempt: int) -> T:
         """`parse` of the service's answer to `body`; `_Failure` says why there is none."""
@@ -284,27 +302,27 @@ class _Service:
         status = 0
         try:
             try:
-                response = protocol.http.post(SERVICE_PATH, data=body, headers=operation.headers())
-            except requests.Timeout:
-                raise self._failed(TIMEOUT, 0, f"no answer within {protocol.http.timeout:g} s", retry=True) from None
+                status, reason, content, text = self._post(body, operation.headers())
+            except (requests.Timeout, SerialTimeoutError):
+                raise self._failed(TIMEOUT, 0, f"no answer within {protocol.element.connection.timeout:g} s", retry=True) from None
+            except SerialConnectionError as error:
+                raise self._failed(CONNECTION_FAILED, 0, f"connection failed: {_cut(str(error))}", retry=True) from None
             except requests.RequestException as error:
-                reason = getattr(error.args[0], "reason", None) if error.args else None  # what urllib3 saw underneath
-                raise self._failed(CONNECTION_FAILED, 0, f"connection failed: {_cut(str(reason or error))}", retry=True) from None
-            status = response.status_code
-            content = response.content
+                cause = getattr(error.args[0], "reason", None) if error.args else None  # what urllib3 saw underneath
+                raise self._failed(CONNECTION_FAILED, 0, f"connection failed: {_cut(str(cause or error))}", retry=True) from None
             if status != 200:
                 retry = status >= 500 or status in RETRIED_STATUSES
-                detail = _cut(response.text)
+                detail = _cut(text())
                 try:
                     parse(content)  # a SOAP Fault says more than the status
                 except OsbFaultError as fault:
                     retry = retry and not fault.client_fault  # a request the service cannot read stays unreadable
                     detail = f"SOAP Fault {fault.code}: {_cut(fault.text)}"
                     if fault.client_fault:
-                        raise self._failed(REFUSED, status, f"HTTP {status} {response.reason}: {detail}", retry=False) from None
+                        raise self._failed(REFUSED, status, f"HTTP {status} {reason}: {detail}", retry=False) from None
                 except OsbAnswerError:
                     pass
-                raise self._failed(HTTP_ERROR, status, f"HTTP {status} {response.reason}: {detail}", retry=retry)
+                raise self._failed(HTTP_ERROR, status, f"HTTP {status} {reason}: {detail}", retry=retry)
             try:
                 answer = parse(content)
             except OsbFaultError as fault:
