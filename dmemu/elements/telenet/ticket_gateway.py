@@ -5,7 +5,9 @@ What the connector's help page says, and where it lives here:
 
 * **HTTP connection**: the ticketing service is the element's connection (IP address/host and
   IP port; bus address ``BypassProxy`` for no proxy). Every operation is a ``POST`` of SOAP-style
-  XML to ``/osb/TicketingService`` (`osb_messages`).
+  XML to ``/osb/TicketingService`` (`osb_messages`). With ``BypassProxy``, plain http and no
+  credentials the POSTs go over one kept-alive stream (`plain_http_target`), else through the
+  element's requests session.
 * **Requests from any element**: another element's QAction sends a request
   (``protocol.send_request(gateway, "Ticket Request", body, reply_parameter)``) whose body is
   ``{"operation": "create" | "update" | "close" | "search", "ticket_type": "MO" | "PLM",
