@@ -37,3 +37,28 @@ def remote_simulators(spec: InventorySpec, credentials: Mapping[str, tuple[str, 
         process.join(timeout=10)
         if process.is_alive():
             process.kill()
+
+
+def _serve_osb(settings: Mapping[str, Any], ports: Any, stop: Any) -> None:
+    from dmemu.simulators import OsbService
+
+    with OsbService(**settings) as osb:
+        ports.put(osb.port)
+        stop.wait()
+
+
+@contextmanager
+def remote_osb(**settings: Any) -> Iterator[int]:
+    """The OSB ticketing service (`OsbService(**settings)`, on the wall clock) in a child
+    process; gives its port on 127.0.0.1."""
+    context = multiprocessing.get_context("spawn")
+    ports, stop = context.Queue(), context.Event()
+    process = context.Process(target=_serve_osb, args=(dict(settings), ports, stop), daemon=True)
+    process.start()
+    try:
+        yield int(ports.get(timeout=60))
+    finally:
+        stop.set()
+        process.join(timeout=10)
+        if process.is_alive():
+            process.kill()

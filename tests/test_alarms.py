@@ -644,7 +644,7 @@ def test_alarm_ids_linked_by_tickets_are_never_given_out_again_after_a_lost_alar
         saves.append("tickets")
         save(records)
 
-    monkeypatch.setattr(dms.alarms._store, "save", disk_full)
+    monkeypatch.setattr(dms.alarms._store, "save_encoded", disk_full)  # where the alarms' records are written
     monkeypatch.setattr(dms.tickets._store, "save", save_tickets)
     [error] = dms.flush()
     assert "disk full" in str(error) and saves == ["alarms", "tickets"]  # tickets link alarms: saved after them

@@ -779,3 +779,33 @@ def test_a_listener_for_some_ids_hears_only_those(dms):
     element.set("Triggering", 2)
     assert plain_only == [ParameterChange(1, 1)]
     assert everything[:2] == [ParameterChange(1, 1), ParameterChange(2, 2)] and TableChange(100, None) in everything
+
+
+def test_listeners_of_some_ids_come_and_go_keeping_their_order_before_those_of_everything(dms):
+    element = dms.create_element(Ledger, "Ledger")
+    heard = []
+
+    def listener(name):
+        return lambda source, change: heard.append((name, change.parameter))
+
+    first, everything, second, both, third = listener("first"), listener("everything"), listener("second"), listener("both"), listener("third")
+    element.add_change_listener(first, ids=(1,))
+    element.add_change_listener(everything)
+    element.add_change_listener(second, ids=(1,))
+    element.add_change_listener(both, ids=(1, 2))
+    element.set("Plain", 1)
+    assert [name for name, _ in heard] == ["first", "second", "both", "everything"]
+    heard.clear()
+    element.remove_change_listener(second)
+    element.add_change_listener(third, ids=(1,))
+    element.set("Plain", 2)
+    element.set("Triggering", 3)
+    assert [entry for entry in heard if entry[1] in (1, 2)] == [
+        ("first", 1), ("both", 1), ("third", 1), ("everything", 1), ("both", 2), ("everything", 2),
+    ]
+    heard.clear()
+    for known in (first, both, third):
+        element.remove_change_listener(known)
+    element.remove_change_listener(third)  # twice: nothing happens
+    element.set("Plain", 4)
+    assert heard == [("everything", 1)]

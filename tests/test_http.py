@@ -28,6 +28,7 @@ import responses
 
 from dmemu.dms import DataMinerSystem
 from dmemu.protocol import (
+    BYPASS_PROXY,
     NO_RETRIES,
     Connection,
     ConnectionSettingError,
@@ -43,7 +44,7 @@ from dmemu.protocol import (
     VirtualClock,
     build_session,
 )
-from dmemu.protocol.http import is_loopback_host
+from dmemu.protocol.http import is_loopback_host, plain_http_target
 
 PASSWORD = "s3cr3t-Pa55word"
 HANG_LIMIT = 5.0  # a hanging handler gives up after this even if a test forgets to release it
@@ -778,3 +779,18 @@ def test_on_a_virtual_clock_retries_take_no_wall_time(dms: DataMinerSystem, serv
     server.reply(Reply(503, b"busy", (("Retry-After", "30"),)), Reply(200, b"fine"))
     http = add_element(dms, loopback(server, retry=RetryPolicy(attempts=1))).http
     assert http.get("/later").status_code == 200  # time.sleep would fail this test
+
+
+@pytest.mark.parametrize(
+    ("connection", "target"),
+    [
+        (Connection(host="10.0.0.5", port=8080, bus_address=BYPASS_PROXY), ("10.0.0.5", 8080)),
+        (Connection(host="osb.example", bus_address=BYPASS_PROXY), ("osb.example", 80)),
+        (Connection(host="10.0.0.5", port=8080), None),  # proxies from the environment may apply
+        (Connection(host="10.0.0.5", port=443, bus_address=BYPASS_PROXY), None),  # https
+        (Connection(host="10.0.0.5", port=8080, bus_address=BYPASS_PROXY, username="u", password="p"), None),
+        (Connection(host="10.0.0.5", port=8080, bus_address=BYPASS_PROXY, retry=RetryPolicy(methods={"POST"})), None),
+    ],
+)
+def test_a_post_goes_over_a_plain_stream_only_when_the_session_would_add_nothing(connection: Connection, target: tuple[str, int] | None) -> None:
+    assert plain_http_target(connection, default_port=80) == target

@@ -173,13 +173,13 @@ def error_messages(element: Element) -> list[str]:
 def writes(monkeypatch: pytest.MonkeyPatch) -> list[Path]:
     """Every completed state-file write, by path, in order."""
     done: list[Path] = []
-    original = AtomicJSONStorage.write
+    original = AtomicJSONStorage.write_encoded  # every write ends there
 
-    def counting_write(self: AtomicJSONStorage, data: Any) -> None:
-        original(self, data)
+    def counting_write(self: AtomicJSONStorage, document: str) -> None:
+        original(self, document)
         done.append(self.path)
 
-    monkeypatch.setattr(AtomicJSONStorage, "write", counting_write)
+    monkeypatch.setattr(AtomicJSONStorage, "write_encoded", counting_write)
     return done
 
 
@@ -730,6 +730,44 @@ def test_one_write_per_dirty_element_per_tick(
     snapshot = saved_on_disk(dmemu_state_dir, first)
     assert snapshot.parameters == {30: 11}  # one run at start-up and ten on the timer
     assert snapshot.tables[3000][0] == ["t0", 112]  # the last of three fills in the last tick
+
+
+def test_a_batch_syncs_each_directory_once_not_once_per_file(
+    dms: DataMinerSystem, dmemu_state_dir: Path, dmemu_clock: VirtualClock, monkeypatch: pytest.MonkeyPatch, writes: list[Path]
+) -> None:
+    tickers = [dms.create_element(Ticker, f"Ticker {n}") for n in range(1, 5)]
+    dmemu_clock.advance(1)
+    synced: list[Path] = []
+    original = storage._fsync_directory
+    monkeypatch.setattr(storage, "_fsync_directory", lambda directory: (synced.append(directory), original(directory)))
+    writes.clear()
+
+    dmemu_clock.advance(1)  # one tick: every ticker changed
+    assert sorted(writes) == sorted(element_path(dmemu_state_dir, ticker) for ticker in tickers)
+    assert synced == [dmemu_state_dir / "elements"]  # the four renames made durable together
+    assert saved_on_disk(dmemu_state_dir, tickers[0]).parameters == {30: 3}
+
+
+def test_a_save_encodes_only_the_rows_that_changed_and_writes_what_json_would(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    store = ElementStore(tmp_path / "1-1.json")
+    rows = [(f"k{i}", f"item {i} é☃", i * 1.5, i % 2 == 0, None) for i in range(50)]
+    store.save({10: 1}, {SAVED_ITEMS: list(rows), LIVE_ITEMS: []}, saved_at=12.5)
+    encoded: list[Any] = []
+    original = AtomicJSONStorage.encode
+    monkeypatch.setattr(AtomicJSONStorage, "encode", lambda self, value: (encoded.append(value), original(self, value))[1])
+
+    store.save({10: 2}, {SAVED_ITEMS: list(rows), LIVE_ITEMS: []}, saved_at=13.0)  # rows unchanged (the same tuples)
+    assert not [value for value in encoded if isinstance(value, tuple)]
+    rows[7] = ("k7", "changed", 0.25, False, 3)
+    store.save({10: 3}, {SAVED_ITEMS: list(rows), LIVE_ITEMS: []}, saved_at=14.0)
+    assert [value for value in encoded if isinstance(value, tuple)] == [rows[7]]
+    expected = {
+        "parameters": {"1": {"values": {"10": 3}}},
+        "tables": {"1": {"id": SAVED_ITEMS, "rows": [list(row) for row in rows]}, "2": {"id": LIVE_ITEMS, "rows": []}},
+        "saved": {"1": {"at": 14.0}},
+    }
+    assert store.path.read_text() == json.dumps(expected, separators=(",", ":"))
+    assert store.load().tables[SAVED_ITEMS][7] == ["k7", "changed", 0.25, False, 3]
 
 
 def test_stop_and_close_each_write_once(dms: DataMinerSystem, dmemu_state_dir: Path, writes: list[Path]) -> None:

@@ -613,6 +613,18 @@ def test_a_request_the_service_cannot_read_is_not_sent_again(
     assert gateway.get("API Status") == 6  # Request Refused
 
 
+def test_the_service_is_posted_to_over_one_kept_alive_stream_when_no_proxy_can_be_in_play(
+    system: DataMinerSystem, gateway: Element, requester: Element, osb_service: OsbService, clock: VirtualClock
+) -> None:
+    request_id = ask(requester, "create", **create_fields(1))
+    clock.advance(3)
+    assert [reply.body["stage"] for reply in replies_to(request_id)] == ["ack", "result"]
+    assert gateway.serial.connected  # the element's stream, kept open: no requests session per call
+    heads = [record.headers for record in osb_service.requests()]
+    assert len(heads) == 2 and all("python-requests" not in head.get("User-Agent", "") for head in heads)
+    assert heads[0]["SOAPAction"] == '"CreateTicket"' and heads[0]["Content-Type"] == "text/xml; charset=utf-8"
+
+
 # --------------------------------------------------------------------------------------------
 # The Service Info Table and Service Selection
 

@@ -61,7 +61,7 @@ from ..protocol.element import ElementState, ValueWatcher
 from ..protocol.errors import InvalidValueError, StateFileError
 from ..protocol.logs import LogType
 from ..protocol.measurement import Discrete, Number, String
-from ..protocol.storage import RecordStore
+from ..protocol.storage import EncodedObjects, RecordStore
 from .delivery import SerialDelivery
 from .errors import AlarmError, AlarmTemplateError, UnknownAlarmError
 
@@ -586,6 +586,7 @@ class AlarmManager:
         self._dms = dms
         self._clock = dms.clock
         self._store = RecordStore(dms.state_dir / ALARMS_FILE, "alarms")
+        self._encoded = EncodedObjects()  # the records of the alarms last saved
         self._lock = threading.Lock()
         self._dirty = False
         self._next_id = 1
@@ -700,11 +701,14 @@ class AlarmManager:
             # Alarms and templates are immutable: references are a consistent snapshot.
             next_id, templates = self._next_id, list(self._templates.items())
             alarms = [*self._active.values(), *self._cleared.values()]
-        records: list[dict[str, Any]] = [{"kind": "counter", "next_id": next_id}]
-        records.extend(_template_record(ids, template) for ids, template in templates)
-        records.extend(_alarm_record(alarm) for alarm in alarms)
+        store = self._store
         try:
-            self._store.save(records)
+            records = [store.encode({"kind": "counter", "next_id": next_id})]
+            records.extend(store.encode(_template_record(ids, template)) for ids, template in templates)
+            # An alarm is immutable, so its record is encoded once per version of it, not per
+            # batch: a batch that changed a few of thousands of alarms encodes those few.
+            records.extend(self._encoded.texts(alarms, lambda alarm: store.encode(_alarm_record(alarm))))
+            store.save_encoded(records)
         except StateFileError:
             self._dirty = True  # the next batch tries again
             raise

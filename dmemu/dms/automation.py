@@ -573,7 +573,10 @@ class Automation:
         """Runs kept (the last `history_limit` finished ones and those running), oldest first."""
         wanted = None if state is None else ScriptState(state)
         with self._lock:
-            everything = sorted((*self._history, *self._running.values()), key=lambda run: run.id)
+            if wanted is ScriptState.RUNNING:  # kept in id order: the history is not looked at
+                everything = list(self._running.values())
+            else:
+                everything = sorted((*self._history, *self._running.values()), key=lambda run: run.id)
         return [run for run in everything if (script is None or run.script == script) and (wanted is None or run.state is wanted)]
 
     @property

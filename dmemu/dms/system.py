@@ -21,7 +21,15 @@ from ..protocol.element import Element, ElementRef, ElementState, element_ids, e
 from ..protocol.errors import DmemuError, ReadOnlyParameterError, StateFileError
 from ..protocol.http import Connection
 from ..protocol.logs import LogType
-from ..protocol.storage import ELEMENTS_FOLDER, REGISTRY_FILE, ElementStore, RegistryStore, element_files, element_path
+from ..protocol.storage import (
+    ELEMENTS_FOLDER,
+    REGISTRY_FILE,
+    ElementStore,
+    RegistryStore,
+    batched_directory_syncs,
+    element_files,
+    element_path,
+)
 from .alarms import AlarmManager
 from .automation import Automation
 from .errors import DuplicateElementError
@@ -279,6 +287,15 @@ class DataMinerSystem:
     def _flush_locked(self) -> list[StateFileError]:
         errors: list[StateFileError] = []
         try:
+            with batched_directory_syncs():  # the batch's files, then each directory once
+                self._flush_files(errors)
+        except StateFileError as error:
+            errors.append(error)
+            _logger.error("%s", error)
+        return errors
+
+    def _flush_files(self, errors: list[StateFileError]) -> None:
+        try:
             self._write_registry_if_dirty()
         except StateFileError as error:
             errors.append(error)
@@ -300,7 +317,6 @@ class DataMinerSystem:
             except StateFileError as error:
                 errors.append(error)
                 _logger.error("%s", error)
-        return errors
 
     def _flush_quietly(self) -> None:
         """The batch at the end of a tick; skipped while another flush is still writing."""

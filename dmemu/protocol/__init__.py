@@ -42,7 +42,7 @@ from .errors import (
     UnknownParameterError,
     UnknownRowError,
 )
-from .http import BYPASS_PROXY, NO_RETRIES, Connection, ElementSession, RetryPolicy, build_session
+from .http import BYPASS_PROXY, NO_RETRIES, Connection, ElementSession, RetryPolicy, build_session, plain_http_target
 from .logs import LogEntry, LogLevel, LogType
 from .measurement import Button, DateTime, Discrete, Number, PageButton, String
 from .messages import Reply, ReplyAddress, Request
@@ -118,6 +118,7 @@ __all__ = [
     "VirtualClock",
     "build_session",
     "expect",
+    "plain_http_target",
 ]
 
 # The system's public names (`dmemu.dms.__all__`), as code written before `dmemu.dms` existed

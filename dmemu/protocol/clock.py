@@ -25,7 +25,7 @@ import numbers
 import operator
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
@@ -112,11 +112,47 @@ class TimerJob(schedule.Job):
         self.due = due
 
 
+class _JobList:
+    """`schedule`'s list of jobs, keeping its order, with O(1) removal: a scheduler holds a job
+    per pending wait and timeout (thousands when many scripts wait), and `list.remove` made each
+    cancellation cost a scan of them all."""
+
+    __slots__ = ("_jobs",)
+
+    def __init__(self) -> None:
+        self._jobs: dict[schedule.Job, None] = {}  # jobs hash by identity; a dict keeps their order
+
+    def append(self, job: schedule.Job) -> None:
+        self._jobs[job] = None
+
+    def remove(self, job: schedule.Job) -> None:
+        try:
+            del self._jobs[job]
+        except KeyError:
+            raise ValueError(f"{job!r} is not scheduled") from None
+
+    def discard(self, job: schedule.Job) -> None:
+        self._jobs.pop(job, None)
+
+    def __iter__(self) -> Iterator[schedule.Job]:
+        return iter(list(self._jobs))
+
+    def __len__(self) -> int:
+        return len(self._jobs)
+
+    def __contains__(self, job: object) -> bool:
+        return job in self._jobs
+
+    def __getitem__(self, index: Any) -> Any:
+        return list(self._jobs)[index]
+
+
 class TimerScheduler(schedule.Scheduler):
     """A `schedule.Scheduler` ordered by a heap of due times on an injected clock."""
 
     def __init__(self, clock: Clock) -> None:
         super().__init__()
+        self.jobs: _JobList = _JobList()  # type: ignore[assignment]
         self.clock = clock
         # Jobs by due time, and a heap of those due times: the jobs of one instant (a tick, often
         # thousands when elements start together) cost one heap step, not one each per firing.
@@ -142,7 +178,8 @@ class TimerScheduler(schedule.Scheduler):
     def cancel_job(self, job: schedule.Job) -> None:
         if isinstance(job, TimerJob):
             job.cancelled = True  # dropped lazily when it reaches the top of the heap
-        super().cancel_job(job)
+        # Not `schedule`'s own: it formats the job for a debug line on every call.
+        self.jobs.discard(job)
 
     def clear(self, tag: Any = None) -> None:
         for job in self.get_jobs(tag):

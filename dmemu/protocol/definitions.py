@@ -209,6 +209,8 @@ class ProtocolModel:
             self.tables[table.id] = TableModel(table, key_index, index, checkers)
         for item in (*protocol.parameters, *protocol.tables):
             self.by_name[item.name] = item.id
+        # Every way to name a parameter or table (id or name) -> its id: one lookup per get and set.
+        self._ids_by_ref: dict[int | str, int] = {**{pid: pid for pid in (*self.parameters, *self.tables)}, **self.by_name}
         self.triggers: dict[int, tuple[QAction, ...]] = {}
         for qaction in protocol.qactions:
             for pid in qaction.triggers:
@@ -232,9 +234,7 @@ class ProtocolModel:
 
     def resolve(self, ref: int | str) -> int:
         """The id of a parameter or table given by id or name."""
-        if ref in self.parameters or ref in self.tables:
-            return ref  # type: ignore[return-value]
-        pid = self.by_name.get(ref) if isinstance(ref, str) else None
+        pid = self._ids_by_ref.get(ref)
         if pid is None:
             raise UnknownParameterError(f"{self.name}: no parameter or table {ref!r}")
         return pid

@@ -656,14 +656,43 @@ class Element(ReadableElement):
     def add_change_listener(self, listener: ChangeListener, *, ids: Iterable[int] | None = None) -> None:
         """Call `listener(element, change)` after each change, on the thread that made it: of the
         parameters and tables whose ids are in `ids`, or of everything (None)."""
+        wanted = None if ids is None else frozenset(ids)
         with self._lifecycle_lock:
-            self._listener_ids[listener] = None if ids is None else frozenset(ids)
-            self._index_listeners()
+            if wanted is None or listener in self._listener_ids:
+                self._listener_ids[listener] = wanted
+                self._index_listeners()
+                return
+            # A listener of some ids (a script's wait, often hundreds of them at once): only the
+            # entries of its ids change, its place after the listeners there before it.
+            self._listener_ids[listener] = wanted
+            everything = self._listeners_of_all
+            listeners_of = dict(self._listeners_of)
+            for pid in wanted:
+                current = listeners_of.get(pid, everything)
+                own = current[: len(current) - len(everything)]
+                listeners_of[pid] = (*own, listener, *everything)
+            self._listeners_of = listeners_of
+            self._change_listeners = tuple(self._listener_ids)
 
     def remove_change_listener(self, listener: ChangeListener) -> None:
         with self._lifecycle_lock:
-            if self._listener_ids.pop(listener, False) is not False:
+            ids = self._listener_ids.pop(listener, False)
+            if ids is False:
+                return
+            if ids is None:
                 self._index_listeners()
+                return
+            listeners_of = dict(self._listeners_of)
+            everything_count = len(self._listeners_of_all)
+            for pid in ids:
+                kept = list(listeners_of[pid])
+                del kept[kept.index(listener)]  # at C speed: hundreds of waits may listen to one id
+                if len(kept) > everything_count:
+                    listeners_of[pid] = tuple(kept)
+                else:  # no listener of its own left: the id hears what every id hears
+                    del listeners_of[pid]
+            self._listeners_of = listeners_of
+            self._change_listeners = tuple(self._listener_ids)
 
     def _index_listeners(self) -> None:
         everything = tuple(listener for listener, ids in self._listener_ids.items() if ids is None)

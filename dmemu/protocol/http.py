@@ -183,6 +183,22 @@ def _check_connection(connection: Connection) -> None:
         refuse("retry", "the retry policy is a RetryPolicy")
 
 
+def plain_http_target(connection: Connection, default_port: int = 443) -> tuple[str, int] | None:
+    """(host, port) when a ``POST`` to `connection` may go over a plain kept-alive TCP stream
+    (`SerialPort.http_exchange`) and reach the device as `build_session`'s session would send
+    it: plain http, proxies bypassed (so nothing is taken from the environment), no credentials,
+    and a POST that its retry policy does not retry. None otherwise: use the session.
+
+    A session's call costs about half a millisecond of Python (requests and urllib3) besides
+    the exchange itself; an element posting to a service all the time can spare that."""
+    if not connection.bypass_proxy or connection.username or connection.password or "POST" in connection.retry.methods:
+        return None
+    parts = urlsplit(connection.base_url(default_port))
+    if parts.scheme != "http" or not parts.hostname or parts.port is None:
+        return None
+    return parts.hostname, parts.port
+
+
 class ElementSession(requests.Session):
     """A session whose relative URLs start at the element's base URL and whose calls time out."""
 

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import enum
 from collections.abc import Iterable, Sequence
+from operator import itemgetter
 from typing import TYPE_CHECKING, Any
 
 from .errors import (
@@ -298,7 +299,8 @@ class QActionProtocol:
         """One column as {key: value}."""
         data = self._data(table)
         index = data.model.column_position(column)
-        return {key: row[index] for key, row in data.rows.items()}
+        rows = data.rows
+        return dict(zip(rows, map(itemgetter(index), rows.values())))  # C-level: called per round on big tables
 
     def fill_array(self, table: int | str, rows: Iterable[Sequence[Any]]) -> None:
         """FillArray: the table becomes exactly `rows` (cells in column order, key included)."""

@@ -185,6 +185,8 @@ class SerialPort:
         """Talk to `host`:`port` from the next exchange on (a dynamic IP address). An open
         connection to another target is closed. A bad host or port raises
         `ConnectionSettingError` naming it."""
+        if type(host) is str and type(port) is int and (host, port) == self._target:
+            return  # checked when it became the target; set before every exchange by some elements
         attrs.evolve(self._connection, host=host, port=port)  # the connection's own checks
         with self._lock:
             if (host, port) != self._target:

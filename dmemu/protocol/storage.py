@@ -14,8 +14,9 @@ import math
 import os
 import re
 import threading
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from itertools import chain
+from operator import is_
 from pathlib import Path
 from typing import Any
 
@@ -71,6 +72,10 @@ _RECORD_TYPES: dict[str, tuple[type, ...]] = {
 class AtomicJSONStorage(Storage):
     """A tinydb storage that never leaves a half-written file and never reads one silently."""
 
+    sync_at_once = False
+    """True: the rename is made durable before `write` returns, even inside
+    `batched_directory_syncs` (the registry: no element file may outlive its record)."""
+
     def __init__(self, path: str | os.PathLike[str]) -> None:
         self.path = Path(path)
 
@@ -103,12 +108,19 @@ class AtomicJSONStorage(Storage):
         return document
 
     def write(self, data: Mapping[str, Mapping[str, Any]]) -> None:
+        self.write_encoded(self.encode(data))
+
+    def encode(self, value: Any) -> str:
+        """`value` as the file's JSON (compact, no NaN); `StateFileError` naming the file when it cannot be."""
         try:
-            payload = json.dumps(data, separators=(",", ":"), allow_nan=False).encode()
+            return _encode(value)
         except (TypeError, ValueError) as error:
             raise StateFileError(f"cannot save state file {self.path}: {error}; the previous snapshot is kept") from error
+
+    def write_encoded(self, document: str) -> None:
+        """Write a document already encoded (by `encode`, or pieces of it joined)."""
         with _write_lock(self.path):  # one temporary file per path: one writer at a time
-            self._write_atomically(payload)
+            self._write_atomically(document.encode())
 
     def _write_atomically(self, payload: bytes) -> None:
         temporary = self.temporary_path
@@ -124,7 +136,11 @@ class AtomicJSONStorage(Storage):
             finally:
                 os.close(descriptor)
             os.replace(temporary, self.path)
-            _fsync_directory(self.path.parent)
+            batch = None if self.sync_at_once else getattr(_directory_batch, "directories", None)
+            if batch is None:
+                _fsync_directory(self.path.parent)
+            else:
+                batch.add(self.path.parent)  # once for the whole batch: see `batched_directory_syncs`
         except OSError as error:
             with contextlib.suppress(OSError):
                 temporary.unlink(missing_ok=True)  # best effort: the next write truncates it anyway
@@ -132,6 +148,56 @@ class AtomicJSONStorage(Storage):
 
     def close(self) -> None:
         """Nothing stays open between reads and writes."""
+
+
+_encode = json.JSONEncoder(separators=(",", ":"), allow_nan=False).encode
+
+
+class EncodedObjects:
+    """The JSON texts of immutable objects (a table's row tuples, alarms), each encoded once while
+    it stays in use: a batch that changed a few of thousands re-encodes those few. Lookups are
+    by object identity, at C speed: the objects last encoded are held, so an id known here is
+    never another object's."""
+
+    __slots__ = ("_objects", "_texts")
+
+    def __init__(self) -> None:
+        self._objects: list[Any] = []
+        self._texts: dict[int, str] = {}
+
+    def texts(self, objects: list[Any], encode: Callable[[Any], str]) -> list[str]:
+        ids = list(map(id, objects))
+        texts = list(map(self._texts.get, ids))
+        if None in texts:
+            for position in [position for position, text in enumerate(texts) if text is None]:
+                texts[position] = encode(objects[position])
+        self._objects, self._texts = objects, dict(zip(ids, texts))  # objects gone are forgotten
+        return texts  # type: ignore[return-value]  # no None left
+
+
+class EncodedRows:
+    """The JSON of one table's rows for `ElementStore.save`: rows are immutable tuples, so the
+    rows of the last save that are still there are not encoded again (`EncodedObjects`), and an
+    unchanged table costs a comparison. Gives exactly what encoding the whole list gives."""
+
+    __slots__ = ("_cache", "_rows", "_document")
+
+    def __init__(self) -> None:
+        self._cache = EncodedObjects()
+        self._rows: list[Any] = []  # the rows last encoded, and their JSON
+        self._document = "[]"
+
+    def encode(self, rows: Iterable[Any], storage: AtomicJSONStorage) -> str:
+        rows = list(rows)
+        last = self._rows
+        if len(rows) == len(last) and all(map(is_, rows, last)):  # the same row objects: unchanged
+            return self._document
+        if all(type(row) is tuple for row in rows):
+            texts = self._cache.texts(rows, storage.encode)
+        else:  # a list row may change in place: encoded every time, never taken as unchanged
+            texts, rows = [storage.encode(row) for row in rows], []
+        self._rows, self._document = rows, "[" + ",".join(texts) + "]"
+        return self._document
 
 
 _write_locks: dict[Path, threading.Lock] = {}
@@ -149,6 +215,35 @@ def _is_document_id(doc_id: str) -> bool:
     except ValueError:
         return False
     return True
+
+
+_directory_batch = threading.local()
+
+
+@contextlib.contextmanager
+def batched_directory_syncs() -> Iterator[None]:
+    """Files written atomically on this thread inside the block have their directory fsynced
+    once, when the block ends, not once per file: a batch of saves writes many files into a few
+    directories. Each file is still complete on disk before its rename, so a crash leaves the
+    old snapshot or the new one; the renames are durable once the block is done. A directory
+    that cannot be synced raises `StateFileError` then. Nested blocks are one batch."""
+    if getattr(_directory_batch, "directories", None) is not None:
+        yield
+        return
+    directories: set[Path] = set()
+    _directory_batch.directories = directories
+    try:
+        yield
+    finally:
+        _directory_batch.directories = None
+        failed = []
+        for directory in sorted(directories):
+            try:
+                _fsync_directory(directory)
+            except OSError as error:
+                failed.append(f"{directory}: {error.strerror or error}")
+        if failed:
+            raise StateFileError(f"cannot make the saved files durable, syncing directory {'; '.join(failed)}")
 
 
 def _fsync_directory(directory: Path) -> None:
@@ -182,6 +277,7 @@ class ElementStore:
     def __init__(self, path: Path) -> None:
         self.path = path
         self._storage = AtomicJSONStorage(path)
+        self._rows: dict[int, EncodedRows] = {}  # per table: saved every batch, often unchanged
 
     def load(self) -> ElementSnapshot:
         if not self.path.exists():
@@ -213,17 +309,19 @@ class ElementStore:
 
     def save(self, parameters: Mapping[int, Any], tables: Mapping[int, Iterable[Any]], *, saved_at: float | None = None) -> None:
         """Write the snapshot; `saved_at`, the clock's time, tells a DMS opening the file later
-        that its time must not start before it."""
-        self._storage.write(
-            {
-                "parameters": {"1": {"values": {str(pid): value for pid, value in parameters.items()}}},
-                "tables": {
-                    str(position): {"id": table_id, "rows": rows}
-                    for position, (table_id, rows) in enumerate(tables.items(), start=1)
-                },
-                **_saved_at_table(saved_at),
-            }
-        )
+        that its time must not start before it. The document is what tinydb would write, its
+        table rows encoded by `EncodedRows`."""
+        storage = self._storage
+        values = storage.encode({str(pid): value for pid, value in parameters.items()})
+        encoded_tables = []
+        for position, (table_id, rows) in enumerate(tables.items(), start=1):
+            encoded = self._rows.get(table_id)
+            if encoded is None:
+                encoded = self._rows[table_id] = EncodedRows()
+            encoded_tables.append(f'"{position}":{{"id":{storage.encode(table_id)},"rows":{encoded.encode(rows, storage)}}}')
+        saved = _saved_at_table(saved_at)
+        tail = f',"{SAVED_AT_TABLE}":{storage.encode(saved[SAVED_AT_TABLE])}' if saved else ""
+        storage.write_encoded(f'{{"parameters":{{"1":{{"values":{values}}}}},"tables":{{{",".join(encoded_tables)}}}{tail}}}')
 
     def delete(self) -> None:
         for path in (self.path, self._storage.temporary_path):
@@ -278,7 +376,16 @@ class RecordStore:
             return [dict(record) for record in database.table(self.table).all()]
 
     def save(self, records: Iterable[Mapping[str, Any]]) -> None:
-        self._storage.write({self.table: {str(i): dict(r) for i, r in enumerate(records, start=1)}})
+        self.save_encoded(self.encode(record) for record in records)
+
+    def encode(self, record: Mapping[str, Any]) -> str:
+        """One record's JSON, for `save_encoded` (a caller may keep it while the record is unchanged)."""
+        return self._storage.encode(dict(record))
+
+    def save_encoded(self, records: Iterable[str]) -> None:
+        """Save records given as their JSON (`encode`), in this order: what `save` writes."""
+        body = ",".join(f'"{number}":{text}' for number, text in enumerate(records, start=1))
+        self._storage.write_encoded(f"{{{self._storage.encode(self.table)}:{{{body}}}}}")
 
 
 class RegistryStore:
@@ -287,6 +394,7 @@ class RegistryStore:
     def __init__(self, path: Path) -> None:
         self.path = path
         self._storage = AtomicJSONStorage(path)
+        self._storage.sync_at_once = True  # durable before any element file it names is written
 
     def load(self) -> list[dict[str, Any]]:
         if not self.path.exists():

@@ -43,7 +43,9 @@ import math
 import threading
 import uuid
 import weakref
+from bisect import bisect_right
 from collections.abc import Awaitable, Callable, Iterable
+from operator import attrgetter
 from typing import Any
 
 import attrs
@@ -52,8 +54,10 @@ from dmemu.dms import (
     Alarm,
     AlarmEvent,
     AlarmEventKind,
+    Automation,
     DataMinerSystem,
     ScriptContext,
+    ScriptRun,
     ScriptState,
     Severity,
     WaitTimeoutError,
@@ -102,6 +106,36 @@ def _waiting_lines(dms: DataMinerSystem) -> _WaitingLines:
         if lines is None:
             lines = _LINES_BY_DMS[dms] = _WaitingLines()
         return lines
+
+
+class _RunsByAlarm:
+    """The running flows of one DMS by alarm id, each run filed once, when a flow first looks
+    after it started: a flow then finds its alarm's earlier flows among those of its alarm, not
+    among every run (a burst of a thousand alarms is a thousand flows running at once)."""
+
+    def __init__(self) -> None:
+        self.filed_up_to = 0  # the highest run id filed
+        self.filed = 0  # runs filed and not yet found done
+        self.by_alarm: dict[int, list[ScriptRun]] = {}
+
+    def earlier(self, automation: Automation, run: ScriptRun, alarm_id: int) -> list[ScriptRun]:
+        """The running flows of `alarm_id` started before `run` (the caller holds `_RUNS_LOCK`)."""
+        running = automation.runs(script=run.script, state=ScriptState.RUNNING)  # in id order
+        for other in running[bisect_right(running, self.filed_up_to, key=_run_id) :]:
+            if isinstance(other.input, AlarmEvent):
+                self.by_alarm.setdefault(other.input.alarm.id, []).append(other)
+                self.filed += 1
+        if running:
+            self.filed_up_to = max(self.filed_up_to, running[-1].id)
+        if self.filed > 2 * len(running) + 100:  # many filed runs ended: forget them all at once
+            self.by_alarm = {key: alive for key, runs in self.by_alarm.items() if (alive := [r for r in runs if not r.done])}
+            self.filed = sum(map(len, self.by_alarm.values()))
+        return [other for other in self.by_alarm.get(alarm_id, ()) if other.id < run.id and not other.done]
+
+
+_RUNS_BY_ALARM: weakref.WeakKeyDictionary[Automation, _RunsByAlarm] = weakref.WeakKeyDictionary()
+_RUNS_LOCK = threading.Lock()
+_run_id = attrgetter("id")
 
 
 class TicketFlowError(DmemuError):
@@ -250,10 +284,14 @@ class _Flow:
 
     async def _after_earlier_flows(self) -> None:
         """Runs are numbered in the order their alarm events came: wait for this alarm's earlier ones."""
-        run = self.ctx.run
-        for other in self.ctx.dms.automation.runs(script=run.script, state=ScriptState.RUNNING):
-            if other.id < run.id and isinstance(other.input, AlarmEvent) and other.input.alarm.id == self.alarm.id:
-                await self.ctx.wait_run(other)
+        automation = self.ctx.dms.automation
+        with _RUNS_LOCK:
+            runs = _RUNS_BY_ALARM.get(automation)
+            if runs is None:
+                runs = _RUNS_BY_ALARM[automation] = _RunsByAlarm()
+            earlier = runs.earlier(automation, self.ctx.run, self.alarm.id)
+        for other in earlier:
+            await self.ctx.wait_run(other)
 
     def _client_names(self) -> list[str]:
         if self.settings.clients is not None:
