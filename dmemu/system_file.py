@@ -695,14 +695,19 @@ def _severity(reader: _Reader, value: Any, key: Key) -> Severity:
 
 def _template(reader: _Reader, key: Key, name: str, entries: Any) -> AlarmTemplate:
     monitors: dict[str | int, Thresholds | DiscreteSeverities] = {}
+    keys: dict[str | int, str] = {}  # each parameter's key as written: "7" and "07" both name 7
     for parameter, entry in reader.table(entries, key).items():
         where = (*key, parameter)
+        ref = _ref(parameter)
+        if ref in keys:
+            raise reader.error(where, f"names parameter {ref!r}, already named by {keys[ref]!r}")
+        keys[ref] = parameter
         entry = reader.table(entry, where, _TEMPLATE_ENTRY)
         if "discrete" in entry:
             if len(entry) > 1:
                 raise reader.error(where, "takes either high/low limits or discrete values, not both")
             values = reader.table(entry["discrete"], (*where, "discrete"))
-            monitors[_ref(parameter)] = DiscreteSeverities({v: _severity(reader, s, (*where, "discrete", v)) for v, s in values.items()})
+            monitors[ref] = DiscreteSeverities({v: _severity(reader, s, (*where, "discrete", v)) for v, s in values.items()})
             continue
         limits = {}
         for side in ("high", "low"):
@@ -710,11 +715,11 @@ def _template(reader: _Reader, key: Key, name: str, entries: Any) -> AlarmTempla
             limits[side] = {
                 _severity(reader, s, (*where, side, s)): reader.number(limit, (*where, side, s), "a finite number", -math.inf) for s, limit in table.items()
             }
-        monitors[_ref(parameter)] = Thresholds(high=limits["high"], low=limits["low"])
-    for parameter, monitor in zip(entries, monitors.values()):
+        monitors[ref] = Thresholds(high=limits["high"], low=limits["low"])
+    for ref, monitor in monitors.items():
         problem = monitor.problem()  # said at the parameter's own line
         if problem:
-            raise reader.error((*key, parameter), problem)
+            raise reader.error((*key, keys[ref]), problem)
     try:
         return AlarmTemplate(name, monitors)
     except DmemuError as error:
@@ -862,6 +867,7 @@ def _connection(reader: _Reader, key: Key, value: Any, simulators: Mapping[str, 
 def _parameters(reader: _Reader, key: Key, value: Any, protocol: type[Protocol], simulators: Mapping[str, Any]) -> dict[str, Any]:
     parameters = {}
     targets = protocol.model.write_targets
+    named: dict[int, str] = {}  # parameter id -> its key as written: by id and by name is naming it twice
     for name, entry in reader.table(value, key).items():
         where = (*key, name)
         ref = _ref(name)
@@ -874,6 +880,9 @@ def _parameters(reader: _Reader, key: Key, value: Any, protocol: type[Protocol],
             exists = ref in protocol.model.by_name or ref in protocol.model.parameters
             reason = f"{protocol.name} has no write parameter {name!r}" if not exists else f"{name!r} is not a write parameter of {protocol.name}, so it takes no first value"
             raise reader.error(where, f"{reason}{_did_you_mean(name, known)}")
+        if target[0].id in named:
+            raise reader.error(where, f"names parameter {target[0].id} ({target[0].name}), already named by {named[target[0].id]!r}")
+        named[target[0].id] = name
         try:
             target[1]("http://127.0.0.1:1" + entry.path if isinstance(entry, SimulatorRef) else entry)
         except DmemuError as error:
