@@ -32,8 +32,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from .. import __version__
 from ..dms import DataMinerSystem, ScriptState, Severity, TicketState
 from ..pages import find_page, pages_of
-from ..protocol import Button, Element, Parameter, RealClock, VirtualClock
-from ..protocol.element import element_ids
+from ..protocol import Button, Element, Parameter, RealClock, VirtualClock, element_ids
 from ..protocol.errors import DmemuError
 from . import shapes
 from .errors import ApiError, api_error
