@@ -698,7 +698,7 @@ def _template(reader: _Reader, key: Key, name: str, entries: Any) -> AlarmTempla
     keys: dict[str | int, str] = {}  # each parameter's key as written: "7" and "07" both name 7
     for parameter, entry in reader.table(entries, key).items():
         where = (*key, parameter)
-        ref = _ref(parameter)
+        ref = _parameter_ref(parameter)
         if ref in keys:
             raise reader.error(where, f"names parameter {ref!r}, already named by {keys[ref]!r}")
         keys[ref] = parameter
@@ -726,7 +726,7 @@ def _template(reader: _Reader, key: Key, name: str, entries: Any) -> AlarmTempla
         raise reader.error(key, str(error)) from None
 
 
-def _ref(text: str) -> str | int:
+def _parameter_ref(text: str) -> str | int:
     """A parameter named in a key: digits are its id."""
     return int(text) if text.isdigit() else text
 
@@ -870,7 +870,7 @@ def _parameters(reader: _Reader, key: Key, value: Any, protocol: type[Protocol],
     named: dict[int, str] = {}  # parameter id -> its key as written: by id and by name is naming it twice
     for name, entry in reader.table(value, key).items():
         where = (*key, name)
-        ref = _ref(name)
+        ref = _parameter_ref(name)
         if isinstance(entry, dict):
             entry = reader.simulator_ref(entry, where)
             _check_simulator(reader, where, entry, simulators)

@@ -45,9 +45,11 @@ def with_json_field(content: dict[str, Any], name: str, text: str) -> JsonText:
     return JsonText(f'{head[:-1]}{"," if content else ""}"{name}":{text}}}')
 
 
-def element_ref(element: Element) -> str:
-    """``AGENT/ELEMENT``: how the API's paths and events name an element."""
-    return f"{element.agent_id}/{element.element_id}"
+def element_ref(element: Element | tuple[int, int]) -> str:
+    """``AGENT/ELEMENT``: how the API's paths and events name an element, given the element or
+    its (agent id, element id), as an alarm keeps them after its element is gone."""
+    agent_id, element_id = (element.agent_id, element.element_id) if isinstance(element, Element) else element
+    return f"{agent_id}/{element_id}"
 
 
 def element_json(element: Element) -> dict[str, Any]:
@@ -194,7 +196,7 @@ def alarm_json(alarm: Alarm, element: Element | None = None) -> dict[str, Any]:
 
     return {
         "id": alarm.id,
-        "element": f"{alarm.element_ids[0]}/{alarm.element_ids[1]}",
+        "element": element_ref(alarm.element_ids),
         "element_name": alarm.element_name,
         "parameter_id": alarm.parameter_id,
         "parameter_name": alarm.parameter_name,
