@@ -784,7 +784,7 @@ def test_dmemu_demo_web_keeps_serving_with_the_simulators(tmp_path: Path) -> Non
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=_environment(),
     )  # fmt: skip
     try:
-        url = _read_until(process, r"web API on (http://127\.0\.0\.1:\d+)/api")[1]
+        url = _read_until(process, r"dmemu serving the demo DMS with its simulators on (http://127\.0\.0\.1:\d+) ")[1]
         token = _read_until(process, r"token: (\S+)")[1]
         http = requests.Session()
         http.trust_env = False
