@@ -199,6 +199,8 @@ class SimulatorRef:
 
 @attrs.frozen
 class ClockSpec:
+    """The file's ``[clock]``: the wall clock, or a virtual one with its start and speed."""
+
     kind: str = "real"  # "real" or "virtual"
     start: float | None = None  # virtual: epoch seconds (None: the DMS's default start)
     speed: float | None = None  # virtual: simulated seconds a wall second; None: moved by the harness
@@ -228,12 +230,17 @@ class OsbSimulatorSpec:
 
 @attrs.frozen
 class ScriptSpec:
+    """A named automation script (``[scripts.NAME]``): the function registered under that name."""
+
     name: str
     function: Callable[..., Any]
 
 
 @attrs.frozen
 class ElementSpec:
+    """One ``[[elements]]`` entry, checked: its protocol, where it runs, its connection and first
+    values (simulator references resolved at start), its alarm template and connector options."""
+
     name: str
     protocol: type[Protocol]
     connector: str  # the short name, or the module:Class path as written
@@ -922,14 +929,17 @@ class SimulatorGroup:
     faults (each added to the simulator of its api), and their request logs merged in time order."""
 
     def __init__(self, simulators: Mapping[str, Any]) -> None:
+        """`simulators`: the started ones by their file name (``tmf``, ``osb``)."""
         self.members = dict(simulators)
         self.faults = _GroupFaults(self)
 
     @property
     def base_url(self) -> str:
+        """Each member's base URL, comma-separated (the console shows them as one line)."""
         return ", ".join(member.base_url for member in self.members.values())
 
     def requests(self, api: str | None = None) -> list[RequestRecord]:
+        """Every member's logged requests (only those of `api` when given), oldest first."""
         records = [record for member in self.members.values() for record in member.faults.requests(api)]
         return sorted(records, key=lambda record: record.time)
 

@@ -50,6 +50,9 @@ class RowFilter:
 
 @attrs.frozen
 class RowQuery:
+    """A table request read by `parse_query`: the page (offset, limit), the sort column and
+    direction, the filters (all must hold) and a search text."""
+
     offset: int = 0
     limit: int = DEFAULT_LIMIT
     sort: int | None = None  # a column index
