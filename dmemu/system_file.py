@@ -84,6 +84,9 @@ _KEY_PART = rf"\s*(?:{_BARE}|{_QUOTED})\s*"
 _DOTTED = re.compile(rf"{_KEY_PART}(?:\.{_KEY_PART})*")
 _ASSIGNMENT = re.compile(rf"^\s*({_KEY_PART}(?:\.{_KEY_PART})*)=")
 _INLINE_KEY = re.compile(rf"[{{,]\s*({_KEY_PART}(?:\.{_KEY_PART})*)=")
+_QUOTED_TEXT = re.compile(_QUOTED)
+# What a line of an open multi-line array holds at its top level, one token at a time.
+_ARRAY_TOKEN = re.compile(rf"\s*(?:(?P<comment>#.*)|(?P<close>\])|(?P<nested>[{{\[])|(?P<scalar>{_QUOTED}|[^,\s\[\]{{}}#]+)|,)")
 
 
 def _key_parts(text: str) -> tuple[str, ...]:
@@ -93,8 +96,8 @@ def _key_parts(text: str) -> tuple[str, ...]:
 
 class KeyLines:
     """The line of each key of a TOML text, found by a light scan (table headers, ``key =``
-    lines, keys of inline tables and of tables in multi-line arrays): for error messages only,
-    tomllib having read the file already."""
+    lines, keys of inline tables, items of multi-line arrays and their tables' keys): for error
+    messages only, tomllib having read the file already."""
 
     def __init__(self, text: str) -> None:
         self.lines: dict[Key, int] = {}
@@ -122,12 +125,8 @@ class KeyLines:
                 self.lines.setdefault(table, number)
                 continue
             if open_array is not None:
-                for inline in re.finditer(r"\{", stripped):
-                    item = (*open_array, array_items)
-                    self.lines.setdefault(item, number)
-                    self._inline_keys(stripped[inline.start() :], item, number)
-                    array_items += 1
-                if stripped.startswith("]") or stripped.endswith("]") and "[" not in stripped:
+                array_items, closed = self._array_items(stripped, open_array, array_items, number)
+                if closed:
                     open_array = None
                 continue
             match = _ASSIGNMENT.match(line)
@@ -142,10 +141,8 @@ class KeyLines:
             if value.startswith("{"):
                 self._inline_keys(value, key, number)
             elif value.startswith("[") and value.count("[") > value.count("]"):
-                open_array, array_items = key, 0
-                for inline in re.finditer(r"\{", value):
-                    self._inline_keys(value[inline.start() :], (*key, array_items), number)
-                    array_items += 1
+                open_array = key
+                array_items, _ = self._array_items(value[1:], key, 0, number)
             elif value.startswith("["):
                 for index, inline in enumerate(re.finditer(r"\{", value)):
                     self._inline_keys(value[inline.start() :], (*key, index), number)
@@ -160,6 +157,28 @@ class KeyLines:
                 key = (*key, arrays[key])
         return key
 
+    def _array_items(self, text: str, array: Key, index: int, number: int) -> tuple[int, bool]:
+        """The items of an open multi-line array on one line, each at this line (scalars and
+        inline tables alike), from item `index` on: the next item's index, and whether the array
+        closed. A nested array running over lines is not followed: its later lines count as items."""
+        position = 0
+        while position < len(text):
+            token = _ARRAY_TOKEN.match(text, position)
+            if token is None or token["comment"] is not None:
+                break
+            if token["close"] is not None:
+                return index, True
+            position = token.end()
+            if token["nested"] is not None or token["scalar"] is not None:
+                item = (*array, index)
+                self.lines.setdefault(item, number)
+                if token["nested"] == "{":
+                    self._inline_keys(text[token.start("nested") :], item, number)
+                if token["nested"] is not None:
+                    position = _closing(text, token.start("nested"))
+                index += 1
+        return index, False
+
     def _inline_keys(self, text: str, parent: Key, number: int) -> None:
         # One level deep is enough to point at the line; a deeper key falls back to its parent's.
         for match in _INLINE_KEY.finditer(text):
@@ -172,6 +191,26 @@ class KeyLines:
                 return self.lines[key]
             key = key[:-1]
         return 0
+
+
+def _closing(text: str, start: int) -> int:
+    """Where the table or array opened at `text[start]` ends (past its bracket; the line's end if
+    it does not end on this line), quoted brackets aside."""
+    depth = 0
+    position = start
+    while position < len(text):
+        quoted = _QUOTED_TEXT.match(text, position)
+        if quoted:
+            position = quoted.end()
+            continue
+        if text[position] in "{[":
+            depth += 1
+        elif text[position] in "}]":
+            depth -= 1
+            if depth == 0:
+                return position + 1
+        position += 1
+    return len(text)
 
 
 def key_text(key: Key) -> str:

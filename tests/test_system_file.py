@@ -278,6 +278,11 @@ MISTAKES = [
     ("first value named by id and name", '[[elements]]\nname = "A"\nprotocol = "ses-inventory"\n[elements.parameters]\n'
                                          '106 = 7200\n"Cache Update Frequency" = 3600\n',
      6, 'elements[1].parameters."Cache Update Frequency"', "names parameter 106 (Cache Update Frequency), already named by '106'"),
+    ("bad scalar in a multi-line array", '[system]\nlicences = [\n  "Ticketing",  # a comment, with ]\n  "Automation", "Tick,]et",\n]\n',
+     4, "system.licences[3]", "'Tick,]et' is not a DataMiner licence"),
+    ("bad scalar after an array's opening line", '[scripts.F]\nscript = "telenet-ticket-flow"\n[[alarm_rules]]\nscript = "F"\n'
+                                                 'kinds = ["opened", "cleared",\n  "clear"]\n',
+     6, "alarm_rules[1].kinds[3]", "did you mean 'cleared'?"),
     ("unknown template", '[[elements]]\nname = "A"\nprotocol = "ses-inventory"\nalarm_template = "Nope"\n', 4,
      "elements[1].alarm_template", "no alarm template 'Nope'"),
     ("bad fault", '[simulators.tmf]\n[[simulators.tmf.faults]]\napi = "tmf638"\nstatus = 200\n', 4, "simulators.tmf.faults[1].status",
