@@ -11,7 +11,7 @@ import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import NoReturn
 
 from . import __version__
 from .dms import SavedSystem
@@ -91,6 +91,7 @@ def _show(args: argparse.Namespace) -> int:
 def _serve(args: argparse.Namespace) -> int:
     """A saved DMS, running (on the wall clock) and served over HTTP until Ctrl-C."""
     from .dms import DataMinerSystem
+    from .web.console import announce
     from .web.server import check_access, serve
 
     check_access(args.host, args.token)  # before the DMS starts its elements for nothing
@@ -102,7 +103,7 @@ def _serve(args: argparse.Namespace) -> int:
         dms = DataMinerSystem(args.state)
     try:
         with serve(dms, port=args.port, host=args.host, token=args.token) as server:
-            _announce(server, f"{args.state} ({len(dms.elements)} elements)")
+            announce(server, f"{args.state} ({len(dms.elements)} elements)")
             try:
                 threading.Event().wait()
             except KeyboardInterrupt:
@@ -112,20 +113,14 @@ def _serve(args: argparse.Namespace) -> int:
     return 0
 
 
-def _announce(server: Any, what: str) -> None:
-    print(f"dmemu serving {what} on {server.url} (Ctrl-C stops)")
-    print(f"  token: {server.token}  (send Authorization: Bearer TOKEN or X-Dmemu-Token: TOKEN)")
-    print(f"  API: {server.url}/api/elements  OpenAPI: {server.url}/api/openapi.json")
-    print(f"  console: {server.console_url}", flush=True)
-
-
 def _serve_system(args: argparse.Namespace) -> int:
     """The DMS a system file describes, started with its simulators and served until Ctrl-C."""
     from .system_file import load_system, start_system
+    from .web.console import announce
 
     description = load_system(args.system)  # every mistake in the file is said before anything starts
     with start_system(description) as running, running.serve(args.port, host=args.host, token=args.token) as server:
-        _announce(server, f"{args.system} ({len(running.dms.elements)} elements)")
+        announce(server, f"{args.system} ({len(running.dms.elements)} elements)")
         for name, simulator in running.simulators.items():
             print(f"  simulator {name}: {simulator.base_url}", flush=True)
         try:

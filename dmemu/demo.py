@@ -149,9 +149,10 @@ def run_demo(settings: DemoSettings, out: TextIO | None = None) -> int:
             print(f"dmemu: start-up work not finished: {problem}", file=sys.stderr)
         if settings.web:
             server = stack.enter_context(dms.serve(port=settings.web_port, simulators=sim))  # stopped before the DMS closes
-            print(f"\nweb API on {server.url}/api (OpenAPI: {server.url}/api/openapi.json)", file=out)
-            print(f"  token: {server.token}  (send Authorization: Bearer TOKEN or X-Dmemu-Token: TOKEN)", file=out)
-            print(f"  console: {server.console_url}", file=out, flush=True)
+            from .web.console import announce  # the web face loads only when serving
+
+            print(file=out)
+            announce(server, "the demo DMS with its simulators", out)
         if real_time:
             _poll_until_interrupted(dms, out)  # the next cycles try again
             return 0

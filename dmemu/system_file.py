@@ -84,6 +84,9 @@ _KEY_PART = rf"\s*(?:{_BARE}|{_QUOTED})\s*"
 _DOTTED = re.compile(rf"{_KEY_PART}(?:\.{_KEY_PART})*")
 _ASSIGNMENT = re.compile(rf"^\s*({_KEY_PART}(?:\.{_KEY_PART})*)=")
 _INLINE_KEY = re.compile(rf"[{{,]\s*({_KEY_PART}(?:\.{_KEY_PART})*)=")
+_QUOTED_TEXT = re.compile(_QUOTED)
+# What a line of an open multi-line array holds at its top level, one token at a time.
+_ARRAY_TOKEN = re.compile(rf"\s*(?:(?P<comment>#.*)|(?P<close>\])|(?P<nested>[{{\[])|(?P<scalar>{_QUOTED}|[^,\s\[\]{{}}#]+)|,)")
 
 
 def _key_parts(text: str) -> tuple[str, ...]:
@@ -93,8 +96,8 @@ def _key_parts(text: str) -> tuple[str, ...]:
 
 class KeyLines:
     """The line of each key of a TOML text, found by a light scan (table headers, ``key =``
-    lines, keys of inline tables and of tables in multi-line arrays): for error messages only,
-    tomllib having read the file already."""
+    lines, keys of inline tables, items of multi-line arrays and their tables' keys): for error
+    messages only, tomllib having read the file already."""
 
     def __init__(self, text: str) -> None:
         self.lines: dict[Key, int] = {}
@@ -122,12 +125,8 @@ class KeyLines:
                 self.lines.setdefault(table, number)
                 continue
             if open_array is not None:
-                for inline in re.finditer(r"\{", stripped):
-                    item = (*open_array, array_items)
-                    self.lines.setdefault(item, number)
-                    self._inline_keys(stripped[inline.start() :], item, number)
-                    array_items += 1
-                if stripped.startswith("]") or stripped.endswith("]") and "[" not in stripped:
+                array_items, closed = self._array_items(stripped, open_array, array_items, number)
+                if closed:
                     open_array = None
                 continue
             match = _ASSIGNMENT.match(line)
@@ -142,10 +141,8 @@ class KeyLines:
             if value.startswith("{"):
                 self._inline_keys(value, key, number)
             elif value.startswith("[") and value.count("[") > value.count("]"):
-                open_array, array_items = key, 0
-                for inline in re.finditer(r"\{", value):
-                    self._inline_keys(value[inline.start() :], (*key, array_items), number)
-                    array_items += 1
+                open_array = key
+                array_items, _ = self._array_items(value[1:], key, 0, number)
             elif value.startswith("["):
                 for index, inline in enumerate(re.finditer(r"\{", value)):
                     self._inline_keys(value[inline.start() :], (*key, index), number)
@@ -160,6 +157,28 @@ class KeyLines:
                 key = (*key, arrays[key])
         return key
 
+    def _array_items(self, text: str, array: Key, index: int, number: int) -> tuple[int, bool]:
+        """The items of an open multi-line array on one line, each at this line (scalars and
+        inline tables alike), from item `index` on: the next item's index, and whether the array
+        closed. A nested array running over lines is not followed: its later lines count as items."""
+        position = 0
+        while position < len(text):
+            token = _ARRAY_TOKEN.match(text, position)
+            if token is None or token["comment"] is not None:
+                break
+            if token["close"] is not None:
+                return index, True
+            position = token.end()
+            if token["nested"] is not None or token["scalar"] is not None:
+                item = (*array, index)
+                self.lines.setdefault(item, number)
+                if token["nested"] == "{":
+                    self._inline_keys(text[token.start("nested") :], item, number)
+                if token["nested"] is not None:
+                    position = _closing(text, token.start("nested"))
+                index += 1
+        return index, False
+
     def _inline_keys(self, text: str, parent: Key, number: int) -> None:
         # One level deep is enough to point at the line; a deeper key falls back to its parent's.
         for match in _INLINE_KEY.finditer(text):
@@ -172,6 +191,26 @@ class KeyLines:
                 return self.lines[key]
             key = key[:-1]
         return 0
+
+
+def _closing(text: str, start: int) -> int:
+    """Where the table or array opened at `text[start]` ends (past its bracket; the line's end if
+    it does not end on this line), quoted brackets aside."""
+    depth = 0
+    position = start
+    while position < len(text):
+        quoted = _QUOTED_TEXT.match(text, position)
+        if quoted:
+            position = quoted.end()
+            continue
+        if text[position] in "{[":
+            depth += 1
+        elif text[position] in "}]":
+            depth -= 1
+            if depth == 0:
+                return position + 1
+        position += 1
+    return len(text)
 
 
 def key_text(key: Key) -> str:
@@ -199,6 +238,8 @@ class SimulatorRef:
 
 @attrs.frozen
 class ClockSpec:
+    """The file's ``[clock]``: the wall clock, or a virtual one with its start and speed."""
+
     kind: str = "real"  # "real" or "virtual"
     start: float | None = None  # virtual: epoch seconds (None: the DMS's default start)
     speed: float | None = None  # virtual: simulated seconds a wall second; None: moved by the harness
@@ -228,12 +269,17 @@ class OsbSimulatorSpec:
 
 @attrs.frozen
 class ScriptSpec:
+    """A named automation script (``[scripts.NAME]``): the function registered under that name."""
+
     name: str
     function: Callable[..., Any]
 
 
 @attrs.frozen
 class ElementSpec:
+    """One ``[[elements]]`` entry, checked: its protocol, where it runs, its connection and first
+    values (simulator references resolved at start), its alarm template and connector options."""
+
     name: str
     protocol: type[Protocol]
     connector: str  # the short name, or the module:Class path as written
@@ -695,14 +741,19 @@ def _severity(reader: _Reader, value: Any, key: Key) -> Severity:
 
 def _template(reader: _Reader, key: Key, name: str, entries: Any) -> AlarmTemplate:
     monitors: dict[str | int, Thresholds | DiscreteSeverities] = {}
+    keys: dict[str | int, str] = {}  # each parameter's key as written: "7" and "07" both name 7
     for parameter, entry in reader.table(entries, key).items():
         where = (*key, parameter)
+        ref = _parameter_ref(parameter)
+        if ref in keys:
+            raise reader.error(where, f"names parameter {ref!r}, already named by {keys[ref]!r}")
+        keys[ref] = parameter
         entry = reader.table(entry, where, _TEMPLATE_ENTRY)
         if "discrete" in entry:
             if len(entry) > 1:
                 raise reader.error(where, "takes either high/low limits or discrete values, not both")
             values = reader.table(entry["discrete"], (*where, "discrete"))
-            monitors[_ref(parameter)] = DiscreteSeverities({v: _severity(reader, s, (*where, "discrete", v)) for v, s in values.items()})
+            monitors[ref] = DiscreteSeverities({v: _severity(reader, s, (*where, "discrete", v)) for v, s in values.items()})
             continue
         limits = {}
         for side in ("high", "low"):
@@ -710,18 +761,18 @@ def _template(reader: _Reader, key: Key, name: str, entries: Any) -> AlarmTempla
             limits[side] = {
                 _severity(reader, s, (*where, side, s)): reader.number(limit, (*where, side, s), "a finite number", -math.inf) for s, limit in table.items()
             }
-        monitors[_ref(parameter)] = Thresholds(high=limits["high"], low=limits["low"])
-    for parameter, monitor in zip(entries, monitors.values()):
+        monitors[ref] = Thresholds(high=limits["high"], low=limits["low"])
+    for ref, monitor in monitors.items():
         problem = monitor.problem()  # said at the parameter's own line
         if problem:
-            raise reader.error((*key, parameter), problem)
+            raise reader.error((*key, keys[ref]), problem)
     try:
         return AlarmTemplate(name, monitors)
     except DmemuError as error:
         raise reader.error(key, str(error)) from None
 
 
-def _ref(text: str) -> str | int:
+def _parameter_ref(text: str) -> str | int:
     """A parameter named in a key: digits are its id."""
     return int(text) if text.isdigit() else text
 
@@ -862,9 +913,10 @@ def _connection(reader: _Reader, key: Key, value: Any, simulators: Mapping[str, 
 def _parameters(reader: _Reader, key: Key, value: Any, protocol: type[Protocol], simulators: Mapping[str, Any]) -> dict[str, Any]:
     parameters = {}
     targets = protocol.model.write_targets
+    named: dict[int, str] = {}  # parameter id -> its key as written: by id and by name is naming it twice
     for name, entry in reader.table(value, key).items():
         where = (*key, name)
-        ref = _ref(name)
+        ref = _parameter_ref(name)
         if isinstance(entry, dict):
             entry = reader.simulator_ref(entry, where)
             _check_simulator(reader, where, entry, simulators)
@@ -874,6 +926,9 @@ def _parameters(reader: _Reader, key: Key, value: Any, protocol: type[Protocol],
             exists = ref in protocol.model.by_name or ref in protocol.model.parameters
             reason = f"{protocol.name} has no write parameter {name!r}" if not exists else f"{name!r} is not a write parameter of {protocol.name}, so it takes no first value"
             raise reader.error(where, f"{reason}{_did_you_mean(name, known)}")
+        if target[0].id in named:
+            raise reader.error(where, f"names parameter {target[0].id} ({target[0].name}), already named by {named[target[0].id]!r}")
+        named[target[0].id] = name
         try:
             target[1]("http://127.0.0.1:1" + entry.path if isinstance(entry, SimulatorRef) else entry)
         except DmemuError as error:
@@ -913,14 +968,17 @@ class SimulatorGroup:
     faults (each added to the simulator of its api), and their request logs merged in time order."""
 
     def __init__(self, simulators: Mapping[str, Any]) -> None:
+        """`simulators`: the started ones by their file name (``tmf``, ``osb``)."""
         self.members = dict(simulators)
         self.faults = _GroupFaults(self)
 
     @property
     def base_url(self) -> str:
+        """Each member's base URL, comma-separated (the console shows them as one line)."""
         return ", ".join(member.base_url for member in self.members.values())
 
     def requests(self, api: str | None = None) -> list[RequestRecord]:
+        """Every member's logged requests (only those of `api` when given), oldest first."""
         records = [record for member in self.members.values() for record in member.faults.requests(api)]
         return sorted(records, key=lambda record: record.time)
 

@@ -271,6 +271,18 @@ MISTAKES = [
     ("template that does not fit", '[alarm_templates.T]\n"Cache Update Frequency" = { discrete = { x = "Major" } }\n'
                                    '[[elements]]\nname = "A"\nprotocol = "ses-inventory"\nalarm_template = "T"\n',
      6, "elements[1].alarm_template", "discrete severities need a Discrete or String"),
+    ("parameter named twice in a template", '[alarm_templates.T]\n7 = { high = { Major = 10, Critical = 5 } }\n07 = { high = { Major = 1 } }\n',
+     3, "alarm_templates.T.07", "names parameter 7, already named by '7'"),
+    ("template problem at its own key", '[alarm_templates.T]\n07 = { high = { Major = 1 } }\n7 = { high = { Major = 10, Critical = 5 } }\n',
+     3, "alarm_templates.T.7", "names parameter 7, already named by '07'"),
+    ("first value named by id and name", '[[elements]]\nname = "A"\nprotocol = "ses-inventory"\n[elements.parameters]\n'
+                                         '106 = 7200\n"Cache Update Frequency" = 3600\n',
+     6, 'elements[1].parameters."Cache Update Frequency"', "names parameter 106 (Cache Update Frequency), already named by '106'"),
+    ("bad scalar in a multi-line array", '[system]\nlicences = [\n  "Ticketing",  # a comment, with ]\n  "Automation", "Tick,]et",\n]\n',
+     4, "system.licences[3]", "'Tick,]et' is not a DataMiner licence"),
+    ("bad scalar after an array's opening line", '[scripts.F]\nscript = "telenet-ticket-flow"\n[[alarm_rules]]\nscript = "F"\n'
+                                                 'kinds = ["opened", "cleared",\n  "clear"]\n',
+     6, "alarm_rules[1].kinds[3]", "did you mean 'cleared'?"),
     ("unknown template", '[[elements]]\nname = "A"\nprotocol = "ses-inventory"\nalarm_template = "Nope"\n', 4,
      "elements[1].alarm_template", "no alarm template 'Nope'"),
     ("bad fault", '[simulators.tmf]\n[[simulators.tmf.faults]]\napi = "tmf638"\nstatus = 200\n', 4, "simulators.tmf.faults[1].status",

@@ -459,6 +459,9 @@ def test_simulator_faults_and_request_log(api: Api, simulators: Simulators, inve
     log = api.get("/api/simulators/requests", api="tmf638", limit=3).json()
     assert len(log["requests"]) == 3 and log["requests"][0]["status"] == 503  # the newest first
     assert log["requests"][0]["headers"]["Authorization"] == "Basic ***"
+    for limit in (0, 10_001):  # the same limit rule as a table's rows
+        assert error_of(api.get("/api/simulators/requests", limit=limit), 400) == {
+            "field": "limit", "reason": f"limit is from 1 to 10,000, not {limit}"}
     assert api.delete("/api/simulators/faults").json() == {"faults": []} and simulators.faults.faults == []
     assert api.get("/api/simulators/faults").json() == {"faults": []}
     assert api.delete("/api/simulators/requests").status_code == 200 and simulators.requests() == []
@@ -781,7 +784,7 @@ def test_dmemu_demo_web_keeps_serving_with_the_simulators(tmp_path: Path) -> Non
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=_environment(),
     )  # fmt: skip
     try:
-        url = _read_until(process, r"web API on (http://127\.0\.0\.1:\d+)/api")[1]
+        url = _read_until(process, r"dmemu serving the demo DMS with its simulators on (http://127\.0\.0\.1:\d+) ")[1]
         token = _read_until(process, r"token: (\S+)")[1]
         http = requests.Session()
         http.trust_env = False

@@ -20,7 +20,7 @@ from .definitions import (
     Table,
     Timer,
 )
-from .element import Element, ElementRef, ElementState, ReadableElement, TableView
+from .element import Element, ElementRef, ElementState, ReadableElement, TableView, element_ids
 from .errors import (
     ClockTimeError,
     ConnectionSettingError,
@@ -117,6 +117,7 @@ __all__ = [
     "UnknownRowError",
     "VirtualClock",
     "build_session",
+    "element_ids",
     "expect",
     "plain_http_target",
 ]

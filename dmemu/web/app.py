@@ -32,13 +32,12 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from .. import __version__
 from ..dms import DataMinerSystem, ScriptState, Severity, TicketState
 from ..pages import find_page, pages_of
-from ..protocol import Button, Element, Parameter, RealClock, VirtualClock
-from ..protocol.element import element_ids
+from ..protocol import Button, Element, Parameter, RealClock, VirtualClock, element_ids
 from ..protocol.errors import DmemuError
 from . import shapes
 from .errors import ApiError, api_error
 from .events import EVENT_TYPES, EventHub, stream
-from .tables import ServedTables, column_index, is_window, parse_query, query_rows
+from .tables import ServedTables, column_index, is_window, list_limit, parse_query, query_rows
 
 _logger = logging.getLogger("dmemu.web")
 
@@ -451,8 +450,8 @@ def clear_faults(api: Api, path: dict[str, str], query: Any, body: Any) -> Any:
 
 def list_requests(api: Api, path: dict[str, str], query: Any, body: Any) -> Any:
     records = api.simulator().requests(query.get("api") or None)
-    offset = _whole(query.get("offset"), "offset", 0)
-    limit = _whole(query.get("limit"), "limit", 100)
+    offset = _offset(query.get("offset"))
+    limit = list_limit(query.get("limit"))
     # The newest first: a person looks for what just happened.
     newest = records[::-1][offset : offset + limit]
     return {"count": len(records), "offset": offset, "limit": limit, "requests": [shapes.record_json(r) for r in newest]}
@@ -463,11 +462,11 @@ def clear_requests(api: Api, path: dict[str, str], query: Any, body: Any) -> Any
     return {"count": 0, "requests": []}
 
 
-def _whole(text: str | None, field: str, default: int) -> int:
+def _offset(text: str | None) -> int:
     if not text:
-        return default
+        return 0
     if not text.isdigit():
-        raise ApiError(400, field, f"{field} is a whole number from 0, not {text!r}")
+        raise ApiError(400, "offset", f"offset is a whole number from 0, not {text!r}")
     return int(text)
 
 
@@ -544,7 +543,7 @@ ROUTES: tuple[ApiRoute, ...] = (
     ApiRoute("DELETE", "/api/simulators/faults", clear_faults, "Clear every fault", tag="simulators"),
     ApiRoute(
         "GET", "/api/simulators/requests", list_requests, "The simulators' request log, newest first",
-        query=(("api", "one API, e.g. tmf638"), ("offset", "records to skip"), ("limit", "records to answer (default 100)")),
+        query=(("api", "one API, e.g. tmf638"), ("offset", "records to skip"), ("limit", "records to answer, 1 to 10,000 (default 100)")),
         tag="simulators",
     ),  # fmt: skip
     ApiRoute("DELETE", "/api/simulators/requests", clear_requests, "Clear the request log", tag="simulators"),

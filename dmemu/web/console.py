@@ -9,7 +9,9 @@ it as a header with every ``/api/`` call, as any other client does.
 
 from __future__ import annotations
 
+import sys
 from importlib import resources
+from typing import Any, TextIO
 from urllib.parse import quote
 
 from starlette.requests import Request
@@ -66,3 +68,13 @@ def console_routes() -> list[Route]:
         return answer(name)
 
     return [Route("/", index, methods=["GET"]), Route("/console/{name}", static, methods=["GET"])]
+
+
+def announce(server: Any, what: str, out: TextIO | None = None) -> None:
+    """Print where `server` (a `WebServer`) serves `what`: its URL, token, API and console, as
+    ``dmemu serve`` and ``dmemu demo --web`` both say it (one format for scripts reading it)."""
+    out = out or sys.stdout
+    print(f"dmemu serving {what} on {server.url} (Ctrl-C stops)", file=out)
+    print(f"  token: {server.token}  (send Authorization: Bearer TOKEN or X-Dmemu-Token: TOKEN)", file=out)
+    print(f"  API: {server.url}/api/elements  OpenAPI: {server.url}/api/openapi.json", file=out)
+    print(f"  console: {server.console_url}", file=out, flush=True)

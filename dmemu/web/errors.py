@@ -40,6 +40,8 @@ class ApiError(DmemuError):
         self.reason = reason
 
     def body(self) -> dict[str, dict[str, str | None]]:
+        """The JSON the API answers: ``{"error": {"field": ..., "reason": ...}}`` (field None when
+        the request as a whole is at fault)."""
         return {"error": {"field": self.field, "reason": self.reason}}
 
 

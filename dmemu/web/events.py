@@ -204,7 +204,7 @@ class EventHub:
         self._last_send = time.monotonic()
         events = [*self._parameter_events(parameters), *self._table_events(tables)]
         events += [
-            Event("alarm", alarm_event_json(event, self._dms.find(event.alarm.element_ids)), _ref(event.alarm.element_ids))
+            Event("alarm", alarm_event_json(event, self._dms.find(event.alarm.element_ids)), element_ref(event.alarm.element_ids))
             for event in alarms.values()
         ]
         events += [Event("ticket", ticket_event_json(event)) for event in tickets.values()]
@@ -297,10 +297,6 @@ def _joined(keys: set[str] | None, more: frozenset[str] | None) -> set[str] | No
     if keys is None or more is None or len(keys) + len(more) > MAX_KEYS:
         return None
     return keys | more
-
-
-def _ref(ids: tuple[int, int]) -> str:
-    return f"{ids[0]}/{ids[1]}"
 
 
 async def stream(hub: EventHub, subscription: Subscription) -> Any:

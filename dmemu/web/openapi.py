@@ -187,6 +187,9 @@ RESPONSES: dict[str, dict[str, Any]] = {
 
 
 def openapi_document(routes: Iterable[ApiRoute]) -> dict[str, Any]:
+    """The OpenAPI 3 document of `routes`: each route's path parameters, query parameters, body
+    and answer schema, plus the event stream and this document; the token as the security scheme
+    and the JSON error every route may answer."""
     paths: dict[str, dict[str, Any]] = {}
     for route in routes:
         path = _PATH_PARAMETER.sub(r"{\1}", route.path)

@@ -25,6 +25,8 @@ class WebServerError(DmemuError):
 
 
 def is_loopback(host: str) -> bool:
+    """Whether binding `host` serves this machine only: ``localhost`` or a loopback address
+    (IPv6 in brackets or not); a name or anything unparsable is not."""
     if host == "localhost":
         return True
     try:

@@ -45,12 +45,16 @@ def with_json_field(content: dict[str, Any], name: str, text: str) -> JsonText:
     return JsonText(f'{head[:-1]}{"," if content else ""}"{name}":{text}}}')
 
 
-def element_ref(element: Element) -> str:
-    """``AGENT/ELEMENT``: how the API's paths and events name an element."""
-    return f"{element.agent_id}/{element.element_id}"
+def element_ref(element: Element | tuple[int, int]) -> str:
+    """``AGENT/ELEMENT``: how the API's paths and events name an element, given the element or
+    its (agent id, element id), as an alarm keeps them after its element is gone."""
+    agent_id, element_id = (element.agent_id, element.element_id) if isinstance(element, Element) else element
+    return f"{agent_id}/{element_id}"
 
 
 def element_json(element: Element) -> dict[str, Any]:
+    """An element as the API lists it: its ``AGENT/ELEMENT`` ref with the page model's data
+    (name, ids, protocol, state)."""
     return {"ref": element_ref(element), **element_data(element)}
 
 
@@ -86,6 +90,8 @@ def parameter_content(element: Element, parameter: Parameter) -> ParameterConten
 
 
 def parameter_json(item: ParameterContent) -> dict[str, Any]:
+    """A parameter as a page shows it: value and display text (as the page model read them, a
+    secret's masked), units, whether it is writable or secret, its page, type and description."""
     parameter = item.parameter
     data: dict[str, Any] = {
         "id": parameter.id,
@@ -104,6 +110,7 @@ def parameter_json(item: ParameterContent) -> dict[str, Any]:
 
 
 def column_json(column: Column) -> dict[str, Any]:
+    """A table column: id, name, whether it is the key or writable, and what it accepts."""
     return {"id": column.id, "name": column.name, "key": column.key, "write": column.write, "type": type_json(column.type)}
 
 
@@ -194,7 +201,7 @@ def alarm_json(alarm: Alarm, element: Element | None = None) -> dict[str, Any]:
 
     return {
         "id": alarm.id,
-        "element": f"{alarm.element_ids[0]}/{alarm.element_ids[1]}",
+        "element": element_ref(alarm.element_ids),
         "element_name": alarm.element_name,
         "parameter_id": alarm.parameter_id,
         "parameter_name": alarm.parameter_name,
@@ -220,6 +227,7 @@ def alarm_event_json(event: AlarmEvent, element: Element | None = None) -> dict[
 
 
 def ticket_json(ticket: Ticket) -> dict[str, Any]:
+    """A ticket as DMS Ticketing records it (`Ticket.to_record`)."""
     return ticket.to_record()
 
 
@@ -233,6 +241,7 @@ def ticket_event_json(event: TicketEvent) -> dict[str, Any]:
 
 
 def run_json(run: ScriptRun) -> dict[str, Any]:
+    """An automation script run: its script and input, state, result or error, times and logs."""
     return {
         "id": run.id,
         "script": run.script,

@@ -50,6 +50,9 @@ class RowFilter:
 
 @attrs.frozen
 class RowQuery:
+    """A table request read by `parse_query`: the page (offset, limit), the sort column and
+    direction, the filters (all must hold) and a search text."""
+
     offset: int = 0
     limit: int = DEFAULT_LIMIT
     sort: int | None = None  # a column index
@@ -79,7 +82,7 @@ def parse_query(view: TableView, params: Any) -> RowQuery:
     """The query parameters of a table request: ``offset``, ``limit``, ``sort`` (a column; a
     leading ``-`` sorts descending), ``order`` (asc or desc), ``filter`` (repeatable) and ``search``."""
     offset = _whole(params.get("offset"), "offset", 0, 0, None)
-    limit = _whole(params.get("limit"), "limit", DEFAULT_LIMIT, 1, MAX_LIMIT)
+    limit = list_limit(params.get("limit"))
     sort_text = params.get("sort")
     sort = None
     descending = False
@@ -99,6 +102,12 @@ def parse_query(view: TableView, params: Any) -> RowQuery:
             raise ApiError(400, "filter", f"filter {text!r} is not COLUMN~TEXT, COLUMN=VALUE, COLUMN!=VALUE or COLUMN>NUMBER (>=, <, <=)")
         filters.append(RowFilter(column_index(view, match["column"], "filter"), match["operator"], match["text"]))
     return RowQuery(offset, limit, sort, descending, tuple(filters), params.get("search") or "")
+
+
+def list_limit(text: str | None) -> int:
+    """The ``limit`` of any list the API pages (rows, request records): 1 to `MAX_LIMIT`, by
+    default `DEFAULT_LIMIT`; one rule, so every list refuses the same way."""
+    return _whole(text, "limit", DEFAULT_LIMIT, 1, MAX_LIMIT)
 
 
 def _whole(text: str | None, field: str, default: int, low: int, high: int | None) -> int:
