@@ -17,7 +17,7 @@ import pytest
 import requests
 from starlette.datastructures import QueryParams
 
-from dmemu.dms import AlarmTemplate, DataMinerSystem, Severity, Thresholds, TicketField, TicketType
+from dmemu.dms import AlarmTemplate, DataMinerSystem, DiscreteSeverities, Severity, Thresholds, TicketField, TicketType
 from dmemu.elements.ses_inventory import SesInventoryManagement
 from dmemu.pages import pages_of
 from dmemu.protocol import (
@@ -239,6 +239,45 @@ def test_secrets_are_never_sent(api: Api, inventory: Element, lab: Element) -> N
     # Filtering on a password column matches its mask only: its values cannot be guessed through it.
     assert api.get("/api/elements/1/2/tables/Items", filter="Secret~pw-4").json()["matched"] == 0
     assert api.get("/api/elements/1/2/tables/Items", filter="Secret=pw-42").json()["matched"] == 0
+
+
+def test_an_alarm_on_a_password_sends_its_mask_in_answers_and_events(api: Api, dms: DataMinerSystem, lab: Element) -> None:
+    dms.alarms.assign_template(lab, AlarmTemplate("Lab", {"Password": DiscreteSeverities({"": Severity.MAJOR})}))
+    events = EventStream(api, types="alarm")
+    try:
+        lab.set("Password", "alarm-secret-1")  # clears the alarm of the empty password: a record with the secret
+        lab.set("Password", "")
+        lab.set("Password", "alarm-secret-2")
+        cleared = events.until("alarm", lambda data: data["kind"] == "cleared")
+        cleared += events.until("alarm", lambda data: data["kind"] == "cleared")  # the second, of alarm-secret-2
+        sent = [json.dumps(data) for data in cleared]
+    finally:
+        events.close()
+    bodies = [api.get("/api/alarms").text, api.get("/api/alarms/history").text, *sent]
+    assert not [body for body in bodies if "alarm-secret" in body]
+    record = api.get("/api/alarms/history").json()["alarms"][0]["records"][-1]
+    assert (record["value"], record["display"]) == ("********", "********")
+
+
+class KeyedAccounts(Protocol):
+    """A table whose display key includes a password column."""
+
+    name = "Keyed Accounts"
+    pages = (Page("General"),)
+    parameters = (Parameter(20, "Fill", type=Button(), write=True, page="General"),)
+    tables = (
+        Table(2000, "Accounts", page="General", display_key=DisplayKey(("User", "Pass")), columns=(
+            Column(2001, "ID", key=True), Column(2002, "User"), Column(2003, "Pass", type=String(secret=True)),
+        )),
+    )  # fmt: skip
+    qactions = (QAction(200, lambda protocol: protocol.fill_array("Accounts", [["1", "alice", "alice-pw-123"]]), triggers=(20,)),)
+
+
+def test_a_display_key_with_a_password_column_shows_its_mask(api: Api, dms: DataMinerSystem) -> None:
+    dms.create_element(KeyedAccounts, "Keyed").set("Fill", 1)
+    rows = api.get("/api/elements/Keyed/tables/Accounts").json()["rows"]
+    row = api.get("/api/elements/Keyed/tables/Accounts/rows/1").json()
+    assert [rows[0]["display_key"], row["display_key"]] == ["alice - ********"] * 2
 
 
 def test_parameters_get_and_set_by_id_or_name(api: Api, inventory: Element) -> None:
