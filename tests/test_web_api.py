@@ -332,7 +332,8 @@ def test_a_large_table_is_paged_with_its_row_count(api: Api) -> None:
     assert first["display"] == ["item-00300", "Item 300", f"{(300 * 7919) % 1000 + 0.003:.2f}", MODES[0], "********"]
     assert len(api.get("/api/elements/1/2/tables/1000").json()["rows"]) == 100  # by id, 100 rows by default
     assert api.get("/api/elements/1/2/tables/Items", offset=ROWS + 5).json()["rows"] == []
-    for query, field in (({"limit": 0}, "limit"), ({"limit": 10_001}, "limit"), ({"offset": -1}, "offset"), ({"offset": "x"}, "offset")):
+    for query, field in (({"limit": 0}, "limit"), ({"limit": 10_001}, "limit"), ({"offset": -1}, "offset"), ({"offset": "x"}, "offset"),
+                         ({"offset": sys.maxsize + 1}, "offset"), ({"offset": sys.maxsize + 1, "search": "x"}, "offset")):
         assert error_of(api.get("/api/elements/1/2/tables/Items", **query), 400)["field"] == field
     assert error_of(api.get("/api/elements/1/2/tables/Nothing"), 404)["field"] == "table"
 
