@@ -550,6 +550,11 @@ def test_another_address_without_a_token_is_refused(dms: DataMinerSystem) -> Non
         assert http.get(open_server.url + "/api/system").status_code == 200
         rebound = http.get(open_server.url + "/api/system", headers={"Host": f"attacker.example:{open_server.port}"})
         assert rebound.status_code == 403 and rebound.json()["error"]["field"] == "host"
+    with dms.serve(host="127.0.0.2", token="") as other_loopback:  # any loopback address: the rule it was bound by
+        http = requests.Session()
+        http.trust_env = False
+        assert http.get(other_loopback.url + "/api/system").status_code == 200
+        assert http.get(other_loopback.url + "/api/system", headers={"Host": f"[::1]:{other_loopback.port}"}).status_code == 200
 
 
 def test_the_server_sends_without_waiting_for_acknowledgements(dms: DataMinerSystem) -> None:

@@ -35,6 +35,7 @@ from ..pages import find_page, pages_of
 from ..protocol import Button, Element, Parameter, RealClock, VirtualClock
 from ..protocol.element import element_ids
 from ..protocol.errors import DmemuError
+from ..protocol.http import is_loopback_host
 from . import shapes
 from .errors import ApiError, api_error
 from .events import EVENT_TYPES, EventHub, stream
@@ -43,7 +44,13 @@ from .tables import ServedTables, column_index, is_window, parse_query, query_ro
 _logger = logging.getLogger("dmemu.web")
 
 ELEMENT_COMMANDS = ("start", "stop", "pause", "restart")
-LOOPBACK_HOSTS = frozenset({"127.0.0.1", "localhost", "::1", "[::1]"})
+
+
+def host_name(host_header: str) -> str:
+    """The name or address of a Host header, without its port (``[::1]:80`` gives ``[::1]``)."""
+    if host_header.startswith("["):
+        return host_header.split("]", 1)[0] + "]"
+    return host_header.rsplit(":", 1)[0]
 
 
 # -- responses ---------------------------------------------------------------------------------
@@ -633,8 +640,8 @@ class TokenGuard:
         if origin is not None and origin != f"http://{host}":
             return ApiError(403, "origin", f"requests from {origin} are refused: the API answers its own pages only")
         if not self.token:
-            if host.rsplit(":", 1)[0] not in LOOPBACK_HOSTS:
-                return ApiError(403, "host", f"a server without a token answers requests to 127.0.0.1 only, not to {host!r}")
+            if not is_loopback_host(host_name(host)):  # the rule check_access binds by
+                return ApiError(403, "host", f"a server without a token answers requests to loopback only, not to {host!r}")
             return None
         given = headers.get("x-dmemu-token")
         authorization = headers.get("authorization", "")
