@@ -707,6 +707,21 @@ def test_events_bring_table_alarm_ticket_and_element_state_changes(api: Api, dms
         events.close()
 
 
+def test_events_follow_an_element_deleted_and_created_again_with_the_same_ids(api: Api, dms: DataMinerSystem, lab: Element) -> None:
+    events = EventStream(api, types="parameter,element")
+    try:
+        dms.delete_element("Lab 1")
+        again = dms.create_element(Lab, "Lab 3")
+        assert again.ids == lab.ids
+        changes = events.until("element", lambda data: data["element"]["name"] == "Lab 3")
+        assert [(data["change"], data["element"]["name"]) for data in changes][-2:] == [("deleted", "Lab 1"), ("created", "Lab 3")]
+        again.set("Level", 77)
+        level = events.until("parameter", lambda data: data["name"] == "Level")[-1]
+        assert (level["element"], level["value"]) == ("1/2", 77)
+    finally:
+        events.close()
+
+
 def test_an_event_filter_and_its_mistakes(api: Api, lab: Element) -> None:
     events = EventStream(api, element="1/2", types="parameter")
     try:
