@@ -722,6 +722,29 @@ def test_events_follow_an_element_deleted_and_created_again_with_the_same_ids(ap
         events.close()
 
 
+class Clearable(Protocol):
+    name = "Clearable"
+    pages = (Page("General"),)
+    parameters = (Parameter(20, "Fill", type=Button(), write=True, page="General"), Parameter(21, "Clear", type=Button(), write=True, page="General"))
+    tables = (Table(1000, "Items", page="General", columns=(Column(1001, "ID", key=True),)),)
+    qactions = (
+        QAction(100, lambda protocol: protocol.fill_array("Items", [[f"k{n}"] for n in range(150)]), triggers=(20,)),
+        QAction(101, lambda protocol: protocol.clear_table("Items"), triggers=(21,)),
+    )
+
+
+def test_a_table_event_with_too_many_removed_rows_says_reload_with_both_null(api: Api, dms: DataMinerSystem) -> None:
+    element = dms.create_element(Clearable, "Clearable")
+    element.set("Fill", 1)
+    events = EventStream(api, types="table", element="Clearable")
+    try:
+        element.set("Clear", 1)  # 150 rows removed, none changed: not keys [] with removed null
+        emptied = events.until("table", lambda data: data["row_count"] == 0)[-1]
+        assert (emptied["keys"], emptied["removed"]) == (None, None)
+    finally:
+        events.close()
+
+
 def test_an_event_filter_and_its_mistakes(api: Api, lab: Element) -> None:
     events = EventStream(api, element="1/2", types="parameter")
     try:

@@ -229,6 +229,8 @@ class EventHub:
                 continue
             view = element.table(tid)
             ref = element_ref(element)
+            if keys is None or removed is None:  # one of them too many to list: both null, reload the whole table
+                keys = removed = None
             data = {
                 "element": ref,
                 "id": tid,
