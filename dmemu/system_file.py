@@ -920,6 +920,10 @@ class SimulatorGroup:
     def base_url(self) -> str:
         return ", ".join(member.base_url for member in self.members.values())
 
+    @property
+    def apis(self) -> tuple[str, ...]:
+        return tuple(api for member in self.members.values() for api in member.apis)
+
     def requests(self, api: str | None = None) -> list[RequestRecord]:
         records = [record for member in self.members.values() for record in member.faults.requests(api)]
         return sorted(records, key=lambda record: record.time)

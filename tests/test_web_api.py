@@ -488,7 +488,8 @@ def test_automation_runs_started_with_an_input(api: Api, dms: DataMinerSystem) -
 
 
 def test_simulator_faults_and_request_log(api: Api, simulators: Simulators, inventory: Element) -> None:
-    assert api.get("/api/simulators").json()["base_url"] == simulators.base_url
+    summary = api.get("/api/simulators").json()
+    assert (summary["base_url"], summary["apis"]) == (simulators.base_url, ["tmf638", "tmf639", "tmf656", "tmf642"])
     added = api.post("/api/simulators/faults", {"api": "tmf638", "kind": "status", "status": 503})
     assert added.status_code == 201 and added.json()["faults"][0]["status"] == 503
     assert [fault.status for fault in simulators.faults.faults] == [503]

@@ -431,7 +431,8 @@ def get_run(api: Api, path: dict[str, str], query: Any, body: Any) -> Any:
 
 def get_simulators(api: Api, path: dict[str, str], query: Any, body: Any) -> Any:
     sim = api.simulator()
-    return {"base_url": sim.base_url, "faults": len(sim.faults.faults), "requests": len(sim.requests())}
+    # apis: what a fault or the request log may name, for the console's lists ("*" is every one).
+    return {"base_url": sim.base_url, "apis": list(sim.apis), "faults": len(sim.faults.faults), "requests": len(sim.requests())}
 
 
 def list_faults(api: Api, path: dict[str, str], query: Any, body: Any) -> Any:
