@@ -362,6 +362,18 @@ def test_the_fault_form_lists_the_apis_of_the_served_simulators_osb_too(browser:
             tab.close()
 
 
+def test_a_server_without_a_token_opens_without_asking_for_one(browser: Any, dms: DataMinerSystem) -> None:
+    dms.create_element(Panel, "Panel 1")
+    with dms.serve(token="") as served:
+        tab = browser.new_page()
+        try:
+            tab.goto(served.console_url)
+            expect(tab.get_by_role("treeitem", name="Panel 1")).to_be_visible()
+            expect(tab.locator("#login")).not_to_be_visible()
+        finally:
+            tab.close()
+
+
 def test_tickets_and_automation_runs(page: Any, dms: DataMinerSystem, inventory: Element) -> None:
     dms.tickets.define_type(TicketType("Incident", fields=(TicketField("Title", "string", required=True),)))
     dms.tickets.create("Incident", {"Title": "Fibre cut"}, elements=[inventory])
