@@ -977,6 +977,10 @@ class SimulatorGroup:
         """Each member's base URL, comma-separated (the console shows them as one line)."""
         return ", ".join(member.base_url for member in self.members.values())
 
+    @property
+    def apis(self) -> tuple[str, ...]:
+        return tuple(api for member in self.members.values() for api in member.apis)
+
     def requests(self, api: str | None = None) -> list[RequestRecord]:
         """Every member's logged requests (only those of `api` when given), oldest first."""
         records = [record for member in self.members.values() for record in member.faults.requests(api)]

@@ -17,7 +17,7 @@ import pytest
 import requests
 from starlette.datastructures import QueryParams
 
-from dmemu.dms import AlarmTemplate, DataMinerSystem, Severity, Thresholds, TicketField, TicketType
+from dmemu.dms import AlarmTemplate, DataMinerSystem, DiscreteSeverities, Severity, Thresholds, TicketField, TicketType
 from dmemu.elements.ses_inventory import SesInventoryManagement
 from dmemu.pages import pages_of
 from dmemu.protocol import (
@@ -241,6 +241,45 @@ def test_secrets_are_never_sent(api: Api, inventory: Element, lab: Element) -> N
     assert api.get("/api/elements/1/2/tables/Items", filter="Secret=pw-42").json()["matched"] == 0
 
 
+def test_an_alarm_on_a_password_sends_its_mask_in_answers_and_events(api: Api, dms: DataMinerSystem, lab: Element) -> None:
+    dms.alarms.assign_template(lab, AlarmTemplate("Lab", {"Password": DiscreteSeverities({"": Severity.MAJOR})}))
+    events = EventStream(api, types="alarm")
+    try:
+        lab.set("Password", "alarm-secret-1")  # clears the alarm of the empty password: a record with the secret
+        lab.set("Password", "")
+        lab.set("Password", "alarm-secret-2")
+        cleared = events.until("alarm", lambda data: data["kind"] == "cleared")
+        cleared += events.until("alarm", lambda data: data["kind"] == "cleared")  # the second, of alarm-secret-2
+        sent = [json.dumps(data) for data in cleared]
+    finally:
+        events.close()
+    bodies = [api.get("/api/alarms").text, api.get("/api/alarms/history").text, *sent]
+    assert not [body for body in bodies if "alarm-secret" in body]
+    record = api.get("/api/alarms/history").json()["alarms"][0]["records"][-1]
+    assert (record["value"], record["display"]) == ("********", "********")
+
+
+class KeyedAccounts(Protocol):
+    """A table whose display key includes a password column."""
+
+    name = "Keyed Accounts"
+    pages = (Page("General"),)
+    parameters = (Parameter(20, "Fill", type=Button(), write=True, page="General"),)
+    tables = (
+        Table(2000, "Accounts", page="General", display_key=DisplayKey(("User", "Pass")), columns=(
+            Column(2001, "ID", key=True), Column(2002, "User"), Column(2003, "Pass", type=String(secret=True)),
+        )),
+    )  # fmt: skip
+    qactions = (QAction(200, lambda protocol: protocol.fill_array("Accounts", [["1", "alice", "alice-pw-123"]]), triggers=(20,)),)
+
+
+def test_a_display_key_with_a_password_column_shows_its_mask(api: Api, dms: DataMinerSystem) -> None:
+    dms.create_element(KeyedAccounts, "Keyed").set("Fill", 1)
+    rows = api.get("/api/elements/Keyed/tables/Accounts").json()["rows"]
+    row = api.get("/api/elements/Keyed/tables/Accounts/rows/1").json()
+    assert [rows[0]["display_key"], row["display_key"]] == ["alice - ********"] * 2
+
+
 def test_parameters_get_and_set_by_id_or_name(api: Api, inventory: Element) -> None:
     assert api.get("/api/elements/1/1/parameters/106").json() == api.get("/api/elements/1/1/parameters/Cache Update Frequency").json()
     answer = api.put("/api/elements/SES Inventory/parameters/Cache Update Frequency", 7200)
@@ -293,7 +332,8 @@ def test_a_large_table_is_paged_with_its_row_count(api: Api) -> None:
     assert first["display"] == ["item-00300", "Item 300", f"{(300 * 7919) % 1000 + 0.003:.2f}", MODES[0], "********"]
     assert len(api.get("/api/elements/1/2/tables/1000").json()["rows"]) == 100  # by id, 100 rows by default
     assert api.get("/api/elements/1/2/tables/Items", offset=ROWS + 5).json()["rows"] == []
-    for query, field in (({"limit": 0}, "limit"), ({"limit": 10_001}, "limit"), ({"offset": -1}, "offset"), ({"offset": "x"}, "offset")):
+    for query, field in (({"limit": 0}, "limit"), ({"limit": 10_001}, "limit"), ({"offset": -1}, "offset"), ({"offset": "x"}, "offset"),
+                         ({"offset": sys.maxsize + 1}, "offset"), ({"offset": sys.maxsize + 1, "search": "x"}, "offset")):
         assert error_of(api.get("/api/elements/1/2/tables/Items", **query), 400)["field"] == field
     assert error_of(api.get("/api/elements/1/2/tables/Nothing"), 404)["field"] == "table"
 
@@ -448,7 +488,8 @@ def test_automation_runs_started_with_an_input(api: Api, dms: DataMinerSystem) -
 
 
 def test_simulator_faults_and_request_log(api: Api, simulators: Simulators, inventory: Element) -> None:
-    assert api.get("/api/simulators").json()["base_url"] == simulators.base_url
+    summary = api.get("/api/simulators").json()
+    assert (summary["base_url"], summary["apis"]) == (simulators.base_url, ["tmf638", "tmf639", "tmf656", "tmf642"])
     added = api.post("/api/simulators/faults", {"api": "tmf638", "kind": "status", "status": 503})
     assert added.status_code == 201 and added.json()["faults"][0]["status"] == 503
     assert [fault.status for fault in simulators.faults.faults] == [503]
@@ -513,6 +554,11 @@ def test_another_address_without_a_token_is_refused(dms: DataMinerSystem) -> Non
         assert http.get(open_server.url + "/api/system").status_code == 200
         rebound = http.get(open_server.url + "/api/system", headers={"Host": f"attacker.example:{open_server.port}"})
         assert rebound.status_code == 403 and rebound.json()["error"]["field"] == "host"
+    with dms.serve(host="127.0.0.2", token="") as other_loopback:  # any loopback address: the rule it was bound by
+        http = requests.Session()
+        http.trust_env = False
+        assert http.get(other_loopback.url + "/api/system").status_code == 200
+        assert http.get(other_loopback.url + "/api/system", headers={"Host": f"[::1]:{other_loopback.port}"}).status_code == 200
 
 
 def test_the_server_sends_without_waiting_for_acknowledgements(dms: DataMinerSystem) -> None:
@@ -625,10 +671,14 @@ def test_events_bring_parameter_changes_coalesced_with_the_last_value_last(api: 
     try:
         for level in range(1, 1001):  # a thousand sets as fast as the engine takes them
             lab.set("Level", level % 100)
-        lab.set("Level", 42)
-        seen = events.until("parameter", lambda data: data["name"] == "Level" and data["value"] == 42)
-        assert seen[-1] == {**seen[-1], "element": "1/2", "id": 10, "display": "42 %", "units": "%"}
-        assert len(seen) < 1001  # coalesced: each send carries the value of that moment
+        lab.set("Mode", 1)  # marked after the burst, so sent with or after its last change: waiting for it cannot hang
+        burst = [data for data in events.until("parameter", lambda data: data["name"] == "Mode") if data["name"] == "Level"]
+        assert burst[-1]["value"] == 1000 % 100
+        assert len(burst) < 1001  # coalesced: each send carries the value of that moment
+        lab.set("Level", 100)  # nothing pending now, and a value no set before took: only this change can bring it
+        lab.set("Mode", 2)
+        last = [data for data in events.until("parameter", lambda data: data["name"] == "Mode") if data["name"] == "Level"]
+        assert last[-1] == {**last[-1], "element": "1/2", "id": 10, "value": 100, "display": "100 %", "units": "%"}
         api.put("/api/elements/1/2/parameters/Password", "event-secret")
         password = events.until("parameter", lambda data: data["name"] == "Password")[-1]
         assert password["value"] == "********"
@@ -661,6 +711,44 @@ def test_events_bring_table_alarm_ticket_and_element_state_changes(api: Api, dms
         dms.create_element(Lab, "Lab 2", start=False)
         created = events.until("element", lambda data: data["change"] == "created")[-1]
         assert created["element"]["name"] == "Lab 2"
+    finally:
+        events.close()
+
+
+def test_events_follow_an_element_deleted_and_created_again_with_the_same_ids(api: Api, dms: DataMinerSystem, lab: Element) -> None:
+    events = EventStream(api, types="parameter,element")
+    try:
+        dms.delete_element("Lab 1")
+        again = dms.create_element(Lab, "Lab 3")
+        assert again.ids == lab.ids
+        changes = events.until("element", lambda data: data["element"]["name"] == "Lab 3")
+        assert [(data["change"], data["element"]["name"]) for data in changes][-2:] == [("deleted", "Lab 1"), ("created", "Lab 3")]
+        again.set("Level", 77)
+        level = events.until("parameter", lambda data: data["name"] == "Level")[-1]
+        assert (level["element"], level["value"]) == ("1/2", 77)
+    finally:
+        events.close()
+
+
+class Clearable(Protocol):
+    name = "Clearable"
+    pages = (Page("General"),)
+    parameters = (Parameter(20, "Fill", type=Button(), write=True, page="General"), Parameter(21, "Clear", type=Button(), write=True, page="General"))
+    tables = (Table(1000, "Items", page="General", columns=(Column(1001, "ID", key=True),)),)
+    qactions = (
+        QAction(100, lambda protocol: protocol.fill_array("Items", [[f"k{n}"] for n in range(150)]), triggers=(20,)),
+        QAction(101, lambda protocol: protocol.clear_table("Items"), triggers=(21,)),
+    )
+
+
+def test_a_table_event_with_too_many_removed_rows_says_reload_with_both_null(api: Api, dms: DataMinerSystem) -> None:
+    element = dms.create_element(Clearable, "Clearable")
+    element.set("Fill", 1)
+    events = EventStream(api, types="table", element="Clearable")
+    try:
+        element.set("Clear", 1)  # 150 rows removed, none changed: not keys [] with removed null
+        emptied = events.until("table", lambda data: data["row_count"] == 0)[-1]
+        assert (emptied["keys"], emptied["removed"]) == (None, None)
     finally:
         events.close()
 

@@ -34,8 +34,9 @@ from dmemu.protocol import (
     String,
     VirtualClock,
 )
-from dmemu.simulators import InventorySpec, Simulators
+from dmemu.simulators import InventorySpec, OsbService, Simulators
 from dmemu.simulators.server import SES_BASE
+from dmemu.system_file import SimulatorGroup
 from dmemu.web import WebServer
 
 CREDENTIALS = {"tmf638": ("svc-user", "svc-secret-638"), "tmf639": ("res-user", "res-secret-639")}
@@ -342,6 +343,35 @@ def test_a_fault_on_the_simulator_changes_the_api_status_and_an_alarm_opens_and_
     console.get_by_role("tab", name="History").click()
     expect(console.get_by_role("row", name=re.compile("Major alarm on SES Inventory"))).to_be_visible()
     shot(page, "11-alarm-history")
+
+
+def test_the_fault_form_lists_the_apis_of_the_served_simulators_osb_too(browser: Any, dms: DataMinerSystem, simulators: Simulators) -> None:
+    with OsbService() as osb, dms.serve(simulators=SimulatorGroup({"tmf": simulators, "osb": osb})) as served:
+        tab = browser.new_page()
+        try:
+            tab.goto(served.console_url)
+            tab.get_by_role("navigation", name="Views").get_by_role("button", name="Simulators").click()
+            form = tab.get_by_role("form", name="Add a fault")
+            options = ["* (every API)", "tmf638", "tmf639", "tmf656", "tmf642", "osb"]
+            expect(form.get_by_label("Fault API").locator("option")).to_have_text(options)
+            form.get_by_label("Fault API").select_option("osb")
+            form.get_by_role("button", name="Add fault").click()
+            expect(tab.get_by_role("status", name="Fault count")).to_have_text("1 fault")
+            assert [(fault.api, fault.status) for fault in osb.faults.faults] == [("osb", 503)]
+        finally:
+            tab.close()
+
+
+def test_a_server_without_a_token_opens_without_asking_for_one(browser: Any, dms: DataMinerSystem) -> None:
+    dms.create_element(Panel, "Panel 1")
+    with dms.serve(token="") as served:
+        tab = browser.new_page()
+        try:
+            tab.goto(served.console_url)
+            expect(tab.get_by_role("treeitem", name="Panel 1")).to_be_visible()
+            expect(tab.locator("#login")).not_to_be_visible()
+        finally:
+            tab.close()
 
 
 def test_tickets_and_automation_runs(page: Any, dms: DataMinerSystem, inventory: Element) -> None:

@@ -39,6 +39,8 @@ class OsbService(LoopbackService):
     `seed` draws the probabilistic faults; the request log keeps the newest `log_limit` requests.
     """
 
+    apis: tuple[str, ...] = ("osb",)  # what its faults and request log name (`Fault.api`)
+
     def __init__(
         self,
         *,

@@ -158,6 +158,8 @@ class Simulators(LoopbackService):
     port with everything stored kept, so a harness can take the remote system away and back.
     """
 
+    apis: tuple[str, ...] = ("tmf638", "tmf639", "tmf656", "tmf642")  # what its faults and request log name (`Fault.api`)
+
     def __init__(
         self,
         spec: InventorySpec | None = None,

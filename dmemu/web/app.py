@@ -34,6 +34,7 @@ from ..dms import DataMinerSystem, ScriptState, Severity, TicketState
 from ..pages import find_page, pages_of
 from ..protocol import Button, Element, Parameter, RealClock, VirtualClock, element_ids
 from ..protocol.errors import DmemuError
+from ..protocol.http import is_loopback_host
 from . import shapes
 from .errors import ApiError, api_error
 from .events import EVENT_TYPES, EventHub, stream
@@ -42,7 +43,13 @@ from .tables import ServedTables, column_index, is_window, list_limit, parse_que
 _logger = logging.getLogger("dmemu.web")
 
 ELEMENT_COMMANDS = ("start", "stop", "pause", "restart")
-LOOPBACK_HOSTS = frozenset({"127.0.0.1", "localhost", "::1", "[::1]"})
+
+
+def host_name(host_header: str) -> str:
+    """The name or address of a Host header, without its port (``[::1]:80`` gives ``[::1]``)."""
+    if host_header.startswith("["):
+        return host_header.split("]", 1)[0] + "]"
+    return host_header.rsplit(":", 1)[0]
 
 
 # -- responses ---------------------------------------------------------------------------------
@@ -423,7 +430,8 @@ def get_run(api: Api, path: dict[str, str], query: Any, body: Any) -> Any:
 
 def get_simulators(api: Api, path: dict[str, str], query: Any, body: Any) -> Any:
     sim = api.simulator()
-    return {"base_url": sim.base_url, "faults": len(sim.faults.faults), "requests": len(sim.requests())}
+    # apis: what a fault or the request log may name, for the console's lists ("*" is every one).
+    return {"base_url": sim.base_url, "apis": list(sim.apis), "faults": len(sim.faults.faults), "requests": len(sim.requests())}
 
 
 def list_faults(api: Api, path: dict[str, str], query: Any, body: Any) -> Any:
@@ -632,8 +640,8 @@ class TokenGuard:
         if origin is not None and origin != f"http://{host}":
             return ApiError(403, "origin", f"requests from {origin} are refused: the API answers its own pages only")
         if not self.token:
-            if host.rsplit(":", 1)[0] not in LOOPBACK_HOSTS:
-                return ApiError(403, "host", f"a server without a token answers requests to 127.0.0.1 only, not to {host!r}")
+            if not is_loopback_host(host_name(host)):  # the rule check_access binds by
+                return ApiError(403, "host", f"a server without a token answers requests to loopback only, not to {host!r}")
             return None
         given = headers.get("x-dmemu-token")
         authorization = headers.get("authorization", "")

@@ -229,6 +229,8 @@ class EventHub:
                 continue
             view = element.table(tid)
             ref = element_ref(element)
+            if keys is None or removed is None:  # one of them too many to list: both null, reload the whole table
+                keys = removed = None
             data = {
                 "element": ref,
                 "id": tid,
@@ -264,6 +266,14 @@ class EventHub:
             events = []
             current = {element.ids: element for element in self._dms.elements}
             for ids, element in current.items():
+                listened = self._listened.get(ids)
+                if listened is not None and listened is not element:
+                    # Deleted and created again with the same ids between two looks: a new object
+                    # to listen to, and both changes told.
+                    listened.remove_change_listener(self._on_change)
+                    del self._listened[ids]
+                    old = self._states.pop(ids)
+                    events.append(Event("element", {"change": "deleted", "element": old}, old["ref"]))
                 state = self._state_of(element)
                 if self._states.get(ids) != state:
                     change = "created" if ids not in self._states else "state"

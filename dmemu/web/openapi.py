@@ -173,7 +173,7 @@ RESPONSES: dict[str, dict[str, Any]] = {
     "start_run": _ref("Run"),
     "list_runs": _list_of("runs", "Run"),
     "get_run": _ref("Run"),
-    "get_simulators": _object("base_url faults requests", base_url=_TEXT, faults=_INTEGER, requests=_INTEGER),
+    "get_simulators": _object("base_url apis faults requests", base_url=_TEXT, apis=_TEXTS, faults=_INTEGER, requests=_INTEGER),
     "list_faults": _ref("Faults"),
     "add_faults": _ref("Faults"),
     "clear_faults": _ref("Faults"),

@@ -6,7 +6,6 @@ The socket is bound before the thread starts, so a port in use is said at once a
 
 from __future__ import annotations
 
-import ipaddress
 import secrets
 import socket
 import threading
@@ -16,6 +15,7 @@ import uvicorn
 
 from ..dms import DataMinerSystem
 from ..protocol.errors import DmemuError
+from ..protocol.http import is_loopback_host
 from .app import create_app
 from .console import console_url
 
@@ -24,22 +24,11 @@ class WebServerError(DmemuError):
     """The web server cannot start as asked (an address in use, no token off loopback)."""
 
 
-def is_loopback(host: str) -> bool:
-    """Whether binding `host` serves this machine only: ``localhost`` or a loopback address
-    (IPv6 in brackets or not); a name or anything unparsable is not."""
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host.strip("[]")).is_loopback
-    except ValueError:
-        return False
-
-
 def check_access(host: str, token: str | None) -> None:
     """Refuse a server that anyone reaching it could control: no token ("") off loopback."""
     if token is not None and not isinstance(token, str):
         raise TypeError(f"a token is a string (None: a random one; \"\": none, on loopback only), not {token!r}")
-    if token == "" and not is_loopback(host):
+    if token == "" and not is_loopback_host(host):
         raise WebServerError(
             f"serving on {host} without a token would let anyone who reaches it control the DMS; "
             "give a token (or none for a random one), or bind 127.0.0.1"

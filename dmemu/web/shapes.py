@@ -150,12 +150,13 @@ def rows_json(view: TableView, table: Table, rows: list[tuple[Any, ...]]) -> lis
     # Looked up once per column, not per cell: a plain string column shows itself.
     displays = [None if type(column.type) is String and not column.type.secret else column.type.display for column in table.columns]
     shown = []
-    for raw, row in zip(rows, masked_rows(table, rows)):
+    for row in masked_rows(table, rows):
         key = row[key_index]
         shown.append(
             {
                 "key": key,
-                "display_key": view.row_label(raw),
+                # From the masked cells: a display key may include a password column.
+                "display_key": view.row_label(row),
                 "cells": list(row),
                 "display": [("" if value is None else value) if show is None else show(value) for show, value in zip(displays, row)],
             }
@@ -168,7 +169,7 @@ def row_json(view: TableView, table: Table, key: str) -> dict[str, Any]:
     row = masked_rows(table, [tuple(view.row(key).values())])[0]
     return {
         "key": key,
-        "display_key": view.display_key(key),
+        "display_key": view.row_label(row),  # masked, as in rows_json
         "cells": [
             {"id": column.id, "name": column.name, "value": value, "display": column.type.display(value)}
             for column, value in zip(table.columns, row)
@@ -176,8 +177,8 @@ def row_json(view: TableView, table: Table, key: str) -> dict[str, Any]:
     }
 
 
-def value_display(element: Element | None, pid: int, value: Any) -> str | None:
-    """A monitored parameter's or column's value as its page shows it (None: the element is gone)."""
+def monitored_kind(element: Element | None, pid: int) -> Measurement | None:
+    """The type of a monitored parameter or column (None: the element or the id is gone)."""
     if element is None:
         return None
     model = element.protocol.model
@@ -185,11 +186,14 @@ def value_display(element: Element | None, pid: int, value: Any) -> str | None:
     for table in model.tables.values():
         if kind is None and pid in table.column_index:
             kind = table.table.columns[table.column_index[pid]].type
-    if kind is None:
-        return None
-    if isinstance(kind, String) and kind.secret:
-        return "********"
-    return kind.display(value)
+    return kind
+
+
+def value_display(element: Element | None, pid: int, value: Any) -> str | None:
+    """A monitored parameter's or column's value as its page shows it (None: the element is gone)."""
+    kind = monitored_kind(element, pid)
+    # A password's display is its mask (`String.display`), as on its page.
+    return None if kind is None else kind.display(value)
 
 
 def alarm_json(alarm: Alarm, element: Element | None = None) -> dict[str, Any]:
@@ -198,6 +202,13 @@ def alarm_json(alarm: Alarm, element: Element | None = None) -> dict[str, Any]:
     def shown(value: Any) -> str:
         display = value_display(element, alarm.parameter_id, value)
         return display if display is not None else ("" if value is None else str(value))
+
+    kind = monitored_kind(element, alarm.parameter_id)
+    secret = isinstance(kind, String) and kind.secret
+
+    def sent(value: Any) -> Any:
+        """The raw value, unless it is a password's: then its mask, like `display`."""
+        return kind.display(value) if secret and kind is not None else value
 
     return {
         "id": alarm.id,
@@ -208,7 +219,7 @@ def alarm_json(alarm: Alarm, element: Element | None = None) -> dict[str, Any]:
         "row_key": alarm.row_key,
         "severity": alarm.severity.label,
         "worst_severity": alarm.worst_severity.label,
-        "value": alarm.value,
+        "value": sent(alarm.value),
         "display": shown(alarm.value),
         "active": alarm.active,
         "opened": alarm.opened,
@@ -216,7 +227,7 @@ def alarm_json(alarm: Alarm, element: Element | None = None) -> dict[str, Any]:
         "cleared": alarm.cleared,
         "properties": dict(alarm.properties),
         "records": [
-            {"time": record.time, "severity": record.severity.label, "value": record.value, "display": shown(record.value), "reason": record.reason}
+            {"time": record.time, "severity": record.severity.label, "value": sent(record.value), "display": shown(record.value), "reason": record.reason}
             for record in alarm.records
         ],
     }

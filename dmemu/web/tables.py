@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import itertools
 import re
+import sys
 import threading
 from collections.abc import Callable
 from typing import Any
@@ -26,6 +27,7 @@ from .errors import ApiError
 from .shapes import json_text, rows_json
 
 MAX_LIMIT = 10_000
+MAX_OFFSET = sys.maxsize  # the most `itertools.islice` takes: past it, a 400 rather than a 500
 DEFAULT_LIMIT = 100
 INLINE_LIMIT = 1_000
 """The most rows of a plain page (no sort, filter or search) answered on the server's event loop."""
@@ -81,7 +83,7 @@ def column_index(view: TableView, ref: str, field: str) -> int:
 def parse_query(view: TableView, params: Any) -> RowQuery:
     """The query parameters of a table request: ``offset``, ``limit``, ``sort`` (a column; a
     leading ``-`` sorts descending), ``order`` (asc or desc), ``filter`` (repeatable) and ``search``."""
-    offset = _whole(params.get("offset"), "offset", 0, 0, None)
+    offset = _whole(params.get("offset"), "offset", 0, 0, MAX_OFFSET)
     limit = list_limit(params.get("limit"))
     sort_text = params.get("sort")
     sort = None

@@ -207,5 +207,6 @@ function askToken(reason) {
   dialog.showModal();
 }
 
-if (takeToken() === null) askToken("");
-else new Console().start();
+// A server without a token answers without one: ask for a token only when the API refuses (401).
+takeToken();
+new Console().start();

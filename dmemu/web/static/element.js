@@ -516,7 +516,7 @@ class TableBlock {
 
   changed(event) {
     this.reloadSoon();
-    if (this.openKey !== null && (event.keys === null || event.keys.includes(this.openKey) || event.removed.includes(this.openKey))) {
+    if (this.openKey !== null && (event.keys === null || event.removed === null || event.keys.includes(this.openKey) || event.removed.includes(this.openKey))) {
       this.openRow(this.openKey, { keepFocus: true });
     }
   }

@@ -403,7 +403,13 @@ export class AutomationView {
 
 // -- simulators --------------------------------------------------------------------------------
 
-const FAULT_APIS = ["*", "tmf638", "tmf639", "tmf656", "tmf642"];
+// The APIs listed are those the served simulators take (/api/simulators "apis"), "*" for every one.
+function apiOptions(select, apis, everyText) {
+  if (select.options.length === apis.length + 1) return; // filled already: keep what is chosen
+  const chosen = select.value;
+  replace(select, ...["*", ...apis].map((api) => h("option", { value: api === "*" ? select.dataset.every : api, text: api === "*" ? everyText : api })));
+  select.value = chosen;
+}
 const FAULT_KINDS = ["status", "latency", "malformed", "truncated", "drop", "lost", "rate_limit"];
 
 export class SimulatorsView {
@@ -412,7 +418,7 @@ export class SimulatorsView {
     this.summary = h("p", { class: "muted" });
     this.faults = h("div", {});
     this.requests = h("div", {});
-    this.api = h("select", { "aria-label": "Request log API" }, FAULT_APIS.map((api) => h("option", { value: api === "*" ? "" : api, text: api === "*" ? "every API" : api })));
+    this.api = h("select", { "aria-label": "Request log API", dataset: { every: "" } }, h("option", { value: "", text: "every API" }));
     this.api.addEventListener("change", () => this.reloadRequests());
     this.root = h(
       "section",
@@ -437,7 +443,8 @@ export class SimulatorsView {
   }
 
   faultForm() {
-    const api = h("select", { name: "api", "aria-label": "Fault API" }, FAULT_APIS.map((value) => h("option", { value, text: value === "*" ? "* (every API)" : value })));
+    const api = h("select", { name: "api", "aria-label": "Fault API", dataset: { every: "*" } }, h("option", { value: "*", text: "* (every API)" }));
+    this.faultApi = api;
     const kind = h("select", { name: "kind", "aria-label": "Fault kind" }, FAULT_KINDS.map((value) => h("option", { value, text: value })));
     const status = h("input", { type: "text", name: "status", "aria-label": "Fault status", value: "503", inputmode: "numeric", size: "4" });
     const latency = h("input", { type: "text", name: "latency", "aria-label": "Fault latency (s)", value: "0", inputmode: "decimal", size: "4" });
@@ -483,6 +490,8 @@ export class SimulatorsView {
       return;
     }
     this.summary.textContent = `Serving on ${summary.base_url}; ${plural(summary.requests, "request")} logged.`;
+    apiOptions(this.faultApi, summary.apis, "* (every API)");
+    apiOptions(this.api, summary.apis, "every API");
     const rows = faults.faults.map((fault) => {
       const { api, kind, status, ...rest } = fault;
       const more = Object.entries(rest)
