@@ -8,7 +8,7 @@ import json
 import sys
 import threading
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import NoReturn
@@ -227,44 +227,26 @@ def _port(text: str) -> int:
     return value
 
 
-def _speed(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
-    if not 0 < value <= 10_000_000:  # NaN fails this too
-        raise argparse.ArgumentTypeError(f"{text} is not a speed from above 0 to 10,000,000")
-    return value
+def _bounded_number(accepts: Callable[[float], bool], refusal: str) -> Callable[[str], float]:
+    """An argparse type: a number `accepts` takes (NaN is taken by no comparison), else
+    `refusal` formatted with the `text` given and its `value`."""
+
+    def parse(text: str) -> float:
+        try:
+            value = float(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+        if not accepts(value):
+            raise argparse.ArgumentTypeError(refusal.format(text=text, value=value))
+        return value
+
+    return parse
 
 
-def _rate(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
-    if not 0.0 <= value <= 100_000:  # NaN fails this too
-        raise argparse.ArgumentTypeError(f"{value:g} is not a rate from 0 to 100,000 an hour")
-    return value
-
-
-def _seconds(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
-    if not 0.0 <= value <= 86_400:  # NaN fails this too
-        raise argparse.ArgumentTypeError(f"{value:g} is not a number of seconds from 0 to 86,400")
-    return value
-
-
-def _fraction(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
-    if not 0.0 <= value <= 1.0:  # NaN fails this too
-        raise argparse.ArgumentTypeError(f"{value:g} is not a fraction between 0 and 1")
-    return value
+_speed = _bounded_number(lambda value: 0 < value <= 10_000_000, "{text} is not a speed from above 0 to 10,000,000")
+_rate = _bounded_number(lambda value: 0.0 <= value <= 100_000, "{value:g} is not a rate from 0 to 100,000 an hour")
+_seconds = _bounded_number(lambda value: 0.0 <= value <= 86_400, "{value:g} is not a number of seconds from 0 to 86,400")
+_fraction = _bounded_number(lambda value: 0.0 <= value <= 1.0, "{value:g} is not a fraction between 0 and 1")
 
 
 def _api_credentials(text: str) -> tuple[str, tuple[str, str]]:

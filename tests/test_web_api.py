@@ -16,15 +16,14 @@ from typing import Any
 import pytest
 import requests
 from starlette.datastructures import QueryParams
+from web_inventory import CREDENTIALS, create_inventory
 
 from dmemu.dms import AlarmTemplate, DataMinerSystem, DiscreteSeverities, Severity, Thresholds, TicketField, TicketType
 from dmemu.elements.ses_inventory import SesInventoryManagement
 from dmemu.pages import pages_of
 from dmemu.protocol import (
-    BYPASS_PROXY,
     Button,
     Column,
-    Connection,
     Discrete,
     DisplayKey,
     Element,
@@ -40,12 +39,10 @@ from dmemu.protocol import (
     VirtualClock,
 )
 from dmemu.simulators import InventorySpec, Simulators
-from dmemu.simulators.server import SES_BASE
 from dmemu.web import ROUTES, WebServer, WebServerError
 from dmemu.web.events import timer_wait
 from dmemu.web.tables import INLINE_LIMIT, is_window
 
-CREDENTIALS = {"tmf638": ("svc-user", "svc-secret-638"), "tmf639": ("res-user", "res-secret-639")}
 pytestmark = pytest.mark.dmemu_simulators(spec=InventorySpec(services=120, carriers=20, resources=60, seed=5), credentials=CREDENTIALS)
 
 ROWS = 20_000
@@ -112,18 +109,7 @@ def error_of(response: requests.Response, status: int) -> dict[str, Any]:
 
 @pytest.fixture
 def inventory(dms: DataMinerSystem, simulators: Simulators) -> Element:
-    return dms.create_element(
-        SesInventoryManagement,
-        "SES Inventory",
-        connection=Connection(host="127.0.0.1", port=simulators.port, bus_address=BYPASS_PROXY),
-        parameters={
-            "TMF 638 Username": CREDENTIALS["tmf638"][0],
-            "TMF 638 Password": CREDENTIALS["tmf638"][1],
-            "TMF 639 Endpoint": f"{simulators.base_url}{SES_BASE}/tmf639",
-            "TMF 639 Username": CREDENTIALS["tmf639"][0],
-            "TMF 639 Password": CREDENTIALS["tmf639"][1],
-        },
-    )
+    return create_inventory(dms, simulators)
 
 
 @pytest.fixture

@@ -16,13 +16,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from web_inventory import CREDENTIALS, create_inventory
 
 from dmemu.dms import AlarmTemplate, DataMinerSystem, DiscreteSeverities, Severity, TicketField, TicketType
 from dmemu.elements.ses_inventory import SesInventoryManagement
 from dmemu.pages import pages_of
 from dmemu.protocol import (
-    BYPASS_PROXY,
-    Connection,
     DateTime,
     Element,
     InvalidValueError,
@@ -35,11 +34,9 @@ from dmemu.protocol import (
     VirtualClock,
 )
 from dmemu.simulators import InventorySpec, OsbService, Simulators
-from dmemu.simulators.server import SES_BASE
 from dmemu.system_file import SimulatorGroup
 from dmemu.web import WebServer
 
-CREDENTIALS = {"tmf638": ("svc-user", "svc-secret-638"), "tmf639": ("res-user", "res-secret-639")}
 pytestmark = pytest.mark.dmemu_simulators(spec=InventorySpec(services=180, carriers=20, resources=60, seed=5), credentials=CREDENTIALS)
 
 CHROMIUM = os.environ.get("DMEMU_CHROMIUM", "/usr/bin/chromium")
@@ -92,18 +89,7 @@ def browser() -> Iterator[Any]:
 
 @pytest.fixture
 def inventory(dms: DataMinerSystem, simulators: Simulators) -> Element:
-    return dms.create_element(
-        SesInventoryManagement,
-        "SES Inventory",
-        connection=Connection(host="127.0.0.1", port=simulators.port, bus_address=BYPASS_PROXY),
-        parameters={
-            "TMF 638 Username": CREDENTIALS["tmf638"][0],
-            "TMF 638 Password": CREDENTIALS["tmf638"][1],
-            "TMF 639 Endpoint": f"{simulators.base_url}{SES_BASE}/tmf639",
-            "TMF 639 Username": CREDENTIALS["tmf639"][0],
-            "TMF 639 Password": CREDENTIALS["tmf639"][1],
-        },
-    )
+    return create_inventory(dms, simulators)
 
 
 @pytest.fixture
