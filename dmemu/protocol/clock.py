@@ -23,8 +23,11 @@ import logging
 import math
 import numbers
 import operator
+import selectors
+import socket
 import threading
 import time
+import typing
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
@@ -251,6 +254,23 @@ class TimerScheduler(schedule.Scheduler):
             self.clock.dispatch(job.job_func)
 
 
+class StartedExchange(typing.Protocol):
+    """An exchange a serial port started (`serial._StartedExchange`), as the clock drives it."""
+
+    deadline: float  # time.monotonic() by when its answer must be complete
+    done: threading.Event
+
+    def run_blocking(self) -> None: ...
+
+    def begin(self) -> socket.socket | None: ...
+
+    def readable(self) -> None: ...
+
+    def expire(self) -> None: ...
+
+    def read_blocking(self) -> None: ...
+
+
 class Clock:
     """The time of one DataMiner System and the scheduler its timers run on."""
 
@@ -320,12 +340,31 @@ class Clock:
     def wake(self) -> None:
         """A job was added: a clock waiting for the next due time should look again."""
 
+    # -- exchanges started on serial ports (`SerialPort.start_exchange`): this clock runs them --
+
+    def start_exchange(self, started: StartedExchange) -> None:
+        """Send `started` and read its answer: here, on this thread (see the subclasses)."""
+        started.run_blocking()
+
+    def wait_exchange(self, started: StartedExchange) -> None:
+        """Return once `started` has ended."""
+        started.done.wait()
+
+    def forget_exchange(self, started: StartedExchange, sock: socket.socket) -> None:
+        """`started` no longer waits on `sock`."""
+
+    def settle(self) -> None:
+        """Return once the exchanges in flight that this clock waits for have ended (nothing
+        to do here: they end before `start_exchange` returns)."""
+
 
 class VirtualClock(Clock):
     """Simulated time: `advance` fires every due timer in time order without sleeping."""
 
     def __init__(self, start: dt.datetime | float | None = None) -> None:
         super().__init__()
+        self._selector: selectors.BaseSelector | None = None  # sockets of exchanges in flight
+        self._settling = False
         self.start_given = start is not None
         """False when the clock starts at `DEFAULT_VIRTUAL_START` because nobody chose a start:
         a DMS reopening a state directory saved later then moves it there (`skip_to`)."""
@@ -346,6 +385,63 @@ class VirtualClock(Clock):
 
     def sleep(self, seconds: float) -> None:
         """No wall time passes: virtual time only moves between ticks, never inside a QAction."""
+
+    # An exchange started on a virtual clock ends at the instant it started: its socket is
+    # watched here, on the thread driving the clock, and time moves on (and the tick's batch
+    # save runs) only once every exchange in flight has its answer or failure. Meanwhile the
+    # clock runs the work that answers start, so exchanges on several ports overlap.
+
+    def start_exchange(self, started: StartedExchange) -> None:
+        sock = started.begin()
+        if sock is not None:
+            if self._selector is None:
+                self._selector = selectors.DefaultSelector()
+            self._selector.register(sock, selectors.EVENT_READ, started)
+
+    def wait_exchange(self, started: StartedExchange) -> None:
+        sock = self._watched_socket(started)
+        if sock is not None:
+            self.forget_exchange(started, sock)
+            started.read_blocking()
+        elif not started.done.is_set():
+            started.run_blocking()  # not sent yet: its turn is now
+
+    def forget_exchange(self, started: StartedExchange, sock: socket.socket) -> None:
+        if self._selector is not None:
+            try:
+                self._selector.unregister(sock)
+            except (KeyError, ValueError):
+                pass  # not watched (it never waited)
+
+    def settle(self) -> None:
+        """Wait for the answers of every exchange in flight, running the work each starts."""
+        if self._settling:
+            return  # already waiting, further up this thread's stack
+        self._settling = True
+        try:
+            while self._selector is not None and self._selector.get_map():
+                self._wait_for_answers()
+        finally:
+            self._settling = False
+
+    def _wait_for_answers(self) -> None:
+        selector = self._selector
+        assert selector is not None
+        waiting = [key.data for key in selector.get_map().values()]
+        soonest = min(started.deadline for started in waiting)
+        for key, _ in selector.select(max(0.0, soonest - time.monotonic())):
+            key.data.readable()
+        now = time.monotonic()
+        for started in waiting:
+            if started.deadline <= now and not started.done.is_set():
+                started.expire()
+
+    def _watched_socket(self, started: StartedExchange) -> socket.socket | None:
+        if self._selector is not None:
+            for key in self._selector.get_map().values():
+                if key.data is started:
+                    return key.fileobj  # type: ignore[return-value]
+        return None
 
     def skip_to(self, when: float) -> None:
         """Jump forward to `when` (epoch seconds) firing nothing on the way: timers already due
@@ -381,6 +477,7 @@ class VirtualClock(Clock):
             raise ClockTimeError(f"run_until timeout must be 0 or more virtual seconds, not {timeout!r}")
         deadline = self._now + timeout
         fired = 0
+        self.settle()
         while not until():
             due = self.scheduler.next_due
             if due is None or due > deadline:
@@ -392,6 +489,7 @@ class VirtualClock(Clock):
     def _run_to(self, target: float) -> int:
         fired = 0
         scheduler = self.scheduler
+        self.settle()  # exchanges started between ticks end where they started
         while True:
             due = scheduler.next_due
             if due is None or due > target:
@@ -402,6 +500,7 @@ class VirtualClock(Clock):
             for job in jobs:
                 job.job_func()
             fired += len(jobs)
+            self.settle()
             self._end_tick()
         if self._now < target:
             self._now = target
@@ -437,6 +536,10 @@ class RealClock(Clock):
 
     def sleep(self, seconds: float) -> None:
         time.sleep(seconds)
+
+    def start_exchange(self, started: StartedExchange) -> None:
+        """A worker sends it and waits for its answer; the answer's work is queued from there."""
+        self.dispatch(started.run_blocking)
 
     def dispatch(self, callback: Callable[[], Any]) -> None:
         pool = self._pool

@@ -29,7 +29,7 @@ from .errors import (
 from .http import Connection, ElementSession, build_session
 from .logs import LogEntry, LogLevel, LogType
 from .qaction import QActionProtocol
-from .queue import WorkQueue
+from .queue import WorkQueue, _running_any_queue
 from .serial import SerialPort
 from .storage import ElementSnapshot, ElementStore
 from .tables import TableData
@@ -321,8 +321,10 @@ class Element(ReadableElement):
                 queue.hand_off()
             if saved:
                 self._mark_dirty()
+            heard = False
             if self._value_watchers:  # called here, not through a helper: this is every set's path
                 for watcher in self._value_watchers.get(pid, ()):
+                    heard = True
                     try:
                         watcher(self, pid, value)
                     except Exception as error:
@@ -330,10 +332,15 @@ class Element(ReadableElement):
             if self._change_listeners:
                 listeners = self._listeners_of.get(pid, self._listeners_of_all)
                 if listeners:
+                    heard = True
                     self._notify(listeners, ParameterChange(pid, value))
+            if heard and wait and not _running_any_queue():
+                self.dms.clock.settle()  # the work watchers and listeners started, exchanges included
             return
         raise_failure = wait and (self.raise_on_failure if raise_on_failure is None else raise_on_failure)
         self._queue.run(self._apply_user_set, pid, value, _depth, wait=wait, raise_failure=raise_failure)
+        if wait and not _running_any_queue():
+            self.dms.clock.settle()  # a virtual clock: the exchanges the set started have answered
 
     def set_cell(
         self, table: int | str, key: str, column: int | str, value: Any, *, wait: bool = True, raise_on_failure: bool | None = None
@@ -352,6 +359,8 @@ class Element(ReadableElement):
             raise ElementStateError(f"element {self.name!r} is {self._state.value}: start it before setting {spec.name!r}")
         raise_failure = wait and (self.raise_on_failure if raise_on_failure is None else raise_on_failure)
         self._queue.run(self._apply_user_cell, data, key, index, value, 0, wait=wait, raise_failure=raise_failure)
+        if wait and not _running_any_queue():
+            self.dms.clock.settle()
 
     def logs(self, type: LogType | None = None) -> list[LogEntry]:
         """Log entries kept for this element, optionally of one type."""
@@ -379,8 +388,27 @@ class Element(ReadableElement):
                 spec = self.protocol.connection
                 if not isinstance(spec, SerialConnection):
                     spec = SerialConnection()  # its default port, and framings given per exchange
-                self._serial = SerialPort(self.connection, default_port=spec.default_port, framing=spec.framing)
+                self._serial = SerialPort(
+                    self.connection, default_port=spec.default_port, framing=spec.framing, runner=self.dms.clock, deliver=self._deliver_answer
+                )
             return self._serial
+
+    def _deliver_answer(self, then: Callable[..., None], outcome: object) -> None:
+        """An exchange started on the serial port ended: `then(protocol, outcome)` runs on the
+        queue, as a QAction does (not at all once the element stopped)."""
+        self._queue.run_soon(partial(self._run_answer, then, outcome))
+
+    def _run_answer(self, then: Callable[..., None], outcome: object) -> None:
+        if self._state is not _ACTIVE:
+            return  # its answer came after a pause or stop
+        facade = self._facade
+        facade._trigger, facade._row_key, facade._trigger_value, facade._depth = None, None, None, 0
+        try:
+            then(facade, outcome)
+        except Exception as error:
+            where = _qaction_frame(then, error)
+            name = getattr(then, "__name__", None) or getattr(getattr(then, "func", None), "__name__", repr(then))
+            self.log(f"the answer handler {name} failed: {type(error).__name__}: {error} ({where.filename}:{where.lineno})", LogType.ERROR)
 
     # -- user API: lifecycle ----------------------------------------------------------------
 
@@ -776,10 +804,11 @@ ElementRef = str | tuple[int, int] | Element
 (see `element_ids`)."""
 
 
-def _qaction_frame(qaction: QAction, error: Exception) -> traceback.FrameSummary:
-    """Where in the connector's own code the QAction failed (else the innermost frame)."""
+def _qaction_frame(qaction: QAction | Callable[..., Any], error: Exception) -> traceback.FrameSummary:
+    """Where in the connector's own code the QAction (or answer handler) failed (else the innermost frame)."""
     frames = traceback.extract_tb(error.__traceback__)
-    own_file = getattr(getattr(qaction.function, "__code__", None), "co_filename", None)
+    function = qaction.function if isinstance(qaction, QAction) else getattr(qaction, "func", qaction)
+    own_file = getattr(getattr(function, "__code__", None), "co_filename", None)
     own = [frame for frame in frames if frame.filename == own_file]
     return (own or frames)[-1]
 

@@ -7,6 +7,14 @@ closed while it was idle is seen before the command goes and opened again; a com
 connection closes once it went out is never resent (a device command may not be idempotent):
 that exchange fails with `SerialConnectionError`. A timeout closes the socket, so a late answer is never read as the next command's. The target can
 change at run time (DataMiner's "dynamic ip" parameter option).
+
+`exchange` and `http_exchange` wait for the answer. `start_exchange` and `start_http_exchange`
+send the command and return: the answer (or the failure) goes to a callback when it comes, as
+DataMiner's own communication hands a response to the protocol, so an element waiting for its
+device does not hold up the others. The port's `runner` (the clock of the element's DMS) says
+where the waiting happens: a virtual clock watches the sockets of every exchange in flight
+itself and moves no time until their answers came, a real clock waits on a worker thread.
+Exchanges started while one is in flight go out after it, in order.
 """
 
 from __future__ import annotations
@@ -17,7 +25,8 @@ import socket
 import threading
 import time
 import typing
-from collections.abc import Mapping
+from collections import deque
+from collections.abc import Callable, Mapping
 
 import attrs
 from requests.structures import CaseInsensitiveDict
@@ -82,6 +91,15 @@ class HttpAnswer:
     headers: CaseInsensitiveDict[str]
     body: bytes
 
+    @classmethod
+    def of(cls, answer: bytes) -> HttpAnswer:
+        """The complete answer `HttpFraming` found, as status, reason, headers and body."""
+        head = _http_head(answer)
+        if head is None:
+            raise FramingError("the HTTP answer is incomplete")
+        head_size, body_size, status, reason, fields = head
+        return cls(status, reason, CaseInsensitiveDict(fields), answer[head_size : head_size + body_size])
+
     @property
     def text(self) -> str:
         """The body decoded with the charset of its Content-Type (UTF-8 if none is named)."""
@@ -101,15 +119,11 @@ class HttpFraming:
     @staticmethod
     def parse(answer: bytes) -> HttpAnswer:
         """The answer `answer_end` found complete, as status, reason, headers and body."""
-        head = _http_head(answer)
-        if head is None:
-            raise FramingError("the HTTP answer is incomplete")
-        head_size, body_size, status, reason, headers = head
-        return HttpAnswer(status, reason, headers, answer[head_size : head_size + body_size])
+        return HttpAnswer.of(answer)
 
 
-def _http_head(received: bytes) -> tuple[int, int, int, str, CaseInsensitiveDict[str]] | None:
-    """(head size, body size, status, reason, headers), or None until the head is complete."""
+def _http_head(received: bytes) -> tuple[int, int, int, str, dict[str, str]] | None:
+    """(head size, body size, status, reason, headers as sent), or None until the head is complete."""
     end = received.find(b"\r\n\r\n")
     if end < 0:
         if len(received) > MAX_HTTP_HEAD:
@@ -119,16 +133,20 @@ def _http_head(received: bytes) -> tuple[int, int, int, str, CaseInsensitiveDict
     match = _STATUS_LINE.fullmatch(status_line)
     if match is None:
         raise FramingError(f"not an HTTP/1.1 status line: {status_line[:80]!r}")
-    headers: CaseInsensitiveDict[str] = CaseInsensitiveDict()
+    headers: dict[str, str] = {}
+    length = None
     for line in lines:
         name, colon, value = line.partition(":")
-        if not colon or not name.strip():
+        name, value = name.strip(), value.strip()
+        if not colon or not name:
             raise FramingError(f"not an HTTP header line: {line[:80]!r}")
-        headers[name.strip()] = value.strip()
+        headers[name] = value
+        lowered = name.lower()
+        if lowered == "content-length":
+            length = value
+        elif lowered == "transfer-encoding" and "chunked" in value.lower():
+            raise FramingError("a chunked HTTP answer is not supported; the answer needs a Content-Length")
     status = int(match.group(1))
-    if "chunked" in headers.get("Transfer-Encoding", "").lower():
-        raise FramingError("a chunked HTTP answer is not supported; the answer needs a Content-Length")
-    length = headers.get("Content-Length")
     if length is None:
         if status < 200 or status in (204, 304):
             return end + 4, 0, status, match.group(2) or "", headers  # these never have a body
@@ -159,13 +177,25 @@ class SerialPort:
     Every exchange (connecting included) ends within the connection's timeout unless the call
     gives its own. Safe to call from several threads: exchanges take turns."""
 
-    def __init__(self, connection: Connection, *, default_port: int = DEFAULT_SERIAL_PORT, framing: Framing | None = None) -> None:
+    def __init__(
+        self,
+        connection: Connection,
+        *,
+        default_port: int = DEFAULT_SERIAL_PORT,
+        framing: Framing | None = None,
+        runner: ExchangeRunner | None = None,
+        deliver: Callable[[Callable[..., None], object], None] | None = None,
+    ) -> None:
         self.framing = framing  # the default for exchanges that name none
         self.timeout = connection.timeout
         self._connection = connection
         self._target = (connection.host, connection.port if connection.port is not None else default_port)
         self._socket: socket.socket | None = None
         self._lock = threading.RLock()  # one exchange at a time; http_exchange holds it around one
+        self._runner = runner  # where started exchanges wait for their answers (None: at once, here)
+        self._deliver = deliver  # how an answer reaches its callback (None: called where the answer came)
+        self._in_flight: _StartedExchange | None = None
+        self._waiting: deque[_StartedExchange] = deque()  # started while one was in flight
 
     def __repr__(self) -> str:
         state = "open" if self._socket is not None else "closed"
@@ -194,40 +224,94 @@ class SerialPort:
                 self._target = (host, port)
 
     def close(self) -> None:
-        """Close the socket, if open; the next exchange connects again."""
+        """Close the socket, if open; the next exchange connects again. Started exchanges not
+        answered yet end with `SerialConnectionError` (their callbacks hear it)."""
         with self._lock:
+            cancelled = [self._in_flight, *self._waiting] if self._in_flight is not None else list(self._waiting)
+            self._in_flight = None
+            self._waiting.clear()
+            for started in cancelled:
+                if started is not None:
+                    started.cancel()
             self._drop()
+        for started in cancelled:
+            if started is not None:
+                started.deliver(SerialConnectionError(f"{self._address}: the connection was closed before the answer came", target=self._target))
+
+    def start_exchange(
+        self, data: bytes, then: Callable[..., None], framing: Framing | None = None, *, timeout: float | None = None
+    ) -> None:
+        """Send `data` (after the exchanges already started) and return; the answer `framing`
+        (else the port's) finds complete, or the `SerialTimeoutError` / `SerialConnectionError`
+        that ended the exchange, goes to `then` when it comes. On an element's port `then` runs
+        like a QAction, on the element's queue: ``then(protocol, answer_or_error)``."""
+        self._start(_StartedExchange(self, data, self._framing(framing), self._seconds(timeout), then))
+
+    def start_http_exchange(
+        self,
+        method: str,
+        path: str,
+        body: bytes = b"",
+        headers: Mapping[str, str] | None = None,
+        *,
+        then: Callable[..., None],
+        timeout: float | None = None,
+    ) -> None:
+        """`http_exchange` started as `start_exchange` starts one: `then` gets the `HttpAnswer`
+        or the error. The request's Host is the target it goes to."""
+        with self._lock:
+            request = self._http_request(method, path, body, headers)
+            self._start(_StartedExchange(self, request, HttpFraming(), self._seconds(timeout), then, http=True))
 
     def exchange(self, data: bytes, framing: Framing | None = None, *, timeout: float | None = None) -> bytes:
         """Send `data` and answer the response `framing` (else the port's framing) finds complete.
 
         Raises `SerialTimeoutError` when no complete answer came within the timeout and
         `SerialConnectionError` when the connection is refused, reset or closed mid-answer."""
-        framing = framing or self.framing
-        if framing is None:
-            raise TypeError("no framing for this exchange: pass framing=, or declare one on the protocol's SerialConnection")
-        seconds = self.timeout if timeout is None else timeout
-        if not isinstance(seconds, (int, float)) or isinstance(seconds, bool) or not 0 < seconds < math.inf:
-            raise ValueError(f"timeout={seconds!r}: a timeout is a positive, finite number of seconds")
+        framing = self._framing(framing)
+        seconds = self._seconds(timeout)
+        with self._lock:
+            self._finish_started()  # exchanges started earlier go first
+            return self._exchange_now(data, framing, seconds)
+
+    def _exchange_now(self, data: bytes, framing: Framing, seconds: float) -> bytes:
         with self._lock:
             deadline = time.monotonic() + seconds
-            if self._socket is not None and _closed_by_peer(self._socket):
-                self._drop()
+            sock = self._send(data, deadline, seconds)
             try:
-                while True:
-                    fresh = self._socket is None
-                    sock = self._socket or self._connect(deadline, seconds)
-                    try:
-                        return self._send_and_read(sock, data, framing, deadline, seconds)
-                    except _PeerClosed as closed:
-                        self._drop()
-                        # Sent again only when the command could not go out on a connection left
-                        # open since the last exchange: once sent, the peer may have acted on it.
-                        if fresh or closed.sent:
-                            raise SerialConnectionError(f"{self._address}: {closed}", target=self._target) from None
+                return self._read(sock, framing, deadline, seconds)
+            except _PeerClosed as closed:
+                self._drop()
+                raise SerialConnectionError(f"{self._address}: {closed}", target=self._target) from None
             except BaseException:
                 self._drop()  # the stream is out of step with the commands: start afresh
                 raise
+
+    def _send(self, data: bytes, deadline: float, seconds: float) -> socket.socket:
+        """Connect if need be and send `data`; answers the socket to read the answer from."""
+        if self._socket is not None and _closed_by_peer(self._socket):
+            self._drop()
+        try:
+            while True:
+                fresh = self._socket is None
+                sock = self._socket or self._connect(deadline, seconds)
+                try:
+                    _send_all(sock, data, deadline)
+                    return sock
+                except _PeerClosed as closed:
+                    self._drop()
+                    # Sent again only when the command could not go out on a connection left
+                    # open since the last exchange: once sent, the peer may have acted on it.
+                    if fresh or closed.sent:
+                        raise SerialConnectionError(f"{self._address}: {closed}", target=self._target) from None
+                except TimeoutError:
+                    raise self._timed_out(seconds, _Reading(HttpFraming())) from None
+                except OSError as error:
+                    lost = _PeerClosed(0, f"the connection was lost after 0 bytes of the answer: {error}")
+                    raise SerialConnectionError(f"{self._address}: {lost}", target=self._target) from None
+        except BaseException:
+            self._drop()
+            raise
 
     def http_exchange(
         self,
@@ -240,17 +324,66 @@ class SerialPort:
     ) -> HttpAnswer:
         """Send an HTTP/1.1 request (with Host and Content-Length) and read its answer."""
         with self._lock:  # the Host header names the target this request goes to
-            fields: CaseInsensitiveDict[str] = CaseInsensitiveDict({"Host": self._address})
-            fields.update(headers or {})
-            fields["Content-Length"] = str(len(body))
-            head = "".join(f"{name}: {value}\r\n" for name, value in fields.items())
-            request = f"{method} {path} HTTP/1.1\r\n{head}\r\n".encode("latin-1") + body
-            answer = HttpFraming.parse(self.exchange(request, HttpFraming(), timeout=timeout))
-            if answer.headers.get("Connection", "").lower() == "close":
-                self._drop()
-        return answer
+            request = self._http_request(method, path, body, headers)
+            return self._http_answer(self.exchange(request, HttpFraming(), timeout=timeout))
 
     # -- internals ------------------------------------------------------------------------
+
+    def _framing(self, framing: Framing | None) -> Framing:
+        framing = framing or self.framing
+        if framing is None:
+            raise TypeError("no framing for this exchange: pass framing=, or declare one on the protocol's SerialConnection")
+        return framing
+
+    def _seconds(self, timeout: float | None) -> float:
+        seconds = self.timeout if timeout is None else timeout
+        if not isinstance(seconds, (int, float)) or isinstance(seconds, bool) or not 0 < seconds < math.inf:
+            raise ValueError(f"timeout={seconds!r}: a timeout is a positive, finite number of seconds")
+        return seconds
+
+    def _http_request(self, method: str, path: str, body: bytes, headers: Mapping[str, str] | None) -> bytes:
+        # Names are case-insensitive: a name given again replaces the value (and the spelling)
+        # where the name first came, as requests' CaseInsensitiveDict does.
+        fields: dict[str, tuple[str, str]] = {"host": ("Host", self._address)}
+        for name, value in (headers or {}).items():
+            fields[name.lower()] = (name, value)
+        fields["content-length"] = ("Content-Length", str(len(body)))
+        head = "".join(f"{name}: {value}\r\n" for name, value in fields.values())
+        return f"{method} {path} HTTP/1.1\r\n{head}\r\n".encode("latin-1") + body
+
+    def _http_answer(self, raw: bytes) -> HttpAnswer:
+        answer = HttpAnswer.of(raw)
+        if answer.headers.get("Connection", "").lower() == "close":
+            self._drop()
+        return answer
+
+    def _start(self, started: _StartedExchange) -> None:
+        with self._lock:
+            if self._in_flight is not None:
+                self._waiting.append(started)
+                return
+            self._in_flight = started
+        self._go(started)
+
+    def _go(self, started: _StartedExchange) -> None:
+        runner = self._runner
+        if runner is None:
+            started.run_blocking()
+        else:
+            runner.start_exchange(started)
+
+    def _finished(self, started: _StartedExchange) -> _StartedExchange | None:
+        """`started` ended (the caller holds the lock): the next one is in flight now, and
+        answered to be sent once `started`'s outcome is delivered."""
+        if self._in_flight is not started:
+            return None  # cancelled by a close meanwhile
+        self._in_flight = following = self._waiting.popleft() if self._waiting else None
+        return following
+
+    def _finish_started(self) -> None:
+        """A waiting exchange (`exchange`) goes after those started before it: they end first."""
+        while (started := self._in_flight) is not None and self._runner is not None:
+            self._runner.wait_exchange(started)
 
     @property
     def _address(self) -> str:
@@ -273,30 +406,216 @@ class SerialPort:
         self._socket = sock
         return sock
 
-    def _send_and_read(self, sock: socket.socket, data: bytes, framing: Framing, deadline: float, seconds: float) -> bytes:
-        received = b""
+    def _read(self, sock: socket.socket, framing: Framing, deadline: float, seconds: float) -> bytes:
+        """Read until `framing` finds the answer complete (waiting on `sock`)."""
+        reading = _Reading(framing)
         try:
-            sock.settimeout(_remaining(deadline))
-            try:
-                sock.sendall(data)
-            except (BrokenPipeError, ConnectionResetError) as error:  # the peer's close, seen before the command went
-                raise _PeerClosed(0, f"the connection was closed before the command went out: {error}", sent=False) from None
-            while (end := framing.answer_end(received)) is None:
+            answer = reading.first()
+            while answer is None:
                 sock.settimeout(_remaining(deadline))
-                chunk = sock.recv(_RECEIVE_SIZE)
-                if not chunk:
-                    raise _PeerClosed(len(received), f"the connection was closed after {len(received)} bytes of the answer")
-                received += chunk
+                answer = reading.feed(sock.recv(_RECEIVE_SIZE))
+            return answer
         except TimeoutError:
-            raise SerialTimeoutError(
-                f"{self._address}: no complete answer within {seconds} s ({len(received)} bytes received)", target=self._target
-            ) from None
+            raise self._timed_out(seconds, reading) from None
         except FramingError as error:
-            raise SerialConnectionError(f"{self._address}: the answer cannot be read: {error}", target=self._target) from None
+            raise self._unreadable(error) from None
         except OSError as error:  # reset, broken pipe
-            raise _PeerClosed(len(received), f"the connection was lost after {len(received)} bytes of the answer: {error}") from None
-        # Bytes past the answer were asked for by no command; the next exchange drops them.
-        return received[:end]
+            raise reading.lost(error) from None
+
+    def _timed_out(self, seconds: float, reading: _Reading) -> SerialTimeoutError:
+        return SerialTimeoutError(f"{self._address}: no complete answer within {seconds} s ({len(reading.received)} bytes received)", target=self._target)
+
+    def _unreadable(self, error: FramingError) -> SerialConnectionError:
+        return SerialConnectionError(f"{self._address}: the answer cannot be read: {error}", target=self._target)
+
+
+class _Reading:
+    """The bytes of one answer as they come, until its framing finds it complete."""
+
+    __slots__ = ("framing", "received")
+
+    def __init__(self, framing: Framing) -> None:
+        self.framing = framing
+        self.received = b""
+
+    def first(self) -> bytes | None:
+        """The answer when the framing finds it complete before any byte came (asked before the
+        first read, as each read is preceded by asking)."""
+        end = self.framing.answer_end(self.received)
+        return None if end is None else self.received[:end]
+
+    def feed(self, chunk: bytes) -> bytes | None:
+        """The complete answer once `chunk` completes it, else None. An empty chunk (the peer
+        closed) raises `_PeerClosed`; bytes past the answer were asked for by no command: dropped."""
+        if not chunk:
+            raise _PeerClosed(len(self.received), f"the connection was closed after {len(self.received)} bytes of the answer")
+        self.received += chunk
+        end = self.framing.answer_end(self.received)
+        return None if end is None else self.received[:end]
+
+    def lost(self, error: OSError) -> _PeerClosed:
+        return _PeerClosed(len(self.received), f"the connection was lost after {len(self.received)} bytes of the answer: {error}")
+
+
+def _send_all(sock: socket.socket, data: bytes, deadline: float) -> None:
+    try:
+        sock.settimeout(_remaining(deadline))
+        sock.sendall(data)
+    except (BrokenPipeError, ConnectionResetError) as error:  # the peer's close, seen before the command went
+        raise _PeerClosed(0, f"the connection was closed before the command went out: {error}", sent=False) from None
+
+
+class ExchangeRunner(typing.Protocol):
+    """Where started exchanges wait for their answers: the clock of the element's DMS."""
+
+    def start_exchange(self, started: _StartedExchange) -> None:
+        """Have `started` sent (`begin` or `run_blocking`) and its answer read; it ends itself."""
+
+    def wait_exchange(self, started: _StartedExchange) -> None:
+        """Return once `started` has ended (an `exchange` waits behind it)."""
+
+    def forget_exchange(self, started: _StartedExchange, sock: socket.socket) -> None:
+        """`started` no longer waits on `sock` (it ended, or its port closed)."""
+
+
+class _StartedExchange:
+    """One exchange started by `SerialPort.start_exchange`: sent, then read as its bytes come.
+    It ends once (answered, failed, or cancelled by a close), and its outcome is delivered then."""
+
+    __slots__ = ("port", "data", "framing", "seconds", "then", "http", "deadline", "reading", "socket", "done")
+
+    def __init__(self, port: SerialPort, data: bytes, framing: Framing, seconds: float, then: Callable[..., None], *, http: bool = False) -> None:
+        self.port = port
+        self.data = data
+        self.framing = framing
+        self.seconds = seconds
+        self.then = then
+        self.http = http
+        self.deadline = math.inf  # set when it is sent (time.monotonic)
+        self.reading = _Reading(framing)
+        self.socket: socket.socket | None = None  # while its answer is awaited
+        self.done = threading.Event()
+
+    def run_blocking(self) -> None:
+        """Send and wait for the answer on this thread (a worker's, or the caller's)."""
+        port = self.port
+        with port._lock:
+            if port._in_flight is not self or self.done.is_set():
+                return  # closed before its turn
+            try:
+                outcome: object = self._outcome(port._exchange_now(self.data, self.framing, self.seconds))
+            except (SerialTimeoutError, SerialConnectionError) as error:
+                outcome = error
+        self.end(outcome)
+
+    def begin(self) -> socket.socket | None:
+        """Send the command; answers the socket its answer comes on, or None when the exchange
+        ended already (it could not be sent: its callback hears why)."""
+        port = self.port
+        with port._lock:
+            if port._in_flight is not self or self.done.is_set():
+                return None  # closed before its turn
+            self.deadline = time.monotonic() + self.seconds
+            outcome: object = None
+            try:
+                sock = port._send(self.data, self.deadline, self.seconds)
+                answer = self.reading.first()
+            except (SerialTimeoutError, SerialConnectionError) as error:
+                outcome = error
+            except FramingError as error:
+                outcome = port._unreadable(error)
+            else:
+                if answer is None:
+                    sock.setblocking(False)
+                    self.socket = sock
+                    return sock
+                outcome = self._outcome(answer)
+        self.end(outcome)
+        return None
+
+    def readable(self) -> None:
+        """Read what came on the socket; the exchange ends once the answer is complete (or broken)."""
+        sock = self.socket
+        if sock is None:
+            return  # ended meanwhile
+        try:
+            answer = self.reading.feed(sock.recv(_RECEIVE_SIZE))
+        except BlockingIOError:
+            return
+        except (_PeerClosed, FramingError, OSError) as error:
+            self.end(self._failure(error), broken=True)
+            return
+        if answer is not None:
+            self.end(self._outcome(answer))
+
+    def expire(self) -> None:
+        """No complete answer before the deadline: the socket is closed (a late answer is never read)."""
+        self.end(self.port._timed_out(self.seconds, self.reading), broken=True)
+
+    def read_blocking(self) -> None:
+        """Wait for the rest of the answer on this thread (an `exchange` waits behind this one)."""
+        sock = self.socket
+        if sock is None:
+            return
+        try:
+            sock.settimeout(_remaining(self.deadline))
+            while (answer := self.reading.feed(sock.recv(_RECEIVE_SIZE))) is None:
+                sock.settimeout(_remaining(self.deadline))
+        except TimeoutError:
+            self.expire()
+        except (_PeerClosed, FramingError, OSError) as error:
+            self.end(self._failure(error), broken=True)
+        else:
+            self.end(self._outcome(answer))
+
+    def cancel(self) -> None:
+        """Its port closes before the answer came (the port delivers the error)."""
+        self.done.set()
+        sock, self.socket = self.socket, None
+        runner = self.port._runner
+        if sock is not None and runner is not None:
+            runner.forget_exchange(self, sock)
+
+    def end(self, outcome: object, *, broken: bool = False) -> None:
+        """Deliver the outcome, then send the port's next started exchange. `broken`: the
+        stream is out of step with the commands, so its socket is closed."""
+        if self.done.is_set():
+            return
+        self.done.set()
+        port, sock = self.port, self.socket
+        self.socket = None
+        if sock is not None and port._runner is not None:
+            port._runner.forget_exchange(self, sock)
+        with port._lock:
+            if broken and sock is not None and port._socket is sock:
+                port._drop()
+            following = port._finished(self)
+        self.deliver(outcome)
+        if following is not None:
+            port._go(following)
+
+    def deliver(self, outcome: object) -> None:
+        self.done.set()
+        deliver = self.port._deliver
+        if deliver is None:
+            self.then(outcome)
+        else:
+            deliver(self.then, outcome)
+
+    def _outcome(self, answer: bytes) -> object:
+        if not self.http:
+            return answer
+        try:
+            return self.port._http_answer(answer)
+        except FramingError as error:
+            return self.port._unreadable(error)
+
+    def _failure(self, error: BaseException) -> Exception:
+        port = self.port
+        if isinstance(error, FramingError):
+            return port._unreadable(error)
+        closed = error if isinstance(error, _PeerClosed) else self.reading.lost(error)  # type: ignore[arg-type]
+        return SerialConnectionError(f"{port._address}: {closed}", target=port._target)
 
 
 def _remaining(deadline: float) -> float:

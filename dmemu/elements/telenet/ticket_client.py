@@ -51,10 +51,13 @@ exchange's real time); its request and response times are the DMS clock's.
 
 from __future__ import annotations
 
+import functools
 import json
 import math
 import time
 from typing import Any
+
+import attrs
 
 from dmemu.elements.heartbeat_receiver import heartbeat_text
 from dmemu.protocol import (
@@ -63,6 +66,7 @@ from dmemu.protocol import (
     Discrete,
     DmemuError,
     ElementNotFoundError,
+    HttpAnswer,
     LogType,
     MessageFormatError,
     Number,
@@ -331,16 +335,29 @@ def client_command(protocol: QActionProtocol) -> None:
         _reply_command(protocol, command_id, guid, error=f"unknown command {kind!r}; commands: search, ticket")
 
 
+@attrs.frozen
+class _Search:
+    """A search on its way: what the Communication - Response Table and the reply need."""
+
+    guid: str
+    command_id: str
+    ticket_type: str
+    network_element: str
+    alarm_id: Any
+    service: str
+    what: str
+    started: float  # the DMS clock
+    wall_start: float
+
+
 def _search(protocol: QActionProtocol, command: dict[str, Any]) -> None:
-    guid, command_id = command["guid"], command["id"]
+    """Send the search to the selected service; its answer comes to `_search_answered` (the
+    client stays Busy meanwhile, so its holder's next command waits for it)."""
     ticket_type, network_element = command.get("ticket_type") or "MO", command.get("network_element") or ""
     alarm_id, status = command.get("alarm_id"), command.get("status")
     service = selected_service(protocol)
-    started, wall_start = protocol.now(), _wall_clock()
     what = f"{ticket_type} tickets of {network_element!r}" + (f" for alarm {alarm_id}" if alarm_id not in (None, "") else "")
-    tickets: list[Any] = []
-    error: str | None = None
-    retryable = False  # whether the same search may well work a moment later
+    search = _Search(command["guid"], command["id"], ticket_type, network_element, alarm_id, service.name if service else "", what, protocol.now(), _wall_clock())
     protocol.set_parameters({"Processing IAS Request Busy Status": BUSY, "Client Processing Data": f"Searching {what}"})
     try:
         if service is None:
@@ -348,29 +365,50 @@ def _search(protocol: QActionProtocol, command: dict[str, Any]) -> None:
         body = search_request(ticket_type, network_element, alarm_id, status)
         serial = protocol.serial
         serial.set_target(service.host, service.port)
-        answer = serial.http_exchange("POST", service.path, body, SEARCH_TICKET.headers())
+        serial.start_http_exchange("POST", service.path, body, SEARCH_TICKET.headers(), then=functools.partial(_search_answered, search=search))
+    except (DmemuError, OSError, ValueError) as failure:  # a bad service or field
+        _search_done(protocol, search, [], failure)
+
+
+def _search_answered(protocol: QActionProtocol, answer: HttpAnswer | Exception, *, search: _Search) -> None:
+    """The service's answer to a search (or why none came)."""
+    tickets: list[Any] = []
+    failure: BaseException | None = answer if isinstance(answer, Exception) else None
+    if isinstance(answer, HttpAnswer):
         try:
-            tickets = parse_search_response(answer.body)
-        except OsbError as failure:
-            raise OsbError(f"HTTP {answer.status} {answer.reason}: {failure}") from failure
-        if answer.status != 200:
-            raise OsbError(f"HTTP {answer.status} {answer.reason}")
-    except (DmemuError, OSError, ValueError) as failure:  # serial, OSB, a bad service or field
-        error = cell_text(f"{type(failure).__name__}: {failure}")
-        retryable = _transient(failure)
-    duration_ms = round((_wall_clock() - wall_start) * 1000, 1)
+            try:
+                tickets = parse_search_response(answer.body)
+            except OsbError as error:
+                raise OsbError(f"HTTP {answer.status} {answer.reason}: {error}") from error
+            if answer.status != 200:
+                raise OsbError(f"HTTP {answer.status} {answer.reason}")
+        except (DmemuError, ValueError) as error:
+            tickets, failure = [], error
+    _search_done(protocol, search, tickets, failure)
+
+
+def _search_done(protocol: QActionProtocol, search: _Search, tickets: list[Any], failure: BaseException | None) -> None:
+    error = None if failure is None else cell_text(f"{type(failure).__name__}: {failure}")
+    retryable = failure is not None and _transient(failure)  # whether the same search may well work a moment later
+    duration_ms = round((_wall_clock() - search.wall_start) * 1000, 1)
     found = ", ".join(ticket.ticket_id for ticket in tickets) or "none"
     response = f"{counted(len(tickets), 'ticket')} found: {found}" if error is None else f"Failed: {error}"
     _record_response(protocol, [
-        command_id, started, protocol.now(), duration_ms, service.name if service else "", ticket_type, network_element,
-        "" if alarm_id is None else str(alarm_id), SUCCESS if error is None else FAILURE, response, guid,
+        search.command_id, search.started, protocol.now(), duration_ms, search.service, search.ticket_type, search.network_element,
+        "" if search.alarm_id is None else str(search.alarm_id), SUCCESS if error is None else FAILURE, response, search.guid,
     ])  # fmt: skip
+    holder = _holder(protocol)
+    if holder != search.guid:  # the lock was forced open (or expired) while the search ran
+        reason = f"the lock is held by flow {holder}" if holder else "the client is not locked"
+        protocol.log(f"search {search.command_id} of flow {search.guid} answered after its lock was lost ({reason}): not passed on", LogType.ERROR)
+        _reply_command(protocol, search.command_id, search.guid, error=f"lock lost during the search: {reason}")
+        return
     if tickets:
         protocol.fill_array_no_delete(SEARCHED_TICKETS_TABLE, [_ticket_row(ticket) for ticket in tickets])
-    protocol.set_parameters({"Processing IAS Request Busy Status": NOT_BUSY, "Client Processing Data": f"Search of {what}: {response}"})
+    protocol.set_parameters({"Processing IAS Request Busy Status": NOT_BUSY, "Client Processing Data": f"Search of {search.what}: {response}"})
     if error is not None:
-        protocol.log(f"search {command_id} of {what} failed: {error}", LogType.ERROR)
-    _reply_command(protocol, command_id, guid, error=error, retryable=retryable, tickets=[ticket.as_dict() for ticket in tickets])
+        protocol.log(f"search {search.command_id} of {search.what} failed: {error}", LogType.ERROR)
+    _reply_command(protocol, search.command_id, search.guid, error=error, retryable=retryable, tickets=[ticket.as_dict() for ticket in tickets])
 
 
 def _transient(failure: BaseException) -> bool:
