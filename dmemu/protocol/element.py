@@ -242,6 +242,7 @@ class Element(ReadableElement):
         self._queued_timers: set[int] = set()
         self._session: ElementSession | None = None
         self._serial: SerialPort | None = None
+        self._held_answers: list[tuple[Callable[..., None], object]] = []  # came while paused: handled on resuming
         self._session_lock = threading.Lock()
         self._save_done = threading.Condition()  # held while writing; notified after each write
         self._snapshots_unwritten = 0
@@ -400,7 +401,9 @@ class Element(ReadableElement):
 
     def _run_answer(self, then: Callable[..., None], outcome: object) -> None:
         if self._state is not _ACTIVE:
-            return  # its answer came after a pause or stop
+            if self._state is ElementState.PAUSED:
+                self._held_answers.append((then, outcome))  # handled when it resumes (a stop forgets it)
+            return
         facade = self._facade
         facade._trigger, facade._row_key, facade._trigger_value, facade._depth = None, None, None, 0
         try:
@@ -423,6 +426,10 @@ class Element(ReadableElement):
             self._state = ElementState.ACTIVE
             self._schedule_timers()
         self.dms._element_state_changed(self)
+        held, self._held_answers = self._held_answers, []
+        if not fresh:
+            for then, outcome in held:  # answers that came while it was paused
+                self._queue.run_soon(partial(self._run_answer, then, outcome))
         if fresh:
             self._queue.run(self._forget_volatile_once)  # a stop that could not do it yet
             for qaction in self._model.startup_qactions:

@@ -58,11 +58,10 @@ from __future__ import annotations
 import functools
 import json
 import time
+import weakref
 from collections import Counter
 from collections.abc import Callable, Mapping
-from itertools import compress
-from operator import not_
-from typing import Any, TypeVar
+from typing import Any
 
 import attrs
 import requests
@@ -72,6 +71,8 @@ from dmemu.protocol import (
     Connection,
     DateTime,
     Discrete,
+    Element,
+    HttpAnswer,
     HttpConnection,
     LogType,
     MessageFormatError,
@@ -119,6 +120,7 @@ from .osb_messages import (
     transaction_result_request,
 )
 from .service_info import (
+    ServiceInfo,
     export_csv,
     import_csv,
     select_service,
@@ -304,110 +306,134 @@ def _write(protocol: QActionProtocol, key: str, **cells: Any) -> None:
 
 
 class _Failure(Exception):
-    """An exchange failed: `retry` when trying again may help (the service may be down)."""
+    """An exchange failed: `retry` when trying again may help (the service may be down);
+    `status` the HTTP status that came (0: none)."""
 
-    def __init__(self, message: str, *, retry: bool) -> None:
+    def __init__(self, message: str, *, retry: bool, status: int = 0) -> None:
         super().__init__(message)
         self.retry = retry
+        self.status = status
 
 
-T = TypeVar("T")
+
+_Posted = tuple[int, str, bytes, Callable[[], str]]  # status, reason, body, and the body as text
+_Outcome = _Posted | HttpAnswer | Exception  # what came back for a POST, or why nothing did
 
 
 class _Service:
-    """Exchanges with the ticketing service, each recorded in the Communication table and the
-    API Status; `stopped` once one failed in a way that says the service is not answering."""
+    """Where the requests go and how: the selected service (or the element's own connection)."""
 
-    def __init__(self, protocol: QActionProtocol) -> None:
-        self.protocol = protocol
-        self.stopped = False
+    def __init__(self, protocol: QActionProtocol, service: ServiceInfo | None) -> None:
         self.url = service_url(protocol)
         # Where a POST can go over the element's kept-alive stream instead of its requests
         # session (the same bytes reach the service; see `plain_http_target`), else None.
-        service = selected_service(protocol)
         connection = protocol.element.connection
         if service is not None:
             connection = attrs.evolve(connection, host=service.host, port=service.port)
         self.stream_target = plain_http_target(connection, TelenetTicketGateway.connection.default_port)
         self.stream_path = SERVICE_PATH if service is None else service.path
 
-    def _post(self, body: bytes, headers: dict[str, str]) -> tuple[int, str, bytes, Callable[[], str]]:
-        """Status, reason, body and the body as text of the service's answer to `body`."""
-        protocol = self.protocol
+    def post(self, protocol: QActionProtocol, operation: Operation, body: bytes, then: Callable[[QActionProtocol, _Outcome], None]) -> _Outcome | None:
+        """Post `body`: over the stream the answer goes to `then` when it comes (None is
+        answered); through the requests session the outcome is answered at once."""
+        headers = operation.headers()
         if self.stream_target is None:
-            response = protocol.http.post(self.url, data=body, headers=headers)
+            try:
+                response = protocol.http.post(self.url, data=body, headers=headers)
+            except requests.RequestException as error:
+                return error
             return response.status_code, response.reason, response.content, lambda: response.text
         stream = protocol.serial
         stream.set_target(*self.stream_target)
         # A POST that went out is never sent again by the port (as a session does not): a retry is the buffer's, counted and logged.
-        answer = stream.http_exchange("POST", self.stream_path, body, headers)
-        return answer.status, answer.reason, answer.body, lambda: answer.text
+        stream.start_http_exchange("POST", self.stream_path, body, headers, then=then)
+        return None
 
-    def exchange(self, operation: Operation, body: bytes, parse: Callable[[bytes], T], request_id: str, attempt: int) -> T:
-        """`parse` of the service's answer to `body`; `_Failure` says why there is none."""
-        protocol = self.protocol
-        started = time.perf_counter()
+
+class _Exchange:
+    """One exchange with the service under way: what it asks for whom, and how its answer is read."""
+
+    __slots__ = ("row", "operation", "parse", "attempt", "started")
+
+    def __init__(self, row: _Buffered, operation: Operation, parse: Callable[[bytes], Any], attempt: int) -> None:
+        self.row = row
+        self.operation = operation
+        self.parse = parse
+        self.attempt = attempt  # 0: a result poll
+        self.started = time.perf_counter()
+
+    def judge(self, protocol: QActionProtocol, buffer: _Buffer, outcome: _Outcome) -> Any:
+        """The parsed answer; `_Failure` says why there is none. Either way the exchange is
+        recorded in the Communication table and the API Status."""
         status = 0
         try:
-            try:
-                status, reason, content, text = self._post(body, operation.headers())
-            except (requests.Timeout, SerialTimeoutError):
-                raise self._failed(TIMEOUT, 0, f"no answer within {protocol.element.connection.timeout:g} s", retry=True) from None
-            except SerialConnectionError as error:
-                raise self._failed(CONNECTION_FAILED, 0, f"connection failed: {cell_text(str(error))}", retry=True) from None
-            except requests.RequestException as error:
-                cause = getattr(error.args[0], "reason", None) if error.args else None  # what urllib3 saw underneath
-                raise self._failed(CONNECTION_FAILED, 0, f"connection failed: {cell_text(str(cause or error))}", retry=True) from None
-            if status != 200:
-                retry = status >= 500 or status in RETRIED_STATUSES
-                detail = cell_text(text())
-                try:
-                    parse(content)  # a SOAP Fault says more than the status
-                except OsbFaultError as fault:
-                    retry = retry and not fault.client_fault  # a request the service cannot read stays unreadable
-                    detail = f"SOAP Fault {fault.code}: {cell_text(fault.text)}"
-                    if fault.client_fault:
-                        raise self._failed(REFUSED, status, f"HTTP {status} {reason}: {detail}", retry=False) from None
-                except OsbAnswerError:
-                    pass
-                raise self._failed(HTTP_ERROR, status, f"HTTP {status} {reason}: {detail}", retry=retry)
-            try:
-                answer = parse(content)
-            except OsbFaultError as fault:
-                raise self._failed(REFUSED if fault.client_fault else HTTP_ERROR, status, cell_text(str(fault)), retry=not fault.client_fault) from None
-            except OsbAnswerError as error:
-                raise self._failed(INVALID_ANSWER, status, cell_text(str(error)), retry=True) from None
+            answer = self._judge(protocol, buffer, outcome)
         except _Failure as failure:
-            self._record(operation, request_id, attempt, status, str(failure), started)
+            status = failure.status
+            self._record(protocol, status, str(failure))
             raise
-        self._status(OK, status, "")
-        self._record(operation, request_id, attempt, status, _outcome(answer), started)
+        _status(protocol, OK, 200, "")
+        self._record(protocol, 200, _outcome(answer))
         return answer
 
-    def _failed(self, state: int, status: int, message: str, *, retry: bool) -> _Failure:
-        self._status(state, status, message)
-        self.stopped = retry  # a service that did not answer is not asked again in this round
-        return _Failure(message, retry=retry)
-
-    def _status(self, state: int, status: int, error: str) -> None:
-        protocol = self.protocol
-        values: dict[int | str, Any] = {"API Status": state, "Last HTTP Status": status, "Last Attempt": protocol.now()}
-        if state == OK:
-            values["Last Success"] = protocol.now()
+    def _judge(self, protocol: QActionProtocol, buffer: _Buffer, outcome: _Outcome) -> Any:
+        parse = self.parse
+        if isinstance(outcome, HttpAnswer):
+            status, reason, content, text = outcome.status, outcome.reason, outcome.body, lambda: outcome.text
+        elif isinstance(outcome, tuple):
+            status, reason, content, text = outcome
+        elif isinstance(outcome, (requests.Timeout, SerialTimeoutError)):
+            raise _failed(protocol, buffer, TIMEOUT, 0, f"no answer within {protocol.element.connection.timeout:g} s", retry=True)
+        elif isinstance(outcome, SerialConnectionError):
+            raise _failed(protocol, buffer, CONNECTION_FAILED, 0, f"connection failed: {cell_text(str(outcome))}", retry=True)
         else:
-            values["Last Error"] = error
-        protocol.set_parameters(values)
+            assert isinstance(outcome, requests.RequestException), outcome
+            cause = getattr(outcome.args[0], "reason", None) if outcome.args else None  # what urllib3 saw underneath
+            raise _failed(protocol, buffer, CONNECTION_FAILED, 0, f"connection failed: {cell_text(str(cause or outcome))}", retry=True)
+        if status != 200:
+            retry = status >= 500 or status in RETRIED_STATUSES
+            detail = cell_text(text())
+            try:
+                parse(content)  # a SOAP Fault says more than the status
+            except OsbFaultError as fault:
+                retry = retry and not fault.client_fault  # a request the service cannot read stays unreadable
+                detail = f"SOAP Fault {fault.code}: {cell_text(fault.text)}"
+                if fault.client_fault:
+                    raise _failed(protocol, buffer, REFUSED, status, f"HTTP {status} {reason}: {detail}", retry=False) from None
+            except OsbAnswerError:
+                pass
+            raise _failed(protocol, buffer, HTTP_ERROR, status, f"HTTP {status} {reason}: {detail}", retry=retry)
+        try:
+            return parse(content)
+        except OsbFaultError as fault:
+            raise _failed(protocol, buffer, REFUSED if fault.client_fault else HTTP_ERROR, status, cell_text(str(fault)), retry=not fault.client_fault) from None
+        except OsbAnswerError as error:
+            raise _failed(protocol, buffer, INVALID_ANSWER, status, cell_text(str(error)), retry=True) from None
 
-    def _record(self, operation: Operation, request_id: str, attempt: int, status: int, outcome: str, started: float) -> None:
+    def _record(self, protocol: QActionProtocol, status: int, outcome: str) -> None:
         """A row of the Communication table; the oldest go beyond Communication Max Rows."""
-        protocol = self.protocol
         number = int(protocol.get_parameter("Last Exchange Number") or 0) + 1
         protocol.set_parameter("Last Exchange Number", number)
-        duration = round((time.perf_counter() - started) * 1000, 1)
-        protocol.add_row(COMMUNICATION, [str(number), protocol.now(), request_id, operation.name, attempt, status, outcome, duration])
+        duration = round((time.perf_counter() - self.started) * 1000, 1)
+        protocol.add_row(COMMUNICATION, [str(number), protocol.now(), self.row.key, self.operation.name, self.attempt, status, outcome, duration])
         excess = protocol.row_count(COMMUNICATION) - int(protocol.get_parameter("Communication Max Rows"))
         if excess > 0:
             protocol.delete_row(COMMUNICATION, sorted(protocol.get_keys(COMMUNICATION), key=int)[:excess])
+
+
+def _failed(protocol: QActionProtocol, buffer: _Buffer, state: int, status: int, message: str, *, retry: bool) -> _Failure:
+    _status(protocol, state, status, message)
+    buffer.stopped = retry  # a service that did not answer is not asked again in this round
+    return _Failure(message, retry=retry, status=status)
+
+
+def _status(protocol: QActionProtocol, state: int, status: int, error: str) -> None:
+    values: dict[int | str, Any] = {"API Status": state, "Last HTTP Status": status, "Last Attempt": protocol.now()}
+    if state == OK:
+        values["Last Success"] = protocol.now()
+    else:
+        values["Last Error"] = error
+    protocol.set_parameters(values)
 
 
 def service_url(protocol: QActionProtocol) -> str:
@@ -436,181 +462,253 @@ def _outcome(answer: Any) -> str:
 # Working the buffer
 
 
-class _Round:
-    """One pass over the buffer: results polled, then the most urgent requests sent."""
+class _Buffer:
+    """What the Gateway keeps in memory about its Request Buffer between QActions, as a
+    DataMiner QAction keeps state in its class's static members: every row's State, the
+    unfinished requests in arrival order, the finished ones by Finished Time, the exchange with
+    the service under way, and where requests go. Built from the table when the element starts
+    (and on first use); every change of a row is written to the table at once (`_write`), so the
+    table stays what is saved and shown.
+
+    The buffer is worked by `pump`: one exchange at a time, the next chosen when the last one's
+    answer came (results polled first, then creates, updates and closes in arrival order, then
+    searches at the Search Rate). A round (a Buffer Processing, a new request) goes on until
+    nothing is due or the service failed in a way that says it is not answering (`stopped`)."""
 
     def __init__(self, protocol: QActionProtocol) -> None:
-        self.protocol = protocol
-        self.now = protocol.now()
-        self.service = _Service(protocol)
-        self.max_retries = int(protocol.get_parameter("Max Retries"))
-        # A round reads the State of every row (finished ones stay for an hour: often most of the
-        # buffer), at C speed, and the other cells only of the requests not finished.
-        self.states: dict[str, int] = protocol.get_column(BUFFER, "State")
-        open_keys = list(compress(self.states, map(not_, map(_FINISHED_STATES.__contains__, self.states.values()))))
-        self.open_rows = {key: protocol.get_row(BUFFER, key) for key in open_keys}
-        self.next_action: dict[str, float] = {key: row[_NEXT_ACTION] for key, row in self.open_rows.items()}
-        self.order = sorted(open_keys, key=lambda key: self.open_rows[key][_SEQUENCE])
+        self.states: dict[str, int] = dict(protocol.get_column(BUFFER, "State"))
+        self.counts = Counter(self.states.values())
+        finished = protocol.get_column(BUFFER, "Finished Time")
+        unfinished = [_Buffered.of(key, protocol.get_row(BUFFER, key)) for key, state in self.states.items() if state not in _FINISHED_STATES]
+        self.open: dict[str, _Buffered] = {row.key: row for row in sorted(unfinished, key=lambda row: row.sequence)}
+        ending = sorted((finished[key] or 0.0, key) for key, state in self.states.items() if state in _ENDING_STATES)
+        self.ending: dict[str, float] = {key: when for when, key in ending}  # oldest first
+        self.exchange: _Exchange | None = None
+        self.stopped = False
+        self._service: _Service | None = None
+        self._service_for: tuple[Any, ...] = ()
 
-    def due(self, key: str) -> bool:
-        return (self.next_action[key] or 0) <= self.now
+    def service(self, protocol: QActionProtocol) -> _Service:
+        """Where requests go now (made again when the connection or the selected service changed)."""
+        connection, service = protocol.element.connection, selected_service(protocol)
+        if self._service is None or self._service_for[0] is not connection or self._service_for[1] != service:
+            self._service, self._service_for = _Service(protocol, service), (connection, service)
+        return self._service
 
-    def load(self, key: str) -> _Buffered:
-        return _Buffered.of(key, self.protocol.get_row(BUFFER, key))
+    def add(self, row: _Buffered) -> None:
+        self.states[row.key] = row.state
+        self.counts[row.state] += 1
+        self.open[row.key] = row
 
-    def run(self) -> None:
-        self.remove_expired()
-        for key in [key for key in self.order if self.states[key] == REPLY_PENDING and self.due(key)]:
-            self.deliver_again(key)
-        for key in [key for key in self.order if self.states[key] == AWAITING_RESULT and self.due(key)]:
-            if self.service.stopped:
+    def set_state(self, row: _Buffered, state: int, now: float) -> None:
+        self.counts[self.states[row.key]] -= 1
+        self.counts[state] += 1
+        row.state = self.states[row.key] = state
+        if state in _FINISHED_STATES:
+            self.open.pop(row.key, None)
+        if state in _ENDING_STATES and row.key not in self.ending:
+            self.ending[row.key] = now
+
+    # -- a round -----------------------------------------------------------------------------
+
+    def pump(self, protocol: QActionProtocol) -> None:
+        """Work the buffer until an exchange is under way (its answer goes on), nothing is due,
+        or the service stopped answering."""
+        now = protocol.now()
+        self.remove_expired(protocol, now)
+        for row in [row for row in self.open.values() if row.state == REPLY_PENDING and row.next_action <= now]:
+            self.deliver_again(protocol, row, now)
+        while self.exchange is None and not self.stopped:
+            step = self.next_step(protocol, now)
+            if step is None:
                 break
-            self.poll(self.load(key))
-        priority = {key: row[_PRIORITY] for key, row in self.open_rows.items()}
-        urgent = [key for key in self.order if self.states[key] in WAITING and priority[key] == HIGH]
-        for key in urgent:  # in the order they came; one waiting for its retry holds the rest back
-            if self.service.stopped or not self.due(key):
-                break
-            self.send(self.load(key))
-        if not self.service.stopped and all(self.states[key] not in WAITING for key in urgent):
-            self.send_searches([key for key in self.order if self.states[key] in WAITING and priority[key] == LOW])
-        self.show_depth()
+            row, operation, body, parse, attempt = step
+            exchange = self.exchange = _Exchange(row, operation, parse, attempt)
+            outcome = self.service(protocol).post(protocol, operation, body, functools.partial(_answered, exchange=exchange))
+            if outcome is None:
+                break  # over the stream: its answer comes to `_answered`
+            self.answered(protocol, exchange, outcome)
+        self.show_depth(protocol)
 
-    def send_searches(self, searches: list[str]) -> None:
+    def next_step(self, protocol: QActionProtocol, now: float) -> tuple[_Buffered, Operation, bytes, Callable[[bytes], Any], int] | None:
+        """The next exchange: a due result poll, else the first create, update or close (one
+        waiting for its retry holds the rest back), else a search if the Search Rate allows."""
+        high: _Buffered | None = None
+        searches = []
+        for row in self.open.values():
+            state = row.state
+            if state == AWAITING_RESULT:
+                if row.next_action <= now:
+                    return row, GET_TRANSACTION_RESULT, transaction_result_request(row.transaction_id), parse_transaction_result, 0
+            elif state in WAITING:
+                if row.priority == HIGH:
+                    high = high or row
+                else:
+                    searches.append(row)
+        if high is not None:
+            return self._sending(protocol, high) if high.next_action <= now else None
+        return self._next_search(protocol, searches, now)
+
+    def _next_search(self, protocol: QActionProtocol, searches: list[_Buffered], now: float) -> tuple[_Buffered, Operation, bytes, Callable[[bytes], Any], int] | None:
         """At most Search Rate a second: a budget of one second's searches at most, spent as they go."""
-        protocol = self.protocol
         interval = 1.0 / protocol.get_parameter("Search Rate")
         budget_span = max(interval, 1.0)
-        next_search = protocol.get_parameter("Next Search Time")
-        next_search = self.now - budget_span if next_search is None else next_search
-        for key in searches:
-            if self.service.stopped or next_search > self.now:
-                break
-            if not self.due(key):
-                continue  # waiting for its retry
-            next_search = max(next_search, self.now - budget_span + interval) + interval
-            self.send(self.load(key))
-        protocol.set_parameter("Next Search Time", next_search)
+        shown = protocol.get_parameter("Next Search Time")
+        next_search = now - budget_span if shown is None else shown
+        chosen = None
+        if next_search <= now:
+            chosen = next((row for row in searches if row.next_action <= now), None)  # one waiting for its retry waits
+            if chosen is not None:
+                next_search = max(next_search, now - budget_span + interval) + interval
+        if next_search != shown:
+            protocol.set_parameter("Next Search Time", next_search)
+        return None if chosen is None else self._sending(protocol, chosen)
 
-    def send(self, row: _Buffered) -> None:
-        protocol = self.protocol
-        row.attempts = row.attempts + 1
-        self._state(row, SENT)
+    def _sending(self, protocol: QActionProtocol, row: _Buffered) -> tuple[_Buffered, Operation, bytes, Callable[[bytes], Any], int]:
+        row.attempts += 1
+        self.set_state(row, SENT, protocol.now())
         _write(protocol, row.key, State=SENT, Attempts=row.attempts)
         operation = row.request.wire
         parse = parse_search_answer if operation is SEARCH_TICKET else functools.partial(parse_ticket_response, operation=operation)
+        return row, operation, row.request.xml(row.key), parse, row.attempts
+
+    def answered(self, protocol: QActionProtocol, exchange: _Exchange, outcome: _Outcome) -> None:
+        """The service's answer (or why none came) to the exchange under way."""
+        self.exchange = None
+        if exchange.attempt == 0:
+            self.polled(protocol, exchange, outcome)
+        else:
+            self.sent(protocol, exchange, outcome)
+
+    def sent(self, protocol: QActionProtocol, exchange: _Exchange, outcome: _Outcome) -> None:
+        row, now = exchange.row, protocol.now()
         try:
-            answer = self.service.exchange(operation, row.request.xml(row.key), parse, row.key, row.attempts)
+            answer = exchange.judge(protocol, self, outcome)
         except _Failure as failure:
-            self.failed_attempt(row, str(failure), retry=failure.retry)
+            self.failed_attempt(protocol, row, str(failure), retry=failure.retry)
             return
         if isinstance(answer, (OsbNack, OsbNackError)):
-            self.finish(row, error=f"NACK: {answer.reason}")
+            self.finish(protocol, row, error=f"NACK: {answer.reason}")
         elif isinstance(answer, OsbAck):
             row.transaction_id = answer.transaction_id
-            self._state(row, AWAITING_RESULT)
-            interval = protocol.get_parameter("Result Poll Interval")
-            _write(protocol, row.key, State=AWAITING_RESULT, Transaction_ID=answer.transaction_id, Acknowledged_Time=self.now,
-                   Next_Action_Time=self.now + interval, Last_Error="")  # fmt: skip
-            self.reply(row, {"stage": "ack", "transaction_id": answer.transaction_id})
+            row.acknowledged = now
+            row.next_action = now + protocol.get_parameter("Result Poll Interval")
+            self.set_state(row, AWAITING_RESULT, now)
+            _write(protocol, row.key, State=AWAITING_RESULT, Transaction_ID=answer.transaction_id, Acknowledged_Time=now,
+                   Next_Action_Time=row.next_action, Last_Error="")  # fmt: skip
+            self.reply(protocol, row, {"stage": "ack", "transaction_id": answer.transaction_id})
         else:  # the tickets a search found
-            self.finish(row, answer={"stage": "result", "status": COMPLETED, "tickets": [ticket.as_dict() for ticket in answer]})
+            self.finish(protocol, row, answer={"stage": "result", "status": COMPLETED, "tickets": [ticket.as_dict() for ticket in answer]})
 
-    def _state(self, row: _Buffered, state: int) -> None:
-        row.state = self.states[row.key] = state
-
-    def failed_attempt(self, row: _Buffered, error: str, *, retry: bool) -> None:
+    def failed_attempt(self, protocol: QActionProtocol, row: _Buffered, error: str, *, retry: bool) -> None:
         if not retry:
-            self.finish(row, error=error)
-        elif row.attempts > self.max_retries:
-            self.finish(row, error=f"{NO_ANSWER} {row.attempts} attempts: {error}")
+            self.finish(protocol, row, error=error)
+        elif row.attempts > int(protocol.get_parameter("Max Retries")):
+            self.finish(protocol, row, error=f"{NO_ANSWER} {row.attempts} attempts: {error}")
         else:
-            row.next_action = self.now + self.protocol.get_parameter("Retry Interval")
-            _write(self.protocol, row.key, Last_Error=error, Next_Action_Time=row.next_action)
+            row.next_action = protocol.now() + protocol.get_parameter("Retry Interval")
+            _write(protocol, row.key, Last_Error=error, Next_Action_Time=row.next_action)
 
-    def poll(self, row: _Buffered) -> None:
-        """Ask how an acknowledged create, update or close ended."""
-        protocol = self.protocol
-        body = transaction_result_request(row.transaction_id)
+    def polled(self, protocol: QActionProtocol, exchange: _Exchange, outcome: _Outcome) -> None:
+        """How an acknowledged create, update or close ended, as the service says."""
+        row, now = exchange.row, protocol.now()
         try:
-            result = self.service.exchange(GET_TRANSACTION_RESULT, body, parse_transaction_result, row.key, 0)
+            result = exchange.judge(protocol, self, outcome)
         except _Failure as failure:
             error = str(failure)
         else:
             if result.status == COMPLETED:
                 _write(protocol, row.key, Ticket_ID=result.ticket_id)
-                self.finish(row, answer={"stage": "result", "status": COMPLETED, "ticket_id": result.ticket_id})
+                self.finish(protocol, row, answer={"stage": "result", "status": COMPLETED, "ticket_id": result.ticket_id})
                 return
             if result.status == FAILED:
-                self.finish(row, error=f"FAILED: {result.reason}")
+                self.finish(protocol, row, error=f"FAILED: {result.reason}")
                 return
             error = ""  # PENDING
         timeout = protocol.get_parameter("Result Timeout")
-        if row.acknowledged is not None and self.now - row.acknowledged >= timeout:
-            self.finish(row, error=f"{NO_RESULT} {timeout:g} s of the ACK ({error or 'still ' + PENDING})")
+        if row.acknowledged is not None and now - row.acknowledged >= timeout:
+            self.finish(protocol, row, error=f"{NO_RESULT} {timeout:g} s of the ACK ({error or 'still ' + PENDING})")
             return
-        row.next_action = self.now + protocol.get_parameter("Result Poll Interval")
+        row.next_action = now + protocol.get_parameter("Result Poll Interval")
         _write(protocol, row.key, Next_Action_Time=row.next_action, Last_Error=error)
 
-    def finish(self, row: _Buffered, *, answer: Any = None, error: str | None = None) -> None:
-        row.finished = self.now
-        self._state(row, DONE if error is None else FAILED_STATE)
-        _write(self.protocol, row.key, State=row.state, Finished_Time=self.now, Last_Error=error or "")
-        if not self.reply(row, answer, error):  # the requester cannot hear it now: kept for later
-            self._state(row, REPLY_PENDING)
-            row.next_action = self.now + self.protocol.get_parameter("Retry Interval")
+    def finish(self, protocol: QActionProtocol, row: _Buffered, *, answer: Any = None, error: str | None = None) -> None:
+        now = row.finished = protocol.now()
+        self.set_state(row, DONE if error is None else FAILED_STATE, now)
+        _write(protocol, row.key, State=row.state, Finished_Time=now, Last_Error=error or "")
+        if not self.reply(protocol, row, answer, error):  # the requester cannot hear it now: kept for later
+            self.set_state(row, REPLY_PENDING, now)
+            self.open[row.key] = row
+            row.next_action = now + protocol.get_parameter("Retry Interval")
             kept = json.dumps({"answer": answer, "error": error})
-            _write(self.protocol, row.key, State=REPLY_PENDING, Next_Action_Time=row.next_action, Undelivered_Reply=kept)
-            self.protocol.log(f"the answer to request {row.key} could not be set on its requester {_requester(row)}: kept, and set again later", LogType.ERROR)
+            _write(protocol, row.key, State=REPLY_PENDING, Next_Action_Time=row.next_action, Undelivered_Reply=kept)
+            protocol.log(f"the answer to request {row.key} could not be set on its requester {_requester(row)}: kept, and set again later", LogType.ERROR)
 
-    def reply(self, row: _Buffered, answer: Any, error: str | None = None) -> bool:
+    def reply(self, protocol: QActionProtocol, row: _Buffered, answer: Any, error: str | None = None) -> bool:
         """Set the answer on the requester; False when that failed (see the element's log)."""
         if error is not None:
-            self.protocol.log(f"request {row.key} ({row.request.operation} {row.request.ticket_type}) failed: {error}", LogType.ERROR)
-        return bool(self.protocol.reply(row.reply_request, answer, error=error))
+            protocol.log(f"request {row.key} ({row.request.operation} {row.request.ticket_type}) failed: {error}", LogType.ERROR)
+        return bool(protocol.reply(row.reply_request, answer, error=error))
 
-    def deliver_again(self, key: str) -> None:
+    def deliver_again(self, protocol: QActionProtocol, row: _Buffered, now: float) -> None:
         """A final answer the requester could not hear before: set again, and the row finished once it is."""
-        protocol = self.protocol
-        row = self.load(key)
-        kept = json.loads(protocol.get_cell(BUFFER, key, "Undelivered Reply") or "{}")
+        kept = json.loads(protocol.get_cell(BUFFER, row.key, "Undelivered Reply") or "{}")
         answer, error = kept.get("answer"), kept.get("error")
         if not protocol.reply(row.reply_request, answer, error=error):
-            row.next_action = self.now + protocol.get_parameter("Retry Interval")
-            _write(protocol, key, Next_Action_Time=row.next_action)
+            row.next_action = now + protocol.get_parameter("Retry Interval")
+            _write(protocol, row.key, Next_Action_Time=row.next_action)
             return
-        self._state(row, DONE if error is None else FAILED_STATE)
-        _write(protocol, key, State=row.state, Undelivered_Reply="")
-        protocol.log(f"the answer to request {key} was set on its requester {_requester(row)} at last")
+        self.set_state(row, DONE if error is None else FAILED_STATE, now)
+        _write(protocol, row.key, State=row.state, Undelivered_Reply="")
+        protocol.log(f"the answer to request {row.key} was set on its requester {_requester(row)} at last")
 
-    def remove_expired(self) -> None:
+    def remove_expired(self, protocol: QActionProtocol, now: float) -> None:
         """Done, Failed and Reply Pending rows go once kept Finished Request Retention seconds."""
-        keep = self.protocol.get_parameter("Finished Request Retention")
-        finished = self.protocol.get_column(BUFFER, "Finished Time")
-        ending_keys = compress(self.states, map(_ENDING_STATES.__contains__, self.states.values()))
-        times = list(map(finished.__getitem__, ending_keys))
-        if None not in times and (not times or self.now - min(times) < keep):
-            return  # none is that old (looked at at C speed: finished rows are often most of the buffer)
-        expired = [key for key, state in self.states.items() if state in _ENDING_STATES and self.now - (finished[key] or 0) >= keep]
-        undelivered = [key for key in expired if self.states[key] == REPLY_PENDING]
-        for key in undelivered:
-            self.protocol.log(f"the answer to request {key} was never set on its requester: dropped after {keep:g} s", LogType.ERROR)
-        if expired:
-            self.protocol.delete_row(BUFFER, expired)
-            for key in expired:
-                del self.states[key]
-        if undelivered:  # unfinished rows, so in this round's order
-            self.order = [key for key in self.order if key in self.states]
+        keep = protocol.get_parameter("Finished Request Retention")
+        expired = []
+        for key, when in self.ending.items():  # oldest first
+            if now - when < keep:
+                break
+            expired.append(key)
+        if not expired:
+            return
+        for key in expired:
+            if self.states[key] == REPLY_PENDING:
+                protocol.log(f"the answer to request {key} was never set on its requester: dropped after {keep:g} s", LogType.ERROR)
+        protocol.delete_row(BUFFER, expired)
+        for key in expired:
+            del self.ending[key]
+            self.counts[self.states.pop(key)] -= 1
+            self.open.pop(key, None)
 
-    def show_depth(self) -> None:
-        counts = dict.fromkeys(STATE_NAMES, 0)
-        for state, count in Counter(self.states.values()).items():  # kept current through the round
-            counts[int(state)] += count
-        self.protocol.set_parameters({
+    def show_depth(self, protocol: QActionProtocol) -> None:
+        counts = self.counts
+        protocol.set_parameters({
             "Buffer Depth": counts[QUEUED] + counts[SENT] + counts[AWAITING_RESULT] + counts[REPLY_PENDING],
             "Queued Requests": counts[QUEUED], "Sent Requests": counts[SENT], "Awaiting Result Requests": counts[AWAITING_RESULT],
             "Done Requests": counts[DONE], "Failed Requests": counts[FAILED_STATE], "Reply Pending Requests": counts[REPLY_PENDING],
         })  # fmt: skip
+
+
+_BUFFERS: weakref.WeakKeyDictionary[Element, _Buffer] = weakref.WeakKeyDictionary()
+
+
+def _buffer(protocol: QActionProtocol, *, afresh: bool = False) -> _Buffer:
+    """The element's `_Buffer` (built from the table when there is none, or `afresh`)."""
+    element = protocol.element
+    buffer = None if afresh else _BUFFERS.get(element)
+    if buffer is None:
+        buffer = _BUFFERS[element] = _Buffer(protocol)
+    return buffer
+
+
+def _answered(protocol: QActionProtocol, outcome: _Outcome, *, exchange: _Exchange) -> None:
+    """An answer over the stream came (on the element's queue): handled, then the round goes on."""
+    buffer = _buffer(protocol)
+    if buffer.exchange is not exchange:
+        return  # from before the buffer was built again (a restart)
+    buffer.answered(protocol, exchange, outcome)
+    buffer.pump(protocol)
 
 
 def parse_search_answer(body: bytes) -> list[FoundTicket] | OsbNackError:
@@ -656,13 +754,18 @@ def take_ticket_request(protocol: QActionProtocol) -> None:
         "Last Error": "", "Transaction ID": "", "Ticket ID": "", "Next Action Time": now, "Acknowledged Time": None,
         "Finished Time": None, "Sequence": sequence, "Request Fields": saved, "Undelivered Reply": "",
     }  # fmt: skip
-    protocol.add_row(BUFFER, [row[name] for name in _COLUMNS])
+    cells = [row[name] for name in _COLUMNS]
+    protocol.add_row(BUFFER, cells)
+    buffer = _buffer(protocol)
+    buffer.add(_Buffered.of(request.id, cells))
     work_buffer(protocol)
 
 
 def work_buffer(protocol: QActionProtocol) -> None:
     """QAction 2, every second (and after each new request): poll results, send what is due."""
-    _Round(protocol).run()
+    buffer = _buffer(protocol)
+    buffer.stopped = False  # a new round asks the service again
+    buffer.pump(protocol)
 
 
 def resume_buffer(protocol: QActionProtocol) -> None:
@@ -676,6 +779,7 @@ def resume_buffer(protocol: QActionProtocol) -> None:
     if resumed:
         protocol.log(f"resuming {resumed} buffered requests")
     protocol.set_parameter("Next Search Time", None)
+    _buffer(protocol, afresh=True)  # what an exchange under way before the stop was is gone
     # Sent by the first Buffer Processing, not now: the requesters starting with the system
     # (after this element, maybe) are then there to hear the answers.
 
