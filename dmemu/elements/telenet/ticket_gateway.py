@@ -485,6 +485,7 @@ class _Buffer:
         self.ending: dict[str, float] = {key: when for when, key in ending}  # oldest first
         self.exchange: _Exchange | None = None
         self.stopped = False
+        self.shown: tuple[int, ...] = ()  # the counts last shown on the Buffer page
         self._service: _Service | None = None
         self._service_for: tuple[Any, ...] = ()
 
@@ -524,7 +525,11 @@ class _Buffer:
                 break
             row, operation, body, parse, attempt = step
             exchange = self.exchange = _Exchange(row, operation, parse, attempt)
-            outcome = self.service(protocol).post(protocol, operation, body, functools.partial(_answered, exchange=exchange))
+            try:
+                outcome = self.service(protocol).post(protocol, operation, body, functools.partial(_answered, exchange=exchange))
+            except BaseException:
+                self.exchange = None  # never sent (a bad service address, say): the next round tries again
+                raise
             if outcome is None:
                 break  # over the stream: its answer comes to `_answered`
             self.answered(protocol, exchange, outcome)
@@ -683,6 +688,10 @@ class _Buffer:
 
     def show_depth(self, protocol: QActionProtocol) -> None:
         counts = self.counts
+        shown = tuple(counts[state] for state in STATE_NAMES)
+        if shown == self.shown:
+            return
+        self.shown = shown
         protocol.set_parameters({
             "Buffer Depth": counts[QUEUED] + counts[SENT] + counts[AWAITING_RESULT] + counts[REPLY_PENDING],
             "Queued Requests": counts[QUEUED], "Sent Requests": counts[SENT], "Awaiting Result Requests": counts[AWAITING_RESULT],
@@ -754,10 +763,9 @@ def take_ticket_request(protocol: QActionProtocol) -> None:
         "Last Error": "", "Transaction ID": "", "Ticket ID": "", "Next Action Time": now, "Acknowledged Time": None,
         "Finished Time": None, "Sequence": sequence, "Request Fields": saved, "Undelivered Reply": "",
     }  # fmt: skip
-    cells = [row[name] for name in _COLUMNS]
-    protocol.add_row(BUFFER, cells)
+    protocol.add_row(BUFFER, [row[name] for name in _COLUMNS])
     buffer = _buffer(protocol)
-    buffer.add(_Buffered.of(request.id, cells))
+    buffer.add(_Buffered(request.id, address, ticket_request, row["Priority"], QUEUED, 0, now, "", now, None, None, sequence))
     work_buffer(protocol)
 
 
