@@ -486,6 +486,7 @@ class _Buffer:
         self.exchange: _Exchange | None = None
         self.stopped = False
         self.shown: tuple[int, ...] = ()  # the counts last shown on the Buffer page
+        self.replies: list[tuple[_Buffered, Any, str | None, bool]] = []  # (row, answer, error, final) to set on requesters
         self._service: _Service | None = None
         self._service_for: tuple[Any, ...] = ()
 
@@ -533,6 +534,10 @@ class _Buffer:
             if outcome is None:
                 break  # over the stream: its answer comes to `_answered`
             self.answered(protocol, exchange, outcome)
+            self.deliver_replies(protocol)
+        # Answers go to their requesters once the next exchange is under way: the service works
+        # on it meanwhile, while the requesters' work (a flow going on) runs here.
+        self.deliver_replies(protocol)
         self.show_depth(protocol)
 
     def next_step(self, protocol: QActionProtocol, now: float) -> tuple[_Buffered, Operation, bytes, Callable[[bytes], Any], int] | None:
@@ -601,7 +606,7 @@ class _Buffer:
             self.set_state(row, AWAITING_RESULT, now)
             _write(protocol, row.key, State=AWAITING_RESULT, Transaction_ID=answer.transaction_id, Acknowledged_Time=now,
                    Next_Action_Time=row.next_action, Last_Error="")  # fmt: skip
-            self.reply(protocol, row, {"stage": "ack", "transaction_id": answer.transaction_id})
+            self.replies.append((row, {"stage": "ack", "transaction_id": answer.transaction_id}, None, False))
         else:  # the tickets a search found
             self.finish(protocol, row, answer={"stage": "result", "status": COMPLETED, "tickets": [ticket.as_dict() for ticket in answer]})
 
@@ -641,7 +646,16 @@ class _Buffer:
         now = row.finished = protocol.now()
         self.set_state(row, DONE if error is None else FAILED_STATE, now)
         _write(protocol, row.key, State=row.state, Finished_Time=now, Last_Error=error or "")
-        if not self.reply(protocol, row, answer, error):  # the requester cannot hear it now: kept for later
+        self.replies.append((row, answer, error, True))
+
+    def deliver_replies(self, protocol: QActionProtocol) -> None:
+        """Set the answers found on their requesters; a final one that cannot be set is kept."""
+        replies = self.replies
+        while replies:
+            row, answer, error, final = replies.pop(0)
+            if self.reply(protocol, row, answer, error) or not final:
+                continue
+            now = protocol.now()  # the requester cannot hear it now: kept for later
             self.set_state(row, REPLY_PENDING, now)
             self.open[row.key] = row
             row.next_action = now + protocol.get_parameter("Retry Interval")
