@@ -423,6 +423,9 @@ class VirtualClock(Clock):
                 self._wait_for_answers()
         finally:
             self._settling = False
+            if self._selector is not None and not self._selector.get_map():
+                self._selector.close()  # a clock is not closed: it holds no descriptor between exchanges
+                self._selector = None
 
     def _wait_for_answers(self) -> None:
         selector = self._selector
