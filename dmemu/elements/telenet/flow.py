@@ -45,6 +45,7 @@ import uuid
 import weakref
 from bisect import bisect_right
 from collections.abc import Awaitable, Callable, Iterable
+from functools import partial
 from operator import attrgetter
 from typing import Any
 
@@ -86,6 +87,51 @@ NETWORK_ELEMENT_PROPERTY = "Network Element"
 TICKET_TYPE_PROPERTY = "Ticket Type"
 FLOW_EVENT_KINDS = (AlarmEventKind.OPENED, AlarmEventKind.CHANGED, AlarmEventKind.CLEARED)
 """The alarm events a flow handles (its alarm rule's kinds)."""
+
+
+class _Turn:
+    """A flow's wake-up for its turn at the head of a line (see `_Flow._wait_for_client`): set
+    once, by the line. A flow awaits it with ``ctx.wait_run``, which waits for anything with a
+    run's ``done`` and ``_when_done``, so a flow behind the head listens to nothing on the
+    client and costs nothing when the client's lock changes hands."""
+
+    __slots__ = ("_callbacks", "_lock", "done")
+
+    def __init__(self) -> None:
+        self.done = False
+        self._lock = threading.Lock()  # the line may set it on another thread than the one arming the wait
+        self._callbacks: list[Callable[[], None]] = []
+
+    def _when_done(self, callback: Callable[[], None]) -> Callable[[], None]:
+        """Call `callback` once the turn has come (at once if it has); answers what forgets it."""
+        with self._lock:
+            if not self.done:
+                self._callbacks.append(callback)
+                return partial(self._forget, callback)
+        callback()
+        return _nothing
+
+    def _forget(self, callback: Callable[[], None]) -> None:
+        with self._lock:
+            if callback in self._callbacks:
+                self._callbacks.remove(callback)
+
+    def come(self) -> None:
+        with self._lock:
+            if self.done:
+                return
+            self.done = True
+            callbacks, self._callbacks = self._callbacks, []
+        for callback in callbacks:
+            callback()
+
+
+def _nothing() -> None:
+    pass
+
+
+def _unlocked(lock_status: Any) -> bool:
+    return lock_status == UNLOCKED
 
 
 class _WaitingLines:
@@ -254,11 +300,14 @@ class _Flow:
         self.failed_transactions: dict[str, int] = {}  # per operation: its request keys spent on FAILED transactions
         self.network_element = network_element_of(self.alarm)
         self.ticket_type = self.alarm.properties.get(TICKET_TYPE_PROPERTY) or settings.ticket_type
-        # All clients taken, a flow waits in the line of one of them (the shortest), and only the
-        # flow at its head is woken when that client comes free: a release wakes one flow, not all.
+        # All clients taken, a flow waits in the line of one of them (the shortest). Only the flow
+        # at its head listens to that client's Lock Status (and looks at every client now and
+        # then): a release wakes one flow, not all. The others wait for their turn (`_turn`),
+        # which the line gives the next flow whenever its head leaves it.
         self._lines = _waiting_lines(ctx.dms)
         self._line_client: Element | None = None
         self._line: list[_Flow] | None = None
+        self._turn: _Turn | None = None
 
     async def run(self) -> dict[str, Any]:
         ctx, alarm = self.ctx, self.alarm
@@ -334,34 +383,52 @@ class _Flow:
                     await ctx.sleep(min(settings.lock_poll_interval, remaining))
                     continue
                 watched = self._join_shortest_line(locked)
+            turn = self._wait_for_turn()
             try:
-                await ctx.wait_for(watched, "Lock Status", self._my_turn, timeout=max(0.0, min(scan_due - ctx.now(), remaining)))
+                if turn is None:  # at the head: the client's release (or a look at every client when due)
+                    await ctx.wait_for(watched, "Lock Status", _unlocked, timeout=max(0.0, min(scan_due - ctx.now(), remaining)))
+                else:  # behind it: the head's leaving, or the wait's limit
+                    await ctx.wait_run(turn, timeout=remaining)  # type: ignore[arg-type]
             except (WaitTimeoutError, DmemuError):
                 scan_due = ctx.now()
 
-    def _my_turn(self, lock_status: Any) -> bool:
-        line = self._line
-        return lock_status == UNLOCKED and bool(line) and line[0] is self  # type: ignore[index]
+    def _wait_for_turn(self) -> _Turn | None:
+        """None at the head of the line, else a fresh turn the line gives this flow when it gets there."""
+        with self._lines.lock:
+            line = self._line
+            self._turn = None if line and line[0] is self else _Turn()
+            return self._turn
 
     def _join_shortest_line(self, names: list[str]) -> Element:
         clients = [self.ctx.dms.element(name) for name in names]
+        next_head = None
         with self._lines.lock:
             lines = [self._lines.by_client.setdefault(client, []) for client in clients]
             shortest = min(range(len(clients)), key=lambda index: len(lines[index]))
             if self._line is not lines[shortest]:
-                self._leave_line_locked()
+                next_head = self._leave_line_locked()
                 lines[shortest].append(self)
                 self._line_client, self._line = clients[shortest], lines[shortest]
+        if next_head is not None:
+            next_head.come()
         return clients[shortest]
 
     def _leave_line(self) -> None:
         with self._lines.lock:
-            self._leave_line_locked()
+            next_head = self._leave_line_locked()
+        if next_head is not None:  # its turn, outside the lock: the wake may run its flow on
+            next_head.come()
 
-    def _leave_line_locked(self) -> None:
-        if self._line is not None and self in self._line:
-            self._line.remove(self)
-        self._line_client, self._line = None, None
+    def _leave_line_locked(self) -> _Turn | None:
+        """Leave the line; answers the turn of the flow now at its head, when this one was there."""
+        line, next_head = self._line, None
+        if line and self in line:
+            was_head = line[0] is self
+            line.remove(self)
+            if was_head and line:
+                next_head = line[0]._turn
+        self._line_client, self._line, self._turn = None, None, None
+        return next_head
 
     def _held(self, name: str) -> bool:
         element = self.ctx.dms.find(name)
