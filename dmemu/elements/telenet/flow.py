@@ -166,7 +166,12 @@ class _RunsByAlarm:
 
     def earlier(self, automation: Automation, run: ScriptRun, alarm_id: int) -> list[ScriptRun]:
         """The running flows of `alarm_id` started before `run` (the caller holds `_RUNS_LOCK`)."""
-        running = automation.runs(script=run.script, state=ScriptState.RUNNING)  # in id order
+        if run.id > self.filed_up_to:  # else every run before it was filed, or was done by then: ids count up
+            self._file_new_runs(automation, run.script)
+        return [other for other in self.by_alarm.get(alarm_id, ()) if other.id < run.id and not other.done]
+
+    def _file_new_runs(self, automation: Automation, script: str) -> None:
+        running = automation.runs(script=script, state=ScriptState.RUNNING)  # in id order
         for other in running[bisect_right(running, self.filed_up_to, key=_run_id) :]:
             if isinstance(other.input, AlarmEvent):
                 self.by_alarm.setdefault(other.input.alarm.id, []).append(other)
@@ -176,7 +181,6 @@ class _RunsByAlarm:
         if self.filed > 2 * len(running) + 100:  # many filed runs ended: forget them all at once
             self.by_alarm = {key: alive for key, runs in self.by_alarm.items() if (alive := [r for r in runs if not r.done])}
             self.filed = sum(map(len, self.by_alarm.values()))
-        return [other for other in self.by_alarm.get(alarm_id, ()) if other.id < run.id and not other.done]
 
 
 _RUNS_BY_ALARM: weakref.WeakKeyDictionary[Automation, _RunsByAlarm] = weakref.WeakKeyDictionary()
@@ -490,11 +494,19 @@ class _Flow:
         self.commands += 1
         command_id = f"{self.guid}-{self.commands}"
         self.ctx.set_parameter(self.client, CLIENT_COMMAND, command_message(self.guid, command_id, command, **fields))
+        read: list[Any] = [None, None]  # the last reply text the wait accepted and what it says: read once
+
+        def final(text: Any) -> bool:
+            reply = _reply_of(text, command_id)
+            if reply is not None:
+                read[:] = text, reply
+            return reply is not None
+
         try:
-            text = await self.ctx.wait_for(self.client, COMMAND_REPLY, lambda value: _reply_of(value, command_id) is not None, timeout=timeout)
+            text = await self.ctx.wait_for(self.client, COMMAND_REPLY, final, timeout=timeout)
         except WaitTimeoutError:
             raise TicketFlowError(f"{self.client!r} gave no answer to {command} {command_id} within {timeout:g} s") from None
-        reply = _reply_of(text, command_id)
+        reply = read[1] if read[0] is text else _reply_of(text, command_id)
         assert reply is not None
         return reply
 
@@ -588,20 +600,19 @@ class _Flow:
     # -- alarm properties --------------------------------------------------------------------
 
     def _set_properties(self, values: dict[str, str]) -> None:
+        now = None
         for key, value in values.items():
-            self._set_property(key, value)
-        try:
-            earlier_error = self.ctx.dms.alarms.get(self.alarm.id).properties.get(TICKET_ERROR_PROPERTY)
-        except DmemuError:  # the alarm left the history meanwhile
-            return
-        if earlier_error:
+            now = self._set_property(key, value)
+        if now is not None and now.properties.get(TICKET_ERROR_PROPERTY):
             self._set_property(TICKET_ERROR_PROPERTY, "")  # an earlier flow's error is over
 
-    def _set_property(self, key: str, value: str) -> None:
+    def _set_property(self, key: str, value: str) -> Alarm | None:
+        """Set it; answers the alarm as it is now, None when it left the history meanwhile."""
         try:
-            self.ctx.dms.alarms.set_property(self.alarm.id, key, value)
+            return self.ctx.dms.alarms.set_property(self.alarm.id, key, value)
         except DmemuError as error:  # the alarm left the history meanwhile
             self.ctx.log(f"flow {self.guid}: property {key!r} not set on alarm {self.alarm.id}: {error}", LogType.ERROR)
+            return None
 
 
 def _severity(severity: Severity) -> str:
