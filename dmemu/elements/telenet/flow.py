@@ -249,7 +249,7 @@ class FlowSettings:
     clients: tuple[str, ...] | None = attrs.field(default=None, converter=_client_names)
     ticket_type: str = attrs.field(default="MO", validator=_text)
     lock_wait_limit: float = attrs.field(default=600.0, validator=_seconds(least=0))  # all clients locked: how long to wait for one
-    lock_poll_interval: float = attrs.field(default=30.0, validator=_seconds(above=0))  # while waiting for a client, how often every client is looked at again
+    lock_poll_interval: float = attrs.field(default=30.0, validator=_seconds(above=0))  # while waiting for a client, how often the flow at the head of a line looks at every client again
     reply_timeout: float = attrs.field(default=60.0, validator=_seconds(above=0))  # a lock request's or a search's answer
     attempts: int = attrs.field(default=4, validator=_attempts)  # search, decide and send, again after a failure that may pass (see `_Retryable`)
     retry_interval: float = attrs.field(default=10.0, validator=_seconds(least=0))
