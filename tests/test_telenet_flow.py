@@ -507,6 +507,84 @@ def test_a_release_wakes_one_waiting_flow_not_all_of_them(dms, tmp_path, osb, mo
     assert sorted(waits) == [2, 3, 4, 5, 6]  # each waiting flow waited once: woken at its turn only
 
 
+def test_only_the_head_of_a_line_listens_to_its_client_and_looks_at_every_client_now_and_then(dms, dmemu_clock, tmp_path, osb, monkeypatch):
+    from dmemu.dms import ScriptContext
+
+    listening, most_listening, waits = set(), [0], []
+    wait_for = ScriptContext.wait_for
+
+    async def counted(self, element, parameter, predicate=None, *, timeout=None):
+        if parameter != "Lock Status":
+            return await wait_for(self, element, parameter, predicate, timeout=timeout)
+        waits.append(self.run.id)
+        listening.add(self.run.id)
+        most_listening[0] = max(most_listening[0], len(listening))
+        try:
+            return await wait_for(self, element, parameter, predicate, timeout=timeout)
+        finally:
+            listening.discard(self.run.id)
+
+    monkeypatch.setattr(ScriptContext, "wait_for", counted)
+    suite = make_suite(dms, tmp_path, osb, clients=1, routers=5, settings=FlowSettings(lock_poll_interval=30))
+    client = suite.clients[0]
+    client.set("Lock Expiry Time", 10_000)
+    client.set("Lock Request", lock_message("lock", "other"))
+    for number in range(1, 6):
+        dms.element(f"Router {number}").set("Signal Loss", 40)
+    dmemu_clock.advance(300)
+    assert most_listening[0] == 1
+    assert set(waits) == {1} and len(waits) <= 300 / 30 + 1  # the head, once per look at every client
+    client.set("Lock Request", lock_message("release", "other"))
+    runs = finish(dms)
+    assert [run.state for run in runs] == [ScriptState.SUCCEEDED] * 5, [run.error for run in runs]
+    assert most_listening[0] == 1
+
+
+@pytest.mark.parametrize("head_leaves", ["gives up", "killed"])
+def test_the_flow_behind_a_head_that_leaves_is_woken_by_the_next_release(dms, dmemu_clock, tmp_path, osb, head_leaves):
+    suite = make_suite(dms, tmp_path, osb, clients=1, routers=2, settings=FlowSettings(lock_wait_limit=100, lock_poll_interval=600))
+    client = suite.clients[0]
+    client.set("Lock Expiry Time", 10_000)
+    client.set("Lock Request", lock_message("lock", "other"))
+    dms.element("Router 1").set("Signal Loss", 40)
+    head = last_run(dms)
+    dmemu_clock.advance(50)
+    dms.element("Router 2").set("Signal Loss", 40)  # waits behind the head
+    behind = last_run(dms)
+    if head_leaves == "killed":
+        head.kill("killed while waiting by the test")
+    dmemu_clock.advance(60)  # the head gave up at 100 s
+    assert head.state is ScriptState.FAILED and not behind.done
+    client.set("Lock Request", lock_message("release", "other"))
+    dmemu_clock.advance(1)
+    assert client.get("Lock Status") == LOCKED  # taken at the release, not when the flow's own limit comes (150 s)
+    behind.wait(timeout=60)
+    assert (behind.state, behind.result["action"]) == (ScriptState.SUCCEEDED, "created"), behind.error
+    assert_all_released(suite)
+
+
+@pytest.mark.parametrize("gone", ["deleted", "stopped"])
+def test_the_line_of_a_client_deleted_or_stopped_moves_on_to_another_client(dms, dmemu_clock, tmp_path, osb, gone):
+    suite = make_suite(dms, tmp_path, osb, clients=2, routers=4, settings=FlowSettings(lock_wait_limit=300, lock_poll_interval=30))
+    for client in suite.clients:
+        client.set("Lock Expiry Time", 10_000)
+        client.set("Lock Request", lock_message("lock", "other"))
+    for number in range(1, 5):  # two flows in the line of each client
+        dms.element(f"Router {number}").set("Signal Loss", 40)
+    started = dmemu_clock.now()
+    dmemu_clock.advance(5)
+    lost, kept = suite.clients
+    if gone == "deleted":
+        dms.delete_element(lost.name)
+    else:
+        lost.stop()
+    kept.set("Lock Request", lock_message("release", "other"))
+    runs = finish(dms)
+    assert [run.state for run in runs] == [ScriptState.SUCCEEDED] * 4, [run.error for run in runs]
+    assert {run.result["client"] for run in runs} == {kept.name}
+    assert max(run.finished for run in runs) - started < 120  # none left waiting until its limit (300 s)
+
+
 @pytest.mark.parametrize(
     ("settings", "message"),
     [

@@ -45,6 +45,7 @@ import uuid
 import weakref
 from bisect import bisect_right
 from collections.abc import Awaitable, Callable, Iterable
+from functools import partial
 from operator import attrgetter
 from typing import Any
 
@@ -88,6 +89,51 @@ FLOW_EVENT_KINDS = (AlarmEventKind.OPENED, AlarmEventKind.CHANGED, AlarmEventKin
 """The alarm events a flow handles (its alarm rule's kinds)."""
 
 
+class _Turn:
+    """A flow's wake-up for its turn at the head of a line (see `_Flow._wait_for_client`): set
+    once, by the line. A flow awaits it with ``ctx.wait_run``, which waits for anything with a
+    run's ``done`` and ``_when_done``, so a flow behind the head listens to nothing on the
+    client and costs nothing when the client's lock changes hands."""
+
+    __slots__ = ("_callbacks", "_lock", "done")
+
+    def __init__(self) -> None:
+        self.done = False
+        self._lock = threading.Lock()  # the line may set it on another thread than the one arming the wait
+        self._callbacks: list[Callable[[], None]] = []
+
+    def _when_done(self, callback: Callable[[], None]) -> Callable[[], None]:
+        """Call `callback` once the turn has come (at once if it has); answers what forgets it."""
+        with self._lock:
+            if not self.done:
+                self._callbacks.append(callback)
+                return partial(self._forget, callback)
+        callback()
+        return _nothing
+
+    def _forget(self, callback: Callable[[], None]) -> None:
+        with self._lock:
+            if callback in self._callbacks:
+                self._callbacks.remove(callback)
+
+    def come(self) -> None:
+        with self._lock:
+            if self.done:
+                return
+            self.done = True
+            callbacks, self._callbacks = self._callbacks, []
+        for callback in callbacks:
+            callback()
+
+
+def _nothing() -> None:
+    pass
+
+
+def _unlocked(lock_status: Any) -> bool:
+    return lock_status == UNLOCKED
+
+
 class _WaitingLines:
     """The flows of one DMS waiting for each of its clients, in order (see `_Flow._take_client`)."""
 
@@ -120,7 +166,12 @@ class _RunsByAlarm:
 
     def earlier(self, automation: Automation, run: ScriptRun, alarm_id: int) -> list[ScriptRun]:
         """The running flows of `alarm_id` started before `run` (the caller holds `_RUNS_LOCK`)."""
-        running = automation.runs(script=run.script, state=ScriptState.RUNNING)  # in id order
+        if run.id > self.filed_up_to:  # else every run before it was filed, or was done by then: ids count up
+            self._file_new_runs(automation, run.script)
+        return [other for other in self.by_alarm.get(alarm_id, ()) if other.id < run.id and not other.done]
+
+    def _file_new_runs(self, automation: Automation, script: str) -> None:
+        running = automation.runs(script=script, state=ScriptState.RUNNING)  # in id order
         for other in running[bisect_right(running, self.filed_up_to, key=_run_id) :]:
             if isinstance(other.input, AlarmEvent):
                 self.by_alarm.setdefault(other.input.alarm.id, []).append(other)
@@ -130,7 +181,6 @@ class _RunsByAlarm:
         if self.filed > 2 * len(running) + 100:  # many filed runs ended: forget them all at once
             self.by_alarm = {key: alive for key, runs in self.by_alarm.items() if (alive := [r for r in runs if not r.done])}
             self.filed = sum(map(len, self.by_alarm.values()))
-        return [other for other in self.by_alarm.get(alarm_id, ()) if other.id < run.id and not other.done]
 
 
 _RUNS_BY_ALARM: weakref.WeakKeyDictionary[Automation, _RunsByAlarm] = weakref.WeakKeyDictionary()
@@ -199,7 +249,7 @@ class FlowSettings:
     clients: tuple[str, ...] | None = attrs.field(default=None, converter=_client_names)
     ticket_type: str = attrs.field(default="MO", validator=_text)
     lock_wait_limit: float = attrs.field(default=600.0, validator=_seconds(least=0))  # all clients locked: how long to wait for one
-    lock_poll_interval: float = attrs.field(default=30.0, validator=_seconds(above=0))  # while waiting for a client, how often every client is looked at again
+    lock_poll_interval: float = attrs.field(default=30.0, validator=_seconds(above=0))  # while waiting for a client, how often the flow at the head of a line looks at every client again
     reply_timeout: float = attrs.field(default=60.0, validator=_seconds(above=0))  # a lock request's or a search's answer
     attempts: int = attrs.field(default=4, validator=_attempts)  # search, decide and send, again after a failure that may pass (see `_Retryable`)
     retry_interval: float = attrs.field(default=10.0, validator=_seconds(least=0))
@@ -254,11 +304,14 @@ class _Flow:
         self.failed_transactions: dict[str, int] = {}  # per operation: its request keys spent on FAILED transactions
         self.network_element = network_element_of(self.alarm)
         self.ticket_type = self.alarm.properties.get(TICKET_TYPE_PROPERTY) or settings.ticket_type
-        # All clients taken, a flow waits in the line of one of them (the shortest), and only the
-        # flow at its head is woken when that client comes free: a release wakes one flow, not all.
+        # All clients taken, a flow waits in the line of one of them (the shortest). Only the flow
+        # at its head listens to that client's Lock Status (and looks at every client now and
+        # then): a release wakes one flow, not all. The others wait for their turn (`_turn`),
+        # which the line gives the next flow whenever its head leaves it.
         self._lines = _waiting_lines(ctx.dms)
         self._line_client: Element | None = None
         self._line: list[_Flow] | None = None
+        self._turn: _Turn | None = None
 
     async def run(self) -> dict[str, Any]:
         ctx, alarm = self.ctx, self.alarm
@@ -334,34 +387,52 @@ class _Flow:
                     await ctx.sleep(min(settings.lock_poll_interval, remaining))
                     continue
                 watched = self._join_shortest_line(locked)
+            turn = self._wait_for_turn()
             try:
-                await ctx.wait_for(watched, "Lock Status", self._my_turn, timeout=max(0.0, min(scan_due - ctx.now(), remaining)))
+                if turn is None:  # at the head: the client's release (or a look at every client when due)
+                    await ctx.wait_for(watched, "Lock Status", _unlocked, timeout=max(0.0, min(scan_due - ctx.now(), remaining)))
+                else:  # behind it: the head's leaving, or the wait's limit
+                    await ctx.wait_run(turn, timeout=remaining)  # type: ignore[arg-type]
             except (WaitTimeoutError, DmemuError):
                 scan_due = ctx.now()
 
-    def _my_turn(self, lock_status: Any) -> bool:
-        line = self._line
-        return lock_status == UNLOCKED and bool(line) and line[0] is self  # type: ignore[index]
+    def _wait_for_turn(self) -> _Turn | None:
+        """None at the head of the line, else a fresh turn the line gives this flow when it gets there."""
+        with self._lines.lock:
+            line = self._line
+            self._turn = None if line and line[0] is self else _Turn()
+            return self._turn
 
     def _join_shortest_line(self, names: list[str]) -> Element:
         clients = [self.ctx.dms.element(name) for name in names]
+        next_head = None
         with self._lines.lock:
             lines = [self._lines.by_client.setdefault(client, []) for client in clients]
             shortest = min(range(len(clients)), key=lambda index: len(lines[index]))
             if self._line is not lines[shortest]:
-                self._leave_line_locked()
+                next_head = self._leave_line_locked()
                 lines[shortest].append(self)
                 self._line_client, self._line = clients[shortest], lines[shortest]
+        if next_head is not None:
+            next_head.come()
         return clients[shortest]
 
     def _leave_line(self) -> None:
         with self._lines.lock:
-            self._leave_line_locked()
+            next_head = self._leave_line_locked()
+        if next_head is not None:  # its turn, outside the lock: the wake may run its flow on
+            next_head.come()
 
-    def _leave_line_locked(self) -> None:
-        if self._line is not None and self in self._line:
-            self._line.remove(self)
-        self._line_client, self._line = None, None
+    def _leave_line_locked(self) -> _Turn | None:
+        """Leave the line; answers the turn of the flow now at its head, when this one was there."""
+        line, next_head = self._line, None
+        if line and self in line:
+            was_head = line[0] is self
+            line.remove(self)
+            if was_head and line:
+                next_head = line[0]._turn
+        self._line_client, self._line, self._turn = None, None, None
+        return next_head
 
     def _held(self, name: str) -> bool:
         element = self.ctx.dms.find(name)
@@ -423,11 +494,19 @@ class _Flow:
         self.commands += 1
         command_id = f"{self.guid}-{self.commands}"
         self.ctx.set_parameter(self.client, CLIENT_COMMAND, command_message(self.guid, command_id, command, **fields))
+        read: list[Any] = [None, None]  # the last reply text the wait accepted and what it says: read once
+
+        def final(text: Any) -> bool:
+            reply = _reply_of(text, command_id)
+            if reply is not None:
+                read[:] = text, reply
+            return reply is not None
+
         try:
-            text = await self.ctx.wait_for(self.client, COMMAND_REPLY, lambda value: _reply_of(value, command_id) is not None, timeout=timeout)
+            text = await self.ctx.wait_for(self.client, COMMAND_REPLY, final, timeout=timeout)
         except WaitTimeoutError:
             raise TicketFlowError(f"{self.client!r} gave no answer to {command} {command_id} within {timeout:g} s") from None
-        reply = _reply_of(text, command_id)
+        reply = read[1] if read[0] is text else _reply_of(text, command_id)
         assert reply is not None
         return reply
 
@@ -521,20 +600,19 @@ class _Flow:
     # -- alarm properties --------------------------------------------------------------------
 
     def _set_properties(self, values: dict[str, str]) -> None:
+        now = None
         for key, value in values.items():
-            self._set_property(key, value)
-        try:
-            earlier_error = self.ctx.dms.alarms.get(self.alarm.id).properties.get(TICKET_ERROR_PROPERTY)
-        except DmemuError:  # the alarm left the history meanwhile
-            return
-        if earlier_error:
+            now = self._set_property(key, value)
+        if now is not None and now.properties.get(TICKET_ERROR_PROPERTY):
             self._set_property(TICKET_ERROR_PROPERTY, "")  # an earlier flow's error is over
 
-    def _set_property(self, key: str, value: str) -> None:
+    def _set_property(self, key: str, value: str) -> Alarm | None:
+        """Set it; answers the alarm as it is now, None when it left the history meanwhile."""
         try:
-            self.ctx.dms.alarms.set_property(self.alarm.id, key, value)
+            return self.ctx.dms.alarms.set_property(self.alarm.id, key, value)
         except DmemuError as error:  # the alarm left the history meanwhile
             self.ctx.log(f"flow {self.guid}: property {key!r} not set on alarm {self.alarm.id}: {error}", LogType.ERROR)
+            return None
 
 
 def _severity(severity: Severity) -> str:
