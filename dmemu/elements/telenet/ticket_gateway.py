@@ -428,12 +428,15 @@ def _failed(protocol: QActionProtocol, buffer: _Buffer, state: int, status: int,
 
 
 def _status(protocol: QActionProtocol, state: int, status: int, error: str) -> None:
-    values: dict[int | str, Any] = {"API Status": state, "Last HTTP Status": status, "Last Attempt": protocol.now()}
+    now = protocol.now()
+    values: dict[int | str, Any] = {"API Status": state, "Last HTTP Status": status, "Last Attempt": now}
     if state == OK:
-        values["Last Success"] = protocol.now()
+        values["Last Success"] = now
     else:
         values["Last Error"] = error
-    protocol.set_parameters(values)
+    changed = {name: value for name, value in values.items() if protocol.get_parameter(name) != value}  # most exchanges change only the times
+    if changed:
+        protocol.set_parameters(changed)
 
 
 def service_url(protocol: QActionProtocol) -> str:
@@ -538,7 +541,8 @@ class _Buffer:
         # Answers go to their requesters once the next exchange is under way: the service works
         # on it meanwhile, while the requesters' work (a flow going on) runs here.
         self.deliver_replies(protocol)
-        self.show_depth(protocol)
+        if self.exchange is None:
+            self.show_depth(protocol)  # the round is over (shown once a round, as it moves fast)
 
     def next_step(self, protocol: QActionProtocol, now: float) -> tuple[_Buffered, Operation, bytes, Callable[[bytes], Any], int] | None:
         """The next exchange: a due result poll, else the first create, update or close (one
