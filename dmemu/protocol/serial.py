@@ -459,6 +459,13 @@ class _Reading:
 
 def _send_all(sock: socket.socket, data: bytes, deadline: float) -> None:
     try:
+        if sock.gettimeout() == 0.0:  # non-blocking (looked at for a close): a command mostly fits the send buffer at once
+            try:
+                data = data[sock.send(data) :]
+            except BlockingIOError:
+                pass
+            if not data:
+                return
         sock.settimeout(_remaining(deadline))
         sock.sendall(data)
     except (BrokenPipeError, ConnectionResetError) as error:  # the peer's close, seen before the command went
@@ -526,7 +533,8 @@ class _StartedExchange:
                 outcome = port._unreadable(error)
             else:
                 if answer is None:
-                    sock.setblocking(False)
+                    if sock.gettimeout() != 0.0:
+                        sock.setblocking(False)
                     self.socket = sock
                     return sock
                 outcome = self._outcome(answer)
