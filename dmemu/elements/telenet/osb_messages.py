@@ -15,9 +15,11 @@ Requests are built here from checked values (`OsbRequestError` names a missing o
 `build_request` takes any operation's fields by wire name (the Ticket Gateway builds creates,
 updates and closes this way, from the fields of the request it buffered), `search_request` and
 `transaction_result_request` the two requests with fixed fields;
-answers are parsed with defusedxml, which refuses a DOCTYPE rather than expanding entities. An
-answer that is a SOAP Fault raises `OsbFaultError`; one that is not the expected XML raises
-`OsbAnswerError` naming what was wrong.
+answers are parsed by expat directly into a small tree of the elements' names and texts, refusing a
+DOCTYPE, an entity declaration or an external entity reference rather than expanding anything (what
+defusedxml does, without building its ElementTree parser for every answer). An answer that is a
+SOAP Fault raises `OsbFaultError`; one that is not the expected XML raises `OsbAnswerError` naming
+what was wrong.
 """
 
 from __future__ import annotations
@@ -25,12 +27,10 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 from typing import Any
-from xml.etree.ElementTree import Element, ParseError
+from xml.parsers import expat
 from xml.sax.saxutils import escape
 
 import attrs
-import defusedxml
-import defusedxml.ElementTree
 
 from dmemu.protocol.errors import DmemuError
 
@@ -243,12 +243,99 @@ def _tag(namespace: str, name: str) -> str:
     return f"{{{namespace}}}{name}"
 
 
+_ENVELOPE = _tag(SOAP_NAMESPACE, "Envelope")
+_BODY = _tag(SOAP_NAMESPACE, "Body")
+_FAULT = _tag(SOAP_NAMESPACE, "Fault")
+_TICKETS = _tag(TICKETING_NAMESPACE, "Tickets")
+_TICKET = _tag(TICKETING_NAMESPACE, "Ticket")
+# each field of a found ticket: its tag in the ticketing namespace and its snake_case key
+_TICKET_KEYS = tuple((_tag(TICKETING_NAMESPACE, name), name, snake_case(name)) for name in TICKET_FIELDS)
+
+
 def _shown(body: bytes) -> str:
     text = body[:_ANSWER_SHOWN].decode("utf-8", "replace")
     return repr(text + ("..." if len(body) > _ANSWER_SHOWN else ""))
 
 
-def _answer_element(body: bytes, operation: Operation) -> Element:
+class _Node:
+    """An element of a parsed answer: its name (``{namespace}local`` when qualified, as ElementTree
+    names it), its text before its first child element (None: none) and its child elements."""
+
+    __slots__ = ("tag", "text", "children")
+
+    def __init__(self, tag: str) -> None:
+        self.tag = tag
+        self.text: str | None = None
+        self.children: list[_Node] = []
+
+    def find(self, tag: str) -> _Node | None:
+        """The first child element named `tag`."""
+        for child in self.children:
+            if child.tag == tag:
+                return child
+        return None
+
+
+class _Refused(Exception):
+    """The answer declares a DTD, an entity or refers to an external entity; `kind` names which."""
+
+    def __init__(self, kind: str) -> None:
+        super().__init__(kind)
+        self.kind = kind
+
+
+# Each refusal raises from expat's handler, before anything declared is used: a "billion laughs"
+# bomb or an external entity (a local file, a URL) is never expanded nor fetched. The kinds are
+# defusedxml's exception names, which the error message has always carried.
+def _refuse_doctype(*_declaration: object) -> None:
+    raise _Refused("DTDForbidden")
+
+
+def _refuse_entity(*_declaration: object) -> None:
+    raise _Refused("EntitiesForbidden")
+
+
+def _refuse_external_reference(*_reference: object) -> int:
+    raise _Refused("ExternalReferenceForbidden")
+
+
+def _parse_xml(body: bytes) -> _Node:
+    """The root element of `body`, parsed by expat with namespaces (what ElementTree's parser does,
+    without building an element per node nor its parser object per answer). Not XML raises
+    `expat.ExpatError`; a DOCTYPE, entity declaration or external entity `_Refused`."""
+    parser = expat.ParserCreate(None, "}")
+    parser.StartDoctypeDeclHandler = _refuse_doctype
+    parser.EntityDeclHandler = _refuse_entity
+    parser.UnparsedEntityDeclHandler = _refuse_entity
+    parser.ExternalEntityRefHandler = _refuse_external_reference
+    parser.buffer_text = True  # one call per run of text, entity and character references included
+    parser.ordered_attributes = True  # attributes as a list, not a dict: they are not read
+    document = _Node("")
+    open_elements = [document]
+
+    def start(name: str, _attributes: list[str]) -> None:
+        node = _Node("{" + name if "}" in name else name)
+        open_elements[-1].children.append(node)
+        open_elements.append(node)
+
+    def end(_name: str) -> None:
+        open_elements.pop()
+
+    def text(data: str) -> None:
+        node = open_elements[-1]
+        if not node.children:  # the text after a child element is no text of its parent's
+            node.text = data if node.text is None else node.text + data
+
+    parser.StartElementHandler = start
+    parser.EndElementHandler = end
+    parser.CharacterDataHandler = text
+    # fed, then closed: as ElementTree's parser does, so an error is reported at the same place
+    parser.Parse(body, False)
+    parser.Parse(b"", True)
+    return document.children[0]
+
+
+def _answer_element(body: bytes, operation: Operation) -> _Node:
     """The answer's element inside the SOAP Body, after checking it is `operation`'s response.
 
     A Fault raises `OsbFaultError`; anything else unexpected `OsbAnswerError`."""
@@ -258,21 +345,20 @@ def _answer_element(body: bytes, operation: Operation) -> Element:
     if not body.strip():
         raise OsbAnswerError(f"{where} is empty")
     try:
-        root = defusedxml.ElementTree.fromstring(bytes(body), forbid_dtd=True)
-    except defusedxml.DefusedXmlException as error:
-        raise OsbAnswerError(f"{where} was refused: it declares a DTD or entities ({type(error).__name__})") from None
-    except ParseError as error:
+        root = _parse_xml(bytes(body))
+    except _Refused as refused:
+        raise OsbAnswerError(f"{where} was refused: it declares a DTD or entities ({refused.kind})") from None
+    except expat.ExpatError as error:
         raise OsbAnswerError(f"{where} is not XML ({error}): {_shown(body)}") from None
-    if root.tag != _tag(SOAP_NAMESPACE, "Envelope"):
+    if root.tag != _ENVELOPE:
         raise OsbAnswerError(f"{where} is not a SOAP Envelope but <{root.tag}>")
-    soap_body = root.find(_tag(SOAP_NAMESPACE, "Body"))
+    soap_body = root.find(_BODY)
     if soap_body is None:
         raise OsbAnswerError(f"{where} has no SOAP Body")
-    children = list(soap_body)
-    if not children:
+    if not soap_body.children:
         raise OsbAnswerError(f"{where} has an empty SOAP Body")
-    answer = children[0]
-    if answer.tag == _tag(SOAP_NAMESPACE, "Fault"):
+    answer = soap_body.children[0]
+    if answer.tag == _FAULT:
         # faultcode and faultstring are unqualified in SOAP 1.1; qualified ones are taken too.
         code = _child_text(answer, "faultcode") or "unknown"
         text = _child_text(answer, "faultstring") or "(no faultstring)"
@@ -283,16 +369,16 @@ def _answer_element(body: bytes, operation: Operation) -> Element:
     return answer
 
 
-def _child_text(parent: Element, name: str) -> str | None:
-    for child in parent:
+def _child_text(parent: _Node, name: str) -> str | None:
+    for child in parent.children:
         if child.tag == name or child.tag.endswith("}" + name):
             return child.text or ""
     return None
 
 
-def _field(parent: Element, name: str, where: str, *, required: bool = True) -> str | None:
-    """The text of `parent`'s child `name` in the ticketing namespace."""
-    child = parent.find(_tag(TICKETING_NAMESPACE, name))
+def _field(parent: _Node, name: str, where: str, *, required: bool = True, tag: str | None = None) -> str | None:
+    """The text of `parent`'s child `name` in the ticketing namespace (`tag`: its tag, when known)."""
+    child = parent.find(tag or _tag(TICKETING_NAMESPACE, name))
     if child is None:
         if required:
             raise OsbAnswerError(f"{where} has no {name}")
@@ -300,7 +386,7 @@ def _field(parent: Element, name: str, where: str, *, required: bool = True) -> 
     return (child.text or "").strip()
 
 
-def _result(answer: Element, operation: Operation) -> str:
+def _result(answer: _Node, operation: Operation) -> str:
     where = f"{operation.name}: the answer"
     result = _field(answer, "Result", where)
     if result not in (ACK, NACK):
@@ -328,15 +414,15 @@ def parse_search_response(body: bytes) -> list[FoundTicket]:
     where = "SearchTicket: the answer"
     if _result(answer, SEARCH_TICKET) == NACK:
         raise OsbNackError(SEARCH_TICKET.name, _field(answer, "Reason", where, required=False) or "(no reason given)")
-    tickets = answer.find(_tag(TICKETING_NAMESPACE, "Tickets"))
+    tickets = answer.find(_TICKETS)
     if tickets is None:
         raise OsbAnswerError(f"{where} has no Tickets")
     found = []
-    for position, ticket in enumerate(tickets, start=1):
-        if ticket.tag != _tag(TICKETING_NAMESPACE, "Ticket"):
+    for position, ticket in enumerate(tickets.children, start=1):
+        if ticket.tag != _TICKET:
             raise OsbAnswerError(f"{where}: Tickets holds <{ticket.tag}> at position {position}, not a Ticket")
         here = f"{where}: Ticket {position}"
-        values = {snake_case(name): _field(ticket, name, here) for name in TICKET_FIELDS}
+        values = {key: _field(ticket, name, here, tag=tag) for tag, name, key in _TICKET_KEYS}
         if not values["ticket_id"]:
             raise OsbAnswerError(f"{here} has an empty TicketId")
         for name, allowed in (("TicketType", TICKET_TYPES), ("Status", TICKET_STATES)):
