@@ -215,6 +215,37 @@ def test_an_answer_declaring_entities_is_refused_not_expanded() -> None:
         osb.parse_search_response(doctype_only)
 
 
+
+def test_a_field_is_its_text_before_any_child_element_as_xml_reads_it() -> None:
+    def reason(inner: str) -> str | None:
+        body = answer(f"<tck:GetTransactionResultResponse><tck:Status>FAILED</tck:Status>{inner}</tck:GetTransactionResultResponse>")
+        return osb.parse_transaction_result(body).reason
+
+    assert reason("<tck:Reason> closed<!-- a comment --> &amp; <![CDATA[<gone>]]>&#x21;<?pi x?> </tck:Reason>") == "closed & <gone>!"
+    assert reason("<tck:Reason>closed<tck:Detail>by hand</tck:Detail> meanwhile</tck:Reason>") == "closed"
+
+SEARCHED = answer("<tck:SearchTicketResponse><tck:Result>ACK</tck:Result><tck:Tickets/></tck:SearchTicketResponse>")
+
+
+@pytest.mark.parametrize(
+    ("declarations", "turned_off", "kind"),
+    [
+        (b'<!DOCTYPE x SYSTEM "http://example.invalid/x.dtd">', (), "DTDForbidden"),
+        (b'<!DOCTYPE x [<!ENTITY lol "lol">]>', ("_refuse_doctype",), "EntitiesForbidden"),
+        (b'<!DOCTYPE x [<!NOTATION gif SYSTEM "gif"><!ENTITY logo SYSTEM "logo.gif" NDATA gif>]>', ("_refuse_doctype",), "EntitiesForbidden"),
+        (b'<!DOCTYPE x [<!ENTITY secret SYSTEM "file:///etc/passwd">]>', ("_refuse_doctype", "_refuse_entity"), "ExternalReferenceForbidden"),
+    ],
+)
+def test_each_refusal_of_an_answer_holds_on_its_own(monkeypatch, declarations: bytes, turned_off: tuple[str, ...], kind: str) -> None:
+    # The DOCTYPE refusal is the one an answer meets first; the entity and external reference
+    # refusals behind it are checked here with the refusals before them turned off.
+    for refusal in turned_off:
+        monkeypatch.setattr(osb, refusal, lambda *_declaration: None)
+    body = declarations + SEARCHED.replace(b">ACK<", b">&secret;<" if b"secret" in declarations else b">ACK<")
+    with pytest.raises(OsbAnswerError, match=rf"SearchTicket: the answer was refused: it declares a DTD or entities \({kind}\)$"):
+        osb.parse_search_response(body)
+
+
 def test_snake_case_names_follow_the_wire_names() -> None:
     assert [osb.snake_case(name) for name in ("NetworkElement", "AlarmId", "TicketId", "PathDetails")] == [
         "network_element", "alarm_id", "ticket_id", "path_details",

@@ -285,8 +285,9 @@ class _Refused(Exception):
 
 
 # Each refusal raises from expat's handler, before anything declared is used: a "billion laughs"
-# bomb or an external entity (a local file, a URL) is never expanded nor fetched. The kinds are
-# defusedxml's exception names, which the error message has always carried.
+# bomb or an external entity (a local file, a URL) is never expanded nor fetched. A DOCTYPE comes
+# before any declaration, so its refusal is the one met; the other two stand behind it. The kinds
+# are defusedxml's exception names, which the error message has always carried.
 def _refuse_doctype(*_declaration: object) -> None:
     raise _Refused("DTDForbidden")
 
@@ -305,8 +306,7 @@ def _parse_xml(body: bytes) -> _Node:
     `expat.ExpatError`; a DOCTYPE, entity declaration or external entity `_Refused`."""
     parser = expat.ParserCreate(None, "}")
     parser.StartDoctypeDeclHandler = _refuse_doctype
-    parser.EntityDeclHandler = _refuse_entity
-    parser.UnparsedEntityDeclHandler = _refuse_entity
+    parser.EntityDeclHandler = _refuse_entity  # unparsed (NDATA) entities included
     parser.ExternalEntityRefHandler = _refuse_external_reference
     parser.buffer_text = True  # one call per run of text, entity and character references included
     parser.ordered_attributes = True  # attributes as a list, not a dict: they are not read
