@@ -250,6 +250,8 @@ _TICKETS = _tag(TICKETING_NAMESPACE, "Tickets")
 _TICKET = _tag(TICKETING_NAMESPACE, "Ticket")
 # each field of a found ticket: its tag in the ticketing namespace and its snake_case key
 _TICKET_KEYS = tuple((_tag(TICKETING_NAMESPACE, name), name, snake_case(name)) for name in TICKET_FIELDS)
+# the fields of a found ticket that hold one of a few values: name, key, the values
+_TICKET_CHOICES = tuple((name, snake_case(name), allowed) for name, allowed in (("TicketType", TICKET_TYPES), ("Status", TICKET_STATES)))
 
 
 def _shown(body: bytes) -> str:
@@ -257,20 +259,18 @@ def _shown(body: bytes) -> str:
     return repr(text + ("..." if len(body) > _ANSWER_SHOWN else ""))
 
 
-class _Node:
-    """An element of a parsed answer: its name (``{namespace}local`` when qualified, as ElementTree
-    names it), its text before its first child element (None: none) and its child elements."""
+class _Node(list["_Node"]):
+    """An element of a parsed answer, the list of its child elements (as an ElementTree element is),
+    with its name `tag` (``{namespace}local`` when qualified, as ElementTree names it) and its
+    `text` before its first child element (None: none)."""
 
-    __slots__ = ("tag", "text", "children")
-
-    def __init__(self, tag: str) -> None:
-        self.tag = tag
-        self.text: str | None = None
-        self.children: list[_Node] = []
+    __slots__ = ("tag", "text")  # set where a node is made: a list's own init is kept, being cheaper
+    tag: str
+    text: str | None
 
     def find(self, tag: str) -> _Node | None:
         """The first child element named `tag`."""
-        for child in self.children:
+        for child in self:
             if child.tag == tag:
                 return child
         return None
@@ -310,12 +310,14 @@ def _parse_xml(body: bytes) -> _Node:
     parser.ExternalEntityRefHandler = _refuse_external_reference
     parser.buffer_text = True  # one call per run of text, entity and character references included
     parser.ordered_attributes = True  # attributes as a list, not a dict: they are not read
-    document = _Node("")
+    document = _Node()  # holds the root element
     open_elements = [document]
 
     def start(name: str, _attributes: list[str]) -> None:
-        node = _Node("{" + name if "}" in name else name)
-        open_elements[-1].children.append(node)
+        node = _Node()
+        node.tag = "{" + name if "}" in name else name
+        node.text = None
+        open_elements[-1].append(node)
         open_elements.append(node)
 
     def end(_name: str) -> None:
@@ -323,16 +325,15 @@ def _parse_xml(body: bytes) -> _Node:
 
     def text(data: str) -> None:
         node = open_elements[-1]
-        if not node.children:  # the text after a child element is no text of its parent's
+        if not node:  # the text after a child element is no text of its parent's
             node.text = data if node.text is None else node.text + data
 
     parser.StartElementHandler = start
     parser.EndElementHandler = end
     parser.CharacterDataHandler = text
-    # fed, then closed: as ElementTree's parser does, so an error is reported at the same place
-    parser.Parse(body, False)
-    parser.Parse(b"", True)
-    return document.children[0]
+    # the whole answer at once: expat reports an error where ElementTree's feeding then closing did
+    parser.Parse(body, True)
+    return document[0]
 
 
 def _answer_element(body: bytes, operation: Operation) -> _Node:
@@ -355,9 +356,9 @@ def _answer_element(body: bytes, operation: Operation) -> _Node:
     soap_body = root.find(_BODY)
     if soap_body is None:
         raise OsbAnswerError(f"{where} has no SOAP Body")
-    if not soap_body.children:
+    if not soap_body:
         raise OsbAnswerError(f"{where} has an empty SOAP Body")
-    answer = soap_body.children[0]
+    answer = soap_body[0]
     if answer.tag == _FAULT:
         # faultcode and faultstring are unqualified in SOAP 1.1; qualified ones are taken too.
         code = _child_text(answer, "faultcode") or "unknown"
@@ -370,15 +371,15 @@ def _answer_element(body: bytes, operation: Operation) -> _Node:
 
 
 def _child_text(parent: _Node, name: str) -> str | None:
-    for child in parent.children:
+    for child in parent:
         if child.tag == name or child.tag.endswith("}" + name):
             return child.text or ""
     return None
 
 
-def _field(parent: _Node, name: str, where: str, *, required: bool = True, tag: str | None = None) -> str | None:
-    """The text of `parent`'s child `name` in the ticketing namespace (`tag`: its tag, when known)."""
-    child = parent.find(tag or _tag(TICKETING_NAMESPACE, name))
+def _field(parent: _Node, name: str, where: str, *, required: bool = True) -> str | None:
+    """The text of `parent`'s child `name` in the ticketing namespace."""
+    child = parent.find(_tag(TICKETING_NAMESPACE, name))
     if child is None:
         if required:
             raise OsbAnswerError(f"{where} has no {name}")
@@ -408,6 +409,20 @@ def parse_ticket_response(body: bytes, operation: Operation) -> OsbAck | OsbNack
     return OsbAck(transaction_id)
 
 
+def _ticket_values(ticket: _Node, here: str) -> dict[str, str]:
+    """A found ticket's fields' texts, stripped, by snake_case key; a field missing raises."""
+    children = {}
+    for child in reversed(ticket):  # the first child of a name is the one read, as `find` takes it
+        children[child.tag] = child
+    values = {}
+    for tag, name, key in _TICKET_KEYS:
+        child = children.get(tag)
+        if child is None:
+            raise OsbAnswerError(f"{here} has no {name}")
+        values[key] = (child.text or "").strip()
+    return values
+
+
 def parse_search_response(body: bytes) -> list[FoundTicket]:
     """The tickets a search found, in the service's order; a NACK raises `OsbNackError`."""
     answer = _answer_element(body, SEARCH_TICKET)
@@ -418,16 +433,16 @@ def parse_search_response(body: bytes) -> list[FoundTicket]:
     if tickets is None:
         raise OsbAnswerError(f"{where} has no Tickets")
     found = []
-    for position, ticket in enumerate(tickets.children, start=1):
+    for position, ticket in enumerate(tickets, start=1):
         if ticket.tag != _TICKET:
             raise OsbAnswerError(f"{where}: Tickets holds <{ticket.tag}> at position {position}, not a Ticket")
         here = f"{where}: Ticket {position}"
-        values = {key: _field(ticket, name, here, tag=tag) for tag, name, key in _TICKET_KEYS}
+        values = _ticket_values(ticket, here)
         if not values["ticket_id"]:
             raise OsbAnswerError(f"{here} has an empty TicketId")
-        for name, allowed in (("TicketType", TICKET_TYPES), ("Status", TICKET_STATES)):
-            if values[snake_case(name)] not in allowed:
-                raise OsbAnswerError(f"{here} ({values['ticket_id']}): {name} is {values[snake_case(name)]!r}, not one of {', '.join(allowed)}")
+        for name, key, allowed in _TICKET_CHOICES:
+            if values[key] not in allowed:
+                raise OsbAnswerError(f"{here} ({values['ticket_id']}): {name} is {values[key]!r}, not one of {', '.join(allowed)}")
         found.append(FoundTicket(**values))  # type: ignore[arg-type]
     return found
 
