@@ -140,15 +140,23 @@ TICKET_FIELDS = (
 # Requests
 
 
+_REQUEST_HEAD = (
+    '<?xml version="1.0" encoding="UTF-8"?>'
+    f'<soapenv:Envelope xmlns:soapenv="{SOAP_NAMESPACE}" xmlns:tck="{TICKETING_NAMESPACE}"><soapenv:Body>'
+)
+_REQUEST_TAIL = "</soapenv:Body></soapenv:Envelope>"
+
+
 def build_request(operation: Operation, values: Mapping[str, Any]) -> bytes:
     """The request XML of `operation` with `values` by wire name (None or absent: an optional field
     left out). Text and whole numbers are taken; anything else, a missing required field, an
     unknown field or a value out of the allowed ones raises `OsbRequestError` naming the field."""
-    unknown = sorted(set(values) - set(operation.fields))
+    fields = operation.fields
+    unknown = values.keys() - fields
     if unknown:
-        raise OsbRequestError(f"{operation.name}: unknown field {unknown[0]!r}; its fields are {', '.join(operation.fields)}")
+        raise OsbRequestError(f"{operation.name}: unknown field {min(unknown)!r}; its fields are {', '.join(fields)}")
     parts = []
-    for name in operation.fields:
+    for name in fields:
         value = values.get(name)
         if value is None:
             if name in operation.required:
@@ -156,12 +164,8 @@ def build_request(operation: Operation, values: Mapping[str, Any]) -> bytes:
             continue
         text = _field_text(operation, name, value)
         parts.append(f"<tck:{name}>{escape(text)}</tck:{name}>")
-    return (
-        '<?xml version="1.0" encoding="UTF-8"?>'
-        f'<soapenv:Envelope xmlns:soapenv="{SOAP_NAMESPACE}" xmlns:tck="{TICKETING_NAMESPACE}">'
-        f"<soapenv:Body><tck:{operation.request_element}>{''.join(parts)}</tck:{operation.request_element}></soapenv:Body>"
-        "</soapenv:Envelope>"
-    ).encode()
+    element = operation.request_element
+    return f"{_REQUEST_HEAD}<tck:{element}>{''.join(parts)}</tck:{element}>{_REQUEST_TAIL}".encode()
 
 
 def _field_text(operation: Operation, name: str, value: Any) -> str:
