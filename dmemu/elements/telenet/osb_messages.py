@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, NoReturn
 from xml.parsers import expat
 from xml.sax.saxutils import escape
 
@@ -252,7 +252,7 @@ _BODY = _tag(SOAP_NAMESPACE, "Body")
 _FAULT = _tag(SOAP_NAMESPACE, "Fault")
 _TICKETS = _tag(TICKETING_NAMESPACE, "Tickets")
 _TICKET = _tag(TICKETING_NAMESPACE, "Ticket")
-# each field of a found ticket: its tag in the ticketing namespace and its snake_case key
+# each field of a found ticket: its tag in the ticketing namespace, its name and its snake_case key
 _TICKET_KEYS = tuple((_tag(TICKETING_NAMESPACE, name), name, snake_case(name)) for name in TICKET_FIELDS)
 # the fields of a found ticket that hold one of a few values: name, key, the values
 _TICKET_CHOICES = tuple((name, snake_case(name), allowed) for name, allowed in (("TicketType", TICKET_TYPES), ("Status", TICKET_STATES)))
@@ -292,15 +292,15 @@ class _Refused(Exception):
 # bomb or an external entity (a local file, a URL) is never expanded nor fetched. A DOCTYPE comes
 # before any declaration, so its refusal is the one met; the other two stand behind it. The kinds
 # are defusedxml's exception names, which the error message has always carried.
-def _refuse_doctype(*_declaration: object) -> None:
+def _refuse_doctype(*_declaration: object) -> NoReturn:
     raise _Refused("DTDForbidden")
 
 
-def _refuse_entity(*_declaration: object) -> None:
+def _refuse_entity(*_declaration: object) -> NoReturn:
     raise _Refused("EntitiesForbidden")
 
 
-def _refuse_external_reference(*_reference: object) -> int:
+def _refuse_external_reference(*_reference: object) -> NoReturn:
     raise _Refused("ExternalReferenceForbidden")
 
 
@@ -316,6 +316,9 @@ def _parse_xml(body: bytes) -> _Node:
     parser.ordered_attributes = True  # attributes as a list, not a dict: they are not read
     document = _Node()  # holds the root element
     open_elements = [document]
+    # a text longer than expat's buffer (8 KiB) comes in pieces: joined once, at the end, rather
+    # than copied again with each piece; by id(node): (node, its pieces)
+    pieces: dict[int, tuple[_Node, list[str]]] = {}
 
     def start(name: str, _attributes: list[str]) -> None:
         node = _Node()
@@ -330,13 +333,18 @@ def _parse_xml(body: bytes) -> _Node:
     def text(data: str) -> None:
         node = open_elements[-1]
         if not node:  # the text after a child element is no text of its parent's
-            node.text = data if node.text is None else node.text + data
+            if node.text is None:
+                node.text = data
+            else:
+                pieces.setdefault(id(node), (node, [node.text]))[1].append(data)
 
     parser.StartElementHandler = start
     parser.EndElementHandler = end
     parser.CharacterDataHandler = text
     # the whole answer at once: expat reports an error where ElementTree's feeding then closing did
     parser.Parse(body, True)
+    for node, texts in pieces.values():
+        node.text = "".join(texts)
     return document[0]
 
 
