@@ -24,6 +24,7 @@ what was wrong.
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Mapping
 from typing import Any, NoReturn
@@ -87,6 +88,7 @@ class OsbNackError(OsbError):
         self.reason = reason
 
 
+@functools.lru_cache(maxsize=256)  # the few wire names come again with every request built
 def snake_case(wire_name: str) -> str:
     """A field's wire name in snake_case, as requests between elements name it: ``NetworkElement`` ->
     ``network_element``."""
