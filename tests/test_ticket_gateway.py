@@ -9,6 +9,7 @@ import json
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
+from xml.sax.saxutils import escape
 
 import pytest
 
@@ -213,6 +214,39 @@ def test_an_answer_declaring_entities_is_refused_not_expanded() -> None:
     doctype_only = b"<!DOCTYPE x>" + answer("<tck:SearchTicketResponse><tck:Result>ACK</tck:Result><tck:Tickets/></tck:SearchTicketResponse>")
     with pytest.raises(OsbAnswerError, match="declares a DTD"):
         osb.parse_search_response(doctype_only)
+
+
+
+def test_a_field_is_its_text_before_any_child_element_as_xml_reads_it() -> None:
+    def reason(inner: str) -> str | None:
+        body = answer(f"<tck:GetTransactionResultResponse><tck:Status>FAILED</tck:Status>{inner}</tck:GetTransactionResultResponse>")
+        return osb.parse_transaction_result(body).reason
+
+    assert reason("<tck:Reason> closed<!-- a comment --> &amp; <![CDATA[<gone>]]>&#x21;<?pi x?> </tck:Reason>") == "closed & <gone>!"
+    assert reason("<tck:Reason>closed<tck:Detail>by hand</tck:Detail> meanwhile</tck:Reason>") == "closed"
+    long_reason = "closed & reopened\n" * 2_000  # longer than expat's buffer: it comes in pieces
+    assert reason(f"<tck:Reason>{escape(long_reason)}</tck:Reason>") == long_reason.strip()
+
+SEARCHED = answer("<tck:SearchTicketResponse><tck:Result>ACK</tck:Result><tck:Tickets/></tck:SearchTicketResponse>")
+
+
+@pytest.mark.parametrize(
+    ("declarations", "turned_off", "kind"),
+    [
+        (b'<!DOCTYPE x SYSTEM "http://example.invalid/x.dtd">', (), "DTDForbidden"),
+        (b'<!DOCTYPE x [<!ENTITY lol "lol">]>', ("_refuse_doctype",), "EntitiesForbidden"),
+        (b'<!DOCTYPE x [<!NOTATION gif SYSTEM "gif"><!ENTITY logo SYSTEM "logo.gif" NDATA gif>]>', ("_refuse_doctype",), "EntitiesForbidden"),
+        (b'<!DOCTYPE x [<!ENTITY secret SYSTEM "file:///etc/passwd">]>', ("_refuse_doctype", "_refuse_entity"), "ExternalReferenceForbidden"),
+    ],
+)
+def test_each_refusal_of_an_answer_holds_on_its_own(monkeypatch, declarations: bytes, turned_off: tuple[str, ...], kind: str) -> None:
+    # The DOCTYPE refusal is the one an answer meets first; the entity and external reference
+    # refusals behind it are checked here with the refusals before them turned off.
+    for refusal in turned_off:
+        monkeypatch.setattr(osb, refusal, lambda *_declaration: None)
+    body = declarations + SEARCHED.replace(b">ACK<", b">&secret;<" if b"secret" in declarations else b">ACK<")
+    with pytest.raises(OsbAnswerError, match=rf"SearchTicket: the answer was refused: it declares a DTD or entities \({kind}\)$"):
+        osb.parse_search_response(body)
 
 
 def test_snake_case_names_follow_the_wire_names() -> None:

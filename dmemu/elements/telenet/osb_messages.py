@@ -15,22 +15,23 @@ Requests are built here from checked values (`OsbRequestError` names a missing o
 `build_request` takes any operation's fields by wire name (the Ticket Gateway builds creates,
 updates and closes this way, from the fields of the request it buffered), `search_request` and
 `transaction_result_request` the two requests with fixed fields;
-answers are parsed with defusedxml, which refuses a DOCTYPE rather than expanding entities. An
-answer that is a SOAP Fault raises `OsbFaultError`; one that is not the expected XML raises
-`OsbAnswerError` naming what was wrong.
+answers are parsed by expat directly into a small tree of the elements' names and texts, refusing a
+DOCTYPE, an entity declaration or an external entity reference rather than expanding anything (what
+defusedxml does, without building its ElementTree parser for every answer). An answer that is a
+SOAP Fault raises `OsbFaultError`; one that is not the expected XML raises `OsbAnswerError` naming
+what was wrong.
 """
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Mapping
-from typing import Any
-from xml.etree.ElementTree import Element, ParseError
+from typing import Any, NoReturn
+from xml.parsers import expat
 from xml.sax.saxutils import escape
 
 import attrs
-import defusedxml
-import defusedxml.ElementTree
 
 from dmemu.protocol.errors import DmemuError
 
@@ -87,6 +88,7 @@ class OsbNackError(OsbError):
         self.reason = reason
 
 
+@functools.lru_cache(maxsize=256)  # the few wire names come again with every request built
 def snake_case(wire_name: str) -> str:
     """A field's wire name in snake_case, as requests between elements name it: ``NetworkElement`` ->
     ``network_element``."""
@@ -140,15 +142,23 @@ TICKET_FIELDS = (
 # Requests
 
 
+_REQUEST_HEAD = (
+    '<?xml version="1.0" encoding="UTF-8"?>'
+    f'<soapenv:Envelope xmlns:soapenv="{SOAP_NAMESPACE}" xmlns:tck="{TICKETING_NAMESPACE}"><soapenv:Body>'
+)
+_REQUEST_TAIL = "</soapenv:Body></soapenv:Envelope>"
+
+
 def build_request(operation: Operation, values: Mapping[str, Any]) -> bytes:
     """The request XML of `operation` with `values` by wire name (None or absent: an optional field
     left out). Text and whole numbers are taken; anything else, a missing required field, an
     unknown field or a value out of the allowed ones raises `OsbRequestError` naming the field."""
-    unknown = sorted(set(values) - set(operation.fields))
+    fields = operation.fields
+    unknown = values.keys() - fields
     if unknown:
-        raise OsbRequestError(f"{operation.name}: unknown field {unknown[0]!r}; its fields are {', '.join(operation.fields)}")
+        raise OsbRequestError(f"{operation.name}: unknown field {min(unknown)!r}; its fields are {', '.join(fields)}")
     parts = []
-    for name in operation.fields:
+    for name in fields:
         value = values.get(name)
         if value is None:
             if name in operation.required:
@@ -156,12 +166,8 @@ def build_request(operation: Operation, values: Mapping[str, Any]) -> bytes:
             continue
         text = _field_text(operation, name, value)
         parts.append(f"<tck:{name}>{escape(text)}</tck:{name}>")
-    return (
-        '<?xml version="1.0" encoding="UTF-8"?>'
-        f'<soapenv:Envelope xmlns:soapenv="{SOAP_NAMESPACE}" xmlns:tck="{TICKETING_NAMESPACE}">'
-        f"<soapenv:Body><tck:{operation.request_element}>{''.join(parts)}</tck:{operation.request_element}></soapenv:Body>"
-        "</soapenv:Envelope>"
-    ).encode()
+    element = operation.request_element
+    return f"{_REQUEST_HEAD}<tck:{element}>{''.join(parts)}</tck:{element}>{_REQUEST_TAIL}".encode()
 
 
 def _field_text(operation: Operation, name: str, value: Any) -> str:
@@ -243,36 +249,131 @@ def _tag(namespace: str, name: str) -> str:
     return f"{{{namespace}}}{name}"
 
 
+_ENVELOPE = _tag(SOAP_NAMESPACE, "Envelope")
+_BODY = _tag(SOAP_NAMESPACE, "Body")
+_FAULT = _tag(SOAP_NAMESPACE, "Fault")
+_TICKETS = _tag(TICKETING_NAMESPACE, "Tickets")
+_TICKET = _tag(TICKETING_NAMESPACE, "Ticket")
+# each field of a found ticket: its tag in the ticketing namespace, its name and its snake_case key
+_TICKET_KEYS = tuple((_tag(TICKETING_NAMESPACE, name), name, snake_case(name)) for name in TICKET_FIELDS)
+# the fields of a found ticket that hold one of a few values: name, key, the values
+_TICKET_CHOICES = tuple((name, snake_case(name), allowed) for name, allowed in (("TicketType", TICKET_TYPES), ("Status", TICKET_STATES)))
+
+
 def _shown(body: bytes) -> str:
     text = body[:_ANSWER_SHOWN].decode("utf-8", "replace")
     return repr(text + ("..." if len(body) > _ANSWER_SHOWN else ""))
 
 
-def _answer_element(body: bytes, operation: Operation) -> Element:
+class _Node(list["_Node"]):
+    """An element of a parsed answer, the list of its child elements (as an ElementTree element is),
+    with its name `tag` (``{namespace}local`` when qualified, as ElementTree names it) and its
+    `text` before its first child element (None: none)."""
+
+    __slots__ = ("tag", "text")  # set where a node is made: a list's own init is kept, being cheaper
+    tag: str
+    text: str | None
+
+    def find(self, tag: str) -> _Node | None:
+        """The first child element named `tag`."""
+        for child in self:
+            if child.tag == tag:
+                return child
+        return None
+
+
+class _Refused(Exception):
+    """The answer declares a DTD, an entity or refers to an external entity; `kind` names which."""
+
+    def __init__(self, kind: str) -> None:
+        super().__init__(kind)
+        self.kind = kind
+
+
+# Each refusal raises from expat's handler, before anything declared is used: a "billion laughs"
+# bomb or an external entity (a local file, a URL) is never expanded nor fetched. A DOCTYPE comes
+# before any declaration, so its refusal is the one met; the other two stand behind it. The kinds
+# are defusedxml's exception names, which the error message has always carried.
+def _refuse_doctype(*_declaration: object) -> NoReturn:
+    raise _Refused("DTDForbidden")
+
+
+def _refuse_entity(*_declaration: object) -> NoReturn:
+    raise _Refused("EntitiesForbidden")
+
+
+def _refuse_external_reference(*_reference: object) -> NoReturn:
+    raise _Refused("ExternalReferenceForbidden")
+
+
+def _parse_xml(body: bytes) -> _Node:
+    """The root element of `body`, parsed by expat with namespaces (what ElementTree's parser does,
+    without building an element per node nor its parser object per answer). Not XML raises
+    `expat.ExpatError`; a DOCTYPE, entity declaration or external entity `_Refused`."""
+    parser = expat.ParserCreate(None, "}")
+    parser.StartDoctypeDeclHandler = _refuse_doctype
+    parser.EntityDeclHandler = _refuse_entity  # unparsed (NDATA) entities included
+    parser.ExternalEntityRefHandler = _refuse_external_reference
+    parser.buffer_text = True  # one call per run of text, entity and character references included
+    parser.ordered_attributes = True  # attributes as a list, not a dict: they are not read
+    document = _Node()  # holds the root element
+    open_elements = [document]
+    # a text longer than expat's buffer (8 KiB) comes in pieces: joined once, at the end, rather
+    # than copied again with each piece; by id(node): (node, its pieces)
+    pieces: dict[int, tuple[_Node, list[str]]] = {}
+
+    def start(name: str, _attributes: list[str]) -> None:
+        node = _Node()
+        node.tag = "{" + name if "}" in name else name
+        node.text = None
+        open_elements[-1].append(node)
+        open_elements.append(node)
+
+    def end(_name: str) -> None:
+        open_elements.pop()
+
+    def text(data: str) -> None:
+        node = open_elements[-1]
+        if not node:  # the text after a child element is no text of its parent's
+            if node.text is None:
+                node.text = data
+            else:
+                pieces.setdefault(id(node), (node, [node.text]))[1].append(data)
+
+    parser.StartElementHandler = start
+    parser.EndElementHandler = end
+    parser.CharacterDataHandler = text
+    # the whole answer at once: expat reports an error where ElementTree's feeding then closing did
+    parser.Parse(body, True)
+    for node, texts in pieces.values():
+        node.text = "".join(texts)
+    return document[0]
+
+
+def _answer_element(body: bytes, operation: Operation) -> _Node:
     """The answer's element inside the SOAP Body, after checking it is `operation`'s response.
 
     A Fault raises `OsbFaultError`; anything else unexpected `OsbAnswerError`."""
     where = f"{operation.name}: the answer"
     if not isinstance(body, (bytes, bytearray)):
         raise TypeError(f"{operation.name}: the answer is the HTTP body as bytes, not {type(body).__name__}")
-    if not body.strip():
+    if not body or body.isspace():  # what strip() would leave empty, without copying the body
         raise OsbAnswerError(f"{where} is empty")
     try:
-        root = defusedxml.ElementTree.fromstring(bytes(body), forbid_dtd=True)
-    except defusedxml.DefusedXmlException as error:
-        raise OsbAnswerError(f"{where} was refused: it declares a DTD or entities ({type(error).__name__})") from None
-    except ParseError as error:
+        root = _parse_xml(bytes(body))
+    except _Refused as refused:
+        raise OsbAnswerError(f"{where} was refused: it declares a DTD or entities ({refused.kind})") from None
+    except expat.ExpatError as error:
         raise OsbAnswerError(f"{where} is not XML ({error}): {_shown(body)}") from None
-    if root.tag != _tag(SOAP_NAMESPACE, "Envelope"):
+    if root.tag != _ENVELOPE:
         raise OsbAnswerError(f"{where} is not a SOAP Envelope but <{root.tag}>")
-    soap_body = root.find(_tag(SOAP_NAMESPACE, "Body"))
+    soap_body = root.find(_BODY)
     if soap_body is None:
         raise OsbAnswerError(f"{where} has no SOAP Body")
-    children = list(soap_body)
-    if not children:
+    if not soap_body:
         raise OsbAnswerError(f"{where} has an empty SOAP Body")
-    answer = children[0]
-    if answer.tag == _tag(SOAP_NAMESPACE, "Fault"):
+    answer = soap_body[0]
+    if answer.tag == _FAULT:
         # faultcode and faultstring are unqualified in SOAP 1.1; qualified ones are taken too.
         code = _child_text(answer, "faultcode") or "unknown"
         text = _child_text(answer, "faultstring") or "(no faultstring)"
@@ -283,14 +384,14 @@ def _answer_element(body: bytes, operation: Operation) -> Element:
     return answer
 
 
-def _child_text(parent: Element, name: str) -> str | None:
+def _child_text(parent: _Node, name: str) -> str | None:
     for child in parent:
         if child.tag == name or child.tag.endswith("}" + name):
             return child.text or ""
     return None
 
 
-def _field(parent: Element, name: str, where: str, *, required: bool = True) -> str | None:
+def _field(parent: _Node, name: str, where: str, *, required: bool = True) -> str | None:
     """The text of `parent`'s child `name` in the ticketing namespace."""
     child = parent.find(_tag(TICKETING_NAMESPACE, name))
     if child is None:
@@ -300,7 +401,7 @@ def _field(parent: Element, name: str, where: str, *, required: bool = True) -> 
     return (child.text or "").strip()
 
 
-def _result(answer: Element, operation: Operation) -> str:
+def _result(answer: _Node, operation: Operation) -> str:
     where = f"{operation.name}: the answer"
     result = _field(answer, "Result", where)
     if result not in (ACK, NACK):
@@ -322,26 +423,40 @@ def parse_ticket_response(body: bytes, operation: Operation) -> OsbAck | OsbNack
     return OsbAck(transaction_id)
 
 
+def _ticket_values(ticket: _Node, here: str) -> dict[str, str]:
+    """A found ticket's fields' texts, stripped, by snake_case key; a field missing raises."""
+    children = {}
+    for child in reversed(ticket):  # the first child of a name is the one read, as `find` takes it
+        children[child.tag] = child
+    values = {}
+    for tag, name, key in _TICKET_KEYS:
+        child = children.get(tag)
+        if child is None:
+            raise OsbAnswerError(f"{here} has no {name}")
+        values[key] = (child.text or "").strip()
+    return values
+
+
 def parse_search_response(body: bytes) -> list[FoundTicket]:
     """The tickets a search found, in the service's order; a NACK raises `OsbNackError`."""
     answer = _answer_element(body, SEARCH_TICKET)
     where = "SearchTicket: the answer"
     if _result(answer, SEARCH_TICKET) == NACK:
         raise OsbNackError(SEARCH_TICKET.name, _field(answer, "Reason", where, required=False) or "(no reason given)")
-    tickets = answer.find(_tag(TICKETING_NAMESPACE, "Tickets"))
+    tickets = answer.find(_TICKETS)
     if tickets is None:
         raise OsbAnswerError(f"{where} has no Tickets")
     found = []
     for position, ticket in enumerate(tickets, start=1):
-        if ticket.tag != _tag(TICKETING_NAMESPACE, "Ticket"):
+        if ticket.tag != _TICKET:
             raise OsbAnswerError(f"{where}: Tickets holds <{ticket.tag}> at position {position}, not a Ticket")
         here = f"{where}: Ticket {position}"
-        values = {snake_case(name): _field(ticket, name, here) for name in TICKET_FIELDS}
+        values = _ticket_values(ticket, here)
         if not values["ticket_id"]:
             raise OsbAnswerError(f"{here} has an empty TicketId")
-        for name, allowed in (("TicketType", TICKET_TYPES), ("Status", TICKET_STATES)):
-            if values[snake_case(name)] not in allowed:
-                raise OsbAnswerError(f"{here} ({values['ticket_id']}): {name} is {values[snake_case(name)]!r}, not one of {', '.join(allowed)}")
+        for name, key, allowed in _TICKET_CHOICES:
+            if values[key] not in allowed:
+                raise OsbAnswerError(f"{here} ({values['ticket_id']}): {name} is {values[key]!r}, not one of {', '.join(allowed)}")
         found.append(FoundTicket(**values))  # type: ignore[arg-type]
     return found
 
