@@ -29,7 +29,7 @@ class ElementRequests:
         self._dms = dms
 
     def send(self, sender: QActionProtocol, element: ElementRef, parameter: int | str, request: Request, depth: int) -> None:
-        text = request.to_json()
+        text = request._text_to_send()  # encoded once: the sender's check did it
         try:
             target = self._dms.find(element)
             if target is None:

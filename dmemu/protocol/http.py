@@ -165,8 +165,7 @@ def _check_connection(connection: Connection) -> None:
     bus_address = connection.bus_address
     if not isinstance(bus_address, str):
         refuse("bus_address", f"the bus address is a string, {BYPASS_PROXY!r} or empty")
-    normalized = bus_address.strip().lower()
-    if normalized != BYPASS_PROXY.lower() and difflib.SequenceMatcher(None, normalized, BYPASS_PROXY.lower()).ratio() >= 0.8:
+    if _misspelt_bypass_proxy(bus_address.strip().lower()):
         refuse("bus_address", f"did you mean {BYPASS_PROXY!r}? As written, proxies from the environment are used")
     if connection.scheme is not None and (not isinstance(connection.scheme, str) or connection.scheme.lower() not in SCHEMES):
         refuse("scheme", f"the scheme is one of {', '.join(SCHEMES)}, or None to choose by port")
@@ -181,6 +180,25 @@ def _check_connection(connection: Connection) -> None:
             raise ConnectionSettingError(f"connection {field} is a {kind}; it is a string or None", field=field, value=value)
     if not isinstance(connection.retry, RetryPolicy):
         refuse("retry", "the retry policy is a RetryPolicy")
+
+
+def _misspelt_bypass_proxy(normalized: str) -> bool:
+    """Whether a bus address (stripped, lower case) is a near miss of ``BypassProxy``.
+
+    Cheap bounds first: a `Connection` is made per poll round by some connectors, and their bus
+    address (mostly empty) is far from it by its length alone."""
+    wanted = _BYPASS_PROXY_LOWER
+    if normalized == wanted:
+        return False
+    # The ratio is 2 * matches / total length, and matches never exceed the shorter string
+    # (in integers: 2 * shorter / total < 4 / 5).
+    if 10 * min(len(normalized), len(wanted)) < 4 * (len(normalized) + len(wanted)):
+        return False
+    matcher = difflib.SequenceMatcher(None, normalized, wanted)
+    return matcher.quick_ratio() >= 0.8 and matcher.ratio() >= 0.8
+
+
+_BYPASS_PROXY_LOWER = BYPASS_PROXY.lower()
 
 
 def plain_http_target(connection: Connection, default_port: int = 443) -> tuple[str, int] | None:
