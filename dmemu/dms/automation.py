@@ -396,7 +396,10 @@ class ScriptContext:
         if timeout is not None and not timeout >= 0:
             raise ValueError(f"a wait's timeout is a number of seconds from 0 up, not {timeout!r}")
         clock = self.dms.clock
-        what = f"element {target.name!r} {model.parameters[pid].label}"
+        automation = self.dms.automation
+
+        def what() -> str:  # for the errors only: not worked out for every wait
+            return f"element {target.name!r} {model.parameters[pid].label}"
 
         def arm(wakeup: _Wakeup) -> None:
             def listener(_: Element, change: Change) -> None:
@@ -410,15 +413,19 @@ class ScriptContext:
                         wakeup.wake(change.value)
 
             def time_out() -> None:
-                wakeup.wake(error=WaitTimeoutError(f"script {self.run.script!r} run {self.run.id}: {what} did not get the awaited value within {timeout:g} s"))
+                wakeup.wake(error=WaitTimeoutError(f"script {self.run.script!r} run {self.run.id}: {what()} did not get the awaited value within {timeout:g} s"))
 
             def deleted() -> None:
-                wakeup.wake(error=ElementNotFoundError(f"script {self.run.script!r} run {self.run.id}: {what} will never be set: the element was deleted"))
+                wakeup.wake(error=ElementNotFoundError(f"script {self.run.script!r} run {self.run.id}: {what()} will never be set: the element was deleted"))
+
+            def stop_listening() -> None:
+                target.remove_change_listener(listener)
+                automation._forget_deletion(target, deleted)
 
             # Listen first, then look: a set (or a deletion) between the two is heard, not lost.
             target.add_change_listener(listener, ids=(pid,))
-            wakeup.on_wake(partial(target.remove_change_listener, listener))
-            wakeup.on_wake(self.dms.automation._on_deletion(target, deleted))
+            automation._on_deletion(target, deleted)
+            wakeup.on_wake(stop_listening)  # one undo for both: run at once if woken meanwhile
             if self.dms.find(target) is not target:
                 deleted()
                 return
@@ -518,7 +525,7 @@ class Automation:
         self._history: deque[ScriptRun] = deque(maxlen=history_limit)  # finished runs, oldest first
         self._ids = itertools.count(1)
         self._lock = threading.Lock()
-        self._deletion_watchers: dict[Element, list[Callable[[], None]]] = {}  # waits on each element
+        self._deletion_watchers: dict[Element, dict[Callable[[], None], None]] = {}  # waits on each element, in order
 
     # -- scripts ------------------------------------------------------------------------------
 
@@ -626,24 +633,24 @@ class Automation:
 
     # -- elements deleted ---------------------------------------------------------------------
 
-    def _on_deletion(self, element: Element, callback: Callable[[], None]) -> Callable[[], None]:
-        """Call `callback` when `element` is deleted (`_element_deleted`); answers what forgets it."""
+    def _on_deletion(self, element: Element, callback: Callable[[], None]) -> None:
+        """Call `callback` when `element` is deleted (`_element_deleted`), until `_forget_deletion`."""
         with self._lock:
-            self._deletion_watchers.setdefault(element, []).append(callback)
-        return partial(self._forget_deletion, element, callback)
+            callbacks = self._deletion_watchers.get(element)
+            if callbacks is None:
+                callbacks = self._deletion_watchers[element] = {}
+            callbacks[callback] = None  # a dict: forgotten in one step, however many waits there are
 
     def _forget_deletion(self, element: Element, callback: Callable[[], None]) -> None:
         with self._lock:
             callbacks = self._deletion_watchers.get(element)
-            if callbacks is not None and callback in callbacks:
-                callbacks.remove(callback)
-                if not callbacks:
-                    del self._deletion_watchers[element]
+            if callbacks is not None and callbacks.pop(callback, False) is None and not callbacks:
+                del self._deletion_watchers[element]
 
     def _element_deleted(self, element: Element) -> None:
         """The DMS deleted `element`: waits for its parameters end, as they never can otherwise."""
         with self._lock:
-            callbacks = self._deletion_watchers.pop(element, [])
+            callbacks = self._deletion_watchers.pop(element, {})
         for callback in callbacks:
             callback()
 

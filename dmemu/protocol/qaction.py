@@ -199,9 +199,13 @@ class QActionProtocol:
         """Set a write parameter of another element; its QActions run on its own queue."""
         return self._set_on(element, ref, value, max(self._depth, 1))
 
-    def _set_on(self, element: ElementRef, ref: int | str, value: Any, depth: int) -> SetStatus:
+    def _set_on(self, element: ElementRef, ref: int | str, value: Any, depth: int, found: Element | None = None) -> SetStatus:
+        """Set `ref` of another element (`found`, when the caller already looked `element` up)."""
         try:
-            self.element.dms.set_parameter(element, ref, value, _depth=depth)
+            if found is None:
+                self.element.dms.set_parameter(element, ref, value, _depth=depth)
+            else:
+                found.set(ref, value, wait=False, _depth=depth)  # what the DMS's set_parameter does once found
         except DmemuError as error:
             self.element.log(f"set on element {element!r} parameter {ref!r} refused: {error}", LogType.ERROR)
             return SetStatus.FAILED
