@@ -308,6 +308,36 @@ class _Wakeup:
         return True
 
 
+class _ParameterWaits:
+    """The change listener of every script waiting for one parameter of one element
+    (`ScriptContext.wait_for`): hundreds of flows may wait for one client's lock, and one
+    listener trying their predicates in a loop costs less than one listener each, to call and
+    to add and remove. Waits are tried in the order they began."""
+
+    __slots__ = ("pid", "waits")
+
+    def __init__(self, pid: int) -> None:
+        self.pid = pid
+        self.waits: dict[_Wakeup, Callable[[Any], bool] | None] = {}  # wakeup -> predicate
+
+    def __call__(self, _: Element, change: Change) -> None:
+        if type(change) is not ParameterChange or change.parameter != self.pid:
+            return
+        value = change.value
+        for wakeup, predicate in list(self.waits.items()):  # a copy: waits end and begin meanwhile
+            if predicate is not None:
+                try:
+                    if not predicate(value):
+                        continue
+                except Exception as error:  # ends that wait only, with the predicate's error
+                    wakeup.wake(error=error)
+                    continue
+            wakeup.wake(value)
+
+    def __repr__(self) -> str:
+        return f"<script waits for parameter {self.pid}: {len(self.waits)}>"
+
+
 class _Suspend:
     """What `ctx.sleep`, `ctx.wait_for` and `ctx.wait_run` await: the driver gets it, `arm`s it with the run's
     wakeup, and sends the coroutine the value the wakeup brings."""
@@ -402,16 +432,6 @@ class ScriptContext:
             return f"element {target.name!r} {model.parameters[pid].label}"
 
         def arm(wakeup: _Wakeup) -> None:
-            def listener(_: Element, change: Change) -> None:
-                if type(change) is ParameterChange and change.parameter == pid:
-                    try:
-                        accepted = predicate is None or predicate(change.value)
-                    except Exception as error:
-                        wakeup.wake(error=error)
-                        return
-                    if accepted:
-                        wakeup.wake(change.value)
-
             def time_out() -> None:
                 wakeup.wake(error=WaitTimeoutError(f"script {self.run.script!r} run {self.run.id}: {what()} did not get the awaited value within {timeout:g} s"))
 
@@ -419,11 +439,11 @@ class ScriptContext:
                 wakeup.wake(error=ElementNotFoundError(f"script {self.run.script!r} run {self.run.id}: {what()} will never be set: the element was deleted"))
 
             def stop_listening() -> None:
-                target.remove_change_listener(listener)
+                automation._stop_waiting(target, pid, wakeup)
                 automation._forget_deletion(target, deleted)
 
             # Listen first, then look: a set (or a deletion) between the two is heard, not lost.
-            target.add_change_listener(listener, ids=(pid,))
+            automation._wait_on(target, pid, wakeup, predicate)
             automation._on_deletion(target, deleted)
             wakeup.on_wake(stop_listening)  # one undo for both: run at once if woken meanwhile
             if self.dms.find(target) is not target:
@@ -526,6 +546,8 @@ class Automation:
         self._ids = itertools.count(1)
         self._lock = threading.Lock()
         self._deletion_watchers: dict[Element, dict[Callable[[], None], None]] = {}  # waits on each element, in order
+        self._parameter_waits: dict[tuple[Element, int], _ParameterWaits] = {}
+        self._waits_lock = threading.Lock()
 
     # -- scripts ------------------------------------------------------------------------------
 
@@ -630,6 +652,25 @@ class Automation:
     def _log(self, message: str, type: LogType) -> None:
         self.log_entries.append(LogEntry(self.dms.clock.now(), type, LogLevel.NO_LOGGING, message))
         _logger.log(logging.ERROR if type is LogType.ERROR else logging.INFO, "%s", message)
+
+    # -- waits for parameters -----------------------------------------------------------------
+
+    def _wait_on(self, element: Element, pid: int, wakeup: _Wakeup, predicate: Callable[[Any], bool] | None) -> None:
+        """Have `wakeup` tried on every set of `element`'s parameter `pid` (`_ParameterWaits`)
+        until `_stop_waiting`."""
+        with self._waits_lock:  # held across the element's (un)registration: never a listener left over
+            waits = self._parameter_waits.get((element, pid))
+            if waits is None:
+                waits = self._parameter_waits[element, pid] = _ParameterWaits(pid)
+                element.add_change_listener(waits, ids=(pid,))
+            waits.waits[wakeup] = predicate
+
+    def _stop_waiting(self, element: Element, pid: int, wakeup: _Wakeup) -> None:
+        with self._waits_lock:
+            waits = self._parameter_waits.get((element, pid))
+            if waits is not None and waits.waits.pop(wakeup, False) is not False and not waits.waits:
+                del self._parameter_waits[element, pid]
+                element.remove_change_listener(waits)
 
     # -- elements deleted ---------------------------------------------------------------------
 
