@@ -658,7 +658,10 @@ class Automation:
     def _wait_on(self, element: Element, pid: int, wakeup: _Wakeup, predicate: Callable[[Any], bool] | None) -> None:
         """Have `wakeup` tried on every set of `element`'s parameter `pid` (`_ParameterWaits`)
         until `_stop_waiting`."""
-        with self._waits_lock:  # held across the element's (un)registration: never a listener left over
+        # Held across the element's (un)registration, so no wait counts as listening before its
+        # listener is there, nor is one left over; the element's lock first, as its own
+        # (un)registration and its stop (which may run queued work, waits ending) take it.
+        with element._lifecycle_lock, self._waits_lock:
             waits = self._parameter_waits.get((element, pid))
             if waits is None:
                 waits = self._parameter_waits[element, pid] = _ParameterWaits(pid)
@@ -666,7 +669,7 @@ class Automation:
             waits.waits[wakeup] = predicate
 
     def _stop_waiting(self, element: Element, pid: int, wakeup: _Wakeup) -> None:
-        with self._waits_lock:
+        with element._lifecycle_lock, self._waits_lock:
             waits = self._parameter_waits.get((element, pid))
             if waits is not None and waits.waits.pop(wakeup, False) is not False and not waits.waits:
                 del self._parameter_waits[element, pid]
