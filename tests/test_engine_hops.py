@@ -188,3 +188,30 @@ def test_waits_on_one_element_forget_their_deletion_hooks_as_they_end(dms):
         if run is not runs[2]
     ]
     assert dms.automation._deletion_watchers == {}
+
+
+def test_waits_for_one_parameter_share_one_listener_and_end_one_by_one(dms):
+    device = dms.create_element(Device, "Device")
+
+    async def wait(ctx, accept):
+        return await ctx.wait_for("Device", "Count", accept)
+
+    def broken(value):
+        if value:  # the current 0 is judged when the wait begins
+            raise ValueError(f"cannot judge {value}")
+        return False
+
+    dms.automation.register("wait", wait)
+    runs = [dms.automation.run("wait", accept) for accept in (lambda v: v == 3, broken, None, lambda v: v == 4)]
+    assert len(device._change_listeners) == 1  # one for the four waits
+    STEPS[:] = [lambda p: p.set_parameter("Count", 3)]
+    device.set("Run", 1)
+    assert [(run.done, run.result, run.error) for run in runs] == [
+        (True, 3, None),
+        (True, None, "ValueError: cannot judge 3"),  # its predicate's error ends its own wait only
+        (True, 3, None),
+        (False, None, None),
+    ]
+    STEPS[:] = [lambda p: p.set_parameter("Count", 4)]
+    device.set("Run", 2)
+    assert runs[3].result == 4 and device._change_listeners == () and dms.automation._parameter_waits == {}
