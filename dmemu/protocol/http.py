@@ -9,6 +9,7 @@ credentials go in basic auth, never in a repr or a log. Settings are checked whe
 from __future__ import annotations
 
 import difflib
+import functools
 import ipaddress
 import math
 import time
@@ -119,11 +120,12 @@ class Connection:
         host_scheme, _, host = self.host.rpartition("://")  # a scheme written in the host counts
         scheme = self.scheme or host_scheme or ("https" if port == 443 else "http")
         host = host.rstrip("/")
-        try:
-            if ipaddress.ip_address(host).version == 6:
-                host = f"[{host}]"  # an IPv6 literal is bracketed in a URL
-        except ValueError:
-            pass  # a name, or already bracketed
+        if ":" in host:  # only an IPv6 literal has one (parsing every host costs, per poll round)
+            try:
+                if ipaddress.ip_address(host).version == 6:
+                    host = f"[{host}]"  # an IPv6 literal is bracketed in a URL
+            except ValueError:
+                pass  # already bracketed
         return f"{scheme.lower()}://{host}:{port}"
 
     def to_record(self) -> dict[str, Any]:
@@ -201,6 +203,7 @@ def _misspelt_bypass_proxy(normalized: str) -> bool:
 _BYPASS_PROXY_LOWER = BYPASS_PROXY.lower()
 
 
+@functools.lru_cache(maxsize=256)  # a connection is immutable; an element posting asks on every post
 def plain_http_target(connection: Connection, default_port: int = 443) -> tuple[str, int] | None:
     """(host, port) when a ``POST`` to `connection` may go over a plain kept-alive TCP stream
     (`SerialPort.http_exchange`) and reach the device as `build_session`'s session would send
