@@ -215,3 +215,32 @@ def test_waits_for_one_parameter_share_one_listener_and_end_one_by_one(dms):
     STEPS[:] = [lambda p: p.set_parameter("Count", 4)]
     device.set("Run", 2)
     assert runs[3].result == 4 and device._change_listeners == () and dms.automation._parameter_waits == {}
+
+
+def test_a_base_url_parses_the_host_only_when_it_could_be_an_ipv6_literal(monkeypatch):
+    import ipaddress
+
+    parse = ipaddress.ip_address
+    parsed: list[str] = []
+
+    def counting(host):
+        parsed.append(host)
+        return parse(host)
+
+    monkeypatch.setattr(ipaddress, "ip_address", counting)
+    urls = [Connection(host=host, port=80).base_url() for host in ("device.example", "10.0.0.1", "::1", "[::1]", "http://[fe80::1]")]
+    assert urls == ["http://device.example:80", "http://10.0.0.1:80", "http://[::1]:80", "http://[::1]:80", "http://[fe80::1]:80"]
+    assert parsed == ["::1", "[::1]", "[fe80::1]"]
+
+
+def test_a_plain_http_target_is_worked_out_once_per_connection(monkeypatch):
+    from dmemu.protocol import http
+
+    http.plain_http_target.cache_clear()
+    split: list[str] = []
+    urlsplit = http.urlsplit
+    monkeypatch.setattr(http, "urlsplit", lambda url: split.append(url) or urlsplit(url))
+    for _ in range(3):
+        assert http.plain_http_target(Connection(host="127.0.0.1", port=8650, bus_address="BypassProxy", retry=http.NO_RETRIES)) == ("127.0.0.1", 8650)
+        assert http.plain_http_target(Connection(host="127.0.0.1", port=8650)) is None  # proxies from the environment
+    assert split == ["http://127.0.0.1:8650"]
