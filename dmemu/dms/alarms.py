@@ -412,6 +412,26 @@ class Alarm:
         )
 
 
+    def _with_property(self, key: str, value: str) -> Alarm:
+        """This alarm with property `key` set to `value` (spelled out, as `_recorded`)."""
+        return Alarm(
+            self.id,
+            self.element_ids,
+            self.element_name,
+            self.parameter_id,
+            self.parameter_name,
+            self.row_key,
+            self.severity,
+            self.value,
+            self.opened,
+            self.last_change,
+            self.cleared,
+            self.records,
+            {**self.properties, key: value},
+            self.worst_severity,
+        )
+
+
 class AlarmEventKind(enum.Enum):
     OPENED = "opened"
     CHANGED = "changed"  # the severity went up or down, still not normal
@@ -665,7 +685,7 @@ class AlarmManager:
             raise AlarmError(f"alarm {alarm_id}: property {key!r} takes a string, not {type(value).__name__} {value!r}")
         with self._lock:
             alarm = self._find_locked(alarm_id)
-            alarm = attrs.evolve(alarm, properties={**alarm.properties, key: value})
+            alarm = alarm._with_property(key, value)
             self._replace_locked(alarm)
             self._dirty = True
             self._events.queue(AlarmEvent(AlarmEventKind.PROPERTY_SET, alarm, key))

@@ -308,6 +308,36 @@ class _Wakeup:
         return True
 
 
+class _ParameterWaits:
+    """The change listener of every script waiting for one parameter of one element
+    (`ScriptContext.wait_for`): hundreds of flows may wait for one client's lock, and one
+    listener trying their predicates in a loop costs less than one listener each, to call and
+    to add and remove. Waits are tried in the order they began."""
+
+    __slots__ = ("pid", "waits")
+
+    def __init__(self, pid: int) -> None:
+        self.pid = pid
+        self.waits: dict[_Wakeup, Callable[[Any], bool] | None] = {}  # wakeup -> predicate
+
+    def __call__(self, _: Element, change: Change) -> None:
+        if type(change) is not ParameterChange or change.parameter != self.pid:
+            return
+        value = change.value
+        for wakeup, predicate in list(self.waits.items()):  # a copy: waits end and begin meanwhile
+            if predicate is not None:
+                try:
+                    if not predicate(value):
+                        continue
+                except Exception as error:  # ends that wait only, with the predicate's error
+                    wakeup.wake(error=error)
+                    continue
+            wakeup.wake(value)
+
+    def __repr__(self) -> str:
+        return f"<script waits for parameter {self.pid}: {len(self.waits)}>"
+
+
 class _Suspend:
     """What `ctx.sleep`, `ctx.wait_for` and `ctx.wait_run` await: the driver gets it, `arm`s it with the run's
     wakeup, and sends the coroutine the value the wakeup brings."""
@@ -396,29 +426,26 @@ class ScriptContext:
         if timeout is not None and not timeout >= 0:
             raise ValueError(f"a wait's timeout is a number of seconds from 0 up, not {timeout!r}")
         clock = self.dms.clock
-        what = f"element {target.name!r} {model.parameters[pid].label}"
+        automation = self.dms.automation
+
+        def what() -> str:  # for the errors only: not worked out for every wait
+            return f"element {target.name!r} {model.parameters[pid].label}"
 
         def arm(wakeup: _Wakeup) -> None:
-            def listener(_: Element, change: Change) -> None:
-                if type(change) is ParameterChange and change.parameter == pid:
-                    try:
-                        accepted = predicate is None or predicate(change.value)
-                    except Exception as error:
-                        wakeup.wake(error=error)
-                        return
-                    if accepted:
-                        wakeup.wake(change.value)
-
             def time_out() -> None:
-                wakeup.wake(error=WaitTimeoutError(f"script {self.run.script!r} run {self.run.id}: {what} did not get the awaited value within {timeout:g} s"))
+                wakeup.wake(error=WaitTimeoutError(f"script {self.run.script!r} run {self.run.id}: {what()} did not get the awaited value within {timeout:g} s"))
 
             def deleted() -> None:
-                wakeup.wake(error=ElementNotFoundError(f"script {self.run.script!r} run {self.run.id}: {what} will never be set: the element was deleted"))
+                wakeup.wake(error=ElementNotFoundError(f"script {self.run.script!r} run {self.run.id}: {what()} will never be set: the element was deleted"))
+
+            def stop_listening() -> None:
+                automation._stop_waiting(target, pid, wakeup)
+                automation._forget_deletion(target, deleted)
 
             # Listen first, then look: a set (or a deletion) between the two is heard, not lost.
-            target.add_change_listener(listener, ids=(pid,))
-            wakeup.on_wake(partial(target.remove_change_listener, listener))
-            wakeup.on_wake(self.dms.automation._on_deletion(target, deleted))
+            automation._wait_on(target, pid, wakeup, predicate)
+            automation._on_deletion(target, deleted)
+            wakeup.on_wake(stop_listening)  # one undo for both: run at once if woken meanwhile
             if self.dms.find(target) is not target:
                 deleted()
                 return
@@ -518,7 +545,9 @@ class Automation:
         self._history: deque[ScriptRun] = deque(maxlen=history_limit)  # finished runs, oldest first
         self._ids = itertools.count(1)
         self._lock = threading.Lock()
-        self._deletion_watchers: dict[Element, list[Callable[[], None]]] = {}  # waits on each element
+        self._deletion_watchers: dict[Element, dict[Callable[[], None], None]] = {}  # waits on each element, in order
+        self._parameter_waits: dict[tuple[Element, int], _ParameterWaits] = {}
+        self._waits_lock = threading.Lock()
 
     # -- scripts ------------------------------------------------------------------------------
 
@@ -624,26 +653,48 @@ class Automation:
         self.log_entries.append(LogEntry(self.dms.clock.now(), type, LogLevel.NO_LOGGING, message))
         _logger.log(logging.ERROR if type is LogType.ERROR else logging.INFO, "%s", message)
 
+    # -- waits for parameters -----------------------------------------------------------------
+
+    def _wait_on(self, element: Element, pid: int, wakeup: _Wakeup, predicate: Callable[[Any], bool] | None) -> None:
+        """Have `wakeup` tried on every set of `element`'s parameter `pid` (`_ParameterWaits`)
+        until `_stop_waiting`."""
+        # Held across the element's (un)registration, so no wait counts as listening before its
+        # listener is there, nor is one left over; the element's lock first, as its own
+        # (un)registration and its stop (which may run queued work, waits ending) take it.
+        with element._lifecycle_lock, self._waits_lock:
+            waits = self._parameter_waits.get((element, pid))
+            if waits is None:
+                waits = self._parameter_waits[element, pid] = _ParameterWaits(pid)
+                element.add_change_listener(waits, ids=(pid,))
+            waits.waits[wakeup] = predicate
+
+    def _stop_waiting(self, element: Element, pid: int, wakeup: _Wakeup) -> None:
+        with element._lifecycle_lock, self._waits_lock:
+            waits = self._parameter_waits.get((element, pid))
+            if waits is not None and waits.waits.pop(wakeup, False) is not False and not waits.waits:
+                del self._parameter_waits[element, pid]
+                element.remove_change_listener(waits)
+
     # -- elements deleted ---------------------------------------------------------------------
 
-    def _on_deletion(self, element: Element, callback: Callable[[], None]) -> Callable[[], None]:
-        """Call `callback` when `element` is deleted (`_element_deleted`); answers what forgets it."""
+    def _on_deletion(self, element: Element, callback: Callable[[], None]) -> None:
+        """Call `callback` when `element` is deleted (`_element_deleted`), until `_forget_deletion`."""
         with self._lock:
-            self._deletion_watchers.setdefault(element, []).append(callback)
-        return partial(self._forget_deletion, element, callback)
+            callbacks = self._deletion_watchers.get(element)
+            if callbacks is None:
+                callbacks = self._deletion_watchers[element] = {}
+            callbacks[callback] = None  # a dict: forgotten in one step, however many waits there are
 
     def _forget_deletion(self, element: Element, callback: Callable[[], None]) -> None:
         with self._lock:
             callbacks = self._deletion_watchers.get(element)
-            if callbacks is not None and callback in callbacks:
-                callbacks.remove(callback)
-                if not callbacks:
-                    del self._deletion_watchers[element]
+            if callbacks is not None and callbacks.pop(callback, False) is None and not callbacks:
+                del self._deletion_watchers[element]
 
     def _element_deleted(self, element: Element) -> None:
         """The DMS deleted `element`: waits for its parameters end, as they never can otherwise."""
         with self._lock:
-            callbacks = self._deletion_watchers.pop(element, [])
+            callbacks = self._deletion_watchers.pop(element, {})
         for callback in callbacks:
             callback()
 

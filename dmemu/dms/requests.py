@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 from ..protocol.errors import DmemuError, ElementNotFoundError
 from ..protocol.logs import LogType
 from ..protocol.measurement import String
-from ..protocol.messages import Reply, ReplyAddress, Request
+from ..protocol.messages import Reply, Request
 from ..protocol.queue import CancellableItem
 
 if TYPE_CHECKING:
@@ -29,7 +29,7 @@ class ElementRequests:
         self._dms = dms
 
     def send(self, sender: QActionProtocol, element: ElementRef, parameter: int | str, request: Request, depth: int) -> None:
-        text = request.to_json()
+        text = request._text_to_send()  # encoded once: the sender's check did it
         try:
             target = self._dms.find(element)
             if target is None:
@@ -50,13 +50,15 @@ class ElementRequests:
 
     def reply(self, sender: QActionProtocol, request: Request, reply: Reply, depth: int) -> SetStatus:
         address = request.reply_to
-        return sender._set_on(address.element, address.parameter, _fitted(reply, self._text_limit(address)), depth)
+        caller = self._dms.find(address.element)  # once, for the limit and the set
+        text = _fitted(reply, _text_limit(caller, address.parameter))
+        return sender._set_on(address.element, address.parameter, text, depth, found=caller)
 
-    def _text_limit(self, address: ReplyAddress) -> int | None:
-        """The max length of the string parameter at `address`, None when unlimited or unknown."""
-        caller = self._dms.find(address.element)
-        spec = None if caller is None else caller._model.parameters.get(address.parameter)
-        return spec.type.max_length if spec is not None and isinstance(spec.type, String) else None
+
+def _text_limit(caller: Element | None, parameter: int) -> int | None:
+    """The max length of string parameter `parameter` of `caller`, None when unlimited or unknown."""
+    spec = None if caller is None else caller._model.parameters.get(parameter)
+    return spec.type.max_length if spec is not None and isinstance(spec.type, String) else None
 
 
 def _fitted(reply: Reply, limit: int | None) -> str:

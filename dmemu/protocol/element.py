@@ -189,8 +189,10 @@ def element_ids(ref: object) -> tuple[int, int] | None:
     if isinstance(ref, str):
         match = _ELEMENT_IDS.fullmatch(ref.strip())
         return (int(match[1]), int(match[2])) if match else None
-    if isinstance(ref, tuple) and len(ref) == 2 and all(isinstance(part, int) and not isinstance(part, bool) for part in ref):
-        return (int(ref[0]), int(ref[1]))
+    if isinstance(ref, tuple) and len(ref) == 2:
+        agent_id, element_id = ref  # spelled out, no generator: every reply's address is a pair
+        if isinstance(agent_id, int) and isinstance(element_id, int) and not isinstance(agent_id, bool) and not isinstance(element_id, bool):
+            return (int(agent_id), int(element_id))
     raise TypeError(
         f"an element is named by its name, by \"AGENT/ELEMENT\" ids such as \"1/12\", or by an "
         f"(agent id, element id) pair of ints such as (1, 12); not by {ref!r}"

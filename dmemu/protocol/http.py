@@ -9,6 +9,7 @@ credentials go in basic auth, never in a repr or a log. Settings are checked whe
 from __future__ import annotations
 
 import difflib
+import functools
 import ipaddress
 import math
 import time
@@ -119,11 +120,12 @@ class Connection:
         host_scheme, _, host = self.host.rpartition("://")  # a scheme written in the host counts
         scheme = self.scheme or host_scheme or ("https" if port == 443 else "http")
         host = host.rstrip("/")
-        try:
-            if ipaddress.ip_address(host).version == 6:
-                host = f"[{host}]"  # an IPv6 literal is bracketed in a URL
-        except ValueError:
-            pass  # a name, or already bracketed
+        if ":" in host:  # only an IPv6 literal has one (parsing every host costs, per poll round)
+            try:
+                if ipaddress.ip_address(host).version == 6:
+                    host = f"[{host}]"  # an IPv6 literal is bracketed in a URL
+            except ValueError:
+                pass  # already bracketed
         return f"{scheme.lower()}://{host}:{port}"
 
     def to_record(self) -> dict[str, Any]:
@@ -165,8 +167,7 @@ def _check_connection(connection: Connection) -> None:
     bus_address = connection.bus_address
     if not isinstance(bus_address, str):
         refuse("bus_address", f"the bus address is a string, {BYPASS_PROXY!r} or empty")
-    normalized = bus_address.strip().lower()
-    if normalized != BYPASS_PROXY.lower() and difflib.SequenceMatcher(None, normalized, BYPASS_PROXY.lower()).ratio() >= 0.8:
+    if _misspelt_bypass_proxy(bus_address.strip().lower()):
         refuse("bus_address", f"did you mean {BYPASS_PROXY!r}? As written, proxies from the environment are used")
     if connection.scheme is not None and (not isinstance(connection.scheme, str) or connection.scheme.lower() not in SCHEMES):
         refuse("scheme", f"the scheme is one of {', '.join(SCHEMES)}, or None to choose by port")
@@ -183,6 +184,26 @@ def _check_connection(connection: Connection) -> None:
         refuse("retry", "the retry policy is a RetryPolicy")
 
 
+def _misspelt_bypass_proxy(normalized: str) -> bool:
+    """Whether a bus address (stripped, lower case) is a near miss of ``BypassProxy``.
+
+    Cheap bounds first: a `Connection` is made per poll round by some connectors, and their bus
+    address (mostly empty) is far from it by its length alone."""
+    wanted = _BYPASS_PROXY_LOWER
+    if normalized == wanted:
+        return False
+    # The ratio is 2 * matches / total length, and matches never exceed the shorter string
+    # (in integers: 2 * shorter / total < 4 / 5).
+    if 10 * min(len(normalized), len(wanted)) < 4 * (len(normalized) + len(wanted)):
+        return False
+    matcher = difflib.SequenceMatcher(None, normalized, wanted)
+    return matcher.quick_ratio() >= 0.8 and matcher.ratio() >= 0.8
+
+
+_BYPASS_PROXY_LOWER = BYPASS_PROXY.lower()
+
+
+@functools.lru_cache(maxsize=256)  # a connection is immutable; an element posting asks on every post
 def plain_http_target(connection: Connection, default_port: int = 443) -> tuple[str, int] | None:
     """(host, port) when a ``POST`` to `connection` may go over a plain kept-alive TCP stream
     (`SerialPort.http_exchange`) and reach the device as `build_session`'s session would send

@@ -15,7 +15,7 @@ earlier run of the DMS can never be taken for the answer to a new request.
 from __future__ import annotations
 
 import json
-import uuid
+import os
 from typing import Any
 
 import attrs
@@ -43,10 +43,21 @@ class Request:
     id: str
     reply_to: ReplyAddress
     body: Any = None
+    _sent_text: str | None = attrs.field(default=None, init=False, repr=False, eq=False)
+    """`to_json` as the request was sent (`_text_to_send`): encoded once per send, not twice."""
 
     @classmethod
     def new(cls, reply_to: ReplyAddress, body: Any) -> Request:
-        return cls(uuid.uuid4().hex, reply_to, body)
+        return cls(_random_uuid4_hex(), reply_to, body)
+
+    def _text_to_send(self) -> str:
+        """`to_json`, kept after the first call: the sender checks the body by encoding it, and
+        the routing then sets that same text (the body does not change in between)."""
+        text = self._sent_text
+        if text is None:
+            text = self.to_json()
+            object.__setattr__(self, "_sent_text", text)  # a cache: the request's fields stay as they are
+        return text
 
     def to_json(self) -> str:
         address = self.reply_to
@@ -95,9 +106,20 @@ class Reply:
         return cls(document["id"], document.get("body"), error)
 
 
+def _random_uuid4_hex() -> str:
+    """`uuid.uuid4().hex`, made here without the `UUID` object (one per request sent)."""
+    raw = bytearray(os.urandom(16))
+    raw[6] = (raw[6] & 0x0F) | 0x40  # version 4
+    raw[8] = (raw[8] & 0x3F) | 0x80  # the RFC 4122 variant
+    return raw.hex()
+
+
+_ENCODER = json.JSONEncoder(allow_nan=False)  # what json.dumps(..., allow_nan=False) builds per call
+
+
 def _dumps(document: dict[str, Any], what: str) -> str:
     try:
-        return json.dumps(document, allow_nan=False)
+        return _ENCODER.encode(document)
     except (TypeError, ValueError) as error:
         raise InvalidValueError(f"{what}: the body must be a JSON value (text, number, list, object, ...): {error}") from error
 

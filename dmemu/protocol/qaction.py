@@ -14,7 +14,7 @@ parameter: on a busy element a set queued behind the QAction may already have ov
 from __future__ import annotations
 
 import enum
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from operator import itemgetter
 from typing import TYPE_CHECKING, Any
 
@@ -45,6 +45,18 @@ class SetStatus(enum.Enum):
         return self is SetStatus.OK
 
 
+_OK = SetStatus.OK  # a module constant: enum attribute lookups are slow in hot paths
+
+
+class _TableRef(Exception):
+    """A parameter reference named a table (`QActionProtocol._parameter`): each caller refuses
+    it in its own words."""
+
+    def __init__(self, label: str) -> None:
+        super().__init__(label)
+        self.label = label
+
+
 class QActionProtocol:
     """What a QAction can do with its element (one per element; QActions never overlap)."""
 
@@ -54,6 +66,9 @@ class QActionProtocol:
         self._row_key: str | None = None
         self._trigger_value: Any = None
         self._depth = 0
+        # Each name or id a QAction used for a parameter (not a table) -> (id, checker): resolved
+        # once, as QActions get and set the same few parameters on every run.
+        self._parameter_refs: dict[int | str, tuple[int, Callable[[Any], Any]]] = {}
 
     # -- context ----------------------------------------------------------------------------
 
@@ -123,40 +138,56 @@ class QActionProtocol:
         text that goes into parameters and tables (an error answer may echo a request)."""
         return self.element._mask_secrets(text)
 
-    def get_parameter(self, ref: int | str) -> Any:
+    def _parameter(self, ref: int | str) -> tuple[int, Callable[[Any], Any]]:
+        """(id, checker) of the parameter `ref` names, kept for the next call; raises
+        `UnknownParameterError` for an unknown name or id, `_TableRef` for a table."""
         model = self.element._model
         pid = model.resolve(ref)
         if pid in model.tables:
-            raise UnknownParameterError(f"{model.tables[pid].table.label} is a table: read it with get_row, get_keys or get_column")
-        return self.element._values[pid]
+            raise _TableRef(model.tables[pid].table.label)
+        target = self._parameter_refs[ref] = (pid, model.checkers[pid])
+        return target
+
+    def get_parameter(self, ref: int | str) -> Any:
+        target = self._parameter_refs.get(ref)
+        if target is None:
+            try:
+                target = self._parameter(ref)
+            except _TableRef as table:
+                raise UnknownParameterError(f"{table.label} is a table: read it with get_row, get_keys or get_column") from None
+        return self.element._values[target[0]]
 
     def get_parameters(self, refs: Iterable[int | str]) -> list[Any]:
         return [self.get_parameter(ref) for ref in refs]
 
     def set_parameter(self, ref: int | str, value: Any) -> SetStatus:
         """SetParameter: store, then queue the QActions it triggers. Answers a status."""
-        element = self.element
-        model = element._model
+        target = self._parameter_refs.get(ref)
         try:
-            pid = model.resolve(ref)
-            if pid in model.tables:
-                element.log(f"set_parameter({ref!r}) refused: {model.tables[pid].table.label} is a table: use fill_array or set_row", LogType.ERROR)
-                return SetStatus.NOT_SETTABLE
+            if target is None:
+                target = self._parameter(ref)
             if value is not None:
-                value = model.checkers[pid](value)
+                value = target[1](value)
+        except _TableRef as table:
+            self.element.log(f"set_parameter({ref!r}) refused: {table.label} is a table: use fill_array or set_row", LogType.ERROR)
+            return SetStatus.NOT_SETTABLE
         except UnknownParameterError as error:
-            element.log(f"set_parameter({ref!r}) refused: {error}", LogType.ERROR)
+            self.element.log(f"set_parameter({ref!r}) refused: {error}", LogType.ERROR)
             return SetStatus.UNKNOWN_PARAMETER
         except InvalidValueError as error:
-            element.log(f"set_parameter({ref!r}) refused: {error}", LogType.ERROR)
+            self.element.log(f"set_parameter({ref!r}) refused: {error}", LogType.ERROR)
             return SetStatus.INVALID_VALUE
-        element._apply_set(pid, value, max(self._depth, 1))  # at least 1: set by a QAction (see set_by_qaction)
-        return SetStatus.OK
+        self.element._apply_set(target[0], value, self._depth or 1)  # at least 1: set by a QAction (see set_by_qaction)
+        return _OK
 
     def set_parameters(self, values: dict[int | str, Any]) -> SetStatus:
         """SetParameters: every value is set; the first failure is answered."""
-        statuses = [self.set_parameter(ref, value) for ref, value in values.items()]
-        return next((s for s in statuses if s is not SetStatus.OK), SetStatus.OK)
+        answer = _OK
+        for ref, value in values.items():
+            status = self.set_parameter(ref, value)
+            if answer is _OK:
+                answer = status
+        return answer
 
     # -- other elements ----------------------------------------------------------------------
 
@@ -168,9 +199,13 @@ class QActionProtocol:
         """Set a write parameter of another element; its QActions run on its own queue."""
         return self._set_on(element, ref, value, max(self._depth, 1))
 
-    def _set_on(self, element: ElementRef, ref: int | str, value: Any, depth: int) -> SetStatus:
+    def _set_on(self, element: ElementRef, ref: int | str, value: Any, depth: int, found: Element | None = None) -> SetStatus:
+        """Set `ref` of another element (`found`, when the caller already looked `element` up)."""
         try:
-            self.element.dms.set_parameter(element, ref, value, _depth=depth)
+            if found is None:
+                self.element.dms.set_parameter(element, ref, value, _depth=depth)
+            else:
+                found.set(ref, value, wait=False, _depth=depth)  # what the DMS's set_parameter does once found
         except DmemuError as error:
             self.element.log(f"set on element {element!r} parameter {ref!r} refused: {error}", LogType.ERROR)
             return SetStatus.FAILED
@@ -193,7 +228,7 @@ class QActionProtocol:
         if reply_pid not in model.writable:
             raise UnknownParameterError(f"{model.parameters[reply_pid].label} is not a write parameter, so no reply can be set on it")
         request = Request.new(ReplyAddress(*self.element.ids, reply_pid), body)
-        request.to_json()  # a body that is not JSON is this QAction's mistake: raised here
+        request._text_to_send()  # a body that is not JSON is this QAction's mistake: raised here
         self.element.dms.qaction_services.send_request(self, element, parameter, request, self._depth)
         return request.id
 

@@ -177,11 +177,12 @@ class WorkQueue:
         queued item's exception goes to `on_error`. With `raise_failure`, a caller that saw its
         chain run also gets the first failure an item of the chain reported (`report_failure`).
         """
-        if self.run_if_idle(function, *args, own_chain=raise_failure):
+        in_worker = self._owner == _get_ident()  # the running item queues work (a QAction's set): never idle
+        if not in_worker and self.run_if_idle(function, *args, own_chain=raise_failure):
             return
         pending = self.pending
         item = partial(function, *args) if args else function
-        if self.in_worker:
+        if in_worker:
             chain = self._chain  # queued by the running item: part of its chain
             if chain is not None:
                 chain.outstanding += 1
