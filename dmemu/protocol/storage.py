@@ -478,13 +478,7 @@ class StateFileWriter:
                 write.error = StateFileError(
                     f"cannot make the saved file {write.path} durable, syncing directory {failed[write.path.parent]}"
                 )
-        with self._condition:
-            self._done_position = done[-1].position
-            for write in done:
-                if self._latest.get(write.storage.key) == write.position:
-                    del self._latest[write.storage.key]
-            self._condition.notify_all()
-        for write in done:
+        for write in done:  # before the waiters wake: whoever waited for a write sees its failure told
             if write.error is not None:
                 for handler in (write.on_failure, write.report):
                     if handler is not None:
@@ -492,6 +486,12 @@ class StateFileWriter:
                             handler(write)
                         except Exception:  # a handler's bug must not stop the writer
                             _logger.exception("telling of the failed write of %s failed", write.path)
+        with self._condition:
+            self._done_position = done[-1].position
+            for write in done:
+                if self._latest.get(write.storage.key) == write.position:
+                    del self._latest[write.storage.key]
+            self._condition.notify_all()
 
 
 _writer = StateFileWriter()
