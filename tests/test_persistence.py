@@ -1521,3 +1521,40 @@ def test_a_failed_write_of_a_service_file_is_reported_by_the_next_flush_and_retr
     dmemu_clock.advance(1)  # the next batch writes it again
     assert dms.flush() == []
     assert "Keeper" in alarms.read_text()
+
+
+def test_a_failed_write_is_not_retried_over_a_newer_document_of_its_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    held, release = threading.Event(), threading.Event()
+    failing = {"b.json"}
+    real_replace = os.replace
+
+    def replace(source: Any, target: Any) -> None:
+        name = Path(target).name
+        if name == "a.json":
+            held.set()
+            release.wait(CHILD_TIMEOUT)  # a watchdog only: the test releases it
+        if name in failing:
+            failing.discard(name)
+            raise OSError(errno.EIO, "Input/output error")
+        real_replace(source, target)
+
+    monkeypatch.setattr(os, "replace", replace)
+    first, second, third = (AtomicJSONStorage(tmp_path / name) for name in ("a.json", "b.json", "c.json"))
+    failures: list[storage.HandedWrite] = []
+    try:
+        with storage.deferred_writes(failures.append):
+            first.write_encoded("{}")
+        assert held.wait(CHILD_TIMEOUT)
+        with storage.deferred_writes(failures.append):
+            second.write_encoded('{"n":1}')  # fails
+        with storage.deferred_writes(failures.append):
+            third.write_encoded("{}")
+            second.write_encoded('{"n":2}')  # queued behind a file of its own batch: not replacing n=1
+    finally:
+        release.set()
+        storage.wait_for_writes()
+    assert [(write.path.name, write.payload) for write in failures] == [("b.json", b'{"n":1}')]
+    assert "Input/output error" in str(failures[0].error)
+    failures[0].retry()  # as the DMS does with the next batch: the newer document stays
+    storage.wait_for_writes()
+    assert json.loads((tmp_path / "b.json").read_text()) == {"n": 2}

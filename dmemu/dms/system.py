@@ -56,7 +56,9 @@ class SystemService(typing.Protocol):
     It marks itself dirty when its state changes; the DMS calls `save_if_dirty` at the end of
     each tick (or autosave on the wall clock) and on close, never from two threads at once (it
     holds its flush lock), so an older snapshot never lands after a newer one. A save that raises
-    `StateFileError` must leave the service dirty, so the next batch tries again."""
+    `StateFileError` (a record that cannot be encoded) must leave the service dirty, so the next
+    batch tries again; its file is written by the writer thread, and a write that fails there is
+    logged and handed over again by the DMS with the next batch."""
 
     @property
     def dirty(self) -> bool: ...
@@ -72,7 +74,9 @@ class DataMinerSystem:
     Elements found in `state_dir` are loaded again (active ones start), so a process restart
     picks up where the last one saved. Changes are written in batches: after every tick of a
     virtual clock (every `autosave_seconds` on the wall clock), when an element stops or pauses,
-    and on `close()`.
+    and on `close()`. A tick's batch is written by a writer thread while the clock goes on (see
+    `dmemu.protocol.storage`): a kill loses at most the batches not written yet; `flush()`,
+    `close()`, a stop and `Element.save()` return once what they save is on disk.
 
     `licences` are the DataMiner licences the system holds (`LICENCES`, all by default); a
     connector that needs one it lacks (the service problem connectors need Ticketing) says so
@@ -288,9 +292,9 @@ class DataMinerSystem:
                     errors.append(error)
                     element.log(str(error), LogType.ERROR)
         wait_for_writes()
-        with self._flush_lock:
-            failed, self._write_errors = self._write_errors, {}
-        return [*errors, *(error for error in failed.values() if error not in errors)]
+        # Popped one by one: the writer thread may add one meanwhile (of a later batch's write).
+        failed = [self._write_errors.pop(path) for path in list(self._write_errors)]
+        return [*errors, *(error for error in failed if error not in errors)]
 
     def _flush_locked(self) -> list[StateFileError]:
         """One batch: snapshots taken and encoded here, written by the writer thread (the

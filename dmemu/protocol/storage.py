@@ -93,6 +93,8 @@ class AtomicJSONStorage(Storage):
 
     def __init__(self, path: str | os.PathLike[str]) -> None:
         self.path = Path(path)
+        self.key = self.path.absolute()
+        """The file whatever path it was named by: what the writer thread knows it by."""
 
     @property
     def temporary_path(self) -> Path:
@@ -148,14 +150,6 @@ class AtomicJSONStorage(Storage):
     def wait_written(self) -> None:
         """Return once every write of this file handed over so far is done (written or failed)."""
         _writer.wait_for_path(self.key)
-
-    @property
-    def key(self) -> Path:
-        """The file's absolute path: the same file whatever the path it was named by."""
-        key = self.__dict__.get("_key")
-        if key is None:
-            key = self.__dict__["_key"] = self.path.absolute()
-        return key
 
     def _write_atomically(self, payload: bytes) -> None:
         """Temporary file, fsync, rename; the directory is synced by the caller (the writer)."""
@@ -276,11 +270,14 @@ class HandedWrite:
     """A document handed to the writer thread: its bytes, its file, its place in line, and,
     once done, the `StateFileError` it failed with (None when it is on disk)."""
 
-    __slots__ = ("storage", "payload", "position", "segment", "handed_in", "on_failure", "report", "error")
+    __slots__ = ("storage", "payload", "number", "position", "segment", "handed_in", "on_failure", "report", "error")
 
-    def __init__(self, storage: AtomicJSONStorage, payload: bytes, position: int, segment: _Segment, batch: _Batch | None) -> None:
+    def __init__(
+        self, storage: AtomicJSONStorage, payload: bytes, number: int, position: int, segment: _Segment, batch: _Batch | None
+    ) -> None:
         self.storage = storage
         self.payload = payload
+        self.number = number  # counts the documents handed over for this file: the newest has the highest
         self.position = position
         self.segment = segment  # the batch it was queued with: directories synced once per segment
         self.handed_in = segment  # the batch of the document it holds now (see `StateFileWriter.hand_over`)
@@ -293,8 +290,10 @@ class HandedWrite:
         return self.storage.path
 
     def retry(self) -> None:
-        """Hand the same document over again (to the batch open on this thread, if any)."""
-        self.storage.write_encoded(self.payload.decode())
+        """Hand the same document over again (to the batch open on this thread, if any), unless
+        a newer one of its file was handed over since: that one is written instead."""
+        if _writer.newest_number(self.storage.key) == self.number:
+            self.storage.write_encoded(self.payload.decode())
 
 
 FailureHandler = Callable[[HandedWrite], None]
@@ -363,6 +362,7 @@ class StateFileWriter:
         self.last_position = 0  # the place in line given to the last write queued
         self._done_position = 0  # every write up to here is done
         self._latest: dict[Path, int] = {}  # per file, the place of its last write not done yet
+        self._numbers: dict[Path, int] = {}  # per file, the number of documents handed over
         self._unsynced: list[HandedWrite] = []  # written, their directory not synced yet
         self._waiters = 0
         self._thread: threading.Thread | None = None
@@ -372,9 +372,10 @@ class StateFileWriter:
         segment = batch.segment if batch is not None else _Segment(open=False)
         key = storage.key
         with self._condition:
+            number = self._numbers[key] = self._numbers.get(key, 0) + 1
             queued = self._replaceable.get(key)
             if queued is not None and queued.handed_in is not segment and self._tail_segment is not segment:
-                queued.payload, queued.handed_in = payload, segment
+                queued.payload, queued.number, queued.handed_in = payload, number, segment
                 queued.on_failure = batch.on_failure if batch else None
                 queued.report = batch.report if batch else None
                 return queued
@@ -382,7 +383,7 @@ class StateFileWriter:
                 self._replaceable.clear()  # the batch before is closed for replacing: see the class
                 self._tail_segment = segment
             self.last_position += 1
-            write = HandedWrite(storage, payload, self.last_position, segment, batch)
+            write = HandedWrite(storage, payload, number, self.last_position, segment, batch)
             self._queue.append(write)
             self._latest[key] = write.position
             if storage.sync_at_once:
@@ -402,10 +403,13 @@ class StateFileWriter:
             segment.open = False
             self._condition.notify_all()
 
+    def newest_number(self, key: Path) -> int:
+        return self._numbers.get(key, 0)
+
     def wait_for(self, position: int) -> None:
         with self._condition:
-            if self._done_position >= position:
-                return
+            if self._done_position >= position or threading.current_thread() is self._thread:
+                return  # (the writer itself, e.g. a failure handler reading a file, cannot wait for itself)
             self._waiters += 1  # the writer syncs what it has written now rather than wait for more
             self._condition.notify_all()
             try:
