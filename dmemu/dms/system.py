@@ -314,8 +314,8 @@ class DataMinerSystem:
             self._failed_writes.setdefault(write.path, write)  # the oldest kept: a newer one may follow it
 
     def _write_reported(self, write: HandedWrite) -> None:
-        assert write.error is not None  # only failed writes are reported
-        self._write_errors[write.path] = write.error  # for the next flush(); the latest failure per file
+        if write.error is not None:  # (only failed writes are reported)
+            self._write_errors[write.path] = write.error  # for the next flush(); the latest failure per file
 
     def _flush_files(self, errors: list[StateFileError]) -> None:
         try:
