@@ -28,11 +28,12 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
+import attrs
 import pytest
 from tinydb import Query, TinyDB
 
 import dmemu.protocol.storage as storage
-from dmemu.dms import DataMinerSystem
+from dmemu.dms import AlarmTemplate, DataMinerSystem, Severity, Thresholds
 from dmemu.protocol import (
     Button,
     Column,
@@ -344,7 +345,7 @@ import sys
 
 from dmemu.protocol import Connection, RetryPolicy, VirtualClock
 
-from dmemu.dms import DataMinerSystem
+from dmemu.dms import AlarmTemplate, DataMinerSystem, Severity, Thresholds
 from {module} import Remote
 
 dms = DataMinerSystem(sys.argv[1], VirtualClock(), agent_ids=(1, 7))
@@ -379,7 +380,7 @@ import sys
 
 from dmemu.protocol import VirtualClock
 
-from dmemu.dms import DataMinerSystem
+from dmemu.dms import AlarmTemplate, DataMinerSystem, Severity, Thresholds
 from {module} import Bulk
 
 state_dir, mode, n = sys.argv[1], sys.argv[2], int(sys.argv[3])
@@ -640,8 +641,8 @@ def test_process_killed_after_completed_saves_never_leaves_a_broken_file(
 
 
 # Both tests below abandon a DMS without closing it: for the files this is the same as a kill,
-# since every write is synchronous. The element list must be on disk before an element file it
-# names, and a stop must be on disk when stop() returns.
+# since an explicit save and a stop wait for the writer thread. The element list must be on disk
+# before an element file it names, and a stop must be on disk when stop() returns.
 def test_an_element_saved_before_any_tick_is_there_after_a_kill(dmemu_state_dir: Path) -> None:
     first = DataMinerSystem(dmemu_state_dir, VirtualClock())
     element = first.create_element(Keeper, "Keeper")
@@ -737,12 +738,14 @@ def test_a_batch_syncs_each_directory_once_not_once_per_file(
 ) -> None:
     tickers = [dms.create_element(Ticker, f"Ticker {n}") for n in range(1, 5)]
     dmemu_clock.advance(1)
+    dms.flush()  # the creations' batch is written by the writer thread: not counted below
     synced: list[Path] = []
     original = storage._fsync_directory
     monkeypatch.setattr(storage, "_fsync_directory", lambda directory: (synced.append(directory), original(directory)))
     writes.clear()
 
     dmemu_clock.advance(1)  # one tick: every ticker changed
+    assert dms.flush() == []  # the tick's batch is written by the writer thread: wait for it
     assert sorted(writes) == sorted(element_path(dmemu_state_dir, ticker) for ticker in tickers)
     assert synced == [dmemu_state_dir / "elements"]  # the four renames made durable together
     assert saved_on_disk(dmemu_state_dir, tickers[0]).parameters == {30: 3}
@@ -903,6 +906,7 @@ def test_a_failed_write_keeps_the_previous_snapshot_and_is_retried(
     path = element_path(dmemu_state_dir, element)
     element.set(SETPOINT, 1)
     dmemu_clock.advance(5)
+    dms.flush()  # the tick's batch is written by the writer thread: wait for it
     previous = path.read_bytes()
     element.set(SETPOINT, 2)
 
@@ -921,8 +925,10 @@ def test_a_failed_write_keeps_the_previous_snapshot_and_is_retried(
     assert path.read_bytes() == previous
     assert not path.with_name(f".{path.name}.tmp").exists()  # the half-written temporary file is removed
 
-    dmemu_clock.advance(5)  # the tick's batch fails the same way: logged on the element, file kept
+    dmemu_clock.advance(5)  # the tick's batch fails the same way on the writer thread...
+    reported = dms.flush()  # ...and the next flush, which waits for the writer, reports it
     monkeypatch.undo()
+    assert reported and all(str(path) in str(error) for error in reported)
     assert any(str(path) in message for message in error_messages(element))
     assert path.read_bytes() == previous
     assert ElementStore(path).load().parameters[SETPOINT] == 1
@@ -1265,3 +1271,290 @@ def test_a_saved_time_that_is_no_time_names_the_file(dmemu_state_dir: Path) -> N
     registry.write_text(json.dumps(document))
     with pytest.raises(StateFileError, match=f"state file {registry}: the time it was saved at is 'yesterday'"):
         DataMinerSystem(dmemu_state_dir, VirtualClock())
+
+
+# -- the writer thread -----------------------------------------------------------------------
+# A tick's batch hands encoded snapshots to one writer thread and goes on; whatever must be
+# durable waits for it. The writer is held inside a write here by patching the os functions it
+# calls (`held_writer`), so what is queued behind it is seen before anything more is written.
+
+BATCHES_CHILD = '''
+"""Hand batches to the writer while it is held inside a write, then wait for the parent's kill.
+
+argv: state_dir, hold ("write": half the temporary file written; "replace": synced, not renamed).
+"""
+import os
+import sys
+import threading
+
+from dmemu.protocol import VirtualClock
+
+from dmemu.dms import AlarmTemplate, DataMinerSystem, Severity, Thresholds
+from {module} import Bulk
+
+state_dir, hold = sys.argv[1], sys.argv[2]
+real_write, real_replace = os.write, os.replace
+armed = False
+
+
+def say(line):
+    sys.stdout.write(line + "\\n")  # one write per line: two threads print
+    sys.stdout.flush()
+
+
+def held(where):
+    say(f"in-write {{where}} {{threading.current_thread().name}}")
+    sys.stdin.readline()  # the parent kills this process while it waits here
+    os._exit(3)
+
+
+def write(fd, data):
+    if armed and hold == "write":
+        real_write(fd, bytes(data[: len(data) // 2]))
+        held(hold)
+    return real_write(fd, data)
+
+
+def replace(source, target):
+    if armed and hold == "replace" and os.path.basename(target) == "1-1.json":
+        held(hold)
+    return real_replace(source, target)
+
+
+os.write, os.replace = write, replace
+
+clock = VirtualClock()
+dms = DataMinerSystem(state_dir, clock)
+element = dms.create_element(Bulk, "Bulk")
+element.set("Fill Rows", 1)
+element.set("Generation", 1)
+dms.flush()  # generation 1 is on disk
+say("ready")
+armed = True
+for generation in (2, 3, 4):
+    element.set("Generation", generation)
+    element.set_cell("Rows", "49999", "Counter", generation)
+    clock.advance(1)  # the tick's batch is handed over: generation 2 is held, 3 and 4 queue behind it
+    say(f"handed {{generation}}")
+sys.stdin.readline()
+os._exit(4)
+'''
+
+
+@pytest.mark.parametrize("hold_in", ["write", "replace"])
+def test_a_kill_while_batches_wait_for_the_writer_leaves_the_last_written_snapshot(
+    tmp_path: Path, dmemu_state_dir: Path, child_module: tuple[str, dict[str, str]], hold_in: str
+) -> None:
+    module, env = child_module
+    script = tmp_path / "batches_child.py"
+    script.write_text(BATCHES_CHILD.format(module=module), encoding="utf-8")
+    child = subprocess.Popen(
+        [sys.executable, str(script), str(dmemu_state_dir), hold_in],
+        stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env, cwd=tmp_path, text=True,
+    )
+    watchdog = threading.Timer(CHILD_TIMEOUT, child.kill)
+    watchdog.start()
+    try:
+        assert child.stdout is not None
+        lines = [child.stdout.readline().split()]
+        assert lines[0] == ["ready"], lines
+        while len(lines) < 5:  # the writer's hold and the clock thread's three batches, in any order
+            lines.append(child.stdout.readline().split())
+        child.kill()
+        child.wait()
+    finally:
+        watchdog.cancel()
+        if child.poll() is None:
+            child.kill()
+            child.wait()
+        stderr = child.stderr.read() if child.stderr else ""
+        for pipe in (child.stdin, child.stdout, child.stderr):
+            if pipe is not None:
+                pipe.close()
+    # The clock thread went on handing batches over while the writer thread was held in a write.
+    assert sorted(lines[1:]) == [["handed", "2"], ["handed", "3"], ["handed", "4"], ["in-write", hold_in, "dmemu", "state", "file", "writer"]], stderr
+    path = dmemu_state_dir / "elements" / "1-1.json"
+    assert assert_complete_snapshot_of(path) == 1  # the batches not written are lost, nothing is broken
+    assert [r["name"] for r in RegistryStore(dmemu_state_dir / "dms.json").load()] == ["Bulk"]
+
+
+def assert_complete_snapshot_of(path: Path) -> int:
+    snapshot = ElementStore(path).load()
+    generation = snapshot.parameters[10]
+    rows = snapshot.tables[100]
+    assert len(rows) == BULK_ROWS
+    assert rows[-1] == ["49999", 0, "payload-49999"]
+    return generation
+
+
+@attrs.define
+class HeldWriter:
+    """The writer thread's first rename of a file named `name` sets `held` and waits for
+    `release`; `written` lists every file the writer renamed into place, with its bytes."""
+
+    name: str = "a.json"
+    held: threading.Event = attrs.Factory(threading.Event)
+    release: threading.Event = attrs.Factory(threading.Event)
+    written: list[tuple[str, bytes]] = attrs.Factory(list)
+
+
+@pytest.fixture
+def held_writer(monkeypatch: pytest.MonkeyPatch) -> Iterator[HeldWriter]:
+    writer = HeldWriter()
+    real_replace = os.replace
+
+    def replace(source: Any, target: Any) -> None:
+        if Path(target).name == writer.name and not writer.held.is_set():
+            writer.held.set()
+            writer.release.wait(CHILD_TIMEOUT)  # a watchdog only: the test releases it
+        writer.written.append((Path(target).name, Path(source).read_bytes()))
+        real_replace(source, target)
+
+    monkeypatch.setattr(os, "replace", replace)
+    yield writer
+    writer.release.set()
+    storage.wait_for_writes()
+
+
+def test_a_newer_document_replaces_a_queued_one_of_the_same_file(tmp_path: Path, held_writer: HeldWriter) -> None:
+    first, second = AtomicJSONStorage(tmp_path / "a.json"), AtomicJSONStorage(tmp_path / "b.json")
+    failures: list[storage.HandedWrite] = []
+    with storage.deferred_writes(failures.append):
+        first.write_encoded('{"n":0}')
+    assert held_writer.held.wait(CHILD_TIMEOUT)
+    for n in (1, 2, 3):  # three batches while the writer is busy: only the newest is written
+        with storage.deferred_writes(failures.append):
+            second.write_encoded(f'{{"n":{n}}}')
+    assert held_writer.written == []  # handed over, none written yet: the callers did not wait
+    held_writer.release.set()
+    storage.wait_for_writes()
+    assert held_writer.written == [("a.json", b'{"n":0}'), ("b.json", b'{"n":3}')]
+    assert failures == []
+    assert json.loads((tmp_path / "b.json").read_text()) == {"n": 3}
+
+
+def test_a_document_never_overtakes_a_registry_write_queued_before_it(tmp_path: Path, held_writer: HeldWriter) -> None:
+    element, registry = AtomicJSONStorage(tmp_path / "x.json"), AtomicJSONStorage(tmp_path / "dms.json")
+    registry.sync_at_once = True
+    failures: list[storage.HandedWrite] = []
+    with storage.deferred_writes(failures.append):
+        AtomicJSONStorage(tmp_path / "a.json").write_encoded("{}")
+    assert held_writer.held.wait(CHILD_TIMEOUT)
+    with storage.deferred_writes(failures.append):
+        element.write_encoded('{"n":1}')
+        registry.write_encoded('{"r":1}')
+    with storage.deferred_writes(failures.append):
+        element.write_encoded('{"n":2}')  # its older document is queued before the registry's: not replaced
+    held_writer.release.set()
+    storage.wait_for_writes()
+    assert held_writer.written == [("a.json", b"{}"), ("x.json", b'{"n":1}'), ("dms.json", b'{"r":1}'), ("x.json", b'{"n":2}')]
+    assert failures == []
+
+
+def test_the_registry_is_durable_before_the_file_of_an_element_created_after_it(
+    dms: DataMinerSystem, dmemu_state_dir: Path, dmemu_clock: VirtualClock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    dms.create_element(Keeper, "Keeper")
+    dms.flush()
+    events: list[tuple[str, str]] = []
+    real_replace, real_fsync_directory = os.replace, storage._fsync_directory
+    monkeypatch.setattr(os, "replace", lambda source, target: (events.append(("replace", Path(target).name)), real_replace(source, target))[1])
+    monkeypatch.setattr(storage, "_fsync_directory", lambda directory: (events.append(("sync", directory.name)), real_fsync_directory(directory))[1])
+    created = dms.create_element(Keeper, "Created")
+    dmemu_clock.advance(1)  # the batch: the registry naming it, then its first file
+    assert dms.flush() == []
+    created_file = element_path(dmemu_state_dir, created).name
+    assert events.index(("replace", "dms.json")) < events.index(("sync", dmemu_state_dir.name)) < events.index(("replace", created_file))
+
+
+def saved_setpoint_on_disk(path: Path) -> Any:
+    """What the file holds now, read without waiting for the writer (as another process would)."""
+    return json.loads(path.read_bytes())["parameters"]["1"]["values"][str(SETPOINT)]
+
+
+def test_a_batch_does_not_wait_for_the_disk_and_flush_waits_for_everything_handed_over(
+    dms: DataMinerSystem, dmemu_state_dir: Path, dmemu_clock: VirtualClock, held_writer: HeldWriter, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    keeper = dms.create_element(Keeper, "Keeper")
+    other = dms.create_element(Keeper, "Other")
+    dms.flush()
+    path, other_path = element_path(dmemu_state_dir, keeper), element_path(dmemu_state_dir, other)
+    held_writer.name = path.name
+    keeper.set(SETPOINT, 42)
+    other.set(SETPOINT, 43)
+    dmemu_clock.advance(1)  # the batch is handed over and the clock's thread goes on
+    assert held_writer.held.wait(CHILD_TIMEOUT)
+    assert saved_setpoint_on_disk(path) == 0  # held in its rename
+    real_wait_for = storage._writer.wait_for
+
+    def waiting(position: int) -> None:
+        held_writer.release.set()  # someone waits for the writer: let it go on
+        real_wait_for(position)
+
+    monkeypatch.setattr(storage._writer, "wait_for", waiting)
+    assert dms.flush() == []
+    assert (saved_setpoint_on_disk(path), saved_setpoint_on_disk(other_path)) == (42, 43)
+
+
+def test_a_failed_write_of_a_service_file_is_reported_by_the_next_flush_and_retried(
+    dms: DataMinerSystem, dmemu_state_dir: Path, dmemu_clock: VirtualClock, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    keeper = dms.create_element(Keeper, "Keeper")
+    dms.flush()
+    alarms = dmemu_state_dir / "alarms.json"
+    real_replace = os.replace
+
+    def failing(source: Any, target: Any) -> None:
+        if Path(target) == alarms:
+            raise OSError(errno.EIO, "Input/output error")
+        real_replace(source, target)
+
+    monkeypatch.setattr(os, "replace", failing)
+    dms.alarms.assign_template(keeper, AlarmTemplate("Keeper", {"Setpoint": Thresholds(high={Severity.MAJOR: 80})}))
+    dmemu_clock.advance(1)  # the batch's write of alarms.json fails on the writer thread
+    reported = dms.flush()
+    monkeypatch.undo()
+    assert reported and all(str(alarms) in str(error) and "Input/output error" in str(error) for error in reported)
+    assert any(str(alarms) in record.getMessage() for record in caplog.records if record.name == "dmemu.dms")
+    assert not alarms.exists() or "Keeper" not in alarms.read_text()
+
+    dmemu_clock.advance(1)  # the next batch writes it again
+    assert dms.flush() == []
+    assert "Keeper" in alarms.read_text()
+
+
+def test_a_failed_write_is_not_retried_over_a_newer_document_of_its_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    held, release = threading.Event(), threading.Event()
+    failing = {"b.json"}
+    real_replace = os.replace
+
+    def replace(source: Any, target: Any) -> None:
+        name = Path(target).name
+        if name == "a.json":
+            held.set()
+            release.wait(CHILD_TIMEOUT)  # a watchdog only: the test releases it
+        if name in failing:
+            failing.discard(name)
+            raise OSError(errno.EIO, "Input/output error")
+        real_replace(source, target)
+
+    monkeypatch.setattr(os, "replace", replace)
+    first, second, third = (AtomicJSONStorage(tmp_path / name) for name in ("a.json", "b.json", "c.json"))
+    failures: list[storage.HandedWrite] = []
+    try:
+        with storage.deferred_writes(failures.append):
+            first.write_encoded("{}")
+        assert held.wait(CHILD_TIMEOUT)
+        with storage.deferred_writes(failures.append):
+            second.write_encoded('{"n":1}')  # fails
+        with storage.deferred_writes(failures.append):
+            third.write_encoded("{}")
+            second.write_encoded('{"n":2}')  # queued behind a file of its own batch: not replacing n=1
+    finally:
+        release.set()
+        storage.wait_for_writes()
+    assert [(write.path.name, write.payload) for write in failures] == [("b.json", b'{"n":1}')]
+    assert "Input/output error" in str(failures[0].error)
+    failures[0].retry()  # as the DMS does with the next batch: the newer document stays
+    storage.wait_for_writes()
+    assert json.loads((tmp_path / "b.json").read_text()) == {"n": 2}

@@ -38,6 +38,7 @@ from dmemu.protocol import (
     VirtualClock,
 )
 from dmemu.protocol.element import MAX_CHAIN_DEPTH
+from dmemu.protocol.storage import RecordStore
 
 INCIDENT = TicketType(
     "Incident",
@@ -674,8 +675,8 @@ def test_tickets_are_saved_with_the_batch_not_at_each_change(dms, tickets, dmemu
     assert tickets.dirty and not path.exists()
     dmemu_clock.advance(1)  # the end of a tick writes the batch
     assert not tickets.dirty
-    saved = json.loads(path.read_text())["tickets"]
-    assert [record["record"] for record in saved.values()] == ["ticket type", "ticket type", "ticket"]
+    saved = RecordStore(path, "tickets").load()  # waits for the writer thread's write of the batch
+    assert [record["record"] for record in saved] == ["ticket type", "ticket type", "ticket"]
 
 
 def test_a_failed_save_is_retried_with_the_next_batch(dms, tickets, monkeypatch):

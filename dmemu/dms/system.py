@@ -25,10 +25,12 @@ from ..protocol.storage import (
     ELEMENTS_FOLDER,
     REGISTRY_FILE,
     ElementStore,
+    HandedWrite,
     RegistryStore,
-    batched_directory_syncs,
+    deferred_writes,
     element_files,
     element_path,
+    wait_for_writes,
 )
 from .alarms import AlarmManager
 from .automation import Automation
@@ -54,7 +56,9 @@ class SystemService(typing.Protocol):
     It marks itself dirty when its state changes; the DMS calls `save_if_dirty` at the end of
     each tick (or autosave on the wall clock) and on close, never from two threads at once (it
     holds its flush lock), so an older snapshot never lands after a newer one. A save that raises
-    `StateFileError` must leave the service dirty, so the next batch tries again."""
+    `StateFileError` (a record that cannot be encoded) must leave the service dirty, so the next
+    batch tries again; its file is written by the writer thread, and a write that fails there is
+    logged and handed over again by the DMS with the next batch."""
 
     @property
     def dirty(self) -> bool: ...
@@ -70,7 +74,9 @@ class DataMinerSystem:
     Elements found in `state_dir` are loaded again (active ones start), so a process restart
     picks up where the last one saved. Changes are written in batches: after every tick of a
     virtual clock (every `autosave_seconds` on the wall clock), when an element stops or pauses,
-    and on `close()`.
+    and on `close()`. A tick's batch is written by a writer thread while the clock goes on (see
+    `dmemu.protocol.storage`): a kill loses at most the batches not written yet; `flush()`,
+    `close()`, a stop and `Element.save()` return once what they save is on disk.
 
     `licences` are the DataMiner licences the system holds (`LICENCES`, all by default); a
     connector that needs one it lacks (the service problem connectors need Ticketing) says so
@@ -109,6 +115,8 @@ class DataMinerSystem:
         self._registry_dirty = False
         self._registry_lock = threading.Lock()
         self._flush_lock = threading.Lock()
+        self._failed_writes: dict[Path, HandedWrite] = {}  # a service's files, handed over again with the next batch
+        self._write_errors: dict[Path, StateFileError] = {}  # writes failed since the last flush(), by file
         try:
             (self.state_dir / ELEMENTS_FOLDER).mkdir(parents=True, exist_ok=True)
         except OSError as error:
@@ -270,9 +278,10 @@ class DataMinerSystem:
     # -- persistence ------------------------------------------------------------------------
 
     def flush(self) -> list[StateFileError]:
-        """Save the element list and every element whose saved values changed; answers the errors
-        (each also logged). An element running a QAction is saved once that QAction is done,
-        without holding up the others' saves."""
+        """Save the element list and every element whose saved values changed, and return once
+        everything handed to the writer thread is on disk; answers the errors (each also
+        logged), with those of the batches' writes that failed since the last flush. An element
+        running a QAction is saved once that QAction is done, without holding up the others'."""
         with self._flush_lock:
             errors = self._flush_locked()
         for element in list(self._elements.values()):
@@ -282,17 +291,31 @@ class DataMinerSystem:
                 except StateFileError as error:
                     errors.append(error)
                     element.log(str(error), LogType.ERROR)
-        return errors
+        wait_for_writes()
+        # Popped one by one: the writer thread may add one meanwhile (of a later batch's write).
+        failed = [self._write_errors.pop(path) for path in list(self._write_errors)]
+        return [*errors, *(error for error in failed if error not in errors)]
 
     def _flush_locked(self) -> list[StateFileError]:
+        """One batch: snapshots taken and encoded here, written by the writer thread (the
+        caller does not wait for the disk; see `dmemu.protocol.storage`)."""
         errors: list[StateFileError] = []
-        try:
-            with batched_directory_syncs():  # the batch's files, then each directory once
-                self._flush_files(errors)
-        except StateFileError as error:
-            errors.append(error)
-            _logger.error("%s", error)
+        with deferred_writes(self._write_failed, report=self._write_reported):
+            self._flush_files(errors)
         return errors
+
+    def _write_failed(self, write: HandedWrite) -> None:
+        """A batch's write of the registry or a service's file failed (on the writer thread):
+        logged, and written again with the next batch (element files: `Element._write_failed`)."""
+        _logger.error("%s", write.error)
+        if write.path == self._registry.path:
+            self._registry_dirty = True  # rewritten whole, as it is then
+        else:
+            self._failed_writes.setdefault(write.path, write)  # the oldest kept: a newer one may follow it
+
+    def _write_reported(self, write: HandedWrite) -> None:
+        if write.error is not None:  # (only failed writes are reported)
+            self._write_errors[write.path] = write.error  # for the next flush(); the latest failure per file
 
     def _flush_files(self, errors: list[StateFileError]) -> None:
         try:
@@ -311,6 +334,8 @@ class DataMinerSystem:
         for element in list(self._elements.values()):
             if element._dirty and not element._save_queued:
                 self._dirty_elements.add(element)  # failed saves are retried on the next batch
+        for path in list(self._failed_writes):  # before the services' newer writes of them
+            self._failed_writes.pop(path).retry()
         for service in self._services:
             try:
                 service.save_if_dirty()  # a failed save stays dirty and is retried with the next batch
@@ -320,7 +345,7 @@ class DataMinerSystem:
 
     def _flush_quietly(self) -> None:
         """The batch at the end of a tick; skipped while another flush is still writing."""
-        dirty = self._dirty_elements or self._registry_dirty or any(service.dirty for service in self._services)
+        dirty = self._dirty_elements or self._registry_dirty or self._failed_writes or any(service.dirty for service in self._services)
         if dirty and self._flush_lock.acquire(False):
             try:
                 self._flush_locked()

@@ -31,7 +31,7 @@ from .logs import LogEntry, LogLevel, LogType
 from .qaction import QActionProtocol
 from .queue import WorkQueue, _running_any_queue
 from .serial import SerialPort
-from .storage import ElementSnapshot, ElementStore
+from .storage import ElementSnapshot, ElementStore, HandedWrite, deferred_writes
 from .tables import TableData
 
 if TYPE_CHECKING:
@@ -472,13 +472,16 @@ class Element(ReadableElement):
     def save(self) -> None:
         """Write the `save` parameters and tables now if they changed (normally done per tick).
 
-        The snapshot is taken between QActions: once the running one is done, before the next."""
+        The snapshot is taken between QActions: once the running one is done, before the next.
+        Returns once the file is on disk, with what a batch handed over before it."""
+        self._store.wait_written()  # a batch's write that fails makes the element dirty again: retried here
         self._write(self._queue.run_exclusive(self._take_snapshot, or_first=False))
 
     def _save_soon(self) -> StateFileError | None:
-        """The DMS's batch save, which never waits for a busy element: written now when no
+        """The DMS's batch save, which never waits for a busy element: taken now when no
         QAction runs, else first in line after the running one, on the thread running them.
-        Answers the error of a save done now; a failed save is logged and stays dirty."""
+        The file is written by the writer thread (see `storage.deferred_writes`); answers the
+        error of a snapshot that could not be encoded. A failed save is logged and stays dirty."""
         if self._save_queued:
             return None  # an earlier batch's save still waits for its turn
         self._save_queued = True
@@ -490,33 +493,53 @@ class Element(ReadableElement):
         if snapshot is None:
             return None
         try:
-            self._write(snapshot)
+            self._write(snapshot, deferred=True)
         except StateFileError as error:
             self.log(str(error), LogType.ERROR)
             return error
         return None
 
-    def _write(self, snapshot: tuple[int, dict[int, Any], dict[int, list[Any]]] | None) -> None:
+    def _write(self, snapshot: tuple[int, dict[int, Any], dict[int, list[Any]]] | None, *, deferred: bool = False) -> None:
+        """Write a snapshot taken by `_take_snapshot`: on disk when this returns, or, `deferred`,
+        handed to the writer thread, whose failure `_write_failed` hears of."""
         with self._save_done:
             if snapshot is None:
-                # Nothing new here, but another thread may hold a snapshot it has not written
-                # yet: once it has, the disk is current.
+                # Nothing new here, but another thread may hold a snapshot it has not handed
+                # over yet: once it has, and the writer has written it, the disk is current.
                 self._save_done.wait_for(lambda: self._snapshots_unwritten == 0)
-                return
-            generation, parameters, tables = snapshot
-            # Not held while taking the snapshot, so a QAction calling save() cannot deadlock
-            # with a flush; the generation keeps an older snapshot from overwriting a newer one.
-            try:
-                if generation > self._saved_generation and not self._deleted:
-                    self.dms._write_registry_if_dirty()  # never an element file the registry does not name
+            else:
+                self._write_locked(snapshot, deferred)
+        if snapshot is None and not deferred:
+            self._store.wait_written()
+
+    def _write_locked(self, snapshot: tuple[int, dict[int, Any], dict[int, list[Any]]], deferred: bool) -> None:
+        generation, parameters, tables = snapshot
+        # Not held while taking the snapshot, so a QAction calling save() cannot deadlock
+        # with a flush; the generation keeps an older snapshot from overwriting a newer one
+        # (the writer writes in the order handed over).
+        try:
+            if generation > self._saved_generation and not self._deleted:
+                self.dms._write_registry_if_dirty()  # never an element file the registry does not name
+                if deferred:
+                    with deferred_writes(self._write_failed):
+                        self._store.save(parameters, tables, saved_at=self.dms.clock.now())
+                else:
                     self._store.save(parameters, tables, saved_at=self.dms.clock.now())
-                    self._saved_generation = generation
-            except Exception:
-                self._dirty = True  # try again next batch; the previous snapshot stays on disk
-                raise
-            finally:
-                self._snapshots_unwritten -= 1
-                self._save_done.notify_all()
+                self._saved_generation = generation
+        except Exception:
+            self._dirty = True  # try again next batch; the previous snapshot stays on disk
+            raise
+        finally:
+            self._snapshots_unwritten -= 1
+            self._save_done.notify_all()
+
+    def _write_failed(self, write: HandedWrite) -> None:
+        """A deferred write of the state file failed (on the writer thread): logged, and the
+        element is dirty again, so a later batch writes it; the previous snapshot stays on disk."""
+        self.log(str(write.error), LogType.ERROR)
+        if not self._deleted:
+            self._dirty = True
+            self.dms._element_dirty(self)
 
     def _delete_state(self) -> None:
         """Remove the state file for good; a save still under way elsewhere finishes first."""

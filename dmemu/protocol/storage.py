@@ -1,19 +1,31 @@
-"""Snapshots on disk: tinydb documents written atomically, in batches.
+"""Snapshots on disk: tinydb documents written atomically, in batches, by a writer thread.
 
 tinydb rewrites its whole file on every write and writes in place, so a crash mid-write
 breaks the file. Here live state stays in memory and a snapshot is written once per batch
 through `AtomicJSONStorage`: serialise, write a temporary file, fsync, `os.replace`, fsync the
 directory. A kill at any instant leaves either the previous snapshot or the new one.
+
+The snapshot is taken and encoded by the caller; only the bytes go to one writer thread per
+process (`StateFileWriter`), which writes them in the order they were handed over. Inside a
+`deferred_writes` block (the DMS's batch at the end of a tick) a write is handed over and the
+caller goes on at once; anywhere else a write returns once it is on disk, and reads wait for
+the writes of their file. The lag is bounded by what was handed over: a kill loses at most the
+batches not written yet (each file then holds its previous snapshot, never half of one); every
+write someone needs durable (an explicit save, a stop, `flush`, `close`, a deletion, a read)
+waits for everything handed over before it.
 """
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import json
+import logging
 import math
 import os
 import re
 import threading
+from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from itertools import chain
 from operator import is_
@@ -25,6 +37,8 @@ from tinydb import TinyDB
 from tinydb.storages import Storage
 
 from .errors import StateFileError
+
+_logger = logging.getLogger("dmemu.storage")
 
 _JSON_SCALARS = frozenset({str, int, float, bool, type(None)})
 
@@ -73,17 +87,21 @@ class AtomicJSONStorage(Storage):
     """A tinydb storage that never leaves a half-written file and never reads one silently."""
 
     sync_at_once = False
-    """True: the rename is made durable before `write` returns, even inside
-    `batched_directory_syncs` (the registry: no element file may outlive its record)."""
+    """True: the rename is made durable before anything handed over after it is written, and
+    the writer never moves a later write before it (the registry: no element file may outlive
+    its record); see `StateFileWriter`."""
 
     def __init__(self, path: str | os.PathLike[str]) -> None:
         self.path = Path(path)
+        self.key = self.path.absolute()
+        """The file whatever path it was named by: what the writer thread knows it by."""
 
     @property
     def temporary_path(self) -> Path:
         return self.path.with_name(f".{self.path.name}.tmp")
 
     def read(self) -> dict[str, dict[str, Any]] | None:
+        self.wait_written()  # what was handed over for this file is what a reader must see
         try:
             data = self.path.read_bytes()
         except FileNotFoundError:
@@ -118,11 +136,23 @@ class AtomicJSONStorage(Storage):
             raise StateFileError(f"cannot save state file {self.path}: {error}; the previous snapshot is kept") from error
 
     def write_encoded(self, document: str) -> None:
-        """Write a document already encoded (by `encode`, or pieces of it joined)."""
-        with _write_lock(self.path):  # one temporary file per path: one writer at a time
-            self._write_atomically(document.encode())
+        """Write a document already encoded (by `encode`, or pieces of it joined): handed to the
+        writer thread inside a `deferred_writes` block, else on disk when this returns."""
+        batch: _Batch | None = getattr(_batch_of_thread, "batch", None)
+        if batch is not None:
+            _writer.hand_over(self, document.encode(), batch)
+            return
+        write = _writer.hand_over(self, document.encode(), None)
+        _writer.wait_for(write.position)
+        if write.error is not None:
+            raise write.error
+
+    def wait_written(self) -> None:
+        """Return once every write of this file handed over so far is done (written or failed)."""
+        _writer.wait_for_path(self.key)
 
     def _write_atomically(self, payload: bytes) -> None:
+        """Temporary file, fsync, rename; the directory is synced by the caller (the writer)."""
         temporary = self.temporary_path
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
@@ -136,11 +166,6 @@ class AtomicJSONStorage(Storage):
             finally:
                 os.close(descriptor)
             os.replace(temporary, self.path)
-            batch = None if self.sync_at_once else getattr(_directory_batch, "directories", None)
-            if batch is None:
-                _fsync_directory(self.path.parent)
-            else:
-                batch.add(self.path.parent)  # once for the whole batch: see `batched_directory_syncs`
         except OSError as error:
             with contextlib.suppress(OSError):
                 temporary.unlink(missing_ok=True)  # best effort: the next write truncates it anyway
@@ -233,15 +258,6 @@ def _mostly_new(rows: list[Any], last: list[Any]) -> bool:
     return sum(map(known.__contains__, map(id, rows))) * 2 < len(rows)
 
 
-_write_locks: dict[Path, threading.Lock] = {}
-_write_locks_guard = threading.Lock()
-
-
-def _write_lock(path: Path) -> threading.Lock:
-    with _write_locks_guard:
-        return _write_locks.setdefault(path.absolute(), threading.Lock())
-
-
 def _is_document_id(doc_id: str) -> bool:
     try:
         int(doc_id)
@@ -250,33 +266,239 @@ def _is_document_id(doc_id: str) -> bool:
     return True
 
 
-_directory_batch = threading.local()
+class HandedWrite:
+    """A document handed to the writer thread: its bytes, its file, its place in line, and,
+    once done, the `StateFileError` it failed with (None when it is on disk)."""
+
+    __slots__ = ("storage", "payload", "number", "position", "segment", "handed_in", "on_failure", "report", "error")
+
+    def __init__(
+        self, storage: AtomicJSONStorage, payload: bytes, number: int, position: int, segment: _Segment, batch: _Batch | None
+    ) -> None:
+        self.storage = storage
+        self.payload = payload
+        self.number = number  # counts the documents handed over for this file: the newest has the highest
+        self.position = position
+        self.segment = segment  # the batch it was queued with: directories synced once per segment
+        self.handed_in = segment  # the batch of the document it holds now (see `StateFileWriter.hand_over`)
+        self.on_failure = batch.on_failure if batch else None
+        self.report = batch.report if batch else None
+        self.error: StateFileError | None = None
+
+    @property
+    def path(self) -> Path:
+        return self.storage.path
+
+    def retry(self) -> None:
+        """Hand the same document over again (to the batch open on this thread, if any), unless
+        a newer one of its file was handed over since: that one is written instead."""
+        if _writer.newest_number(self.storage.key) == self.number:
+            self.storage.write_encoded(self.payload.decode())
+
+
+FailureHandler = Callable[[HandedWrite], None]
+"""Told on the writer thread about a deferred write that failed (its `error` is set)."""
+
+
+class _Segment:
+    """Writes queued together (one batch): their directories are synced once, after the last of
+    them, when no more can join (the batch is over) or someone waits for them."""
+
+    __slots__ = ("open",)
+
+    def __init__(self, open: bool) -> None:
+        self.open = open
+
+
+@attrs.define
+class _Batch:
+    segment: _Segment
+    on_failure: FailureHandler | None
+    report: FailureHandler | None
+
+
+_batch_of_thread = threading.local()
 
 
 @contextlib.contextmanager
-def batched_directory_syncs() -> Iterator[None]:
-    """Files written atomically on this thread inside the block have their directory fsynced
-    once, when the block ends, not once per file: a batch of saves writes many files into a few
-    directories. Each file is still complete on disk before its rename, so a crash leaves the
-    old snapshot or the new one; the renames are durable once the block is done. A directory
-    that cannot be synced raises `StateFileError` then. Nested blocks are one batch."""
-    if getattr(_directory_batch, "directories", None) is not None:
-        yield
-        return
-    directories: set[Path] = set()
-    _directory_batch.directories = directories
+def deferred_writes(on_failure: FailureHandler, *, report: FailureHandler | None = None) -> Iterator[None]:
+    """Writes made on this thread inside the block are handed to the writer thread and written
+    after the block, or while it runs, in order; the caller does not wait for the disk. A write
+    that fails is told to `on_failure` (who must make sure a later batch writes that file again)
+    and to `report`, on the writer thread. A block inside another one joins its batch: its own
+    `on_failure` (and `report`, when given) apply to the writes made inside it."""
+    outer: _Batch | None = getattr(_batch_of_thread, "batch", None)
+    segment = outer.segment if outer is not None else _Segment(open=True)
+    _batch_of_thread.batch = _Batch(segment, on_failure, report if report is not None or outer is None else outer.report)
     try:
         yield
     finally:
-        _directory_batch.directories = None
-        failed = []
-        for directory in sorted(directories):
+        _batch_of_thread.batch = outer
+        if outer is None:
+            _writer.close(segment)
+
+
+def wait_for_writes() -> None:
+    """Return once everything handed to the writer so far is done (on disk, or failed)."""
+    _writer.wait_for(_writer.last_position)
+
+
+class StateFileWriter:
+    """The thread writing state files handed over, one at a time, in the order handed over.
+
+    While it is busy, a newer document for a file replaces a queued one not started yet, where
+    that reorders nothing: the queued one was handed over in an earlier batch, nothing after it
+    in the queue comes from another batch, and the newer document's batch has queued nothing
+    behind it (so it overtakes no file of its own batch that may come first for a reason). A
+    write of a `sync_at_once` file (the registry) is never replaced nor overtaken, is durable
+    before anything queued after it is written, and when it fails everything queued after it
+    fails with it (an element file must never exist that the registry does not name)."""
+
+    def __init__(self) -> None:
+        self._condition = threading.Condition()
+        self._queue: deque[HandedWrite] = deque()
+        self._replaceable: dict[Path, HandedWrite] = {}  # queued writes a newer document may replace
+        self._tail_segment: _Segment | None = None  # the segment of the last write queued
+        self.last_position = 0  # the place in line given to the last write queued
+        self._done_position = 0  # every write up to here is done
+        self._latest: dict[Path, int] = {}  # per file, the place of its last write not done yet
+        self._numbers: dict[Path, int] = {}  # per file, the number of documents handed over
+        self._unsynced: list[HandedWrite] = []  # written, their directory not synced yet
+        self._waiters = 0
+        self._thread: threading.Thread | None = None
+
+    def hand_over(self, storage: AtomicJSONStorage, payload: bytes, batch: _Batch | None) -> HandedWrite:
+        """Queue a document for its file; `batch` None: a batch of its own, which nobody extends."""
+        segment = batch.segment if batch is not None else _Segment(open=False)
+        key = storage.key
+        with self._condition:
+            number = self._numbers[key] = self._numbers.get(key, 0) + 1
+            queued = self._replaceable.get(key)
+            if queued is not None and queued.handed_in is not segment and self._tail_segment is not segment:
+                queued.payload, queued.number, queued.handed_in = payload, number, segment
+                queued.on_failure = batch.on_failure if batch else None
+                queued.report = batch.report if batch else None
+                return queued
+            if self._tail_segment is not segment:
+                self._replaceable.clear()  # the batch before is closed for replacing: see the class
+                self._tail_segment = segment
+            self.last_position += 1
+            write = HandedWrite(storage, payload, number, self.last_position, segment, batch)
+            self._queue.append(write)
+            self._latest[key] = write.position
+            if storage.sync_at_once:
+                self._replaceable.clear()  # nothing handed over later goes before it
+            else:
+                self._replaceable[key] = write
+            if self._thread is None:
+                self._thread = threading.Thread(target=self._run, name="dmemu state file writer", daemon=True)
+                self._thread.start()
+                atexit.register(wait_for_writes)  # a daemon thread: an ordinary exit waits for it
+            self._condition.notify_all()
+            return write
+
+    def close(self, segment: _Segment) -> None:
+        """No more writes join `segment`: its directories can be synced once it is written."""
+        with self._condition:
+            segment.open = False
+            self._condition.notify_all()
+
+    def newest_number(self, key: Path) -> int:
+        return self._numbers.get(key, 0)
+
+    def wait_for(self, position: int) -> None:
+        with self._condition:
+            if self._done_position >= position or threading.current_thread() is self._thread:
+                return  # (the writer itself, e.g. a failure handler reading a file, cannot wait for itself)
+            self._waiters += 1  # the writer syncs what it has written now rather than wait for more
+            self._condition.notify_all()
+            try:
+                self._condition.wait_for(lambda: self._done_position >= position)
+            finally:
+                self._waiters -= 1
+
+    def wait_for_path(self, key: Path) -> None:
+        position = self._latest.get(key)
+        if position is not None:
+            self.wait_for(position)
+
+    def _run(self) -> None:
+        while True:
+            with self._condition:
+                self._condition.wait_for(self._has_work)
+                if self._must_sync():
+                    write = None
+                else:
+                    write = self._queue.popleft()
+                    if self._replaceable.get(write.storage.key) is write:
+                        del self._replaceable[write.storage.key]
+            if write is None:
+                self._sync()
+            else:
+                self._write(write)
+
+    def _has_work(self) -> bool:
+        return bool(self._queue) or self._must_sync()
+
+    def _must_sync(self) -> bool:
+        """Whether the writes waiting for their directory sync are synced before anything else."""
+        if not self._unsynced:
+            return False
+        if self._queue:
+            return self._queue[0].segment is not self._unsynced[-1].segment  # one segment at a time
+        return not self._unsynced[-1].segment.open or self._waiters > 0
+
+    def _write(self, write: HandedWrite) -> None:
+        try:
+            write.storage._write_atomically(write.payload)
+            if write.storage.sync_at_once:
+                _fsync_directory(write.path.parent)  # durable before anything queued after it
+        except Exception as error:  # the writer never dies: whatever failed is the write's error
+            write.error = error if isinstance(error, StateFileError) else StateFileError(f"cannot save state file {write.path}: {error!r}")
+            if write.storage.sync_at_once:
+                with self._condition:  # everything after it fails with it, written or not
+                    behind = list(self._queue)
+                    self._queue.clear()
+                    self._replaceable.clear()
+                for later in behind:
+                    later.error = write.error
+                self._unsynced.append(write)
+                self._unsynced.extend(behind)
+                self._sync()
+                return
+        self._unsynced.append(write)
+
+    def _sync(self) -> None:
+        """Sync the directories of the writes done, once each, and tell who waits for them."""
+        done, self._unsynced = self._unsynced, []
+        failed: dict[Path, str] = {}
+        for directory in sorted({write.path.parent for write in done if write.error is None and not write.storage.sync_at_once}):
             try:
                 _fsync_directory(directory)
             except OSError as error:
-                failed.append(f"{directory}: {error.strerror or error}")
-        if failed:
-            raise StateFileError(f"cannot make the saved files durable, syncing directory {'; '.join(failed)}")
+                failed[directory] = f"{directory}: {error.strerror or error}"
+        for write in done:
+            if write.error is None and write.path.parent in failed:
+                write.error = StateFileError(
+                    f"cannot make the saved file {write.path} durable, syncing directory {failed[write.path.parent]}"
+                )
+        for write in done:  # before the waiters wake: whoever waited for a write sees its failure told
+            if write.error is not None:
+                for handler in (write.on_failure, write.report):
+                    if handler is not None:
+                        try:
+                            handler(write)
+                        except Exception:  # a handler's bug must not stop the writer
+                            _logger.exception("telling of the failed write of %s failed", write.path)
+        with self._condition:
+            self._done_position = done[-1].position
+            for write in done:
+                if self._latest.get(write.storage.key) == write.position:
+                    del self._latest[write.storage.key]
+            self._condition.notify_all()
+
+
+_writer = StateFileWriter()
 
 
 def _fsync_directory(directory: Path) -> None:
@@ -313,6 +535,7 @@ class ElementStore:
         self._rows: dict[int, EncodedRows] = {}  # per table: saved every batch, often unchanged
 
     def load(self) -> ElementSnapshot:
+        self._storage.wait_written()
         if not self.path.exists():
             return ElementSnapshot(missing="the file does not exist")
         with open_database(self.path) as database:
@@ -356,7 +579,12 @@ class ElementStore:
         tail = f',"{SAVED_AT_TABLE}":{storage.encode(saved[SAVED_AT_TABLE])}' if saved else ""
         storage.write_encoded(f'{{"parameters":{{"1":{{"values":{values}}}}},"tables":{{{",".join(encoded_tables)}}}{tail}}}')
 
+    def wait_written(self) -> None:
+        """Return once the writes of this file handed over so far are done (see `StateFileWriter`)."""
+        self._storage.wait_written()
+
     def delete(self) -> None:
+        self._storage.wait_written()  # a write still queued would bring the file back
         for path in (self.path, self._storage.temporary_path):
             path.unlink(missing_ok=True)
 
@@ -403,6 +631,7 @@ class RecordStore:
 
     def load(self) -> list[dict[str, Any]]:
         """The saved records, in saved order; none when the file does not exist yet."""
+        self._storage.wait_written()
         if not self.path.exists():
             return []
         with open_database(self.path) as database:
@@ -430,6 +659,7 @@ class RegistryStore:
         self._storage.sync_at_once = True  # durable before any element file it names is written
 
     def load(self) -> list[dict[str, Any]]:
+        self._storage.wait_written()
         if not self.path.exists():
             return []
         with open_database(self.path) as database:
@@ -454,6 +684,7 @@ class RegistryStore:
 
     def saved_at(self) -> float | None:
         """The clock's time at the last write (None when not kept: a file from before it was)."""
+        self._storage.wait_written()
         if not self.path.exists():
             return None
         with open_database(self.path) as database:
