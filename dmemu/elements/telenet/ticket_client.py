@@ -155,6 +155,14 @@ def _short(guid: str) -> str:
     return guid[:8]
 
 
+def _update(protocol: QActionProtocol, values: dict[int | str, Any]) -> None:
+    """Set the values that differ from what the parameters hold: an unchanged Busy Status or
+    Lock Status set again would only run its QAction for nothing."""
+    changed = {name: value for name, value in values.items() if protocol.get_parameter(name) != value}
+    if changed:
+        protocol.set_parameters(changed)
+
+
 # --------------------------------------------------------------------------------------------
 # Start-up, the Service Info Table and Service Selection
 
@@ -224,8 +232,7 @@ def _holder(protocol: QActionProtocol) -> str:
 def _unlock(protocol: QActionProtocol, why: str) -> None:
     """Free the client; a Gateway request still pending is abandoned and its flow told `why`."""
     _abandon_pending(protocol, why)
-    protocol.set_parameters({"Lock Status": UNLOCKED, "LockGuidId": "", "Lock Time": None, "Lock Renewed": None})
-    protocol.set_parameter("Processing IAS Request Busy Status", NOT_BUSY)
+    _update(protocol, {"Lock Status": UNLOCKED, "LockGuidId": "", "Lock Time": None, "Lock Renewed": None, "Processing IAS Request Busy Status": NOT_BUSY})
 
 
 def _reply_lock(protocol: QActionProtocol, request: dict[str, Any], granted: bool, reason: str = "") -> None:
@@ -250,9 +257,11 @@ def lock_request(protocol: QActionProtocol) -> None:
                 protocol.log(f"the lock of flow {holder} expired ({idle:g} s without a command) and was taken by flow {guid}", LogType.ERROR)
             _abandon_pending(protocol, f"the lock of flow {holder} expired" if holder else f"flow {guid} took the client")
             protocol.clear_table(SEARCHED_TICKETS_TABLE)
-            protocol.set_parameters({"Lock Status": LOCKED, "LockGuidId": guid, "Lock Time": now})
-            protocol.set_parameters({"Processing IAS Request Busy Status": NOT_BUSY, "Client Processing Data": f"Locked by flow {_short(guid)}"})
-        protocol.set_parameter("Lock Renewed", now)
+            _update(protocol, {
+                "Lock Status": LOCKED, "LockGuidId": guid, "Lock Time": now,
+                "Processing IAS Request Busy Status": NOT_BUSY, "Client Processing Data": f"Locked by flow {_short(guid)}",
+            })  # fmt: skip
+        _update(protocol, {"Lock Renewed": now})
         _reply_lock(protocol, request, True)
     elif action == "release":
         if holder != guid:
@@ -325,7 +334,7 @@ def client_command(protocol: QActionProtocol) -> None:
     if protocol.get_parameter("Processing IAS Request Busy Status") == BUSY:
         _reply_command(protocol, command_id, guid, error=f"the client is busy: {protocol.get_parameter('Client Processing Data')}")
         return
-    protocol.set_parameter("Lock Renewed", protocol.now())
+    _update(protocol, {"Lock Renewed": protocol.now()})
     kind = command.get("command")
     if kind == "search":
         _search(protocol, command)
@@ -358,7 +367,7 @@ def _search(protocol: QActionProtocol, command: dict[str, Any]) -> None:
     service = selected_service(protocol)
     what = f"{ticket_type} tickets of {network_element!r}" + (f" for alarm {alarm_id}" if alarm_id not in (None, "") else "")
     search = _Search(command["guid"], command["id"], ticket_type, network_element, alarm_id, service.name if service else "", what, protocol.now(), _wall_clock())
-    protocol.set_parameters({"Processing IAS Request Busy Status": BUSY, "Client Processing Data": f"Searching {what}"})
+    _update(protocol, {"Processing IAS Request Busy Status": BUSY, "Client Processing Data": f"Searching {what}"})
     try:
         if service is None:
             raise ServiceSelectionError("no ticketing service is selected (Service Selection)")
@@ -405,7 +414,7 @@ def _search_done(protocol: QActionProtocol, search: _Search, tickets: list[Any],
         return
     if tickets:
         protocol.fill_array_no_delete(SEARCHED_TICKETS_TABLE, [_ticket_row(ticket) for ticket in tickets])
-    protocol.set_parameters({"Processing IAS Request Busy Status": NOT_BUSY, "Client Processing Data": f"Search of {search.what}: {response}"})
+    _update(protocol, {"Processing IAS Request Busy Status": NOT_BUSY, "Client Processing Data": f"Search of {search.what}: {response}"})
     if error is not None:
         protocol.log(f"search {search.command_id} of {search.what} failed: {error}", LogType.ERROR)
     _reply_command(protocol, search.command_id, search.guid, error=error, retryable=retryable, tickets=[ticket.as_dict() for ticket in tickets])
@@ -488,7 +497,7 @@ def gateway_reply(protocol: QActionProtocol) -> None:
         return
     guid, command_id, what = pending["guid"], pending["id"], f"{pending['operation']} {pending['ticket_type']} ticket"
     if _holder(protocol) == guid:
-        protocol.set_parameter("Lock Renewed", protocol.now())  # a flow waiting for the Gateway is alive
+        _update(protocol, {"Lock Renewed": protocol.now()})  # a flow waiting for the Gateway is alive
     body = reply.body if isinstance(reply.body, dict) else {}
     if not reply.ok:
         outcome = f"{what} failed: {cell_text(reply.error or '')}"
@@ -501,7 +510,7 @@ def gateway_reply(protocol: QActionProtocol) -> None:
     else:
         outcome = f"{what} {body.get('status', 'done')}: {body.get('ticket_id') or ''}".rstrip(": ")
         _reply_command(protocol, command_id, guid, stage="result", status=body.get("status"), ticket_id=body.get("ticket_id"), tickets=body.get("tickets"))
-    protocol.set_parameters({"Pending Gateway Request": "", "Processing IAS Request Busy Status": NOT_BUSY, "Client Processing Data": outcome})
+    _update(protocol, {"Pending Gateway Request": "", "Processing IAS Request Busy Status": NOT_BUSY, "Client Processing Data": outcome})
 
 
 def busy_status_set(protocol: QActionProtocol) -> None:
