@@ -364,7 +364,9 @@ class VirtualClock(Clock):
     def __init__(self, start: dt.datetime | float | None = None) -> None:
         super().__init__()
         self._selector: selectors.BaseSelector | None = None  # sockets of exchanges in flight
-        self._settling = False
+        self._io_lock = threading.Lock()  # held while the selector changes, never while waiting
+        self._settle_lock = threading.Lock()  # one thread at a time waits for answers
+        self._settler: int | None = None  # that thread
         self.start_given = start is not None
         """False when the clock starts at `DEFAULT_VIRTUAL_START` because nobody chose a start:
         a DMS reopening a state directory saved later then moves it there (`skip_to`)."""
@@ -387,16 +389,19 @@ class VirtualClock(Clock):
         """No wall time passes: virtual time only moves between ticks, never inside a QAction."""
 
     # An exchange started on a virtual clock ends at the instant it started: its socket is
-    # watched here, on the thread driving the clock, and time moves on (and the tick's batch
+    # watched here, by the thread driving the clock, and time moves on (and the tick's batch
     # save runs) only once every exchange in flight has its answer or failure. Meanwhile the
-    # clock runs the work that answers start, so exchanges on several ports overlap.
+    # clock runs the work that answers start, so exchanges on several ports overlap. Another
+    # thread's set (a web request's, while a paced clock runs) may start exchanges too: the
+    # selector is changed under `_io_lock`, and one thread at a time settles.
 
     def start_exchange(self, started: StartedExchange) -> None:
         sock = started.begin()
         if sock is not None:
-            if self._selector is None:
-                self._selector = selectors.DefaultSelector()
-            self._selector.register(sock, selectors.EVENT_READ, started)
+            with self._io_lock:
+                if self._selector is None:
+                    self._selector = selectors.DefaultSelector()
+                self._selector.register(sock, selectors.EVENT_READ, started)
 
     def wait_exchange(self, started: StartedExchange) -> None:
         sock = self._watched_socket(started)
@@ -407,30 +412,36 @@ class VirtualClock(Clock):
             started.run_blocking()  # not sent yet: its turn is now
 
     def forget_exchange(self, started: StartedExchange, sock: socket.socket) -> None:
-        if self._selector is not None:
-            try:
-                self._selector.unregister(sock)
-            except (KeyError, ValueError):
-                pass  # not watched (it never waited)
+        with self._io_lock:
+            if self._selector is not None:
+                try:
+                    self._selector.unregister(sock)
+                except (KeyError, ValueError):
+                    pass  # not watched (it never waited)
 
     def settle(self) -> None:
         """Wait for the answers of every exchange in flight, running the work each starts."""
-        if self._settling:
+        me = threading.get_ident()
+        if self._settler == me:
             return  # already waiting, further up this thread's stack
-        self._settling = True
-        try:
-            while self._selector is not None and self._selector.get_map():
-                self._wait_for_answers()
-        finally:
-            self._settling = False
-            if self._selector is not None and not self._selector.get_map():
-                self._selector.close()  # a clock is not closed: it holds no descriptor between exchanges
-                self._selector = None
+        with self._settle_lock:
+            self._settler = me
+            try:
+                while True:
+                    with self._io_lock:
+                        selector = self._selector
+                        waiting = [key.data for key in selector.get_map().values()] if selector is not None else []
+                        if not waiting:
+                            if selector is not None:
+                                selector.close()  # no descriptor is held between exchanges
+                                self._selector = None
+                            return
+                    self._wait_for_answers(selector, waiting)  # type: ignore[arg-type]
+            finally:
+                self._settler = None
 
-    def _wait_for_answers(self) -> None:
-        selector = self._selector
-        assert selector is not None
-        waiting = [key.data for key in selector.get_map().values()]
+    @staticmethod
+    def _wait_for_answers(selector: selectors.BaseSelector, waiting: list[StartedExchange]) -> None:
         soonest = min(started.deadline for started in waiting)
         for key, _ in selector.select(max(0.0, soonest - time.monotonic())):
             key.data.readable()
@@ -440,10 +451,11 @@ class VirtualClock(Clock):
                 started.expire()
 
     def _watched_socket(self, started: StartedExchange) -> socket.socket | None:
-        if self._selector is not None:
-            for key in self._selector.get_map().values():
-                if key.data is started:
-                    return key.fileobj  # type: ignore[return-value]
+        with self._io_lock:
+            if self._selector is not None:
+                for key in self._selector.get_map().values():
+                    if key.data is started:
+                        return key.fileobj  # type: ignore[return-value]
         return None
 
     def skip_to(self, when: float) -> None:
