@@ -13,7 +13,7 @@ ROOT = Path(__file__).resolve().parents[1]
 pytest_plugins = ["pytester"]
 
 # The README's ```python blocks, in order of appearance.
-SNIPPETS = ("declaration", "walk_through", "user_test", "simulators", "pytest_example", "service_problems", "telenet")
+SNIPPETS = ("declaration", "walk_through", "user_test", "serial", "simulators", "pytest_example", "service_problems", "telenet")
 
 
 def python_snippets() -> dict[str, str]:
@@ -43,6 +43,8 @@ def test_the_readme_snippets_run(tmp_path, monkeypatch, capsys):
             namespace["device"].server_close()
             shutil.rmtree(namespace["state"])
 
+    exec(snippets["serial"], {"__name__": "readme"})
+    assert capsys.readouterr().out == "42.5 OK\n"
     exec(snippets["simulators"], {"__name__": "readme"})
     assert capsys.readouterr().out == "206 550 [206]\n"
     exec(snippets["service_problems"], {"__name__": "readme"})
