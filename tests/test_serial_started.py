@@ -417,3 +417,30 @@ def test_a_port_without_a_runner_answers_before_start_exchange_returns(devices: 
     refused = SerialPort(Connection(port=refused_port, timeout=HANG_LIMIT), framing=CRLF)
     refused.start_exchange(b"hello\r\n", heard.append)  # the failure goes to the callback
     assert isinstance(heard[1], SerialConnectionError) and f"cannot connect to 127.0.0.1:{refused_port}" in str(heard[1])
+
+
+def test_on_a_real_clock_a_stop_while_an_exchange_is_in_flight_does_not_wait_for_the_device(
+    dmemu_state_dir: Path, devices: Callable[..., Device]
+) -> None:
+    asked, released = threading.Event(), threading.Event()
+
+    def answer_when_released(conn: socket.socket, index: int) -> None:
+        while (command := device.read_command(conn, index)) is not None:
+            asked.set()
+            released.wait(HANG_LIMIT * 2)
+            conn.sendall(b"ok " + command)
+
+    device = devices(answer_when_released)
+    with DataMinerSystem(dmemu_state_dir, RealClock()) as dms:
+        element = probe(dms, device, timeout=HANG_LIMIT * 2)
+        element.set("Command", "hello\r\n")
+        assert asked.wait(HANG_LIMIT)  # in flight now
+        stopping = threading.Thread(target=element.stop, daemon=True)
+        stopping.start()
+        stopping.join(HANG_LIMIT)
+        stuck = stopping.is_alive()
+        released.set()  # a stop still waiting ends once the device answers
+        stopping.join(HANG_LIMIT)
+        assert not stuck, "stop() waited for the device's answer"
+        assert device.saw_client_close(0)
+        assert HEARD == []
