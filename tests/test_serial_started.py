@@ -34,6 +34,7 @@ from dmemu.protocol import (
     Timer,
     VirtualClock,
 )
+from dmemu.protocol.queue import WorkQueue
 
 __all__ = ["devices", "no_sleeping"]  # test_serial's fixtures, used here too
 
@@ -319,6 +320,26 @@ def test_a_stop_while_an_exchange_is_in_flight_delivers_nothing_to_the_element(
     dmemu_clock.advance(1)
     element.start()
     dmemu_clock.advance(1)
+    assert HEARD == [] and element.get("Failure") is None
+
+
+def test_the_answer_a_stop_ends_with_is_dropped_even_when_a_worker_gets_to_it_after_the_restart(
+    dms: DataMinerSystem, dmemu_clock: VirtualClock, devices: Callable[..., Device], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def silent(conn: socket.socket, index: int) -> None:
+        device.wait_closed_by_client(conn, index)
+
+    device = devices(silent)
+    element = probe(dms, device)
+    element.set("Command", "hello\r\n", wait=False)
+    late: list[Callable[[], Any]] = []  # the answer's work, as a busy real clock's worker would get to it: later
+    queue_answer = WorkQueue.run_soon
+    monkeypatch.setattr(WorkQueue, "run_soon", lambda queue, work: late.append(work) if queue is element._queue else queue_answer(queue, work))
+    element.stop()  # closes the port: the exchange ends with a SerialConnectionError
+    monkeypatch.undo()
+    element.start()
+    assert len(late) == 1
+    late[0]()  # the restarted element must not take the last run's answer for its own
     assert HEARD == [] and element.get("Failure") is None
 
 

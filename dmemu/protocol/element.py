@@ -244,7 +244,8 @@ class Element(ReadableElement):
         self._queued_timers: set[int] = set()
         self._session: ElementSession | None = None
         self._serial: SerialPort | None = None
-        self._held_answers: list[tuple[Callable[..., None], object]] = []  # came while paused: handled on resuming
+        self._held_answers: list[tuple[int, Callable[..., None], object]] = []  # came while paused: handled on resuming
+        self._runs = 0  # stops so far: answers of exchanges started before the last stop are dropped
         self._session_lock = threading.Lock()
         self._save_done = threading.Condition()  # held while writing; notified after each write
         self._snapshots_unwritten = 0
@@ -391,20 +392,21 @@ class Element(ReadableElement):
                 spec = self.protocol.connection
                 if not isinstance(spec, SerialConnection):
                     spec = SerialConnection()  # its default port, and framings given per exchange
-                self._serial = SerialPort(
-                    self.connection, default_port=spec.default_port, framing=spec.framing, runner=self.dms.clock, deliver=self._deliver_answer
-                )
+                # A port serves one run of the element: its answers are dropped once the element
+                # stopped, even if it started again before a worker got to them.
+                deliver = partial(self._deliver_answer, self._runs)
+                self._serial = SerialPort(self.connection, default_port=spec.default_port, framing=spec.framing, runner=self.dms.clock, deliver=deliver)
             return self._serial
 
-    def _deliver_answer(self, then: Callable[..., None], outcome: object) -> None:
+    def _deliver_answer(self, run: int, then: Callable[..., None], outcome: object) -> None:
         """An exchange started on the serial port ended: `then(protocol, outcome)` runs on the
         queue, as a QAction does (not at all once the element stopped)."""
-        self._queue.run_soon(partial(self._run_answer, then, outcome))
+        self._queue.run_soon(partial(self._run_answer, run, then, outcome))
 
-    def _run_answer(self, then: Callable[..., None], outcome: object) -> None:
-        if self._state is not _ACTIVE:
-            if self._state is ElementState.PAUSED:
-                self._held_answers.append((then, outcome))  # handled when it resumes (a stop forgets it)
+    def _run_answer(self, run: int, then: Callable[..., None], outcome: object) -> None:
+        if self._state is not _ACTIVE or run != self._runs:
+            if self._state is ElementState.PAUSED and run == self._runs:
+                self._held_answers.append((run, then, outcome))  # handled when it resumes (a stop forgets it)
             return
         facade = self._facade
         facade._trigger, facade._row_key, facade._trigger_value, facade._depth = None, None, None, 0
@@ -430,8 +432,8 @@ class Element(ReadableElement):
         self.dms._element_state_changed(self)
         held, self._held_answers = self._held_answers, []
         if not fresh:
-            for then, outcome in held:  # answers that came while it was paused
-                self._queue.run_soon(partial(self._run_answer, then, outcome))
+            for run, then, outcome in held:  # answers that came while it was paused
+                self._queue.run_soon(partial(self._run_answer, run, then, outcome))
         if fresh:
             self._queue.run(self._forget_volatile_once)  # a stop that could not do it yet
             for qaction in self._model.startup_qactions:
@@ -457,6 +459,7 @@ class Element(ReadableElement):
                 return
             self._cancel_timers()
             self._state = ElementState.STOPPED
+            self._runs += 1
             dropped = self._queue.cancel(ElementStateError(f"element {self.name!r} stopped before this work ran"))
             self._volatile_to_forget = True
         if dropped:

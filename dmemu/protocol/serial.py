@@ -19,6 +19,7 @@ Exchanges started while one is in flight go out after it, in order.
 
 from __future__ import annotations
 
+import contextlib
 import math
 import re
 import socket
@@ -227,16 +228,13 @@ class SerialPort:
         """Close the socket, if open; the next exchange connects again. Started exchanges not
         answered yet end with `SerialConnectionError` (their callbacks hear it)."""
         with self._lock:
-            cancelled = [self._in_flight, *self._waiting] if self._in_flight is not None else list(self._waiting)
+            started = [self._in_flight, *self._waiting] if self._in_flight is not None else list(self._waiting)
             self._in_flight = None
             self._waiting.clear()
-            for started in cancelled:
-                if started is not None:
-                    started.cancel()
-            self._drop()
-        for started in cancelled:
-            if started is not None:
-                started.deliver(SerialConnectionError(f"{self._address}: the connection was closed before the answer came", target=self._target))
+            cancelled = [exchange for exchange in started if exchange.cancel()]
+            self._drop()  # a worker waiting for the answer wakes (the socket is shut down)
+        for exchange in cancelled:
+            exchange.deliver(SerialConnectionError(f"{self._address}: the connection was closed before the answer came", target=self._target))
 
     def start_exchange(
         self, data: bytes, then: Callable[..., None], framing: Framing | None = None, *, timeout: float | None = None
@@ -270,9 +268,11 @@ class SerialPort:
         `SerialConnectionError` when the connection is refused, reset or closed mid-answer."""
         framing = self._framing(framing)
         seconds = self._seconds(timeout)
-        with self._lock:
-            self._finish_started()  # exchanges started earlier go first
-            return self._exchange_now(data, framing, seconds)
+        while True:
+            self._finish_started()  # exchanges started earlier go first (waited for without the lock)
+            with self._lock:
+                if self._in_flight is None:
+                    return self._exchange_now(data, framing, seconds)
 
     def _exchange_now(self, data: bytes, framing: Framing, seconds: float) -> bytes:
         with self._lock:
@@ -382,8 +382,11 @@ class SerialPort:
 
     def _finish_started(self) -> None:
         """A waiting exchange (`exchange`) goes after those started before it: they end first."""
-        while (started := self._in_flight) is not None and self._runner is not None:
-            self._runner.wait_exchange(started)
+        while (started := self._in_flight) is not None:
+            if self._runner is not None:
+                self._runner.wait_exchange(started)
+            else:  # run on another thread that started it
+                started.done.wait()
 
     @property
     def _address(self) -> str:
@@ -392,6 +395,8 @@ class SerialPort:
 
     def _drop(self) -> None:
         if self._socket is not None:
+            with contextlib.suppress(OSError):
+                self._socket.shutdown(socket.SHUT_RDWR)  # wakes a thread waiting on it (close alone does not)
             self._socket.close()
             self._socket = None
 
@@ -487,9 +492,10 @@ class ExchangeRunner(typing.Protocol):
 
 class _StartedExchange:
     """One exchange started by `SerialPort.start_exchange`: sent, then read as its bytes come.
-    It ends once (answered, failed, or cancelled by a close), and its outcome is delivered then."""
+    It ends once (answered, failed, or cancelled by a close: `ended`, under the port's lock),
+    and its outcome is delivered then; `done` is set once the port has moved on to the next."""
 
-    __slots__ = ("port", "data", "framing", "seconds", "then", "http", "deadline", "reading", "socket", "done")
+    __slots__ = ("port", "data", "framing", "seconds", "then", "http", "deadline", "reading", "socket", "ended", "done")
 
     def __init__(self, port: SerialPort, data: bytes, framing: Framing, seconds: float, then: Callable[..., None], *, http: bool = False) -> None:
         self.port = port
@@ -501,27 +507,22 @@ class _StartedExchange:
         self.deadline = math.inf  # set when it is sent (time.monotonic)
         self.reading = _Reading(framing)
         self.socket: socket.socket | None = None  # while its answer is awaited
+        self.ended = False
         self.done = threading.Event()
 
     def run_blocking(self) -> None:
-        """Send and wait for the answer on this thread (a worker's, or the caller's)."""
-        port = self.port
-        with port._lock:
-            if port._in_flight is not self or self.done.is_set():
-                return  # closed before its turn
-            try:
-                outcome: object = self._outcome(port._exchange_now(self.data, self.framing, self.seconds))
-            except (SerialTimeoutError, SerialConnectionError) as error:
-                outcome = error
-        self.end(outcome)
+        """Send, then wait for the answer on this thread (a worker's, or the caller's). The
+        port's lock is not held while waiting: a close meanwhile ends the exchange at once."""
+        if self.begin() is not None:
+            self.read_blocking()
 
     def begin(self) -> socket.socket | None:
         """Send the command; answers the socket its answer comes on, or None when the exchange
         ended already (it could not be sent: its callback hears why)."""
         port = self.port
         with port._lock:
-            if port._in_flight is not self or self.done.is_set():
-                return None  # closed before its turn
+            if port._in_flight is not self or self.ended:
+                return None  # closed before its turn, or run by another thread already
             self.deadline = time.monotonic() + self.seconds
             outcome: object = None
             try:
@@ -533,8 +534,6 @@ class _StartedExchange:
                 outcome = port._unreadable(error)
             else:
                 if answer is None:
-                    if sock.gettimeout() != 0.0:
-                        sock.setblocking(False)
                     self.socket = sock
                     return sock
                 outcome = self._outcome(answer)
@@ -542,11 +541,14 @@ class _StartedExchange:
         return None
 
     def readable(self) -> None:
-        """Read what came on the socket; the exchange ends once the answer is complete (or broken)."""
+        """Read what came on the (non-blocking) socket; the exchange ends once the answer is
+        complete (or broken)."""
         sock = self.socket
         if sock is None:
             return  # ended meanwhile
         try:
+            if sock.gettimeout() != 0.0:
+                sock.setblocking(False)
             answer = self.reading.feed(sock.recv(_RECEIVE_SIZE))
         except BlockingIOError:
             return
@@ -561,7 +563,7 @@ class _StartedExchange:
         self.end(self.port._timed_out(self.seconds, self.reading), broken=True)
 
     def read_blocking(self) -> None:
-        """Wait for the rest of the answer on this thread (an `exchange` waits behind this one)."""
+        """Wait for the rest of the answer on this thread."""
         sock = self.socket
         if sock is None:
             return
@@ -576,31 +578,38 @@ class _StartedExchange:
         else:
             self.end(self._outcome(answer))
 
-    def cancel(self) -> None:
-        """Its port closes before the answer came (the port delivers the error)."""
-        self.done.set()
-        sock, self.socket = self.socket, None
-        runner = self.port._runner
-        if sock is not None and runner is not None:
-            runner.forget_exchange(self, sock)
+    def cancel(self) -> bool:
+        """Its port closes before the answer came (the caller holds the port's lock and
+        delivers the error); False when it had ended already."""
+        if self.ended:
+            return False
+        self.ended = True
+        self._forget()
+        return True
 
     def end(self, outcome: object, *, broken: bool = False) -> None:
         """Deliver the outcome, then send the port's next started exchange. `broken`: the
         stream is out of step with the commands, so its socket is closed."""
-        if self.done.is_set():
-            return
-        self.done.set()
-        port, sock = self.port, self.socket
-        self.socket = None
-        if sock is not None and port._runner is not None:
-            port._runner.forget_exchange(self, sock)
+        port = self.port
         with port._lock:
+            if self.ended:
+                return  # cancelled by a close meanwhile (which told the callback)
+            self.ended = True
+            sock = self._forget()
             if broken and sock is not None and port._socket is sock:
                 port._drop()
             following = port._finished(self)
         self.deliver(outcome)
         if following is not None:
             port._go(following)
+
+    def _forget(self) -> socket.socket | None:
+        """No longer wait on the socket (before it may be closed: its descriptor may be reused)."""
+        sock, self.socket = self.socket, None
+        runner = self.port._runner
+        if sock is not None and runner is not None:
+            runner.forget_exchange(self, sock)
+        return sock
 
     def deliver(self, outcome: object) -> None:
         self.done.set()
