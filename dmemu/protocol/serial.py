@@ -93,11 +93,13 @@ class HttpAnswer:
     body: bytes
 
     @classmethod
-    def of(cls, answer: bytes) -> HttpAnswer:
-        """The complete answer `HttpFraming` found, as status, reason, headers and body."""
-        head = _http_head(answer)
+    def of(cls, answer: bytes, head: _HttpHead | None = None) -> HttpAnswer:
+        """The complete answer `HttpFraming` found, as status, reason, headers and body (its
+        `head` parsed already, or parsed here)."""
         if head is None:
-            raise FramingError("the HTTP answer is incomplete")
+            head = _http_head(answer)
+            if head is None:
+                raise FramingError("the HTTP answer is incomplete")
         head_size, body_size, status, reason, fields = head
         return cls(status, reason, CaseInsensitiveDict(fields), answer[head_size : head_size + body_size])
 
@@ -123,8 +125,19 @@ class HttpFraming:
         return HttpAnswer.of(answer)
 
 
-def _http_head(received: bytes) -> tuple[int, int, int, str, dict[str, str]] | None:
-    """(head size, body size, status, reason, headers as sent), or None until the head is complete."""
+_HttpHead = tuple[int, int, int, str, dict[str, str]]  # head size, body size, status, reason, headers as sent
+
+
+def _http_head(received: bytes) -> _HttpHead | None:
+    """The answer's head, or None until the whole answer came."""
+    head = _http_head_only(received)
+    if head is None or len(received) < head[0] + head[1]:
+        return None
+    return head
+
+
+def _http_head_only(received: bytes) -> _HttpHead | None:
+    """The answer's head, or None until the head (status line and headers) came."""
     end = received.find(b"\r\n\r\n")
     if end < 0:
         if len(received) > MAX_HTTP_HEAD:
@@ -157,8 +170,6 @@ def _http_head(received: bytes) -> tuple[int, int, int, str, dict[str, str]] | N
     body_size = int(length)
     if body_size > MAX_HTTP_BODY:
         raise FramingError(f"Content-Length {body_size} exceeds MAX_HTTP_BODY ({MAX_HTTP_BODY} bytes)")
-    if len(received) < end + 4 + body_size:
-        return None
     return end + 4, body_size, status, match.group(2) or "", headers
 
 
@@ -351,8 +362,8 @@ class SerialPort:
         head = "".join(f"{name}: {value}\r\n" for name, value in fields.values())
         return f"{method} {path} HTTP/1.1\r\n{head}\r\n".encode("latin-1") + body
 
-    def _http_answer(self, raw: bytes) -> HttpAnswer:
-        answer = HttpAnswer.of(raw)
+    def _http_answer(self, raw: bytes, head: _HttpHead | None = None) -> HttpAnswer:
+        answer = HttpAnswer.of(raw, head)
         if answer.headers.get("Connection", "").lower() == "close":
             self._drop()
         return answer
@@ -435,19 +446,32 @@ class SerialPort:
 
 
 class _Reading:
-    """The bytes of one answer as they come, until its framing finds it complete."""
+    """The bytes of one answer as they come, until its framing finds it complete. An HTTP
+    answer's head is parsed once, when it is complete (`head`), not again for every chunk."""
 
-    __slots__ = ("framing", "received")
+    __slots__ = ("framing", "received", "head")
 
     def __init__(self, framing: Framing) -> None:
         self.framing = framing
         self.received = b""
+        self.head: _HttpHead | None = None
 
     def first(self) -> bytes | None:
         """The answer when the framing finds it complete before any byte came (asked before the
         first read, as each read is preceded by asking)."""
-        end = self.framing.answer_end(self.received)
+        end = self._end()
         return None if end is None else self.received[:end]
+
+    def _end(self) -> int | None:
+        if type(self.framing) is not HttpFraming:
+            return self.framing.answer_end(self.received)
+        head = self.head
+        if head is None:
+            head = self.head = _http_head_only(self.received)
+            if head is None:
+                return None
+        end = head[0] + head[1]
+        return end if len(self.received) >= end else None
 
     def feed(self, chunk: bytes) -> bytes | None:
         """The complete answer once `chunk` completes it, else None. An empty chunk (the peer
@@ -455,7 +479,7 @@ class _Reading:
         if not chunk:
             raise _PeerClosed(len(self.received), f"the connection was closed after {len(self.received)} bytes of the answer")
         self.received += chunk
-        end = self.framing.answer_end(self.received)
+        end = self._end()
         return None if end is None else self.received[:end]
 
     def lost(self, error: OSError) -> _PeerClosed:
@@ -623,7 +647,7 @@ class _StartedExchange:
         if not self.http:
             return answer
         try:
-            return self.port._http_answer(answer)
+            return self.port._http_answer(answer, self.reading.head)
         except FramingError as error:
             return self.port._unreadable(error)
 
