@@ -19,6 +19,7 @@ from dmemu.dms import (
     ScriptRun,
     ScriptState,
     Severity,
+    Signal,
     Thresholds,
     UnknownScriptError,
     WaitTimeoutError,
@@ -290,7 +291,7 @@ def test_awaiting_anything_but_the_context_fails_the_run(dms):
 
     dms.automation.register("asyncio", uses_asyncio)
     run = dms.automation.run("asyncio")
-    assert run.error.startswith("TypeError: a script awaits ctx.sleep, ctx.wait_for and ctx.wait_run only")
+    assert run.error.startswith("TypeError: a script awaits ctx.sleep, ctx.wait_for, ctx.wait_run and ctx.wait_signal only")
 
 
 # -- several runs ---------------------------------------------------------------------------------
@@ -690,6 +691,88 @@ def test_wait_run_of_a_run_already_done_answers_at_once_and_of_itself_fails(dms)
     dms.automation.register("selfish", selfish)
     assert dms.automation.run("parent").wait().result == "child done"
     assert dms.automation.run("selfish").error == "ValueError: <ScriptRun 3 'selfish' running> cannot wait for itself"
+
+
+def test_wait_run_with_a_timeout_of_0_times_out_at_once_unless_the_run_is_done(dms, dmemu_clock):
+    async def child(ctx, input):
+        await ctx.sleep(30)
+
+    async def parent(ctx, input):
+        await ctx.wait_run(ctx.dms.automation.run("child"), timeout=0)
+
+    async def late_parent(ctx, input):
+        run = ctx.dms.automation.run("child")
+        await ctx.sleep(60)
+        return (await ctx.wait_run(run, timeout=0)).state.value
+
+    for name, script in (("child", child), ("parent", parent), ("late parent", late_parent)):
+        dms.automation.register(name, script)
+    started = dmemu_clock.now()
+    assert dms.automation.run("parent").wait().error == "WaitTimeoutError: script 'parent' run 1: <ScriptRun 2 'child' running> was not done within 0 s"
+    assert dmemu_clock.now() == started  # at once: no timer ran out
+    assert dms.automation.run("late parent").wait().result == "succeeded"
+
+
+def test_a_script_waits_for_a_signal_set_by_anyone(dms, dmemu_clock):
+    signal = Signal()
+    assert not signal.is_set() and repr(signal) == "<Signal not set>"
+
+    async def waiter(ctx, input):
+        started = ctx.now()
+        await ctx.wait_signal(signal, timeout=60)
+        return ctx.now() - started
+
+    dms.automation.register("waiter", waiter)
+    run = dms.automation.run("waiter")
+    dmemu_clock.advance(10)
+    assert not run.done
+    signal.set()
+    signal.set()  # once is all it takes; again does nothing
+    assert run.wait().result == 10
+    assert signal.is_set() and repr(signal) == "<Signal set>"
+    assert dms.automation.run("waiter").wait().result == 0  # already set: no wait
+    assert not signal._callbacks  # nothing kept after the wake
+
+
+def test_a_wait_for_a_signal_times_out_and_is_forgotten_when_it_ends(dms, dmemu_clock):
+    signal = Signal()
+
+    async def waiter(ctx, timeout):
+        await ctx.wait_signal(signal, timeout=timeout)
+
+    async def wrong(ctx, input):
+        await ctx.wait_signal(input)
+
+    dms.automation.register("waiter", waiter)
+    dms.automation.register("wrong", wrong)
+    started = dmemu_clock.now()
+    assert dms.automation.run("waiter", 30).wait().error == "WaitTimeoutError: script 'waiter' run 1: <Signal not set> was not set within 30 s"
+    assert dmemu_clock.now() - started == 30
+    assert dms.automation.run("waiter", 0).wait().error.startswith("WaitTimeoutError: script 'waiter' run 2: <Signal not set> was not set within 0 s")
+    assert dmemu_clock.now() - started == 30  # a timeout of 0 ends the wait at once
+    killed = dms.automation.run("waiter", None)
+    assert len(signal._callbacks) == 1
+    assert killed.kill()
+    assert not signal._callbacks  # a killed run's wait is forgotten
+    assert dms.automation.run("waiter", -1).wait().error == "ValueError: a wait's timeout is a number of seconds from 0 up, not -1"
+    assert dms.automation.run("wrong", "flag").wait().error == "TypeError: ctx.wait_signal waits for a Signal, not 'flag'"
+    assert dms.clock.scheduler.next_due is None  # no timer left behind
+
+
+def test_a_signal_set_on_another_thread_wakes_a_script_on_the_real_clock(dmemu_state_dir):
+    signal = Signal()
+
+    async def waiter(ctx, input):
+        await ctx.wait_signal(signal, timeout=30)
+        return "woken"
+
+    with DataMinerSystem(dmemu_state_dir) as dms:
+        dms.automation.register("waiter", waiter)
+        run = dms.automation.run("waiter")
+        setter = threading.Thread(target=signal.set)
+        setter.start()
+        setter.join()
+        assert run.wait(timeout=10).result == "woken"
 
 
 TIMER_FIRINGS: list[float] = []

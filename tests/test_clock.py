@@ -103,6 +103,25 @@ def test_call_later_fires_once_unless_cancelled() -> None:
         clock.call_later(0, lambda: None)
 
 
+def test_a_call_later_job_is_tagged_and_leaves_the_scheduler_as_it_fires() -> None:
+    clock = VirtualClock(0)
+    scheduler = clock.scheduler
+    fired: list[float] = []
+
+    def fail() -> None:
+        fired.append(clock.now())
+        raise RuntimeError("the callback fails")
+
+    job = clock.call_later(5, fail, tag="mine")
+    assert scheduler.get_jobs("mine") == [job] and "Every 5 seconds do fail()" in repr(job)
+    with pytest.raises(RuntimeError, match="the callback fails"):
+        clock.advance(10)
+    assert fired == [5]
+    assert scheduler.get_jobs() == [] and scheduler._dues == []  # nothing filed for a next firing
+    clock.cancel(job)  # called off after it fired: nothing to do
+    assert clock.advance(100) == 0 and fired == [5]
+
+
 def test_fixed_cadence_skips_missed_firings_without_drift() -> None:
     """A late scheduler (a busy real clock) keeps the grid: due times stay multiples of the interval."""
     clock = VirtualClock(0)

@@ -15,7 +15,7 @@ from .alarms import (
     Severity,
     Thresholds,
 )
-from .automation import AlarmRule, Automation, ScriptContext, ScriptRun, ScriptState
+from .automation import AlarmRule, Automation, ScriptContext, ScriptRun, ScriptState, Signal
 from .errors import (
     AlarmError,
     AlarmTemplateError,
@@ -75,6 +75,7 @@ __all__ = [
     "ScriptRun",
     "ScriptState",
     "Severity",
+    "Signal",
     "SystemService",
     "Thresholds",
     "Ticket",

@@ -2,8 +2,9 @@
 
 A script is a Python callable ``script(ctx, input)``. A plain function runs to its end in one
 go; an ``async def`` coroutine may also ``await ctx.sleep(seconds)``,
-``await ctx.wait_for(element, parameter, ...)`` and ``await ctx.wait_run(run)`` (a run it
-started). Its return value is the run's result, its exception the run's error.
+``await ctx.wait_for(element, parameter, ...)``, ``await ctx.wait_run(run)`` (a run it
+started) and ``await ctx.wait_signal(signal)`` (a `Signal` someone sets). Its return value is
+the run's result, its exception the run's error.
 
 There is no thread per script and no asyncio loop: the DMS drives each coroutine itself. A wait
 puts a change listener on the element (or a timer on the DMS clock) and suspends the coroutine;
@@ -205,7 +206,9 @@ class ScriptRun:
             if isinstance(awaited, _Suspend):
                 break
             # Only the DMS drives scripts: an asyncio future or sleep would never be resumed.
-            value, error = None, TypeError(f"a script awaits ctx.sleep, ctx.wait_for and ctx.wait_run only, not {awaited!r} (no asyncio loop runs scripts)")
+            value, error = None, TypeError(
+                f"a script awaits ctx.sleep, ctx.wait_for, ctx.wait_run and ctx.wait_signal only, not {awaited!r} (no asyncio loop runs scripts)"
+            )
         wakeup = self._wakeup = _Wakeup(self)
         try:
             awaited.arm(wakeup)
@@ -308,6 +311,52 @@ class _Wakeup:
         return True
 
 
+def _nothing() -> None:
+    pass
+
+
+class Signal:
+    """A flag set once, by anyone on any thread, that scripts wait for with
+    ``await ctx.wait_signal(signal)``: a hand-over between runs (a turn in a line) that puts no
+    listener on an element and no timer on the clock."""
+
+    __slots__ = ("_lock", "_set", "_callbacks")
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()  # set on one thread while a wait is armed on another
+        self._set = False
+        self._callbacks: dict[Callable[[], None], None] = {}  # a dict: a wait is forgotten in one step
+
+    def is_set(self) -> bool:
+        return self._set
+
+    def set(self) -> None:
+        """Set it and wake the runs waiting for it; setting it again does nothing."""
+        with self._lock:
+            if self._set:
+                return
+            self._set = True
+            callbacks, self._callbacks = self._callbacks, {}
+        for callback in callbacks:
+            callback()
+
+    def _when_set(self, callback: Callable[[], None]) -> Callable[[], None]:
+        """Call `callback` once it is set (at once if it is); answers what forgets it."""
+        with self._lock:
+            if not self._set:
+                self._callbacks[callback] = None
+                return partial(self._forget, callback)
+        callback()
+        return _nothing
+
+    def _forget(self, callback: Callable[[], None]) -> None:
+        with self._lock:
+            self._callbacks.pop(callback, None)
+
+    def __repr__(self) -> str:
+        return f"<Signal {'set' if self._set else 'not set'}>"
+
+
 class _ParameterWaits:
     """The change listener of every script waiting for one parameter of one element
     (`ScriptContext.wait_for`): hundreds of flows may wait for one client's lock, and one
@@ -339,7 +388,7 @@ class _ParameterWaits:
 
 
 class _Suspend:
-    """What `ctx.sleep`, `ctx.wait_for` and `ctx.wait_run` await: the driver gets it, `arm`s it with the run's
+    """What `ctx.sleep`, `ctx.wait_for`, `ctx.wait_run` and `ctx.wait_signal` await: the driver gets it, `arm`s it with the run's
     wakeup, and sends the coroutine the value the wakeup brings."""
 
     def __init__(self, arm: Callable[[_Wakeup], None]) -> None:
@@ -477,10 +526,37 @@ class ScriptContext:
                 wakeup.wake(error=WaitTimeoutError(f"script {self.run.script!r} run {self.run.id}: {run!r} was not done within {timeout:g} s"))
 
             wakeup.on_wake(run._when_done(partial(wakeup.wake, run)))
-            if timeout is not None and not run.done:
+            if timeout is None or run.done:
+                return
+            if timeout == 0:  # no timer of 0 s: a run not done yet times out at once
+                time_out()
+            else:
                 wakeup.on_wake(partial(clock.cancel, clock.call_later(timeout, time_out)))
 
         return await _Suspend(arm)
+
+    async def wait_signal(self, signal: Signal, *, timeout: float | None = None) -> None:
+        """Wait until `signal` is set (no wait when it is). After `timeout` seconds on the DMS
+        clock (None: no limit) `WaitTimeoutError` is raised."""
+        if not isinstance(signal, Signal):
+            raise TypeError(f"ctx.wait_signal waits for a Signal, not {signal!r}")
+        if timeout is not None and not timeout >= 0:
+            raise ValueError(f"a wait's timeout is a number of seconds from 0 up, not {timeout!r}")
+        clock = self.dms.clock
+
+        def arm(wakeup: _Wakeup) -> None:
+            def time_out() -> None:
+                wakeup.wake(error=WaitTimeoutError(f"script {self.run.script!r} run {self.run.id}: {signal!r} was not set within {timeout:g} s"))
+
+            wakeup.on_wake(signal._when_set(wakeup.wake))
+            if timeout is None or signal._set:
+                return
+            if timeout == 0:
+                time_out()
+            else:
+                wakeup.on_wake(partial(clock.cancel, clock.call_later(timeout, time_out)))
+
+        await _Suspend(arm)
 
 
 def _event_kinds(kinds: AlarmEventKind | str | Iterable[AlarmEventKind | str]) -> frozenset[AlarmEventKind]:

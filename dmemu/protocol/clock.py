@@ -30,6 +30,7 @@ import time
 import typing
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
+from functools import partial
 from typing import Any
 
 import schedule
@@ -63,10 +64,22 @@ def _checked_step(value: object) -> float:
     return seconds
 
 
+class _JobFunction(partial):  # type: ignore[type-arg]
+    """A job's callback kept as `schedule` keeps it (a partial: its repr shows the arguments),
+    named after the function when asked rather than by `functools.update_wrapper` per job."""
+
+    __slots__ = ()
+
+    @property
+    def __name__(self) -> str:
+        return getattr(self.func, "__name__", repr(self.func))
+
+
 class TimerJob(schedule.Job):
     """A `schedule.Job` whose time comes from the scheduler's clock, on a fixed cadence."""
 
     scheduler: TimerScheduler
+    once = False  # a `call_later` job: it leaves the scheduler as it fires (`do_once`)
 
     def __init__(self, interval: float, scheduler: TimerScheduler) -> None:
         self.due = 0.0  # epoch seconds of the next firing
@@ -104,6 +117,19 @@ class TimerJob(schedule.Job):
         self.cadence = self.period  # fixed from here on; read on every firing
         super().do(job_func, *args, **kwargs)
         self.scheduler.push(self)
+        return self
+
+    def do_once(self, callback: Callable[[], Any]) -> TimerJob:
+        """Fire `callback` once, one interval from now (`Clock.call_later`). Cheaper than `do`
+        (scripts arm one per timed wait): no wrapper that cancels the job from inside, and
+        `pop_due` files no next due time; it takes the job out of the scheduler as it fires."""
+        self.once = True
+        self.cadence = self.period
+        self.job_func = _JobFunction(callback)
+        scheduler = self.scheduler
+        self.due = scheduler.clock.now() + self.cadence
+        scheduler.jobs.append(self)
+        scheduler.push(self)
         return self
 
     def advance_due(self, now: float) -> None:
@@ -233,6 +259,10 @@ class TimerScheduler(schedule.Scheduler):
                     if job.cancelled:
                         continue
                     fired.append(job)
+                    if job.once:  # fired: out of the scheduler now, so a cancel changes nothing
+                        job.cancelled = True
+                        self.jobs.discard(job)
+                        continue
                     due = job.due + job.cadence
                     if due <= now:  # late (a real clock that was busy): skip missed firings
                         job.due = due
@@ -296,14 +326,7 @@ class Clock:
 
     def call_later(self, seconds: float, callback: Callable[[], Any], *, tag: Any = None) -> TimerJob:
         """Call `callback` once, `seconds` from now; `cancel` the job to call it off."""
-        # The job exists before it is scheduled, so `once` can name it even if it fires at once.
-        job = self._timer(seconds, tag, "delay")
-
-        def once() -> None:
-            self.cancel(job)  # before the callback: a callback that raises must not fire again
-            callback()
-
-        return job.do(once)
+        return self._timer(seconds, tag, "delay").do_once(callback)
 
     def _timer(self, seconds: float, tag: Any, what: str) -> TimerJob:
         """A job of `seconds`, not scheduled yet (its ``do`` does that)."""

@@ -45,7 +45,6 @@ import uuid
 import weakref
 from bisect import bisect_right
 from collections.abc import Awaitable, Callable, Iterable
-from functools import partial
 from operator import attrgetter
 from typing import Any
 
@@ -61,6 +60,7 @@ from dmemu.dms import (
     ScriptRun,
     ScriptState,
     Severity,
+    Signal,
     WaitTimeoutError,
 )
 from dmemu.protocol import DmemuError, Element, ElementState, LogType
@@ -87,47 +87,6 @@ NETWORK_ELEMENT_PROPERTY = "Network Element"
 TICKET_TYPE_PROPERTY = "Ticket Type"
 FLOW_EVENT_KINDS = (AlarmEventKind.OPENED, AlarmEventKind.CHANGED, AlarmEventKind.CLEARED)
 """The alarm events a flow handles (its alarm rule's kinds)."""
-
-
-class _Turn:
-    """A flow's wake-up for its turn at the head of a line (see `_Flow._wait_for_client`): set
-    once, by the line. A flow awaits it with ``ctx.wait_run``, which waits for anything with a
-    run's ``done`` and ``_when_done``, so a flow behind the head listens to nothing on the
-    client and costs nothing when the client's lock changes hands."""
-
-    __slots__ = ("_callbacks", "_lock", "done")
-
-    def __init__(self) -> None:
-        self.done = False
-        self._lock = threading.Lock()  # the line may set it on another thread than the one arming the wait
-        self._callbacks: list[Callable[[], None]] = []
-
-    def _when_done(self, callback: Callable[[], None]) -> Callable[[], None]:
-        """Call `callback` once the turn has come (at once if it has); answers what forgets it."""
-        with self._lock:
-            if not self.done:
-                self._callbacks.append(callback)
-                return partial(self._forget, callback)
-        callback()
-        return _nothing
-
-    def _forget(self, callback: Callable[[], None]) -> None:
-        with self._lock:
-            if callback in self._callbacks:
-                self._callbacks.remove(callback)
-
-    def come(self) -> None:
-        with self._lock:
-            if self.done:
-                return
-            self.done = True
-            callbacks, self._callbacks = self._callbacks, []
-        for callback in callbacks:
-            callback()
-
-
-def _nothing() -> None:
-    pass
 
 
 def _unlocked(lock_status: Any) -> bool:
@@ -311,7 +270,7 @@ class _Flow:
         self._lines = _waiting_lines(ctx.dms)
         self._line_client: Element | None = None
         self._line: list[_Flow] | None = None
-        self._turn: _Turn | None = None
+        self._turn: Signal | None = None
 
     async def run(self) -> dict[str, Any]:
         ctx, alarm = self.ctx, self.alarm
@@ -392,15 +351,15 @@ class _Flow:
                 if turn is None:  # at the head: the client's release (or a look at every client when due)
                     await ctx.wait_for(watched, "Lock Status", _unlocked, timeout=max(0.0, min(scan_due - ctx.now(), remaining)))
                 else:  # behind it: the head's leaving, or the wait's limit
-                    await ctx.wait_run(turn, timeout=remaining)  # type: ignore[arg-type]
+                    await ctx.wait_signal(turn, timeout=remaining)
             except (WaitTimeoutError, DmemuError):
                 scan_due = ctx.now()
 
-    def _wait_for_turn(self) -> _Turn | None:
+    def _wait_for_turn(self) -> Signal | None:
         """None at the head of the line, else a fresh turn the line gives this flow when it gets there."""
         with self._lines.lock:
             line = self._line
-            self._turn = None if line and line[0] is self else _Turn()
+            self._turn = None if line and line[0] is self else Signal()
             return self._turn
 
     def _join_shortest_line(self, names: list[str]) -> Element:
@@ -414,16 +373,16 @@ class _Flow:
                 lines[shortest].append(self)
                 self._line_client, self._line = clients[shortest], lines[shortest]
         if next_head is not None:
-            next_head.come()
+            next_head.set()
         return clients[shortest]
 
     def _leave_line(self) -> None:
         with self._lines.lock:
             next_head = self._leave_line_locked()
         if next_head is not None:  # its turn, outside the lock: the wake may run its flow on
-            next_head.come()
+            next_head.set()
 
-    def _leave_line_locked(self) -> _Turn | None:
+    def _leave_line_locked(self) -> Signal | None:
         """Leave the line; answers the turn of the flow now at its head, when this one was there."""
         line, next_head = self._line, None
         if line and self in line:
