@@ -37,6 +37,7 @@ from tinydb import TinyDB
 from tinydb.storages import Storage
 
 from .errors import StateFileError
+from .tables import RowChanges
 
 _logger = logging.getLogger("dmemu.storage")
 
@@ -225,18 +226,25 @@ class EncodedObjects:
 
 
 class EncodedRows:
-    """The JSON of one table's rows for `ElementStore.save`: rows are immutable tuples, so the
-    rows of the last save that are still there are not encoded again (`EncodedObjects`), and an
-    unchanged table costs a comparison. Gives exactly what encoding the whole list gives."""
+    """The JSON of one table's rows for `ElementStore.save`. Given the `RowChanges` of an
+    element's table, it encodes only the rows whose keys changed since the state it encoded
+    last (their texts kept by key), and an unchanged table costs nothing. Given a plain list of
+    rows, it finds the rows of the last save still there by identity (rows are immutable
+    tuples: `EncodedObjects`). Either way it gives exactly what encoding the whole list gives."""
 
-    __slots__ = ("_cache", "_rows", "_document")
+    __slots__ = ("_cache", "_rows", "_document", "_texts", "_state")
 
     def __init__(self) -> None:
         self._cache = EncodedObjects()
         self._rows: list[Any] = []  # the rows last encoded, and their JSON
         self._document = "[]"
+        self._texts: dict[str, str] | None = None  # by key: the texts of the rows of `_state`
+        self._state: int | None = None  # the `RowChanges.state` the document is of
 
     def encode(self, rows: Iterable[Any], storage: AtomicJSONStorage) -> str:
+        if isinstance(rows, RowChanges):
+            return self._encode_changes(rows, storage)
+        self._texts = self._state = None
         rows = list(rows)
         last = self._rows
         if len(rows) == len(last) and all(map(is_, rows, last)):  # the same row objects: unchanged
@@ -249,6 +257,36 @@ class EncodedRows:
             self._cache, self._rows, self._document = EncodedObjects(), rows, storage.encode(rows)
         else:
             self._rows, self._document = rows, "[" + ",".join(self._cache.texts(rows, storage.encode)) + "]"
+        return self._document
+
+    def _encode_changes(self, changes: RowChanges, storage: AtomicJSONStorage) -> str:
+        rows, changed = changes.rows, changes.changed
+        known = changes.since == self._state and changed is not None
+        self._state = None  # until done: an encode that fails leaves no state to build on
+        if self._rows:  # the identity path's state is not kept up
+            self._rows, self._cache = [], EncodedObjects()
+        if known and not changed:
+            pass  # the document is of these rows already
+        elif not known or len(changed) * 2 > len(rows):  # type: ignore[arg-type]
+            # Filled afresh, restored, mostly changed, or from a state this did not encode (a
+            # snapshot taken before the last one written): the whole list in one encode (C
+            # speed); the rows get texts of their own at the first save that changes a few.
+            self._texts, self._document = None, storage.encode(list(rows.values()))
+        else:
+            texts = self._texts
+            self._texts = None  # until done: an encode that fails leaves no texts half updated
+            if texts is None:
+                texts = dict(zip(rows, map(storage.encode, rows.values())))
+            else:
+                for key in changed:  # type: ignore[union-attr]
+                    row = rows.get(key)
+                    if row is None:
+                        texts.pop(key, None)
+                    else:
+                        texts[key] = storage.encode(row)
+            self._document = "[" + ",".join(map(texts.__getitem__, rows)) + "]"
+            self._texts = texts
+        self._state = changes.state
         return self._document
 
 
