@@ -885,6 +885,16 @@ def test_every_save_of_changed_tables_writes_what_json_dumps_writes(tmp_path: Pa
         pending.clear()
 
 
+def test_a_record_store_writes_what_json_dumps_writes(tmp_path: Path) -> None:
+    store = storage.RecordStore(tmp_path / "records.json", "records")
+    for count in (0, 1, 2, 1500, 3):  # the numbered keys are made once, for the most records yet
+        records = [{"id": number, "text": f"record {number} é☃ \"q\"", "value": [number * 0.5, None, True]} for number in range(count)]
+        store.save(records)
+        expected = {"records": {str(number): record for number, record in enumerate(records, start=1)}}
+        assert store.path.read_text() == json.dumps(expected, separators=(",", ":"))
+        assert store.load() == records
+
+
 def test_saved_values_are_encoded_as_json_dumps_encodes_them() -> None:
     storage = AtomicJSONStorage("unused.json")
     values = ["é☃ \"quoted\"\n", {"a": [1, 2.5, None, True], "b": {"c": "d"}}, (1, "x"), [], {}, 10**30, -0.0, 1e-7]

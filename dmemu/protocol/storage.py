@@ -706,8 +706,24 @@ class RecordStore:
 
     def save_encoded(self, records: Iterable[str]) -> None:
         """Save records given as their JSON (`encode`), in this order: what `save` writes."""
-        body = ",".join(f'"{number}":{text}' for number, text in enumerate(records, start=1))
-        self._storage.write_encoded(f"{{{self._storage.encode(self.table)}:{{{body}}}}}")
+        records = records if isinstance(records, list) else list(records)
+        numbered = chain.from_iterable(zip(_document_ids(len(records)), records))  # '"1":', record, ',"2":', ...
+        document = "".join(chain((f"{{{self._storage.encode(self.table)}:{{",), numbered, ("}}",)))
+        self._storage.write_encoded(document)
+
+
+_numbered_keys: tuple[str, ...] = ()
+
+
+def _document_ids(count: int) -> tuple[str, ...]:
+    """The keys of `count` tinydb documents as they precede each in a table's JSON, with the
+    comma before each but the first: made once for all saves (a record store saves thousands
+    of records a batch)."""
+    global _numbered_keys
+    keys = _numbered_keys
+    if len(keys) < count:  # (a thread racing here makes the same keys: either tuple is right)
+        keys = _numbered_keys = tuple(f'{"," if number > 1 else ""}"{number}":' for number in range(1, max(count, 2 * len(keys)) + 1))
+    return keys
 
 
 class RegistryStore:
