@@ -19,6 +19,7 @@ import errno
 import json
 import math
 import os
+import random
 import subprocess
 import sys
 import threading
@@ -57,6 +58,7 @@ from dmemu.protocol import (
     VirtualClock,
 )
 from dmemu.protocol.storage import AtomicJSONStorage, ElementStore, RegistryStore
+from dmemu.protocol.tables import TableData
 
 CHILD_TIMEOUT = 60.0  # seconds before the watchdog kills a child that stopped answering
 
@@ -794,6 +796,103 @@ def test_a_table_filled_afresh_is_encoded_whole_and_every_save_writes_what_json_
         assert list(fresh) in encoded and not [value for value in encoded if isinstance(value, tuple)]
         written = json.loads(store.path.read_text())
         assert written["tables"]["1"]["rows"] == [list(row) for row in fresh]
+
+
+def _expected_document(parameters: dict[int, Any], tables: dict[int, Any], saved_at: float) -> str:
+    """What json.dumps writes for an element snapshot: the file must hold exactly this."""
+    document = {
+        "parameters": {"1": {"values": {str(pid): value for pid, value in parameters.items()}}},
+        "tables": {str(n): {"id": tid, "rows": [list(row) for row in rows]} for n, (tid, rows) in enumerate(tables.items(), start=1)},
+        "saved": {"1": {"at": saved_at}},
+    }
+    return json.dumps(document, separators=(",", ":"))
+
+
+def test_a_table_tells_the_save_which_rows_changed_and_only_those_are_encoded(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    store = ElementStore(tmp_path / "1-1.json")
+    saved, live = TableData(Keeper.model.tables[SAVED_ITEMS]), TableData(Keeper.model.tables[LIVE_ITEMS])
+    saved.fill([(f"k{i}", f"item {i} é☃", i * 1.5) for i in range(50)])
+    live.fill([("x", "never changes")])
+    encoded: list[Any] = []
+    original = AtomicJSONStorage.encode
+    monkeypatch.setattr(AtomicJSONStorage, "encode", lambda self, value: (encoded.append(value), original(self, value))[1])
+
+    def save(at: float) -> list[Any]:
+        encoded.clear()
+        tables = {SAVED_ITEMS: saved.rows.take_changes(), LIVE_ITEMS: live.rows.take_changes()}
+        store.save({10: 1}, tables, saved_at=at)
+        assert store.path.read_text() == _expected_document({10: 1}, {SAVED_ITEMS: saved.rows.values(), LIVE_ITEMS: live.rows.values()}, at)
+        return [value for value in encoded if isinstance(value, (tuple, list))]
+
+    assert save(1.0) == [list(saved.rows.values()), [("x", "never changes")]]  # filled: each table in one encode
+    saved.set_cell("k3", 2, 0.5)
+    assert save(2.0) == list(saved.rows.values())  # the first save changing a few makes each row's text once
+    saved.set_cell("k7", 1, "changed")
+    saved.rows.pop("k9")
+    saved.add(("new", "added", 2))
+    assert sorted(save(3.0)) == [saved.rows["k7"], saved.rows["new"]]  # only the rows that changed, however changed
+    assert save(4.0) == []  # nothing changed: nothing encoded
+
+
+def test_every_save_of_changed_tables_writes_what_json_dumps_writes(tmp_path: Path) -> None:
+    """Random adds, updates, deletes, fills and restores, saved incrementally (some snapshots
+    written out of order or never): the file is always json.dumps of the snapshot written."""
+    generator = random.Random(13)
+    store = ElementStore(tmp_path / "1-1.json")
+    saved, live = TableData(Keeper.model.tables[SAVED_ITEMS]), TableData(Keeper.model.tables[LIVE_ITEMS])
+
+    def row(key: str) -> tuple[Any, ...]:
+        return (key, generator.choice(["a", "é☃ \"q\"", "", None, f"text {generator.random()}"]), generator.choice([None, 0, -2.5, 1e-7, 10**20]))
+
+    def change() -> None:
+        keys = list(saved.rows)
+        action = generator.randrange(11)
+        key = f"k{generator.randrange(40)}"
+        if action == 0:
+            saved.fill([row(f"k{i}") for i in generator.sample(range(40), generator.randrange(30))])
+        elif action == 1:
+            saved.restore([list(row(f"k{i}")) for i in range(generator.randrange(5))])
+        elif action == 2:
+            saved.fill_no_delete([row(f"k{generator.randrange(40)}") for _ in range(3)])
+        elif action == 3 and keys:
+            saved.rows.pop(generator.choice(keys))
+        elif action == 4 and keys:
+            del saved.rows[generator.choice(keys)]
+        elif action == 5:
+            saved.rows = {}
+        elif action == 6 and keys:
+            saved.set_cell(generator.choice(keys), 1, "set cell")
+        elif action == 7 and keys:
+            saved.update(generator.choice(keys), [None, None, 3.25])
+        elif action == 8:
+            live.add(row(key)[:2])
+        else:
+            saved.add(row(key))
+
+    pending: list[tuple[float, dict[int, Any], dict[int, list[Any]]]] = []
+    for step in range(400):
+        for _ in range(generator.randrange(4)):
+            change()
+        tables = {SAVED_ITEMS: saved.rows.take_changes(), LIVE_ITEMS: live.rows.take_changes()}
+        pending.append((float(step), tables, {tid: list(rows) for tid, rows in tables.items()}))
+        if generator.random() < 0.2:
+            continue  # saved later (after a newer one), or never
+        if len(pending) > 1 and generator.random() < 0.5:
+            pending.reverse()
+        for at, tables, rows in pending[-2:]:
+            store.save({10: step}, tables, saved_at=at)
+            assert store.path.read_text() == _expected_document({10: step}, rows, at)
+        pending.clear()
+
+
+def test_a_record_store_writes_what_json_dumps_writes(tmp_path: Path) -> None:
+    store = storage.RecordStore(tmp_path / "records.json", "records")
+    for count in (0, 1, 2, 1500, 3):  # the numbered keys are made once, for the most records yet
+        records = [{"id": number, "text": f"record {number} é☃ \"q\"", "value": [number * 0.5, None, True]} for number in range(count)]
+        store.save(records)
+        expected = {"records": {str(number): record for number, record in enumerate(records, start=1)}}
+        assert store.path.read_text() == json.dumps(expected, separators=(",", ":"))
+        assert store.load() == records
 
 
 def test_saved_values_are_encoded_as_json_dumps_encodes_them() -> None:

@@ -32,7 +32,7 @@ from .qaction import QActionProtocol
 from .queue import WorkQueue, _running_any_queue
 from .serial import SerialPort
 from .storage import ElementSnapshot, ElementStore, HandedWrite, deferred_writes
-from .tables import TableData
+from .tables import RowChanges, TableData
 
 if TYPE_CHECKING:
     from .host import ElementHost
@@ -502,7 +502,7 @@ class Element(ReadableElement):
             return error
         return None
 
-    def _write(self, snapshot: tuple[int, dict[int, Any], dict[int, list[Any]]] | None, *, deferred: bool = False) -> None:
+    def _write(self, snapshot: tuple[int, dict[int, Any], dict[int, RowChanges]] | None, *, deferred: bool = False) -> None:
         """Write a snapshot taken by `_take_snapshot`: on disk when this returns, or, `deferred`,
         handed to the writer thread, whose failure `_write_failed` hears of."""
         with self._save_done:
@@ -515,7 +515,7 @@ class Element(ReadableElement):
         if snapshot is None and not deferred:
             self._store.wait_written()
 
-    def _write_locked(self, snapshot: tuple[int, dict[int, Any], dict[int, list[Any]]], deferred: bool) -> None:
+    def _write_locked(self, snapshot: tuple[int, dict[int, Any], dict[int, RowChanges]], deferred: bool) -> None:
         generation, parameters, tables = snapshot
         # Not held while taking the snapshot, so a QAction calling save() cannot deadlock
         # with a flush; the generation keeps an older snapshot from overwriting a newer one
@@ -809,14 +809,16 @@ class Element(ReadableElement):
             self._dirty = True
             self.dms._element_dirty(self)
 
-    def _take_snapshot(self) -> tuple[int, dict[int, Any], dict[int, list[Any]]] | None:
+    def _take_snapshot(self) -> tuple[int, dict[int, Any], dict[int, RowChanges]] | None:
         if not self._dirty:
             return None
         self._dirty = False
         self._snapshot_generation += 1
         self._snapshots_unwritten += 1
-        snapshot = self._snapshot_saved()
-        return self._snapshot_generation, snapshot.parameters, snapshot.tables
+        parameters = {pid: self._values[pid] for pid in self._model.saved_parameters}
+        # The rows and which of them changed since the last snapshot: the save encodes only those.
+        tables = {tid: self._tables[tid].rows.take_changes() for tid in self._model.saved_tables}
+        return self._snapshot_generation, parameters, tables
 
     def _snapshot_saved(self) -> ElementSnapshot:
         # Rows are immutable tuples, so shallow copies are a consistent snapshot.

@@ -27,7 +27,7 @@ import re
 import threading
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Mapping
-from itertools import chain
+from itertools import chain, repeat
 from operator import is_
 from pathlib import Path
 from typing import Any
@@ -37,6 +37,7 @@ from tinydb import TinyDB
 from tinydb.storages import Storage
 
 from .errors import StateFileError
+from .tables import RowChanges
 
 _logger = logging.getLogger("dmemu.storage")
 
@@ -135,14 +136,20 @@ class AtomicJSONStorage(Storage):
         except (TypeError, ValueError) as error:
             raise StateFileError(f"cannot save state file {self.path}: {error}; the previous snapshot is kept") from error
 
-    def write_encoded(self, document: str) -> None:
-        """Write a document already encoded (by `encode`, or pieces of it joined): handed to the
-        writer thread inside a `deferred_writes` block, else on disk when this returns."""
+    def encode_bytes(self, value: Any) -> bytes:
+        """`encode`, as UTF-8 (for documents joined as bytes)."""
+        return self.encode(value).encode()
+
+    def write_encoded(self, document: str | bytes) -> None:
+        """Write a document already encoded (by `encode`, or pieces of it joined; as text or its
+        UTF-8 bytes): handed to the writer thread inside a `deferred_writes` block, else on disk
+        when this returns."""
+        payload = document if type(document) is bytes else document.encode()  # type: ignore[union-attr]
         batch: _Batch | None = getattr(_batch_of_thread, "batch", None)
         if batch is not None:
-            _writer.hand_over(self, document.encode(), batch)
+            _writer.hand_over(self, payload, batch)
             return
-        write = _writer.hand_over(self, document.encode(), None)
+        write = _writer.hand_over(self, payload, None)
         _writer.wait_for(write.position)
         if write.error is not None:
             raise write.error
@@ -225,31 +232,82 @@ class EncodedObjects:
 
 
 class EncodedRows:
-    """The JSON of one table's rows for `ElementStore.save`: rows are immutable tuples, so the
-    rows of the last save that are still there are not encoded again (`EncodedObjects`), and an
-    unchanged table costs a comparison. Gives exactly what encoding the whole list gives."""
+    """The JSON of one table's rows for `ElementStore.save`. Given the `RowChanges` of an
+    element's table, it encodes only the rows whose keys changed since the state it encoded
+    last (their texts kept by key), and an unchanged table costs nothing. Given a plain list of
+    rows, it finds the rows of the last save still there by identity (rows are immutable
+    tuples: `EncodedObjects`). Either way it gives exactly what encoding the whole list gives."""
 
-    __slots__ = ("_cache", "_rows", "_document")
+    __slots__ = ("_cache", "_rows", "_document", "_texts", "_state")
 
     def __init__(self) -> None:
         self._cache = EncodedObjects()
         self._rows: list[Any] = []  # the rows last encoded, and their JSON
-        self._document = "[]"
+        self._document = b"[]"
+        self._texts: dict[str, bytes] | None = None  # by key: the texts of the rows of `_state`
+        self._state: int | None = None  # the `RowChanges.state` the document is of
 
-    def encode(self, rows: Iterable[Any], storage: AtomicJSONStorage) -> str:
+    def encode(self, rows: Iterable[Any], storage: AtomicJSONStorage) -> bytes:
+        """The rows' JSON list, as UTF-8 (pieces of a document are joined as bytes: a big
+        document is copied once, not once more to encode it)."""
+        if isinstance(rows, RowChanges):
+            return self._encode_changes(rows, storage)
+        self._texts = self._state = None
         rows = list(rows)
         last = self._rows
         if len(rows) == len(last) and all(map(is_, rows, last)):  # the same row objects: unchanged
             return self._document
         if not all(type(row) is tuple for row in rows):  # a list row may change in place: never taken as unchanged
-            self._cache, self._rows, self._document = EncodedObjects(), [], storage.encode(rows)
+            self._cache, self._rows, self._document = EncodedObjects(), [], storage.encode(rows).encode()
         elif _mostly_new(rows, last):
             # A table filled afresh: the whole list in one encode (C speed, no text per row kept);
             # its rows get texts of their own at the first save that finds most of them unchanged.
-            self._cache, self._rows, self._document = EncodedObjects(), rows, storage.encode(rows)
+            self._cache, self._rows, self._document = EncodedObjects(), rows, storage.encode(rows).encode()
         else:
-            self._rows, self._document = rows, "[" + ",".join(self._cache.texts(rows, storage.encode)) + "]"
+            self._rows, self._document = rows, _joined_list(self._cache.texts(rows, storage.encode_bytes))
         return self._document
+
+    def _encode_changes(self, changes: RowChanges, storage: AtomicJSONStorage) -> bytes:
+        rows, changed = changes.rows, changes.changed
+        known = changes.since == self._state and changed is not None
+        self._state = None  # until done: an encode that fails leaves no state to build on
+        if self._rows:  # the identity path's state is not kept up
+            self._rows, self._cache = [], EncodedObjects()
+        if known and not changed:
+            pass  # the document is of these rows already
+        elif not known or len(changed) * 2 > len(rows):  # type: ignore[arg-type]
+            # Filled afresh, restored, mostly changed, or from a state this did not encode (a
+            # snapshot taken before the last one written): the whole list in one encode (C
+            # speed); the rows get texts of their own at the first save that changes a few.
+            self._texts, self._document = None, storage.encode(list(rows.values())).encode()
+        else:
+            texts = self._texts
+            self._texts = None  # until done: an encode that fails leaves no texts half updated
+            if texts is None:
+                texts = dict(zip(rows, map(storage.encode_bytes, rows.values())))
+            else:
+                for key in changed:  # type: ignore[union-attr]
+                    row = rows.get(key)
+                    if row is None:
+                        texts.pop(key, None)
+                    else:
+                        texts[key] = storage.encode_bytes(row)
+            self._document = _joined_list(map(texts.__getitem__, rows))
+            self._texts = texts
+        self._state = changes.state
+        return self._document
+
+
+def _joined_list(texts: Iterable[bytes]) -> bytes:
+    """The JSON list of these encoded items, in one join (no copy of the list's text to add brackets)."""
+    return b"".join(chain((b"[",), _interleaved(b",", texts), (b"]",)))
+
+
+def _interleaved(separator: bytes, items: Iterable[bytes]) -> Iterator[bytes]:
+    """The items with the separator between each two: ``b"".join`` of it is ``separator.join(items)``."""
+    pairs = chain.from_iterable(zip(repeat(separator), items))
+    next(pairs, None)  # no separator before the first
+    return pairs
 
 
 def _mostly_new(rows: list[Any], last: list[Any]) -> bool:
@@ -569,15 +627,17 @@ class ElementStore:
         table rows encoded by `EncodedRows`."""
         storage = self._storage
         values = storage.encode({str(pid): value for pid, value in parameters.items()})
-        encoded_tables = []
+        parts = [f'{{"parameters":{{"1":{{"values":{values}}}}},"tables":{{'.encode()]
         for position, (table_id, rows) in enumerate(tables.items(), start=1):
             encoded = self._rows.get(table_id)
             if encoded is None:
                 encoded = self._rows[table_id] = EncodedRows()
-            encoded_tables.append(f'"{position}":{{"id":{storage.encode(table_id)},"rows":{encoded.encode(rows, storage)}}}')
+            parts.append(f'{"," if position > 1 else ""}"{position}":{{"id":{storage.encode(table_id)},"rows":'.encode())
+            parts.append(encoded.encode(rows, storage))  # the big part: joined once, as it is
+            parts.append(b"}")
         saved = _saved_at_table(saved_at)
-        tail = f',"{SAVED_AT_TABLE}":{storage.encode(saved[SAVED_AT_TABLE])}' if saved else ""
-        storage.write_encoded(f'{{"parameters":{{"1":{{"values":{values}}}}},"tables":{{{",".join(encoded_tables)}}}{tail}}}')
+        parts.append(f'}}{f",{storage.encode(SAVED_AT_TABLE)}:{storage.encode(saved[SAVED_AT_TABLE])}" if saved else ""}}}'.encode())
+        storage.write_encoded(b"".join(parts))
 
     def wait_written(self) -> None:
         """Return once the writes of this file handed over so far are done (see `StateFileWriter`)."""
@@ -646,8 +706,24 @@ class RecordStore:
 
     def save_encoded(self, records: Iterable[str]) -> None:
         """Save records given as their JSON (`encode`), in this order: what `save` writes."""
-        body = ",".join(f'"{number}":{text}' for number, text in enumerate(records, start=1))
-        self._storage.write_encoded(f"{{{self._storage.encode(self.table)}:{{{body}}}}}")
+        records = records if isinstance(records, list) else list(records)
+        numbered = chain.from_iterable(zip(_document_ids(len(records)), records))  # '"1":', record, ',"2":', ...
+        document = "".join(chain((f"{{{self._storage.encode(self.table)}:{{",), numbered, ("}}",)))
+        self._storage.write_encoded(document)
+
+
+_numbered_keys: tuple[str, ...] = ()
+
+
+def _document_ids(count: int) -> tuple[str, ...]:
+    """The keys of `count` tinydb documents as they precede each in a table's JSON, with the
+    comma before each but the first: made once for all saves (a record store saves thousands
+    of records a batch)."""
+    global _numbered_keys
+    keys = _numbered_keys
+    if len(keys) < count:  # (a thread racing here makes the same keys: either tuple is right)
+        keys = _numbered_keys = tuple(f'{"," if number > 1 else ""}"{number}":' for number in range(1, max(count, 2 * len(keys)) + 1))
+    return keys
 
 
 class RegistryStore:

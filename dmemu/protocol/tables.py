@@ -7,8 +7,9 @@ C-level passes (`map`, `set`) instead of a Python loop per cell.
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from functools import partial
+from itertools import count
 from operator import is_not, itemgetter
 from typing import Any
 
@@ -57,6 +58,99 @@ class BulkChecks:
         return checks
 
 
+_states = count(1)
+"""Numbers the states of all tables' rows taken for saving (see `TrackedRows.take_changes`):
+unique in the process, so a number never names the state of another table."""
+
+
+class TrackedRows(dict[str, Row]):
+    """A table's rows by key, remembering which keys were set or removed since the changes were
+    last taken (`take_changes`), however they were changed: so a save encodes only those rows.
+
+    Changes made by replacing the whole dict (a fill, a restore) are not known row by row: the
+    next `RowChanges` says so (`changed` is None)."""
+
+    __slots__ = ("_changed", "_state")
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._changed: set[str] | None = None  # None: not known row by row
+        self._state = next(_states)  # the state the changes are counted from
+
+    def _note(self, key: str) -> None:
+        changed = self._changed
+        if changed is not None:
+            changed.add(key)
+            if len(changed) > 2 * len(self) + 64:  # e.g. a rolling log never saved: stop counting
+                self._changed = None
+
+    def _note_all(self, keys: Iterable[str]) -> None:
+        if self._changed is not None:
+            self._changed.update(keys)
+            if len(self._changed) > 2 * len(self) + 64:
+                self._changed = None
+
+    def __setitem__(self, key: str, row: Row) -> None:
+        dict.__setitem__(self, key, row)
+        self._note(key)
+
+    def __delitem__(self, key: str) -> None:
+        dict.__delitem__(self, key)
+        self._note(key)
+
+    def pop(self, key: str, *default: Any) -> Any:
+        if key in self:
+            self._note(key)
+        return dict.pop(self, key, *default)
+
+    def popitem(self) -> tuple[str, Row]:
+        item = dict.popitem(self)
+        self._note(item[0])
+        return item
+
+    def setdefault(self, key: str, default: Row = ()) -> Row:  # type: ignore[assignment]
+        if key not in self:
+            self._note(key)
+        return dict.setdefault(self, key, default)
+
+    def clear(self) -> None:
+        self._note_all(list(self))
+        dict.clear(self)
+
+    def update(self, *args: Any, **kwargs: Any) -> None:
+        new = dict(*args, **kwargs)
+        dict.update(self, new)
+        self._note_all(new)
+
+    def __ior__(self, other: Any) -> TrackedRows:  # type: ignore[override,misc]
+        self.update(other)
+        return self
+
+    def take_changes(self) -> RowChanges:
+        """The rows now (a copy), and which keys changed since the changes were last taken."""
+        changes = RowChanges(dict.copy(self), self._changed, self._state, next(_states))
+        self._changed, self._state = set(), changes.state
+        return changes
+
+
+@attrs.frozen
+class RowChanges:
+    """A table's rows at one instant (`rows`, in table order), with the keys set or removed
+    since the state numbered `since` (None: not known row by row); this state is `state`.
+    Iterating gives the rows, as a list of rows would."""
+
+    rows: dict[str, Row]
+    changed: set[str] | None
+    since: int
+    state: int
+
+    def __iter__(self) -> Iterator[Row]:
+        return iter(self.rows.values())
+
+    def __len__(self) -> int:
+        return len(self.rows)
+
+
 def _key_problem(key: Any) -> str:
     return f"primary key {key!r} must be a non-empty string"
 
@@ -66,10 +160,20 @@ class TableData:
 
     def __init__(self, model: TableModel) -> None:
         self.model = model
-        self.rows: dict[str, Row] = {}
+        self._rows = TrackedRows()
         self._key_index = model.key_index
         self._width = model.width
         self._checks = BulkChecks.of(model)
+
+    @property
+    def rows(self) -> TrackedRows:
+        """The rows by primary key, in table order; changes however made are tracked for saving."""
+        return self._rows
+
+    @rows.setter
+    def rows(self, rows: Mapping[str, Row]) -> None:
+        self._rows = rows if type(rows) is TrackedRows else TrackedRows(rows)
+        self._rows._changed = None  # replaced whole: the next save encodes the table whole
 
     @property
     def label(self) -> str:
@@ -145,11 +249,11 @@ class TableData:
 
     # -- bulk --------------------------------------------------------------------------------
 
-    def bulk_rows(self, rows: Iterable[Sequence[Any]]) -> dict[str, Row]:
+    def bulk_rows(self, rows: Iterable[Sequence[Any]]) -> TrackedRows:
         """Checked rows keyed by primary key (a later duplicate key wins)."""
         rows = list(map(tuple, rows))  # a tuple stays the same object
         if not rows:
-            return {}
+            return TrackedRows()
         width = self._width
         if set(map(len, rows)) != {width}:
             rows = [self._pad(position, row) for position, row in enumerate(rows)]
@@ -167,7 +271,7 @@ class TableData:
         for index, low, high in checks.numbers:
             if not self._numbers_fit(rows, index, low, high):
                 self._raise_first_bad(rows)
-        return dict(zip(keys, rows))
+        return TrackedRows(zip(keys, rows))
 
     @staticmethod
     def _numbers_fit(rows: list[Row], index: int, low: float | None, high: float | None) -> bool:
@@ -231,12 +335,13 @@ class TableData:
     def fill_no_delete(self, rows: Iterable[Sequence[Any]]) -> None:
         """FillArrayNoDelete: add new rows, update existing ones (a None cell keeps the old value)."""
         current = self.rows
-        for key, row in self.bulk_rows(rows).items():
-            old = current.get(key)
-            if old is None or None not in row:
-                current[key] = row
-            else:
-                current[key] = tuple(o if n is None else n for o, n in zip(old, row))
+        merged = self.bulk_rows(rows)
+        for key, row in merged.items():
+            if None in row:
+                old = current.get(key)
+                if old is not None:
+                    dict.__setitem__(merged, key, tuple(o if n is None else n for o, n in zip(old, row)))
+        current.update(merged)  # one update: the changed keys noted at once
 
     def restore(self, rows: Iterable[Sequence[Any]]) -> None:
         """Rows from a snapshot, held to the same checks as a fill."""
