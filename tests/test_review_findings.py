@@ -70,3 +70,32 @@ def test_on_a_virtual_clock_two_threads_waiting_behind_a_started_exchange_do_not
         thread.join(HANG_LIMIT)
     port.close()
     assert [command for _, command in device.commands].count(b"slow\r\n") == 1, device.commands
+
+
+def test_on_a_real_clock_closing_the_dms_while_an_exchange_is_in_flight_does_not_wait_for_the_device(
+    dmemu_state_dir, devices: Callable[..., Device]
+) -> None:
+    from test_serial_started import probe
+
+    from dmemu.dms import DataMinerSystem
+
+    asked, released = threading.Event(), threading.Event()
+
+    def answer_when_released(conn: socket.socket, index: int) -> None:
+        while (command := device.read_command(conn, index)) is not None:
+            asked.set()
+            released.wait(HANG_LIMIT * 2)
+            conn.sendall(b"ok " + command)
+
+    device = devices(answer_when_released)
+    dms = DataMinerSystem(dmemu_state_dir, RealClock())
+    element = probe(dms, device, timeout=HANG_LIMIT * 2)
+    element.set("Command", "hello\r\n")
+    assert asked.wait(HANG_LIMIT)  # in flight now
+    closing = threading.Thread(target=dms.close, daemon=True)
+    closing.start()
+    closing.join(HANG_LIMIT)
+    stuck = closing.is_alive()
+    released.set()
+    closing.join(HANG_LIMIT)
+    assert not stuck, "DataMinerSystem.close() waited for the device's answer (RealClock.stop joins the worker reading it)"
