@@ -99,3 +99,24 @@ def test_on_a_real_clock_closing_the_dms_while_an_exchange_is_in_flight_does_not
     released.set()
     closing.join(HANG_LIMIT)
     assert not stuck, "DataMinerSystem.close() waited for the device's answer (RealClock.stop joins the worker reading it)"
+
+
+def test_on_a_real_clock_exchanges_waiting_for_their_answers_do_not_hold_up_timers(devices: Callable[..., Device]) -> None:
+    from test_serial import CRLF
+
+    def silent(conn: socket.socket, index: int) -> None:
+        device.wait_closed_by_client(conn, index)
+
+    device = devices(silent)
+    clock = RealClock(workers=2)
+    clock.start()
+    ports = [SerialPort(device.connection(timeout=HANG_LIMIT), framing=CRLF, runner=clock) for _ in range(2)]
+    for port in ports:  # two devices slow to answer: each started exchange takes a worker while it waits
+        port.start_exchange(b"status\r\n", lambda outcome: None)
+    fired = threading.Event()
+    clock.call_later(0.01, fired.set)
+    timer_ran = fired.wait(HANG_LIMIT / 2)
+    for port in ports:
+        port.close()
+    clock.stop()
+    assert timer_ran, "a timer waited for the slow devices: the started exchanges held every worker of the pool"
