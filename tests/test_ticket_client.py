@@ -447,6 +447,19 @@ def test_a_failed_search_is_recorded_and_answered_as_a_failure(dms, tmp_path, os
     assert client.get("Processing IAS Request Busy Status") == NOT_BUSY
 
 
+def test_a_search_a_restart_cut_off_is_answered_as_a_failure_worth_retrying_when_the_client_starts(dms, tmp_path, osb):
+    client = make_client(dms, tmp_path, osb)
+    lock(client, "flow-a")
+    client.set("Client Command", command_message("flow-a", "c1", "search", ticket_type="MO", network_element="ne-1"), wait=False)
+    assert client.get("Pending Search")  # sent; its answer not read yet
+    client.restart()  # the stop closes the connection: the answer never comes
+    reply = json.loads(client.get("Client Command Reply"))
+    assert (reply["id"], reply["ok"], reply["retryable"]) == ("c1", False, True)
+    assert reply["error"] == "the client stopped during the search: no answer came"
+    assert client.get("Pending Search") == "" and client.get("LockGuidId") == "flow-a"  # the flow searches again
+    assert search(client, "flow-a", "c2")["ok"]
+
+
 def test_the_response_table_keeps_the_newest_rows_up_to_its_maximum(dms, tmp_path, osb):
     client = make_client(dms, tmp_path, osb, **{"Response Table Max Rows": 3})
     lock(client, "flow-a")

@@ -15,6 +15,7 @@ import pytest
 
 from dmemu.dms import DataMinerSystem
 from dmemu.elements.telenet import osb_messages as osb
+from dmemu.elements.telenet import ticket_gateway
 from dmemu.elements.telenet.osb_messages import (
     CREATE_TICKET,
     FoundTicket,
@@ -32,8 +33,10 @@ from dmemu.elements.telenet.ticket_gateway import TelenetTicketGateway, TicketRe
 from dmemu.protocol import (
     BYPASS_PROXY,
     Connection,
+    ConnectionSettingError,
     Element,
     InvalidValueError,
+    LogType,
     Parameter,
     Protocol,
     QAction,
@@ -364,6 +367,32 @@ def test_a_create_is_acknowledged_then_its_result_is_replied(gateway: Element, r
         ("CreateTicket", 200, f"ACK: transaction {transaction_id}"), ("GetTransactionResult", 200, "COMPLETED: MO-000001"),
     ]  # fmt: skip
     assert (gateway.get("API Status"), gateway.get("Last HTTP Status"), gateway.get("Done Requests"), gateway.get("Buffer Depth")) == (1, 200, 1, 0)
+
+
+def test_answers_already_found_reach_their_requesters_even_when_the_next_send_fails(
+    gateway: Element, requester: Element, clock: VirtualClock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    posts: list[bytes] = []
+    post = ticket_gateway._Service.post
+
+    def second_post_fails(service: Any, protocol: Any, operation: Any, body: bytes, then: Any) -> Any:
+        posts.append(body)
+        if len(posts) == 2:
+            raise ConnectionSettingError("host 'osb.invalid' cannot be used", field="host", value="osb.invalid")  # as a bad selected service would
+        return post(service, protocol, operation, body, then)
+
+    monkeypatch.setattr(ticket_gateway._Service, "post", second_post_fails)
+    first = json.dumps({"operation": "create", "ticket_type": "MO", "fields": create_fields(1)})
+    requester.set("Outgoing", first, wait=False)  # sent at once; its answer is read while the next is buffered
+    requester.set("Outgoing", json.dumps({"operation": "create", "ticket_type": "MO", "fields": create_fields(2)}), wait=False)
+    first_id, second_id = (request_id for _, request_id in SENT)
+    clock.advance(0.5)  # the first answer comes; sending the second fails
+    assert len(posts) == 2
+    assert [reply.body["stage"] for reply in replies_to(first_id)] == ["ack"]  # the ACK found before the failure was set
+    assert any("failed: ConnectionSettingError" in entry.message for entry in gateway.logs(LogType.ERROR))
+    assert gateway.table("Request Buffer").row(second_id)["State"] == 1  # Sent, not answered: it goes again
+    clock.advance(1)  # the next Buffer Processing sends it
+    assert [reply.body["stage"] for reply in replies_to(second_id)] == ["ack"]
 
 
 def test_a_result_pending_upstream_is_asked_for_again(gateway: Element, requester: Element, osb_service: OsbService, clock: VirtualClock) -> None:

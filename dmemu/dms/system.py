@@ -357,6 +357,8 @@ class DataMinerSystem:
         if self._closed:
             return
         self._closed = True
+        for element in list(self._elements.values()):
+            element._end_started_exchanges()  # nothing waits for a device's answer while closing
         if self._owns_clock:
             self.clock.stop()  # lets running QActions finish first
         self.automation._close()

@@ -285,10 +285,13 @@ class TimerScheduler(schedule.Scheduler):
 
 
 class StartedExchange(typing.Protocol):
-    """An exchange a serial port started (`serial._StartedExchange`), as the clock drives it."""
+    """An exchange a serial port started (`serial._StartedExchange`), as the clock that runs it
+    sees it (`Clock.start_exchange`, `wait_exchange`, `forget_exchange`: the port's runner)."""
 
     deadline: float  # time.monotonic() by when its answer must be complete
-    done: threading.Event
+    done: threading.Event  # set once it ended and its port moved on
+    sent: bool  # begun (its command went out, or failed to)
+    socket: socket.socket | None  # while its answer is awaited
 
     def run_blocking(self) -> None: ...
 
@@ -422,6 +425,8 @@ class VirtualClock(Clock):
         sock = started.begin()
         if sock is not None:
             with self._io_lock:
+                if started.socket is not sock:
+                    return  # ended meanwhile (its port closed on another thread)
                 if self._selector is None:
                     self._selector = selectors.DefaultSelector()
                 self._selector.register(sock, selectors.EVENT_READ, started)
@@ -431,8 +436,10 @@ class VirtualClock(Clock):
         if sock is not None:
             self.forget_exchange(started, sock)
             started.read_blocking()
-        elif not started.done.is_set():
+        elif not started.sent:
             started.run_blocking()  # not sent yet: its turn is now
+        else:
+            started.done.wait()  # another thread waits for its answer
 
     def forget_exchange(self, started: StartedExchange, sock: socket.socket) -> None:
         with self._io_lock:
@@ -554,6 +561,10 @@ def _logging_failures(callback: Callable[[], Any]) -> None:
         _logger.exception("a timer callback failed")
 
 
+EXCHANGE_THREADS = 32
+"""Started serial exchanges a real clock waits for at once (more wait for a free thread)."""
+
+
 class RealClock(Clock):
     """Wall-clock time; `start()` runs due timers on a background thread, handing each to a
     small worker pool so one slow element cannot hold up the others."""
@@ -564,6 +575,7 @@ class RealClock(Clock):
         super().__init__()
         self._workers = workers
         self._pool: ThreadPoolExecutor | None = None
+        self._exchange_pool: ThreadPoolExecutor | None = None  # started serial exchanges waiting for their answers
         self._thread: threading.Thread | None = None
         self._stopping = threading.Event()
         self._changed = threading.Condition()
@@ -576,8 +588,17 @@ class RealClock(Clock):
         time.sleep(seconds)
 
     def start_exchange(self, started: StartedExchange) -> None:
-        """A worker sends it and waits for its answer; the answer's work is queued from there."""
-        self.dispatch(started.run_blocking)
+        """A thread of its own sends it and waits for its answer (not one of the timers'
+        workers: exchanges waiting for slow devices must not hold up other elements' timers);
+        the answer's work is queued from there."""
+        pool = self._exchange_pool
+        if pool is not None:
+            try:
+                pool.submit(_logging_failures, started.run_blocking)
+                return
+            except RuntimeError:  # the pool is shutting down: run it here
+                pass
+        started.run_blocking()
 
     def dispatch(self, callback: Callable[[], Any]) -> None:
         pool = self._pool
@@ -618,11 +639,12 @@ class RealClock(Clock):
             return
         self._stopping.clear()
         self._pool = ThreadPoolExecutor(max_workers=self._workers, thread_name_prefix="dmemu-element")
+        self._exchange_pool = ThreadPoolExecutor(max_workers=EXCHANGE_THREADS, thread_name_prefix="dmemu-exchange")
         self._thread = threading.Thread(target=self._loop, name="dmemu-clock", daemon=True)
         self._thread.start()
 
     def stop(self) -> None:
-        thread, pool = self._thread, self._pool
+        thread, pool, exchanges = self._thread, self._pool, self._exchange_pool
         if thread is None:
             return
         self._stopping.set()
@@ -630,7 +652,9 @@ class RealClock(Clock):
         thread.join()
         if pool is not None:
             pool.shutdown(wait=True)
-        self._thread = self._pool = None
+        if exchanges is not None:
+            exchanges.shutdown(wait=True)  # each ends within its timeout (closing its port ends it at once)
+        self._thread = self._pool = self._exchange_pool = None
 
     def advance(self, seconds: float) -> int:
         """Block for `seconds` of wall-clock time, running due timers on this thread."""

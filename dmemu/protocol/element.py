@@ -306,6 +306,9 @@ class Element(ReadableElement):
         (directly or through their own sets on this element) have run, the first failure among
         them raises `QActionFailedError`, its cause the QAction's exception. Failures of other
         work (timers, other users' sets) never raise here; a set that does not wait cannot raise.
+
+        On a virtual clock a waiting set (outside a QAction) also waits for the answers of the
+        serial exchanges in flight (`SerialPort.start_exchange`), running their handlers here.
         """
         target = self._write_targets.get(ref)
         if target is None:
@@ -564,6 +567,12 @@ class Element(ReadableElement):
             if self._change_listeners:  # every table has new rows: its listeners look again
                 for tid in self._tables:
                     self._notify_table(tid, None, frozenset())
+
+    def _end_started_exchanges(self) -> None:
+        """Started serial exchanges end now (their handlers hear `SerialConnectionError`)."""
+        port = self._serial
+        if port is not None:
+            port.close()
 
     def close_connection(self) -> None:
         if self._session is not None:

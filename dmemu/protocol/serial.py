@@ -32,6 +32,7 @@ from collections.abc import Callable, Mapping
 import attrs
 from requests.structures import CaseInsensitiveDict
 
+from .clock import Clock
 from .errors import SerialConnectionError, SerialTimeoutError
 from .http import Connection
 
@@ -195,7 +196,7 @@ class SerialPort:
         *,
         default_port: int = DEFAULT_SERIAL_PORT,
         framing: Framing | None = None,
-        runner: ExchangeRunner | None = None,
+        runner: Clock | None = None,
         deliver: Callable[[Callable[..., None], object], None] | None = None,
     ) -> None:
         self.framing = framing  # the default for exchanges that name none
@@ -334,9 +335,13 @@ class SerialPort:
         timeout: float | None = None,
     ) -> HttpAnswer:
         """Send an HTTP/1.1 request (with Host and Content-Length) and read its answer."""
-        with self._lock:  # the Host header names the target this request goes to
-            request = self._http_request(method, path, body, headers)
-            return self._http_answer(self.exchange(request, HttpFraming(), timeout=timeout))
+        seconds = self._seconds(timeout)
+        while True:
+            self._finish_started()  # exchanges started earlier go first (waited for without the lock)
+            with self._lock:  # the Host header names the target this request goes to
+                if self._in_flight is None:
+                    request = self._http_request(method, path, body, headers)
+                    return self._http_answer(self._exchange_now(request, HttpFraming(), seconds))
 
     # -- internals ------------------------------------------------------------------------
 
@@ -501,25 +506,12 @@ def _send_all(sock: socket.socket, data: bytes, deadline: float) -> None:
         raise _PeerClosed(0, f"the connection was closed before the command went out: {error}", sent=False) from None
 
 
-class ExchangeRunner(typing.Protocol):
-    """Where started exchanges wait for their answers: the clock of the element's DMS."""
-
-    def start_exchange(self, started: _StartedExchange) -> None:
-        """Have `started` sent (`begin` or `run_blocking`) and its answer read; it ends itself."""
-
-    def wait_exchange(self, started: _StartedExchange) -> None:
-        """Return once `started` has ended (an `exchange` waits behind it)."""
-
-    def forget_exchange(self, started: _StartedExchange, sock: socket.socket) -> None:
-        """`started` no longer waits on `sock` (it ended, or its port closed)."""
-
-
 class _StartedExchange:
     """One exchange started by `SerialPort.start_exchange`: sent, then read as its bytes come.
     It ends once (answered, failed, or cancelled by a close: `ended`, under the port's lock),
     and its outcome is delivered then; `done` is set once the port has moved on to the next."""
 
-    __slots__ = ("port", "data", "framing", "seconds", "then", "http", "deadline", "reading", "socket", "ended", "done")
+    __slots__ = ("port", "data", "framing", "seconds", "then", "http", "deadline", "reading", "socket", "ended", "done", "sent", "reader")
 
     def __init__(self, port: SerialPort, data: bytes, framing: Framing, seconds: float, then: Callable[..., None], *, http: bool = False) -> None:
         self.port = port
@@ -533,6 +525,8 @@ class _StartedExchange:
         self.socket: socket.socket | None = None  # while its answer is awaited
         self.ended = False
         self.done = threading.Event()
+        self.sent = False  # begun: a command goes out once, whoever waits for it
+        self.reader = threading.Lock()  # held by the thread reading its answer
 
     def run_blocking(self) -> None:
         """Send, then wait for the answer on this thread (a worker's, or the caller's). The
@@ -545,8 +539,9 @@ class _StartedExchange:
         ended already (it could not be sent: its callback hears why)."""
         port = self.port
         with port._lock:
-            if port._in_flight is not self or self.ended:
-                return None  # closed before its turn, or run by another thread already
+            if port._in_flight is not self or self.ended or self.sent:
+                return None  # closed before its turn, or sent by another thread already
+            self.sent = True
             self.deadline = time.monotonic() + self.seconds
             outcome: object = None
             try:
@@ -568,17 +563,20 @@ class _StartedExchange:
         """Read what came on the (non-blocking) socket; the exchange ends once the answer is
         complete (or broken)."""
         sock = self.socket
-        if sock is None:
-            return  # ended meanwhile
+        if sock is None or not self.reader.acquire(blocking=False):
+            return  # ended meanwhile, or another thread reads it (`read_blocking`)
         try:
-            if sock.gettimeout() != 0.0:
-                sock.setblocking(False)
-            answer = self.reading.feed(sock.recv(_RECEIVE_SIZE))
-        except BlockingIOError:
-            return
-        except (_PeerClosed, FramingError, OSError) as error:
-            self.end(self._failure(error), broken=True)
-            return
+            try:
+                if sock.gettimeout() != 0.0:
+                    sock.setblocking(False)
+                answer = self.reading.feed(sock.recv(_RECEIVE_SIZE))
+            except BlockingIOError:
+                return
+            except (_PeerClosed, FramingError, OSError) as error:
+                self.end(self._failure(error), broken=True)
+                return
+        finally:
+            self.reader.release()
         if answer is not None:
             self.end(self._outcome(answer))
 
@@ -591,16 +589,21 @@ class _StartedExchange:
         sock = self.socket
         if sock is None:
             return
-        try:
-            sock.settimeout(_remaining(self.deadline))
-            while (answer := self.reading.feed(sock.recv(_RECEIVE_SIZE))) is None:
+        with self.reader:
+            if self.ended:
+                return
+            try:
                 sock.settimeout(_remaining(self.deadline))
-        except TimeoutError:
-            self.expire()
-        except (_PeerClosed, FramingError, OSError) as error:
-            self.end(self._failure(error), broken=True)
-        else:
-            self.end(self._outcome(answer))
+                while (answer := self.reading.feed(sock.recv(_RECEIVE_SIZE))) is None:
+                    sock.settimeout(_remaining(self.deadline))
+            except TimeoutError:
+                outcome: object = self.port._timed_out(self.seconds, self.reading)
+                broken = True
+            except (_PeerClosed, FramingError, OSError) as error:
+                outcome, broken = self._failure(error), True
+            else:
+                outcome, broken = self._outcome(answer), False
+        self.end(outcome, broken=broken)
 
     def cancel(self) -> bool:
         """Its port closes before the answer came (the caller holds the port's lock and

@@ -35,6 +35,9 @@ What the connector's help page says, and where it lives here:
 * **Search Results page**: *Ninas Network Path Details*, copied from the Topology Database
   element's ``Topology`` table when this element starts (only then, as the help page says), and
   the *Searched Tickets* of the flow holding the client (emptied when a new flow takes it).
+* **Searches answer later**: a search is sent over the serial connection and the client goes on
+  (Busy) until its answer comes (`_search_answered`); the search under way is kept in *Pending
+  Search*, so a flow whose search a stop cut off is told at the next start, not after its timeout.
 * **Creates, updates and closes** are forwarded to the Ticket Gateway's ``Ticket Request``
   (`protocol.send_request`); its answers land on *Gateway Reply* and are passed on to the flow.
 * **Heartbeat**: every *Heartbeat Interval* seconds a beat goes to the Heartbeat Receiver
@@ -175,6 +178,13 @@ def element_started(protocol: QActionProtocol) -> None:
     if protocol.get_parameter("Pending Gateway Request"):
         # A Gateway request sent before a restart: its answer still lands here and is passed on.
         protocol.set_parameter("Processing IAS Request Busy Status", BUSY)
+    pending_search = protocol.get_parameter("Pending Search")
+    if pending_search:
+        # A search whose answer the stop cut off: its flow hears so now, not after its timeout.
+        search = json.loads(pending_search)
+        protocol.set_parameter("Pending Search", "")
+        protocol.log(f"search {search['id']} of flow {search['guid']} was cut off by a stop: no answer", LogType.ERROR)
+        _reply_command(protocol, search["id"], search["guid"], error="the client stopped during the search: no answer came", retryable=True, tickets=[])
 
 
 def _copy_topology(protocol: QActionProtocol) -> None:
@@ -367,7 +377,10 @@ def _search(protocol: QActionProtocol, command: dict[str, Any]) -> None:
     service = selected_service(protocol)
     what = f"{ticket_type} tickets of {network_element!r}" + (f" for alarm {alarm_id}" if alarm_id not in (None, "") else "")
     search = _Search(command["guid"], command["id"], ticket_type, network_element, alarm_id, service.name if service else "", what, protocol.now(), _wall_clock())
-    _update(protocol, {"Processing IAS Request Busy Status": BUSY, "Client Processing Data": f"Searching {what}"})
+    _update(protocol, {
+        "Processing IAS Request Busy Status": BUSY, "Client Processing Data": f"Searching {what}",
+        "Pending Search": json.dumps({"id": search.command_id, "guid": search.guid}),
+    })  # fmt: skip
     try:
         if service is None:
             raise ServiceSelectionError("no ticketing service is selected (Service Selection)")
@@ -406,6 +419,7 @@ def _search_done(protocol: QActionProtocol, search: _Search, tickets: list[Any],
         search.command_id, search.started, protocol.now(), duration_ms, search.service, search.ticket_type, search.network_element,
         "" if search.alarm_id is None else str(search.alarm_id), SUCCESS if error is None else FAILURE, response, search.guid,
     ])  # fmt: skip
+    protocol.set_parameter("Pending Search", "")
     holder = _holder(protocol)
     if holder != search.guid:  # the lock was forced open (or expired) while the search ran
         reason = f"the lock is held by flow {holder}" if holder else "the client is not locked"
@@ -618,6 +632,8 @@ class TelenetTicketClient(Protocol):
         Parameter(720, "Gateway Reply", String(), write=True, default=""),
         Parameter(721, "Pending Gateway Request", String(), default="", save=True,
                   description="The Gateway request a flow waits for (JSON), kept across restarts."),
+        Parameter(722, "Pending Search", String(), default="", save=True,
+                  description="The search under way (JSON): a stop cuts its answer off, and the flow is told at the next start."),
     )  # fmt: skip
     tables = (
         service_info_table(1000, "Connection Details"),

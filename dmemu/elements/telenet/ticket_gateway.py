@@ -28,8 +28,8 @@ What the connector's help page says, and where it lives here:
   once with an error reply naming what was wrong, and never buffered.
 * **The buffer** (Request Buffer table): create, update and close of MO and PLM tickets go
   before searches, each kind in the order it came; searches are sent at most *Search Rate* per
-  second. One request at a time goes to the service (the element's queue runs one QAction at a
-  time and each exchange finishes before the next starts).
+  second. One request at a time goes to the service: the next is chosen once the answer to the
+  last one came (`_Buffer`), while the element goes on taking requests meanwhile.
 * **Answers**: a create, update or close is answered ACK with a transaction (replied as
   ``{"stage": "ack", "transaction_id": ...}``), then its asynchronous result is asked for every
   *Result Poll Interval* seconds with GetTransactionResult and replied as ``{"stage": "result",
@@ -523,24 +523,26 @@ class _Buffer:
         self.remove_expired(protocol, now)
         for row in [row for row in self.open.values() if row.state == REPLY_PENDING and row.next_action <= now]:
             self.deliver_again(protocol, row, now)
-        while self.exchange is None and not self.stopped:
-            step = self.next_step(protocol, now)
-            if step is None:
-                break
-            row, operation, body, parse, attempt = step
-            exchange = self.exchange = _Exchange(row, operation, parse, attempt)
-            try:
-                outcome = self.service(protocol).post(protocol, operation, body, functools.partial(_answered, exchange=exchange))
-            except BaseException:
-                self.exchange = None  # never sent (a bad service address, say): the next round tries again
-                raise
-            if outcome is None:
-                break  # over the stream: its answer comes to `_answered`
-            self.answered(protocol, exchange, outcome)
+        try:
+            while self.exchange is None and not self.stopped:
+                step = self.next_step(protocol, now)
+                if step is None:
+                    break
+                row, operation, body, parse, attempt = step
+                exchange = self.exchange = _Exchange(row, operation, parse, attempt)
+                try:
+                    outcome = self.service(protocol).post(protocol, operation, body, functools.partial(_answered, exchange=exchange))
+                except BaseException:
+                    self.exchange = None  # never sent (a bad service address, say): the next round tries again
+                    raise
+                if outcome is None:
+                    break  # over the stream: its answer comes to `_answered`
+                self.answered(protocol, exchange, outcome)
+                self.deliver_replies(protocol)
+        finally:
+            # Answers go to their requesters once the next exchange is under way: the service
+            # works on it meanwhile, while the requesters' work (a flow going on) runs here.
             self.deliver_replies(protocol)
-        # Answers go to their requesters once the next exchange is under way: the service works
-        # on it meanwhile, while the requesters' work (a flow going on) runs here.
-        self.deliver_replies(protocol)
         if self.exchange is None:
             self.show_depth(protocol)  # the round is over (shown once a round, as it moves fast)
 
