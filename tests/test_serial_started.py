@@ -123,6 +123,20 @@ def probe(dms: DataMinerSystem, device: Device, name: str = "probe", timeout: fl
 # -- a virtual clock ---------------------------------------------------------------------------
 
 
+def held_device(devices: Callable[..., Device]) -> tuple[Device, threading.Event, threading.Event]:
+    """A device that answers each command once `released` is set (`asked` is set when one came)."""
+    asked, released = threading.Event(), threading.Event()
+
+    def answer_when_released(conn: socket.socket, index: int) -> None:
+        while (command := device.read_command(conn, index)) is not None:
+            asked.set()
+            released.wait(HANG_LIMIT * 2)
+            conn.sendall(b"ok " + command)
+
+    device = devices(answer_when_released)
+    return device, asked, released
+
+
 def test_exchanges_of_two_elements_are_in_flight_at_once_and_answered_within_one_advance(
     dms: DataMinerSystem, dmemu_clock: VirtualClock, devices: Callable[..., Device]
 ) -> None:
@@ -443,15 +457,7 @@ def test_a_port_without_a_runner_answers_before_start_exchange_returns(devices: 
 def test_on_a_real_clock_a_stop_while_an_exchange_is_in_flight_does_not_wait_for_the_device(
     dmemu_state_dir: Path, devices: Callable[..., Device]
 ) -> None:
-    asked, released = threading.Event(), threading.Event()
-
-    def answer_when_released(conn: socket.socket, index: int) -> None:
-        while (command := device.read_command(conn, index)) is not None:
-            asked.set()
-            released.wait(HANG_LIMIT * 2)
-            conn.sendall(b"ok " + command)
-
-    device = devices(answer_when_released)
+    device, asked, released = held_device(devices)
     with DataMinerSystem(dmemu_state_dir, RealClock()) as dms:
         element = probe(dms, device, timeout=HANG_LIMIT * 2)
         element.set("Command", "hello\r\n")
@@ -525,15 +531,7 @@ def test_on_a_virtual_clock_two_threads_waiting_behind_a_started_exchange_do_not
 def test_on_a_real_clock_closing_the_dms_while_an_exchange_is_in_flight_does_not_wait_for_the_device(
     dmemu_state_dir, devices: Callable[..., Device]
 ) -> None:
-    asked, released = threading.Event(), threading.Event()
-
-    def answer_when_released(conn: socket.socket, index: int) -> None:
-        while (command := device.read_command(conn, index)) is not None:
-            asked.set()
-            released.wait(HANG_LIMIT * 2)
-            conn.sendall(b"ok " + command)
-
-    device = devices(answer_when_released)
+    device, asked, released = held_device(devices)
     dms = DataMinerSystem(dmemu_state_dir, RealClock())
     element = probe(dms, device, timeout=HANG_LIMIT * 2)
     element.set("Command", "hello\r\n")
