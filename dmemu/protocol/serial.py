@@ -204,7 +204,7 @@ class SerialPort:
         self._connection = connection
         self._target = (connection.host, connection.port if connection.port is not None else default_port)
         self._socket: socket.socket | None = None
-        self._lock = threading.RLock()  # one exchange at a time; http_exchange holds it around one
+        self._lock = threading.RLock()  # held while the socket or the exchanges in flight change, and by a waiting exchange
         self._runner = runner  # where started exchanges wait for their answers (None: at once, here)
         self._deliver = deliver  # how an answer reaches its callback (None: called where the answer came)
         self._in_flight: _StartedExchange | None = None
@@ -269,9 +269,10 @@ class SerialPort:
     ) -> None:
         """`http_exchange` started as `start_exchange` starts one: `then` gets the `HttpAnswer`
         or the error. The request's Host is the target it goes to."""
+        seconds = self._seconds(timeout)
         with self._lock:
             request = self._http_request(method, path, body, headers)
-            self._start(_StartedExchange(self, request, HttpFraming(), self._seconds(timeout), then, http=True))
+        self._start(_StartedExchange(self, request, HttpFraming(), seconds, then, http=True))
 
     def exchange(self, data: bytes, framing: Framing | None = None, *, timeout: float | None = None) -> bytes:
         """Send `data` and answer the response `framing` (else the port's framing) finds complete.
