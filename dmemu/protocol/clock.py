@@ -307,6 +307,10 @@ class StartedExchange(typing.Protocol):
 class Clock:
     """The time of one DataMiner System and the scheduler its timers run on."""
 
+    answers_awaited: bool = False
+    """True while this clock watches started serial exchanges for their answers (`settle`
+    waits for them): a virtual clock's, between sending and the answers' work."""
+
     ticks_end_in_one_place: bool = True
     """True when tick listeners run after the tick's work is done (batched saves can hang on
     them); a clock handing work to threads has no such moment and needs a save timer."""
@@ -429,6 +433,7 @@ class VirtualClock(Clock):
                     return  # ended meanwhile (its port closed on another thread)
                 if self._selector is None:
                     self._selector = selectors.DefaultSelector()
+                    self.answers_awaited = True
                 self._selector.register(sock, selectors.EVENT_READ, started)
 
     def wait_exchange(self, started: StartedExchange) -> None:
@@ -451,6 +456,8 @@ class VirtualClock(Clock):
 
     def settle(self) -> None:
         """Wait for the answers of every exchange in flight, running the work each starts."""
+        if self._selector is None:
+            return  # nothing in flight
         me = threading.get_ident()
         if self._settler == me:
             return  # already waiting, further up this thread's stack
@@ -465,6 +472,7 @@ class VirtualClock(Clock):
                             if selector is not None:
                                 selector.close()  # no descriptor is held between exchanges
                                 self._selector = None
+                                self.answers_awaited = False
                             return
                     self._wait_for_answers(selector, waiting)  # type: ignore[arg-type]
             finally:

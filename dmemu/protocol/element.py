@@ -239,6 +239,7 @@ class Element(ReadableElement):
         self._store = store
         self._state = ElementState.STOPPED
         self._queue = WorkQueue(dispatch=dms.clock.dispatch, on_error=self._log_queued_error)
+        self._clock = dms.clock
         self._lifecycle_lock = threading.RLock()  # start/pause/stop: state and timer jobs together
         self._jobs: list[TimerJob] = []
         self._queued_timers: set[int] = set()
@@ -328,10 +329,8 @@ class Element(ReadableElement):
                 queue.hand_off()
             if saved:
                 self._mark_dirty()
-            heard = False
             if self._value_watchers:  # called here, not through a helper: this is every set's path
                 for watcher in self._value_watchers.get(pid, ()):
-                    heard = True
                     try:
                         watcher(self, pid, value)
                     except Exception as error:
@@ -339,15 +338,14 @@ class Element(ReadableElement):
             if self._change_listeners:
                 listeners = self._listeners_of.get(pid, self._listeners_of_all)
                 if listeners:
-                    heard = True
                     self._notify(listeners, ParameterChange(pid, value))
-            if heard and wait and not _running_any_queue():
-                self.dms.clock.settle()  # the work watchers and listeners started, exchanges included
+            if self._clock.answers_awaited and wait and not _running_any_queue():
+                self._clock.settle()  # the work watchers and listeners started, exchanges included
             return
         raise_failure = wait and (self.raise_on_failure if raise_on_failure is None else raise_on_failure)
         self._queue.run(self._apply_user_set, pid, value, _depth, wait=wait, raise_failure=raise_failure)
-        if wait and not _running_any_queue():
-            self.dms.clock.settle()  # a virtual clock: the exchanges the set started have answered
+        if wait and self._clock.answers_awaited and not _running_any_queue():
+            self._clock.settle()  # a virtual clock: the exchanges the set started have answered
 
     def set_cell(
         self, table: int | str, key: str, column: int | str, value: Any, *, wait: bool = True, raise_on_failure: bool | None = None
@@ -366,8 +364,8 @@ class Element(ReadableElement):
             raise ElementStateError(f"element {self.name!r} is {self._state.value}: start it before setting {spec.name!r}")
         raise_failure = wait and (self.raise_on_failure if raise_on_failure is None else raise_on_failure)
         self._queue.run(self._apply_user_cell, data, key, index, value, 0, wait=wait, raise_failure=raise_failure)
-        if wait and not _running_any_queue():
-            self.dms.clock.settle()
+        if wait and self._clock.answers_awaited and not _running_any_queue():
+            self._clock.settle()
 
     def logs(self, type: LogType | None = None) -> list[LogEntry]:
         """Log entries kept for this element, optionally of one type."""
