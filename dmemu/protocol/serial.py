@@ -674,7 +674,8 @@ def _remaining(deadline: float) -> float:
 def _closed_by_peer(sock: socket.socket) -> bool:
     """Whether the peer closed the idle connection; bytes it sent unasked are dropped."""
     try:
-        sock.setblocking(False)
+        if sock.gettimeout() != 0.0:  # a socket a started exchange read is non-blocking already
+            sock.setblocking(False)
         while sock.recv(_RECEIVE_SIZE):
             pass
         return True  # an empty read: the peer's end is closed
