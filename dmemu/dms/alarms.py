@@ -1049,7 +1049,11 @@ def _template_from_record(record: Mapping[str, Any]) -> AlarmTemplate:
         raise ValueError(str(error)) from None
 
 
+_LABELS = {severity: severity.label for severity in Severity}  # a property call per label is slow: an alarm record has several
+
+
 def _alarm_record(alarm: Alarm) -> dict[str, Any]:
+    label = _LABELS.__getitem__
     return {
         "kind": "alarm",
         "id": alarm.id,
@@ -1058,13 +1062,13 @@ def _alarm_record(alarm: Alarm) -> dict[str, Any]:
         "parameter_id": alarm.parameter_id,
         "parameter_name": alarm.parameter_name,
         "row_key": alarm.row_key,
-        "severity": alarm.severity.label,
-        "worst_severity": alarm.worst_severity.label,
+        "severity": label(alarm.severity),
+        "worst_severity": label(alarm.worst_severity),
         "value": alarm.value,
         "opened": alarm.opened,
         "last_change": alarm.last_change,
         "cleared": alarm.cleared,
-        "records": [[r.time, r.severity.label, r.value, r.reason] for r in alarm.records],
+        "records": [[r.time, label(r.severity), r.value, r.reason] for r in alarm.records],
         "properties": dict(alarm.properties),
     }
 
