@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import json
 import logging
+import math
+import random
 import shutil
 import threading
 
@@ -27,9 +29,11 @@ from dmemu.dms import (
     TicketType,
     UnknownAlarmError,
 )
+from dmemu.dms import alarms as alarms_module
 from dmemu.protocol import (
     Column,
     Discrete,
+    ElementState,
     LogType,
     Number,
     Parameter,
@@ -703,6 +707,87 @@ def test_alarms_of_an_element_stopped_before_they_were_saved_clear_at_the_next_s
     with DataMinerSystem(crashed, dmemu_clock) as again:
         assert again.alarms.active() == []
         assert again.alarms.history()[0].records[-1].reason == "element stopped"
+
+
+def saved_as_json_dumps_writes_it(dms, alarm_record=alarms_module._alarm_record) -> bool:
+    """Whether alarms.json holds what encoding the manager's records whole writes (json.dumps)."""
+    manager = dms.alarms
+    records = [
+        {"kind": "counter", "next_id": manager._next_id},
+        *(alarms_module._template_record(ids, template) for ids, template in manager._templates.items()),
+        *(alarm_record(alarm) for alarm in [*manager.active(), *manager.history()]),
+    ]
+    document = {"alarms": {str(number): record for number, record in enumerate(records, 1)}}
+    return (dms.state_dir / "alarms.json").read_text() == json.dumps(document, separators=(",", ":"), allow_nan=False)
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_every_save_of_random_alarm_changes_writes_what_json_dumps_writes(dms, switch, seed):
+    """Saves encode only the alarms that changed: opened, changed, cleared, given a property,
+    dropped from the history, cleared by a stop; the file is still that of every alarm."""
+    rng = random.Random(seed)
+    dms.alarms.history_limit = 4  # clears drop the oldest cleared alarms
+    other = dms.create_element(Switch, "Switch 2")
+    dms.alarms.assign_template(other, SWITCH_TEMPLATE)
+    for _ in range(60):
+        element = rng.choice([e for e in (switch, other) if e.state is ElementState.ACTIVE])  # a stopped one takes no sets
+        step = rng.randrange(6)
+        if step == 0:
+            element.set("CPU Load", rng.choice([2, 50, 85, 99]))
+        elif step == 1:
+            element.set("Link Status", rng.choice(["Up", "Down", "Degraded"]))
+        elif step == 2:
+            set_ports(element, [[f"p{n}", rng.choice([0, 20, 500]), rng.randrange(2)] for n in range(rng.randrange(4))])
+        elif step == 3 and (alarms := [*dms.alarms.active(), *dms.alarms.history()]):
+            dms.alarms.set_property(rng.choice(alarms).id, rng.choice(["SNOW Ticket", "Note"]), rng.choice(["INC1", "é€\"", ""]))
+        elif step == 4 and other.state is ElementState.ACTIVE:
+            other.stop()  # its alarms clear
+        elif step == 4:
+            other.start()
+        if rng.random() < 0.5:
+            assert dms.flush() == []
+            assert saved_as_json_dumps_writes_it(dms)
+            # The texts kept are those of the alarms kept: none of an alarm dropped from the history.
+            assert dms.alarms._encoded._texts.keys() == {a.id for a in [*dms.alarms.active(), *dms.alarms.history()]}
+    dms.close()
+    with DataMinerSystem(dms.state_dir, VirtualClock(dms.clock.now())) as again:  # alarms loaded, not encoded yet
+        again.element("Switch 1").set("CPU Load", rng.choice([2, 50, 85, 99]))
+        again.alarms._reserve_ids([again.alarms._next_id])  # a save even when no alarm changed
+        assert again.flush() == [] and saved_as_json_dumps_writes_it(again)
+
+
+def test_a_save_encodes_only_the_alarms_changed_since_the_last_one(dms, switch, monkeypatch):
+    switch.set("CPU Load", 90)
+    set_ports(switch, [["p1", 20, 0], ["p2", 500, 1], ["p3", 0, 0]])
+    dms.flush()
+    encoded: list[int] = []
+
+    def counted_record(alarm, record=alarms_module._alarm_record):  # type: ignore[no-untyped-def]
+        encoded.append(alarm.id)
+        return record(alarm)
+
+    monkeypatch.setattr(alarms_module, "_alarm_record", counted_record)
+    dms.alarms.assign_template(dms.create_element(Switch, "Switch 2"), SWITCH_TEMPLATE)  # saved; no alarm changes
+    assert dms.alarms.dirty and dms.flush() == []
+    assert encoded == [] and saved_as_json_dumps_writes_it(dms)
+
+    cpu, *ports = dms.alarms.active(element=switch)
+    dms.alarms.set_property(ports[0].id, "SNOW Ticket", "INC1")
+    switch.set("CPU Load", 50)  # cleared
+    dms.flush()
+    assert sorted(encoded) == sorted([ports[0].id, cpu.id]) and saved_as_json_dumps_writes_it(dms)
+
+
+def test_alarms_a_failed_save_could_not_encode_are_encoded_by_the_next(dms, switch, monkeypatch):
+    switch.set("CPU Load", 90)
+    dms.flush()
+    [alarm] = dms.alarms.active()
+    monkeypatch.setattr(alarms_module, "_alarm_record", lambda alarm: {"value": math.nan})  # JSON has no NaN
+    dms.alarms.set_property(alarm.id, "SNOW Ticket", "INC1")
+    [error] = dms.flush()
+    assert "alarms.json" in str(error)
+    monkeypatch.undo()
+    assert dms.flush() == [] and saved_as_json_dumps_writes_it(dms)  # with the property
 
 
 def test_a_saved_template_the_protocol_no_longer_fits_is_logged_and_kept(dms, switch, dmemu_clock, dmemu_state_dir):

@@ -61,7 +61,7 @@ from ..protocol.element import ElementState, ValueWatcher
 from ..protocol.errors import InvalidValueError, StateFileError
 from ..protocol.logs import LogType
 from ..protocol.measurement import Discrete, Number, String
-from ..protocol.storage import EncodedObjects, RecordStore
+from ..protocol.storage import EncodedRecords, RecordStore
 from .delivery import SerialDelivery
 from .errors import AlarmError, AlarmTemplateError, UnknownAlarmError
 
@@ -606,9 +606,12 @@ class AlarmManager:
         self._dms = dms
         self._clock = dms.clock
         self._store = RecordStore(dms.state_dir / ALARMS_FILE, "alarms")
-        self._encoded = EncodedObjects()  # the records of the alarms last saved
+        self._encoded = EncodedRecords()  # the records of the alarms saved, by alarm id
         self._lock = threading.Lock()
         self._dirty = False
+        # Alarms opened, changed, cleared, given a property or dropped from the history since
+        # the last save: the save encodes only those.
+        self._changed_ids: set[int] = set()
         self._next_id = 1
         self._templates: dict[tuple[int, int], AlarmTemplate] = {}
         self._monitors: dict[tuple[int, int], _ElementMonitor] = {}
@@ -720,17 +723,21 @@ class AlarmManager:
             self._dirty = False
             # Alarms and templates are immutable: references are a consistent snapshot.
             next_id, templates = self._next_id, list(self._templates.items())
-            alarms = [*self._active.values(), *self._cleared.values()]
+            active, cleared = self._active, self._cleared
+            changed_ids, self._changed_ids = self._changed_ids, set()
+            changed = {alarm_id: active.get(alarm_id) or cleared.get(alarm_id) for alarm_id in changed_ids}
+            saved_ids = [*active, *cleared]  # the file's order: active ones, then the history
         store = self._store
         try:
             records = [store.encode({"kind": "counter", "next_id": next_id})]
             records.extend(store.encode(_template_record(ids, template)) for ids, template in templates)
-            # An alarm is immutable, so its record is encoded once per version of it, not per
-            # batch: a batch that changed a few of thousands of alarms encodes those few.
-            records.extend(self._encoded.texts(alarms, lambda alarm: store.encode(_alarm_record(alarm))))
+            # Only the alarms that changed since the last save are encoded (None: gone).
+            records.extend(self._encoded.texts(saved_ids, changed, lambda alarm: store.encode(_alarm_record(alarm))))
             store.save_encoded(records)
         except StateFileError:
-            self._dirty = True  # the next batch tries again
+            with self._lock:
+                self._dirty = True  # the next batch tries again, with these alarms still to encode
+                self._changed_ids |= changed_ids
             raise
 
     def _reserve_ids(self, taken: Iterable[int]) -> None:
@@ -891,6 +898,7 @@ class AlarmManager:
             self._events.queue(AlarmEvent(_EVENT_CHANGED, alarm))
         else:
             return
+        self._changed_ids.add(alarm.id)
         self._dirty = True
 
     def _clear_locked(self, alarms: dict[AlarmKey, Alarm], alarm: Alarm, now: float, value: Any, reason: str) -> None:
@@ -898,8 +906,9 @@ class AlarmManager:
         del alarms[alarm.key]
         del self._active[alarm.id]
         self._cleared[alarm.id] = cleared
+        self._changed_ids.add(alarm.id)
         while len(self._cleared) > self.history_limit:
-            self._cleared.popitem(last=False)
+            self._changed_ids.add(self._cleared.popitem(last=False)[0])
         self._dirty = True
         self._events.queue(AlarmEvent(_EVENT_CLEARED, cleared))
 
@@ -925,6 +934,7 @@ class AlarmManager:
             self._active[alarm.id] = self._by_element[alarm.element_ids][alarm.key] = alarm
         else:
             self._cleared[alarm.id] = alarm
+        self._changed_ids.add(alarm.id)
 
     def _deliver(self, event: AlarmEvent) -> None:
         """Tell every subscriber (outside the lock: `SerialDelivery`); a failing one is logged and
@@ -979,6 +989,8 @@ class AlarmManager:
         except (KeyError, TypeError, ValueError) as error:
             raise StateFileError(f"state file {self._store.path} has an unexpected layout: {error!r}") from error
         self._cleared = OrderedDict(sorted(self._cleared.items(), key=lambda item: (item[1].cleared, item[0])))
+        self._changed_ids.update(self._active)  # none encoded yet: the first save encodes them all
+        self._changed_ids.update(self._cleared)
 
     def __repr__(self) -> str:
         return f"<AlarmManager: {len(self._active)} active, {len(self._cleared)} cleared kept>"
@@ -1037,7 +1049,11 @@ def _template_from_record(record: Mapping[str, Any]) -> AlarmTemplate:
         raise ValueError(str(error)) from None
 
 
+_LABELS = {severity: severity.label for severity in Severity}  # a property call per label is slow: an alarm record has several
+
+
 def _alarm_record(alarm: Alarm) -> dict[str, Any]:
+    label = _LABELS.__getitem__
     return {
         "kind": "alarm",
         "id": alarm.id,
@@ -1046,13 +1062,13 @@ def _alarm_record(alarm: Alarm) -> dict[str, Any]:
         "parameter_id": alarm.parameter_id,
         "parameter_name": alarm.parameter_name,
         "row_key": alarm.row_key,
-        "severity": alarm.severity.label,
-        "worst_severity": alarm.worst_severity.label,
+        "severity": label(alarm.severity),
+        "worst_severity": label(alarm.worst_severity),
         "value": alarm.value,
         "opened": alarm.opened,
         "last_change": alarm.last_change,
         "cleared": alarm.cleared,
-        "records": [[r.time, r.severity.label, r.value, r.reason] for r in alarm.records],
+        "records": [[r.time, label(r.severity), r.value, r.reason] for r in alarm.records],
         "properties": dict(alarm.properties),
     }
 

@@ -231,6 +231,31 @@ class EncodedObjects:
         return texts  # type: ignore[return-value]  # no None left
 
 
+class EncodedRecords:
+    """The JSON texts of a record store's records kept by key (alarm ids, ...), for an owner that
+    notes which records changed since its last save: a save re-encodes those and looks at no
+    other, so a batch that changed a few of thousands costs those few and one join."""
+
+    __slots__ = ("_texts",)
+
+    def __init__(self) -> None:
+        self._texts: dict[Any, bytes] = {}
+
+    def texts(self, keys: Iterable[Any], changed: Mapping[Any, Any], encode: Callable[[Any], bytes]) -> list[bytes]:
+        """The texts of the records of `keys`, in that order: those `changed` names (key -> the
+        record now, or None when it is gone) encoded anew, the others as encoded before. Every key
+        is either in `changed` or among the keys of an earlier call."""
+        # All encoded before any is kept: a record that cannot be encoded leaves the texts as
+        # they were, for the owner to name the same changes again at its next save.
+        encoded = {key: encode(record) for key, record in changed.items() if record is not None}
+        texts = self._texts
+        for key, record in changed.items():
+            if record is None:
+                texts.pop(key, None)
+        texts.update(encoded)
+        return list(map(texts.__getitem__, keys))
+
+
 class EncodedRows:
     """The JSON of one table's rows for `ElementStore.save`. Given the `RowChanges` of an
     element's table, it encodes only the rows whose keys changed since the state it encoded
@@ -700,29 +725,32 @@ class RecordStore:
     def save(self, records: Iterable[Mapping[str, Any]]) -> None:
         self.save_encoded(self.encode(record) for record in records)
 
-    def encode(self, record: Mapping[str, Any]) -> str:
-        """One record's JSON, for `save_encoded` (a caller may keep it while the record is unchanged)."""
-        return self._storage.encode(dict(record))
+    def encode(self, record: Mapping[str, Any]) -> bytes:
+        """One record's JSON, as UTF-8, for `save_encoded` (a caller may keep it while the record
+        is unchanged)."""
+        return self._storage.encode_bytes(dict(record))
 
-    def save_encoded(self, records: Iterable[str]) -> None:
-        """Save records given as their JSON (`encode`), in this order: what `save` writes."""
+    def save_encoded(self, records: Iterable[bytes]) -> None:
+        """Save records given as their JSON (`encode`), in this order: what `save` writes. Joined
+        as bytes: a document of thousands of records is copied once, not once more to encode it."""
         records = records if isinstance(records, list) else list(records)
-        numbered = chain.from_iterable(zip(_document_ids(len(records)), records))  # '"1":', record, ',"2":', ...
-        document = "".join(chain((f"{{{self._storage.encode(self.table)}:{{",), numbered, ("}}",)))
+        numbered = chain.from_iterable(zip(_document_ids(len(records)), records))  # b'"1":', record, b',"2":', ...
+        document = b"".join(chain((b"{%s:{" % self._storage.encode_bytes(self.table),), numbered, (b"}}",)))
         self._storage.write_encoded(document)
 
 
-_numbered_keys: tuple[str, ...] = ()
+_numbered_keys: tuple[bytes, ...] = ()
 
 
-def _document_ids(count: int) -> tuple[str, ...]:
+def _document_ids(count: int) -> tuple[bytes, ...]:
     """The keys of `count` tinydb documents as they precede each in a table's JSON, with the
     comma before each but the first: made once for all saves (a record store saves thousands
     of records a batch)."""
     global _numbered_keys
     keys = _numbered_keys
     if len(keys) < count:  # (a thread racing here makes the same keys: either tuple is right)
-        keys = _numbered_keys = tuple(f'{"," if number > 1 else ""}"{number}":' for number in range(1, max(count, 2 * len(keys)) + 1))
+        numbers = range(1, max(count, 2 * len(keys)) + 1)
+        keys = _numbered_keys = tuple(f'{"," if number > 1 else ""}"{number}":'.encode() for number in numbers)
     return keys
 
 
