@@ -393,43 +393,25 @@ class Alarm:
 
     def _recorded(self, time: float, severity: Severity, value: Any, reason: str = "") -> Alarm:
         """This alarm after a new record: a changed severity, or a clear."""
-        # Spelled out rather than `attrs.evolve`, which costs several times more per change.
-        return Alarm(
-            self.id,
-            self.element_ids,
-            self.element_name,
-            self.parameter_id,
-            self.parameter_name,
-            self.row_key,
-            severity,
-            value,
-            self.opened,
-            time,
-            time if severity is _NORMAL else None,
-            (*self.records, AlarmRecord(time, severity, value, reason))[-MAX_RECORDS_PER_ALARM:],
-            self.properties,
-            max(self.worst_severity, severity),
-        )
-
+        records = (*self.records, AlarmRecord(time, severity, value, reason))[-MAX_RECORDS_PER_ALARM:]
+        cleared = time if severity is _NORMAL else None
+        return self._changed(severity, value, time, cleared, records, self.properties, max(self.worst_severity, severity))
 
     def _with_property(self, key: str, value: str) -> Alarm:
-        """This alarm with property `key` set to `value` (spelled out, as `_recorded`)."""
+        """This alarm with property `key` set to `value`."""
+        properties = {**self.properties, key: value}
+        return self._changed(self.severity, self.value, self.last_change, self.cleared, self.records, properties, self.worst_severity)
+
+    def _changed(
+        self, severity: Severity, value: Any, last_change: float, cleared: float | None, records: tuple[AlarmRecord, ...],
+        properties: Mapping[str, str], worst_severity: Severity,
+    ) -> Alarm:  # fmt: skip
+        """This alarm with the fields that change over its life replaced: spelled out rather
+        than `attrs.evolve`, which costs several times more per change."""
         return Alarm(
-            self.id,
-            self.element_ids,
-            self.element_name,
-            self.parameter_id,
-            self.parameter_name,
-            self.row_key,
-            self.severity,
-            self.value,
-            self.opened,
-            self.last_change,
-            self.cleared,
-            self.records,
-            {**self.properties, key: value},
-            self.worst_severity,
-        )
+            self.id, self.element_ids, self.element_name, self.parameter_id, self.parameter_name, self.row_key,
+            severity, value, self.opened, last_change, cleared, records, properties, worst_severity,
+        )  # fmt: skip
 
 
 class AlarmEventKind(enum.Enum):
