@@ -294,7 +294,9 @@ def test_framings_refuse_settings_that_frame_nothing() -> None:
 # -- timeouts and failures -------------------------------------------------------------------
 
 
-def test_a_device_that_never_answers_times_out_and_its_late_answer_is_never_read(devices: Callable[..., Device]) -> None:
+def late_answering_device(devices: Callable[..., Device]) -> tuple[Device, threading.Event, threading.Event]:
+    """A device whose first connection answers only once `timed_out` is set (then `late_sent`
+    is set), and whose next connection answers every command at once."""
     timed_out = threading.Event()
     late_sent = threading.Event()
 
@@ -312,6 +314,11 @@ def test_a_device_that_never_answers_times_out_and_its_late_answer_is_never_read
             conn.sendall(b"fresh answer\r\n")
 
     device = devices(silent_then_late, prompt)
+    return device, timed_out, late_sent
+
+
+def test_a_device_that_never_answers_times_out_and_its_late_answer_is_never_read(devices: Callable[..., Device]) -> None:
+    device, timed_out, late_sent = late_answering_device(devices)
     port = SerialPort(device.connection(timeout=HANG_LIMIT), framing=CRLF)
     with pytest.raises(SerialTimeoutError, match=f"127.0.0.1:{device.port}: no complete answer within 0.2 s") as caught:
         port.exchange(b"first\r\n", timeout=SHORT_TIMEOUT)

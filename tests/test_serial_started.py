@@ -15,7 +15,17 @@ from pathlib import Path
 from typing import Any, NamedTuple
 
 import pytest
-from test_serial import CRLF, HANG_LIMIT, SHORT_TIMEOUT, Device, closed_port, devices, echo_device, no_sleeping
+from test_serial import (
+    CRLF,
+    HANG_LIMIT,
+    SHORT_TIMEOUT,
+    Device,
+    closed_port,
+    devices,
+    echo_device,
+    late_answering_device,
+    no_sleeping,
+)
 
 from dmemu.dms import DataMinerSystem
 from dmemu.protocol import (
@@ -223,23 +233,7 @@ def test_an_http_exchange_started_by_an_element_answers_an_http_answer(
 def test_a_started_exchange_times_out_naming_the_device_and_its_late_answer_is_never_read(
     dms: DataMinerSystem, devices: Callable[..., Device]
 ) -> None:
-    timed_out = threading.Event()
-    late_sent = threading.Event()
-
-    def silent_then_late(conn: socket.socket, index: int) -> None:
-        device.read_command(conn, index)
-        assert timed_out.wait(HANG_LIMIT)
-        try:
-            conn.sendall(b"late answer\r\n")
-        finally:
-            late_sent.set()
-        device.wait_closed_by_client(conn, index)
-
-    def prompt(conn: socket.socket, index: int) -> None:
-        while device.read_command(conn, index) is not None:
-            conn.sendall(b"fresh answer\r\n")
-
-    device = devices(silent_then_late, prompt)
+    device, timed_out, late_sent = late_answering_device(devices)
     element = probe(dms, device, timeout=SHORT_TIMEOUT)
     element.set("Command", "first\r\n")
     (heard,) = HEARD
@@ -320,15 +314,22 @@ def test_an_answer_held_while_paused_is_dropped_by_a_stop(
     assert HEARD == [] and element.get("Answer") is None
 
 
-def test_a_stop_while_an_exchange_is_in_flight_delivers_nothing_to_the_element(
-    dms: DataMinerSystem, dmemu_clock: VirtualClock, devices: Callable[..., Device]
-) -> None:
+def asked_silent_device(dms: DataMinerSystem, devices: Callable[..., Device]) -> tuple[Device, Any]:
+    """A probe whose command is in flight to a device that never answers (not settled: wait=False)."""
+
     def silent(conn: socket.socket, index: int) -> None:
         device.wait_closed_by_client(conn, index)
 
     device = devices(silent)
     element = probe(dms, device)
     element.set("Command", "hello\r\n", wait=False)
+    return device, element
+
+
+def test_a_stop_while_an_exchange_is_in_flight_delivers_nothing_to_the_element(
+    dms: DataMinerSystem, dmemu_clock: VirtualClock, devices: Callable[..., Device]
+) -> None:
+    device, element = asked_silent_device(dms, devices)
     element.stop()  # closes the port: the exchange ends with a SerialConnectionError nobody hears
     assert device.saw_client_close(0)
     dmemu_clock.advance(1)
@@ -340,12 +341,7 @@ def test_a_stop_while_an_exchange_is_in_flight_delivers_nothing_to_the_element(
 def test_the_answer_a_stop_ends_with_is_dropped_even_when_a_worker_gets_to_it_after_the_restart(
     dms: DataMinerSystem, dmemu_clock: VirtualClock, devices: Callable[..., Device], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    def silent(conn: socket.socket, index: int) -> None:
-        device.wait_closed_by_client(conn, index)
-
-    device = devices(silent)
-    element = probe(dms, device)
-    element.set("Command", "hello\r\n", wait=False)
+    device, element = asked_silent_device(dms, devices)
     late: list[Callable[[], Any]] = []  # the answer's work, as a busy real clock's worker would get to it: later
     queue_answer = WorkQueue.run_soon
     monkeypatch.setattr(WorkQueue, "run_soon", lambda queue, work: late.append(work) if queue is element._queue else queue_answer(queue, work))
