@@ -318,6 +318,7 @@ class Clock:
     def __init__(self) -> None:
         self.scheduler = TimerScheduler(self)
         self._tick_listeners: list[Callable[[], None]] = []
+        self.answers_awaited = False  # an instance attribute: every user's set reads it
 
     def now(self) -> float:
         """Seconds since the epoch."""

@@ -329,18 +329,19 @@ class Element(ReadableElement):
                 queue.hand_off()
             if saved:
                 self._mark_dirty()
-            if self._value_watchers:  # called here, not through a helper: this is every set's path
-                for watcher in self._value_watchers.get(pid, ()):
-                    try:
-                        watcher(self, pid, value)
-                    except Exception as error:
-                        self._watcher_failed(watcher, pid, value, error)
-            if self._change_listeners:
-                listeners = self._listeners_of.get(pid, self._listeners_of_all)
-                if listeners:
-                    self._notify(listeners, ParameterChange(pid, value))
-            if self._clock.answers_awaited and wait and not _running_any_queue():
-                self._clock.settle()  # the work watchers and listeners started, exchanges included
+            if self._value_watchers or self._change_listeners:  # called here, not through a helper: this is every set's path
+                if self._value_watchers:
+                    for watcher in self._value_watchers.get(pid, ()):
+                        try:
+                            watcher(self, pid, value)
+                        except Exception as error:
+                            self._watcher_failed(watcher, pid, value, error)
+                if self._change_listeners:
+                    listeners = self._listeners_of.get(pid, self._listeners_of_all)
+                    if listeners:
+                        self._notify(listeners, ParameterChange(pid, value))
+                if self._clock.answers_awaited and wait and not _running_any_queue():
+                    self._clock.settle()  # the work watchers and listeners started, exchanges included
             return
         raise_failure = wait and (self.raise_on_failure if raise_on_failure is None else raise_on_failure)
         self._queue.run(self._apply_user_set, pid, value, _depth, wait=wait, raise_failure=raise_failure)
