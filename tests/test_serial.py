@@ -119,8 +119,8 @@ class Device:
             self._connections.append(conn)
             script = self.scripts[min(index, len(self.scripts) - 1)]
             thread = threading.Thread(target=self._serve, args=(script, conn, index), daemon=True)
-            self._threads.append(thread)
             thread.start()
+            self._threads.append(thread)  # once started: a close meanwhile joins only started threads
 
     @staticmethod
     def _serve(script: Script, conn: socket.socket, index: int) -> None:
