@@ -539,6 +539,24 @@ def test_forcing_not_busy_ends_the_flows_wait_and_the_late_answer_is_ignored(dms
     assert search(client, "flow-a", "c2")["ok"]  # the client works again
 
 
+@pytest.mark.parametrize(
+    ("force", "why"),
+    [(("Lock Status", UNLOCKED), "the lock was forced open by a user"), (("Processing IAS Request Busy Status", NOT_BUSY), "the client was forced Not Busy by a user")],
+)
+def test_a_search_under_way_is_abandoned_as_a_gateway_request_is_and_its_late_answer_ignored(dms, tmp_path, osb, force, why):
+    client = make_client(dms, tmp_path, osb)
+    lock(client, "flow-a")
+    client.set("Client Command", command_message("flow-a", "c1", "search", ticket_type="MO", network_element="ne-1"), wait=False)
+    client.set("Processing IAS Request Busy Status", BUSY, wait=False)  # busy already (a search is under way): not refused; not waiting for its answer
+    assert client.get("Processing IAS Request Busy Status") == BUSY
+    client.set(*force)  # the search's answer comes after the flow was told
+    reply = json.loads(client.get("Client Command Reply"))
+    assert (reply["id"], reply["ok"], reply["error"]) == ("c1", False, f"abandoned: {why}")
+    assert client.get("Pending Search") == "" and client.get("Processing IAS Request Busy Status") == NOT_BUSY
+    assert client.table("Communication - Response Table").row("c1")["Result"] == 1  # the answer came, and is recorded
+    assert any("c1 of flow flow-a answered after it was abandoned" in entry.message for entry in client.logs())
+
+
 def test_a_forced_unlock_during_a_gateway_request_tells_the_waiting_flow(dms, tmp_path, osb):
     dms.create_element(StandInGateway, "Gateway")
     client = make_client(dms, tmp_path, osb)

@@ -38,6 +38,7 @@ What the connector's help page says, and where it lives here:
 * **Searches answer later**: a search is sent over the serial connection and the client goes on
   (Busy) until its answer comes (`_search_answered`); the search under way is kept in *Pending
   Search*, so a flow whose search a stop cut off is told at the next start, not after its timeout.
+  A forced unlock or Not Busy abandons it as it abandons a Gateway request (`_abandon_pending`).
 * **Creates, updates and closes** are forwarded to the Ticket Gateway's ``Ticket Request``
   (`protocol.send_request`); its answers land on *Gateway Reply* and are passed on to the flow.
 * **Heartbeat**: every *Heartbeat Interval* seconds a beat goes to the Heartbeat Receiver
@@ -368,6 +369,11 @@ class _Search:
     started: float  # the DMS clock
     wall_start: float
 
+    @property
+    def pending(self) -> str:
+        """Its *Pending Search* value while its answer is awaited."""
+        return json.dumps({"id": self.command_id, "guid": self.guid})
+
 
 def _search(protocol: QActionProtocol, command: dict[str, Any]) -> None:
     """Send the search to the selected service; its answer comes to `_search_answered` (the
@@ -379,7 +385,7 @@ def _search(protocol: QActionProtocol, command: dict[str, Any]) -> None:
     search = _Search(command["guid"], command["id"], ticket_type, network_element, alarm_id, service.name if service else "", what, protocol.now(), _wall_clock())
     _update(protocol, {
         "Processing IAS Request Busy Status": BUSY, "Client Processing Data": f"Searching {what}",
-        "Pending Search": json.dumps({"id": search.command_id, "guid": search.guid}),
+        "Pending Search": search.pending,
     })  # fmt: skip
     try:
         if service is None:
@@ -419,13 +425,11 @@ def _search_done(protocol: QActionProtocol, search: _Search, tickets: list[Any],
         search.command_id, search.started, protocol.now(), duration_ms, search.service, search.ticket_type, search.network_element,
         "" if search.alarm_id is None else str(search.alarm_id), SUCCESS if error is None else FAILURE, response, search.guid,
     ])  # fmt: skip
-    protocol.set_parameter("Pending Search", "")
-    holder = _holder(protocol)
-    if holder != search.guid:  # the lock was forced open (or expired) while the search ran
-        reason = f"the lock is held by flow {holder}" if holder else "the client is not locked"
-        protocol.log(f"search {search.command_id} of flow {search.guid} answered after its lock was lost ({reason}): not passed on", LogType.ERROR)
-        _reply_command(protocol, search.command_id, search.guid, error=f"lock lost during the search: {reason}")
+    if protocol.get_parameter("Pending Search") != search.pending:
+        # Abandoned meanwhile (a forced unlock or Not Busy, an expired lock): its flow was told.
+        protocol.log(f"search {search.command_id} of flow {search.guid} answered after it was abandoned: not passed on")
         return
+    protocol.set_parameter("Pending Search", "")
     if tickets:
         protocol.fill_array_no_delete(SEARCHED_TICKETS_TABLE, [_ticket_row(ticket) for ticket in tickets])
     _update(protocol, {"Processing IAS Request Busy Status": NOT_BUSY, "Client Processing Data": f"Search of {search.what}: {response}"})
@@ -491,14 +495,25 @@ def _forward_to_gateway(protocol: QActionProtocol, command: dict[str, Any]) -> N
 
 
 def _abandon_pending(protocol: QActionProtocol, why: str) -> None:
-    """The flow waiting for the Gateway is told it will not hear; the late answer is ignored."""
+    """The flow waiting for the Gateway or for a search is told it will not hear; the late
+    answer is ignored."""
     text = protocol.get_parameter("Pending Gateway Request")
-    if not text:
-        return
-    pending = json.loads(text)
-    protocol.set_parameter("Pending Gateway Request", "")
-    protocol.log(f"Gateway request {pending['request']} ({pending['operation']}) abandoned: {why}", LogType.ERROR)
-    _reply_command(protocol, pending["id"], pending["guid"], error=f"abandoned: {why}")
+    if text:
+        pending = json.loads(text)
+        protocol.set_parameter("Pending Gateway Request", "")
+        protocol.log(f"Gateway request {pending['request']} ({pending['operation']}) abandoned: {why}", LogType.ERROR)
+        _reply_command(protocol, pending["id"], pending["guid"], error=f"abandoned: {why}")
+    text = protocol.get_parameter("Pending Search")
+    if text:
+        pending = json.loads(text)
+        protocol.set_parameter("Pending Search", "")
+        protocol.log(f"search {pending['id']} of flow {pending['guid']} abandoned: {why}", LogType.ERROR)
+        _reply_command(protocol, pending["id"], pending["guid"], error=f"abandoned: {why}")
+
+
+def _pending(protocol: QActionProtocol) -> bool:
+    """Whether a search or a Gateway request of the holder waits for its answer (Busy)."""
+    return bool(protocol.get_parameter("Pending Gateway Request") or protocol.get_parameter("Pending Search"))
 
 
 def gateway_reply(protocol: QActionProtocol) -> None:
@@ -528,12 +543,12 @@ def gateway_reply(protocol: QActionProtocol) -> None:
 
 
 def busy_status_set(protocol: QActionProtocol) -> None:
-    """Processing IAS Request Busy Status set by a user: Not Busy ends a wait for the Gateway
-    that will not end (logged; the waiting flow is told); Busy is refused unless the client is
-    busy already (`ManualSetRefusedError`)."""
+    """Processing IAS Request Busy Status set by a user: Not Busy ends a wait for the Gateway or
+    a search that will not end (logged; the waiting flow is told); Busy is refused unless the
+    client is busy already (`ManualSetRefusedError`)."""
     if protocol.set_by_qaction:
         return  # the client's own bookkeeping
-    pending = bool(protocol.get_parameter("Pending Gateway Request"))
+    pending = _pending(protocol)
     if protocol.trigger_value == BUSY:
         if pending:
             return  # busy already: nothing changes
