@@ -307,9 +307,10 @@ class StartedExchange(typing.Protocol):
 class Clock:
     """The time of one DataMiner System and the scheduler its timers run on."""
 
-    answers_awaited: bool = False
+    answers_awaited: bool
     """True while this clock watches started serial exchanges for their answers (`settle`
-    waits for them): a virtual clock's, between sending and the answers' work."""
+    waits for them): a virtual clock's, between sending and the answers' work. An instance
+    attribute: every user's set reads it."""
 
     ticks_end_in_one_place: bool = True
     """True when tick listeners run after the tick's work is done (batched saves can hang on
@@ -318,7 +319,7 @@ class Clock:
     def __init__(self) -> None:
         self.scheduler = TimerScheduler(self)
         self._tick_listeners: list[Callable[[], None]] = []
-        self.answers_awaited = False  # an instance attribute: every user's set reads it
+        self.answers_awaited = False
 
     def now(self) -> float:
         """Seconds since the epoch."""
