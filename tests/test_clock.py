@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import math
 import threading
 
 import pytest
@@ -66,6 +67,31 @@ def test_tick_listeners_run_once_after_each_instant() -> None:
     clock.add_tick_listener(lambda: log.append("tick"))
     clock.advance(20)
     assert log == ["a", "b", "tick", "a", "b", "tick"]
+
+
+def test_a_tick_listener_with_a_gap_skips_ticks_and_runs_when_the_clock_call_returns() -> None:
+    clock = VirtualClock(0)
+    log: list[str] = []
+    clock.every(10, lambda: log.append(f"timer {clock.now():g}"))
+    clock.add_tick_listener(lambda: log.append(f"batch {clock.now():g}"), min_gap=3600)  # real seconds: longer than the test
+    clock.advance(30)
+    assert log == ["timer 10", "batch 10", "timer 20", "timer 30", "batch 30"]
+    log.clear()
+    clock.run_until(lambda: clock.now() >= 50)
+    assert log == ["timer 40", "timer 50", "batch 50"]
+    log.clear()
+    clock.advance(5)  # nothing fired, but time passed: what users changed meanwhile is batched
+    assert log == ["batch 55"]
+    log.clear()
+    with pytest.raises(TimeoutError):
+        clock.run_until(lambda: False, timeout=5)
+    assert log == ["timer 60", "batch 60"]  # a run that fails returns too
+
+
+def test_a_tick_listener_gap_is_a_number_of_seconds() -> None:
+    for gap in (-1, math.nan, math.inf):
+        with pytest.raises(ValueError, match="min_gap"):
+            VirtualClock(0).add_tick_listener(lambda: None, min_gap=gap)
 
 
 def test_run_until_a_time_or_a_condition() -> None:

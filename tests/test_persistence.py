@@ -717,22 +717,43 @@ def test_a_set_of_an_unsaved_parameter_makes_no_write(
     assert writes == [dms.state_dir / "dms.json"]  # only the state change, in the registry
 
 
-def test_one_write_per_dirty_element_per_tick(
-    dms: DataMinerSystem, dmemu_state_dir: Path, dmemu_clock: VirtualClock, writes: list[Path]
-) -> None:
-    first = dms.create_element(Ticker, "Ticker 1")
-    second = dms.create_element(Ticker, "Ticker 2")
-    keeper = dms.create_element(Keeper, "Keeper")  # dirty once, from its start-up QAction
-    writes.clear()
+def test_one_write_per_dirty_element_per_tick(dmemu_state_dir: Path, dmemu_clock: VirtualClock, writes: list[Path]) -> None:
+    with DataMinerSystem(dmemu_state_dir, dmemu_clock, batch_gap_seconds=0) as dms:  # a batch after every tick
+        first = dms.create_element(Ticker, "Ticker 1")
+        second = dms.create_element(Ticker, "Ticker 2")
+        keeper = dms.create_element(Keeper, "Keeper")  # dirty once, from its start-up QAction
+        writes.clear()
 
-    fired = dmemu_clock.advance(10)  # ten ticks
-    assert fired == 2 * 10
-    per_file = Counter(writes)
-    assert per_file.pop(dmemu_state_dir / "dms.json", 0) <= 1  # three new elements: one registry write at most
-    assert per_file == {element_path(dmemu_state_dir, first): 10, element_path(dmemu_state_dir, second): 10, element_path(dmemu_state_dir, keeper): 1}
-    snapshot = saved_on_disk(dmemu_state_dir, first)
-    assert snapshot.parameters == {30: 11}  # one run at start-up and ten on the timer
-    assert snapshot.tables[3000][0] == ["t0", 112]  # the last of three fills in the last tick
+        fired = dmemu_clock.advance(10)  # ten ticks
+        assert fired == 2 * 10
+        per_file = Counter(writes)
+        assert per_file.pop(dmemu_state_dir / "dms.json", 0) <= 1  # three new elements: one registry write at most
+        assert per_file == {element_path(dmemu_state_dir, first): 10, element_path(dmemu_state_dir, second): 10, element_path(dmemu_state_dir, keeper): 1}
+        snapshot = saved_on_disk(dmemu_state_dir, first)
+        assert snapshot.parameters == {30: 11}  # one run at start-up and ten on the timer
+        assert snapshot.tables[3000][0] == ["t0", 112]  # the last of three fills in the last tick
+
+
+def test_ticks_within_the_batch_gap_are_written_together_when_the_clock_call_returns(
+    dmemu_state_dir: Path, dmemu_clock: VirtualClock, writes: list[Path]
+) -> None:
+    # A gap no test outlasts: only the first tick's batch and the one when advance returns.
+    with DataMinerSystem(dmemu_state_dir, dmemu_clock, batch_gap_seconds=3600) as dms:
+        ticker = dms.create_element(Ticker, "Ticker")
+        path = element_path(dmemu_state_dir, ticker)
+        writes.clear()
+
+        dmemu_clock.advance(10)  # ten ticks: the first batched at once, the other nine when advance returns
+        assert Counter(writes)[path] == 2
+        dmemu_clock.advance(10)  # within the gap: one batch, when it returns
+        assert Counter(writes)[path] == 3
+        dmemu_clock.run_until(lambda: ticker.get(30) >= 26)  # run_until too
+        assert Counter(writes)[path] == 4
+        for _ in range(3):
+            dmemu_clock.advance(1)  # time passes with one tick each: the changes are there when each returns
+            assert saved_on_disk(dmemu_state_dir, ticker).parameters == {30: ticker.get(30)}
+        assert Counter(writes)[path] == 7
+        assert ticker.get(30) == 29
 
 
 def test_a_batch_syncs_each_directory_once_not_once_per_file(

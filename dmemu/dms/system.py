@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+import math
 import os
 import threading
 import typing
@@ -54,7 +55,7 @@ class SystemService(typing.Protocol):
     """A platform service of the DMS with state of its own (alarms, tickets, ...), saved in batches.
 
     It marks itself dirty when its state changes; the DMS calls `save_if_dirty` at the end of
-    each tick (or autosave on the wall clock) and on close, never from two threads at once (it
+    each batch (see `DataMinerSystem`) and on close, never from two threads at once (it
     holds its flush lock), so an older snapshot never lands after a newer one. A save that raises
     `StateFileError` (a record that cannot be encoded) must leave the service dirty, so the next
     batch tries again; its file is written by the writer thread, and a write that fails there is
@@ -72,10 +73,12 @@ class DataMinerSystem:
     ``DataMinerSystem(state_dir)`` runs on the wall clock, firing timers in the background until
     `close()`; pass ``clock=VirtualClock()`` for tests and drive time with ``clock.advance``.
     Elements found in `state_dir` are loaded again (active ones start), so a process restart
-    picks up where the last one saved. Changes are written in batches: after every tick of a
-    virtual clock (every `autosave_seconds` on the wall clock), when an element stops or pauses,
-    and on `close()`. A tick's batch is written by a writer thread while the clock goes on (see
-    `dmemu.protocol.storage`): a kill loses at most the batches not written yet; `flush()`,
+    picks up where the last one saved. Changes are written in batches: after a tick of a virtual
+    clock, at most every `batch_gap_seconds` of real time (a tick ending sooner leaves its
+    changes to a later one, and to the batch taken when `advance` or `run_until` returns; 0: after
+    every tick), every `autosave_seconds` on the wall clock, when an element stops or pauses, and
+    on `close()`. A batch is written by a writer thread while the clock goes on (see
+    `dmemu.protocol.storage`): a kill loses at most the changes not written yet; `flush()`,
     `close()`, a stop and `Element.save()` return once what they save is on disk.
 
     `licences` are the DataMiner licences the system holds (`LICENCES`, all by default); a
@@ -91,6 +94,7 @@ class DataMinerSystem:
         agent_ids: Iterable[int] = (1,),
         protocols: Iterable[type[Protocol]] = (),
         autosave_seconds: float = 5.0,
+        batch_gap_seconds: float = 0.1,
         licences: Iterable[str] = LICENCES,
     ) -> None:
         self.licences = frozenset(licences) if not isinstance(licences, str) else frozenset((licences,))
@@ -104,11 +108,14 @@ class DataMinerSystem:
             raise ValueError("a DataMiner System needs at least one agent id")
         if not autosave_seconds > 0:
             raise ValueError(f"autosave_seconds must be a positive number of seconds, not {autosave_seconds!r}")
+        if not (type(batch_gap_seconds) in (int, float) and 0 <= batch_gap_seconds < math.inf):
+            raise ValueError(f"batch_gap_seconds must be 0 or more seconds, not {batch_gap_seconds!r}")
         self._elements: dict[tuple[int, int], Element] = {}
         self._by_name: dict[str, Element] = {}
         self._dirty_elements: set[Element] = set()
         self._protocols = tuple(protocols)
         self._autosave_seconds = autosave_seconds
+        self._batch_gap_seconds = batch_gap_seconds
         self.unregistered_files: tuple[Path, ...] = ()
         """Element state files the registry does not name: reported at opening, never deleted."""
         self._closed = False
@@ -160,7 +167,9 @@ class DataMinerSystem:
         self.alarms._reserve_ids(alarm_id for ticket in self.tickets.query() for alarm_id in ticket.alarms if type(alarm_id) is int)
         self._load()
         self.alarms._elements_loaded()
-        self.clock.add_tick_listener(self._flush_quietly)
+        # Every batch rewrites each changed file whole: batches of ticks coming fast are taken
+        # together (a burst of a thousand flows wrote 100 MB a second tick by tick).
+        self.clock.add_tick_listener(self._flush_quietly, min_gap=self._batch_gap_seconds)
         self._autosave = (
             None if self.clock.ticks_end_in_one_place else self.clock.every(autosave_seconds, self._flush_quietly, tag=self)
         )

@@ -318,7 +318,7 @@ class Clock:
 
     def __init__(self) -> None:
         self.scheduler = TimerScheduler(self)
-        self._tick_listeners: list[Callable[[], None]] = []
+        self._tick_listeners: list[_TickListener] = []
         self.answers_awaited = False
 
     def now(self) -> float:
@@ -349,17 +349,28 @@ class Clock:
     def cancel(self, job: TimerJob) -> None:
         self.scheduler.cancel_job(job)
 
-    def add_tick_listener(self, listener: Callable[[], None]) -> None:
-        """Run `listener` after every tick (the timers due at one instant)."""
-        self._tick_listeners.append(listener)
+    def add_tick_listener(self, listener: Callable[[], None], *, min_gap: float = 0.0) -> None:
+        """Run `listener` after every tick (the timers due at one instant); with `min_gap`, after
+        a tick only once `min_gap` seconds of real time passed since it last ran. A tick it let
+        pass is made up for when the clock's call (`advance`, `run_until`) returns, so what the
+        listener batches never waits for a tick that may not come."""
+        if not (min_gap >= 0 and math.isfinite(min_gap)):
+            raise ValueError(f"min_gap is 0 or more seconds, not {min_gap!r}")
+        self._tick_listeners.append(_TickListener(listener, min_gap))
 
     def remove_tick_listener(self, listener: Callable[[], None]) -> None:
-        if listener in self._tick_listeners:
-            self._tick_listeners.remove(listener)
+        self._tick_listeners = [entry for entry in self._tick_listeners if entry.listener != listener]
 
     def _end_tick(self) -> None:
-        for listener in tuple(self._tick_listeners):
-            listener()
+        now = time.monotonic()
+        for entry in tuple(self._tick_listeners):
+            entry.tick_ended(now)
+
+    def _end_run(self) -> None:
+        """The clock's call returns to its caller: listeners that let a tick pass run now."""
+        for entry in tuple(self._tick_listeners):
+            if entry.passed:
+                entry.run(time.monotonic())
 
     def dispatch(self, callback: Callable[[], Any]) -> None:
         """Run a due callback (inline here; a real clock may hand it to a worker)."""
@@ -505,7 +516,10 @@ class VirtualClock(Clock):
 
     def advance(self, seconds: float) -> int:
         """Move time forward by `seconds`, firing what falls due; returns the number of firings."""
-        return self._run_to(self._now + _checked_step(seconds))
+        try:
+            return self._run_to(self._now + _checked_step(seconds))
+        finally:
+            self._end_run()
 
     def run_until(
         self,
@@ -519,6 +533,12 @@ class VirtualClock(Clock):
         `timeout` (virtual seconds) bounds the search and raises TimeoutError if reached.
         A time already reached is met at once: nothing fires and time stays.
         """
+        try:
+            return self._run_until(until, timeout)
+        finally:
+            self._end_run()
+
+    def _run_until(self, until: dt.datetime | float | Callable[[], bool], timeout: float) -> int:
         if isinstance(until, dt.datetime):
             return self._run_to(max(until.timestamp(), self._now))
         if not callable(until):
@@ -561,6 +581,28 @@ class VirtualClock(Clock):
             self._now = target
             self._end_tick()  # time passed: what users changed since the last tick is batched too
         return fired
+
+
+class _TickListener:
+    """A tick listener, and when it last ran (`Clock.add_tick_listener`)."""
+
+    __slots__ = ("listener", "min_gap", "last_run", "passed")
+
+    def __init__(self, listener: Callable[[], None], min_gap: float) -> None:
+        self.listener = listener
+        self.min_gap = min_gap
+        self.last_run = -math.inf  # time.monotonic()
+        self.passed = False  # a tick ended without it since it last ran
+
+    def tick_ended(self, now: float) -> None:
+        if now - self.last_run < self.min_gap:
+            self.passed = True
+        else:
+            self.run(now)
+
+    def run(self, now: float) -> None:
+        self.last_run, self.passed = now, False
+        self.listener()
 
 
 def _logging_failures(callback: Callable[[], Any]) -> None:
@@ -670,16 +712,19 @@ class RealClock(Clock):
         """Block for `seconds` of wall-clock time, running due timers on this thread."""
         deadline = time.time() + _checked_step(seconds)
         fired = 0
-        while True:
-            jobs = self.scheduler.pop_due(time.time())
-            for job in jobs:
-                job.job_func()
-            if jobs:
-                fired += len(jobs)
-                self._end_tick()
-            if time.time() >= deadline:
-                return fired
-            self._wait_for_work(deadline)
+        try:
+            while True:
+                jobs = self.scheduler.pop_due(time.time())
+                for job in jobs:
+                    job.job_func()
+                if jobs:
+                    fired += len(jobs)
+                    self._end_tick()
+                if time.time() >= deadline:
+                    return fired
+                self._wait_for_work(deadline)
+        finally:
+            self._end_run()
 
     def _loop(self) -> None:
         while not self._stopping.is_set():
