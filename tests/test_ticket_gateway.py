@@ -665,9 +665,9 @@ def test_a_request_the_service_cannot_read_is_not_sent_again(
     gateway: Element, requester: Element, osb_service: OsbService, clock: VirtualClock, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     osb_service.stop()
-    request_id = ask(requester, "search", network_element="ne-1")  # buffered: the service is down
     # What the service will call unreadable (here an operation it does not know) is a SOAP Client Fault.
     monkeypatch.setattr(TicketRequest, "xml", lambda self, request_id: osb.build_request(osb.Operation("ListTickets", ()), {}))
+    request_id = ask(requester, "search", network_element="ne-1")  # buffered: the service is down
     osb_service.start()
     clock.advance(60)
     [reply] = replies_to(request_id)

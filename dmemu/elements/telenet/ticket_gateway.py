@@ -193,8 +193,9 @@ class TicketRequest:
         return build_request(self.wire, values)
 
     @classmethod
-    def from_body(cls, body: Any, request_id: str) -> TicketRequest:
-        """The body of a Ticket Request, checked as far as the wire goes (`TicketRequestError`)."""
+    def from_body(cls, body: Any, request_id: str) -> tuple[TicketRequest, bytes]:
+        """The body of a Ticket Request, checked as far as the wire goes (`TicketRequestError`),
+        and its XML for `request_id` (built to check it)."""
         if not isinstance(body, dict):
             raise TicketRequestError(f"the body is a JSON object with operation, ticket_type and fields, not {_short(body)}")
         unknown = sorted(set(body) - {"operation", "ticket_type", "fields", "request_key"})
@@ -230,10 +231,9 @@ class TicketRequest:
                 raise TicketRequestError(f"request_key is text of 1 to {MAX_REQUEST_KEY} characters, not {_short(request_key)}")
         request = cls(operation, ticket_type, texts, request_key or "")
         try:
-            request.xml(request_id)  # the wire's own checks: required fields, allowed values
+            return request, request.xml(request_id)  # the wire's own checks: required fields, allowed values
         except OsbRequestError as error:
             raise TicketRequestError(str(error)) from None
-        return request
 
 
 def _short(value: Any) -> str:
@@ -269,6 +269,7 @@ class _Buffered:
     acknowledged: float | None
     finished: float | None
     sequence: int
+    xml: bytes = b""  # what goes on the wire, once built (a row read back from the table builds it when sent)
 
     @classmethod
     def of(cls, key: str, row: list[Any]) -> _Buffered:
@@ -307,11 +308,12 @@ def _write(protocol: QActionProtocol, key: str, **cells: Any) -> None:
 
 class _Failure(Exception):
     """An exchange failed: `retry` when trying again may help (the service may be down);
-    `status` the HTTP status that came (0: none)."""
+    `state` the API Status it shows, `status` the HTTP status that came (0: none)."""
 
-    def __init__(self, message: str, *, retry: bool, status: int = 0) -> None:
+    def __init__(self, message: str, *, retry: bool, state: int, status: int = 0) -> None:
         super().__init__(message)
         self.retry = retry
+        self.state = state
         self.status = status
 
 
@@ -363,17 +365,15 @@ class _Exchange:
         self.started = time.perf_counter()
 
     def judge(self, protocol: QActionProtocol, buffer: _Buffer, outcome: _Outcome) -> Any:
-        """The parsed answer; `_Failure` says why there is none. Either way the exchange is
-        recorded in the Communication table and the API Status."""
-        status = 0
+        """The parsed answer; `_Failure` says why there is none. Either way the exchange goes
+        to the Communication table and the API Status (`_Buffer.write_down`)."""
+        duration = round((time.perf_counter() - self.started) * 1000, 1)
         try:
             answer = self._judge(protocol, buffer, outcome)
         except _Failure as failure:
-            status = failure.status
-            self._record(protocol, status, str(failure))
+            buffer.exchanges_done.append((self, duration, failure.state, failure.status, str(failure)))
             raise
-        _status(protocol, OK, 200, "")
-        self._record(protocol, 200, _outcome(answer))
+        buffer.exchanges_done.append((self, duration, OK, 200, _outcome(answer)))
         return answer
 
     def _judge(self, protocol: QActionProtocol, buffer: _Buffer, outcome: _Outcome) -> Any:
@@ -410,21 +410,19 @@ class _Exchange:
         except OsbAnswerError as error:
             raise _failed(protocol, buffer, INVALID_ANSWER, status, cell_text(str(error)), retry=True) from None
 
-    def _record(self, protocol: QActionProtocol, status: int, outcome: str) -> None:
+    def record(self, protocol: QActionProtocol, duration: float, status: int, outcome: str) -> None:
         """A row of the Communication table; the oldest go beyond Communication Max Rows."""
         number = int(protocol.get_parameter("Last Exchange Number") or 0) + 1
         protocol.set_parameter("Last Exchange Number", number)
-        duration = round((time.perf_counter() - self.started) * 1000, 1)
         protocol.add_row(COMMUNICATION, [str(number), protocol.now(), self.row.key, self.operation.name, self.attempt, status, outcome, duration])
         excess = protocol.row_count(COMMUNICATION) - int(protocol.get_parameter("Communication Max Rows"))
-        if excess > 0:
-            protocol.delete_row(COMMUNICATION, sorted(protocol.get_keys(COMMUNICATION), key=int)[:excess])
+        if excess > 0:  # rows are kept in the order added: the oldest exchanges first
+            protocol.delete_row(COMMUNICATION, protocol.get_keys(COMMUNICATION)[:excess])
 
 
 def _failed(protocol: QActionProtocol, buffer: _Buffer, state: int, status: int, message: str, *, retry: bool) -> _Failure:
-    _status(protocol, state, status, message)
     buffer.stopped = retry  # a service that did not answer is not asked again in this round
-    return _Failure(message, retry=retry, status=status)
+    return _Failure(message, retry=retry, state=state, status=status)
 
 
 def _status(protocol: QActionProtocol, state: int, status: int, error: str) -> None:
@@ -490,6 +488,10 @@ class _Buffer:
         self.stopped = False
         self.shown: tuple[int, ...] = ()  # the counts last shown on the Buffer page
         self.replies: list[tuple[_Buffered, Any, str | None, bool]] = []  # (row, answer, error, final) to set on requesters
+        # What an answer changes on the tables and the Communication page waits here until the
+        # next request is on its way (`write_down`): the service works on it meanwhile.
+        self.cells_due: dict[str, dict[str, Any]] = {}  # per buffer row, the cells to write
+        self.exchanges_done: list[tuple[_Exchange, float, int, int, str]] = []  # (exchange, duration ms, API Status, HTTP status, outcome)
         self._service: _Service | None = None
         self._service_for: tuple[Any, ...] = ()
 
@@ -499,6 +501,21 @@ class _Buffer:
         if self._service is None or self._service_for[0] is not connection or self._service_for[1] != service:
             self._service, self._service_for = _Service(protocol, service), (connection, service)
         return self._service
+
+    def write(self, key: str, **cells: Any) -> None:
+        """Change cells of a buffer row (by column name, spaces as underscores) at the next `write_down`."""
+        self.cells_due.setdefault(key, {}).update(cells)
+
+    def write_down(self, protocol: QActionProtocol) -> None:
+        """Write the rows' changed cells and the exchanges done (Communication table, API Status)."""
+        due, self.cells_due = self.cells_due, {}
+        for key, cells in due.items():
+            if key in self.states:  # (not removed meanwhile)
+                _write(protocol, key, **cells)
+        done, self.exchanges_done = self.exchanges_done, []
+        for exchange, duration, state, status, outcome in done:
+            exchange.record(protocol, duration, status, outcome)
+            _status(protocol, state, status, "" if state == OK else outcome)
 
     def add(self, row: _Buffered) -> None:
         self.states[row.key] = row.state
@@ -538,11 +555,15 @@ class _Buffer:
                 if outcome is None:
                     break  # over the stream: its answer comes to `_answered`
                 self.answered(protocol, exchange, outcome)
+                self.write_down(protocol)
                 self.deliver_replies(protocol)
         finally:
-            # Answers go to their requesters once the next exchange is under way: the service
-            # works on it meanwhile, while the requesters' work (a flow going on) runs here.
+            # The tables change and answers go to their requesters once the next exchange is
+            # under way: the service works on it meanwhile, while this work (and the requesters',
+            # a flow going on) runs here.
+            self.write_down(protocol)
             self.deliver_replies(protocol)
+            self.write_down(protocol)  # what a reply that could not be set changed
         if self.exchange is None:
             self.show_depth(protocol)  # the round is over (shown once a round, as it moves fast)
 
@@ -583,10 +604,12 @@ class _Buffer:
     def _sending(self, protocol: QActionProtocol, row: _Buffered) -> tuple[_Buffered, Operation, bytes, Callable[[bytes], Any], int]:
         row.attempts += 1
         self.set_state(row, SENT, protocol.now())
-        _write(protocol, row.key, State=SENT, Attempts=row.attempts)
+        self.write(row.key, State=SENT, Attempts=row.attempts)
         operation = row.request.wire
         parse = parse_search_answer if operation is SEARCH_TICKET else functools.partial(parse_ticket_response, operation=operation)
-        return row, operation, row.request.xml(row.key), parse, row.attempts
+        if not row.xml:
+            row.xml = row.request.xml(row.key)
+        return row, operation, row.xml, parse, row.attempts
 
     def answered(self, protocol: QActionProtocol, exchange: _Exchange, outcome: _Outcome) -> None:
         """The service's answer (or why none came) to the exchange under way."""
@@ -610,7 +633,7 @@ class _Buffer:
             row.acknowledged = now
             row.next_action = now + protocol.get_parameter("Result Poll Interval")
             self.set_state(row, AWAITING_RESULT, now)
-            _write(protocol, row.key, State=AWAITING_RESULT, Transaction_ID=answer.transaction_id, Acknowledged_Time=now,
+            self.write(row.key, State=AWAITING_RESULT, Transaction_ID=answer.transaction_id, Acknowledged_Time=now,
                    Next_Action_Time=row.next_action, Last_Error="")  # fmt: skip
             self.replies.append((row, {"stage": "ack", "transaction_id": answer.transaction_id}, None, False))
         else:  # the tickets a search found
@@ -623,7 +646,7 @@ class _Buffer:
             self.finish(protocol, row, error=f"{NO_ANSWER} {row.attempts} attempts: {error}")
         else:
             row.next_action = protocol.now() + protocol.get_parameter("Retry Interval")
-            _write(protocol, row.key, Last_Error=error, Next_Action_Time=row.next_action)
+            self.write(row.key, Last_Error=error, Next_Action_Time=row.next_action)
 
     def polled(self, protocol: QActionProtocol, exchange: _Exchange, outcome: _Outcome) -> None:
         """How an acknowledged create, update or close ended, as the service says."""
@@ -634,7 +657,7 @@ class _Buffer:
             error = str(failure)
         else:
             if result.status == COMPLETED:
-                _write(protocol, row.key, Ticket_ID=result.ticket_id)
+                self.write(row.key, Ticket_ID=result.ticket_id)
                 self.finish(protocol, row, answer={"stage": "result", "status": COMPLETED, "ticket_id": result.ticket_id})
                 return
             if result.status == FAILED:
@@ -646,12 +669,12 @@ class _Buffer:
             self.finish(protocol, row, error=f"{NO_RESULT} {timeout:g} s of the ACK ({error or 'still ' + PENDING})")
             return
         row.next_action = now + protocol.get_parameter("Result Poll Interval")
-        _write(protocol, row.key, Next_Action_Time=row.next_action, Last_Error=error)
+        self.write(row.key, Next_Action_Time=row.next_action, Last_Error=error)
 
     def finish(self, protocol: QActionProtocol, row: _Buffered, *, answer: Any = None, error: str | None = None) -> None:
         now = row.finished = protocol.now()
         self.set_state(row, DONE if error is None else FAILED_STATE, now)
-        _write(protocol, row.key, State=row.state, Finished_Time=now, Last_Error=error or "")
+        self.write(row.key, State=row.state, Finished_Time=now, Last_Error=error or "")
         self.replies.append((row, answer, error, True))
 
     def deliver_replies(self, protocol: QActionProtocol) -> None:
@@ -666,7 +689,7 @@ class _Buffer:
             self.open[row.key] = row
             row.next_action = now + protocol.get_parameter("Retry Interval")
             kept = json.dumps({"answer": answer, "error": error})
-            _write(protocol, row.key, State=REPLY_PENDING, Next_Action_Time=row.next_action, Undelivered_Reply=kept)
+            self.write(row.key, State=REPLY_PENDING, Next_Action_Time=row.next_action, Undelivered_Reply=kept)
             protocol.log(f"the answer to request {row.key} could not be set on its requester {_requester(row)}: kept, and set again later", LogType.ERROR)
 
     def reply(self, protocol: QActionProtocol, row: _Buffered, answer: Any, error: str | None = None) -> bool:
@@ -681,10 +704,10 @@ class _Buffer:
         answer, error = kept.get("answer"), kept.get("error")
         if not protocol.reply(row.reply_request, answer, error=error):
             row.next_action = now + protocol.get_parameter("Retry Interval")
-            _write(protocol, row.key, Next_Action_Time=row.next_action)
+            self.write(row.key, Next_Action_Time=row.next_action)
             return
         self.set_state(row, DONE if error is None else FAILED_STATE, now)
-        _write(protocol, row.key, State=row.state, Undelivered_Reply="")
+        self.write(row.key, State=row.state, Undelivered_Reply="")
         protocol.log(f"the answer to request {row.key} was set on its requester {_requester(row)} at last")
 
     def remove_expired(self, protocol: QActionProtocol, now: float) -> None:
@@ -760,7 +783,7 @@ def take_ticket_request(protocol: QActionProtocol) -> None:
         protocol.log(f"Ticket Request ignored: {error}", LogType.ERROR)
         return
     try:
-        ticket_request = TicketRequest.from_body(request.body, request.id)
+        ticket_request, xml = TicketRequest.from_body(request.body, request.id)
     except TicketRequestError as error:
         protocol.log(f"request {request.id} refused: {error}", LogType.ERROR)
         protocol.reply(request, error=f"refused: {error}")
@@ -785,7 +808,7 @@ def take_ticket_request(protocol: QActionProtocol) -> None:
     }  # fmt: skip
     protocol.add_row(BUFFER, [row[name] for name in _COLUMNS])
     buffer = _buffer(protocol)
-    buffer.add(_Buffered(request.id, address, ticket_request, row["Priority"], QUEUED, 0, now, "", now, None, None, sequence))
+    buffer.add(_Buffered(request.id, address, ticket_request, row["Priority"], QUEUED, 0, now, "", now, None, None, sequence, xml))
     work_buffer(protocol)
 
 
