@@ -9,6 +9,7 @@ import pytest
 from dmemu.protocol import (
     Button,
     Column,
+    DefinitionError,
     Discrete,
     DisplayKey,
     InvalidValueError,
@@ -306,3 +307,43 @@ def test_a_qaction_tells_a_users_set_from_a_qactions(dms):
     element.set("State", "by hand")
     element.set("Poke", "poke")
     assert SET_BY == [("from start-up", True), ("by hand", False), ("from poke", True)]
+
+
+def set_state_on_other(protocol):
+    protocol.set_element_parameter("Shown", "State", f"{protocol.trigger_value} from another element")
+
+
+class StateOnlyUsersSet(StateShown):
+    name = "State Only Users Set"
+    qactions = (
+        QAction(1, note_who_set, triggers=(1,), user_sets_only=True),  # DataMiner's QAction on the write parameter
+        QAction(2, set_state_from_a_qaction, triggers=(2,)),
+        QAction(3, set_state_from_a_qaction, after_startup=True),
+    )
+
+
+class PokesOther(Protocol):
+    name = "Pokes Other"
+    parameters = (Parameter(1, "Poke", String(), write=True, default=""),)
+    qactions = (QAction(1, set_state_on_other, triggers=(1,)),)
+
+
+def test_a_qaction_for_users_sets_only_does_not_run_for_sets_by_qactions(dms):
+    SET_BY.clear()
+    element = dms.create_element(StateOnlyUsersSet, "Shown")
+    other = dms.create_element(PokesOther, "Other")
+    element.set("State", "by hand")
+    element.set("Poke", "poke")  # its own QAction sets State: not run
+    other.set("Poke", "poke")  # another element's QAction sets State: not run either
+    dms.set_parameter("Shown", "State", "by a script")
+    assert SET_BY == [("by hand", False), ("by a script", False)]
+    assert element.get("State") == "by a script"
+
+
+def test_a_qaction_for_users_sets_only_needs_triggers_users_can_set():
+    with pytest.raises(DefinitionError, match="runs for users' sets only"):
+
+        class ReadTrigger(Protocol):
+            name = "Read Trigger"
+            parameters = (Parameter(1, "Shown", String()),)
+            qactions = (QAction(1, note_who_set, triggers=(1,), user_sets_only=True),)

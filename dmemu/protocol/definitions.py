@@ -124,6 +124,9 @@ class QAction:
 
     ``row=True`` makes it row-level: it runs once per changed row of its trigger columns and
     ``protocol.row_key`` tells which. ``after_startup=True`` runs it when the element starts.
+    ``user_sets_only=True`` runs it for sets by users, scripts and other elements' requests
+    only, not for sets by QActions: DataMiner's QAction on the write parameter of a read/write
+    pair, which the element's own bookkeeping (setting the read parameter) does not trigger.
     """
 
     id: int
@@ -132,6 +135,7 @@ class QAction:
     row: bool = False
     after_startup: bool = False
     name: str = ""
+    user_sets_only: bool = False
 
     @property
     def label(self) -> str:
@@ -215,6 +219,10 @@ class ProtocolModel:
         for qaction in protocol.qactions:
             for pid in qaction.triggers:
                 self.triggers[pid] = (*self.triggers.get(pid, ()), qaction)
+        # What a QAction's set triggers (`QAction.user_sets_only` left out).
+        self.qaction_triggers: dict[int, tuple[QAction, ...]] = {
+            pid: kept for pid, qactions in self.triggers.items() if (kept := tuple(q for q in qactions if not q.user_sets_only))
+        }
         self.writable: dict[int | str, Parameter] = {}
         for p in protocol.parameters:
             if p.write:
@@ -384,6 +392,10 @@ def _check_definition(cls: type[Protocol]) -> None:
                 fail(f"{qaction.label} is triggered by {ids[pid]}; tables trigger nothing, their columns do")
             if qaction.row and pid not in columns:
                 fail(f"{qaction.label} is row-level but its trigger {pid} is not a table column")
+        if qaction.user_sets_only:
+            writable = {p.id for p in cls.parameters if p.write} | {c.id for t in cls.tables for c in t.columns if c.write}
+            if not qaction.triggers or not set(qaction.triggers) <= writable:
+                fail(f"{qaction.label} runs for users' sets only, so it needs triggers that users can set (write parameters or columns)")
 
     qaction_ids = {q.id for q in cls.qactions}
     _unique(fail, "timer id", (t.id for t in cls.timers))

@@ -636,7 +636,7 @@ class Element(ReadableElement):
                 listeners = self._listeners_of.get(pid, self._listeners_of_all)
                 if listeners:
                     self._notify(listeners, ParameterChange(pid, value))
-        qactions = model.triggers.get(pid)
+        qactions = (model.qaction_triggers if depth else model.triggers).get(pid)  # depth 0: a user's set
         if qactions:
             self._queue_triggered(qactions, pid, None, value, depth)
 
@@ -647,7 +647,7 @@ class Element(ReadableElement):
         if self._change_listeners:
             self._notify_table(data.model.table.id, frozenset((key,)), frozenset())
         column_id = data.model.table.columns[index].id
-        qactions = self._model.triggers.get(column_id)
+        qactions = (self._model.qaction_triggers if depth else self._model.triggers).get(column_id)
         if qactions:
             self._queue_triggered(qactions, column_id, key, data.rows[key][index], depth)  # the cell as checked and stored
 

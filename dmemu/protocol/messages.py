@@ -21,6 +21,7 @@ from typing import Any
 import attrs
 
 from .errors import InvalidValueError, MessageFormatError
+from .json_text import json_encoder
 
 
 @attrs.frozen
@@ -114,12 +115,12 @@ def _random_uuid4_hex() -> str:
     return raw.hex()
 
 
-_ENCODER = json.JSONEncoder(allow_nan=False)  # what json.dumps(..., allow_nan=False) builds per call
+_encode = json_encoder(allow_nan=False)  # json.dumps(..., allow_nan=False)
 
 
 def _dumps(document: dict[str, Any], what: str) -> str:
     try:
-        return _ENCODER.encode(document)
+        return _encode(document)
     except (TypeError, ValueError) as error:
         raise InvalidValueError(f"{what}: the body must be a JSON value (text, number, list, object, ...): {error}") from error
 

@@ -37,6 +37,7 @@ from tinydb import TinyDB
 from tinydb.storages import Storage
 
 from .errors import StateFileError
+from .json_text import json_encoder
 from .tables import RowChanges
 
 _logger = logging.getLogger("dmemu.storage")
@@ -182,31 +183,7 @@ class AtomicJSONStorage(Storage):
         """Nothing stays open between reads and writes."""
 
 
-def _json_encoder() -> Callable[[Any], str]:
-    """Compact JSON without NaN, exactly as ``json.dumps(value, separators=(",", ":"),
-    allow_nan=False)`` writes it. CPython's C encoder is made once and kept: `JSONEncoder.encode`
-    makes a new one per call, which doubled the save of a table of 100,000 small rows encoded a
-    row at a time. It keeps no circular-reference bookkeeping (saved values are plain data): a
-    value containing itself ends in RecursionError, raised as the ValueError json.dumps raises."""
-    plain = json.JSONEncoder(separators=(",", ":"), allow_nan=False)
-    make = getattr(json.encoder, "c_make_encoder", None)
-    if make is None:  # another Python: the standard way
-        return plain.encode
-    quote = json.encoder.encode_basestring_ascii
-    iterencode = make(None, plain.default, quote, None, ":", ",", False, False, False)
-
-    def encode(value: Any) -> str:
-        if isinstance(value, str):
-            return quote(value)
-        try:
-            return "".join(iterencode(value, 0))
-        except RecursionError:
-            raise ValueError("Circular reference detected") from None
-
-    return encode
-
-
-_encode = _json_encoder()
+_encode = json_encoder(compact=True, allow_nan=False)  # what ``json.dumps(value, separators=(",", ":"), allow_nan=False)`` writes
 
 
 class EncodedObjects:

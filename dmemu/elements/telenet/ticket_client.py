@@ -87,6 +87,7 @@ from dmemu.protocol import (
     Table,
     Timer,
 )
+from dmemu.protocol.json_text import dumps as json_text
 
 from .osb_messages import SEARCH_TICKET, OsbError, OsbFaultError, OsbNackError, parse_search_response, search_request
 from .service_info import (
@@ -134,14 +135,14 @@ class ManualSetRefusedError(DmemuError, ValueError):
 def lock_message(action: str, guid: str, note: str = "") -> str:
     """What a flow sets on *Lock Request*: ``action`` ``lock`` or ``release``; a release may say
     why the flow ends (`note`, shown in Client Processing Data)."""
-    return json.dumps({"action": action, "guid": guid, "note": note})
+    return json_text({"action": action, "guid": guid, "note": note})
 
 
 def command_message(guid: str, command_id: str, command: str, **fields: Any) -> str:
     """What a flow sets on *Client Command*: ``search`` (ticket_type, network_element, alarm_id,
     status) or ``ticket`` (operation, ticket_type, fields, and optionally request_key: the
     Gateway's, see `ticket_gateway`), under the lock of `guid`."""
-    return json.dumps({"guid": guid, "id": command_id, "command": command, **fields})
+    return json_text({"guid": guid, "id": command_id, "command": command, **fields})
 
 
 def read_message(text: Any, what: str) -> dict[str, Any]:
@@ -247,7 +248,7 @@ def _unlock(protocol: QActionProtocol, why: str) -> None:
 
 
 def _reply_lock(protocol: QActionProtocol, request: dict[str, Any], granted: bool, reason: str = "") -> None:
-    protocol.set_parameter(LOCK_REPLY, json.dumps({"action": request.get("action"), "guid": request.get("guid"), "granted": granted, "reason": reason}))
+    protocol.set_parameter(LOCK_REPLY, json_text({"action": request.get("action"), "guid": request.get("guid"), "granted": granted, "reason": reason}))
 
 
 def lock_request(protocol: QActionProtocol) -> None:
@@ -293,8 +294,6 @@ def lock_status_set(protocol: QActionProtocol) -> None:
     """Lock Status set by a user (Configuration sub-page): Unlocked forces the client free,
     whoever holds it (logged, the holder's next command refused); Locked is refused, since only
     a flow's Lock Request takes the client (`ManualSetRefusedError`)."""
-    if protocol.set_by_qaction:
-        return  # the client's own lock bookkeeping
     holder = protocol.get_parameter("LockGuidId") or ""  # Lock Status already holds the user's value
     if protocol.trigger_value == LOCKED:
         if holder:
@@ -326,7 +325,7 @@ def lock_expiry_check(protocol: QActionProtocol) -> None:
 
 def _reply_command(protocol: QActionProtocol, command_id: str, guid: str, *, final: bool = True, error: str | None = None, **answer: Any) -> None:
     reply = {"id": command_id, "guid": guid, "final": final, "ok": error is None, "error": error, **answer}
-    protocol.set_parameter(COMMAND_REPLY, json.dumps(reply))
+    protocol.set_parameter(COMMAND_REPLY, json_text(reply))
 
 
 def client_command(protocol: QActionProtocol) -> None:
@@ -372,7 +371,7 @@ class _Search:
     @property
     def pending(self) -> str:
         """Its *Pending Search* value while its answer is awaited."""
-        return json.dumps({"id": self.command_id, "guid": self.guid})
+        return json_text({"id": self.command_id, "guid": self.guid})
 
 
 def _search(protocol: QActionProtocol, command: dict[str, Any]) -> None:
@@ -489,7 +488,7 @@ def _forward_to_gateway(protocol: QActionProtocol, command: dict[str, Any]) -> N
     pending = {"request": request_id, "id": command_id, "guid": guid, "operation": operation, "ticket_type": ticket_type}
     what = f"{operation} {ticket_type} ticket" + (f" {fields['ticket_id']}" if fields.get("ticket_id") else "")
     protocol.set_parameters({
-        "Pending Gateway Request": json.dumps(pending), "Processing IAS Request Busy Status": BUSY,
+        "Pending Gateway Request": json_text(pending), "Processing IAS Request Busy Status": BUSY,
         "Client Processing Data": f"Waiting for the Ticket Gateway: {what}",
     })  # fmt: skip
 
@@ -546,8 +545,6 @@ def busy_status_set(protocol: QActionProtocol) -> None:
     """Processing IAS Request Busy Status set by a user: Not Busy ends a wait for the Gateway or
     a search that will not end (logged; the waiting flow is told); Busy is refused unless the
     client is busy already (`ManualSetRefusedError`)."""
-    if protocol.set_by_qaction:
-        return  # the client's own bookkeeping
     pending = _pending(protocol)
     if protocol.trigger_value == BUSY:
         if pending:
@@ -674,10 +671,10 @@ class TelenetTicketClient(Protocol):
         QAction(3, export_csv, triggers=(102,), name="Export CSV"),
         QAction(4, select_service, triggers=(110,), name="Service Selection"),
         QAction(5, lock_request, triggers=(700,), name="Lock Request"),
-        QAction(6, lock_status_set, triggers=(120,), name="Lock Status Set"),
+        QAction(6, lock_status_set, triggers=(120,), name="Lock Status Set", user_sets_only=True),
         QAction(7, client_command, triggers=(710,), name="Client Command"),
         QAction(8, gateway_reply, triggers=(720,), name="Gateway Reply"),
-        QAction(9, busy_status_set, triggers=(300,), name="Busy Status Set"),
+        QAction(9, busy_status_set, triggers=(300,), name="Busy Status Set", user_sets_only=True),
         QAction(10, max_rows_changed, triggers=(210,), name="Response Table Max Rows Changed"),
         QAction(20, lock_expiry_check, name="Lock Expiry Check"),
         QAction(21, heartbeat_check, name="Heartbeat"),

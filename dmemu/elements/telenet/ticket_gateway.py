@@ -91,6 +91,8 @@ from dmemu.protocol import (
     Timer,
     plain_http_target,
 )
+from dmemu.protocol.json_text import dumps as json_text
+from dmemu.protocol.json_text import json_encoder
 
 from .osb_messages import (
     CLOSE_TICKET,
@@ -132,6 +134,7 @@ from .service_info import (
 from .texts import cell_text
 
 BUFFER = "Request Buffer"
+_sorted_json = json_encoder(sort_keys=True)
 COMMUNICATION = "Communication"
 
 # Operations a request names, and what goes on the wire for each.
@@ -237,7 +240,7 @@ class TicketRequest:
 
 
 def _short(value: Any) -> str:
-    text = json.dumps(value) if value is not None else "null"
+    text = json_text(value) if value is not None else "null"
     return text if len(text) <= 60 else text[:57] + "..."
 
 
@@ -688,7 +691,7 @@ class _Buffer:
             self.set_state(row, REPLY_PENDING, now)
             self.open[row.key] = row
             row.next_action = now + protocol.get_parameter("Retry Interval")
-            kept = json.dumps({"answer": answer, "error": error})
+            kept = json_text({"answer": answer, "error": error})
             self.write(row.key, State=REPLY_PENDING, Next_Action_Time=row.next_action, Undelivered_Reply=kept)
             protocol.log(f"the answer to request {row.key} could not be set on its requester {_requester(row)}: kept, and set again later", LogType.ERROR)
 
@@ -798,7 +801,7 @@ def take_ticket_request(protocol: QActionProtocol) -> None:
     kept: dict[str, Any] = {"operation": ticket_request.operation, "fields": dict(ticket_request.fields)}
     if ticket_request.request_key:
         kept["request_key"] = ticket_request.request_key
-    saved = json.dumps(kept, sort_keys=True)
+    saved = _sorted_json(kept)
     row = {
         "Request ID": request.id, "Requester": f"{address.agent_id}/{address.element_id}/{address.parameter}",
         "Operation": ticket_request.operation.capitalize(), "Ticket Type": ticket_request.ticket_type,
