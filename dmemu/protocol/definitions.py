@@ -215,6 +215,8 @@ class ProtocolModel:
             self.by_name[item.name] = item.id
         # Every way to name a parameter or table (id or name) -> its id: one lookup per get and set.
         self._ids_by_ref: dict[int | str, int] = {**{pid: pid for pid in (*self.parameters, *self.tables)}, **self.by_name}
+        # Every way to name a table -> its id: one lookup per table operation of a QAction.
+        self.table_ids: dict[int | str, int] = {ref: tid for ref, tid in self._ids_by_ref.items() if tid in self.tables}
         self.triggers: dict[int, tuple[QAction, ...]] = {}
         for qaction in protocol.qactions:
             for pid in qaction.triggers:
@@ -248,7 +250,10 @@ class ProtocolModel:
         return pid
 
     def table(self, ref: int | str) -> TableModel:
-        pid = self.resolve(ref)
+        tid = self.table_ids.get(ref)
+        if tid is not None:
+            return self.tables[tid]
+        pid = self.resolve(ref)  # raises for an unknown name or id
         model = self.tables.get(pid)
         if model is None:
             raise UnknownParameterError(f"{self.name}: {self.parameters[pid].label} is not a table")

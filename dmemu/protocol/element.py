@@ -112,7 +112,10 @@ class ReadableElement:
         return TableView(self, self._table(ref))
 
     def _table(self, ref: int | str) -> TableData:
-        return self._tables[self._model.table(ref).table.id]
+        tid = self._model.table_ids.get(ref)
+        if tid is None:
+            tid = self._model.table(ref).table.id  # raises for a ref that names no table
+        return self._tables[tid]
 
     def _reset_volatile(self, saved: ElementSnapshot) -> None:
         """Defaults everywhere, then the saved values: what a stopped element holds.

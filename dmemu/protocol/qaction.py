@@ -257,7 +257,10 @@ class QActionProtocol:
     # -- cells and rows ---------------------------------------------------------------------
 
     def _data(self, table: int | str) -> TableData:
-        return self.element._table(table)
+        element = self.element
+        tid = element._model.table_ids.get(table)
+        # `element._table` spelled out for a ref that names a table: every table operation's path.
+        return element._table(table) if tid is None else element._tables[tid]
 
     def _table_changed(self, data: TableData, keys: Iterable[str] | None, removed: Iterable[str] = ()) -> None:
         """Mark the element for saving and tell its change listeners which rows changed (None: any)."""
@@ -292,10 +295,11 @@ class QActionProtocol:
     def add_row(self, table: int | str, row: RowInput) -> bool:
         """AddRow: True when added; an existing key is left as it is (False)."""
         data = self._data(table)
-        added = data.add(row)
-        if added:
-            self._table_changed(data, (data.key_of(data.row_from_input(row)),) if self.element._change_listeners else None)
-        return added
+        key = data.add(row)
+        if key is None:
+            return False
+        self._table_changed(data, (key,))
+        return True
 
     def set_row(self, table: int | str, key: str, row: RowInput) -> bool:
         """SetRow: None cells keep their value, a short row updates the leading columns.
