@@ -627,7 +627,7 @@ class Element(ReadableElement):
         model = self._model
         if pid not in model.momentary_parameters:
             self._values[pid] = value
-            if pid in model.saved_parameters:
+            if pid in model.saved_parameters and not self._dirty:
                 self._mark_dirty()
             if self._value_watchers:  # called here, not through a helper: this is every set's path
                 for watcher in self._value_watchers.get(pid, ()):

@@ -125,7 +125,7 @@ class QActionProtocol:
 
     def now(self) -> float:
         """The DMS clock, in epoch seconds (virtual in tests)."""
-        return self.element.dms.clock.now()
+        return self.element._clock.now()
 
     def log(self, message: str, type: LogType | None = None, level: LogLevel | int = 0) -> None:
         """Log(message, type, level)."""
@@ -265,10 +265,11 @@ class QActionProtocol:
     def _table_changed(self, data: TableData, keys: Iterable[str] | None, removed: Iterable[str] = ()) -> None:
         """Mark the element for saving and tell its change listeners which rows changed (None: any)."""
         element = self.element
-        if data.model.table.id in element._model.saved_tables:
+        table_id = data.model.table.id
+        if table_id in element._model.saved_tables and not element._dirty:
             element._mark_dirty()
         if element._change_listeners:
-            element._notify_table(data.model.table.id, None if keys is None else frozenset(keys), frozenset(removed))
+            element._notify_table(table_id, None if keys is None else frozenset(keys), frozenset(removed))
 
     def get_cell(self, table: int | str, key: str, column: int | str) -> Any:
         """GetParameterIndexByKey: None when the row does not exist."""
