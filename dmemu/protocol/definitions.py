@@ -241,6 +241,11 @@ class ProtocolModel:
         }
         self.saved_tables = frozenset(t.id for t in protocol.tables if t.save)
         self.secret_parameters = frozenset(p.id for p in protocol.parameters if p.secret)
+        # Every way to name a parameter whose value reads as it is stored (no table, no password)
+        # -> its id: `Element.get` of one costs one lookup.
+        self.plain_value_ids: dict[int | str, int] = {
+            ref: pid for ref, pid in self._ids_by_ref.items() if pid not in self.tables and pid not in self.secret_parameters
+        }
 
     def resolve(self, ref: int | str) -> int:
         """The id of a parameter or table given by id or name."""

@@ -94,6 +94,9 @@ class ReadableElement:
         """The value of a parameter by id or name (a table gives its `TableView`).
 
         Passwords are write-only: they read as ``"********"`` once set (QActions see the value)."""
+        pid = self._model.plain_value_ids.get(ref)
+        if pid is not None:
+            return self._values[pid]
         pid = self._model.resolve(ref)
         if pid in self._tables:
             return TableView(self, self._tables[pid])
