@@ -243,10 +243,12 @@ class DataMinerSystem:
         """An element by name, ``"AGENT/ELEMENT"`` ids (``"1/12"``), (agent id, element id) or
         itself, or None; a name that looks like ids wins over them. A ref of another kind raises
         `TypeError`."""
-        if isinstance(ref, Element):
+        if isinstance(ref, str):
+            element = self._by_name.get(ref)
+            if element is not None:
+                return element
+        elif isinstance(ref, Element):
             return ref if self._elements.get(ref.ids) is ref else None
-        if isinstance(ref, str) and ref in self._by_name:
-            return self._by_name[ref]
         ids = element_ids(ref)
         return None if ids is None else self._elements.get(ids)
 

@@ -215,6 +215,8 @@ class ProtocolModel:
             self.by_name[item.name] = item.id
         # Every way to name a parameter or table (id or name) -> its id: one lookup per get and set.
         self._ids_by_ref: dict[int | str, int] = {**{pid: pid for pid in (*self.parameters, *self.tables)}, **self.by_name}
+        # Every way to name a table -> its id: one lookup per table operation of a QAction.
+        self.table_ids: dict[int | str, int] = {ref: tid for ref, tid in self._ids_by_ref.items() if tid in self.tables}
         self.triggers: dict[int, tuple[QAction, ...]] = {}
         for qaction in protocol.qactions:
             for pid in qaction.triggers:
@@ -239,6 +241,11 @@ class ProtocolModel:
         }
         self.saved_tables = frozenset(t.id for t in protocol.tables if t.save)
         self.secret_parameters = frozenset(p.id for p in protocol.parameters if p.secret)
+        # Every way to name a parameter whose value reads as it is stored (no table, no password)
+        # -> its id: `Element.get` of one costs one lookup.
+        self.plain_value_ids: dict[int | str, int] = {
+            ref: pid for ref, pid in self._ids_by_ref.items() if pid not in self.tables and pid not in self.secret_parameters
+        }
 
     def resolve(self, ref: int | str) -> int:
         """The id of a parameter or table given by id or name."""
@@ -248,7 +255,10 @@ class ProtocolModel:
         return pid
 
     def table(self, ref: int | str) -> TableModel:
-        pid = self.resolve(ref)
+        tid = self.table_ids.get(ref)
+        if tid is not None:
+            return self.tables[tid]
+        pid = self.resolve(ref)  # raises for an unknown name or id
         model = self.tables.get(pid)
         if model is None:
             raise UnknownParameterError(f"{self.name}: {self.parameters[pid].label} is not a table")

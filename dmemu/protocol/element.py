@@ -94,6 +94,9 @@ class ReadableElement:
         """The value of a parameter by id or name (a table gives its `TableView`).
 
         Passwords are write-only: they read as ``"********"`` once set (QActions see the value)."""
+        pid = self._model.plain_value_ids.get(ref)
+        if pid is not None:
+            return self._values[pid]
         pid = self._model.resolve(ref)
         if pid in self._tables:
             return TableView(self, self._tables[pid])
@@ -112,7 +115,10 @@ class ReadableElement:
         return TableView(self, self._table(ref))
 
     def _table(self, ref: int | str) -> TableData:
-        return self._tables[self._model.table(ref).table.id]
+        tid = self._model.table_ids.get(ref)
+        if tid is None:
+            tid = self._model.table(ref).table.id  # raises for a ref that names no table
+        return self._tables[tid]
 
     def _reset_volatile(self, saved: ElementSnapshot) -> None:
         """Defaults everywhere, then the saved values: what a stopped element holds.
@@ -624,7 +630,7 @@ class Element(ReadableElement):
         model = self._model
         if pid not in model.momentary_parameters:
             self._values[pid] = value
-            if pid in model.saved_parameters:
+            if pid in model.saved_parameters and not self._dirty:
                 self._mark_dirty()
             if self._value_watchers:  # called here, not through a helper: this is every set's path
                 for watcher in self._value_watchers.get(pid, ()):

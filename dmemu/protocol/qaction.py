@@ -125,7 +125,7 @@ class QActionProtocol:
 
     def now(self) -> float:
         """The DMS clock, in epoch seconds (virtual in tests)."""
-        return self.element.dms.clock.now()
+        return self.element._clock.now()
 
     def log(self, message: str, type: LogType | None = None, level: LogLevel | int = 0) -> None:
         """Log(message, type, level)."""
@@ -257,15 +257,19 @@ class QActionProtocol:
     # -- cells and rows ---------------------------------------------------------------------
 
     def _data(self, table: int | str) -> TableData:
-        return self.element._table(table)
+        element = self.element
+        tid = element._model.table_ids.get(table)
+        # `element._table` spelled out for a ref that names a table: every table operation's path.
+        return element._table(table) if tid is None else element._tables[tid]
 
     def _table_changed(self, data: TableData, keys: Iterable[str] | None, removed: Iterable[str] = ()) -> None:
         """Mark the element for saving and tell its change listeners which rows changed (None: any)."""
         element = self.element
-        if data.model.table.id in element._model.saved_tables:
+        table_id = data.model.table.id
+        if table_id in element._model.saved_tables and not element._dirty:
             element._mark_dirty()
         if element._change_listeners:
-            element._notify_table(data.model.table.id, None if keys is None else frozenset(keys), frozenset(removed))
+            element._notify_table(table_id, None if keys is None else frozenset(keys), frozenset(removed))
 
     def get_cell(self, table: int | str, key: str, column: int | str) -> Any:
         """GetParameterIndexByKey: None when the row does not exist."""
@@ -292,10 +296,11 @@ class QActionProtocol:
     def add_row(self, table: int | str, row: RowInput) -> bool:
         """AddRow: True when added; an existing key is left as it is (False)."""
         data = self._data(table)
-        added = data.add(row)
-        if added:
-            self._table_changed(data, (data.key_of(data.row_from_input(row)),) if self.element._change_listeners else None)
-        return added
+        key = data.add(row)
+        if key is None:
+            return False
+        self._table_changed(data, (key,))
+        return True
 
     def set_row(self, table: int | str, key: str, row: RowInput) -> bool:
         """SetRow: None cells keep their value, a short row updates the leading columns.

@@ -90,11 +90,6 @@ class _Chain:
         self.error: BaseException | None = None
         self.failure: BaseException | None = None
 
-    def finish_one(self) -> None:
-        self.outstanding -= 1
-        if self.outstanding <= 0 and self.done is not None:
-            self.done.set()
-
     def fail(self, error: BaseException) -> None:
         self.error = self.error or error
         self.outstanding = 0
@@ -324,7 +319,10 @@ class WorkQueue:
         """Have queued items run on a worker (unless someone is already running them)."""
         if self.lock.locked():
             return  # the owner sees the items before it lets go
-        worker = _this_worker()
+        try:
+            worker = _thread_local.worker  # `_this_worker()` spelled out: every answer's and request's path
+        except AttributeError:
+            worker = _this_worker()
         if worker.depth > 0:
             if self not in worker.deferred:
                 worker.deferred.append(self)
@@ -335,14 +333,26 @@ class WorkQueue:
         """Run queued items unless another thread is already doing so; with `until`, only
         until that chain is done, handing the rest off."""
         pending = self.pending
+        lock = self.lock
         while pending and (until is None or until.outstanding > 0):
-            if not self.lock.acquire(False):
+            if not lock.acquire(False):
                 return  # the owner sees our items before it lets go
-            self._enter()
+            # `_enter` and `_leave` spelled out: every item handed off (an answer, a request) comes here.
+            try:
+                worker = _thread_local.worker
+            except AttributeError:
+                worker = _this_worker()
+            self._owner = _get_ident()
+            worker.depth += 1
             try:
                 self._run_pending(until)
             finally:
-                self._leave()
+                self._owner = 0
+                self._chain = None
+                lock.release()
+                worker.depth -= 1
+                if worker.depth == 0 and worker.deferred:
+                    _hand_off_deferred(worker)
                 if pending and until is not None:
                     self.hand_off()
 
@@ -379,5 +389,7 @@ class WorkQueue:
                     self._on_error(error)
             finally:
                 self._chain = None
-                if chain is not None:
-                    chain.finish_one()
+                if chain is not None:  # one item of its chain done; its waiter hears when the last is
+                    chain.outstanding -= 1
+                    if chain.outstanding <= 0 and chain.done is not None:
+                        chain.done.set()
