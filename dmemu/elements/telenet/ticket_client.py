@@ -375,10 +375,10 @@ class _Search:
     what: str
     started: float  # the DMS clock
     wall_start: float
+    pending: str = attrs.field(init=False)  # its *Pending Search* value while its answer is awaited (written once, compared once)
 
-    @property
-    def pending(self) -> str:
-        """Its *Pending Search* value while its answer is awaited."""
+    @pending.default
+    def _pending_text(self) -> str:
         return json_text({"id": self.command_id, "guid": self.guid})
 
 
