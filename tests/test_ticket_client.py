@@ -470,6 +470,17 @@ def test_the_response_table_keeps_the_newest_rows_up_to_its_maximum(dms, tmp_pat
     assert client.table("Communication - Response Table").keys() == ["c4", "c5"]
 
 
+def test_a_search_id_used_again_updates_its_row_in_place(dms, tmp_path, osb):
+    osb.add_ticket("MO", "ne-2", alarm_id="6", severity="Major")
+    client = make_client(dms, tmp_path, osb)
+    lock(client, "flow-a")
+    for command_id, network_element in (("c1", "ne-1"), ("c2", "ne-1"), ("c1", "ne-2")):
+        assert search(client, "flow-a", command_id, network_element)["ok"]
+    table = client.table("Communication - Response Table")
+    assert table.keys() == ["c1", "c2"]  # the row keeps its place, as a FillArrayNoDelete keeps it
+    assert (table.row("c1")["Network Element"], table.row("c1")["Response"]) == ("ne-2", "1 ticket found: MO-000001")
+
+
 def test_a_new_flow_sees_only_its_own_searched_tickets(dms, tmp_path, osb):
     osb.add_ticket("MO", "ne-1", alarm_id="5", severity="Major")
     osb.add_ticket("MO", "ne-2", alarm_id="6", severity="Major")

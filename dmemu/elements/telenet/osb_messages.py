@@ -165,7 +165,9 @@ def build_request(operation: Operation, values: Mapping[str, Any]) -> bytes:
                 raise OsbRequestError(f"{operation.name}: the field {name} is required")
             continue
         text = _field_text(operation, name, value)
-        parts.append(f"<tck:{name}>{escape(text)}</tck:{name}>")
+        if "&" in text or "<" in text or ">" in text:  # most texts need no escape: its call spared
+            text = escape(text)
+        parts.append(f"<tck:{name}>{text}</tck:{name}>")
     element = operation.request_element
     return f"{_REQUEST_HEAD}<tck:{element}>{''.join(parts)}</tck:{element}>{_REQUEST_TAIL}".encode()
 
@@ -175,7 +177,7 @@ def _field_text(operation: Operation, name: str, value: Any) -> str:
         value = str(value)
     if not isinstance(value, str):
         raise OsbRequestError(f"{operation.name}: the field {name} is text, not {type(value).__name__} {value!r}")
-    if not value.strip() and name not in operation.may_be_empty and (name in operation.required or name in _ALLOWED_VALUES):
+    if (not value or value.isspace()) and name not in operation.may_be_empty and (name in operation.required or name in _ALLOWED_VALUES):
         raise OsbRequestError(f"{operation.name}: the field {name} is empty")
     allowed = _ALLOWED_VALUES.get(name)
     if allowed is not None and value not in allowed:

@@ -160,10 +160,15 @@ def _short(guid: str) -> str:
     return guid[:8]
 
 
+def _changed(protocol: QActionProtocol, values: dict[int | str, Any]) -> dict[int | str, Any]:
+    """The values that differ from what the parameters hold."""
+    return {name: value for name, value in values.items() if protocol.get_parameter(name) != value}
+
+
 def _update(protocol: QActionProtocol, values: dict[int | str, Any]) -> None:
     """Set the values that differ from what the parameters hold: an unchanged Busy Status or
     Lock Status set again would only run its QAction for nothing."""
-    changed = {name: value for name, value in values.items() if protocol.get_parameter(name) != value}
+    changed = _changed(protocol, values)
     if changed:
         protocol.set_parameters(changed)
 
@@ -263,17 +268,18 @@ def lock_request(protocol: QActionProtocol) -> None:
             since = protocol.get_parameter("Lock Time") or now
             _reply_lock(protocol, request, False, f"locked by flow {holder} for {now - since:g} s")
             return
+        taken: dict[int | str, Any] = {}
         if holder != guid:  # a new flow: nothing of the last one's goes on, its own search results only
             if holder:
                 idle = now - (protocol.get_parameter("Lock Renewed") or now)
                 protocol.log(f"the lock of flow {holder} expired ({idle:g} s without a command) and was taken by flow {guid}", LogType.ERROR)
             _abandon_pending(protocol, f"the lock of flow {holder} expired" if holder else f"flow {guid} took the client")
             protocol.clear_table(SEARCHED_TICKETS_TABLE)
-            _update(protocol, {
+            taken = {
                 "Lock Status": LOCKED, "LockGuidId": guid, "Lock Time": now,
                 "Processing IAS Request Busy Status": NOT_BUSY, "Client Processing Data": f"Locked by flow {_short(guid)}",
-            })  # fmt: skip
-        _update(protocol, {"Lock Renewed": now})
+            }  # fmt: skip
+        _update(protocol, {**taken, "Lock Renewed": now})  # one update (each costs): the lock taken, then renewed
         _reply_lock(protocol, request, True)
     elif action == "release":
         if holder != guid:
@@ -344,11 +350,13 @@ def client_command(protocol: QActionProtocol) -> None:
     if protocol.get_parameter("Processing IAS Request Busy Status") == BUSY:
         _reply_command(protocol, command_id, guid, error=f"the client is busy: {protocol.get_parameter('Client Processing Data')}")
         return
-    _update(protocol, {"Lock Renewed": protocol.now()})
+    renewed: dict[int | str, Any] = {"Lock Renewed": protocol.now()}
     kind = command.get("command")
     if kind == "search":
-        _search(protocol, command)
-    elif kind == "ticket":
+        _search(protocol, command, renewed)
+        return
+    _update(protocol, renewed)
+    if kind == "ticket":
         _forward_to_gateway(protocol, command)
     else:
         _reply_command(protocol, command_id, guid, error=f"unknown command {kind!r}; commands: search, ticket")
@@ -367,23 +375,24 @@ class _Search:
     what: str
     started: float  # the DMS clock
     wall_start: float
+    pending: str = attrs.field(init=False)  # its *Pending Search* value while its answer is awaited (written once, compared once)
 
-    @property
-    def pending(self) -> str:
-        """Its *Pending Search* value while its answer is awaited."""
+    @pending.default
+    def _pending_text(self) -> str:
         return json_text({"id": self.command_id, "guid": self.guid})
 
 
-def _search(protocol: QActionProtocol, command: dict[str, Any]) -> None:
+def _search(protocol: QActionProtocol, command: dict[str, Any], renewed: dict[int | str, Any]) -> None:
     """Send the search to the selected service; its answer comes to `_search_answered` (the
-    client stays Busy meanwhile, so its holder's next command waits for it)."""
+    client stays Busy meanwhile, so its holder's next command waits for it). `renewed`: the
+    lock's renewal, set first in the same update (one update the fewer)."""
     ticket_type, network_element = command.get("ticket_type") or "MO", command.get("network_element") or ""
     alarm_id, status = command.get("alarm_id"), command.get("status")
     service = selected_service(protocol)
     what = f"{ticket_type} tickets of {network_element!r}" + (f" for alarm {alarm_id}" if alarm_id not in (None, "") else "")
     search = _Search(command["guid"], command["id"], ticket_type, network_element, alarm_id, service.name if service else "", what, protocol.now(), _wall_clock())
     _update(protocol, {
-        "Processing IAS Request Busy Status": BUSY, "Client Processing Data": f"Searching {what}",
+        **renewed, "Processing IAS Request Busy Status": BUSY, "Client Processing Data": f"Searching {what}",
         "Pending Search": search.pending,
     })  # fmt: skip
     try:
@@ -458,7 +467,10 @@ def _ticket_row(ticket: Any) -> list[Any]:
 
 def _record_response(protocol: QActionProtocol, row: list[Any]) -> None:
     """A row of the Communication - Response Table; the oldest go beyond Response Table Max Rows."""
-    protocol.fill_array_no_delete(RESPONSE_TABLE, [row])
+    # add_row costs a third of a one-row fill; a Request ID met again (a flow's GUID and count
+    # repeat only by hand) updates its row as the fill always did.
+    if not protocol.add_row(RESPONSE_TABLE, row):
+        protocol.fill_array_no_delete(RESPONSE_TABLE, [row])
     _trim_responses(protocol)
 
 
@@ -524,17 +536,20 @@ def gateway_reply(protocol: QActionProtocol) -> None:
         protocol.log(f"Gateway reply to request {reply.id} ignored: no flow waits for it (abandoned, or from before a forced unlock)")
         return
     guid, command_id, what = pending["guid"], pending["id"], f"{pending['operation']} {pending['ticket_type']} ticket"
-    if _holder(protocol) == guid:
-        _update(protocol, {"Lock Renewed": protocol.now()})  # a flow waiting for the Gateway is alive
+    # A flow waiting for the Gateway is alive: its lock renewed, with an ACK's other sets.
+    renewed = _changed(protocol, {"Lock Renewed": protocol.now()}) if _holder(protocol) == guid else {}
     body = reply.body if isinstance(reply.body, dict) else {}
+    if reply.ok and body.get("stage") == "ack":
+        waiting = f"Ticket Gateway: {what} acknowledged (transaction {body.get('transaction_id')}), waiting for its result"
+        protocol.set_parameters({**renewed, "Client Processing Data": waiting})
+        _reply_command(protocol, command_id, guid, final=False, stage="ack", transaction_id=body.get("transaction_id"))
+        return
+    if renewed:
+        protocol.set_parameters(renewed)
     if not reply.ok:
         outcome = f"{what} failed: {cell_text(reply.error or '')}"
         protocol.log(f"Gateway request {reply.id}: {outcome}", LogType.ERROR)
         _reply_command(protocol, command_id, guid, error=reply.error)
-    elif body.get("stage") == "ack":
-        protocol.set_parameter("Client Processing Data", f"Ticket Gateway: {what} acknowledged (transaction {body.get('transaction_id')}), waiting for its result")
-        _reply_command(protocol, command_id, guid, final=False, stage="ack", transaction_id=body.get("transaction_id"))
-        return
     else:
         outcome = f"{what} {body.get('status', 'done')}: {body.get('ticket_id') or ''}".rstrip(": ")
         _reply_command(protocol, command_id, guid, stage="result", status=body.get("status"), ticket_id=body.get("ticket_id"), tickets=body.get("tickets"))

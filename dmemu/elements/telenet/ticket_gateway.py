@@ -253,6 +253,7 @@ _COLUMNS = (
     "Undelivered Reply",
 )  # fmt: skip
 _POSITION = {name: index for index, name in enumerate(_COLUMNS)}
+_POSITION_OF_ARGUMENT = {name.replace(" ", "_"): index for name, index in _POSITION.items()}  # `_write`'s keyword names
 _NEXT_ACTION, _SEQUENCE, _PRIORITY = _POSITION["Next Action Time"], _POSITION["Sequence"], _POSITION["Priority"]
 
 
@@ -301,7 +302,7 @@ def _write(protocol: QActionProtocol, key: str, **cells: Any) -> None:
     """Update some cells of a buffer row (by column name, spaces as underscores)."""
     row: list[Any] = [None] * len(_COLUMNS)
     for name, value in cells.items():
-        row[_POSITION[name.replace("_", " ")]] = value
+        row[_POSITION_OF_ARGUMENT[name]] = value
     protocol.set_row(BUFFER, key, row)
 
 
