@@ -284,12 +284,20 @@ class TimerScheduler(schedule.Scheduler):
             self.clock.dispatch(job.job_func)
 
 
+class _EndedFlag(typing.Protocol):
+    """What a started exchange's `done` offers of a `threading.Event`."""
+
+    def is_set(self) -> bool: ...
+
+    def wait(self, timeout: float | None = None) -> bool: ...
+
+
 class StartedExchange(typing.Protocol):
     """An exchange a serial port started (`serial._StartedExchange`), as the clock that runs it
     sees it (`Clock.start_exchange`, `wait_exchange`, `forget_exchange`: the port's runner)."""
 
     deadline: float  # time.monotonic() by when its answer must be complete
-    done: threading.Event  # set once it ended and its port moved on
+    done: _EndedFlag  # set once it ended and its port moved on
     sent: bool  # begun (its command went out, or failed to)
     socket: socket.socket | None  # while its answer is awaited
 
