@@ -487,14 +487,9 @@ class ScriptContext:
             def deleted() -> None:
                 wakeup.wake(error=ElementNotFoundError(f"script {self.run.script!r} run {self.run.id}: {what()} will never be set: the element was deleted"))
 
-            def stop_listening() -> None:
-                automation._stop_waiting(target, pid, wakeup)
-                automation._forget_deletion(target, deleted)
-
             # Listen first, then look: a set (or a deletion) between the two is heard, not lost.
-            automation._wait_on(target, pid, wakeup, predicate)
-            automation._on_deletion(target, deleted)
-            wakeup.on_wake(stop_listening)  # one undo for both: run at once if woken meanwhile
+            automation._wait_on(target, pid, wakeup, predicate, deleted)
+            wakeup.on_wake(partial(automation._stop_waiting, target, pid, wakeup, deleted))  # run at once if woken meanwhile
             if self.dms.find(target) is not target:
                 deleted()
                 return
@@ -623,7 +618,7 @@ class Automation:
         self._lock = threading.Lock()
         self._deletion_watchers: dict[Element, dict[Callable[[], None], None]] = {}  # waits on each element, in order
         self._parameter_waits: dict[tuple[Element, int], _ParameterWaits] = {}
-        self._waits_lock = threading.Lock()
+        self._waits_lock = threading.Lock()  # guards both
 
     # -- scripts ------------------------------------------------------------------------------
 
@@ -729,11 +724,11 @@ class Automation:
         self.log_entries.append(LogEntry(self.dms.clock.now(), type, LogLevel.NO_LOGGING, message))
         _logger.log(logging.ERROR if type is LogType.ERROR else logging.INFO, "%s", message)
 
-    # -- waits for parameters -----------------------------------------------------------------
+    # -- waits for parameters, and the elements they are on deleted ----------------------------
 
-    def _wait_on(self, element: Element, pid: int, wakeup: _Wakeup, predicate: Callable[[Any], bool] | None) -> None:
-        """Have `wakeup` tried on every set of `element`'s parameter `pid` (`_ParameterWaits`)
-        until `_stop_waiting`."""
+    def _wait_on(self, element: Element, pid: int, wakeup: _Wakeup, predicate: Callable[[Any], bool] | None, deleted: Callable[[], None]) -> None:
+        """Have `wakeup` tried on every set of `element`'s parameter `pid` (`_ParameterWaits`),
+        and `deleted` called when the element is deleted (`_element_deleted`), until `_stop_waiting`."""
         # Held across the element's (un)registration, so no wait counts as listening before its
         # listener is there, nor is one left over; the element's lock first, as its own
         # (un)registration and its stop (which may run queued work, waits ending) take it.
@@ -743,33 +738,24 @@ class Automation:
                 waits = self._parameter_waits[element, pid] = _ParameterWaits(pid)
                 element.add_change_listener(waits, ids=(pid,))
             waits.waits[wakeup] = predicate
+            callbacks = self._deletion_watchers.get(element)
+            if callbacks is None:
+                callbacks = self._deletion_watchers[element] = {}
+            callbacks[deleted] = None  # a dict: forgotten in one step, however many waits there are
 
-    def _stop_waiting(self, element: Element, pid: int, wakeup: _Wakeup) -> None:
+    def _stop_waiting(self, element: Element, pid: int, wakeup: _Wakeup, deleted: Callable[[], None]) -> None:
         with element._lifecycle_lock, self._waits_lock:
             waits = self._parameter_waits.get((element, pid))
             if waits is not None and waits.waits.pop(wakeup, False) is not False and not waits.waits:
                 del self._parameter_waits[element, pid]
                 element.remove_change_listener(waits)
-
-    # -- elements deleted ---------------------------------------------------------------------
-
-    def _on_deletion(self, element: Element, callback: Callable[[], None]) -> None:
-        """Call `callback` when `element` is deleted (`_element_deleted`), until `_forget_deletion`."""
-        with self._lock:
             callbacks = self._deletion_watchers.get(element)
-            if callbacks is None:
-                callbacks = self._deletion_watchers[element] = {}
-            callbacks[callback] = None  # a dict: forgotten in one step, however many waits there are
-
-    def _forget_deletion(self, element: Element, callback: Callable[[], None]) -> None:
-        with self._lock:
-            callbacks = self._deletion_watchers.get(element)
-            if callbacks is not None and callbacks.pop(callback, False) is None and not callbacks:
+            if callbacks is not None and callbacks.pop(deleted, False) is None and not callbacks:
                 del self._deletion_watchers[element]
 
     def _element_deleted(self, element: Element) -> None:
         """The DMS deleted `element`: waits for its parameters end, as they never can otherwise."""
-        with self._lock:
+        with self._waits_lock:
             callbacks = self._deletion_watchers.pop(element, {})
         for callback in callbacks:
             callback()

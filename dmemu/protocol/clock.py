@@ -284,12 +284,20 @@ class TimerScheduler(schedule.Scheduler):
             self.clock.dispatch(job.job_func)
 
 
+class _EndedFlag(typing.Protocol):
+    """What a started exchange's `done` offers of a `threading.Event`."""
+
+    def is_set(self) -> bool: ...
+
+    def wait(self, timeout: float | None = None) -> bool: ...
+
+
 class StartedExchange(typing.Protocol):
     """An exchange a serial port started (`serial._StartedExchange`), as the clock that runs it
     sees it (`Clock.start_exchange`, `wait_exchange`, `forget_exchange`: the port's runner)."""
 
     deadline: float  # time.monotonic() by when its answer must be complete
-    done: threading.Event  # set once it ended and its port moved on
+    done: _EndedFlag  # set once it ended and its port moved on
     sent: bool  # begun (its command went out, or failed to)
     socket: socket.socket | None  # while its answer is awaited
 
@@ -407,6 +415,9 @@ class VirtualClock(Clock):
     def __init__(self, start: dt.datetime | float | None = None) -> None:
         super().__init__()
         self._selector: selectors.BaseSelector | None = None  # sockets of exchanges in flight
+        # Those exchanges, with their sockets: read on every loop of `settle`, where the
+        # selector's own map would be walked key by key.
+        self._awaited: dict[StartedExchange, socket.socket] = {}
         self._io_lock = threading.Lock()  # held while the selector changes, never while waiting
         self._settle_lock = threading.Lock()  # one thread at a time waits for answers
         self._settler: int | None = None  # that thread
@@ -448,6 +459,7 @@ class VirtualClock(Clock):
                     self._selector = selectors.DefaultSelector()
                     self.answers_awaited = True
                 self._selector.register(sock, selectors.EVENT_READ, started)
+                self._awaited[started] = sock
 
     def wait_exchange(self, started: StartedExchange) -> None:
         sock = self._watched_socket(started)
@@ -461,11 +473,8 @@ class VirtualClock(Clock):
 
     def forget_exchange(self, started: StartedExchange, sock: socket.socket) -> None:
         with self._io_lock:
-            if self._selector is not None:
-                try:
-                    self._selector.unregister(sock)
-                except (KeyError, ValueError):
-                    pass  # not watched (it never waited)
+            if self._awaited.pop(started, None) is sock:
+                self._selector.unregister(sock)  # type: ignore[union-attr]
 
     def settle(self) -> None:
         """Wait for the answers of every exchange in flight, running the work each starts."""
@@ -480,13 +489,13 @@ class VirtualClock(Clock):
                 while True:
                     with self._io_lock:
                         selector = self._selector
-                        waiting = [key.data for key in selector.get_map().values()] if selector is not None else []
-                        if not waiting:
+                        if not self._awaited:
                             if selector is not None:
                                 selector.close()  # no descriptor is held between exchanges
                                 self._selector = None
                                 self.answers_awaited = False
                             return
+                        waiting = list(self._awaited)
                     self._wait_for_answers(selector, waiting)  # type: ignore[arg-type]
             finally:
                 self._settler = None
@@ -503,11 +512,7 @@ class VirtualClock(Clock):
 
     def _watched_socket(self, started: StartedExchange) -> socket.socket | None:
         with self._io_lock:
-            if self._selector is not None:
-                for key in self._selector.get_map().values():
-                    if key.data is started:
-                        return key.fileobj  # type: ignore[return-value]
-        return None
+            return self._awaited.get(started)
 
     def skip_to(self, when: float) -> None:
         """Jump forward to `when` (epoch seconds) firing nothing on the way: timers already due

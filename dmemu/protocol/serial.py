@@ -507,6 +507,42 @@ def _send_all(sock: socket.socket, data: bytes, deadline: float) -> None:
         raise _PeerClosed(0, f"the connection was closed before the command went out: {error}", sent=False) from None
 
 
+class _Ended:
+    """`threading.Event`'s set, is_set and wait, for an exchange's end: an Event costs ten times
+    as much to make and set (a Condition each), one per exchange, and a waiter is rare (a
+    blocking exchange behind a started one, another thread's wait on a virtual clock).
+
+    The lock is held from the start and released by `set`; a waiter takes it and gives it back
+    at once, so every waiter passes once it is set. A second `set` (or a waiter's release after
+    it) finds the lock free already: that is ignored, as setting an Event twice is."""
+
+    __slots__ = ("_set", "_lock")
+
+    def __init__(self) -> None:
+        self._set = False
+        self._lock = threading.Lock()
+        self._lock.acquire()
+
+    def is_set(self) -> bool:
+        return self._set
+
+    def set(self) -> None:
+        self._set = True
+        _release_if_held(self._lock)
+
+    def wait(self, timeout: float | None = None) -> bool:
+        if not self._set and self._lock.acquire(timeout=-1 if timeout is None else timeout):
+            _release_if_held(self._lock)
+        return self._set
+
+
+def _release_if_held(lock: threading.Lock) -> None:
+    try:
+        lock.release()
+    except RuntimeError:
+        pass  # released already: set twice, or by a `set` while a waiter held it
+
+
 class _StartedExchange:
     """One exchange started by `SerialPort.start_exchange`: sent, then read as its bytes come.
     It ends once (answered, failed, or cancelled by a close: `ended`, under the port's lock),
@@ -525,7 +561,7 @@ class _StartedExchange:
         self.reading = _Reading(framing)
         self.socket: socket.socket | None = None  # while its answer is awaited
         self.ended = False
-        self.done = threading.Event()
+        self.done = _Ended()
         self.sent = False  # begun: a command goes out once, whoever waits for it
         self.reader = threading.Lock()  # held by the thread reading its answer
 
