@@ -558,3 +558,20 @@ def test_on_a_real_clock_exchanges_waiting_for_their_answers_do_not_hold_up_time
         port.close()
     clock.stop()
     assert timer_ran, "a timer waited for the slow devices: the started exchanges held every worker of the pool"
+
+
+def test_an_exchanges_end_flag_lets_every_waiter_pass_once_set() -> None:
+    from dmemu.protocol.serial import _Ended
+
+    ended = _Ended()
+    assert not ended.is_set() and ended.wait(0.01) is False
+    passed: list[bool] = []
+    waiters = [threading.Thread(target=lambda: passed.append(ended.wait(30))) for _ in range(3)]
+    for waiter in waiters:
+        waiter.start()
+    ended.set()
+    for waiter in waiters:
+        waiter.join(30)
+    assert passed == [True, True, True]
+    ended.set()  # twice is harmless, as an Event's
+    assert ended.is_set() and ended.wait() is True and ended.wait(0) is True

@@ -731,3 +731,14 @@ def test_the_suite_gives_the_gateway_and_every_client_the_same_services(
     for element in (suite.gateway, *suite.clients):
         assert element.table("Service Info Table").rows() == services
         assert element.get("Selected Service") == SERVICE_NAME
+
+
+def test_due_result_polls_and_new_creates_take_turns(gateway: Element, requester: Element, osb_service: OsbService, clock: VirtualClock) -> None:
+    acknowledged = [ask(requester, "create", **create_fields(n)) for n in range(3)]  # each sent and acknowledged at once
+    clock.skip_to(clock.now() + 2)  # their results are due; the Buffer Processing has not looked yet
+    late = ask(requester, "create", **create_fields(9))  # its round polls the results, and sends the create in turn
+    assert osb_operations(osb_service)[3:] == [
+        "GetTransactionResultRequest", "CreateTicketRequest", "GetTransactionResultRequest", "GetTransactionResultRequest",
+    ]  # fmt: skip
+    assert [reply.body["stage"] for reply in replies_to(late)] == ["ack"]
+    assert all([reply.body["stage"] for reply in replies_to(request)] == ["ack", "result"] for request in acknowledged)

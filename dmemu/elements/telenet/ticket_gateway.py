@@ -472,13 +472,15 @@ class _Buffer:
     DataMiner QAction keeps state in its class's static members: every row's State, the
     unfinished requests in arrival order, the finished ones by Finished Time, the exchange with
     the service under way, and where requests go. Built from the table when the element starts
-    (and on first use); every change of a row is written to the table at once (`_write`), so the
-    table stays what is saved and shown.
+    (and on first use); every change of a row is written to the table before the QAction ends
+    (`write_down`), so the table stays what is saved and shown.
 
     The buffer is worked by `pump`: one exchange at a time, the next chosen when the last one's
-    answer came (results polled first, then creates, updates and closes in arrival order, then
-    searches at the Search Rate). A round (a Buffer Processing, a new request) goes on until
-    nothing is due or the service failed in a way that says it is not answering (`stopped`)."""
+    answer came: due result polls and creates, updates and closes (in arrival order) take turns,
+    so neither holds the other back (a create waiting behind a row of polls would leave the
+    flow that sent it idle, polls behind a stream of creates would starve), then searches at
+    the Search Rate. A round (a Buffer Processing, a new request) goes on until nothing is due
+    or the service failed in a way that says it is not answering (`stopped`)."""
 
     def __init__(self, protocol: QActionProtocol) -> None:
         self.states: dict[str, int] = dict(protocol.get_column(BUFFER, "State"))
@@ -489,6 +491,7 @@ class _Buffer:
         ending = sorted((finished[key] or 0.0, key) for key, state in self.states.items() if state in _ENDING_STATES)
         self.ending: dict[str, float] = {key: when for when, key in ending}  # oldest first
         self.exchange: _Exchange | None = None
+        self.polled_last = False  # the last exchange sent was a result poll: a create, update or close waiting goes next
         self.stopped = False
         self.shown: tuple[int, ...] = ()  # the counts last shown on the Buffer page
         self.replies: list[tuple[_Buffered, Any, str | None, bool]] = []  # (row, answer, error, final) to set on requesters
@@ -572,22 +575,29 @@ class _Buffer:
             self.show_depth(protocol)  # the round is over (shown once a round, as it moves fast)
 
     def next_step(self, protocol: QActionProtocol, now: float) -> tuple[_Buffered, Operation, bytes, Callable[[bytes], Any], int] | None:
-        """The next exchange: a due result poll, else the first create, update or close (one
-        waiting for its retry holds the rest back), else a search if the Search Rate allows."""
+        """The next exchange: a due result poll or the first create, update or close (one
+        waiting for its retry holds the rest back), taking turns when both wait; else a search
+        if the Search Rate allows."""
+        poll: _Buffered | None = None
         high: _Buffered | None = None
         searches = []
         for row in self.open.values():
             state = row.state
             if state == AWAITING_RESULT:
-                if row.next_action <= now:
-                    return row, GET_TRANSACTION_RESULT, transaction_result_request(row.transaction_id), parse_transaction_result, 0
+                if poll is None and row.next_action <= now:
+                    poll = row
             elif state in WAITING:
                 if row.priority == HIGH:
                     high = high or row
                 else:
                     searches.append(row)
+        high_due = high is not None and high.next_action <= now  # else it waits for its retry, and the rest (searches too) behind it
+        if poll is not None and (not high_due or not self.polled_last):
+            self.polled_last = True
+            return poll, GET_TRANSACTION_RESULT, transaction_result_request(poll.transaction_id), parse_transaction_result, 0
+        self.polled_last = False
         if high is not None:
-            return self._sending(protocol, high) if high.next_action <= now else None
+            return self._sending(protocol, high) if high_due else None
         return self._next_search(protocol, searches, now)
 
     def _next_search(self, protocol: QActionProtocol, searches: list[_Buffered], now: float) -> tuple[_Buffered, Operation, bytes, Callable[[bytes], Any], int] | None:
