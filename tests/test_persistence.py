@@ -1678,3 +1678,9 @@ def test_a_failed_write_is_not_retried_over_a_newer_document_of_its_file(tmp_pat
     failures[0].retry()  # as the DMS does with the next batch: the newer document stays
     storage.wait_for_writes()
     assert json.loads((tmp_path / "b.json").read_text()) == {"n": 2}
+
+
+def test_the_batch_gap_is_a_number_of_seconds(dmemu_state_dir: Path, dmemu_clock: VirtualClock) -> None:
+    for gap in (-1, math.nan, math.inf, True, "1"):
+        with pytest.raises(ValueError, match="batch_gap_seconds"):
+            DataMinerSystem(dmemu_state_dir, dmemu_clock, batch_gap_seconds=gap)  # type: ignore[arg-type]

@@ -94,7 +94,7 @@ class DataMinerSystem:
         agent_ids: Iterable[int] = (1,),
         protocols: Iterable[type[Protocol]] = (),
         autosave_seconds: float = 5.0,
-        batch_gap_seconds: float = 0.1,
+        batch_gap_seconds: float = 0.25,
         licences: Iterable[str] = LICENCES,
     ) -> None:
         self.licences = frozenset(licences) if not isinstance(licences, str) else frozenset((licences,))
