@@ -26,7 +26,6 @@ from dmemu.protocol import (
     UnknownRowError,
     expect,
 )
-from dmemu.protocol.tables import TableData
 
 SCRIPT: list = []
 RESULTS: list = []
@@ -212,31 +211,6 @@ def test_a_bad_fill_names_the_row_and_column_and_keeps_the_table(element, rows, 
     errors = [entry.message for entry in element.logs(LogType.ERROR)]
     assert errors and message in errors[-1], errors
     assert element.table("Items").keys() == ["kept"]
-
-
-ONE_ROW_FILLS = [
-    ["a", "A", 1, 0], ["a", None, None, None], ["a", "A", 100, 1], ["a", "A", 0.5, "On"], ["a", "A", 10**400, 0],
-    ["a", "A", True, 0], ["a", "A", -1, 0], ["a", "A", 101, 0], ["a", "A", math.nan, 0], ["a", "A", math.inf, 0],
-    ["a", "A", "7", 0], ["a", "A", 1, True], ["a", "A", 1, 1.0], ["a", "A", 1, 5], ["a", "A", 1, [0]], ["a", ["x"], 1, 0],
-    ["a", object(), 1, 0], ["a", 7, 1, 0], ["", "A", 1, 0], [None, "A", 1, 0], [7, "A", 1, 0], ["a", "A"], ["a", "A", 1, 0, "x"],
-    ("a", "A", 1, 0),
-]  # fmt: skip
-
-
-@pytest.mark.parametrize("row", ONE_ROW_FILLS, ids=lambda row: repr(row)[:40])
-def test_a_one_row_fill_is_checked_as_any_fill(element, monkeypatch, row):
-    """A fill of one row is checked cell by cell (`TableData._surely_fits`): with exactly the
-    outcome of the passes per column every fill takes, the rows taken or the error raised."""
-
-    def outcome():
-        try:
-            return dict(element._table("Items").bulk_rows([row]))
-        except Exception as error:
-            return type(error), str(error)
-
-    cell_by_cell = outcome()
-    monkeypatch.setattr(TableData, "_surely_fits", lambda self, row: False)
-    assert cell_by_cell == outcome()
 
 
 def test_single_row_operations_check_column_types(element):

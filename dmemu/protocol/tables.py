@@ -257,8 +257,6 @@ class TableData:
         rows = list(map(tuple, rows))  # a tuple stays the same object
         if not rows:
             return TrackedRows()
-        if len(rows) == 1 and self._surely_fits(rows[0]):
-            return TrackedRows({rows[0][self._key_index]: rows[0]})
         width = self._width
         if set(map(len, rows)) != {width}:
             rows = [self._pad(position, row) for position, row in enumerate(rows)]
@@ -277,37 +275,6 @@ class TableData:
             if not self._numbers_fit(rows, index, low, high):
                 self._raise_first_bad(rows)
         return TrackedRows(zip(keys, rows))
-
-    def _surely_fits(self, row: Row) -> bool:
-        """Whether a fill of `row` alone passes the checks of `bulk_rows`, cell by cell: cheaper
-        than a pass per column for one row (a QAction recording one answer). False also when
-        unsure (a bool in a number column, a cell of another type): the passes then decide, and
-        name the culprit. (One row only: with more, a column's sum can overflow.)"""
-        if len(row) != self._width:
-            return False
-        key = row[self._key_index]
-        if type(key) is not str or not key:
-            return False
-        checks = self._checks
-        for index, types in checks.typed:
-            if type(row[index]) not in types:
-                return False
-        for index, values, types in checks.discretes:
-            value = row[index]
-            try:
-                if type(value) not in types or value not in values:
-                    return False
-            except TypeError:  # unhashable
-                return False
-        for index, low, high in checks.numbers:
-            value = row[index]
-            if value is None:
-                continue
-            if type(value) is not int and type(value) is not float:
-                return False
-            if not -_INFINITY < value < _INFINITY or (low is not None and value < low) or (high is not None and value > high):
-                return False
-        return True
 
     @staticmethod
     def _numbers_fit(rows: list[Row], index: int, low: float | None, high: float | None) -> bool:
