@@ -319,10 +319,7 @@ class WorkQueue:
         """Have queued items run on a worker (unless someone is already running them)."""
         if self.lock.locked():
             return  # the owner sees the items before it lets go
-        try:
-            worker = _thread_local.worker  # `_this_worker()` spelled out: every answer's and request's path
-        except AttributeError:
-            worker = _this_worker()
+        worker = _this_worker()
         if worker.depth > 0:
             if self not in worker.deferred:
                 worker.deferred.append(self)
@@ -337,22 +334,11 @@ class WorkQueue:
         while pending and (until is None or until.outstanding > 0):
             if not lock.acquire(False):
                 return  # the owner sees our items before it lets go
-            # `_enter` and `_leave` spelled out: every item handed off (an answer, a request) comes here.
-            try:
-                worker = _thread_local.worker
-            except AttributeError:
-                worker = _this_worker()
-            self._owner = _get_ident()
-            worker.depth += 1
+            self._enter()
             try:
                 self._run_pending(until)
             finally:
-                self._owner = 0
-                self._chain = None
-                lock.release()
-                worker.depth -= 1
-                if worker.depth == 0 and worker.deferred:
-                    _hand_off_deferred(worker)
+                self._leave()
                 if pending and until is not None:
                     self.hand_off()
 
