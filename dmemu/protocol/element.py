@@ -873,7 +873,7 @@ class TableView:
 
     @property
     def _data(self) -> TableData:
-        # Looked up each time: a restart gives the element fresh tables.
+        # Looked up each time: the view outlives nothing it reads (a restart refills the same table object).
         return self._element._tables[self.model.table.id]
 
     @property
