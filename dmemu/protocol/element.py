@@ -873,7 +873,7 @@ class TableView:
 
     @property
     def _data(self) -> TableData:
-        # Looked up each time: the view outlives nothing it reads (a restart refills the same table object).
+        # Looked up each time (one dict lookup): the view holds the element, not its storage.
         return self._element._tables[self.model.table.id]
 
     @property
