@@ -41,3 +41,13 @@ def test_what_json_dumps_refuses_is_refused_with_the_same_errors() -> None:
         json_encoder(allow_nan=False)(math.nan)
     with pytest.raises(TypeError, match="not JSON serializable"):
         dumps({"a": object()})
+
+
+def test_a_value_nested_too_deep_raises_what_json_dumps_raises() -> None:
+    deep: list[Any] = []
+    for _ in range(100_000):
+        deep = [deep]
+    with pytest.raises(RecursionError):
+        json.dumps(deep)
+    with pytest.raises(RecursionError):
+        dumps(deep)

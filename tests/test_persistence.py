@@ -923,7 +923,10 @@ def test_saved_values_are_encoded_as_json_dumps_encodes_them() -> None:
         assert storage.encode(value) == json.dumps(value, separators=(",", ":"), allow_nan=False)
     cyclic: list[Any] = []
     cyclic.append(cyclic)
-    for refused in (float("nan"), float("inf"), object(), cyclic):
+    deep: list[Any] = []
+    for _ in range(100_000):
+        deep = [deep]
+    for refused in (float("nan"), float("inf"), object(), cyclic, deep):
         with pytest.raises(StateFileError, match="cannot save state file"):
             storage.encode(refused)
 

@@ -742,3 +742,19 @@ def test_due_result_polls_and_new_creates_take_turns(gateway: Element, requester
     ]  # fmt: skip
     assert [reply.body["stage"] for reply in replies_to(late)] == ["ack"]
     assert all([reply.body["stage"] for reply in replies_to(request)] == ["ack", "result"] for request in acknowledged)
+
+
+def test_an_answer_whose_handling_fails_still_leaves_its_exchange_recorded(
+    gateway: Element, requester: Element, osb_service: OsbService, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    original = ticket_gateway._Buffer.set_state
+
+    def failing_on_ack(buffer: Any, row: Any, state: int, now: float) -> None:
+        if state == ticket_gateway.AWAITING_RESULT:
+            raise RuntimeError("a bug while handling the ACK")
+        original(buffer, row, state, now)
+
+    monkeypatch.setattr(ticket_gateway._Buffer, "set_state", failing_on_ack)
+    ask(requester, "create", **create_fields(5))
+    assert [row["Result"] for row in gateway.table("Communication").rows()] == ["ACK: transaction TX-000001"]
+    assert any("a bug while handling the ACK" in entry.message for entry in gateway.logs(LogType.ERROR))

@@ -124,9 +124,10 @@ class QAction:
 
     ``row=True`` makes it row-level: it runs once per changed row of its trigger columns and
     ``protocol.row_key`` tells which. ``after_startup=True`` runs it when the element starts.
-    ``user_sets_only=True`` runs it for sets by users, scripts and other elements' requests
-    only, not for sets by QActions: DataMiner's QAction on the write parameter of a read/write
-    pair, which the element's own bookkeeping (setting the read parameter) does not trigger.
+    ``user_sets_only=True`` runs it for sets by users and scripts only, not for sets any
+    QAction makes (this element's or another's): DataMiner's QAction on the write parameter of a
+    read/write pair, which the element's own bookkeeping (setting the read parameter) does not
+    trigger.
     """
 
     id: int

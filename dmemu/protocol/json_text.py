@@ -14,8 +14,9 @@ from typing import Any
 
 def json_encoder(*, compact: bool = False, allow_nan: bool = True, sort_keys: bool = False) -> Callable[[Any], str]:
     """An encoder writing exactly what ``json.dumps(value, allow_nan=allow_nan, sort_keys=sort_keys)``
-    writes (with ``separators=(",", ":")`` when `compact`). It keeps no circular-reference bookkeeping: a
-    value containing itself ends in RecursionError, raised as the ValueError json.dumps raises."""
+    writes (with ``separators=(",", ":")`` when `compact`), and raising what it raises. It keeps
+    no circular-reference bookkeeping: a value containing itself ends in RecursionError, and is
+    then encoded the standard way, which tells a circular value (ValueError) from a deep one."""
     item_separator, key_separator = (",", ":") if compact else (", ", ": ")
     plain = json.JSONEncoder(separators=(item_separator, key_separator), allow_nan=allow_nan, sort_keys=sort_keys)
     make = getattr(json.encoder, "c_make_encoder", None)
@@ -30,7 +31,7 @@ def json_encoder(*, compact: bool = False, allow_nan: bool = True, sort_keys: bo
         try:
             return "".join(iterencode(value, 0))
         except RecursionError:
-            raise ValueError("Circular reference detected") from None
+            return plain.encode(value)
 
     return encode
 

@@ -134,7 +134,7 @@ class AtomicJSONStorage(Storage):
         """`value` as the file's JSON (compact, no NaN); `StateFileError` naming the file when it cannot be."""
         try:
             return _encode(value)
-        except (TypeError, ValueError) as error:
+        except (TypeError, ValueError, RecursionError) as error:  # RecursionError: nested too deep to save
             raise StateFileError(f"cannot save state file {self.path}: {error}; the previous snapshot is kept") from error
 
     def encode_bytes(self, value: Any) -> bytes:

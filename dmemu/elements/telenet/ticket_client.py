@@ -350,13 +350,11 @@ def client_command(protocol: QActionProtocol) -> None:
     if protocol.get_parameter("Processing IAS Request Busy Status") == BUSY:
         _reply_command(protocol, command_id, guid, error=f"the client is busy: {protocol.get_parameter('Client Processing Data')}")
         return
-    renewed: dict[int | str, Any] = {"Lock Renewed": protocol.now()}
+    _update(protocol, {"Lock Renewed": protocol.now()})  # first: whatever fails next, the holder was alive
     kind = command.get("command")
     if kind == "search":
-        _search(protocol, command, renewed)
-        return
-    _update(protocol, renewed)
-    if kind == "ticket":
+        _search(protocol, command)
+    elif kind == "ticket":
         _forward_to_gateway(protocol, command)
     else:
         _reply_command(protocol, command_id, guid, error=f"unknown command {kind!r}; commands: search, ticket")
@@ -382,17 +380,16 @@ class _Search:
         return json_text({"id": self.command_id, "guid": self.guid})
 
 
-def _search(protocol: QActionProtocol, command: dict[str, Any], renewed: dict[int | str, Any]) -> None:
+def _search(protocol: QActionProtocol, command: dict[str, Any]) -> None:
     """Send the search to the selected service; its answer comes to `_search_answered` (the
-    client stays Busy meanwhile, so its holder's next command waits for it). `renewed`: the
-    lock's renewal, set first in the same update (one update the fewer)."""
+    client stays Busy meanwhile, so its holder's next command waits for it)."""
     ticket_type, network_element = command.get("ticket_type") or "MO", command.get("network_element") or ""
     alarm_id, status = command.get("alarm_id"), command.get("status")
     service = selected_service(protocol)
     what = f"{ticket_type} tickets of {network_element!r}" + (f" for alarm {alarm_id}" if alarm_id not in (None, "") else "")
     search = _Search(command["guid"], command["id"], ticket_type, network_element, alarm_id, service.name if service else "", what, protocol.now(), _wall_clock())
     _update(protocol, {
-        **renewed, "Processing IAS Request Busy Status": BUSY, "Client Processing Data": f"Searching {what}",
+        "Processing IAS Request Busy Status": BUSY, "Client Processing Data": f"Searching {what}",
         "Pending Search": search.pending,
     })  # fmt: skip
     try:

@@ -773,7 +773,11 @@ def _answered(protocol: QActionProtocol, outcome: _Outcome, *, exchange: _Exchan
     buffer = _buffer(protocol)
     if buffer.exchange is not exchange:
         return  # from before the buffer was built again (a restart)
-    buffer.answered(protocol, exchange, outcome)
+    try:
+        buffer.answered(protocol, exchange, outcome)
+    except BaseException:
+        buffer.write_down(protocol)  # what it changed before it failed stays, as a QAction's sets do
+        raise
     buffer.pump(protocol)
 
 
