@@ -335,17 +335,8 @@ class Element(ReadableElement):
                 queue.hand_off()
             if saved:
                 self._mark_dirty()
-            if self._value_watchers or self._change_listeners:  # called here, not through a helper: this is every set's path
-                if self._value_watchers:
-                    for watcher in self._value_watchers.get(pid, ()):
-                        try:
-                            watcher(self, pid, value)
-                        except Exception as error:
-                            self._watcher_failed(watcher, pid, value, error)
-                if self._change_listeners:
-                    listeners = self._listeners_of.get(pid, self._listeners_of_all)
-                    if listeners:
-                        self._notify(listeners, ParameterChange(pid, value))
+            if self._value_watchers or self._change_listeners:
+                self._announce(pid, value)
                 if self._clock.answers_awaited and wait and not _running_any_queue():
                     self._clock.settle()  # the work watchers and listeners started, exchanges included
             return
@@ -630,21 +621,25 @@ class Element(ReadableElement):
         model = self._model
         if pid not in model.momentary_parameters:
             self._values[pid] = value
-            if pid in model.saved_parameters and not self._dirty:
+            if pid in model.saved_parameters:
                 self._mark_dirty()
-            if self._value_watchers:  # called here, not through a helper: this is every set's path
-                for watcher in self._value_watchers.get(pid, ()):
-                    try:
-                        watcher(self, pid, value)
-                    except Exception as error:
-                        self._watcher_failed(watcher, pid, value, error)
-            if self._change_listeners:
-                listeners = self._listeners_of.get(pid, self._listeners_of_all)
-                if listeners:
-                    self._notify(listeners, ParameterChange(pid, value))
+            if self._value_watchers or self._change_listeners:
+                self._announce(pid, value)
         qactions = (model.qaction_triggers if depth else model.triggers).get(pid)  # depth 0: a user's set
         if qactions:
             self._queue_triggered(qactions, pid, None, value, depth)
+
+    def _announce(self, pid: int, value: Any) -> None:
+        """Tell the value watchers, then the change listeners, of the parameter's new value."""
+        for watcher in self._value_watchers.get(pid, ()):
+            try:
+                watcher(self, pid, value)
+            except Exception as error:
+                self._watcher_failed(watcher, pid, value, error)
+        if self._change_listeners:
+            listeners = self._listeners_of.get(pid, self._listeners_of_all)
+            if listeners:
+                self._notify(listeners, ParameterChange(pid, value))
 
     def _apply_cell(self, data: TableData, key: str, index: int, value: Any, depth: int) -> None:
         data.set_cell(key, index, value)

@@ -266,7 +266,7 @@ class QActionProtocol:
         """Mark the element for saving and tell its change listeners which rows changed (None: any)."""
         element = self.element
         table_id = data.model.table.id
-        if table_id in element._model.saved_tables and not element._dirty:
+        if table_id in element._model.saved_tables:
             element._mark_dirty()
         if element._change_listeners:
             element._notify_table(table_id, None if keys is None else frozenset(keys), frozenset(removed))

@@ -59,6 +59,7 @@ import functools
 import json
 import math
 import time
+from collections.abc import Callable
 from typing import Any
 
 import attrs
@@ -505,18 +506,20 @@ def _forward_to_gateway(protocol: QActionProtocol, command: dict[str, Any]) -> N
 def _abandon_pending(protocol: QActionProtocol, why: str) -> None:
     """The flow waiting for the Gateway or for a search is told it will not hear; the late
     answer is ignored."""
-    text = protocol.get_parameter("Pending Gateway Request")
-    if text:
-        pending = json.loads(text)
-        protocol.set_parameter("Pending Gateway Request", "")
-        protocol.log(f"Gateway request {pending['request']} ({pending['operation']}) abandoned: {why}", LogType.ERROR)
-        _reply_command(protocol, pending["id"], pending["guid"], error=f"abandoned: {why}")
-    text = protocol.get_parameter("Pending Search")
-    if text:
-        pending = json.loads(text)
-        protocol.set_parameter("Pending Search", "")
-        protocol.log(f"search {pending['id']} of flow {pending['guid']} abandoned: {why}", LogType.ERROR)
-        _reply_command(protocol, pending["id"], pending["guid"], error=f"abandoned: {why}")
+    for parameter, named in _PENDING_WORK:
+        text = protocol.get_parameter(parameter)
+        if text:
+            pending = json.loads(text)
+            protocol.set_parameter(parameter, "")
+            protocol.log(f"{named(pending)} abandoned: {why}", LogType.ERROR)
+            _reply_command(protocol, pending["id"], pending["guid"], error=f"abandoned: {why}")
+
+
+# The holder's work waiting for an answer: its parameter, and how the log names it.
+_PENDING_WORK: tuple[tuple[str, Callable[[dict[str, Any]], str]], ...] = (
+    ("Pending Gateway Request", lambda pending: f"Gateway request {pending['request']} ({pending['operation']})"),
+    ("Pending Search", lambda pending: f"search {pending['id']} of flow {pending['guid']}"),
+)
 
 
 def _pending(protocol: QActionProtocol) -> bool:
